@@ -1,0 +1,432 @@
+//! Types shared by the kernel side (`profiler-ebpf`) and userspace (`profiler`).
+//!
+//! Everything here is `#[repr(C)]`, `Copy` and free of implicit padding so the
+//! same bytes mean the same thing on both sides of the ring buffer and maps.
+#![no_std]
+
+/// Ring buffer carrying [`EventHeader`] + variable path data to userspace.
+pub const MAP_EVENTS: &str = "EVENTS";
+/// `u64` cgroup v2 ids of the target container(s) (key) → 1.
+pub const MAP_TARGET_CGROUPS: &str = "TARGET_CGROUPS";
+/// Thread-group ids being traced (key) → [`TracedProc`].
+pub const MAP_TRACED: &str = "TRACED";
+/// Syscall number (index) → [`SyscallSpec`].
+pub const MAP_SPECS: &str = "SPECS";
+/// `pid_tgid` → [`Inflight`] between `sys_enter` and `sys_exit`.
+pub const MAP_INFLIGHT: &str = "INFLIGHT";
+/// Dedupe key → [`DedupValue`]: repeated identical operations are counted, not sent.
+pub const MAP_DEDUP: &str = "DEDUP";
+/// dentry pointer of a file opened for writing → [`FileStats`].
+pub const MAP_FILES: &str = "FILES";
+/// Per-CPU [`Counters`] (index 0).
+pub const MAP_COUNTERS: &str = "COUNTERS";
+/// Per-CPU scratch space for building one event.
+pub const MAP_SCRATCH: &str = "SCRATCH";
+/// Single-entry array holding the [`Config`].
+pub const MAP_CONFIG: &str = "CONFIG";
+/// 64 bytes: the hex id of the container whose cgroup we wait for.
+pub const MAP_CONTAINER_ID: &str = "CONTAINER_ID";
+
+/// Program names (the Rust function names in `profiler-ebpf`).
+pub const PROG_SYS_ENTER: &str = "sys_enter";
+/// Generic `syscalls:sys_exit_*` program.
+pub const PROG_SYS_EXIT: &str = "sys_exit";
+/// `sched:sched_process_exec`.
+pub const PROG_EXEC: &str = "sched_exec";
+/// `sched:sched_process_fork`.
+pub const PROG_FORK: &str = "sched_fork";
+/// `sched:sched_process_exit`.
+pub const PROG_EXIT: &str = "sched_exit";
+/// `cgroup:cgroup_mkdir`.
+pub const PROG_CGROUP_MKDIR: &str = "cgroup_mkdir";
+
+/// Size of the variable data area that follows an [`EventHeader`].
+pub const DATA_SIZE: usize = 12288;
+/// Where the base path (reversed, NUL-separated components) may extend to.
+pub const BASE_LIMIT: usize = 4096;
+/// Longest single path component the kernel allows (`NAME_MAX`) plus the NUL.
+pub const NAME_MAX_NUL: usize = 256;
+/// Longest user-supplied path string (`PATH_MAX`, including the NUL).
+pub const PATH_MAX: usize = 4096;
+/// Maximum number of components walked upwards from a dentry. Each iteration
+/// costs the verifier a few dozen instructions; 160 keeps the whole program
+/// well under the 1M-instruction verification budget while covering any path
+/// real software uses. Deeper paths are flagged [`STATUS_BASE_TRUNCATED`].
+pub const MAX_DEPTH: u32 = 160;
+
+/// Kind of record in the ring buffer.
+pub mod kind {
+    /// A path operation (see [`crate::op`]).
+    pub const PATH_OP: u32 = 1;
+    /// A process of the container executed a file (`sched_process_exec`).
+    pub const EXEC: u32 = 2;
+    /// A new process joined the traced set (fork/exec), for comm/uid bookkeeping.
+    pub const PROC: u32 = 3;
+    /// The target cgroup was created (container start observed).
+    pub const CGROUP: u32 = 4;
+}
+
+/// Operation codes. Stable numbers: userspace maps them to names.
+pub mod op {
+    /// open/openat/openat2/creat with write intent.
+    pub const OPEN_WRITE: u32 = 1;
+    /// mkdir/mkdirat.
+    pub const MKDIR: u32 = 2;
+    /// mknod/mknodat.
+    pub const MKNOD: u32 = 3;
+    /// Source name of rename/renameat/renameat2.
+    pub const RENAME_FROM: u32 = 4;
+    /// Destination name of rename/renameat/renameat2.
+    pub const RENAME_TO: u32 = 5;
+    /// New name created by link/linkat.
+    pub const LINK: u32 = 6;
+    /// New name created by symlink/symlinkat.
+    pub const SYMLINK: u32 = 7;
+    /// unlink/unlinkat.
+    pub const UNLINK: u32 = 8;
+    /// rmdir or unlinkat(AT_REMOVEDIR).
+    pub const RMDIR: u32 = 9;
+    /// truncate/ftruncate.
+    pub const TRUNCATE: u32 = 10;
+    /// chmod family.
+    pub const CHMOD: u32 = 11;
+    /// chown family.
+    pub const CHOWN: u32 = 12;
+    /// utime/utimes/utimensat/futimesat.
+    pub const UTIMES: u32 = 13;
+    /// setxattr family.
+    pub const SETXATTR: u32 = 14;
+    /// removexattr family.
+    pub const REMOVEXATTR: u32 = 15;
+    /// bind(2) of an `AF_UNIX` path socket.
+    pub const BIND: u32 = 16;
+    /// access/faccessat/faccessat2 with `W_OK` (a probe, not a need).
+    pub const ACCESS_W: u32 = 17;
+    /// write family on a file opened for writing (accounted in `FILES`).
+    pub const WRITE: u32 = 18;
+    /// fsync/fdatasync/syncfs on a file.
+    pub const FSYNC: u32 = 19;
+    /// mmap with `PROT_EXEC` of a file.
+    pub const MMAP_EXEC: u32 = 20;
+    /// Executed file (from `sched_process_exec`).
+    pub const EXEC: u32 = 21;
+    /// Highest op code.
+    pub const MAX: u32 = 21;
+}
+
+/// How the kernel side treats a syscall's arguments.
+pub mod argkind {
+    /// `(dirfd?, name)` path operation; resolved at exit.
+    pub const PATH: u32 = 1;
+    /// fd-based operation on the file behind `fd_arg`; resolved at exit.
+    pub const FD: u32 = 2;
+    /// write family: bytes accounted at entry, nothing sent.
+    pub const WRITE: u32 = 3;
+    /// fsync family: flag set on the file's stats at entry.
+    pub const FSYNC: u32 = 4;
+    /// mmap: only `PROT_EXEC` mappings of files are recorded.
+    pub const MMAP: u32 = 5;
+    /// bind: only `AF_UNIX` path sockets are recorded.
+    pub const BIND: u32 = 6;
+}
+
+/// Argument index meaning "not present".
+pub const NO_ARG: u8 = 0xff;
+
+/// Flags in [`SyscallSpec::flags`].
+pub mod specflag {
+    /// The syscall is an open variant: check write intent in `flags_arg`.
+    pub const OPEN: u32 = 1;
+    /// `flags_arg` points to a `struct open_how` (openat2).
+    pub const OPEN_HOW: u32 = 2;
+    /// creat(2): always write intent.
+    pub const CREAT: u32 = 4;
+    /// unlinkat: `AT_REMOVEDIR` in `flags_arg` turns the op into rmdir.
+    pub const UNLINKAT: u32 = 8;
+    /// access family: only recorded when `mode_arg` has `W_OK`.
+    pub const ACCESS: u32 = 16;
+    /// Second path present (rename/link): `dirfd2_arg`/`name2_arg`.
+    pub const TWO_PATHS: u32 = 32;
+    /// Only the second path is recorded (link, symlink: the new name).
+    pub const SECOND_ONLY: u32 = 64;
+    /// A NULL/empty name means "the file behind dirfd" (utimensat, `AT_EMPTY_PATH`).
+    pub const EMPTY_IS_FD: u32 = 128;
+}
+
+/// What the kernel does with one syscall number. Written by userspace into
+/// `SPECS` so the same two generic programs serve every hooked syscall on any
+/// architecture (syscall numbers differ per arch; tracepoint names do not).
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct SyscallSpec {
+    /// Operation code from [`op`] (0 = not hooked).
+    pub op: u32,
+    /// One of [`argkind`].
+    pub argkind: u32,
+    /// Bits from [`specflag`].
+    pub flags: u32,
+    /// Index of the dirfd argument, or [`NO_ARG`] for `AT_FDCWD`.
+    pub dirfd_arg: u8,
+    /// Index of the path-name argument, or [`NO_ARG`].
+    pub name_arg: u8,
+    /// Index of the fd argument for fd-based ops, or [`NO_ARG`].
+    pub fd_arg: u8,
+    /// Index of the flags argument, or [`NO_ARG`].
+    pub flags_arg: u8,
+    /// Index of the mode argument, or [`NO_ARG`].
+    pub mode_arg: u8,
+    /// Second dirfd (rename/link), or [`NO_ARG`].
+    pub dirfd2_arg: u8,
+    /// Second name (rename/link/symlink), or [`NO_ARG`].
+    pub name2_arg: u8,
+    /// Padding, always 0.
+    pub _pad: u8,
+}
+
+/// Syscall arguments saved at entry for the exit program.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Inflight {
+    /// Syscall number.
+    pub nr: u64,
+    /// Raw arguments.
+    pub args: [u64; 6],
+    /// Write-intent open flags (normalised; `O_*` bits) or mode/flags, by op.
+    pub flags: u64,
+}
+
+/// Value of the `DEDUP` map.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default)]
+pub struct DedupValue {
+    /// Times the operation was seen, including the first (which was sent).
+    pub count: u64,
+    /// tgid of the latest process that did it.
+    pub last_tgid: u32,
+    /// tid of the latest thread that did it.
+    pub last_pid: u32,
+}
+
+/// Value of the `FILES` map (per written file).
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default)]
+pub struct FileStats {
+    /// Sum of byte counts requested by write-family calls.
+    pub bytes: u64,
+    /// Largest file size seen (size before a write plus its length).
+    pub max_size: u64,
+    /// Number of write-family calls.
+    pub writes: u64,
+    /// 1 when fsync/fdatasync was called on it.
+    pub fsynced: u32,
+    /// 1 when it was mapped executable.
+    pub exec_mapped: u32,
+}
+
+/// Value of the `TRACED` map.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default)]
+pub struct TracedProc {
+    /// 1 when the process entered the set by exec (not fork).
+    pub by_exec: u32,
+    /// Padding, always 0.
+    pub _pad: u32,
+}
+
+/// Indices into [`Counters::values`].
+pub mod counter {
+    /// Ring buffer was full: an event was lost.
+    pub const RINGBUF_DROPS: usize = 0;
+    /// A path walk hit [`crate::MAX_DEPTH`] or [`crate::BASE_LIMIT`].
+    pub const TRUNCATED_PATHS: usize = 1;
+    /// `DEDUP` was full: an event was sent without dedupe (not lost).
+    pub const DEDUP_FULL: usize = 2;
+    /// `INFLIGHT` was full: a syscall's exit could not be matched (lost).
+    pub const INFLIGHT_FULL: usize = 3;
+    /// `FILES` was full: byte counts for a file are missing.
+    pub const FILES_FULL: usize = 4;
+    /// `TRACED` was full: a process could not be followed (lost).
+    pub const TRACED_FULL: usize = 5;
+    /// Events sent to the ring buffer.
+    pub const EVENTS_SENT: usize = 6;
+    /// Operations folded into an existing dedupe entry.
+    pub const DEDUPED: usize = 7;
+    /// A kernel read (`bpf_probe_read_*`) failed while building an event.
+    pub const READ_ERRORS: usize = 8;
+    /// Number of counters.
+    pub const COUNT: usize = 12;
+}
+
+/// Per-CPU loss and activity counters.
+#[repr(C)]
+#[derive(Clone, Copy, Debug)]
+pub struct Counters {
+    /// See [`counter`].
+    pub values: [u64; counter::COUNT],
+}
+
+/// Offsets of kernel struct members, read from the running kernel's BTF by
+/// userspace at load time (no kernel's layout is baked in).
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Offsets {
+    /// `task_struct.fs`.
+    pub task_fs: u64,
+    /// `task_struct.files`.
+    pub task_files: u64,
+    /// `task_struct.mm`.
+    pub task_mm: u64,
+    /// `task_struct.real_parent`.
+    pub task_real_parent: u64,
+    /// `task_struct.tgid`.
+    pub task_tgid: u64,
+    /// `fs_struct.root`.
+    pub fs_root: u64,
+    /// `fs_struct.pwd`.
+    pub fs_pwd: u64,
+    /// `path.mnt`.
+    pub path_mnt: u64,
+    /// `path.dentry`.
+    pub path_dentry: u64,
+    /// `dentry.d_parent`.
+    pub dentry_parent: u64,
+    /// `dentry.d_name` + `qstr.name`.
+    pub dentry_name: u64,
+    /// `dentry.d_name` + offset of `qstr.len` (inside `hash_len`).
+    pub dentry_name_len: u64,
+    /// `dentry.d_inode`.
+    pub dentry_inode: u64,
+    /// `mount.mnt` (the embedded `vfsmount`).
+    pub mount_mnt: u64,
+    /// `mount.mnt_parent`.
+    pub mount_parent: u64,
+    /// `mount.mnt_mountpoint`.
+    pub mount_mountpoint: u64,
+    /// `vfsmount.mnt_root`.
+    pub vfsmount_root: u64,
+    /// `files_struct.fdt`.
+    pub files_fdt: u64,
+    /// `fdtable.max_fds`.
+    pub fdt_max_fds: u64,
+    /// `fdtable.fd`.
+    pub fdt_fd: u64,
+    /// `file.f_path`.
+    pub file_path: u64,
+    /// `file.f_inode`.
+    pub file_inode: u64,
+    /// `file.f_pos`.
+    pub file_pos: u64,
+    /// `inode.i_size`.
+    pub inode_size: u64,
+    /// `inode.i_mode` (u16).
+    pub inode_mode: u64,
+    /// `mm_struct.exe_file`.
+    pub mm_exe_file: u64,
+}
+
+/// Run configuration written by userspace before attaching.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Config {
+    /// Struct offsets for this kernel.
+    pub offsets: Offsets,
+    /// 1: every process of a target cgroup is traced (attach mode), not only
+    /// those that exec'd after the container started.
+    pub all_in_cgroup: u32,
+    /// 1: the `CONTAINER_ID` map holds an id to match on `cgroup_mkdir`.
+    pub match_container_id: u32,
+    /// 1: dedupe in the kernel (off only for benchmarks of raw event rates).
+    pub dedupe: u32,
+    /// Offset of `root` (hierarchy id, int) in the `cgroup_mkdir` record.
+    pub cg_root_off: u32,
+    /// Offset of `id` (u64) in the `cgroup_mkdir` record.
+    pub cg_id_off: u32,
+    /// Offset of the `path` `__data_loc` (u32) in the `cgroup_mkdir` record.
+    pub cg_path_off: u32,
+}
+
+/// Bits of [`EventHeader::status`].
+pub const STATUS_BASE_TRUNCATED: u32 = 1;
+/// The user-supplied name was longer than [`PATH_MAX`] or unreadable.
+pub const STATUS_NAME_TRUNCATED: u32 = 2;
+/// The base path is the object itself (fd or resolved file), not a directory
+/// the name is relative to.
+pub const STATUS_BASE_IS_OBJECT: u32 = 4;
+/// The base walk ended at a root that is not the process root (e.g. the fd
+/// points outside the container's root): the path is as far as could be seen.
+pub const STATUS_BASE_DETACHED: u32 = 8;
+/// The name was absolute, so no base was walked.
+pub const STATUS_NAME_ABSOLUTE: u32 = 16;
+
+/// Header of every ring-buffer record. Followed by `base_len` bytes of base
+/// path (components leaf-first, each NUL-terminated) and `name_len` bytes of
+/// user-supplied name (NUL-terminated), both inside [`DATA_SIZE`].
+#[repr(C)]
+#[derive(Clone, Copy, Debug)]
+pub struct EventHeader {
+    /// One of [`kind`].
+    pub kind: u32,
+    /// One of [`op`].
+    pub op: u32,
+    /// Syscall return value (negative errno on failure).
+    pub ret: i64,
+    /// Dedupe key; later repeats are counted in `DEDUP` under this key.
+    pub key: u64,
+    /// dentry pointer of the object (0 if unknown): joins `FILES` stats.
+    pub dentry: u64,
+    /// Thread id.
+    pub pid: u32,
+    /// Process id.
+    pub tgid: u32,
+    /// Parent process id (for PROC records).
+    pub ppid: u32,
+    /// Effective... real uid of the caller.
+    pub uid: u32,
+    /// gid of the caller.
+    pub gid: u32,
+    /// Operation flags (open flags, `AT_*` flags) as passed.
+    pub flags: u32,
+    /// Mode argument (create mode, chmod mode, access mode), if any.
+    pub mode: u32,
+    /// Bits of `STATUS_*`.
+    pub status: u32,
+    /// Bytes of base path data.
+    pub base_len: u32,
+    /// Bytes of name data (including its NUL), 0 if none.
+    pub name_len: u32,
+    /// Monotonic timestamp (ns).
+    pub ts: u64,
+    /// Task command name.
+    pub comm: [u8; 16],
+}
+
+/// One event as it sits in the per-CPU scratch slot.
+#[repr(C)]
+#[derive(Clone, Copy)]
+pub struct EventBuf {
+    /// Header.
+    pub header: EventHeader,
+    /// Base path then name.
+    pub data: [u8; DATA_SIZE],
+}
+
+#[cfg(feature = "user")]
+mod pod {
+    // SAFETY: all these types are repr(C), Copy, contain only integers and
+    // arrays of integers, and have no implicit padding (checked by layout).
+    unsafe impl aya::Pod for super::SyscallSpec {}
+    // SAFETY: as above.
+    unsafe impl aya::Pod for super::Inflight {}
+    // SAFETY: as above.
+    unsafe impl aya::Pod for super::DedupValue {}
+    // SAFETY: as above.
+    unsafe impl aya::Pod for super::FileStats {}
+    // SAFETY: as above.
+    unsafe impl aya::Pod for super::TracedProc {}
+    // SAFETY: as above.
+    unsafe impl aya::Pod for super::Counters {}
+    // SAFETY: as above.
+    unsafe impl aya::Pod for super::Config {}
+    // SAFETY: as above.
+    unsafe impl aya::Pod for super::Offsets {}
+}

@@ -1,0 +1,794 @@
+//! roprof kernel side.
+//!
+//! Two generic programs, `sys_enter` and `sys_exit`, are attached to the
+//! `syscalls:sys_enter_*`/`sys_exit_*` tracepoints of every hooked syscall.
+//! What each syscall means (which argument is the dirfd, the name, the flags)
+//! comes from the `SPECS` map that userspace fills, keyed by syscall number:
+//! the same verified code serves every architecture and every syscall, and
+//! only tracepoints (available everywhere since 4.x, unlike fentry or BPF
+//! LSM) are needed.
+//!
+//! Scoping: a process is traced once it is in `TRACED`. It gets there by
+//! exec'ing inside a target cgroup (so the runtime's setup inside the
+//! container, before the entrypoint's exec, is not traced), or by being forked
+//! by a traced process. The target cgroup id is learnt in the kernel from
+//! `cgroup_mkdir` by matching the container id, so nothing between container
+//! start and the first exec races with userspace.
+#![no_std]
+#![no_main]
+#![allow(static_mut_refs)]
+
+use aya_ebpf::{
+    helpers::generated as bh,
+    macros::{map, raw_tracepoint, tracepoint},
+    maps::{Array, HashMap, PerCpuArray, RingBuf},
+    programs::{RawTracePointContext, TracePointContext},
+};
+use profiler_common::{
+    BASE_LIMIT, Config, Counters, DATA_SIZE, DedupValue, EventBuf, EventHeader, FileStats,
+    Inflight, MAX_DEPTH, NAME_MAX_NUL, NO_ARG, Offsets, PATH_MAX, STATUS_BASE_DETACHED,
+    STATUS_BASE_IS_OBJECT, STATUS_BASE_TRUNCATED, STATUS_NAME_ABSOLUTE, STATUS_NAME_TRUNCATED,
+    SyscallSpec, TracedProc, argkind, counter, kind, op, specflag,
+};
+
+/// 16 MiB: with in-kernel dedupe, a burst of distinct paths (~300 bytes each)
+/// of >50k events fits before userspace must drain.
+#[map]
+static EVENTS: RingBuf = RingBuf::with_byte_size(16 << 20, 0);
+#[map]
+static TARGET_CGROUPS: HashMap<u64, u32> = HashMap::with_max_entries(64, 0);
+#[map]
+static TRACED: HashMap<u32, TracedProc> = HashMap::with_max_entries(65536, 0);
+#[map]
+static SPECS: Array<SyscallSpec> = Array::with_max_entries(1024, 0);
+#[map]
+static INFLIGHT: HashMap<u64, Inflight> = HashMap::with_max_entries(16384, 0);
+/// Not preallocated: 512k entries would pin ~50 MiB of kernel memory for runs
+/// that touch a few hundred paths.
+#[map]
+static DEDUP: HashMap<u64, DedupValue> = HashMap::with_max_entries(524_288, BPF_F_NO_PREALLOC);
+#[map]
+static FILES: HashMap<u64, FileStats> = HashMap::with_max_entries(262_144, BPF_F_NO_PREALLOC);
+#[map]
+static COUNTERS: PerCpuArray<Counters> = PerCpuArray::with_max_entries(1, 0);
+#[map]
+static SCRATCH: PerCpuArray<EventBuf> = PerCpuArray::with_max_entries(1, 0);
+#[map]
+static CONFIG: Array<Config> = Array::with_max_entries(1, 0);
+#[map]
+static CONTAINER_ID: Array<[u8; 64]> = Array::with_max_entries(1, 0);
+
+const BPF_F_NO_PREALLOC: u32 = 1;
+const BPF_NOEXIST: u64 = 1;
+const EEXIST: i64 = 17;
+const AT_FDCWD: i64 = -100;
+const AT_REMOVEDIR: u64 = 0x200;
+const AT_EMPTY_PATH: u64 = 0x1000;
+const O_ACCMODE: u64 = 3;
+const O_CREAT: u64 = 0o100;
+const O_TRUNC: u64 = 0o1000;
+const O_APPEND: u64 = 0o2000;
+const W_OK: u64 = 2;
+const PROT_EXEC: u64 = 4;
+const AF_UNIX: u16 = 1;
+const SUN_PATH_MAX: u32 = 108;
+const HEADER: usize = core::mem::size_of::<EventHeader>();
+
+#[inline(always)]
+fn count(idx: usize) {
+    if let Some(c) = COUNTERS.get_ptr_mut(0) {
+        // SAFETY: per-CPU slot, only this CPU writes it while the program runs.
+        unsafe {
+            if idx < counter::COUNT {
+                (*c).values[idx] += 1;
+            }
+        }
+    }
+}
+
+/// Reads a `T` from kernel memory at `addr`.
+#[inline(always)]
+fn rk<T: Copy>(addr: u64) -> Result<T, i64> {
+    let mut v = core::mem::MaybeUninit::<T>::uninit();
+    // SAFETY: the helper validates the source address; the destination is a
+    // stack slot of exactly size_of::<T>() bytes.
+    let r = unsafe {
+        bh::bpf_probe_read_kernel(
+            v.as_mut_ptr().cast(),
+            core::mem::size_of::<T>() as u32,
+            addr as *const _,
+        )
+    };
+    if r < 0 {
+        return Err(r);
+    }
+    // SAFETY: the helper filled all bytes on success.
+    Ok(unsafe { v.assume_init() })
+}
+
+#[inline(always)]
+fn config() -> Option<&'static Config> {
+    CONFIG.get(0)
+}
+
+#[inline(always)]
+fn current_task() -> u64 {
+    // SAFETY: helper without arguments.
+    unsafe { bh::bpf_get_current_task() }
+}
+
+#[inline(always)]
+fn tgid_traced(tgid: u32) -> bool {
+    TRACED.get_ptr(&tgid).is_some()
+}
+
+/// The `struct file *` behind `fd` of the current task, or 0.
+#[inline(always)]
+fn fd_file(o: &Offsets, fd: i64) -> u64 {
+    if fd < 0 {
+        return 0;
+    }
+    let Ok(files) = rk::<u64>(current_task() + o.task_files) else {
+        return 0;
+    };
+    let Ok(fdt) = rk::<u64>(files + o.files_fdt) else {
+        return 0;
+    };
+    let Ok(max) = rk::<u32>(fdt + o.fdt_max_fds) else {
+        return 0;
+    };
+    if fd as u64 >= u64::from(max) {
+        return 0;
+    }
+    let Ok(arr) = rk::<u64>(fdt + o.fdt_fd) else {
+        return 0;
+    };
+    rk::<u64>(arr + (fd as u64) * 8).unwrap_or(0)
+}
+
+/// Reads a `struct path` (mnt, dentry).
+#[inline(always)]
+fn read_path(o: &Offsets, at: u64) -> (u64, u64) {
+    let mnt = rk::<u64>(at + o.path_mnt).unwrap_or(0);
+    let dentry = rk::<u64>(at + o.path_dentry).unwrap_or(0);
+    (mnt, dentry)
+}
+
+/// Walks from (`mnt`, `dentry`) up to the current task's root, writing the
+/// component names leaf-first, each NUL-terminated, at `buf[start..]`.
+/// Returns (bytes written, status bits).
+///
+/// Bounds: `start` <= `PATH_MAX` and every write lands at
+/// `start + (off & (BASE_LIMIT - 1))` with at most `NAME_MAX_NUL` bytes, so the
+/// verifier sees every access inside `DATA_SIZE`.
+#[inline(always)]
+fn walk(o: &Offsets, buf: *mut u8, start: usize, mnt: u64, dentry: u64) -> (u32, u32) {
+    let mut status = 0u32;
+    let Ok(fs) = rk::<u64>(current_task() + o.task_fs) else {
+        return (0, STATUS_BASE_DETACHED);
+    };
+    let (root_mnt, root_dentry) = read_path(o, fs + o.fs_root);
+    let mut mnt = mnt;
+    let mut dentry = dentry;
+    let mut mount = mnt.wrapping_sub(o.mount_mnt);
+    let mut off: usize = 0;
+    let start = if start > PATH_MAX { PATH_MAX } else { start };
+    let mut i = 0u32;
+    // MAX_DEPTH bounds the loop for the verifier (see profiler-common).
+    while i < MAX_DEPTH {
+        i += 1;
+        if dentry == root_dentry && mnt == root_mnt {
+            return (off as u32, status);
+        }
+        let Ok(mnt_root) = rk::<u64>(mnt + o.vfsmount_root) else {
+            count(counter::READ_ERRORS);
+            return (off as u32, status | STATUS_BASE_DETACHED);
+        };
+        if dentry == mnt_root {
+            let Ok(parent) = rk::<u64>(mount + o.mount_parent) else {
+                return (off as u32, status | STATUS_BASE_DETACHED);
+            };
+            if parent == mount {
+                // Global root reached without meeting the task's root: the
+                // object is outside the container's root (e.g. a host fd).
+                return (off as u32, status | STATUS_BASE_DETACHED);
+            }
+            dentry = rk::<u64>(mount + o.mount_mountpoint).unwrap_or(0);
+            mount = parent;
+            mnt = mount + o.mount_mnt;
+            continue;
+        }
+        let Ok(parent) = rk::<u64>(dentry + o.dentry_parent) else {
+            return (off as u32, status | STATUS_BASE_DETACHED);
+        };
+        if parent == dentry || parent == 0 {
+            return (off as u32, status | STATUS_BASE_DETACHED);
+        }
+        if off >= BASE_LIMIT {
+            status |= STATUS_BASE_TRUNCATED;
+            return (off as u32, status);
+        }
+        let Ok(name) = rk::<u64>(dentry + o.dentry_name) else {
+            return (off as u32, status | STATUS_BASE_DETACHED);
+        };
+        let at = start + (off & (BASE_LIMIT - 1));
+        // SAFETY: at + NAME_MAX_NUL <= PATH_MAX + BASE_LIMIT + NAME_MAX_NUL <= DATA_SIZE.
+        let n = unsafe {
+            bh::bpf_probe_read_kernel_str(buf.add(at).cast(), NAME_MAX_NUL as u32, name as *const _)
+        };
+        if n <= 0 {
+            count(counter::READ_ERRORS);
+            return (off as u32, status | STATUS_BASE_DETACHED);
+        }
+        off += n as usize;
+        dentry = parent;
+    }
+    (off as u32, status | STATUS_BASE_TRUNCATED)
+}
+
+/// FNV-1a over `len` bytes of `buf`, seeded.
+#[inline(always)]
+fn hash_bytes(mut h: u64, buf: *const u8, len: usize) -> u64 {
+    let mut i = 0usize;
+    // PATH_MAX bounds the loop; len <= PATH_MAX by construction.
+    while i < PATH_MAX {
+        if i >= len {
+            break;
+        }
+        // SAFETY: i < PATH_MAX and buf points at data[0], DATA_SIZE > PATH_MAX.
+        let b = unsafe { *buf.add(i) };
+        h = (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3);
+        i += 1;
+    }
+    h
+}
+
+#[inline(always)]
+fn mix(h: u64, v: u64) -> u64 {
+    let mut x = h ^ v.wrapping_mul(0x9e37_79b9_7f4a_7c15);
+    x ^= x >> 31;
+    x.wrapping_mul(0xbf58_476d_1ce4_e5b9)
+}
+
+/// Returns true when the operation was already reported (and counts it).
+#[inline(always)]
+fn seen_before(cfg: &Config, key: u64, pid_tgid: u64) -> bool {
+    if cfg.dedupe == 0 {
+        return false;
+    }
+    let tgid = (pid_tgid >> 32) as u32;
+    let pid = pid_tgid as u32;
+    if let Some(v) = DEDUP.get_ptr_mut(&key) {
+        // SAFETY: map value pointer; a racing update only skews a counter.
+        unsafe {
+            (*v).count += 1;
+            (*v).last_tgid = tgid;
+            (*v).last_pid = pid;
+        }
+        count(counter::DEDUPED);
+        return true;
+    }
+    let v = DedupValue { count: 1, last_tgid: tgid, last_pid: pid };
+    match DEDUP.insert(&key, &v, BPF_NOEXIST) {
+        Ok(()) => false,
+        Err(e) if i64::from(e) == -EEXIST => {
+            // Another CPU inserted it between our lookup and insert.
+            if let Some(v) = DEDUP.get_ptr_mut(&key) {
+                // SAFETY: as above.
+                unsafe { (*v).count += 1 };
+            }
+            true
+        }
+        Err(_) => {
+            count(counter::DEDUP_FULL);
+            false
+        }
+    }
+}
+
+#[inline(always)]
+fn fill_header(h: &mut EventHeader, k: u32, opc: u32, ret: i64, pid_tgid: u64) {
+    h.kind = k;
+    h.op = opc;
+    h.ret = ret;
+    h.pid = pid_tgid as u32;
+    h.tgid = (pid_tgid >> 32) as u32;
+    // SAFETY: helpers without pointer arguments.
+    let ug = unsafe { bh::bpf_get_current_uid_gid() };
+    h.uid = ug as u32;
+    h.gid = (ug >> 32) as u32;
+    h.ts = unsafe { bh::bpf_ktime_get_ns() };
+    h.comm = aya_ebpf::helpers::bpf_get_current_comm().unwrap_or([0; 16]);
+    h.status = 0;
+    h.base_len = 0;
+    h.name_len = 0;
+    h.flags = 0;
+    h.mode = 0;
+    h.dentry = 0;
+    h.key = 0;
+    h.ppid = 0;
+}
+
+#[inline(always)]
+fn submit(ev: *mut EventBuf) {
+    // SAFETY: ev is the per-CPU scratch slot.
+    let h = unsafe { &(*ev).header };
+    let mut len = HEADER + h.name_len as usize + h.base_len as usize;
+    if len > core::mem::size_of::<EventBuf>() {
+        len = core::mem::size_of::<EventBuf>();
+    }
+    // SAFETY: len is clamped to the size of the scratch slot.
+    let bytes = unsafe { core::slice::from_raw_parts(ev.cast::<u8>(), len) };
+    if EVENTS.output::<[u8]>(bytes, 0).is_err() {
+        count(counter::RINGBUF_DROPS);
+    } else {
+        count(counter::EVENTS_SENT);
+    }
+}
+
+/// Emits a record whose path is the object `file` itself.
+#[inline(always)]
+fn emit_object(cfg: &Config, opc: u32, ret: i64, pid_tgid: u64, file: u64, flags: u64, mode: u64) {
+    let o = &cfg.offsets;
+    let (mnt, dentry) = read_path(o, file + o.file_path);
+    if dentry == 0 {
+        count(counter::READ_ERRORS);
+        return;
+    }
+    let key = mix(mix(mix(u64::from(opc), ret as u64), dentry), flags & (O_ACCMODE | O_CREAT | O_TRUNC | O_APPEND));
+    if seen_before(cfg, key, pid_tgid) {
+        return;
+    }
+    let Some(ev) = SCRATCH.get_ptr_mut(0) else { return };
+    // SAFETY: per-CPU scratch slot owned by this program invocation.
+    let evr = unsafe { &mut *ev };
+    fill_header(&mut evr.header, kind::PATH_OP, opc, ret, pid_tgid);
+    evr.header.key = key;
+    evr.header.dentry = dentry;
+    evr.header.flags = flags as u32;
+    evr.header.mode = mode as u32;
+    let (n, st) = walk(o, evr.data.as_mut_ptr(), 0, mnt, dentry);
+    evr.header.base_len = n;
+    evr.header.status = st | STATUS_BASE_IS_OBJECT;
+    if st & STATUS_BASE_TRUNCATED != 0 {
+        count(counter::TRUNCATED_PATHS);
+    }
+    submit(ev);
+}
+
+/// Emits a record for `name` (user pointer) relative to `dirfd`.
+#[inline(always)]
+fn emit_named(
+    cfg: &Config,
+    opc: u32,
+    ret: i64,
+    pid_tgid: u64,
+    dirfd: i64,
+    name_ptr: u64,
+    name_max: u32,
+    flags: u64,
+    mode: u64,
+) {
+    let o = &cfg.offsets;
+    let Some(ev) = SCRATCH.get_ptr_mut(0) else { return };
+    // SAFETY: per-CPU scratch slot owned by this program invocation.
+    let evr = unsafe { &mut *ev };
+    let buf = evr.data.as_mut_ptr();
+    let max = if name_max > PATH_MAX as u32 { PATH_MAX as u32 } else { name_max };
+    // SAFETY: reads at most PATH_MAX bytes into data[0..PATH_MAX].
+    let n = unsafe { bh::bpf_probe_read_user_str(buf.cast(), max, name_ptr as *const _) };
+    let mut status = 0u32;
+    let name_len: usize = if n <= 0 {
+        status |= STATUS_NAME_TRUNCATED;
+        0
+    } else {
+        let n = n as usize;
+        if n > PATH_MAX { PATH_MAX } else { n }
+    };
+    if name_len == max as usize && max == PATH_MAX as u32 {
+        // The helper stopped at PATH_MAX: the name may be longer.
+        status |= STATUS_NAME_TRUNCATED;
+        count(counter::TRUNCATED_PATHS);
+    }
+    // SAFETY: buf points at data[0]; name_len <= PATH_MAX.
+    let absolute = name_len > 0 && unsafe { *buf } == b'/';
+    let (mnt, dentry) = if absolute {
+        (0, 0)
+    } else if dirfd == AT_FDCWD || dirfd as i32 == AT_FDCWD as i32 {
+        match rk::<u64>(current_task() + o.task_fs) {
+            Ok(fs) => read_path(o, fs + o.fs_pwd),
+            Err(_) => (0, 0),
+        }
+    } else {
+        let f = fd_file(o, i64::from(dirfd as i32));
+        if f == 0 { (0, 0) } else { read_path(o, f + o.file_path) }
+    };
+    let mut key = mix(mix(mix(u64::from(opc), ret as u64), dentry), flags & (O_ACCMODE | O_CREAT | O_TRUNC | O_APPEND));
+    key = hash_bytes(key, buf, name_len);
+    if seen_before(cfg, key, pid_tgid) {
+        return;
+    }
+    fill_header(&mut evr.header, kind::PATH_OP, opc, ret, pid_tgid);
+    evr.header.key = key;
+    evr.header.flags = flags as u32;
+    evr.header.mode = mode as u32;
+    evr.header.name_len = name_len as u32;
+    if absolute {
+        status |= STATUS_NAME_ABSOLUTE;
+    } else if dentry != 0 {
+        let (bl, st) = walk(o, buf, name_len, mnt, dentry);
+        evr.header.base_len = bl;
+        status |= st;
+        if st & STATUS_BASE_TRUNCATED != 0 {
+            count(counter::TRUNCATED_PATHS);
+        }
+    } else {
+        status |= STATUS_BASE_DETACHED;
+    }
+    evr.header.status = status;
+    submit(ev);
+}
+
+#[inline(always)]
+fn arg(args: &[u64; 6], idx: u8) -> u64 {
+    match idx {
+        0 => args[0],
+        1 => args[1],
+        2 => args[2],
+        3 => args[3],
+        4 => args[4],
+        5 => args[5],
+        _ => 0,
+    }
+}
+
+#[inline(always)]
+fn account_write(cfg: &Config, fd: u64, len: u64, fsync: bool, exec_map: bool) {
+    let o = &cfg.offsets;
+    let file = fd_file(o, fd as i64);
+    if file == 0 {
+        return;
+    }
+    let (_, dentry) = read_path(o, file + o.file_path);
+    let Some(st) = FILES.get_ptr_mut(&dentry) else { return };
+    // SAFETY: map value pointer; racing writers only skew counters.
+    unsafe {
+        if fsync {
+            (*st).fsynced = 1;
+        } else if exec_map {
+            (*st).exec_mapped = 1;
+        } else {
+            (*st).bytes += len;
+            (*st).writes += 1;
+            let inode = rk::<u64>(file + o.file_inode).unwrap_or(0);
+            let size = rk::<i64>(inode + o.inode_size).unwrap_or(0) as u64;
+            let pos = rk::<i64>(file + o.file_pos).unwrap_or(0) as u64;
+            let end = if pos > size { pos } else { size } + len;
+            if end > (*st).max_size {
+                (*st).max_size = end;
+            }
+        }
+    }
+}
+
+#[tracepoint]
+pub fn sys_enter(ctx: TracePointContext) -> u32 {
+    match try_sys_enter(&ctx) {
+        Ok(()) | Err(_) => 0,
+    }
+}
+
+fn try_sys_enter(ctx: &TracePointContext) -> Result<(), i64> {
+    // SAFETY: helper without arguments.
+    let pid_tgid = unsafe { bh::bpf_get_current_pid_tgid() };
+    if !tgid_traced((pid_tgid >> 32) as u32) {
+        return Ok(());
+    }
+    // SAFETY: syscalls:sys_enter_* records hold `int __syscall_nr` at 8 and
+    // six 8-byte argument slots from 16 (fewer for some syscalls; the extra
+    // bytes read are unused).
+    let nr: i32 = unsafe { ctx.read_at(8) }.map_err(i64::from)?;
+    let args: [u64; 6] = unsafe { ctx.read_at(16) }.map_err(i64::from)?;
+    let Some(spec) = SPECS.get(nr as u32) else { return Ok(()) };
+    if spec.op == 0 {
+        return Ok(());
+    }
+    let Some(cfg) = config() else { return Ok(()) };
+    let mut flags = 0u64;
+    match spec.argkind {
+        argkind::WRITE => {
+            account_write(cfg, arg(&args, spec.fd_arg), arg(&args, 2), false, false);
+            return Ok(());
+        }
+        argkind::FSYNC => {
+            account_write(cfg, arg(&args, spec.fd_arg), 0, true, false);
+            return Ok(());
+        }
+        argkind::MMAP => {
+            let fd = arg(&args, spec.fd_arg) as i64;
+            if arg(&args, 2) & PROT_EXEC == 0 || fd as i32 <= 0 {
+                return Ok(());
+            }
+        }
+        _ => {}
+    }
+    if spec.flags & specflag::OPEN != 0 {
+        flags = if spec.flags & specflag::CREAT != 0 {
+            O_CREAT | O_TRUNC | 1
+        } else if spec.flags & specflag::OPEN_HOW != 0 {
+            // SAFETY: struct open_how starts with u64 flags.
+            unsafe { aya_ebpf::helpers::bpf_probe_read_user(arg(&args, spec.flags_arg) as *const u64) }
+                .unwrap_or(0)
+        } else {
+            arg(&args, spec.flags_arg)
+        };
+        if flags & (O_ACCMODE | O_CREAT | O_TRUNC | O_APPEND) == 0 {
+            return Ok(()); // read-only open
+        }
+    } else if spec.flags & specflag::ACCESS != 0 {
+        if arg(&args, spec.mode_arg) & W_OK == 0 {
+            return Ok(());
+        }
+    } else if spec.flags_arg != NO_ARG {
+        flags = arg(&args, spec.flags_arg);
+    }
+    let inf = Inflight { nr: nr as u64, args, flags };
+    if INFLIGHT.insert(&pid_tgid, &inf, 0).is_err() {
+        count(counter::INFLIGHT_FULL);
+    }
+    Ok(())
+}
+
+#[tracepoint]
+pub fn sys_exit(ctx: TracePointContext) -> u32 {
+    match try_sys_exit(&ctx) {
+        Ok(()) | Err(_) => 0,
+    }
+}
+
+fn try_sys_exit(ctx: &TracePointContext) -> Result<(), i64> {
+    // SAFETY: helper without arguments.
+    let pid_tgid = unsafe { bh::bpf_get_current_pid_tgid() };
+    // SAFETY: the map value is copied out before removal.
+    let Some(inf) = (unsafe { INFLIGHT.get(&pid_tgid) }).copied() else { return Ok(()) };
+    let _ = INFLIGHT.remove(&pid_tgid);
+    // SAFETY: syscalls:sys_exit_* records hold `int __syscall_nr` at 8 and
+    // `long ret` at 16.
+    let nr: i32 = unsafe { ctx.read_at(8) }.map_err(i64::from)?;
+    let ret: i64 = unsafe { ctx.read_at(16) }.map_err(i64::from)?;
+    if nr as u64 != inf.nr {
+        return Ok(());
+    }
+    let Some(spec) = SPECS.get(nr as u32) else { return Ok(()) };
+    let Some(cfg) = config() else { return Ok(()) };
+    let a = &inf.args;
+    let mode = if spec.mode_arg == NO_ARG { 0 } else { arg(a, spec.mode_arg) };
+    match spec.argkind {
+        argkind::FD | argkind::MMAP => {
+            let file = fd_file(&cfg.offsets, arg(a, spec.fd_arg) as i64);
+            if file != 0 {
+                emit_object(cfg, spec.op, ret, pid_tgid, file, inf.flags, mode);
+                if spec.argkind == argkind::MMAP && ret >= 0 {
+                    account_write(cfg, arg(a, spec.fd_arg), 0, false, true);
+                }
+            }
+        }
+        argkind::BIND => {
+            let sa = arg(a, 1);
+            // SAFETY: user pointer read through the helper.
+            let fam = unsafe { aya_ebpf::helpers::bpf_probe_read_user(sa as *const u16) }.unwrap_or(0);
+            if fam != AF_UNIX {
+                return Ok(());
+            }
+            let first = unsafe { aya_ebpf::helpers::bpf_probe_read_user((sa + 2) as *const u8) }.unwrap_or(0);
+            if first == 0 {
+                return Ok(()); // abstract socket: no filesystem path
+            }
+            emit_named(cfg, spec.op, ret, pid_tgid, AT_FDCWD, sa + 2, SUN_PATH_MAX, 0, 0);
+        }
+        _ => {
+            let mut opc = spec.op;
+            if spec.flags & specflag::UNLINKAT != 0 && inf.flags & AT_REMOVEDIR != 0 {
+                opc = op::RMDIR;
+            }
+            if spec.op == op::OPEN_WRITE && ret >= 0 {
+                // Success: the new fd names the canonical object (symlinks,
+                // `..` and bind mounts already resolved by the kernel).
+                let file = fd_file(&cfg.offsets, ret);
+                if file != 0 {
+                    let (_, dentry) = read_path(&cfg.offsets, file + cfg.offsets.file_path);
+                    if FILES.get_ptr(&dentry).is_none()
+                        && FILES.insert(&dentry, &FileStats::default(), BPF_NOEXIST).is_err()
+                        && FILES.get_ptr(&dentry).is_none()
+                    {
+                        count(counter::FILES_FULL);
+                    }
+                    emit_object(cfg, opc, ret, pid_tgid, file, inf.flags, mode);
+                    return Ok(());
+                }
+            }
+            let dirfd = if spec.dirfd_arg == NO_ARG { AT_FDCWD } else { arg(a, spec.dirfd_arg) as i64 };
+            let name_ptr = if spec.name_arg == NO_ARG { 0 } else { arg(a, spec.name_arg) };
+            if spec.flags & specflag::SECOND_ONLY == 0 {
+                let empty_fd = spec.flags & specflag::EMPTY_IS_FD != 0
+                    && (name_ptr == 0 || inf.flags & AT_EMPTY_PATH != 0);
+                if empty_fd {
+                    let file = fd_file(&cfg.offsets, dirfd);
+                    if file != 0 {
+                        emit_object(cfg, opc, ret, pid_tgid, file, inf.flags, mode);
+                    }
+                } else if name_ptr != 0 {
+                    emit_named(cfg, opc, ret, pid_tgid, dirfd, name_ptr, PATH_MAX as u32, inf.flags, mode);
+                }
+            }
+            if spec.flags & specflag::TWO_PATHS != 0 {
+                let opc2 = if spec.op == op::RENAME_FROM { op::RENAME_TO } else { spec.op };
+                let dirfd2 = if spec.dirfd2_arg == NO_ARG { AT_FDCWD } else { arg(a, spec.dirfd2_arg) as i64 };
+                let name2 = arg(a, spec.name2_arg);
+                if name2 != 0 {
+                    emit_named(cfg, opc2, ret, pid_tgid, dirfd2, name2, PATH_MAX as u32, inf.flags, 0);
+                }
+            }
+        }
+    }
+    Ok(())
+}
+
+#[tracepoint]
+pub fn sched_exec(ctx: TracePointContext) -> u32 {
+    match try_sched_exec(&ctx) {
+        Ok(()) | Err(_) => 0,
+    }
+}
+
+fn try_sched_exec(_ctx: &TracePointContext) -> Result<(), i64> {
+    // SAFETY: helpers without pointer arguments.
+    let pid_tgid = unsafe { bh::bpf_get_current_pid_tgid() };
+    let tgid = (pid_tgid >> 32) as u32;
+    if !tgid_traced(tgid) {
+        let cg = unsafe { bh::bpf_get_current_cgroup_id() };
+        if TARGET_CGROUPS.get_ptr(&cg).is_none() {
+            return Ok(());
+        }
+        if TRACED.insert(&tgid, &TracedProc { by_exec: 1, _pad: 0 }, 0).is_err() {
+            count(counter::TRACED_FULL);
+            return Ok(());
+        }
+    }
+    let Some(cfg) = config() else { return Ok(()) };
+    let o = &cfg.offsets;
+    // A PROC record (not deduped) so userspace knows the new comm.
+    if let Some(ev) = SCRATCH.get_ptr_mut(0) {
+        // SAFETY: per-CPU scratch slot owned by this invocation.
+        let evr = unsafe { &mut *ev };
+        fill_header(&mut evr.header, kind::PROC, 0, 0, pid_tgid);
+        let parent = rk::<u64>(current_task() + o.task_real_parent).unwrap_or(0);
+        evr.header.ppid = rk::<u32>(parent + o.task_tgid).unwrap_or(0);
+        submit(ev);
+    }
+    let mm = rk::<u64>(current_task() + o.task_mm)?;
+    let exe = rk::<u64>(mm + o.mm_exe_file)?;
+    if exe != 0 {
+        emit_object(cfg, op::EXEC, 0, pid_tgid, exe, 0, 0);
+    }
+    Ok(())
+}
+
+/// Raw tracepoint `sched_process_fork(struct task_struct *parent, struct task_struct *child)`:
+/// the raw form gives the child's task pointer, so threads (same tgid) are
+/// told apart from new processes.
+#[raw_tracepoint(tracepoint = "sched_process_fork")]
+pub fn sched_fork(ctx: RawTracePointContext) -> u32 {
+    match try_sched_fork(&ctx) {
+        Ok(()) | Err(_) => 0,
+    }
+}
+
+fn try_sched_fork(ctx: &RawTracePointContext) -> Result<(), i64> {
+    // SAFETY: helper without arguments.
+    let pid_tgid = unsafe { bh::bpf_get_current_pid_tgid() };
+    if !tgid_traced((pid_tgid >> 32) as u32) {
+        return Ok(());
+    }
+    let Some(cfg) = config() else { return Ok(()) };
+    let child: u64 = ctx.arg(1);
+    let child_tgid = rk::<u32>(child + cfg.offsets.task_tgid)?;
+    if child_tgid == (pid_tgid >> 32) as u32 {
+        return Ok(()); // a thread of a traced process
+    }
+    if TRACED.insert(&child_tgid, &TracedProc { by_exec: 0, _pad: 0 }, 0).is_err() {
+        count(counter::TRACED_FULL);
+    }
+    Ok(())
+}
+
+#[tracepoint]
+pub fn sched_exit(_ctx: TracePointContext) -> u32 {
+    // SAFETY: helper without arguments.
+    let pid_tgid = unsafe { bh::bpf_get_current_pid_tgid() };
+    if (pid_tgid >> 32) as u32 == pid_tgid as u32 {
+        let _ = TRACED.remove(&((pid_tgid >> 32) as u32));
+    }
+    0
+}
+
+#[tracepoint]
+pub fn cgroup_mkdir(ctx: TracePointContext) -> u32 {
+    match try_cgroup_mkdir(&ctx) {
+        Ok(()) | Err(_) => 0,
+    }
+}
+
+fn try_cgroup_mkdir(ctx: &TracePointContext) -> Result<(), i64> {
+    let Some(cfg) = config() else { return Ok(()) };
+    if cfg.match_container_id == 0 {
+        return Ok(());
+    }
+    // SAFETY: offsets come from the tracepoint's format file.
+    let root: i32 = unsafe { ctx.read_at(cfg.cg_root_off as usize) }.map_err(i64::from)?;
+    if root != 0 {
+        return Ok(()); // a cgroup v1 hierarchy; ids there are not v2 ids
+    }
+    let id: u64 = unsafe { ctx.read_at(cfg.cg_id_off as usize) }.map_err(i64::from)?;
+    let loc: u32 = unsafe { ctx.read_at(cfg.cg_path_off as usize) }.map_err(i64::from)?;
+    let off = (loc & 0xffff) as usize;
+    let len = (loc >> 16) as usize; // includes the NUL
+    let Some(want) = CONTAINER_ID.get(0) else { return Ok(()) };
+    // The leaf is `<id>` (cgroupfs driver) or `docker-<id>.scope` /
+    // `libpod-<id>.scope` (systemd driver): compare the 64 bytes that end
+    // either at the NUL or 6 bytes (".scope") before it.
+    let mut matched = false;
+    let mut variant = 0usize;
+    while variant < 2 {
+        let tail = if variant == 0 { 1 } else { 7 };
+        variant += 1;
+        if len < 64 + tail || len > 4096 {
+            continue;
+        }
+        let start = off + len - tail - 64;
+        let got: [u8; 64] = match unsafe { ctx.read_at(start & 0xffff) } {
+            Ok(g) => g,
+            Err(_) => continue,
+        };
+        let mut eq = true;
+        let mut i = 0;
+        while i < 64 {
+            if got[i] != want[i] {
+                eq = false;
+                break;
+            }
+            i += 1;
+        }
+        if eq {
+            matched = true;
+            break;
+        }
+    }
+    if !matched {
+        return Ok(());
+    }
+    let _ = TARGET_CGROUPS.insert(&id, &1, 0);
+    if let Some(ev) = SCRATCH.get_ptr_mut(0) {
+        // SAFETY: per-CPU scratch slot owned by this invocation.
+        let evr = unsafe { &mut *ev };
+        // SAFETY: helper without arguments.
+        let pid_tgid = unsafe { bh::bpf_get_current_pid_tgid() };
+        fill_header(&mut evr.header, kind::CGROUP, 0, 0, pid_tgid);
+        evr.header.key = id;
+        submit(ev);
+    }
+    Ok(())
+}
+
+#[cfg(not(test))]
+#[panic_handler]
+fn panic(_info: &core::panic::PanicInfo) -> ! {
+    loop {}
+}
+
+#[unsafe(link_section = "license")]
+#[unsafe(no_mangle)]
+static LICENSE: [u8; 13] = *b"Dual MIT/GPL\0";
+
+// Keep unused-import lint quiet for constants only used in some cfgs.
+const _: usize = DATA_SIZE;

@@ -1,0 +1,10 @@
+//! roprof: profile the writable paths of a container so it can run with a
+//! read-only root filesystem.
+//!
+//! Layers: [`trace`] (eBPF loading and draining), [`runtime`] (Docker Engine
+//! API), [`session`] (one profiling run), [`analysis`] (pure: observations in,
+//! mount plan out), [`render`] (one file per output format), [`cli`].
+
+pub mod analysis;
+pub mod model;
+pub mod render;

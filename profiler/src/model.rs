@@ -1,0 +1,593 @@
+//! The data model every layer speaks: observations from a run, the image's
+//! listing and config, the mount plan, and the saved report (JSON schema
+//! `schema/report.schema.json`, versioned by [`SCHEMA_VERSION`]).
+//!
+//! Paths are byte strings ([`CPath`]): Linux paths need not be UTF-8 and a
+//! profiler that mangles them would emit mounts for the wrong directory.
+
+use std::{collections::BTreeMap, fmt};
+
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
+
+/// Version of the JSON report format. Bump on any incompatible change.
+pub const SCHEMA_VERSION: u32 = 1;
+
+/// An absolute, canonical path inside the container, as raw bytes.
+///
+/// Serialised as a JSON string when it is valid UTF-8, otherwise as
+/// `{"hex": "2f746d70..."}` so no byte is lost.
+#[derive(Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Default)]
+pub struct CPath(pub Vec<u8>);
+
+impl CPath {
+    /// Builds a path from bytes.
+    #[must_use]
+    pub fn new(bytes: impl Into<Vec<u8>>) -> Self {
+        Self(bytes.into())
+    }
+
+    /// The raw bytes.
+    #[must_use]
+    pub fn as_bytes(&self) -> &[u8] {
+        &self.0
+    }
+
+    /// Lossy UTF-8 rendering for humans (tables, Markdown).
+    #[must_use]
+    pub fn display(&self) -> String {
+        String::from_utf8_lossy(&self.0).into_owned()
+    }
+
+    /// The path as UTF-8, if it is.
+    #[must_use]
+    pub fn to_str(&self) -> Option<&str> {
+        std::str::from_utf8(&self.0).ok()
+    }
+
+    /// Components (no empty ones).
+    pub fn components(&self) -> impl Iterator<Item = &[u8]> {
+        self.0.split(|b| *b == b'/').filter(|c| !c.is_empty())
+    }
+
+    /// Parent directory (`/` for top-level entries and for `/`).
+    #[must_use]
+    pub fn parent(&self) -> CPath {
+        match self.0.iter().rposition(|b| *b == b'/') {
+            Some(0) | None => CPath::new(b"/".to_vec()),
+            Some(i) => CPath::new(self.0[..i].to_vec()),
+        }
+    }
+
+    /// True when `self` equals `ancestor` or lies below it.
+    #[must_use]
+    pub fn starts_with(&self, ancestor: &CPath) -> bool {
+        let a = ancestor.as_bytes();
+        if a == b"/" {
+            return self.0.first() == Some(&b'/');
+        }
+        self.0.starts_with(a) && (self.0.len() == a.len() || self.0[a.len()] == b'/')
+    }
+
+    /// Joins one component.
+    #[must_use]
+    pub fn join(&self, name: &[u8]) -> CPath {
+        let mut v = self.0.clone();
+        if v.last() != Some(&b'/') {
+            v.push(b'/');
+        }
+        v.extend_from_slice(name);
+        CPath(v)
+    }
+}
+
+impl fmt::Debug for CPath {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{:?}", self.display())
+    }
+}
+
+impl fmt::Display for CPath {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.display())
+    }
+}
+
+impl From<&str> for CPath {
+    fn from(s: &str) -> Self {
+        CPath(s.as_bytes().to_vec())
+    }
+}
+
+impl Serialize for CPath {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        match std::str::from_utf8(&self.0) {
+            Ok(text) => s.serialize_str(text),
+            Err(_) => {
+                use serde::ser::SerializeMap as _;
+                let mut m = s.serialize_map(Some(1))?;
+                m.serialize_entry("hex", &hex(&self.0))?;
+                m.end()
+            }
+        }
+    }
+}
+
+impl<'de> Deserialize<'de> for CPath {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        #[derive(Deserialize)]
+        #[serde(untagged)]
+        enum Repr {
+            Text(String),
+            Hex { hex: String },
+        }
+        match Repr::deserialize(d)? {
+            Repr::Text(t) => Ok(CPath(t.into_bytes())),
+            Repr::Hex { hex: h } => unhex(&h)
+                .map(CPath)
+                .ok_or_else(|| serde::de::Error::custom(format!("invalid hex path {h:?}"))),
+        }
+    }
+}
+
+fn hex(bytes: &[u8]) -> String {
+    use fmt::Write as _;
+    bytes.iter().fold(String::new(), |mut s, b| {
+        let _ = write!(s, "{b:02x}");
+        s
+    })
+}
+
+fn unhex(s: &str) -> Option<Vec<u8>> {
+    if s.len() % 2 != 0 {
+        return None;
+    }
+    (0..s.len())
+        .step_by(2)
+        .map(|i| u8::from_str_radix(s.get(i..i + 2)?, 16).ok())
+        .collect()
+}
+
+/// A write-type (or write-related) operation.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Op {
+    /// open/openat/openat2/creat with write intent (no `O_CREAT`).
+    OpenWrite,
+    /// open with `O_CREAT` (may create the file).
+    Create,
+    /// mkdir.
+    Mkdir,
+    /// mknod.
+    Mknod,
+    /// Old name of a rename.
+    RenameFrom,
+    /// New name of a rename.
+    RenameTo,
+    /// New hard link.
+    Link,
+    /// New symlink.
+    Symlink,
+    /// unlink.
+    Unlink,
+    /// rmdir.
+    Rmdir,
+    /// truncate/ftruncate (or `O_TRUNC`).
+    Truncate,
+    /// chmod family.
+    Chmod,
+    /// chown family.
+    Chown,
+    /// utimes family.
+    Utimes,
+    /// setxattr family.
+    Setxattr,
+    /// removexattr family.
+    Removexattr,
+    /// bind of an `AF_UNIX` socket path.
+    Bind,
+    /// access(W_OK) probe: recorded, never a need by itself.
+    AccessW,
+    /// Data written (write family).
+    Write,
+    /// fsync/fdatasync.
+    Fsync,
+    /// Mapped executable.
+    MmapExec,
+    /// Executed.
+    Exec,
+}
+
+impl Op {
+    /// True for operations that need the path (or its parent) writable.
+    #[must_use]
+    pub fn is_write(self) -> bool {
+        !matches!(self, Op::AccessW | Op::MmapExec | Op::Exec | Op::Fsync)
+    }
+
+    /// True for operations that create a new directory entry in the parent.
+    #[must_use]
+    pub fn creates_entry(self) -> bool {
+        matches!(
+            self,
+            Op::Create | Op::Mkdir | Op::Mknod | Op::RenameTo | Op::Link | Op::Symlink | Op::Bind
+        )
+    }
+
+    /// True for operations that remove a directory entry from the parent.
+    #[must_use]
+    pub fn removes_entry(self) -> bool {
+        matches!(self, Op::Unlink | Op::Rmdir | Op::RenameFrom)
+    }
+}
+
+/// Outcome counts for one operation on one path.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct OpStats {
+    /// Successful calls.
+    pub ok: u64,
+    /// Failed calls by errno name (`EROFS`, `ENOENT`, …).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub errors: BTreeMap<String, u64>,
+}
+
+impl OpStats {
+    /// Total calls.
+    #[must_use]
+    pub fn total(&self) -> u64 {
+        self.ok + self.errors.values().sum::<u64>()
+    }
+}
+
+/// A process as seen by the tracer.
+#[derive(Clone, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+pub struct ProcRef {
+    /// Host pid (tgid).
+    pub pid: u32,
+    /// Command name (`comm`, at most 15 bytes).
+    pub comm: String,
+    /// Real uid.
+    pub uid: u32,
+    /// Real gid.
+    pub gid: u32,
+}
+
+/// Everything observed about one canonical path in one run.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PathObservation {
+    /// Canonical container path.
+    pub path: CPath,
+    /// Per-operation outcome counts.
+    pub ops: BTreeMap<Op, OpStats>,
+    /// Bytes passed to write-family calls.
+    #[serde(default)]
+    pub bytes_written: u64,
+    /// Largest size the file reached.
+    #[serde(default)]
+    pub max_size: u64,
+    /// First process that touched it.
+    pub first: ProcRef,
+    /// Latest process that touched it.
+    pub last: ProcRef,
+    /// The path was executed or mapped executable.
+    #[serde(default)]
+    pub executed: bool,
+    /// fsync/fdatasync was called on it.
+    #[serde(default)]
+    pub fsynced: bool,
+    /// The kernel could not read the full path (deeper or longer than it walks).
+    #[serde(default)]
+    pub truncated: bool,
+    /// Mode bits passed at creation (mkdir/open O_CREAT), if any.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub create_mode: Option<u32>,
+}
+
+impl PathObservation {
+    /// True if any write-type operation on this path succeeded.
+    #[must_use]
+    pub fn any_write_ok(&self) -> bool {
+        self.ops.iter().any(|(op, s)| op.is_write() && s.ok > 0)
+    }
+
+    /// True if any operation failed with EROFS.
+    #[must_use]
+    pub fn any_erofs(&self) -> bool {
+        self.ops.values().any(|s| s.errors.contains_key("EROFS"))
+    }
+}
+
+/// Kind of an entry in the image's filesystem.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum EntryKind {
+    /// Regular file.
+    File,
+    /// Directory.
+    Dir,
+    /// Symbolic link.
+    Symlink,
+    /// Anything else (device, fifo, socket, hard link entry).
+    Other,
+}
+
+/// One entry of the image's (container's initial) filesystem.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ImageEntry {
+    /// Absolute path.
+    pub path: CPath,
+    /// Entry type.
+    pub kind: EntryKind,
+    /// Permission bits (`0o7777` mask).
+    pub mode: u32,
+    /// Owner uid.
+    pub uid: u32,
+    /// Owner gid.
+    pub gid: u32,
+    /// Size in bytes (files).
+    #[serde(default)]
+    pub size: u64,
+    /// Symlink target, verbatim.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub link_target: Option<CPath>,
+}
+
+/// The image's filesystem, indexed by path.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ImageListing {
+    /// Entries by path.
+    pub entries: BTreeMap<CPath, ImageEntry>,
+}
+
+/// What the analysis needs from the image config.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ImageConfig {
+    /// Image reference as given by the user.
+    pub image: String,
+    /// Image id (`sha256:…`).
+    #[serde(default)]
+    pub id: String,
+    /// ENTRYPOINT.
+    #[serde(default)]
+    pub entrypoint: Vec<String>,
+    /// CMD.
+    #[serde(default)]
+    pub cmd: Vec<String>,
+    /// ENV.
+    #[serde(default)]
+    pub env: Vec<String>,
+    /// WORKDIR.
+    #[serde(default)]
+    pub workdir: String,
+    /// USER.
+    #[serde(default)]
+    pub user: String,
+    /// Declared VOLUMEs.
+    #[serde(default)]
+    pub volumes: Vec<CPath>,
+    /// EXPOSEd ports (`80/tcp`).
+    #[serde(default)]
+    pub exposed_ports: Vec<String>,
+    /// STOPSIGNAL.
+    #[serde(default)]
+    pub stop_signal: Option<String>,
+    /// HEALTHCHECK test, if any.
+    #[serde(default)]
+    pub healthcheck: Option<Vec<String>>,
+}
+
+/// The user's docker-run-like options, kept to render them back verbatim.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RunOptions {
+    /// `-e` values.
+    #[serde(default)]
+    pub env: Vec<String>,
+    /// `-v` values (`src:dst[:opts]`).
+    #[serde(default)]
+    pub volumes: Vec<String>,
+    /// `--tmpfs` values (`dst[:opts]`).
+    #[serde(default)]
+    pub tmpfs: Vec<String>,
+    /// `-p` values.
+    #[serde(default)]
+    pub publish: Vec<String>,
+    /// `-u`.
+    #[serde(default)]
+    pub user: Option<String>,
+    /// `-w`.
+    #[serde(default)]
+    pub workdir: Option<String>,
+    /// `--entrypoint`.
+    #[serde(default)]
+    pub entrypoint: Option<String>,
+    /// `--network`.
+    #[serde(default)]
+    pub network: Option<String>,
+    /// `--cap-add`.
+    #[serde(default)]
+    pub cap_add: Vec<String>,
+    /// Command and arguments after the image.
+    #[serde(default)]
+    pub command: Vec<String>,
+}
+
+/// What kind of writable mount the plan proposes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum MountKind {
+    /// tmpfs (Kubernetes: emptyDir, `medium: Memory`).
+    Tmpfs,
+    /// A volume seeded with the image content at that path (Docker: a named
+    /// or anonymous volume copies it on first use; Kubernetes: emptyDir plus
+    /// an initContainer that copies it).
+    SeededVolume,
+    /// A volume for data that must outlive the container.
+    PersistentVolume,
+}
+
+/// Options of a planned mount.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MountOptions {
+    /// Permission bits for the mount root.
+    pub mode: u32,
+    /// Owner uid of the mount root.
+    pub uid: u32,
+    /// Owner gid of the mount root.
+    pub gid: u32,
+    /// Size limit in bytes (peak seen plus headroom), if any.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub size_bytes: Option<u64>,
+    /// `noexec`.
+    pub noexec: bool,
+    /// `nosuid`.
+    pub nosuid: bool,
+    /// `nodev`.
+    pub nodev: bool,
+}
+
+/// Why a mount is in the plan.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Evidence {
+    /// Short name of the rule that chose this mount point.
+    pub rule: String,
+    /// Human explanation.
+    pub reason: String,
+    /// Observed paths this mount covers.
+    pub paths: Vec<CPath>,
+    /// Operations seen below it.
+    pub ops: Vec<Op>,
+    /// Processes (comm) that wrote below it.
+    pub processes: Vec<String>,
+    /// Peak bytes seen below it.
+    pub peak_bytes: u64,
+}
+
+/// One writable mount of the plan.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PlannedMount {
+    /// Mount point inside the container.
+    pub target: CPath,
+    /// tmpfs or volume.
+    pub kind: MountKind,
+    /// Options.
+    pub options: MountOptions,
+    /// The image has content at `target` that a tmpfs would hide.
+    pub shadows_image_content: bool,
+    /// Evidence.
+    pub evidence: Evidence,
+}
+
+/// A path left out of the plan, and why.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Exclusion {
+    /// The path.
+    pub path: CPath,
+    /// Why (e.g. "kernel filesystem /proc", "declared VOLUME /data").
+    pub reason: String,
+}
+
+/// The proposed mount set.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MountPlan {
+    /// Mounts, sorted by target.
+    pub mounts: Vec<PlannedMount>,
+    /// Observed paths that need no mount, and why.
+    pub excluded: Vec<Exclusion>,
+    /// Things a human should read.
+    pub warnings: Vec<String>,
+}
+
+/// What was lost or truncated during a run (all zero in a complete profile).
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Losses {
+    /// Events dropped because the ring buffer was full.
+    pub ringbuf_drops: u64,
+    /// Paths the kernel could not read in full.
+    pub truncated_paths: u64,
+    /// Syscalls whose exit could not be matched (in-flight map full).
+    pub inflight_full: u64,
+    /// Processes that could not be followed (traced map full).
+    pub traced_full: u64,
+    /// Files whose byte counts are missing (files map full).
+    pub files_full: u64,
+    /// Kernel reads that failed while building events.
+    pub read_errors: u64,
+}
+
+impl Losses {
+    /// True when nothing was lost (truncated paths count as a loss).
+    #[must_use]
+    pub fn is_clean(&self) -> bool {
+        *self == Losses::default()
+    }
+}
+
+/// Counters of tracer activity (not losses).
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TraceStats {
+    /// Records received from the kernel.
+    pub events: u64,
+    /// Operations folded into dedupe entries in the kernel.
+    pub deduped: u64,
+    /// Dedupe map was full (events then sent without dedupe).
+    pub dedup_full: u64,
+}
+
+/// Metadata of the run that produced the observations (not `Eq`: it holds
+/// an `f64`).
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct RunMeta {
+    /// `profile`, `attach`, `verify`, or `iterate`.
+    pub mode: String,
+    /// Container id.
+    #[serde(default)]
+    pub container_id: String,
+    /// The run had `--read-only` (verify, iterate rounds).
+    #[serde(default)]
+    pub read_only: bool,
+    /// Seconds observed.
+    pub observed_secs: f64,
+    /// Exit code, if the container exited.
+    #[serde(default)]
+    pub exit_code: Option<i64>,
+    /// Killed by the OOM killer.
+    #[serde(default)]
+    pub oom_killed: bool,
+    /// Last lines of the container's log.
+    #[serde(default)]
+    pub logs_tail: Vec<String>,
+    /// Writes before this point were not seen (attach mode).
+    #[serde(default)]
+    pub partial_start: bool,
+    /// The run was interrupted; the report is incomplete.
+    #[serde(default)]
+    pub incomplete: bool,
+    /// Notes for the reader (e.g. "attached to a running container").
+    #[serde(default)]
+    pub notes: Vec<String>,
+    /// Health of the probe/HEALTHCHECK at the end (`healthy`, `unhealthy`, `none`).
+    #[serde(default)]
+    pub health: Option<String>,
+}
+
+/// A saved profile: everything needed to re-render any format.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct Report {
+    /// [`SCHEMA_VERSION`].
+    pub schema_version: u32,
+    /// roprof version that wrote it.
+    pub roprof_version: String,
+    /// The image.
+    pub image: ImageConfig,
+    /// The user's run options.
+    pub run_options: RunOptions,
+    /// Run metadata.
+    pub run: RunMeta,
+    /// Losses; a report with losses is not trustworthy.
+    pub losses: Losses,
+    /// Tracer activity.
+    pub stats: TraceStats,
+    /// Every observed path, sorted.
+    pub paths: Vec<PathObservation>,
+    /// The plan.
+    pub plan: MountPlan,
+}

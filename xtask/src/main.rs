@@ -1,0 +1,132 @@
+//! `cargo xtask`: what cargo alone cannot do for roprof — installing the eBPF
+//! toolchain pieces and the Docker engine, building the fixture images,
+//! running the privileged tests, and the end-to-end demo.
+//!
+//! Progress goes to stderr; what a subcommand produces (test output and
+//! summary, the demo's roprof output) goes to stdout.
+
+mod cmd;
+mod demo;
+mod images;
+mod rootfs;
+mod setup;
+mod test;
+
+use std::{
+    path::{Path, PathBuf},
+    process::ExitCode,
+};
+
+use anyhow::{Context as _, Result};
+use clap::{Parser, Subcommand};
+
+#[derive(Parser)]
+#[command(name = "cargo xtask", about = "roprof developer tasks")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Install what builds and tests need (idempotent): the pinned nightly
+    /// with rust-src, bpf-linker, the Docker engine (started if not running),
+    /// and the fixture images.
+    Setup,
+    /// Build the fixture images from tests/fixtures/, skipping those whose
+    /// definition hash is unchanged.
+    Images {
+        /// Rebuild even when the hash label matches (the debootstrap tarball
+        /// under tests/fixtures/.cache/ is still reused).
+        #[arg(long)]
+        force: bool,
+        /// Fixtures to build (default: all), e.g. `writer`; their bases are
+        /// built too.
+        names: Vec<String>,
+    },
+    /// `cargo build --release -p profiler` (yields target/release/roprof).
+    Build,
+    /// Setup, unit tests, release build, then the privileged integration
+    /// tests (root and Docker required: they fail, never skip).
+    Test {
+        /// Extra arguments for the integration test harness, e.g. a test
+        /// name filter (`cargo xtask test -- writer`).
+        #[arg(last = true)]
+        harness_args: Vec<String>,
+    },
+    /// Setup, build, then profile the nginx fixture and run it read-only with
+    /// the proposed mounts.
+    Demo,
+    /// Benchmarks (not implemented yet).
+    Bench {
+        #[arg(trailing_var_arg = true, allow_hyphen_values = true, hide = true)]
+        args: Vec<String>,
+    },
+    /// Reports of real images (not implemented yet).
+    Reports {
+        #[arg(trailing_var_arg = true, allow_hyphen_values = true, hide = true)]
+        args: Vec<String>,
+    },
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Command::Setup => setup::setup(),
+        Command::Images { force, names } => images::build(&names, force),
+        Command::Build => build_roprof().map(|_| ()),
+        Command::Test { harness_args } => test::test(&harness_args),
+        Command::Demo => demo::demo(),
+        Command::Bench { .. } | Command::Reports { .. } => {
+            eprintln!("xtask: not implemented yet");
+            return ExitCode::from(2);
+        }
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(err) => {
+            eprintln!("xtask: error: {err:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// The workspace root (the parent of this crate's directory).
+pub fn workspace_root() -> &'static Path {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("xtask lives one level below the workspace root")
+}
+
+/// Cargo's target directory, as `cargo metadata` reports it (so
+/// `CARGO_TARGET_DIR` and config files are honoured).
+pub fn target_dir() -> Result<PathBuf> {
+    let json = cmd::stdout(cmd::cargo().args(["metadata", "--format-version", "1", "--no-deps"]))?;
+    let meta: serde_json::Value =
+        serde_json::from_str(&json).context("parsing `cargo metadata` output")?;
+    meta["target_directory"]
+        .as_str()
+        .map(PathBuf::from)
+        .context("`cargo metadata` printed no target_directory")
+}
+
+/// Prints a step's name, runs it, and prints what it did (`ok (already
+/// present)`, `installed …`); a failure names the step.
+pub fn step(name: &str, f: impl FnOnce() -> Result<String>) -> Result<()> {
+    eprintln!("xtask: {name} ...");
+    let done = f().with_context(|| format!("{name} failed"))?;
+    eprintln!("xtask: {name}: {done}");
+    Ok(())
+}
+
+/// `cargo build --release -p profiler`; returns the path of the `roprof`
+/// binary.
+pub fn build_roprof() -> Result<PathBuf> {
+    let bin = target_dir()?.join("release").join("roprof");
+    step("build roprof (release)", || {
+        cmd::run(cmd::cargo().args(["build", "--release", "-p", "profiler"]))?;
+        anyhow::ensure!(bin.is_file(), "the build succeeded but {} is missing", bin.display());
+        Ok(format!("ok ({})", bin.display()))
+    })?;
+    Ok(bin)
+}

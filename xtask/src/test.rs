@@ -1,0 +1,256 @@
+//! `cargo xtask test`: setup, unit tests, the release build, then the
+//! privileged integration tests (package `roprof-tests`), with a summary.
+//!
+//! The privileged tests need root and a Docker engine; here they fail rather
+//! than skip when either is missing.
+
+use std::{
+    io::{BufRead as _, BufReader},
+    process::{Command, Stdio},
+    time::{Duration, Instant},
+};
+
+use anyhow::{Context as _, Result, bail};
+
+use crate::{build_roprof, cmd, setup};
+
+/// Tallies from cargo test's `test result:` lines.
+#[derive(Default, Clone, Copy, PartialEq, Eq, Debug)]
+struct Counts {
+    passed: u64,
+    failed: u64,
+    ignored: u64,
+}
+
+impl std::ops::AddAssign for Counts {
+    fn add_assign(&mut self, o: Self) {
+        self.passed += o.passed;
+        self.failed += o.failed;
+        self.ignored += o.ignored;
+    }
+}
+
+enum Outcome {
+    Ok,
+    Failed(String),
+    NotRun(&'static str),
+}
+
+struct Phase {
+    name: &'static str,
+    outcome: Outcome,
+    counts: Option<Counts>,
+    took: Duration,
+}
+
+pub fn test(harness_args: &[String]) -> Result<()> {
+    if !cmd::is_root() {
+        bail!(
+            "`cargo xtask test` runs the privileged integration tests (BPF + Docker) and \
+             must run as root (or with CAP_BPF, CAP_PERFMON, CAP_SYS_RESOURCE and access \
+             to the Docker socket, which this check does not try to detect)"
+        );
+    }
+    let mut phases = Vec::new();
+
+    let started = Instant::now();
+    let setup_result = setup::setup();
+    phases.push(Phase {
+        name: "setup",
+        outcome: to_outcome(setup_result.as_ref().err()),
+        counts: None,
+        took: started.elapsed(),
+    });
+    if setup_result.is_ok() {
+        // profiler-ebpf is a bpfel target crate: its binary cannot be built
+        // as a host test harness.
+        phases.push(cargo_test_phase(
+            "unit tests",
+            cmd::cargo().args([
+                "test",
+                "--workspace",
+                "--exclude",
+                "roprof-tests",
+                "--exclude",
+                "profiler-ebpf",
+            ]),
+        ));
+
+        let started = Instant::now();
+        let built = build_roprof();
+        phases.push(Phase {
+            name: "build roprof",
+            outcome: to_outcome(built.as_ref().err()),
+            counts: None,
+            took: started.elapsed(),
+        });
+        match built {
+            Ok(bin) => {
+                eprintln!("xtask: privileged integration tests (ROPROF_BIN={})", bin.display());
+                phases.push(cargo_test_phase(
+                    "privileged tests",
+                    cmd::cargo()
+                        .args(["test", "-p", "roprof-tests", "--", "--test-threads=1"])
+                        .args(harness_args)
+                        .env("ROPROF_BIN", &bin)
+                        .env("ROPROF_PRIVILEGED_TESTS", "1"),
+                ));
+            }
+            Err(_) => phases.push(not_run("privileged tests", "roprof did not build")),
+        }
+    } else {
+        phases.push(not_run("unit tests", "setup failed"));
+        phases.push(not_run("build roprof", "setup failed"));
+        phases.push(not_run("privileged tests", "setup failed"));
+    }
+
+    print_summary(&phases);
+    let failed: Vec<&str> = phases
+        .iter()
+        .filter(|p| !matches!(p.outcome, Outcome::Ok))
+        .map(|p| p.name)
+        .collect();
+    if failed.is_empty() {
+        Ok(())
+    } else {
+        bail!("failed or not run: {}", failed.join(", "))
+    }
+}
+
+fn to_outcome(err: Option<&anyhow::Error>) -> Outcome {
+    match err {
+        None => Outcome::Ok,
+        Some(e) => {
+            eprintln!("xtask: error: {e:#}");
+            Outcome::Failed(format!("{e:#}"))
+        }
+    }
+}
+
+fn not_run(name: &'static str, why: &'static str) -> Phase {
+    Phase {
+        name,
+        outcome: Outcome::NotRun(why),
+        counts: None,
+        took: Duration::ZERO,
+    }
+}
+
+/// Runs a `cargo test` command, passing its stdout through while counting
+/// the `test result:` lines.
+fn cargo_test_phase(name: &'static str, cmd: &mut Command) -> Phase {
+    eprintln!("xtask: {name} ...");
+    let started = Instant::now();
+    let (outcome, counts) = match run_counting(cmd) {
+        Ok((counts, true)) => (Outcome::Ok, Some(counts)),
+        Ok((counts, false)) => (Outcome::Failed("cargo test failed".into()), Some(counts)),
+        Err(e) => (to_outcome(Some(&e)), None),
+    };
+    Phase {
+        name,
+        outcome,
+        counts,
+        took: started.elapsed(),
+    }
+}
+
+fn run_counting(cmd: &mut Command) -> Result<(Counts, bool)> {
+    let line = cmd::display(cmd);
+    eprintln!("  $ {line}");
+    let mut child = cmd
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .spawn()
+        .with_context(|| format!("could not start `{line}`"))?;
+    let mut counts = Counts::default();
+    let stdout = child.stdout.take().context("child stdout")?;
+    for text in BufReader::new(stdout).lines() {
+        let text = text.with_context(|| format!("reading the output of `{line}`"))?;
+        println!("{text}");
+        if let Some(c) = parse_result_line(&text) {
+            counts += c;
+        }
+    }
+    let status = child.wait().with_context(|| format!("waiting for `{line}`"))?;
+    Ok((counts, status.success()))
+}
+
+/// Parses libtest's `test result: ok. 3 passed; 0 failed; 1 ignored; …`.
+fn parse_result_line(line: &str) -> Option<Counts> {
+    let rest = line.trim().strip_prefix("test result: ")?;
+    let mut counts = Counts::default();
+    for part in rest.split(';') {
+        let part = part
+            .trim()
+            .trim_start_matches("ok. ")
+            .trim_start_matches("FAILED. ");
+        let mut words = part.split_whitespace();
+        let (Some(n), Some(what)) = (words.next(), words.next()) else {
+            continue;
+        };
+        let Ok(n) = n.parse::<u64>() else { continue };
+        match what {
+            "passed" => counts.passed = n,
+            "failed" => counts.failed = n,
+            "ignored" => counts.ignored = n,
+            _ => {}
+        }
+    }
+    Some(counts)
+}
+
+fn print_summary(phases: &[Phase]) {
+    let mut total = Counts::default();
+    println!();
+    println!("cargo xtask test summary");
+    for p in phases {
+        let status = match &p.outcome {
+            Outcome::Ok => "ok".to_owned(),
+            Outcome::Failed(_) => "FAILED".to_owned(),
+            Outcome::NotRun(why) => format!("NOT RUN ({why})"),
+        };
+        let counts = p.counts.map_or_else(String::new, |c| {
+            total += c;
+            format!("  [{} passed; {} failed; {} ignored]", c.passed, c.failed, c.ignored)
+        });
+        println!(
+            "  {:<18} {:<28} {:>7.1} s{counts}",
+            p.name,
+            status,
+            p.took.as_secs_f64()
+        );
+        if let Outcome::Failed(why) = &p.outcome
+            && p.counts.is_none()
+        {
+            println!("      {}", why.lines().next().unwrap_or_default());
+        }
+    }
+    println!(
+        "summary: {} passed, {} failed, {} skipped",
+        total.passed, total.failed, total.ignored
+    );
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_libtest_result_lines() {
+        let cases = [
+            (
+                "test result: ok. 3 passed; 0 failed; 1 ignored; 0 measured; 0 filtered out; finished in 0.01s",
+                Some(Counts { passed: 3, failed: 0, ignored: 1 }),
+            ),
+            (
+                "test result: FAILED. 2 passed; 5 failed; 0 ignored; 0 measured; 0 filtered out; finished in 1.20s",
+                Some(Counts { passed: 2, failed: 5, ignored: 0 }),
+            ),
+            ("running 3 tests", None),
+            ("test foo ... ok", None),
+        ];
+        for (line, want) in cases {
+            assert_eq!(parse_result_line(line), want, "line: {line}");
+        }
+    }
+}
