@@ -37,6 +37,12 @@ pub const PROG_EXEC: &str = "sched_exec";
 pub const PROG_FORK: &str = "sched_fork";
 /// `sched:sched_process_exit`.
 pub const PROG_EXIT: &str = "sched_exit";
+/// Tail-called path builder (not attached).
+pub const PROG_EMIT: &str = "emit";
+/// Path-walk stage tail-called by [`PROG_EMIT`] (not attached).
+pub const PROG_WALK: &str = "walk_prog";
+/// Program array holding [`PROG_EMIT`] at index 0 and [`PROG_WALK`] at 1.
+pub const MAP_JUMP: &str = "JUMP";
 /// `cgroup:cgroup_mkdir`.
 pub const PROG_CGROUP_MKDIR: &str = "cgroup_mkdir";
 

@@ -21,7 +21,7 @@
 use aya_ebpf::{
     helpers::generated as bh,
     macros::{map, raw_tracepoint, tracepoint},
-    maps::{Array, HashMap, PerCpuArray, RingBuf},
+    maps::{Array, HashMap, PerCpuArray, ProgramArray, RingBuf},
     programs::{RawTracePointContext, TracePointContext},
 };
 use profiler_common::{
@@ -57,6 +57,47 @@ static SCRATCH: PerCpuArray<EventBuf> = PerCpuArray::with_max_entries(1, 0);
 static CONFIG: Array<Config> = Array::with_max_entries(1, 0);
 #[map]
 static CONTAINER_ID: Array<[u8; 64]> = Array::with_max_entries(1, 0);
+/// Slot 0: the `emit` program. `sys_exit` queues path jobs and tail-calls it,
+/// so the path walk and name hash are verified once, in a program of their
+/// own, instead of once per call site (which exceeds the 1M-instruction
+/// verifier budget).
+#[map]
+static JUMP: ProgramArray = ProgramArray::with_max_entries(4, 0);
+#[map]
+static JOBS: PerCpuArray<Jobs> = PerCpuArray::with_max_entries(1, 0);
+
+const JOB_OBJECT: u32 = 1;
+const JOB_NAMED: u32 = 2;
+
+/// One event to build: the object behind `file`, or `name` relative to `dirfd`.
+#[repr(C)]
+#[derive(Clone, Copy)]
+struct Job {
+    kind: u32,
+    opc: u32,
+    ret: i64,
+    pid_tgid: u64,
+    file: u64,
+    dirfd: i64,
+    name_ptr: u64,
+    name_max: u32,
+    _pad: u32,
+    flags: u64,
+    mode: u64,
+}
+
+/// Jobs queued by `sys_exit` for `emit` (two for rename/link-style calls).
+#[repr(C)]
+#[derive(Clone, Copy)]
+struct Jobs {
+    n: u32,
+    next: u32,
+    items: [Job; 2],
+    /// Pending walk for the event in SCRATCH (0 = none): see `walk_prog`.
+    walk_dentry: u64,
+    walk_mnt: u64,
+    walk_start: u64,
+}
 
 const BPF_F_NO_PREALLOC: u32 = 1;
 const BPF_NOEXIST: u64 = 1;
@@ -162,7 +203,14 @@ fn read_path(o: &Offsets, at: u64) -> (u64, u64) {
 /// `start + (off & (BASE_LIMIT - 1))` with at most `NAME_MAX_NUL` bytes, so the
 /// verifier sees every access inside `DATA_SIZE`.
 #[inline(always)]
-fn walk(o: &Offsets, buf: *mut u8, start: usize, mnt: u64, dentry: u64) -> (u32, u32) {
+fn walk(
+    o: &Offsets,
+    buf: *mut u8,
+    start: usize,
+    mnt: u64,
+    dentry: u64,
+    cell: *mut u32,
+) -> (u32, u32) {
     let mut status = 0u32;
     let Ok(fs) = rk::<u64>(current_task() + o.task_fs) else {
         return (0, STATUS_BASE_DETACHED);
@@ -171,27 +219,41 @@ fn walk(o: &Offsets, buf: *mut u8, start: usize, mnt: u64, dentry: u64) -> (u32,
     let mut mnt = mnt;
     let mut dentry = dentry;
     let mut mount = mnt.wrapping_sub(o.mount_mnt);
-    let mut off: usize = 0;
+    // `off` lives in map memory (`cell`), not in a register: the verifier
+    // does not track map contents, so every loop iteration reaches the same
+    // abstract state whatever the component lengths were, and state pruning
+    // keeps verification linear in MAX_DEPTH instead of exponential.
+    // SAFETY: cell points into the per-CPU scratch slot.
+    unsafe { core::ptr::write_volatile(cell, 0) };
     let start = if start > PATH_MAX { PATH_MAX } else { start };
     let mut i = 0u32;
     // MAX_DEPTH bounds the loop for the verifier (see profiler-common).
     while i < MAX_DEPTH {
         i += 1;
         if dentry == root_dentry && mnt == root_mnt {
-            return (off as u32, status);
+            return (unsafe { core::ptr::read_volatile(cell) }, status);
         }
         let Ok(mnt_root) = rk::<u64>(mnt + o.vfsmount_root) else {
             count(counter::READ_ERRORS);
-            return (off as u32, status | STATUS_BASE_DETACHED);
+            return (
+                unsafe { core::ptr::read_volatile(cell) },
+                status | STATUS_BASE_DETACHED,
+            );
         };
         if dentry == mnt_root {
             let Ok(parent) = rk::<u64>(mount + o.mount_parent) else {
-                return (off as u32, status | STATUS_BASE_DETACHED);
+                return (
+                    unsafe { core::ptr::read_volatile(cell) },
+                    status | STATUS_BASE_DETACHED,
+                );
             };
             if parent == mount {
                 // Global root reached without meeting the task's root: the
                 // object is outside the container's root (e.g. a host fd).
-                return (off as u32, status | STATUS_BASE_DETACHED);
+                return (
+                    unsafe { core::ptr::read_volatile(cell) },
+                    status | STATUS_BASE_DETACHED,
+                );
             }
             dentry = rk::<u64>(mount + o.mount_mountpoint).unwrap_or(0);
             mount = parent;
@@ -199,17 +261,28 @@ fn walk(o: &Offsets, buf: *mut u8, start: usize, mnt: u64, dentry: u64) -> (u32,
             continue;
         }
         let Ok(parent) = rk::<u64>(dentry + o.dentry_parent) else {
-            return (off as u32, status | STATUS_BASE_DETACHED);
+            return (
+                unsafe { core::ptr::read_volatile(cell) },
+                status | STATUS_BASE_DETACHED,
+            );
         };
         if parent == dentry || parent == 0 {
-            return (off as u32, status | STATUS_BASE_DETACHED);
+            return (
+                unsafe { core::ptr::read_volatile(cell) },
+                status | STATUS_BASE_DETACHED,
+            );
         }
+        // SAFETY: cell points into the per-CPU scratch slot.
+        let off = unsafe { core::ptr::read_volatile(cell) } as usize;
         if off >= BASE_LIMIT {
             status |= STATUS_BASE_TRUNCATED;
-            return (off as u32, status);
+            return (unsafe { core::ptr::read_volatile(cell) }, status);
         }
         let Ok(name) = rk::<u64>(dentry + o.dentry_name) else {
-            return (off as u32, status | STATUS_BASE_DETACHED);
+            return (
+                unsafe { core::ptr::read_volatile(cell) },
+                status | STATUS_BASE_DETACHED,
+            );
         };
         let at = start + (off & (BASE_LIMIT - 1));
         // SAFETY: at + NAME_MAX_NUL <= PATH_MAX + BASE_LIMIT + NAME_MAX_NUL <= DATA_SIZE.
@@ -218,26 +291,44 @@ fn walk(o: &Offsets, buf: *mut u8, start: usize, mnt: u64, dentry: u64) -> (u32,
         };
         if n <= 0 {
             count(counter::READ_ERRORS);
-            return (off as u32, status | STATUS_BASE_DETACHED);
+            return (
+                unsafe { core::ptr::read_volatile(cell) },
+                status | STATUS_BASE_DETACHED,
+            );
         }
-        off += n as usize;
+        // SAFETY: as above.
+        unsafe { core::ptr::write_volatile(cell, (off + n as usize) as u32) };
         dentry = parent;
     }
-    (off as u32, status | STATUS_BASE_TRUNCATED)
+    (
+        unsafe { core::ptr::read_volatile(cell) },
+        status | STATUS_BASE_TRUNCATED,
+    )
 }
 
-/// FNV-1a over `len` bytes of `buf`, seeded.
+/// Hashes `len` bytes of `buf` eight at a time (bytes past `len` are
+/// masked off: the scratch slot holds stale data there). 512 iterations
+/// instead of 4096 keeps verification cheap for every caller state.
 #[inline(always)]
 fn hash_bytes(mut h: u64, buf: *const u8, len: usize) -> u64 {
     let mut i = 0usize;
-    // PATH_MAX bounds the loop; len <= PATH_MAX by construction.
-    while i < PATH_MAX {
-        if i >= len {
+    // PATH_MAX / 8 bounds the loop; len <= PATH_MAX by construction.
+    while i < PATH_MAX / 8 {
+        let at = i * 8;
+        if at >= len {
             break;
         }
-        // SAFETY: i < PATH_MAX and buf points at data[0], DATA_SIZE > PATH_MAX.
-        let b = unsafe { *buf.add(i) };
-        h = (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3);
+        // SAFETY: at + 8 <= PATH_MAX < DATA_SIZE; unaligned read of plain bytes.
+        let mut w = unsafe { core::ptr::read_unaligned(buf.add(at).cast::<u64>()) };
+        let rem = len - at;
+        if rem < 8 {
+            // Last, partial word. Break explicitly: the verifier learns
+            // `rem < 8` but not `len < at + 8`, so without it would explore
+            // the rest of the loop from here.
+            w &= (1u64 << (rem * 8)) - 1;
+            return mix(h, w);
+        }
+        h = mix(h, w);
         i += 1;
     }
     h
@@ -268,7 +359,11 @@ fn seen_before(cfg: &Config, key: u64, pid_tgid: u64) -> bool {
         count(counter::DEDUPED);
         return true;
     }
-    let v = DedupValue { count: 1, last_tgid: tgid, last_pid: pid };
+    let v = DedupValue {
+        count: 1,
+        last_tgid: tgid,
+        last_pid: pid,
+    };
     match DEDUP.insert(&key, &v, BPF_NOEXIST) {
         Ok(()) => false,
         Err(e) if i64::from(e) == -EEXIST => {
@@ -335,11 +430,16 @@ fn emit_object(cfg: &Config, opc: u32, ret: i64, pid_tgid: u64, file: u64, flags
         count(counter::READ_ERRORS);
         return;
     }
-    let key = mix(mix(mix(u64::from(opc), ret as u64), dentry), flags & (O_ACCMODE | O_CREAT | O_TRUNC | O_APPEND));
+    let key = mix(
+        mix(mix(u64::from(opc), ret as u64), dentry),
+        flags & (O_ACCMODE | O_CREAT | O_TRUNC | O_APPEND),
+    );
     if seen_before(cfg, key, pid_tgid) {
         return;
     }
-    let Some(ev) = SCRATCH.get_ptr_mut(0) else { return };
+    let Some(ev) = SCRATCH.get_ptr_mut(0) else {
+        return;
+    };
     // SAFETY: per-CPU scratch slot owned by this program invocation.
     let evr = unsafe { &mut *ev };
     fill_header(&mut evr.header, kind::PATH_OP, opc, ret, pid_tgid);
@@ -347,13 +447,8 @@ fn emit_object(cfg: &Config, opc: u32, ret: i64, pid_tgid: u64, file: u64, flags
     evr.header.dentry = dentry;
     evr.header.flags = flags as u32;
     evr.header.mode = mode as u32;
-    let (n, st) = walk(o, evr.data.as_mut_ptr(), 0, mnt, dentry);
-    evr.header.base_len = n;
-    evr.header.status = st | STATUS_BASE_IS_OBJECT;
-    if st & STATUS_BASE_TRUNCATED != 0 {
-        count(counter::TRUNCATED_PATHS);
-    }
-    submit(ev);
+    evr.header.status = STATUS_BASE_IS_OBJECT;
+    request_walk(mnt, dentry, 0);
 }
 
 /// Emits a record for `name` (user pointer) relative to `dirfd`.
@@ -370,11 +465,17 @@ fn emit_named(
     mode: u64,
 ) {
     let o = &cfg.offsets;
-    let Some(ev) = SCRATCH.get_ptr_mut(0) else { return };
+    let Some(ev) = SCRATCH.get_ptr_mut(0) else {
+        return;
+    };
     // SAFETY: per-CPU scratch slot owned by this program invocation.
     let evr = unsafe { &mut *ev };
     let buf = evr.data.as_mut_ptr();
-    let max = if name_max > PATH_MAX as u32 { PATH_MAX as u32 } else { name_max };
+    let max = if name_max > PATH_MAX as u32 {
+        PATH_MAX as u32
+    } else {
+        name_max
+    };
     // SAFETY: reads at most PATH_MAX bytes into data[0..PATH_MAX].
     let n = unsafe { bh::bpf_probe_read_user_str(buf.cast(), max, name_ptr as *const _) };
     let mut status = 0u32;
@@ -401,9 +502,16 @@ fn emit_named(
         }
     } else {
         let f = fd_file(o, i64::from(dirfd as i32));
-        if f == 0 { (0, 0) } else { read_path(o, f + o.file_path) }
+        if f == 0 {
+            (0, 0)
+        } else {
+            read_path(o, f + o.file_path)
+        }
     };
-    let mut key = mix(mix(mix(u64::from(opc), ret as u64), dentry), flags & (O_ACCMODE | O_CREAT | O_TRUNC | O_APPEND));
+    let mut key = mix(
+        mix(mix(u64::from(opc), ret as u64), dentry),
+        flags & (O_ACCMODE | O_CREAT | O_TRUNC | O_APPEND),
+    );
     key = hash_bytes(key, buf, name_len);
     if seen_before(cfg, key, pid_tgid) {
         return;
@@ -415,17 +523,62 @@ fn emit_named(
     evr.header.name_len = name_len as u32;
     if absolute {
         status |= STATUS_NAME_ABSOLUTE;
-    } else if dentry != 0 {
-        let (bl, st) = walk(o, buf, name_len, mnt, dentry);
-        evr.header.base_len = bl;
-        status |= st;
-        if st & STATUS_BASE_TRUNCATED != 0 {
-            count(counter::TRUNCATED_PATHS);
-        }
-    } else {
+    } else if dentry == 0 {
         status |= STATUS_BASE_DETACHED;
     }
     evr.header.status = status;
+    if absolute || dentry == 0 {
+        submit(ev);
+    } else {
+        request_walk(mnt, dentry, name_len as u64);
+    }
+}
+
+/// Records that the event in SCRATCH still needs its base path walked.
+#[inline(always)]
+fn request_walk(mnt: u64, dentry: u64, start: u64) {
+    if let Some(j) = JOBS.get_ptr_mut(0) {
+        // SAFETY: per-CPU slot.
+        unsafe {
+            (*j).walk_mnt = mnt;
+            (*j).walk_dentry = dentry;
+            (*j).walk_start = start;
+        }
+    }
+}
+
+/// Walks the pending base path into the event in SCRATCH and sends it.
+///
+/// Every input is read back from map memory, so the verifier sees a single
+/// abstract entry state here, whichever branch queued the walk.
+#[inline(always)]
+fn finish_walk(cfg: &Config) {
+    let Some(j) = JOBS.get_ptr_mut(0) else { return };
+    let Some(ev) = SCRATCH.get_ptr_mut(0) else {
+        return;
+    };
+    // SAFETY: per-CPU slots owned by this program chain.
+    let (j, evr) = unsafe { (&mut *j, &mut *ev) };
+    let dentry = j.walk_dentry;
+    if dentry == 0 {
+        return;
+    }
+    j.walk_dentry = 0;
+    let start = j.walk_start as usize;
+    let start = if start > PATH_MAX { PATH_MAX } else { start };
+    let (bl, st) = walk(
+        &cfg.offsets,
+        evr.data.as_mut_ptr(),
+        start,
+        j.walk_mnt,
+        dentry,
+        &raw mut evr.header.base_len,
+    );
+    evr.header.base_len = bl;
+    evr.header.status |= st;
+    if st & STATUS_BASE_TRUNCATED != 0 {
+        count(counter::TRUNCATED_PATHS);
+    }
     submit(ev);
 }
 
@@ -450,7 +603,9 @@ fn account_write(cfg: &Config, fd: u64, len: u64, fsync: bool, exec_map: bool) {
         return;
     }
     let (_, dentry) = read_path(o, file + o.file_path);
-    let Some(st) = FILES.get_ptr_mut(&dentry) else { return };
+    let Some(st) = FILES.get_ptr_mut(&dentry) else {
+        return;
+    };
     // SAFETY: map value pointer; racing writers only skew counters.
     unsafe {
         if fsync {
@@ -489,7 +644,9 @@ fn try_sys_enter(ctx: &TracePointContext) -> Result<(), i64> {
     // bytes read are unused).
     let nr: i32 = unsafe { ctx.read_at(8) }.map_err(i64::from)?;
     let args: [u64; 6] = unsafe { ctx.read_at(16) }.map_err(i64::from)?;
-    let Some(spec) = SPECS.get(nr as u32) else { return Ok(()) };
+    let Some(spec) = SPECS.get(nr as u32) else {
+        return Ok(());
+    };
     if spec.op == 0 {
         return Ok(());
     }
@@ -497,7 +654,13 @@ fn try_sys_enter(ctx: &TracePointContext) -> Result<(), i64> {
     let mut flags = 0u64;
     match spec.argkind {
         argkind::WRITE => {
-            account_write(cfg, arg(&args, spec.fd_arg), arg(&args, 2), false, false);
+            // mode_arg holds the byte-count argument (NO_ARG for vectored writes).
+            let len = if spec.mode_arg == NO_ARG {
+                0
+            } else {
+                arg(&args, spec.mode_arg)
+            };
+            account_write(cfg, arg(&args, spec.fd_arg), len, false, false);
             return Ok(());
         }
         argkind::FSYNC => {
@@ -517,8 +680,10 @@ fn try_sys_enter(ctx: &TracePointContext) -> Result<(), i64> {
             O_CREAT | O_TRUNC | 1
         } else if spec.flags & specflag::OPEN_HOW != 0 {
             // SAFETY: struct open_how starts with u64 flags.
-            unsafe { aya_ebpf::helpers::bpf_probe_read_user(arg(&args, spec.flags_arg) as *const u64) }
-                .unwrap_or(0)
+            unsafe {
+                aya_ebpf::helpers::bpf_probe_read_user(arg(&args, spec.flags_arg) as *const u64)
+            }
+            .unwrap_or(0)
         } else {
             arg(&args, spec.flags_arg)
         };
@@ -532,7 +697,11 @@ fn try_sys_enter(ctx: &TracePointContext) -> Result<(), i64> {
     } else if spec.flags_arg != NO_ARG {
         flags = arg(&args, spec.flags_arg);
     }
-    let inf = Inflight { nr: nr as u64, args, flags };
+    let inf = Inflight {
+        nr: nr as u64,
+        args,
+        flags,
+    };
     if INFLIGHT.insert(&pid_tgid, &inf, 0).is_err() {
         count(counter::INFLIGHT_FULL);
     }
@@ -550,7 +719,9 @@ fn try_sys_exit(ctx: &TracePointContext) -> Result<(), i64> {
     // SAFETY: helper without arguments.
     let pid_tgid = unsafe { bh::bpf_get_current_pid_tgid() };
     // SAFETY: the map value is copied out before removal.
-    let Some(inf) = (unsafe { INFLIGHT.get(&pid_tgid) }).copied() else { return Ok(()) };
+    let Some(inf) = (unsafe { INFLIGHT.get(&pid_tgid) }).copied() else {
+        return Ok(());
+    };
     let _ = INFLIGHT.remove(&pid_tgid);
     // SAFETY: syscalls:sys_exit_* records hold `int __syscall_nr` at 8 and
     // `long ret` at 16.
@@ -559,15 +730,28 @@ fn try_sys_exit(ctx: &TracePointContext) -> Result<(), i64> {
     if nr as u64 != inf.nr {
         return Ok(());
     }
-    let Some(spec) = SPECS.get(nr as u32) else { return Ok(()) };
+    let Some(spec) = SPECS.get(nr as u32) else {
+        return Ok(());
+    };
     let Some(cfg) = config() else { return Ok(()) };
     let a = &inf.args;
-    let mode = if spec.mode_arg == NO_ARG { 0 } else { arg(a, spec.mode_arg) };
+    let mode = if spec.mode_arg == NO_ARG {
+        0
+    } else {
+        arg(a, spec.mode_arg)
+    };
+    let Some(jobs) = JOBS.get_ptr_mut(0) else {
+        return Ok(());
+    };
+    // SAFETY: per-CPU slot owned by this program and the `emit` it tail-calls.
+    let mut q = Queue(unsafe { &mut *jobs });
+    q.0.n = 0;
+    q.0.next = 0;
     match spec.argkind {
         argkind::FD | argkind::MMAP => {
             let file = fd_file(&cfg.offsets, arg(a, spec.fd_arg) as i64);
             if file != 0 {
-                emit_object(cfg, spec.op, ret, pid_tgid, file, inf.flags, mode);
+                q.object(spec.op, ret, pid_tgid, file, inf.flags, mode);
                 if spec.argkind == argkind::MMAP && ret >= 0 {
                     account_write(cfg, arg(a, spec.fd_arg), 0, false, true);
                 }
@@ -576,15 +760,17 @@ fn try_sys_exit(ctx: &TracePointContext) -> Result<(), i64> {
         argkind::BIND => {
             let sa = arg(a, 1);
             // SAFETY: user pointer read through the helper.
-            let fam = unsafe { aya_ebpf::helpers::bpf_probe_read_user(sa as *const u16) }.unwrap_or(0);
+            let fam =
+                unsafe { aya_ebpf::helpers::bpf_probe_read_user(sa as *const u16) }.unwrap_or(0);
             if fam != AF_UNIX {
                 return Ok(());
             }
-            let first = unsafe { aya_ebpf::helpers::bpf_probe_read_user((sa + 2) as *const u8) }.unwrap_or(0);
+            let first = unsafe { aya_ebpf::helpers::bpf_probe_read_user((sa + 2) as *const u8) }
+                .unwrap_or(0);
             if first == 0 {
                 return Ok(()); // abstract socket: no filesystem path
             }
-            emit_named(cfg, spec.op, ret, pid_tgid, AT_FDCWD, sa + 2, SUN_PATH_MAX, 0, 0);
+            q.named(spec.op, ret, pid_tgid, AT_FDCWD, sa + 2, SUN_PATH_MAX, 0, 0);
         }
         _ => {
             let mut opc = spec.op;
@@ -598,40 +784,221 @@ fn try_sys_exit(ctx: &TracePointContext) -> Result<(), i64> {
                 if file != 0 {
                     let (_, dentry) = read_path(&cfg.offsets, file + cfg.offsets.file_path);
                     if FILES.get_ptr(&dentry).is_none()
-                        && FILES.insert(&dentry, &FileStats::default(), BPF_NOEXIST).is_err()
+                        && FILES
+                            .insert(&dentry, &FileStats::default(), BPF_NOEXIST)
+                            .is_err()
                         && FILES.get_ptr(&dentry).is_none()
                     {
                         count(counter::FILES_FULL);
                     }
-                    emit_object(cfg, opc, ret, pid_tgid, file, inf.flags, mode);
-                    return Ok(());
+                    q.object(opc, ret, pid_tgid, file, inf.flags, mode);
+                    return q.run(ctx);
                 }
             }
-            let dirfd = if spec.dirfd_arg == NO_ARG { AT_FDCWD } else { arg(a, spec.dirfd_arg) as i64 };
-            let name_ptr = if spec.name_arg == NO_ARG { 0 } else { arg(a, spec.name_arg) };
+            let dirfd = if spec.dirfd_arg == NO_ARG {
+                AT_FDCWD
+            } else {
+                arg(a, spec.dirfd_arg) as i64
+            };
+            let name_ptr = if spec.name_arg == NO_ARG {
+                0
+            } else {
+                arg(a, spec.name_arg)
+            };
             if spec.flags & specflag::SECOND_ONLY == 0 {
                 let empty_fd = spec.flags & specflag::EMPTY_IS_FD != 0
                     && (name_ptr == 0 || inf.flags & AT_EMPTY_PATH != 0);
                 if empty_fd {
                     let file = fd_file(&cfg.offsets, dirfd);
                     if file != 0 {
-                        emit_object(cfg, opc, ret, pid_tgid, file, inf.flags, mode);
+                        q.object(opc, ret, pid_tgid, file, inf.flags, mode);
                     }
                 } else if name_ptr != 0 {
-                    emit_named(cfg, opc, ret, pid_tgid, dirfd, name_ptr, PATH_MAX as u32, inf.flags, mode);
+                    q.named(
+                        opc,
+                        ret,
+                        pid_tgid,
+                        dirfd,
+                        name_ptr,
+                        PATH_MAX as u32,
+                        inf.flags,
+                        mode,
+                    );
                 }
             }
             if spec.flags & specflag::TWO_PATHS != 0 {
-                let opc2 = if spec.op == op::RENAME_FROM { op::RENAME_TO } else { spec.op };
-                let dirfd2 = if spec.dirfd2_arg == NO_ARG { AT_FDCWD } else { arg(a, spec.dirfd2_arg) as i64 };
+                let opc2 = if spec.op == op::RENAME_FROM {
+                    op::RENAME_TO
+                } else {
+                    spec.op
+                };
+                let dirfd2 = if spec.dirfd2_arg == NO_ARG {
+                    AT_FDCWD
+                } else {
+                    arg(a, spec.dirfd2_arg) as i64
+                };
                 let name2 = arg(a, spec.name2_arg);
                 if name2 != 0 {
-                    emit_named(cfg, opc2, ret, pid_tgid, dirfd2, name2, PATH_MAX as u32, inf.flags, 0);
+                    q.named(
+                        opc2,
+                        ret,
+                        pid_tgid,
+                        dirfd2,
+                        name2,
+                        PATH_MAX as u32,
+                        inf.flags,
+                        0,
+                    );
                 }
             }
         }
     }
-    Ok(())
+    q.run(ctx)
+}
+
+/// Queue of path jobs for the `emit` program.
+struct Queue<'a>(&'a mut Jobs);
+
+impl Queue<'_> {
+    #[inline(always)]
+    fn push(&mut self, job: Job) {
+        let n = self.0.n;
+        if n == 0 {
+            self.0.items[0] = job;
+        } else if n == 1 {
+            self.0.items[1] = job;
+        } else {
+            return;
+        }
+        self.0.n = n + 1;
+    }
+
+    #[inline(always)]
+    fn object(&mut self, opc: u32, ret: i64, pid_tgid: u64, file: u64, flags: u64, mode: u64) {
+        self.push(Job {
+            kind: JOB_OBJECT,
+            opc,
+            ret,
+            pid_tgid,
+            file,
+            dirfd: 0,
+            name_ptr: 0,
+            name_max: 0,
+            _pad: 0,
+            flags,
+            mode,
+        });
+    }
+
+    #[inline(always)]
+    #[allow(clippy::too_many_arguments)]
+    fn named(
+        &mut self,
+        opc: u32,
+        ret: i64,
+        pid_tgid: u64,
+        dirfd: i64,
+        name_ptr: u64,
+        name_max: u32,
+        flags: u64,
+        mode: u64,
+    ) {
+        self.push(Job {
+            kind: JOB_NAMED,
+            opc,
+            ret,
+            pid_tgid,
+            file: 0,
+            dirfd,
+            name_ptr,
+            name_max,
+            _pad: 0,
+            flags,
+            mode,
+        });
+    }
+
+    #[inline(always)]
+    fn run(self, ctx: &TracePointContext) -> Result<(), i64> {
+        if self.0.n > 0 {
+            // SAFETY: JUMP slot 0 holds `emit`, a tracepoint program taking
+            // the same context. On failure (slot empty) nothing is emitted.
+            let _ = unsafe { JUMP.tail_call(ctx, 0) };
+            count(counter::READ_ERRORS);
+        }
+        Ok(())
+    }
+}
+
+/// Builds and sends the queued path jobs, one per invocation, tail-calling
+/// itself for the next one. Never attached; reached through `JUMP`.
+#[tracepoint]
+pub fn emit(ctx: TracePointContext) -> u32 {
+    let Some(jobs) = JOBS.get_ptr_mut(0) else {
+        return 0;
+    };
+    let Some(cfg) = config() else { return 0 };
+    // SAFETY: per-CPU slot filled by `sys_exit` just before the tail call.
+    let jobs = unsafe { &mut *jobs };
+    let idx = jobs.next;
+    if idx >= jobs.n || idx >= 2 {
+        return 0;
+    }
+    jobs.next = idx + 1;
+    let job = if idx == 0 {
+        jobs.items[0]
+    } else {
+        jobs.items[1]
+    };
+    jobs.walk_dentry = 0;
+    if job.kind == JOB_OBJECT {
+        emit_object(
+            cfg,
+            job.opc,
+            job.ret,
+            job.pid_tgid,
+            job.file,
+            job.flags,
+            job.mode,
+        );
+    } else {
+        emit_named(
+            cfg,
+            job.opc,
+            job.ret,
+            job.pid_tgid,
+            job.dirfd,
+            job.name_ptr,
+            job.name_max,
+            job.flags,
+            job.mode,
+        );
+    }
+    if jobs.walk_dentry != 0 {
+        // SAFETY: JUMP slot 1 holds `walk_prog`, same program type and context.
+        let _ = unsafe { JUMP.tail_call(&ctx, 1) };
+        count(counter::READ_ERRORS);
+    } else if jobs.next < jobs.n {
+        // SAFETY: as in Queue::run.
+        let _ = unsafe { JUMP.tail_call(&ctx, 0) };
+    }
+    0
+}
+
+/// Second stage of `emit`: the path walk, in a program of its own so the
+/// verifier explores it once. Chains back to `emit` for the next job.
+#[tracepoint]
+pub fn walk_prog(ctx: TracePointContext) -> u32 {
+    let Some(cfg) = config() else { return 0 };
+    finish_walk(cfg);
+    if let Some(jobs) = JOBS.get_ptr(0) {
+        // SAFETY: per-CPU slot.
+        if unsafe { (*jobs).next < (*jobs).n } {
+            // SAFETY: JUMP slot 0 holds `emit`.
+            let _ = unsafe { JUMP.tail_call(&ctx, 0) };
+        }
+    }
+    0
 }
 
 #[tracepoint]
@@ -650,7 +1017,17 @@ fn try_sched_exec(_ctx: &TracePointContext) -> Result<(), i64> {
         if TARGET_CGROUPS.get_ptr(&cg).is_none() {
             return Ok(());
         }
-        if TRACED.insert(&tgid, &TracedProc { by_exec: 1, _pad: 0 }, 0).is_err() {
+        if TRACED
+            .insert(
+                &tgid,
+                &TracedProc {
+                    by_exec: 1,
+                    _pad: 0,
+                },
+                0,
+            )
+            .is_err()
+        {
             count(counter::TRACED_FULL);
             return Ok(());
         }
@@ -669,7 +1046,12 @@ fn try_sched_exec(_ctx: &TracePointContext) -> Result<(), i64> {
     let mm = rk::<u64>(current_task() + o.task_mm)?;
     let exe = rk::<u64>(mm + o.mm_exe_file)?;
     if exe != 0 {
+        if let Some(j) = JOBS.get_ptr_mut(0) {
+            // SAFETY: per-CPU slot.
+            unsafe { (*j).walk_dentry = 0 };
+        }
         emit_object(cfg, op::EXEC, 0, pid_tgid, exe, 0, 0);
+        finish_walk(cfg);
     }
     Ok(())
 }
@@ -696,7 +1078,17 @@ fn try_sched_fork(ctx: &RawTracePointContext) -> Result<(), i64> {
     if child_tgid == (pid_tgid >> 32) as u32 {
         return Ok(()); // a thread of a traced process
     }
-    if TRACED.insert(&child_tgid, &TracedProc { by_exec: 0, _pad: 0 }, 0).is_err() {
+    if TRACED
+        .insert(
+            &child_tgid,
+            &TracedProc {
+                by_exec: 0,
+                _pad: 0,
+            },
+            0,
+        )
+        .is_err()
+    {
         count(counter::TRACED_FULL);
     }
     Ok(())
@@ -733,7 +1125,9 @@ fn try_cgroup_mkdir(ctx: &TracePointContext) -> Result<(), i64> {
     let loc: u32 = unsafe { ctx.read_at(cfg.cg_path_off as usize) }.map_err(i64::from)?;
     let off = (loc & 0xffff) as usize;
     let len = (loc >> 16) as usize; // includes the NUL
-    let Some(want) = CONTAINER_ID.get(0) else { return Ok(()) };
+    let Some(want) = CONTAINER_ID.get(0) else {
+        return Ok(());
+    };
     // The leaf is `<id>` (cgroupfs driver) or `docker-<id>.scope` /
     // `libpod-<id>.scope` (systemd driver): compare the 64 bytes that end
     // either at the NUL or 6 bytes (".scope") before it.

@@ -8,3 +8,4 @@
 pub mod analysis;
 pub mod model;
 pub mod render;
+pub mod trace;

@@ -12,9 +12,21 @@ use anyhow::{Context as _, Result, bail};
 
 /// The command line as a person would type it, for logs and error messages.
 pub fn display(cmd: &Command) -> String {
+    use std::fmt::Write as _;
+    let quote = |words: &[String]| {
+        shlex::try_join(words.iter().map(String::as_str)).unwrap_or_else(|_| words.join(" "))
+    };
+    let mut line = String::new();
+    for (key, value) in cmd.get_envs() {
+        if let Some(value) = value {
+            let value = quote(&[value.to_string_lossy().into_owned()]);
+            let _ = write!(line, "{}={value} ", key.to_string_lossy());
+        }
+    }
     let mut words = vec![cmd.get_program().to_string_lossy().into_owned()];
     words.extend(cmd.get_args().map(|a| a.to_string_lossy().into_owned()));
-    shlex::try_join(words.iter().map(String::as_str)).unwrap_or_else(|_| words.join(" "))
+    line.push_str(&quote(&words));
+    line
 }
 
 /// Runs `cmd` with inherited stdio (its output goes straight to the user) and

@@ -28,7 +28,15 @@ pub fn demo() -> Result<()> {
     let probe = format!("http://127.0.0.1:{PROFILE_PORT}/");
     let profile = |format: Option<&str>| {
         let mut c = Command::new(&roprof);
-        c.args(["profile", "--duration", "10s", "-p", &publish, "--probe", &probe]);
+        c.args([
+            "profile",
+            "--duration",
+            "10s",
+            "-p",
+            &publish,
+            "--probe",
+            &probe,
+        ]);
         if let Some(f) = format {
             c.args(["--format", f]);
         }
@@ -40,7 +48,8 @@ pub fn demo() -> Result<()> {
     cmd::run(&mut profile(None)).context("roprof profile (table output)")?;
 
     eprintln!("xtask: profiling {image} (docker line) ...");
-    let line = cmd::stdout(&mut profile(Some("docker"))).context("roprof profile --format docker")?;
+    let line =
+        cmd::stdout(&mut profile(Some("docker"))).context("roprof profile --format docker")?;
     println!("{line}");
     let words = docker_run_words(&line)?;
 
@@ -80,7 +89,11 @@ fn docker_run_words(output: &str) -> Result<Vec<String>> {
 /// terminal), and so is a `--name` of its own (the demo removes the container
 /// by its name).
 fn detached_run_args(words: &[String], name: &str, publish: &str) -> Vec<String> {
-    let skip = if words.get(1).is_some_and(|w| w == "container") { 3 } else { 2 };
+    let skip = if words.get(1).is_some_and(|w| w == "container") {
+        3
+    } else {
+        2
+    };
     let mut args: Vec<String> = ["run", "-d", "--name", name, "-p", publish]
         .into_iter()
         .map(String::from)
@@ -126,7 +139,9 @@ fn http_status(addr: SocketAddr) -> Result<u16> {
     let mut head = Vec::new();
     let mut buf = [0; 512];
     while !head.contains(&b'\n') {
-        let n = conn.read(&mut buf).with_context(|| format!("reading from {addr}"))?;
+        let n = conn
+            .read(&mut buf)
+            .with_context(|| format!("reading from {addr}"))?;
         if n == 0 {
             break;
         }
@@ -169,26 +184,62 @@ mod tests {
         let words = docker_run_words(out).expect("a docker line is there");
         assert_eq!(
             words,
-            ["docker", "run", "--read-only", "--tmpfs", "/run", "--mount", "type=volume,dst=/var/lib/nginx", "roprof-fixture/nginx"]
+            [
+                "docker",
+                "run",
+                "--read-only",
+                "--tmpfs",
+                "/run",
+                "--mount",
+                "type=volume,dst=/var/lib/nginx",
+                "roprof-fixture/nginx"
+            ]
         );
-        assert!(docker_run_words("no command here").is_err(), "missing line must be an error");
+        assert!(
+            docker_run_words("no command here").is_err(),
+            "missing line must be an error"
+        );
     }
 
     #[test]
     fn detaches_names_publishes_and_drops_tty_flags() {
-        let words: Vec<String> = ["docker", "run", "--rm", "-it", "--name", "x", "--read-only", "img", "arg"]
-            .map(String::from)
-            .to_vec();
+        let words: Vec<String> = [
+            "docker",
+            "run",
+            "--rm",
+            "-it",
+            "--name",
+            "x",
+            "--read-only",
+            "img",
+            "arg",
+        ]
+        .map(String::from)
+        .to_vec();
         let args = detached_run_args(&words, "demo", "127.0.0.1:18081:80");
         assert_eq!(
             args,
-            ["run", "-d", "--name", "demo", "-p", "127.0.0.1:18081:80", "--rm", "--read-only", "img", "arg"]
+            [
+                "run",
+                "-d",
+                "--name",
+                "demo",
+                "-p",
+                "127.0.0.1:18081:80",
+                "--rm",
+                "--read-only",
+                "img",
+                "arg"
+            ]
         );
     }
 
     #[test]
     fn parses_status_lines() {
-        assert_eq!(parse_status_line("HTTP/1.1 200 OK\r\nServer: nginx\r\n"), Some(200));
+        assert_eq!(
+            parse_status_line("HTTP/1.1 200 OK\r\nServer: nginx\r\n"),
+            Some(200)
+        );
         assert_eq!(parse_status_line("HTTP/1.0 404 Not Found\r\n"), Some(404));
         assert_eq!(parse_status_line("SSH-2.0-OpenSSH\r\n"), None);
         assert_eq!(parse_status_line(""), None);

@@ -97,7 +97,10 @@ pub fn build(names: &[String], force: bool) -> Result<()> {
                 }
             }
         }
-        FIXTURES.iter().filter(|f| closure.contains(&f.name)).collect()
+        FIXTURES
+            .iter()
+            .filter(|f| closure.contains(&f.name))
+            .collect()
     };
     for f in wanted {
         let image = image_name(f.name);
@@ -151,7 +154,10 @@ fn current_hash(image: &str) -> Result<Option<String>> {
 /// from the host (the busybox binary), and its base's hash.
 fn fixture_hash(f: &Fixture) -> Result<String> {
     let mut h = Sha256::new();
-    h.update(format!("roprof-fixture {} recipe {RECIPE_VERSION}\0", f.name));
+    h.update(format!(
+        "roprof-fixture {} recipe {RECIPE_VERSION}\0",
+        f.name
+    ));
     hash_dir(&mut h, &fixtures_dir().join(f.name))?;
     match f.recipe {
         Recipe::BusyboxRootfs => {
@@ -188,8 +194,8 @@ fn hash_dir(h: &mut Sha256, dir: &Path) -> Result<()> {
         for path in entries {
             let rel = path.strip_prefix(root).unwrap_or(&path);
             h.update(rel.as_os_str().as_encoded_bytes());
-            let meta = fs::symlink_metadata(&path)
-                .with_context(|| format!("stat {}", path.display()))?;
+            let meta =
+                fs::symlink_metadata(&path).with_context(|| format!("stat {}", path.display()))?;
             if meta.is_symlink() {
                 h.update(b"\0link\0");
                 let target = fs::read_link(&path)?;
@@ -236,7 +242,9 @@ fn docker_build(f: &Fixture, dir: &Path, image: &str, hash: &str, force: bool) -
     let mut sources = Vec::new();
     for entry in fs::read_dir(dir).with_context(|| format!("listing {}", dir.display()))? {
         let path = entry?.path();
-        let Some(name) = path.file_name() else { continue };
+        let Some(name) = path.file_name() else {
+            continue;
+        };
         if path.is_file() {
             fs::copy(&path, ctx.join(name))
                 .with_context(|| format!("copying {} into the build context", path.display()))?;
@@ -292,7 +300,12 @@ mod tests {
     fn every_fixture_has_a_directory_and_bases_come_first() {
         for (i, f) in FIXTURES.iter().enumerate() {
             let dir = fixtures_dir().join(f.name);
-            assert!(dir.is_dir(), "fixture {} has no directory {}", f.name, dir.display());
+            assert!(
+                dir.is_dir(),
+                "fixture {} has no directory {}",
+                f.name,
+                dir.display()
+            );
             if let Recipe::Dockerfile { base } = f.recipe {
                 let base_pos = FIXTURES.iter().position(|b| b.name == base);
                 assert!(
@@ -300,7 +313,11 @@ mod tests {
                     "base {base} of {} must be listed before it",
                     f.name
                 );
-                assert!(dir.join("Dockerfile").is_file(), "{} needs a Dockerfile", f.name);
+                assert!(
+                    dir.join("Dockerfile").is_file(),
+                    "{} needs a Dockerfile",
+                    f.name
+                );
             }
         }
     }
@@ -318,12 +335,23 @@ mod tests {
         fs::write(base.join("a"), "one").unwrap();
         fs::write(base.join("sub/b"), "two").unwrap();
         let first = digest(&base);
-        assert_eq!(first, digest(&base), "hashing twice must give the same digest");
+        assert_eq!(
+            first,
+            digest(&base),
+            "hashing twice must give the same digest"
+        );
         fs::write(base.join("a"), "ONE").unwrap();
         let changed = digest(&base);
-        assert_ne!(first, changed, "changing a file's contents must change the hash");
+        assert_ne!(
+            first, changed,
+            "changing a file's contents must change the hash"
+        );
         fs::rename(base.join("sub/b"), base.join("sub/c")).unwrap();
-        assert_ne!(changed, digest(&base), "renaming a file must change the hash");
+        assert_ne!(
+            changed,
+            digest(&base),
+            "renaming a file must change the hash"
+        );
         fs::remove_dir_all(&base).unwrap();
     }
 }

@@ -71,11 +71,18 @@ enum Command {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    add_sbin_to_path();
     let result = match cli.command {
         Command::Setup => setup::setup(),
-        Command::Images { force, names } => images::build(&names, force),
+        Command::Images { force, names } => {
+            setup::docker_step().and_then(|()| images::build(&names, force))
+        }
         Command::Build => build_roprof().map(|_| ()),
-        Command::Test { harness_args } => test::test(&harness_args),
+        Command::Test { harness_args } => match test::test(&harness_args) {
+            // The summary has been printed; it stays the last line of output.
+            Ok(all_ok) if !all_ok => return ExitCode::FAILURE,
+            other => other.map(|_| ()),
+        },
         Command::Demo => demo::demo(),
         Command::Bench { .. } | Command::Reports { .. } => {
             eprintln!("xtask: not implemented yet");
@@ -91,7 +98,28 @@ fn main() -> ExitCode {
     }
 }
 
+/// Root's tools (dockerd, debootstrap, chroot) live in the sbin directories,
+/// which a non-login shell or a CI runner may leave off `PATH`.
+fn add_sbin_to_path() {
+    let path = std::env::var_os("PATH").unwrap_or_default();
+    let mut dirs: Vec<PathBuf> = std::env::split_paths(&path).collect();
+    let before = dirs.len();
+    for sbin in ["/usr/local/sbin", "/usr/sbin", "/sbin"] {
+        if !dirs.iter().any(|d| d == Path::new(sbin)) {
+            dirs.push(sbin.into());
+        }
+    }
+    if dirs.len() != before
+        && let Ok(joined) = std::env::join_paths(dirs)
+    {
+        // SAFETY: called at the start of main, before xtask starts any
+        // thread, so nothing can read the environment concurrently.
+        unsafe { std::env::set_var("PATH", joined) };
+    }
+}
+
 /// The workspace root (the parent of this crate's directory).
+#[must_use]
 pub fn workspace_root() -> &'static Path {
     Path::new(env!("CARGO_MANIFEST_DIR"))
         .parent()
@@ -125,7 +153,11 @@ pub fn build_roprof() -> Result<PathBuf> {
     let bin = target_dir()?.join("release").join("roprof");
     step("build roprof (release)", || {
         cmd::run(cmd::cargo().args(["build", "--release", "-p", "profiler"]))?;
-        anyhow::ensure!(bin.is_file(), "the build succeeded but {} is missing", bin.display());
+        anyhow::ensure!(
+            bin.is_file(),
+            "the build succeeded but {} is missing",
+            bin.display()
+        );
         Ok(format!("ok ({})", bin.display()))
     })?;
     Ok(bin)

@@ -34,8 +34,12 @@ pub fn busybox_binary() -> Result<PathBuf> {
         cmd::apt_install(&["busybox-static"], "the busybox fixture image")?;
         match is_static() {
             Some(true) => {}
-            Some(false) => bail!("{BUSYBOX} is still dynamically linked after installing busybox-static"),
-            None => bail!("{BUSYBOX} is missing or not an ELF file after installing busybox-static"),
+            Some(false) => {
+                bail!("{BUSYBOX} is still dynamically linked after installing busybox-static")
+            }
+            None => {
+                bail!("{BUSYBOX} is missing or not an ELF file after installing busybox-static")
+            }
         }
     }
     Ok(path)
@@ -74,8 +78,8 @@ pub fn import_busybox(dir: &Path, image: &str, hash: &str) -> Result<()> {
 }
 
 fn write_busybox_tar(tarball: &Path, busybox: &Path, applets: &str, dir: &Path) -> Result<()> {
-    let file = fs::File::create(tarball)
-        .with_context(|| format!("creating {}", tarball.display()))?;
+    let file =
+        fs::File::create(tarball).with_context(|| format!("creating {}", tarball.display()))?;
     let mut tar = tar::Builder::new(BufWriter::new(file));
     let dirs: &[(&str, u32, u64)] = &[
         ("bin", 0o755, 0),
@@ -215,7 +219,11 @@ pub fn import_debootstrap(dir: &Path, image: &str, hash: &str) -> Result<()> {
         cmd::run(
             Command::new("tar")
                 .args(["--numeric-owner", "--xattrs", "--xattrs-include=*"])
-                .args(["--exclude=./dev/*", "--exclude=./proc/*", "--exclude=./sys/*"])
+                .args([
+                    "--exclude=./dev/*",
+                    "--exclude=./proc/*",
+                    "--exclude=./sys/*",
+                ])
                 .arg("-C")
                 .arg(&root)
                 .arg("-cf")
@@ -228,8 +236,13 @@ pub fn import_debootstrap(dir: &Path, image: &str, hash: &str) -> Result<()> {
         // Older tarballs belong to older definitions.
         for entry in fs::read_dir(&cache)? {
             let path = entry?.path();
-            let name = path.file_name().and_then(|n| n.to_str()).unwrap_or_default();
-            if name.starts_with("debian-") && name.ends_with(".tar") && path != tarball {
+            let stale = path != tarball
+                && path.extension().is_some_and(|e| e == "tar")
+                && path
+                    .file_name()
+                    .and_then(|n| n.to_str())
+                    .is_some_and(|n| n.starts_with("debian-"));
+            if stale {
                 fs::remove_file(&path).with_context(|| format!("removing {}", path.display()))?;
             }
         }
@@ -283,9 +296,17 @@ mod tests {
     fn recognises_static_and_dynamic_elf() {
         // The test binary itself is dynamically linked on Linux/glibc.
         let me = fs::read(std::env::current_exe().unwrap()).unwrap();
-        assert_eq!(elf_is_static(&me), Some(false), "the test binary has an interpreter");
+        assert_eq!(
+            elf_is_static(&me),
+            Some(false),
+            "the test binary has an interpreter"
+        );
         assert_eq!(elf_is_static(b"#!/bin/sh\n"), None, "a script is not ELF");
-        assert_eq!(elf_is_static(b"\x7fELF\x02\x01"), None, "a truncated header is not ELF");
+        assert_eq!(
+            elf_is_static(b"\x7fELF\x02\x01"),
+            None,
+            "a truncated header is not ELF"
+        );
     }
 
     #[test]
@@ -293,7 +314,11 @@ mod tests {
         let path = crate::images::fixtures_dir().join("debian/debootstrap.conf");
         let conf = read_debootstrap_conf(&path).expect("the debian fixture's config parses");
         assert_eq!(conf.variant, "minbase");
-        assert!(conf.mirror.starts_with("http"), "mirror is a URL: {}", conf.mirror);
+        assert!(
+            conf.mirror.starts_with("http"),
+            "mirror is a URL: {}",
+            conf.mirror
+        );
         assert!(!conf.suite.is_empty(), "suite is set");
     }
 }

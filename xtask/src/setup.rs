@@ -31,8 +31,14 @@ pub fn setup() -> Result<()> {
         ensure_bpf_linker(&toolchain)
     })?;
     step("kernel BTF and cgroup v2", check_kernel)?;
-    step("docker engine", ensure_docker)?;
+    docker_step()?;
     images::build(&[], false)
+}
+
+/// Installs the Docker engine if needed and starts dockerd if it does not
+/// answer.
+pub fn docker_step() -> Result<()> {
+    step("docker engine", ensure_docker)
 }
 
 /// The nightly `profiler/build.rs` builds the eBPF crate with (its
@@ -163,7 +169,16 @@ fn ensure_bpf_linker(toolchain: &str) -> Result<String> {
     let bin = bpf_linker_path().context("cargo install succeeded but bpf-linker is not found")?;
     let version = bpf_linker_version(&bin)
         .with_context(|| format!("{} --version failed after install", bin.display()))?;
-    Ok(format!("installed ({version}, LLVM {major} from {})", lib.display()))
+    if cmd::which("bpf-linker").is_none() {
+        eprintln!(
+            "xtask: warning: {} is not on PATH; add its directory so the eBPF build finds it",
+            bin.display()
+        );
+    }
+    Ok(format!(
+        "installed ({version}, LLVM {major} from {})",
+        lib.display()
+    ))
 }
 
 fn find_libllvm(libdir: &Path) -> Result<PathBuf> {
@@ -193,6 +208,7 @@ fn llvm_major(rustc_vv: &str) -> Option<u32> {
 /// BTF and the unified cgroup hierarchy are needed by the tracer, not by
 /// setup; a machine without them gets a warning here and clear failures in
 /// the tests.
+#[expect(clippy::unnecessary_wraps, reason = "the shape `step` takes")]
 fn check_kernel() -> Result<String> {
     let mut missing = Vec::new();
     if !Path::new("/sys/kernel/btf/vmlinux").exists() {
@@ -206,7 +222,10 @@ fn check_kernel() -> Result<String> {
     if missing.is_empty() {
         Ok("ok".into())
     } else {
-        Ok(format!("WARNING: {}; roprof will not work here", missing.join("; ")))
+        Ok(format!(
+            "WARNING: {}; roprof will not work here",
+            missing.join("; ")
+        ))
     }
 }
 
@@ -237,14 +256,18 @@ fn ensure_docker() -> Result<String> {
 /// answers.
 fn start_dockerd() -> Result<()> {
     if !cmd::is_root() {
-        bail!("dockerd is not running and only root can start it; start it (as root: dockerd &) and run this again");
+        bail!(
+            "dockerd is not running and only root can start it; start it (as root: dockerd &) and run this again"
+        );
     }
     let log = fs::OpenOptions::new()
         .create(true)
         .append(true)
         .open(DOCKERD_LOG)
         .with_context(|| format!("opening {DOCKERD_LOG}"))?;
-    let log_err = log.try_clone().context("duplicating the dockerd log handle")?;
+    let log_err = log
+        .try_clone()
+        .context("duplicating the dockerd log handle")?;
     eprintln!("  $ setsid dockerd >>{DOCKERD_LOG} 2>&1 &");
     let mut child = Command::new("setsid")
         .arg("dockerd")
@@ -286,14 +309,23 @@ mod tests {
     #[test]
     fn reads_the_toolchain_of_the_real_build_script() {
         let tc = ebpf_toolchain().expect("profiler/build.rs names EBPF_TOOLCHAIN");
-        assert!(tc.starts_with("nightly-"), "expected a dated nightly, got {tc}");
+        assert!(
+            tc.starts_with("nightly-"),
+            "expected a dated nightly, got {tc}"
+        );
     }
 
     #[test]
     fn parses_toolchain_constant() {
         for (src, want) in [
-            ("const EBPF_TOOLCHAIN: &str = \"nightly-2026-05-20\";", Some("nightly-2026-05-20")),
-            ("  pub const EBPF_TOOLCHAIN:&str=\"nightly\";", Some("nightly")),
+            (
+                "const EBPF_TOOLCHAIN: &str = \"nightly-2026-05-20\";",
+                Some("nightly-2026-05-20"),
+            ),
+            (
+                "  pub const EBPF_TOOLCHAIN:&str=\"nightly\";",
+                Some("nightly"),
+            ),
             ("// const EBPF_TOOLCHAIN: &str = \"old\";", None),
             ("const EBPF_TOOLCHAIN: &str = \"\";", None),
             ("// nothing here", None),

@@ -43,7 +43,9 @@ struct Phase {
     took: Duration,
 }
 
-pub fn test(harness_args: &[String]) -> Result<()> {
+/// Runs every phase and prints the summary; `Ok(false)` when a phase failed
+/// or could not run (already reported, so the summary stays the last line).
+pub fn test(harness_args: &[String]) -> Result<bool> {
     if !cmd::is_root() {
         bail!(
             "`cargo xtask test` runs the privileged integration tests (BPF + Docker) and \
@@ -86,7 +88,10 @@ pub fn test(harness_args: &[String]) -> Result<()> {
         });
         match built {
             Ok(bin) => {
-                eprintln!("xtask: privileged integration tests (ROPROF_BIN={})", bin.display());
+                eprintln!(
+                    "xtask: privileged integration tests (ROPROF_BIN={})",
+                    bin.display()
+                );
                 phases.push(cargo_test_phase(
                     "privileged tests",
                     cmd::cargo()
@@ -104,17 +109,16 @@ pub fn test(harness_args: &[String]) -> Result<()> {
         phases.push(not_run("privileged tests", "setup failed"));
     }
 
-    print_summary(&phases);
     let failed: Vec<&str> = phases
         .iter()
         .filter(|p| !matches!(p.outcome, Outcome::Ok))
         .map(|p| p.name)
         .collect();
-    if failed.is_empty() {
-        Ok(())
-    } else {
-        bail!("failed or not run: {}", failed.join(", "))
+    if !failed.is_empty() {
+        eprintln!("xtask: error: failed or not run: {}", failed.join(", "));
     }
+    print_summary(&phases);
+    Ok(failed.is_empty())
 }
 
 fn to_outcome(err: Option<&anyhow::Error>) -> Outcome {
@@ -171,7 +175,9 @@ fn run_counting(cmd: &mut Command) -> Result<(Counts, bool)> {
             counts += c;
         }
     }
-    let status = child.wait().with_context(|| format!("waiting for `{line}`"))?;
+    let status = child
+        .wait()
+        .with_context(|| format!("waiting for `{line}`"))?;
     Ok((counts, status.success()))
 }
 
@@ -211,7 +217,10 @@ fn print_summary(phases: &[Phase]) {
         };
         let counts = p.counts.map_or_else(String::new, |c| {
             total += c;
-            format!("  [{} passed; {} failed; {} ignored]", c.passed, c.failed, c.ignored)
+            format!(
+                "  [{} passed; {} failed; {} ignored]",
+                c.passed, c.failed, c.ignored
+            )
         });
         println!(
             "  {:<18} {:<28} {:>7.1} s{counts}",
@@ -240,11 +249,19 @@ mod tests {
         let cases = [
             (
                 "test result: ok. 3 passed; 0 failed; 1 ignored; 0 measured; 0 filtered out; finished in 0.01s",
-                Some(Counts { passed: 3, failed: 0, ignored: 1 }),
+                Some(Counts {
+                    passed: 3,
+                    failed: 0,
+                    ignored: 1,
+                }),
             ),
             (
                 "test result: FAILED. 2 passed; 5 failed; 0 ignored; 0 measured; 0 filtered out; finished in 1.20s",
-                Some(Counts { passed: 2, failed: 5, ignored: 0 }),
+                Some(Counts {
+                    passed: 2,
+                    failed: 5,
+                    ignored: 0,
+                }),
             ),
             ("running 3 tests", None),
             ("test foo ... ok", None),

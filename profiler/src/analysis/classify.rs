@@ -27,6 +27,7 @@ pub enum NeedRule {
 
 impl NeedRule {
     /// Short rule name for the evidence.
+    #[must_use]
     pub fn name(self) -> &'static str {
         match self {
             NeedRule::ParentOfNewEntry => "parent-of-new-entry",
@@ -62,6 +63,8 @@ pub struct Classified {
     pub excluded: Vec<Exclusion>,
     /// Warnings.
     pub warnings: Vec<String>,
+    /// Observations with writes that were excluded (already writable).
+    pub excluded_writes: usize,
 }
 
 /// Merges observations of the same path so that the result does not depend
@@ -124,7 +127,10 @@ pub fn zones(listing: &ImageListing, config: &ImageConfig, run: &RunOptions) -> 
         });
     }
     for f in ["/etc/hosts", "/etc/hostname", "/etc/resolv.conf"] {
-        for p in [CPath::from(f), canonicalize_config_path(listing, f.as_bytes())] {
+        for p in [
+            CPath::from(f),
+            canonicalize_config_path(listing, f.as_bytes()),
+        ] {
             out.push(Zone {
                 root: p,
                 subtree: false,
@@ -162,9 +168,13 @@ pub fn zones(listing: &ImageListing, config: &ImageConfig, run: &RunOptions) -> 
 }
 
 fn zone_of<'z>(zones: &'z [Zone], p: &CPath) -> Option<&'z Zone> {
-    zones
-        .iter()
-        .find(|z| if z.subtree { p.starts_with(&z.root) } else { *p == z.root })
+    zones.iter().find(|z| {
+        if z.subtree {
+            p.starts_with(&z.root)
+        } else {
+            *p == z.root
+        }
+    })
 }
 
 /// True for a path the image has as a directory, or the run made one.
@@ -210,6 +220,7 @@ pub fn classify(
             continue;
         }
         if let Some(z) = zone_of(zones, &o.path) {
+            out.excluded_writes += usize::from(!needs.is_empty());
             out.excluded.push(Exclusion {
                 path: o.path.clone(),
                 reason: z.reason.clone(),
@@ -217,6 +228,7 @@ pub fn classify(
             continue;
         }
         if o.truncated && !needs.is_empty() {
+            out.excluded_writes += 1;
             out.excluded.push(Exclusion {
                 path: o.path.clone(),
                 reason: "path truncated by the tracer; cannot place a mount".into(),
@@ -260,6 +272,7 @@ pub fn classify(
         let image = listing.entries.get(&o.path);
         let image_file = image.is_some_and(|e| e.kind != EntryKind::Dir);
         let dir = is_dir(listing, &observations, i);
+        let created = o.ops.iter().any(|(op, s)| op.creates_entry() && s.ok > 0);
         for op in needs {
             let (d, rule) = if op.creates_entry() || op.removes_entry() {
                 let rule = if op.removes_entry() && image_file {
@@ -272,13 +285,20 @@ pub fn classify(
                 (o.path.clone(), NeedRule::DirModified)
             } else if image_file {
                 (o.path.parent(), NeedRule::ImageFileModified)
+            } else if created {
+                (o.path.parent(), NeedRule::ParentOfNewEntry)
             } else {
                 (o.path.parent(), NeedRule::AppFileModified)
             };
-            out.needs.push(Need { dir: d, obs: i, rule });
+            out.needs.push(Need {
+                dir: d,
+                obs: i,
+                rule,
+            });
         }
     }
     out.needs.sort();
     out.needs.dedup();
+    out.observations = observations;
     out
 }

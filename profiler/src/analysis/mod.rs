@@ -147,7 +147,7 @@ pub fn plan(input: &AnalysisInput<'_>) -> MountPlan {
     let (mounts, more) = finalize(&ctx, &set, &placed, &merged);
     warnings.extend(more);
 
-    if cls.needs.is_empty() {
+    if cls.needs.is_empty() && cls.excluded_writes == 0 {
         warnings.push(NO_WRITES.to_owned());
     } else if mounts.is_empty() && at_root.is_empty() {
         warnings.push(

@@ -2,7 +2,10 @@
 //! create), nested candidates folded, optional greedy merge down to a mount
 //! budget, then kind (tmpfs / seeded / persistent), options and evidence.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::{
+    collections::{BTreeMap, BTreeSet},
+    fmt::Write as _,
+};
 
 use super::{
     Settings,
@@ -116,6 +119,7 @@ fn newly_exposed(listing: &ImageListing, set: &BTreeMap<CPath, bool>, dir: &CPat
 /// Merges mounts greedily, cheapest first (fewest image entries newly made
 /// writable, then deepest), until at most `max` remain. Returns the merged
 /// set, the merge points, and whether the budget was met.
+#[must_use]
 pub fn merge_to_budget(
     ctx: &Ctx<'_>,
     mut set: BTreeMap<CPath, bool>,
@@ -147,7 +151,11 @@ pub fn merge_to_budget(
         let Some((_, _, point)) = best else {
             return (set, merged, false);
         };
-        let inner: Vec<CPath> = set.keys().filter(|k| k.starts_with(&point)).cloned().collect();
+        let inner: Vec<CPath> = set
+            .keys()
+            .filter(|k| k.starts_with(&point))
+            .cloned()
+            .collect();
         let persistent = inner.iter().any(|k| set.get(k).copied().unwrap_or(false));
         for k in &inner {
             set.remove(k);
@@ -170,6 +178,7 @@ fn round_up_mib(bytes: u64) -> u64 {
 }
 
 /// Builds the final mounts. Returns mounts and warnings.
+#[must_use]
 pub fn finalize(
     ctx: &Ctx<'_>,
     set: &BTreeMap<CPath, bool>,
@@ -257,7 +266,11 @@ fn options_for(
                 .iter()
                 .map(|p| &ctx.obs[p.need.obs].first)
                 .min_by_key(|p| (p.uid, p.gid));
-            (0o755, writer.map_or(0, |w| w.uid), writer.map_or(0, |w| w.gid))
+            (
+                0o755,
+                writer.map_or(0, |w| w.uid),
+                writer.map_or(0, |w| w.gid),
+            )
         }
     };
     let peak = peak_bytes(below);
@@ -316,7 +329,12 @@ fn evidence_for(
     let observed: Vec<CPath> = covered.iter().map(|o| o.path.clone()).collect();
     let ops: BTreeSet<_> = covered
         .iter()
-        .flat_map(|o| o.ops.iter().filter(|(_, s)| s.total() > 0).map(|(op, _)| *op))
+        .flat_map(|o| {
+            o.ops
+                .iter()
+                .filter(|(_, s)| s.total() > 0)
+                .map(|(op, _)| *op)
+        })
         .collect();
     let processes: BTreeSet<String> = covered
         .iter()
@@ -352,10 +370,11 @@ fn evidence_for(
     );
     if !walked.is_empty() {
         let names: Vec<String> = walked.iter().map(|p| p.display()).collect();
-        reason.push_str(&format!(
+        let _ = write!(
+            reason,
             " Directories the application creates are not mount points ({}).",
             names.join(", ")
-        ));
+        );
     }
     if merged.contains(target) {
         reason.push_str(" Merged to stay within the mount budget.");
@@ -363,14 +382,16 @@ fn evidence_for(
         reason.push_str(" Nested candidates are folded into it.");
     }
     match kind {
-        MountKind::Tmpfs if content > 0 => reason.push_str(
-            " tmpfs: the image has only unused empty directories there, which it hides.",
-        ),
+        MountKind::Tmpfs if content > 0 => reason
+            .push_str(" tmpfs: the image has only unused empty directories there, which it hides."),
         MountKind::Tmpfs => reason.push_str(" tmpfs: the image has nothing there to hide."),
-        MountKind::SeededVolume => reason.push_str(&format!(
-            " Seeded volume: the image has {content} entr{} there that a tmpfs would hide.",
-            if content == 1 { "y" } else { "ies" }
-        )),
+        MountKind::SeededVolume => {
+            let _ = write!(
+                reason,
+                " Seeded volume: the image has {content} entr{} there that a tmpfs would hide.",
+                if content == 1 { "y" } else { "ies" }
+            );
+        }
         MountKind::PersistentVolume => {
             reason.push_str(" Persistent volume: the data must outlive the container.");
         }

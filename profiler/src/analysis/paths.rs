@@ -155,10 +155,8 @@ mod tests {
     use super::*;
 
     fn links(map: &BTreeMap<&'static [u8], &'static [u8]>) -> impl Fn(&CPath) -> Option<CPath> {
-        let map: BTreeMap<Vec<u8>, Vec<u8>> = map
-            .iter()
-            .map(|(k, v)| (k.to_vec(), v.to_vec()))
-            .collect();
+        let map: BTreeMap<Vec<u8>, Vec<u8>> =
+            map.iter().map(|(k, v)| (k.to_vec(), v.to_vec())).collect();
         move |p: &CPath| map.get(p.as_bytes()).cloned().map(CPath::new)
     }
 
@@ -211,7 +209,11 @@ mod tests {
         let table: BTreeMap<&'static [u8], &'static [u8]> =
             [(&b"/loop"[..], &b"/loop"[..])].into_iter().collect();
         let got = canonicalize(&CPath::from("/"), b"/loop/x", &links(&table));
-        assert_eq!(got, CPath::from("/loop/x"), "a symlink loop must end, kept literally");
+        assert_eq!(
+            got,
+            CPath::from("/loop/x"),
+            "a symlink loop must end, kept literally"
+        );
     }
 
     #[test]
@@ -234,7 +236,11 @@ mod tests {
         let got: Vec<_> = entries_below(&listing, &CPath::from("/a"))
             .map(|e| e.path.display())
             .collect();
-        assert_eq!(got, ["/a/x", "/a/x/y"], "only the subtree of /a, not /a-b or /ab");
+        assert_eq!(
+            got,
+            ["/a/x", "/a/x/y"],
+            "only the subtree of /a, not /a-b or /ab"
+        );
         assert_eq!(entries_below(&listing, &CPath::from("/")).count(), 6);
     }
 

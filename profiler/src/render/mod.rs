@@ -1,1 +1,275 @@
-//! Renderers: one file per output format.
+//! Renderers: one file per output format, all from a [`Report`].
+//!
+//! Docker, Compose and Kubernetes cannot express a mount target that is not
+//! UTF-8: those renderers leave such a mount out, say so in a comment at the
+//! top of their output, and [`unrepresentable`] lists them for a warning on
+//! stderr. Nothing is ever written with a mangled path.
+
+pub mod compose;
+pub mod docker;
+pub mod json;
+pub mod k8s;
+pub mod markdown;
+pub mod patch;
+pub mod table;
+
+#[cfg(test)]
+mod tests;
+
+use std::{
+    fmt::{self, Write as _},
+    fs,
+    path::{Path, PathBuf},
+    str::FromStr,
+};
+
+use crate::model::{PlannedMount, Report};
+
+/// Output formats.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum Format {
+    /// Terminal summary (default).
+    Table,
+    /// One `docker run --read-only …` line.
+    Docker,
+    /// A compose service.
+    Compose,
+    /// A Kubernetes Deployment.
+    K8s,
+    /// A kustomize strategic-merge patch.
+    Kustomize,
+    /// The saved report.
+    Json,
+    /// A Markdown report for a pull request.
+    Markdown,
+}
+
+impl Format {
+    /// Every format, in `write_all` order.
+    pub const ALL: [Format; 7] = [
+        Format::Json,
+        Format::Markdown,
+        Format::Docker,
+        Format::Compose,
+        Format::K8s,
+        Format::Kustomize,
+        Format::Table,
+    ];
+
+    /// The CLI name.
+    #[must_use]
+    pub fn name(self) -> &'static str {
+        match self {
+            Format::Table => "table",
+            Format::Docker => "docker",
+            Format::Compose => "compose",
+            Format::K8s => "k8s",
+            Format::Kustomize => "kustomize",
+            Format::Json => "json",
+            Format::Markdown => "markdown",
+        }
+    }
+
+    fn file_name(self) -> &'static str {
+        match self {
+            Format::Table => "table.txt",
+            Format::Docker => "docker.sh",
+            Format::Compose => "compose.yaml",
+            Format::K8s => "k8s.yaml",
+            Format::Kustomize => "kustomize.yaml",
+            Format::Json => "report.json",
+            Format::Markdown => "report.md",
+        }
+    }
+}
+
+impl fmt::Display for Format {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+impl FromStr for Format {
+    type Err = RenderError;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        Format::ALL
+            .into_iter()
+            .find(|f| f.name() == s)
+            .ok_or_else(|| RenderError::UnknownFormat(s.to_owned()))
+    }
+}
+
+/// Rendering errors.
+#[derive(Debug, thiserror::Error)]
+pub enum RenderError {
+    /// Unknown `--format`.
+    #[error("unknown format {0:?} (expected table|docker|compose|k8s|kustomize|json|markdown)")]
+    UnknownFormat(String),
+    /// JSON serialisation.
+    #[error("cannot serialise the report as JSON: {0}")]
+    Json(#[from] serde_json::Error),
+    /// YAML serialisation.
+    #[error("cannot serialise {what} as YAML: {source}")]
+    Yaml {
+        /// What was being written.
+        what: &'static str,
+        /// Cause.
+        source: serde_yaml_ng::Error,
+    },
+    /// Writing an output file.
+    #[error("cannot write {path}: {source}")]
+    Write {
+        /// The file.
+        path: PathBuf,
+        /// Cause.
+        source: std::io::Error,
+    },
+}
+
+/// Renders `report` in `format`.
+pub fn render(report: &Report, format: Format) -> Result<String, RenderError> {
+    Ok(match format {
+        Format::Table => table::table(report),
+        Format::Docker => docker::docker_script_body(report),
+        Format::Compose => compose::compose(report)?,
+        Format::K8s => k8s::deployment(report, k8s::DEFAULT_NAME)?,
+        Format::Kustomize => k8s::kustomize_patch(report, k8s::DEFAULT_NAME)?,
+        Format::Json => json::to_json(report)?,
+        Format::Markdown => markdown::markdown(report),
+    })
+}
+
+/// Writes every format into `dir` (created if missing); returns the files.
+pub fn write_all(report: &Report, dir: &Path) -> Result<Vec<PathBuf>, RenderError> {
+    fs::create_dir_all(dir).map_err(|source| RenderError::Write {
+        path: dir.to_path_buf(),
+        source,
+    })?;
+    let mut out = Vec::new();
+    for f in Format::ALL {
+        let mut text = render(report, f)?;
+        if f == Format::Docker {
+            text = format!("#!/bin/sh\n{text}");
+        }
+        if !text.ends_with('\n') {
+            text.push('\n');
+        }
+        let path = dir.join(f.file_name());
+        fs::write(&path, text).map_err(|source| RenderError::Write {
+            path: path.clone(),
+            source,
+        })?;
+        out.push(path);
+    }
+    Ok(out)
+}
+
+/// Mounts whose target Docker, Compose and Kubernetes cannot express (not
+/// UTF-8), as warnings naming them (hex-escaped).
+#[must_use]
+pub fn unrepresentable(report: &Report) -> Vec<String> {
+    report
+        .plan
+        .mounts
+        .iter()
+        .filter(|m| m.target.to_str().is_none())
+        .map(|m| {
+            format!(
+                "mount target {} is not UTF-8 and cannot be written in docker/compose/k8s \
+                 output; it was left out there (bytes: {})",
+                escape_bytes(m.target.as_bytes()),
+                hex(m.target.as_bytes())
+            )
+        })
+        .collect()
+}
+
+/// The mounts that text formats can carry, with their UTF-8 targets.
+pub(crate) fn utf8_mounts(report: &Report) -> impl Iterator<Item = (&PlannedMount, &str)> {
+    report
+        .plan
+        .mounts
+        .iter()
+        .filter_map(|m| m.target.to_str().map(|t| (m, t)))
+}
+
+/// `# roprof: …` comment lines for left-out mounts (empty when none).
+pub(crate) fn omission_comments(report: &Report) -> String {
+    unrepresentable(report)
+        .iter()
+        .fold(String::new(), |mut s, w| {
+            let _ = writeln!(s, "# roprof: {w}");
+            s
+        })
+}
+
+/// A volume name for a mount: `roprof-<image>-<path>`, restricted to
+/// `[a-z0-9-]` (valid for Docker volumes and Kubernetes DNS labels), at most
+/// 63 bytes, unique within the report (`index` disambiguates).
+#[must_use]
+pub fn volume_name(report: &Report, index: usize, mount: &PlannedMount) -> String {
+    let image = report
+        .image
+        .image
+        .rsplit('/')
+        .next()
+        .unwrap_or_default()
+        .split([':', '@'])
+        .next()
+        .unwrap_or_default();
+    let raw = format!("{image}-{}", mount.target.display());
+    let mut s = String::from("roprof-");
+    for c in raw.chars() {
+        let c = c.to_ascii_lowercase();
+        let c = if c.is_ascii_alphanumeric() { c } else { '-' };
+        if !(c == '-' && s.ends_with('-')) {
+            s.push(c);
+        }
+    }
+    let suffix = format!("-{index}");
+    let s = s.trim_end_matches('-');
+    let keep = 63 - suffix.len();
+    let mut head: String = s.chars().take(keep).collect();
+    while head.ends_with('-') {
+        head.pop();
+    }
+    format!("{head}{suffix}")
+}
+
+/// Size for humans and tools: `16Mi`-style when a whole number of MiB.
+#[must_use]
+pub fn size_mi(bytes: u64) -> String {
+    const MIB: u64 = 1024 * 1024;
+    if bytes.is_multiple_of(MIB) {
+        format!("{}Mi", bytes / MIB)
+    } else {
+        bytes.to_string()
+    }
+}
+
+/// Escapes control and non-UTF-8 bytes as `\xNN` (for comments and tables).
+#[must_use]
+pub fn escape_bytes(bytes: &[u8]) -> String {
+    let mut out = String::new();
+    for chunk in bytes.utf8_chunks() {
+        for c in chunk.valid().chars() {
+            if c.is_control() {
+                let _ = write!(out, "\\x{:02x}", u32::from(c));
+            } else {
+                out.push(c);
+            }
+        }
+        for b in chunk.invalid() {
+            let _ = write!(out, "\\x{b:02x}");
+        }
+    }
+    out
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().fold(String::new(), |mut s, b| {
+        let _ = write!(s, "{b:02x}");
+        s
+    })
+}

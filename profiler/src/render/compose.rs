@@ -1,0 +1,170 @@
+//! A compose service (`services.app`) with `read_only: true`, built from
+//! serde structs and written by `serde_yaml_ng`.
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+
+use super::{RenderError, docker::tmpfs_options, omission_comments, utf8_mounts, volume_name};
+use crate::model::{MountKind, Report};
+
+/// The compose file.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[expect(clippy::zero_sized_map_values, reason = "compose wants `name: {}`")]
+pub struct ComposeFile {
+    /// Services (one: `app`).
+    pub services: BTreeMap<String, Service>,
+    /// Named volumes.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub volumes: BTreeMap<String, NamedVolume>,
+}
+
+/// A top-level named volume (all defaults).
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct NamedVolume {}
+
+/// A volume entry: the user's short syntax kept verbatim, or long syntax.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(untagged)]
+pub enum VolumeEntry {
+    /// Long syntax (used for the plan's mounts: no parsing of `:`).
+    Long(LongVolume),
+    /// `src:dst[:opts]`, as the user gave it.
+    Short(String),
+}
+
+/// Long volume syntax.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LongVolume {
+    /// `volume` or `tmpfs`.
+    #[serde(rename = "type")]
+    pub kind: String,
+    /// Volume name.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub source: Option<String>,
+    /// Mount point.
+    pub target: String,
+    /// tmpfs options.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tmpfs: Option<TmpfsOpts>,
+}
+
+/// tmpfs options of the long syntax.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TmpfsOpts {
+    /// Size in bytes.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub size: Option<u64>,
+    /// Mode.
+    pub mode: u32,
+}
+
+/// The service.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct Service {
+    /// Image.
+    pub image: String,
+    /// `read_only: true`.
+    pub read_only: bool,
+    /// `dst:opts` tmpfs mounts.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub tmpfs: Vec<String>,
+    /// Volumes.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub volumes: Vec<VolumeEntry>,
+    /// `KEY=value`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub environment: Vec<String>,
+    /// Published ports.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub ports: Vec<String>,
+    /// User.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub user: Option<String>,
+    /// Working directory.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub working_dir: Option<String>,
+    /// Entrypoint (exec form).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub entrypoint: Option<Vec<String>>,
+    /// Command (exec form).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub command: Option<Vec<String>>,
+    /// Network mode.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub network_mode: Option<String>,
+    /// Added capabilities.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub cap_add: Vec<String>,
+}
+
+/// Name of the service.
+pub const SERVICE: &str = "app";
+
+/// Builds the compose file.
+#[must_use]
+#[expect(clippy::zero_sized_map_values, reason = "compose wants `name: {}`")]
+pub fn compose_file(report: &Report) -> ComposeFile {
+    let r = &report.run_options;
+    let mut svc = Service {
+        image: report.image.image.clone(),
+        read_only: true,
+        environment: r.env.clone(),
+        ports: r.publish.clone(),
+        user: r.user.clone(),
+        working_dir: r.workdir.clone(),
+        entrypoint: r.entrypoint.clone().map(|e| vec![e]),
+        command: (!r.command.is_empty()).then(|| r.command.clone()),
+        network_mode: r.network.clone(),
+        cap_add: r.cap_add.clone(),
+        ..Service::default()
+    };
+    let mut named = BTreeMap::new();
+    for (i, (m, target)) in utf8_mounts(report).enumerate() {
+        match m.kind {
+            MountKind::Tmpfs if !target.contains([':', ',']) => {
+                svc.tmpfs.push(format!("{target}:{}", tmpfs_options(m)));
+            }
+            MountKind::Tmpfs => svc.volumes.push(VolumeEntry::Long(LongVolume {
+                kind: "tmpfs".into(),
+                source: None,
+                target: target.to_owned(),
+                tmpfs: Some(TmpfsOpts {
+                    size: m.options.size_bytes,
+                    mode: m.options.mode,
+                }),
+            })),
+            MountKind::SeededVolume | MountKind::PersistentVolume => {
+                let name = volume_name(report, i, m);
+                named.insert(name.clone(), NamedVolume {});
+                svc.volumes.push(VolumeEntry::Long(LongVolume {
+                    kind: "volume".into(),
+                    source: Some(name),
+                    target: target.to_owned(),
+                    tmpfs: None,
+                }));
+            }
+        }
+    }
+    svc.tmpfs.extend(r.tmpfs.iter().cloned());
+    svc.volumes
+        .extend(r.volumes.iter().cloned().map(VolumeEntry::Short));
+    ComposeFile {
+        services: [(SERVICE.to_owned(), svc)].into_iter().collect(),
+        volumes: named,
+    }
+}
+
+/// The compose YAML, with a header comment.
+pub fn compose(report: &Report) -> Result<String, RenderError> {
+    let body =
+        serde_yaml_ng::to_string(&compose_file(report)).map_err(|source| RenderError::Yaml {
+            what: "the compose file",
+            source,
+        })?;
+    Ok(format!(
+        "# roprof: compose service for a read-only root filesystem. Named volumes are seeded \
+         with the image content on first use.\n{}{body}",
+        omission_comments(report)
+    ))
+}

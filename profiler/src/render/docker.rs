@@ -1,0 +1,138 @@
+//! `docker run --read-only …`: one shell line, quoted with `shlex`.
+//!
+//! tmpfs mounts use `--tmpfs dst:opts` and volumes `-v name:dst`; a target
+//! holding `:` or `,` (which those flags split on) goes through
+//! `--mount type=…,dst=…` with the field CSV-quoted, as Docker parses it.
+
+use super::{omission_comments, size_mi, utf8_mounts, volume_name};
+use crate::model::{MountKind, PlannedMount, Report};
+
+/// The words of the command line, unquoted.
+#[must_use]
+pub fn docker_words(report: &Report) -> Vec<String> {
+    let mut w: Vec<String> = vec!["docker".into(), "run".into(), "--read-only".into()];
+    for (i, (m, target)) in utf8_mounts(report).enumerate() {
+        w.extend(mount_words(report, i, m, target));
+    }
+    let r = &report.run_options;
+    let pairs = |flag: &str, vals: &[String], w: &mut Vec<String>| {
+        for v in vals {
+            w.push(flag.to_owned());
+            w.push(v.clone());
+        }
+    };
+    pairs("-e", &r.env, &mut w);
+    pairs("-v", &r.volumes, &mut w);
+    pairs("--tmpfs", &r.tmpfs, &mut w);
+    pairs("-p", &r.publish, &mut w);
+    for (flag, v) in [
+        ("-u", &r.user),
+        ("-w", &r.workdir),
+        ("--entrypoint", &r.entrypoint),
+        ("--network", &r.network),
+    ] {
+        if let Some(v) = v {
+            w.push(flag.to_owned());
+            w.push(v.clone());
+        }
+    }
+    pairs("--cap-add", &r.cap_add, &mut w);
+    w.push(report.image.image.clone());
+    w.extend(r.command.iter().cloned());
+    w
+}
+
+/// `docker run --read-only <mounts> <user's options> IMAGE [COMMAND…]`.
+///
+/// Mounts whose target is not UTF-8 are left out (see
+/// [`super::unrepresentable`]); words holding a NUL byte (which no path,
+/// variable or argument can) are dropped rather than mangled.
+#[must_use]
+pub fn docker_command(report: &Report) -> String {
+    let words = docker_words(report);
+    match shlex::try_join(words.iter().map(String::as_str)) {
+        Ok(line) => line,
+        Err(_) => shlex::try_join(
+            words
+                .iter()
+                .map(String::as_str)
+                .filter(|w| !w.contains('\0')),
+        )
+        .unwrap_or_default(),
+    }
+}
+
+/// The line preceded by `# roprof:` comments for left-out mounts.
+#[must_use]
+pub fn docker_script_body(report: &Report) -> String {
+    format!("{}{}\n", omission_comments(report), docker_command(report))
+}
+
+fn mount_words(report: &Report, index: usize, m: &PlannedMount, target: &str) -> Vec<String> {
+    let awkward = target.contains([':', ',']);
+    match m.kind {
+        MountKind::Tmpfs if !awkward => {
+            vec!["--tmpfs".into(), format!("{target}:{}", tmpfs_options(m))]
+        }
+        MountKind::Tmpfs => {
+            let mut fields = vec!["type=tmpfs".to_owned(), csv_field(&format!("dst={target}"))];
+            if let Some(s) = m.options.size_bytes {
+                fields.push(format!("tmpfs-size={s}"));
+            }
+            fields.push(format!("tmpfs-mode={:o}", m.options.mode));
+            vec!["--mount".into(), fields.join(",")]
+        }
+        MountKind::SeededVolume | MountKind::PersistentVolume => {
+            let name = volume_name(report, index, m);
+            if awkward {
+                vec![
+                    "--mount".into(),
+                    format!(
+                        "type=volume,src={name},{}",
+                        csv_field(&format!("dst={target}"))
+                    ),
+                ]
+            } else {
+                vec!["-v".into(), format!("{name}:{target}")]
+            }
+        }
+    }
+}
+
+/// `rw,noexec,nosuid,nodev,size=16m,mode=1777,uid=…,gid=…`, leaving out
+/// Docker's defaults for mode (1777) and owner (0).
+#[must_use]
+pub fn tmpfs_options(m: &PlannedMount) -> String {
+    let o = &m.options;
+    let mut v = vec!["rw".to_owned()];
+    v.push(if o.noexec { "noexec" } else { "exec" }.into());
+    v.push(if o.nosuid { "nosuid" } else { "suid" }.into());
+    v.push(if o.nodev { "nodev" } else { "dev" }.into());
+    if let Some(s) = o.size_bytes {
+        let mi = size_mi(s);
+        v.push(match mi.strip_suffix("Mi") {
+            Some(n) => format!("size={n}m"),
+            None => format!("size={s}"),
+        });
+    }
+    if o.mode != 0o1777 {
+        v.push(format!("mode={:o}", o.mode));
+    }
+    if o.uid != 0 {
+        v.push(format!("uid={}", o.uid));
+    }
+    if o.gid != 0 {
+        v.push(format!("gid={}", o.gid));
+    }
+    v.join(",")
+}
+
+/// A `--mount` field, CSV-quoted when it holds `,` or `"` (Docker reads the
+/// flag with a CSV reader).
+fn csv_field(f: &str) -> String {
+    if f.contains([',', '"', '\n', '\r']) {
+        format!("\"{}\"", f.replace('"', "\"\""))
+    } else {
+        f.to_owned()
+    }
+}

@@ -1,0 +1,179 @@
+//! Markdown for a pull-request reviewer: summary, mount table, tree of
+//! written paths, warnings and losses. Paths are escaped so that pipes,
+//! backticks, HTML and newlines cannot break (or inject into) the page.
+
+use std::{collections::BTreeSet, fmt::Write as _};
+
+use super::{
+    docker::docker_command,
+    escape_bytes,
+    table::{kind_name, options_text},
+};
+use crate::model::{CPath, PathObservation, Report};
+
+/// Escapes text for Markdown: control and non-UTF-8 bytes become `\xNN`,
+/// HTML specials become entities and Markdown specials are backslashed.
+#[must_use]
+pub fn escape(bytes: &[u8]) -> String {
+    let mut out = String::new();
+    for c in escape_bytes(bytes).chars() {
+        match c {
+            '&' => out.push_str("&amp;"),
+            '<' => out.push_str("&lt;"),
+            '>' => out.push_str("&gt;"),
+            '|' => out.push_str("&#124;"),
+            '`' | '*' | '_' | '[' | ']' | '\\' | '#' | '~' => {
+                out.push('\\');
+                out.push(c);
+            }
+            _ => out.push(c),
+        }
+    }
+    out
+}
+
+fn esc(p: &CPath) -> String {
+    escape(p.as_bytes())
+}
+
+/// The Markdown report.
+#[must_use]
+pub fn markdown(report: &Report) -> String {
+    let mut s = String::new();
+    let p = &report.plan;
+    let _ = writeln!(
+        s,
+        "# roprof: writable paths of {}\n",
+        escape(report.image.image.as_bytes())
+    );
+    let _ = writeln!(s, "| | |\n|---|---|");
+    let _ = writeln!(s, "| image | {} |", escape(report.image.image.as_bytes()));
+    let _ = writeln!(s, "| mode | {} |", escape(report.run.mode.as_bytes()));
+    let _ = writeln!(s, "| observed for | {:.1} s |", report.run.observed_secs);
+    let _ = writeln!(s, "| mounts | {} |", p.mounts.len());
+    let _ = writeln!(s, "| excluded paths | {} |", p.excluded.len());
+    let losses = if report.losses.is_clean() {
+        "none".to_owned()
+    } else {
+        "**yes: the profile is incomplete**".to_owned()
+    };
+    let _ = writeln!(s, "| losses | {losses} |");
+    if let Some(h) = &report.run.health {
+        let _ = writeln!(s, "| health | {} |", escape(h.as_bytes()));
+    }
+    let verified = report.run.read_only || report.run.mode == "verify";
+    if verified {
+        let status = match (report.run.exit_code, report.run.health.as_deref()) {
+            (_, Some("unhealthy")) => "failed (unhealthy)",
+            (Some(c), _) if c != 0 => "failed (non-zero exit)",
+            _ => "ran with --read-only",
+        };
+        let _ = writeln!(s, "| verified | {status} |");
+    }
+    for n in &report.run.notes {
+        let _ = writeln!(s, "\n> {}", escape(n.as_bytes()));
+    }
+
+    s.push_str("\n## Mounts\n\n");
+    if p.mounts.is_empty() {
+        s.push_str("No writable mounts needed.\n");
+    } else {
+        s.push_str("| target | kind | options | why |\n|---|---|---|---|\n");
+        for m in &p.mounts {
+            let _ = writeln!(
+                s,
+                "| {} | {} | {} | {}: {} |",
+                esc(&m.target),
+                kind_name(m.kind),
+                escape(options_text(m).as_bytes()),
+                escape(m.evidence.rule.as_bytes()),
+                escape(m.evidence.reason.as_bytes())
+            );
+        }
+        let line = docker_command(report);
+        let fence = "`".repeat(longest_backtick_run(&line).max(2) + 1);
+        let _ = writeln!(s, "\n{fence}sh\n{line}\n{fence}");
+    }
+
+    s.push_str("\n## Written paths\n\n");
+    tree(&mut s, &report.paths);
+
+    if !p.warnings.is_empty() {
+        s.push_str("\n## Warnings\n\n");
+        for w in &p.warnings {
+            let _ = writeln!(s, "- {}", escape(w.as_bytes()));
+        }
+    }
+    if !p.excluded.is_empty() {
+        s.push_str("\n## Excluded\n\n");
+        for x in &p.excluded {
+            let _ = writeln!(s, "- {}: {}", esc(&x.path), escape(x.reason.as_bytes()));
+        }
+    }
+    if !report.losses.is_clean() {
+        let l = &report.losses;
+        s.push_str("\n## Losses\n\n");
+        for (name, n) in [
+            ("ring buffer drops", l.ringbuf_drops),
+            ("truncated paths", l.truncated_paths),
+            ("in-flight map full", l.inflight_full),
+            ("traced map full", l.traced_full),
+            ("files map full", l.files_full),
+            ("read errors", l.read_errors),
+        ] {
+            if n > 0 {
+                let _ = writeln!(s, "- {name}: {n}");
+            }
+        }
+    }
+    s
+}
+
+/// A code fence must be longer than any run of backticks inside it.
+fn longest_backtick_run(s: &str) -> usize {
+    s.split(|c| c != '`').map(str::len).max().unwrap_or(0)
+}
+
+/// Indented tree of the observed paths with their ops and results; EROFS
+/// failures are in bold.
+fn tree(s: &mut String, paths: &[PathObservation]) {
+    let mut sorted: Vec<&PathObservation> = paths.iter().collect();
+    sorted.sort_by(|a, b| a.path.cmp(&b.path));
+    if sorted.is_empty() {
+        s.push_str("Nothing observed.\n");
+        return;
+    }
+    let mut shown: BTreeSet<CPath> = BTreeSet::new();
+    for o in sorted {
+        let comps: Vec<&[u8]> = o.path.components().collect();
+        let mut cur = CPath::from("/");
+        for (depth, c) in comps.iter().enumerate() {
+            cur = cur.join(c);
+            if !shown.insert(cur.clone()) {
+                continue;
+            }
+            let indent = "  ".repeat(depth);
+            let name = escape(c);
+            if depth + 1 < comps.len() {
+                let _ = writeln!(s, "{indent}- {name}/");
+                continue;
+            }
+            let ops: Vec<String> = o
+                .ops
+                .iter()
+                .map(|(op, st)| {
+                    let mut t = format!("{op:?} ok={}", st.ok);
+                    for (e, n) in &st.errors {
+                        if e == "EROFS" {
+                            let _ = write!(t, " **EROFS={n}**");
+                        } else {
+                            let _ = write!(t, " {}={n}", escape(e.as_bytes()));
+                        }
+                    }
+                    t
+                })
+                .collect();
+            let _ = writeln!(s, "{indent}- {name}: {}", ops.join(", "));
+        }
+    }
+}

@@ -1,0 +1,300 @@
+//! Reads kernel struct member offsets from the running kernel's BTF
+//! (`/sys/kernel/btf/vmlinux`), so no kernel's layout is baked into roprof.
+//!
+//! Only what the tracer needs is parsed: struct/union members, following
+//! typedef/const/volatile, and anonymous members (offsets summed).
+
+use std::collections::HashMap;
+
+use profiler_common::Offsets;
+
+/// Errors reading BTF.
+#[derive(Debug, thiserror::Error)]
+pub enum BtfError {
+    /// The BTF file could not be read.
+    #[error(
+        "cannot read kernel BTF at {path}: {source} (roprof needs a kernel built with CONFIG_DEBUG_INFO_BTF=y)"
+    )]
+    Read {
+        /// Path tried.
+        path: String,
+        /// Cause.
+        source: std::io::Error,
+    },
+    /// The data is not BTF.
+    #[error("kernel BTF is malformed: {0}")]
+    Malformed(&'static str),
+    /// A struct or member the tracer needs is missing.
+    #[error(
+        "kernel BTF has no member `{member}` in `struct {strukt}`: this kernel layout is not supported"
+    )]
+    Missing {
+        /// Struct.
+        strukt: String,
+        /// Member.
+        member: String,
+    },
+}
+
+const KIND_INT: u32 = 1;
+const KIND_ARRAY: u32 = 3;
+const KIND_STRUCT: u32 = 4;
+const KIND_UNION: u32 = 5;
+const KIND_ENUM: u32 = 6;
+const KIND_TYPEDEF: u32 = 8;
+const KIND_VOLATILE: u32 = 9;
+const KIND_CONST: u32 = 10;
+const KIND_FUNC_PROTO: u32 = 13;
+const KIND_VAR: u32 = 14;
+const KIND_DATASEC: u32 = 15;
+const KIND_DECL_TAG: u32 = 17;
+const KIND_TYPE_TAG: u32 = 18;
+const KIND_ENUM64: u32 = 19;
+const KIND_RESTRICT: u32 = 11;
+
+#[derive(Clone, Debug)]
+struct Member {
+    name: u32,
+    ty: u32,
+    bit_offset: u32,
+}
+
+#[derive(Clone, Debug)]
+struct Type {
+    name: u32,
+    kind: u32,
+    next: u32,
+    members: Vec<Member>,
+}
+
+/// Parsed kernel BTF (types and strings).
+pub struct Btf {
+    strings: Vec<u8>,
+    types: Vec<Type>,
+    by_name: HashMap<String, Vec<u32>>,
+}
+
+fn u32_at(d: &[u8], off: usize) -> Result<u32, BtfError> {
+    d.get(off..off + 4)
+        .and_then(|b| b.try_into().ok())
+        .map(u32::from_le_bytes)
+        .ok_or(BtfError::Malformed("truncated"))
+}
+
+impl Btf {
+    /// Loads `/sys/kernel/btf/vmlinux`.
+    pub fn from_sys_fs() -> Result<Self, BtfError> {
+        let path = "/sys/kernel/btf/vmlinux";
+        let data = std::fs::read(path).map_err(|source| BtfError::Read {
+            path: path.into(),
+            source,
+        })?;
+        Self::parse(&data)
+    }
+
+    /// Parses raw little-endian BTF.
+    pub fn parse(d: &[u8]) -> Result<Self, BtfError> {
+        if d.len() < 24 || d[0..2] != [0x9f, 0xeb] {
+            return Err(BtfError::Malformed(
+                "bad magic (big-endian BTF is not supported)",
+            ));
+        }
+        let hdr_len = u32_at(d, 4)? as usize;
+        let type_off = u32_at(d, 8)? as usize;
+        let type_len = u32_at(d, 12)? as usize;
+        let str_off = u32_at(d, 16)? as usize;
+        let str_len = u32_at(d, 20)? as usize;
+        let strings = d
+            .get(hdr_len + str_off..hdr_len + str_off + str_len)
+            .ok_or(BtfError::Malformed("string section out of range"))?
+            .to_vec();
+        let tdata = d
+            .get(hdr_len + type_off..hdr_len + type_off + type_len)
+            .ok_or(BtfError::Malformed("type section out of range"))?;
+        // Type id 0 is void.
+        let mut types = vec![Type {
+            name: 0,
+            kind: 0,
+            next: 0,
+            members: vec![],
+        }];
+        let mut p = 0usize;
+        while p + 12 <= tdata.len() {
+            let name = u32_at(tdata, p)?;
+            let info = u32_at(tdata, p + 4)?;
+            let size_or_type = u32_at(tdata, p + 8)?;
+            p += 12;
+            let kind = (info >> 24) & 0x1f;
+            let vlen = (info & 0xffff) as usize;
+            let kflag = info >> 31 == 1;
+            let mut members = Vec::new();
+            match kind {
+                KIND_INT | KIND_VAR | KIND_DECL_TAG => p += 4,
+                KIND_ARRAY => p += 12,
+                KIND_STRUCT | KIND_UNION => {
+                    for i in 0..vlen {
+                        let m = p + i * 12;
+                        let off = u32_at(tdata, m + 8)?;
+                        members.push(Member {
+                            name: u32_at(tdata, m)?,
+                            ty: u32_at(tdata, m + 4)?,
+                            bit_offset: if kflag { off & 0x00ff_ffff } else { off },
+                        });
+                    }
+                    p += vlen * 12;
+                }
+                KIND_ENUM | KIND_FUNC_PROTO => p += vlen * 8,
+                KIND_DATASEC | KIND_ENUM64 => p += vlen * 12,
+                _ => {}
+            }
+            types.push(Type {
+                name,
+                kind,
+                next: size_or_type,
+                members,
+            });
+        }
+        let mut btf = Btf {
+            strings,
+            types,
+            by_name: HashMap::new(),
+        };
+        for (id, t) in btf.types.iter().enumerate() {
+            if matches!(t.kind, KIND_STRUCT | KIND_UNION) && t.name != 0 {
+                let n = btf.str_at(t.name).to_owned();
+                btf.by_name.entry(n).or_default().push(id as u32);
+            }
+        }
+        Ok(btf)
+    }
+
+    fn str_at(&self, off: u32) -> &str {
+        let s = self.strings.get(off as usize..).unwrap_or_default();
+        let end = s.iter().position(|b| *b == 0).unwrap_or(s.len());
+        std::str::from_utf8(&s[..end]).unwrap_or("")
+    }
+
+    fn resolve(&self, mut id: u32) -> u32 {
+        for _ in 0..32 {
+            match self.types.get(id as usize) {
+                Some(t)
+                    if matches!(
+                        t.kind,
+                        KIND_TYPEDEF | KIND_VOLATILE | KIND_CONST | KIND_RESTRICT | KIND_TYPE_TAG
+                    ) =>
+                {
+                    id = t.next;
+                }
+                _ => break,
+            }
+        }
+        id
+    }
+
+    fn find_in(&self, id: u32, member: &str, depth: u32) -> Option<u32> {
+        let t = self.types.get(self.resolve(id) as usize)?;
+        for m in &t.members {
+            if m.name != 0 && self.str_at(m.name) == member {
+                return Some(m.bit_offset / 8);
+            }
+        }
+        if depth > 8 {
+            return None;
+        }
+        // Anonymous struct/union members (e.g. `qstr.len` inside `hash_len`,
+        // task_struct fields behind randomized-layout wrappers).
+        for m in &t.members {
+            if m.name == 0 {
+                if let Some(off) = self.find_in(m.ty, member, depth + 1) {
+                    return Some(m.bit_offset / 8 + off);
+                }
+            }
+        }
+        None
+    }
+
+    /// Byte offset of `member` in `struct strukt`; the first member name
+    /// found among `member_alternatives` wins (fields renamed across kernels).
+    pub fn offset_of(&self, strukt: &str, member_alternatives: &[&str]) -> Result<u64, BtfError> {
+        let missing = || BtfError::Missing {
+            strukt: strukt.into(),
+            member: member_alternatives.join("|"),
+        };
+        let ids = self.by_name.get(strukt).ok_or_else(missing)?;
+        for id in ids {
+            for m in member_alternatives {
+                if let Some(off) = self.find_in(*id, m, 0) {
+                    return Ok(u64::from(off));
+                }
+            }
+        }
+        Err(missing())
+    }
+
+    /// All offsets the kernel side needs.
+    pub fn offsets(&self) -> Result<Offsets, BtfError> {
+        let qstr_name = self.offset_of("qstr", &["name"])?;
+        let qstr_len = self.offset_of("qstr", &["len"])?;
+        let d_name = self.offset_of("dentry", &["d_name"])?;
+        Ok(Offsets {
+            task_fs: self.offset_of("task_struct", &["fs"])?,
+            task_files: self.offset_of("task_struct", &["files"])?,
+            task_mm: self.offset_of("task_struct", &["mm"])?,
+            task_real_parent: self.offset_of("task_struct", &["real_parent"])?,
+            task_tgid: self.offset_of("task_struct", &["tgid"])?,
+            fs_root: self.offset_of("fs_struct", &["root"])?,
+            fs_pwd: self.offset_of("fs_struct", &["pwd"])?,
+            path_mnt: self.offset_of("path", &["mnt"])?,
+            path_dentry: self.offset_of("path", &["dentry"])?,
+            dentry_parent: self.offset_of("dentry", &["d_parent"])?,
+            dentry_name: d_name + qstr_name,
+            dentry_name_len: d_name + qstr_len,
+            dentry_inode: self.offset_of("dentry", &["d_inode"])?,
+            mount_mnt: self.offset_of("mount", &["mnt"])?,
+            mount_parent: self.offset_of("mount", &["mnt_parent"])?,
+            mount_mountpoint: self.offset_of("mount", &["mnt_mountpoint"])?,
+            vfsmount_root: self.offset_of("vfsmount", &["mnt_root"])?,
+            files_fdt: self.offset_of("files_struct", &["fdt"])?,
+            fdt_max_fds: self.offset_of("fdtable", &["max_fds"])?,
+            fdt_fd: self.offset_of("fdtable", &["fd"])?,
+            file_path: self.offset_of("file", &["f_path", "__f_path"])?,
+            file_inode: self.offset_of("file", &["f_inode"])?,
+            file_pos: self.offset_of("file", &["f_pos"])?,
+            inode_size: self.offset_of("inode", &["i_size"])?,
+            inode_mode: self.offset_of("inode", &["i_mode"])?,
+            mm_exe_file: self.offset_of("mm_struct", &["exe_file"])?,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rejects_non_btf() {
+        assert!(matches!(
+            Btf::parse(&[0u8; 64]),
+            Err(BtfError::Malformed(_))
+        ));
+    }
+
+    /// Reads this machine's BTF when present; offsets must be distinct and
+    /// plausible. Skipped (with a message) where the kernel has no BTF, since
+    /// this is a unit test; the privileged suite exercises the real load.
+    #[test]
+    fn host_btf_offsets_are_plausible() {
+        let Ok(btf) = Btf::from_sys_fs() else {
+            eprintln!("no /sys/kernel/btf/vmlinux here; covered by the privileged suite");
+            return;
+        };
+        let o = btf.offsets().expect("offsets from host BTF");
+        assert_eq!(o.path_mnt, 0, "struct path starts with mnt");
+        assert_eq!(o.path_dentry, 8, "struct path: dentry follows mnt");
+        assert!(
+            o.dentry_name_len < o.dentry_name + 8,
+            "qstr len precedes name"
+        );
+        assert!(o.task_fs > 0 && o.task_files > 0 && o.task_fs != o.task_files);
+    }
+}

@@ -1,0 +1,486 @@
+//! Loading, configuring and attaching the eBPF programs, and draining their
+//! ring buffer with tokio's `AsyncFd`.
+//!
+//! Everything attached here is owned by [`Tracer`]: dropping it (on success,
+//! error, Ctrl-C or panic unwinding) closes the program and link fds, which
+//! detaches and unloads them. Nothing is pinned, so nothing outlives roprof.
+
+pub mod btf;
+pub mod collect;
+pub mod specs;
+
+use std::{collections::HashMap as StdHashMap, path::Path};
+
+use aya::{
+    Ebpf, EbpfLoader,
+    maps::{Array, HashMap, MapData, PerCpuArray, ProgramArray, RingBuf},
+    programs::{RawTracePoint, TracePoint},
+};
+use profiler_common::{
+    Config, Counters, DedupValue, FileStats, MAP_CONFIG, MAP_CONTAINER_ID, MAP_COUNTERS, MAP_DEDUP,
+    MAP_EVENTS, MAP_FILES, MAP_JUMP, MAP_SPECS, MAP_TARGET_CGROUPS, MAP_TRACED, PROG_CGROUP_MKDIR,
+    PROG_EMIT, PROG_EXEC, PROG_EXIT, PROG_FORK, PROG_SYS_ENTER, PROG_SYS_EXIT, PROG_WALK,
+    SyscallSpec, TracedProc, counter,
+};
+use tokio::io::unix::AsyncFd;
+
+pub use self::collect::{Collector, RawEvent};
+use crate::model::{Losses, TraceStats};
+
+/// The eBPF object built by `build.rs`.
+static EBPF_OBJECT: &[u8] = aya::include_bytes_aligned!(concat!(env!("OUT_DIR"), "/profiler"));
+
+/// Errors of the tracing layer.
+#[derive(Debug, thiserror::Error)]
+pub enum TraceError {
+    /// Built with `AYA_BUILD_SKIP`.
+    #[error(
+        "this roprof binary was built without its eBPF programs (AYA_BUILD_SKIP); rebuild after `cargo xtask setup`"
+    )]
+    NoObject,
+    /// Kernel BTF problem.
+    #[error(transparent)]
+    Btf(#[from] btf::BtfError),
+    /// Loading failed (privileges, verifier).
+    #[error(
+        "loading the eBPF programs failed: {0} (roprof needs root, or CAP_BPF + CAP_PERFMON + CAP_SYS_RESOURCE, and a kernel >= 5.8 with BTF)"
+    )]
+    Load(#[source] aya::EbpfError),
+    /// A program failed to load or attach.
+    #[error("eBPF program `{prog}` failed to {what}: {source}")]
+    Program {
+        /// Program name.
+        prog: String,
+        /// load/attach to X.
+        what: String,
+        /// Cause.
+        #[source]
+        source: aya::programs::ProgramError,
+    },
+    /// A map operation failed.
+    #[error("eBPF map `{map}`: {source}")]
+    Map {
+        /// Map name.
+        map: &'static str,
+        /// Cause.
+        #[source]
+        source: aya::maps::MapError,
+    },
+    /// A map is missing from the object.
+    #[error("eBPF map `{0}` is missing from the object")]
+    MissingMap(&'static str),
+    /// The tracefs format of a tracepoint could not be read.
+    #[error(
+        "cannot read tracepoint format {path}: {reason} (is tracefs mounted at /sys/kernel/tracing?)"
+    )]
+    Format {
+        /// Path.
+        path: String,
+        /// Why.
+        reason: String,
+    },
+    /// Ring buffer polling failed.
+    #[error("polling the event ring buffer failed: {0}")]
+    Poll(#[source] std::io::Error),
+    /// cgroup v2 unavailable.
+    #[error("{0}")]
+    Cgroup(String),
+}
+
+fn map_err(map: &'static str) -> impl FnOnce(aya::maps::MapError) -> TraceError {
+    move |source| TraceError::Map { map, source }
+}
+
+/// How the tracer selects processes.
+#[derive(Clone, Debug, Default)]
+pub struct Scope {
+    /// Container id whose cgroup creation starts tracing (profile mode).
+    pub container_id: Option<String>,
+    /// Already-known cgroup v2 ids (attach mode).
+    pub cgroup_ids: Vec<u64>,
+    /// Already-running processes to trace (attach mode).
+    pub pids: Vec<u32>,
+    /// Dedupe identical operations in the kernel (default on).
+    pub no_dedupe: bool,
+}
+
+/// Loaded and attached tracer.
+pub struct Tracer {
+    ebpf: Ebpf,
+    ring: Option<RingBuf<MapData>>,
+    attached: usize,
+}
+
+fn tracefs_root() -> &'static str {
+    if Path::new("/sys/kernel/tracing/events").exists() {
+        "/sys/kernel/tracing"
+    } else {
+        "/sys/kernel/debug/tracing"
+    }
+}
+
+/// Reads `offset:N` of `field` from a tracepoint format file.
+fn field_offset(format: &str, field: &str) -> Option<u32> {
+    format.lines().find_map(|l| {
+        let l = l.trim();
+        let decl = l.strip_prefix("field:")?.split(';').next()?;
+        let name = decl.rsplit(|c: char| c == ' ' || c == '*').next()?;
+        if name.trim_end_matches("[]") != field {
+            return None;
+        }
+        let off = l
+            .split(';')
+            .find_map(|p| p.trim().strip_prefix("offset:"))?;
+        off.trim().parse().ok()
+    })
+}
+
+impl Tracer {
+    /// Loads the programs, writes the configuration and attaches every hook.
+    pub fn start(scope: &Scope) -> Result<Self, TraceError> {
+        if EBPF_OBJECT.is_empty() {
+            return Err(TraceError::NoObject);
+        }
+        let offsets = btf::Btf::from_sys_fs()?.offsets()?;
+        let mut ebpf = EbpfLoader::new()
+            .load(EBPF_OBJECT)
+            .map_err(TraceError::Load)?;
+
+        let fmt_path = format!("{}/events/cgroup/cgroup_mkdir/format", tracefs_root());
+        let format = std::fs::read_to_string(&fmt_path).map_err(|e| TraceError::Format {
+            path: fmt_path.clone(),
+            reason: e.to_string(),
+        })?;
+        let need = |f: &str| {
+            field_offset(&format, f).ok_or_else(|| TraceError::Format {
+                path: fmt_path.clone(),
+                reason: format!("no field `{f}`"),
+            })
+        };
+        let cfg = Config {
+            offsets,
+            all_in_cgroup: u32::from(scope.container_id.is_none()),
+            match_container_id: u32::from(scope.container_id.is_some()),
+            dedupe: u32::from(!scope.no_dedupe),
+            cg_root_off: need("root")?,
+            cg_id_off: need("id")?,
+            cg_path_off: need("path")?,
+        };
+        {
+            let mut a: Array<_, Config> = Array::try_from(
+                ebpf.map_mut(MAP_CONFIG)
+                    .ok_or(TraceError::MissingMap(MAP_CONFIG))?,
+            )
+            .map_err(map_err(MAP_CONFIG))?;
+            a.set(0, cfg, 0).map_err(map_err(MAP_CONFIG))?;
+        }
+        if let Some(id) = &scope.container_id {
+            let mut bytes = [0u8; 64];
+            let src = id.as_bytes();
+            if src.len() != 64 {
+                return Err(TraceError::Cgroup(format!(
+                    "container id `{id}` is not a full 64-character id"
+                )));
+            }
+            bytes.copy_from_slice(src);
+            let mut a: Array<_, [u8; 64]> = Array::try_from(
+                ebpf.map_mut(MAP_CONTAINER_ID)
+                    .ok_or(TraceError::MissingMap(MAP_CONTAINER_ID))?,
+            )
+            .map_err(map_err(MAP_CONTAINER_ID))?;
+            a.set(0, bytes, 0).map_err(map_err(MAP_CONTAINER_ID))?;
+        }
+        {
+            let mut a: HashMap<_, u64, u32> = HashMap::try_from(
+                ebpf.map_mut(MAP_TARGET_CGROUPS)
+                    .ok_or(TraceError::MissingMap(MAP_TARGET_CGROUPS))?,
+            )
+            .map_err(map_err(MAP_TARGET_CGROUPS))?;
+            for id in &scope.cgroup_ids {
+                a.insert(id, 1, 0).map_err(map_err(MAP_TARGET_CGROUPS))?;
+            }
+        }
+        {
+            let mut a: HashMap<_, u32, TracedProc> = HashMap::try_from(
+                ebpf.map_mut(MAP_TRACED)
+                    .ok_or(TraceError::MissingMap(MAP_TRACED))?,
+            )
+            .map_err(map_err(MAP_TRACED))?;
+            for pid in &scope.pids {
+                a.insert(
+                    pid,
+                    TracedProc {
+                        by_exec: 0,
+                        _pad: 0,
+                    },
+                    0,
+                )
+                .map_err(map_err(MAP_TRACED))?;
+            }
+        }
+        let hooks = specs::hooks();
+        {
+            let mut a: Array<_, SyscallSpec> = Array::try_from(
+                ebpf.map_mut(MAP_SPECS)
+                    .ok_or(TraceError::MissingMap(MAP_SPECS))?,
+            )
+            .map_err(map_err(MAP_SPECS))?;
+            for h in &hooks {
+                #[expect(
+                    clippy::cast_sign_loss,
+                    clippy::cast_possible_truncation,
+                    reason = "syscall numbers are small and non-negative (unit-tested)"
+                )]
+                a.set(h.nr as u32, h.spec, 0).map_err(map_err(MAP_SPECS))?;
+            }
+        }
+        let ring = RingBuf::try_from(
+            ebpf.take_map(MAP_EVENTS)
+                .ok_or(TraceError::MissingMap(MAP_EVENTS))?,
+        )
+        .map_err(map_err(MAP_EVENTS))?;
+
+        let mut attached = 0;
+        let events = format!("{}/events", tracefs_root());
+        // Process lifecycle and cgroup hooks first, so the container's first
+        // exec cannot slip between attach calls.
+        attach_tp(
+            &mut ebpf,
+            PROG_CGROUP_MKDIR,
+            "cgroup",
+            &["cgroup_mkdir"],
+            &mut attached,
+        )?;
+        attach_tp(
+            &mut ebpf,
+            PROG_EXEC,
+            "sched",
+            &["sched_process_exec"],
+            &mut attached,
+        )?;
+        attach_tp(
+            &mut ebpf,
+            PROG_EXIT,
+            "sched",
+            &["sched_process_exit"],
+            &mut attached,
+        )?;
+        {
+            let prog: &mut RawTracePoint = program(&mut ebpf, PROG_FORK)?;
+            prog.load().map_err(prog_err(PROG_FORK, "load"))?;
+            prog.attach("sched_process_fork")
+                .map_err(prog_err(PROG_FORK, "attach to sched_process_fork"))?;
+            attached += 1;
+        }
+        // Syscalls missing on this kernel (e.g. openat2 before 5.6) are skipped.
+        let present: Vec<&str> = hooks
+            .iter()
+            .map(|h| h.name)
+            .filter(|n| Path::new(&format!("{events}/syscalls/sys_enter_{n}")).exists())
+            .collect();
+        if present.is_empty() {
+            return Err(TraceError::Format {
+                path: format!("{events}/syscalls"),
+                reason: "no syscall tracepoints (kernel built without CONFIG_FTRACE_SYSCALLS?)"
+                    .into(),
+            });
+        }
+        let enters: Vec<String> = present.iter().map(|n| format!("sys_enter_{n}")).collect();
+        let exits: Vec<String> = present.iter().map(|n| format!("sys_exit_{n}")).collect();
+        for (slot, name) in [(0u32, PROG_EMIT), (1, PROG_WALK)] {
+            let prog: &mut TracePoint = program(&mut ebpf, name)?;
+            prog.load().map_err(prog_err(name, "load"))?;
+            let fd = prog
+                .fd()
+                .map_err(prog_err(name, "expose its fd"))?
+                .try_clone()
+                .map_err(TraceError::Poll)?;
+            let mut jump = ProgramArray::try_from(
+                ebpf.map_mut(MAP_JUMP)
+                    .ok_or(TraceError::MissingMap(MAP_JUMP))?,
+            )
+            .map_err(map_err(MAP_JUMP))?;
+            jump.set(slot, &fd, 0).map_err(map_err(MAP_JUMP))?;
+        }
+        // Exits before enters: an entry recorded without its exit program
+        // attached would leave a stale in-flight record.
+        attach_tp(
+            &mut ebpf,
+            PROG_SYS_EXIT,
+            "syscalls",
+            &exits.iter().map(String::as_str).collect::<Vec<_>>(),
+            &mut attached,
+        )?;
+        attach_tp(
+            &mut ebpf,
+            PROG_SYS_ENTER,
+            "syscalls",
+            &enters.iter().map(String::as_str).collect::<Vec<_>>(),
+            &mut attached,
+        )?;
+        Ok(Tracer {
+            ebpf,
+            ring: Some(ring),
+            attached,
+        })
+    }
+
+    /// Number of attached hooks.
+    #[must_use]
+    pub fn attached(&self) -> usize {
+        self.attached
+    }
+
+    /// Takes the ring buffer for a drain task.
+    pub fn take_ring(&mut self) -> Option<RingBuf<MapData>> {
+        self.ring.take()
+    }
+
+    /// Sums the per-CPU counters.
+    pub fn counters(&self) -> Result<[u64; counter::COUNT], TraceError> {
+        let a: PerCpuArray<_, Counters> = PerCpuArray::try_from(
+            self.ebpf
+                .map(MAP_COUNTERS)
+                .ok_or(TraceError::MissingMap(MAP_COUNTERS))?,
+        )
+        .map_err(map_err(MAP_COUNTERS))?;
+        let vals = a.get(&0, 0).map_err(map_err(MAP_COUNTERS))?;
+        let mut sum = [0u64; counter::COUNT];
+        for c in vals.iter() {
+            for (s, v) in sum.iter_mut().zip(c.values.iter()) {
+                *s += v;
+            }
+        }
+        Ok(sum)
+    }
+
+    /// Losses and activity, from the counters.
+    pub fn losses(&self) -> Result<(Losses, TraceStats), TraceError> {
+        let c = self.counters()?;
+        Ok((
+            Losses {
+                ringbuf_drops: c[counter::RINGBUF_DROPS],
+                truncated_paths: c[counter::TRUNCATED_PATHS],
+                inflight_full: c[counter::INFLIGHT_FULL],
+                traced_full: c[counter::TRACED_FULL],
+                files_full: c[counter::FILES_FULL],
+                read_errors: c[counter::READ_ERRORS],
+            },
+            TraceStats {
+                events: c[counter::EVENTS_SENT],
+                deduped: c[counter::DEDUPED],
+                dedup_full: c[counter::DEDUP_FULL],
+            },
+        ))
+    }
+
+    /// Dedupe counts by key.
+    pub fn dedup_counts(&self) -> Result<StdHashMap<u64, DedupValue>, TraceError> {
+        let m: HashMap<_, u64, DedupValue> = HashMap::try_from(
+            self.ebpf
+                .map(MAP_DEDUP)
+                .ok_or(TraceError::MissingMap(MAP_DEDUP))?,
+        )
+        .map_err(map_err(MAP_DEDUP))?;
+        m.iter().map(|r| r.map_err(map_err(MAP_DEDUP))).collect()
+    }
+
+    /// Per-file write statistics by dentry.
+    pub fn file_stats(&self) -> Result<StdHashMap<u64, FileStats>, TraceError> {
+        let m: HashMap<_, u64, FileStats> = HashMap::try_from(
+            self.ebpf
+                .map(MAP_FILES)
+                .ok_or(TraceError::MissingMap(MAP_FILES))?,
+        )
+        .map_err(map_err(MAP_FILES))?;
+        m.iter().map(|r| r.map_err(map_err(MAP_FILES))).collect()
+    }
+
+    /// Number of processes currently traced.
+    pub fn traced_count(&self) -> usize {
+        self.ebpf
+            .map(MAP_TRACED)
+            .and_then(|m| HashMap::<_, u32, TracedProc>::try_from(m).ok())
+            .map_or(0, |m| m.keys().count())
+    }
+}
+
+fn prog_err(prog: &str, what: &str) -> impl FnOnce(aya::programs::ProgramError) -> TraceError {
+    let (prog, what) = (prog.to_owned(), what.to_owned());
+    move |source| TraceError::Program { prog, what, source }
+}
+
+fn program<'a, T>(ebpf: &'a mut Ebpf, name: &str) -> Result<&'a mut T, TraceError>
+where
+    &'a mut T: TryFrom<&'a mut aya::programs::Program, Error = aya::programs::ProgramError>,
+{
+    let p = ebpf.program_mut(name).ok_or_else(|| TraceError::Program {
+        prog: name.into(),
+        what: "be found".into(),
+        source: aya::programs::ProgramError::UnexpectedProgramType,
+    })?;
+    p.try_into().map_err(prog_err(name, "convert"))
+}
+
+fn attach_tp(
+    ebpf: &mut Ebpf,
+    name: &str,
+    category: &str,
+    tps: &[&str],
+    attached: &mut usize,
+) -> Result<(), TraceError> {
+    let prog: &mut TracePoint = program(ebpf, name)?;
+    prog.load().map_err(prog_err(name, "load"))?;
+    for tp in tps {
+        prog.attach(category, tp)
+            .map_err(prog_err(name, &format!("attach to {category}:{tp}")))?;
+        *attached += 1;
+    }
+    Ok(())
+}
+
+/// Drains `ring` into `collector` until `stop` fires, then drains what is
+/// left. Returns the collector.
+pub async fn drain(
+    ring: RingBuf<MapData>,
+    mut collector: Collector,
+    mut stop: tokio::sync::watch::Receiver<bool>,
+    progress: Option<tokio::sync::watch::Sender<collect::Progress>>,
+) -> Result<Collector, TraceError> {
+    let mut fd = AsyncFd::new(ring).map_err(TraceError::Poll)?;
+    loop {
+        tokio::select! {
+            guard = fd.readable_mut() => {
+                let mut guard = guard.map_err(TraceError::Poll)?;
+                let ring = guard.get_inner_mut();
+                while let Some(item) = ring.next() {
+                    collector.push_bytes(&item);
+                }
+                guard.clear_ready();
+                if let Some(p) = &progress {
+                    let _ = p.send(collector.progress());
+                }
+            }
+            _ = stop.changed() => break,
+        }
+    }
+    let ring = fd.get_mut();
+    while let Some(item) = ring.next() {
+        collector.push_bytes(&item);
+    }
+    Ok(collector)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::field_offset;
+
+    #[test]
+    fn parses_tracefs_format() {
+        let f = "\tfield:int root;\toffset:8;\tsize:4;\tsigned:1;\n\tfield:u64 id;\toffset:16;\tsize:8;\tsigned:0;\n\tfield:__data_loc char[] path;\toffset:24;\tsize:4;\tsigned:0;\n";
+        assert_eq!(field_offset(f, "root"), Some(8));
+        assert_eq!(field_offset(f, "id"), Some(16));
+        assert_eq!(field_offset(f, "path"), Some(24));
+        assert_eq!(field_offset(f, "level"), None);
+    }
+}

@@ -1,0 +1,178 @@
+//! The hooked syscalls: tracepoint name, syscall number on this architecture,
+//! and how the kernel side reads their arguments ([`SyscallSpec`]).
+
+use profiler_common::{NO_ARG, SyscallSpec, argkind, op, specflag};
+
+/// One hooked syscall.
+#[derive(Clone, Copy, Debug)]
+pub struct Hook {
+    /// Name in `syscalls:sys_enter_<name>`.
+    pub name: &'static str,
+    /// Syscall number on this architecture.
+    pub nr: i64,
+    /// What the kernel does with it.
+    pub spec: SyscallSpec,
+}
+
+/// Builder keeping the table below readable.
+#[derive(Clone, Copy)]
+struct S(SyscallSpec);
+
+impl S {
+    const fn new(op: u32, argkind: u32) -> Self {
+        S(SyscallSpec {
+            op,
+            argkind,
+            flags: 0,
+            dirfd_arg: NO_ARG,
+            name_arg: NO_ARG,
+            fd_arg: NO_ARG,
+            flags_arg: NO_ARG,
+            mode_arg: NO_ARG,
+            dirfd2_arg: NO_ARG,
+            name2_arg: NO_ARG,
+            _pad: 0,
+        })
+    }
+    /// Path op: `(dirfd, name)` argument indices (`NO_ARG` dirfd = cwd).
+    const fn path(op: u32, dirfd: u8, name: u8) -> Self {
+        let mut s = Self::new(op, argkind::PATH);
+        s.0.dirfd_arg = dirfd;
+        s.0.name_arg = name;
+        s
+    }
+    const fn fd(op: u32, fd: u8) -> Self {
+        let mut s = Self::new(op, argkind::FD);
+        s.0.fd_arg = fd;
+        s
+    }
+    const fn flags(mut self, f: u32) -> Self {
+        self.0.flags |= f;
+        self
+    }
+    const fn flags_arg(mut self, i: u8) -> Self {
+        self.0.flags_arg = i;
+        self
+    }
+    const fn mode_arg(mut self, i: u8) -> Self {
+        self.0.mode_arg = i;
+        self
+    }
+    const fn second(mut self, dirfd: u8, name: u8) -> Self {
+        self.0.flags |= specflag::TWO_PATHS;
+        self.0.dirfd2_arg = dirfd;
+        self.0.name2_arg = name;
+        self
+    }
+}
+
+const N: u8 = NO_ARG;
+
+macro_rules! hooks {
+    ($( $(#[$m:meta])* $name:literal => $sys:ident : $spec:expr ;)*) => {
+        /// Every hook available on this architecture.
+        #[must_use]
+        pub fn hooks() -> Vec<Hook> {
+            let mut v = Vec::new();
+            $(
+                $(#[$m])*
+                v.push(Hook { name: $name, nr: libc::$sys, spec: $spec.0 });
+            )*
+            v
+        }
+    };
+}
+
+hooks! {
+    #[cfg(target_arch = "x86_64")]
+    "open" => SYS_open: S::path(op::OPEN_WRITE, N, 0).flags(specflag::OPEN).flags_arg(1).mode_arg(2);
+    "openat" => SYS_openat: S::path(op::OPEN_WRITE, 0, 1).flags(specflag::OPEN).flags_arg(2).mode_arg(3);
+    "openat2" => SYS_openat2: S::path(op::OPEN_WRITE, 0, 1).flags(specflag::OPEN | specflag::OPEN_HOW).flags_arg(2);
+    #[cfg(target_arch = "x86_64")]
+    "creat" => SYS_creat: S::path(op::OPEN_WRITE, N, 0).flags(specflag::OPEN | specflag::CREAT).mode_arg(1);
+    #[cfg(target_arch = "x86_64")]
+    "mkdir" => SYS_mkdir: S::path(op::MKDIR, N, 0).mode_arg(1);
+    "mkdirat" => SYS_mkdirat: S::path(op::MKDIR, 0, 1).mode_arg(2);
+    #[cfg(target_arch = "x86_64")]
+    "mknod" => SYS_mknod: S::path(op::MKNOD, N, 0).mode_arg(1);
+    "mknodat" => SYS_mknodat: S::path(op::MKNOD, 0, 1).mode_arg(2);
+    #[cfg(target_arch = "x86_64")]
+    "rename" => SYS_rename: S::path(op::RENAME_FROM, N, 0).second(N, 1);
+    "renameat" => SYS_renameat: S::path(op::RENAME_FROM, 0, 1).second(2, 3);
+    "renameat2" => SYS_renameat2: S::path(op::RENAME_FROM, 0, 1).second(2, 3).flags_arg(4);
+    #[cfg(target_arch = "x86_64")]
+    "link" => SYS_link: S::path(op::LINK, N, N).second(N, 1).flags(specflag::SECOND_ONLY);
+    "linkat" => SYS_linkat: S::path(op::LINK, 0, 1).second(2, 3).flags(specflag::SECOND_ONLY);
+    #[cfg(target_arch = "x86_64")]
+    "symlink" => SYS_symlink: S::path(op::SYMLINK, N, N).second(N, 1).flags(specflag::SECOND_ONLY);
+    "symlinkat" => SYS_symlinkat: S::path(op::SYMLINK, N, N).second(1, 2).flags(specflag::SECOND_ONLY);
+    #[cfg(target_arch = "x86_64")]
+    "unlink" => SYS_unlink: S::path(op::UNLINK, N, 0);
+    "unlinkat" => SYS_unlinkat: S::path(op::UNLINK, 0, 1).flags(specflag::UNLINKAT).flags_arg(2);
+    #[cfg(target_arch = "x86_64")]
+    "rmdir" => SYS_rmdir: S::path(op::RMDIR, N, 0);
+    "truncate" => SYS_truncate: S::path(op::TRUNCATE, N, 0);
+    "ftruncate" => SYS_ftruncate: S::fd(op::TRUNCATE, 0);
+    #[cfg(target_arch = "x86_64")]
+    "chmod" => SYS_chmod: S::path(op::CHMOD, N, 0).mode_arg(1);
+    "fchmod" => SYS_fchmod: S::fd(op::CHMOD, 0).mode_arg(1);
+    "fchmodat" => SYS_fchmodat: S::path(op::CHMOD, 0, 1).mode_arg(2);
+    #[cfg(target_arch = "x86_64")]
+    "chown" => SYS_chown: S::path(op::CHOWN, N, 0);
+    #[cfg(target_arch = "x86_64")]
+    "lchown" => SYS_lchown: S::path(op::CHOWN, N, 0);
+    "fchown" => SYS_fchown: S::fd(op::CHOWN, 0);
+    "fchownat" => SYS_fchownat: S::path(op::CHOWN, 0, 1).flags(specflag::EMPTY_IS_FD).flags_arg(4);
+    #[cfg(target_arch = "x86_64")]
+    "utime" => SYS_utime: S::path(op::UTIMES, N, 0);
+    #[cfg(target_arch = "x86_64")]
+    "utimes" => SYS_utimes: S::path(op::UTIMES, N, 0);
+    "utimensat" => SYS_utimensat: S::path(op::UTIMES, 0, 1).flags(specflag::EMPTY_IS_FD).flags_arg(3);
+    #[cfg(target_arch = "x86_64")]
+    "futimesat" => SYS_futimesat: S::path(op::UTIMES, 0, 1);
+    "setxattr" => SYS_setxattr: S::path(op::SETXATTR, N, 0);
+    "lsetxattr" => SYS_lsetxattr: S::path(op::SETXATTR, N, 0);
+    "fsetxattr" => SYS_fsetxattr: S::fd(op::SETXATTR, 0);
+    "removexattr" => SYS_removexattr: S::path(op::REMOVEXATTR, N, 0);
+    "lremovexattr" => SYS_lremovexattr: S::path(op::REMOVEXATTR, N, 0);
+    "fremovexattr" => SYS_fremovexattr: S::fd(op::REMOVEXATTR, 0);
+    "bind" => SYS_bind: S::new(op::BIND, argkind::BIND);
+    #[cfg(target_arch = "x86_64")]
+    "access" => SYS_access: S::path(op::ACCESS_W, N, 0).flags(specflag::ACCESS).mode_arg(1);
+    "faccessat" => SYS_faccessat: S::path(op::ACCESS_W, 0, 1).flags(specflag::ACCESS).mode_arg(2);
+    "faccessat2" => SYS_faccessat2: S::path(op::ACCESS_W, 0, 1).flags(specflag::ACCESS).mode_arg(2);
+    "write" => SYS_write: S { 0: SyscallSpec { fd_arg: 0, mode_arg: 2, ..S::new(op::WRITE, argkind::WRITE).0 } };
+    "pwrite64" => SYS_pwrite64: S { 0: SyscallSpec { fd_arg: 0, mode_arg: 2, ..S::new(op::WRITE, argkind::WRITE).0 } };
+    "writev" => SYS_writev: S { 0: SyscallSpec { fd_arg: 0, ..S::new(op::WRITE, argkind::WRITE).0 } };
+    "pwritev" => SYS_pwritev: S { 0: SyscallSpec { fd_arg: 0, ..S::new(op::WRITE, argkind::WRITE).0 } };
+    "fsync" => SYS_fsync: S { 0: SyscallSpec { fd_arg: 0, ..S::new(op::FSYNC, argkind::FSYNC).0 } };
+    "fdatasync" => SYS_fdatasync: S { 0: SyscallSpec { fd_arg: 0, ..S::new(op::FSYNC, argkind::FSYNC).0 } };
+    "mmap" => SYS_mmap: S { 0: SyscallSpec { fd_arg: 4, ..S::new(op::MMAP_EXEC, argkind::MMAP).0 } };
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn numbers_are_unique_and_fit_the_spec_map() {
+        let hs = hooks();
+        let mut nrs: Vec<i64> = hs.iter().map(|h| h.nr).collect();
+        nrs.sort_unstable();
+        nrs.dedup();
+        assert_eq!(nrs.len(), hs.len(), "two hooks share a syscall number");
+        assert!(
+            nrs.iter().all(|n| (0..1024).contains(n)),
+            "SPECS holds 1024 entries"
+        );
+    }
+
+    #[test]
+    fn two_path_ops_name_their_second_path() {
+        for h in hooks() {
+            if h.spec.flags & specflag::TWO_PATHS != 0 {
+                assert_ne!(h.spec.name2_arg, NO_ARG, "{} lacks its second name", h.name);
+            }
+        }
+    }
+}

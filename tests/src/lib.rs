@@ -1,0 +1,284 @@
+//! Helpers for roprof's privileged integration tests (BPF + Docker), which
+//! live in `tests/tests/*.rs` and run through `cargo xtask test`.
+//!
+//! `cargo xtask test` builds the release `roprof`, builds the fixture images
+//! (`roprof-fixture/{busybox,writer,debian,nginx}:latest`), and runs these
+//! tests one at a time as root with `ROPROF_BIN` and
+//! `ROPROF_PRIVILEGED_TESTS=1` set. Each test starts with
+//! [`require_privileged`], which fails the test loudly when that environment
+//! is missing: a privileged test never passes by skipping.
+
+use std::{
+    ffi::OsStr,
+    path::{Path, PathBuf},
+    process::{Command, Output, Stdio},
+    sync::atomic::{AtomicU32, Ordering},
+    time::{SystemTime, UNIX_EPOCH},
+};
+
+/// The label every container a test starts should carry, so that
+/// [`ContainerGuard`] can remove them.
+pub const TEST_LABEL: &str = "roprof.test=1";
+
+/// The fixture image that runs `opsuite` (see `tests/fixtures/writer`).
+pub const WRITER_IMAGE: &str = "roprof-fixture/writer:latest";
+/// The busybox base fixture.
+pub const BUSYBOX_IMAGE: &str = "roprof-fixture/busybox:latest";
+/// Debian's nginx on the debootstrap fixture (listens on port 80).
+pub const NGINX_IMAGE: &str = "roprof-fixture/nginx:latest";
+/// The plain debootstrap fixture.
+pub const DEBIAN_IMAGE: &str = "roprof-fixture/debian:latest";
+
+const DOCKER_SOCKET: &str = "/var/run/docker.sock";
+
+/// The `roprof` binary under test: `$ROPROF_BIN` (set by `cargo xtask
+/// test`), else `target/release/roprof` of this workspace.
+#[must_use]
+pub fn roprof_bin() -> PathBuf {
+    std::env::var_os("ROPROF_BIN").map_or_else(
+        || {
+            Path::new(env!("CARGO_MANIFEST_DIR"))
+                .parent()
+                .expect("tests/ lives one level below the workspace root")
+                .join("target/release/roprof")
+        },
+        PathBuf::from,
+    )
+}
+
+/// Panics, saying what is missing and how to run the test properly, unless
+/// this is a privileged run: root, a Docker socket, `ROPROF_BIN` pointing at
+/// a file, and `ROPROF_PRIVILEGED_TESTS=1` (all set up by `cargo xtask test`).
+pub fn require_privileged() {
+    let mut missing = Vec::new();
+    if std::env::var_os("ROPROF_PRIVILEGED_TESTS").is_none_or(|v| v != "1") {
+        missing.push("ROPROF_PRIVILEGED_TESTS=1 is not set".to_owned());
+    }
+    // SAFETY: geteuid has no preconditions and cannot fail.
+    if unsafe { libc::geteuid() } != 0 {
+        missing.push("not running as root (BPF programs need it)".to_owned());
+    }
+    let docker_host = std::env::var_os("DOCKER_HOST");
+    if docker_host.is_none() && !Path::new(DOCKER_SOCKET).exists() {
+        missing.push(format!("no Docker socket at {DOCKER_SOCKET}"));
+    }
+    match std::env::var_os("ROPROF_BIN") {
+        None => missing.push("ROPROF_BIN is not set".to_owned()),
+        Some(bin) if !Path::new(&bin).is_file() => {
+            missing.push(format!(
+                "ROPROF_BIN={} is not a file",
+                Path::new(&bin).display()
+            ));
+        }
+        Some(_) => {}
+    }
+    assert!(
+        missing.is_empty(),
+        "privileged test cannot run: {}. Run the privileged tests with \
+         `cargo xtask test` (as root), which builds roprof, starts Docker and \
+         builds the fixture images first.",
+        missing.join("; ")
+    );
+}
+
+/// Runs `docker ARGS` to completion and returns its output (whatever the
+/// exit status; see [`docker_ok`] for the checked variant).
+pub fn docker<I, S>(args: I) -> Output
+where
+    I: IntoIterator<Item = S>,
+    S: AsRef<OsStr>,
+{
+    let mut cmd = Command::new("docker");
+    cmd.args(args).stdin(Stdio::null());
+    let line = format!("{cmd:?}");
+    cmd.output()
+        .unwrap_or_else(|e| panic!("expected to run {line}, but it could not start: {e}"))
+}
+
+/// Like [`docker`], but panics with docker's stderr unless it exits 0;
+/// returns stdout as a string.
+pub fn docker_ok<I, S>(args: I) -> String
+where
+    I: IntoIterator<Item = S>,
+    S: AsRef<OsStr>,
+{
+    let args: Vec<_> = args.into_iter().map(|a| a.as_ref().to_owned()).collect();
+    let out = docker(&args);
+    assert!(
+        out.status.success(),
+        "expected `docker {}` to succeed, it failed ({}): {}",
+        args.iter()
+            .map(|a| a.to_string_lossy())
+            .collect::<Vec<_>>()
+            .join(" "),
+        out.status,
+        String::from_utf8_lossy(&out.stderr).trim()
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// A name no other test run on this machine uses: `PREFIX-PID-MILLIS-N`,
+/// valid as a container, volume or directory name.
+#[must_use]
+pub fn unique_name(prefix: &str) -> String {
+    static COUNTER: AtomicU32 = AtomicU32::new(0);
+    let millis = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis());
+    format!(
+        "{prefix}-{}-{millis}-{}",
+        std::process::id(),
+        COUNTER.fetch_add(1, Ordering::Relaxed)
+    )
+}
+
+/// Removes every container labelled [`TEST_LABEL`] when dropped, so a test
+/// that panics half-way leaves nothing running. Create one at the start of
+/// each test: `let _guard = ContainerGuard::new();`. Since the tests run one
+/// at a time, it also clears leftovers of an earlier, interrupted run.
+#[must_use = "the containers are removed when the guard is dropped"]
+pub struct ContainerGuard(());
+
+impl ContainerGuard {
+    pub fn new() -> Self {
+        remove_test_containers();
+        Self(())
+    }
+}
+
+impl Default for ContainerGuard {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Drop for ContainerGuard {
+    fn drop(&mut self) {
+        remove_test_containers();
+    }
+}
+
+/// `docker rm -f` of every container labelled [`TEST_LABEL`]; best effort.
+pub fn remove_test_containers() {
+    let Ok(out) = Command::new("docker")
+        .args(["ps", "-aq", "--filter", &format!("label={TEST_LABEL}")])
+        .stdin(Stdio::null())
+        .stderr(Stdio::null())
+        .output()
+    else {
+        return;
+    };
+    let ids: Vec<String> = String::from_utf8_lossy(&out.stdout)
+        .split_whitespace()
+        .map(str::to_owned)
+        .collect();
+    if !ids.is_empty() {
+        let _ = Command::new("docker")
+            .args(["rm", "-f", "-v"])
+            .args(&ids)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status();
+    }
+}
+
+/// Parses opsuite's `STEP <name> <result>` lines into (name, result) pairs,
+/// in order; other lines are ignored.
+#[must_use]
+pub fn opsuite_steps(stdout: &str) -> Vec<(String, String)> {
+    stdout
+        .lines()
+        .filter_map(|l| {
+            let mut words = l.strip_prefix("STEP ")?.split_whitespace();
+            Some((words.next()?.to_owned(), words.next()?.to_owned()))
+        })
+        .collect()
+}
+
+/// The step names opsuite prints, in order (see `tests/fixtures/writer/opsuite.c`).
+pub const OPSUITE_STEPS: &[&str] = &[
+    "open_abs",
+    "open_rel",
+    "open_dirfd",
+    "open_symlinked",
+    "open_dotdot",
+    "creat",
+    "openat2",
+    "mkdir_abs",
+    "mkdirat_dirfd",
+    "mknod_fifo",
+    "rename",
+    "renameat2_dirfd",
+    "link",
+    "linkat",
+    "symlink",
+    "symlinkat",
+    "unlink",
+    "unlinkat",
+    "rmdir",
+    "unlinkat_rmdir",
+    "truncate",
+    "ftruncate",
+    "chmod",
+    "fchmod",
+    "fchmodat",
+    "chown",
+    "fchown",
+    "lchown",
+    "fchownat",
+    "utimes",
+    "utimensat",
+    "futimens",
+    "setxattr",
+    "removexattr",
+    "bind_unix",
+    "access_w",
+    "pid_via_symlink",
+    "odd_name",
+    "owned_write",
+    "tmp_write",
+];
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_opsuite_output() {
+        let out = "STEP open_abs ok\nnoise\nSTEP mkdir_abs EROFS\nLOOP done\n";
+        assert_eq!(
+            opsuite_steps(out),
+            [
+                ("open_abs".to_owned(), "ok".to_owned()),
+                ("mkdir_abs".to_owned(), "EROFS".to_owned())
+            ]
+        );
+    }
+
+    #[test]
+    fn opsuite_source_prints_every_listed_step_in_order() {
+        let src = std::fs::read_to_string(
+            Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/writer/opsuite.c"),
+        )
+        .expect("opsuite.c is readable");
+        let in_source: Vec<&str> = src
+            .split("report(\"")
+            .skip(1)
+            .filter_map(|s| s.split('"').next())
+            .collect();
+        assert_eq!(
+            in_source, OPSUITE_STEPS,
+            "opsuite.c and OPSUITE_STEPS disagree"
+        );
+    }
+
+    #[test]
+    fn unique_names_differ() {
+        assert_ne!(
+            unique_name("t"),
+            unique_name("t"),
+            "two calls must give two names"
+        );
+    }
+}
