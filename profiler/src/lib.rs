@@ -6,6 +6,9 @@
 //! mount plan out), [`render`] (one file per output format), [`cli`].
 
 pub mod analysis;
+pub mod cli;
 pub mod model;
 pub mod render;
+pub mod runtime;
+pub mod session;
 pub mod trace;

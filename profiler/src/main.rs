@@ -1,5 +1,34 @@
-//! The `roprof` binary.
+//! The `roprof` binary: parses the command line, runs, maps errors to exit codes.
+
+use clap::Parser as _;
+use roprof::{
+    cli::{self, Cli, Command, EXIT_INTERRUPTED},
+    session::SessionError,
+};
+
 fn main() {
-    eprintln!("roprof: not yet wired");
-    std::process::exit(2);
+    let cli = Cli::parse();
+    let rt = match tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build() {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("roprof: cannot start the async runtime: {e}");
+            std::process::exit(1);
+        }
+    };
+    let res = rt.block_on(async {
+        match &cli.command {
+            Command::Profile(a) => cli::profile::run(a).await,
+            Command::Verify(a) => cli::verify::run(a, &cli::RunArgs::default()).await,
+            Command::Render(a) => cli::render::run(a),
+            Command::Patch(a) => cli::patch::run(a),
+        }
+    });
+    match res {
+        Ok(code) => std::process::exit(code),
+        Err(e) => {
+            eprintln!("roprof: error: {e:#}");
+            let interrupted = e.chain().any(|c| matches!(c.downcast_ref::<SessionError>(), Some(SessionError::Interrupted(_))));
+            std::process::exit(if interrupted { EXIT_INTERRUPTED } else { 1 });
+        }
+    }
 }

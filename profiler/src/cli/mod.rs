@@ -1,0 +1,127 @@
+//! Command-line interface: one file per subcommand.
+
+pub mod patch;
+pub mod profile;
+pub mod render;
+pub mod verify;
+
+use std::time::Duration;
+
+use clap::{Args, Parser, Subcommand};
+
+use crate::model::RunOptions;
+
+/// Exit code: the profile lost events or truncated paths (see `--allow-loss`).
+pub const EXIT_LOSS: i32 = 3;
+/// Exit code: verification failed.
+pub const EXIT_VERIFY_FAILED: i32 = 4;
+/// Exit code: interrupted by SIGINT/SIGTERM.
+pub const EXIT_INTERRUPTED: i32 = 130;
+
+/// roprof: find the paths a container writes, then run it with a read-only root.
+#[derive(Debug, Parser)]
+#[command(name = "roprof", version, about, long_about = None)]
+pub struct Cli {
+    /// The subcommand.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// Subcommands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run IMAGE under tracing and propose the writable mounts it needs.
+    Profile(profile::ProfileArgs),
+    /// Re-run IMAGE read-only with a report's mounts and compare.
+    Verify(verify::VerifyArgs),
+    /// Re-render a saved report.json in another format.
+    Render(render::RenderArgs),
+    /// Patch Kubernetes manifests with a report's mounts.
+    Patch(patch::PatchArgs),
+}
+
+/// docker-run-like options shared by profile and verify.
+#[derive(Debug, Args, Clone, Default)]
+pub struct RunArgs {
+    /// Set environment variables (KEY=VALUE).
+    #[arg(short = 'e', long = "env", value_name = "KEY=VALUE")]
+    pub env: Vec<String>,
+    /// Bind mount or named volume (SRC:DST[:OPTS]).
+    #[arg(short = 'v', long = "volume")]
+    pub volume: Vec<String>,
+    /// Your own tmpfs mounts (DST[:OPTS]); never proposed again.
+    #[arg(long = "tmpfs")]
+    pub tmpfs: Vec<String>,
+    /// Publish a port ([IP:][HOSTPORT:]PORT[/PROTO]); use 127.0.0.1 with --probe.
+    #[arg(short = 'p', long = "publish")]
+    pub publish: Vec<String>,
+    /// User (NAME|UID[:GID]).
+    #[arg(short = 'u', long = "user")]
+    pub user: Option<String>,
+    /// Working directory inside the container.
+    #[arg(short = 'w', long = "workdir")]
+    pub workdir: Option<String>,
+    /// Override the image's entrypoint.
+    #[arg(long = "entrypoint")]
+    pub entrypoint: Option<String>,
+    /// Network mode.
+    #[arg(long = "network")]
+    pub network: Option<String>,
+    /// Add Linux capabilities.
+    #[arg(long = "cap-add")]
+    pub cap_add: Vec<String>,
+}
+
+impl RunArgs {
+    /// Into the model's run options.
+    #[must_use]
+    pub fn to_options(&self, command: &[String]) -> RunOptions {
+        RunOptions {
+            env: self.env.clone(),
+            volumes: self.volume.clone(),
+            tmpfs: self.tmpfs.clone(),
+            publish: self.publish.clone(),
+            user: self.user.clone(),
+            workdir: self.workdir.clone(),
+            entrypoint: self.entrypoint.clone(),
+            network: self.network.clone(),
+            cap_add: self.cap_add.clone(),
+            command: command.to_vec(),
+        }
+    }
+}
+
+/// Parses `10s`, `500ms`, `2m`, or plain seconds.
+pub fn parse_duration(s: &str) -> Result<Duration, String> {
+    let s = s.trim();
+    let (num, unit) = s
+        .find(|c: char| !c.is_ascii_digit() && c != '.')
+        .map_or((s, "s"), |i| (&s[..i], &s[i..]));
+    let n: f64 = num.parse().map_err(|_| format!("`{s}` is not a duration (e.g. 10s, 500ms, 2m)"))?;
+    let secs = match unit {
+        "ms" => n / 1000.0,
+        "s" => n,
+        "m" => n * 60.0,
+        "h" => n * 3600.0,
+        _ => return Err(format!("unknown unit `{unit}` in `{s}` (use ms, s, m or h)")),
+    };
+    if !(secs.is_finite() && secs > 0.0) {
+        return Err(format!("`{s}` must be positive"));
+    }
+    Ok(Duration::from_secs_f64(secs))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::parse_duration;
+
+    #[test]
+    fn durations() {
+        assert_eq!(parse_duration("10s").unwrap().as_secs(), 10);
+        assert_eq!(parse_duration("500ms").unwrap().as_millis(), 500);
+        assert_eq!(parse_duration("2m").unwrap().as_secs(), 120);
+        assert_eq!(parse_duration("3").unwrap().as_secs(), 3);
+        assert!(parse_duration("0s").is_err());
+        assert!(parse_duration("5y").is_err());
+    }
+}

@@ -1,0 +1,113 @@
+//! `roprof profile IMAGE [COMMAND…]`.
+
+use std::{path::PathBuf, time::Duration};
+
+use anyhow::Context as _;
+use clap::Args;
+
+use super::{EXIT_LOSS, EXIT_VERIFY_FAILED, RunArgs, parse_duration, render::ensure_nl, verify};
+use crate::{
+    analysis::Settings,
+    render::{self, Format},
+    runtime::Engine,
+    session::{self, RunConfig},
+};
+
+/// Arguments of `profile`.
+#[derive(Debug, Args)]
+pub struct ProfileArgs {
+    /// Observation window; ends earlier when the container exits.
+    #[arg(long, default_value = "10s", value_parser = parse_duration)]
+    pub duration: Duration,
+    /// Output format on stdout.
+    #[arg(long, value_enum, default_value = "table")]
+    pub format: Format,
+    /// Write every format into this directory.
+    #[arg(short = 'o', long = "output-dir")]
+    pub output_dir: Option<PathBuf>,
+    /// Seconds to wait after the stop signal before SIGKILL.
+    #[arg(long, default_value_t = 10)]
+    pub stop_timeout: i32,
+    /// Shell command run on the host during the window (load, tests).
+    #[arg(long)]
+    pub exercise: Option<String>,
+    /// URL polled until it answers (publish the port on 127.0.0.1).
+    #[arg(long)]
+    pub probe: Option<String>,
+    /// Keep the container after the run.
+    #[arg(long)]
+    pub keep: bool,
+    /// Merge mounts until at most N remain.
+    #[arg(long)]
+    pub max_mounts: Option<usize>,
+    /// Exit 0 even when events were lost or paths truncated.
+    #[arg(long)]
+    pub allow_loss: bool,
+    /// Re-run read-only with the plan and compare (exit 4 on failure).
+    #[arg(long)]
+    pub verify: bool,
+    /// No progress on stderr.
+    #[arg(long, short)]
+    pub quiet: bool,
+    /// docker-run-like options.
+    #[command(flatten)]
+    pub run: RunArgs,
+    /// Image to profile.
+    pub image: String,
+    /// Command and arguments (replace the image's CMD).
+    #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
+    pub command: Vec<String>,
+}
+
+/// Runs `profile`.
+pub async fn run(args: &ProfileArgs) -> anyhow::Result<i32> {
+    let engine = Engine::connect().await?;
+    let run_opts = args.run.to_options(&args.command);
+    let cfg = RunConfig {
+        image: args.image.clone(),
+        run: run_opts.clone(),
+        duration: args.duration,
+        stop_timeout: args.stop_timeout,
+        exercise: args.exercise.clone(),
+        probe: args.probe.clone(),
+        keep: args.keep,
+        quiet: args.quiet,
+        read_only: false,
+        extra_tmpfs: vec![],
+        extra_binds: vec![],
+        mode: "profile",
+    };
+    let out = session::run(&engine, &cfg).await?;
+    let settings = Settings { max_mounts: args.max_mounts, ..Settings::default() };
+    let mut report = session::report(out, run_opts, settings);
+    let mut code = 0;
+    if args.verify {
+        let (verdict, ro) = verify::verify(&engine, &report, cfg.clone()).await?;
+        verify::print_verdict(&verdict);
+        report.run.notes.push(if verdict.passed {
+            "verified: read-only run with these mounts behaved the same".into()
+        } else {
+            format!("verification failed: {}", verdict.differences.join("; "))
+        });
+        report.run.notes.push(format!("read-only run exit code {:?}", ro.meta.exit_code));
+        if !verdict.passed {
+            code = EXIT_VERIFY_FAILED;
+        }
+    }
+    for w in render::unrepresentable(&report) {
+        eprintln!("roprof: warning: {w}");
+    }
+    if let Some(dir) = &args.output_dir {
+        std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+        let files = render::write_all(&report, dir)?;
+        eprintln!("roprof: wrote {} files to {}", files.len(), dir.display());
+    }
+    print!("{}", ensure_nl(render::render(&report, args.format)?));
+    if !report.losses.is_clean() {
+        eprintln!("roprof: the profile is INCOMPLETE: {:?}", report.losses);
+        if !args.allow_loss && code == 0 {
+            code = EXIT_LOSS;
+        }
+    }
+    Ok(code)
+}

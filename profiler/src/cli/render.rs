@@ -1,0 +1,37 @@
+//! `roprof render REPORT --format X`.
+
+use std::path::PathBuf;
+
+use anyhow::Context as _;
+use clap::Args;
+
+use crate::render::{self, Format};
+
+/// Arguments of `render`.
+#[derive(Debug, Args)]
+pub struct RenderArgs {
+    /// A report.json written by `roprof profile`.
+    pub report: PathBuf,
+    /// Output format.
+    #[arg(long, value_enum, default_value = "table")]
+    pub format: Format,
+}
+
+/// Runs `render`.
+pub fn run(args: &RenderArgs) -> anyhow::Result<i32> {
+    let text = std::fs::read_to_string(&args.report)
+        .with_context(|| format!("reading report {}", args.report.display()))?;
+    let report = render::json::load_report(&text)
+        .with_context(|| format!("loading report {}", args.report.display()))?;
+    print!("{}", ensure_nl(render::render(&report, args.format)?));
+    Ok(0)
+}
+
+/// Adds a final newline when missing.
+#[must_use]
+pub fn ensure_nl(mut s: String) -> String {
+    if !s.ends_with('\n') {
+        s.push('\n');
+    }
+    s
+}

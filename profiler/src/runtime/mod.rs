@@ -1,0 +1,467 @@
+//! The Docker Engine API (bollard): image config, the container's initial
+//! filesystem listing, and the container lifecycle. No `docker` CLI.
+
+use std::{collections::HashMap, io::Read};
+
+use bollard::{
+    Docker,
+    models::{ContainerCreateBody, HostConfig, PortBinding},
+    query_parameters::{
+        CreateContainerOptions, CreateImageOptions, InspectContainerOptions, LogsOptions,
+        RemoveContainerOptions, StartContainerOptions, StopContainerOptions,
+    },
+};
+use futures::StreamExt as _;
+
+use crate::model::{CPath, EntryKind, ImageConfig, ImageEntry, ImageListing, RunOptions};
+
+/// Label put on every container roprof creates.
+pub const LABEL: &str = "io.roprof.managed";
+
+/// Errors talking to the engine, each naming what it is about.
+#[derive(Debug, thiserror::Error)]
+pub enum RuntimeError {
+    /// The engine does not answer.
+    #[error("cannot reach the Docker engine at {endpoint}: {source} (is dockerd running? set DOCKER_HOST to use another socket)")]
+    Unreachable {
+        /// Socket or URL.
+        endpoint: String,
+        /// Cause.
+        source: bollard::errors::Error,
+    },
+    /// Image missing and not pullable.
+    #[error("image `{image}` is not available locally and could not be pulled: {reason}")]
+    Image {
+        /// Image reference.
+        image: String,
+        /// Why.
+        reason: String,
+    },
+    /// An engine call failed.
+    #[error("Docker engine: {what} failed: {source}")]
+    Call {
+        /// What was attempted, naming the container or image.
+        what: String,
+        /// Cause.
+        source: bollard::errors::Error,
+    },
+    /// A user option is malformed.
+    #[error("invalid {option} `{value}`: {reason}")]
+    Option {
+        /// Flag.
+        option: &'static str,
+        /// Value.
+        value: String,
+        /// Why.
+        reason: String,
+    },
+    /// Reading the exported filesystem failed.
+    #[error("reading the filesystem of container {id}: {reason}")]
+    Listing {
+        /// Container.
+        id: String,
+        /// Why.
+        reason: String,
+    },
+}
+
+fn call(what: impl Into<String>) -> impl FnOnce(bollard::errors::Error) -> RuntimeError {
+    let what = what.into();
+    move |source| RuntimeError::Call { what, source }
+}
+
+/// Everything needed to create one container.
+#[derive(Clone, Debug, Default)]
+pub struct ContainerSpec {
+    /// Image reference.
+    pub image: String,
+    /// The user's run options.
+    pub run: RunOptions,
+    /// Run with a read-only root.
+    pub read_only: bool,
+    /// Extra tmpfs mounts (target → options), from a plan.
+    pub extra_tmpfs: Vec<(String, String)>,
+    /// Extra volume binds (`name:/target`), from a plan.
+    pub extra_binds: Vec<String>,
+    /// Container name.
+    pub name: Option<String>,
+}
+
+/// Final state of a container.
+#[derive(Clone, Debug, Default)]
+pub struct ExitState {
+    /// Still running.
+    pub running: bool,
+    /// Exit code.
+    pub exit_code: Option<i64>,
+    /// OOM-killed.
+    pub oom_killed: bool,
+    /// Engine-reported error (e.g. exec failure).
+    pub error: Option<String>,
+}
+
+/// A connected engine.
+#[derive(Clone)]
+pub struct Engine {
+    docker: Docker,
+}
+
+fn endpoint() -> String {
+    std::env::var("DOCKER_HOST").unwrap_or_else(|_| "unix:///var/run/docker.sock".into())
+}
+
+impl Engine {
+    /// Connects (honouring `DOCKER_HOST`) and negotiates the API version.
+    pub async fn connect() -> Result<Self, RuntimeError> {
+        let unreachable = |source| RuntimeError::Unreachable { endpoint: endpoint(), source };
+        let docker = Docker::connect_with_defaults().map_err(unreachable)?;
+        let docker = docker.negotiate_version().await.map_err(unreachable)?;
+        docker.ping().await.map_err(unreachable)?;
+        Ok(Engine { docker })
+    }
+
+    /// The API version in use.
+    #[must_use]
+    pub fn api_version(&self) -> String {
+        self.docker.client_version().to_string()
+    }
+
+    /// Image config, pulling the image when it is not present.
+    pub async fn image_config(&self, image: &str) -> Result<ImageConfig, RuntimeError> {
+        let inspect = match self.docker.inspect_image(image).await {
+            Ok(i) => i,
+            Err(_) => {
+                self.pull(image).await?;
+                self.docker.inspect_image(image).await.map_err(|e| RuntimeError::Image {
+                    image: image.into(),
+                    reason: e.to_string(),
+                })?
+            }
+        };
+        let c = inspect.config.unwrap_or_default();
+        let mut volumes: Vec<CPath> = c
+            .volumes
+            .unwrap_or_default()
+            .into_iter()
+            .map(|v| CPath::from(v.as_str()))
+            .collect();
+        volumes.sort();
+        let mut exposed: Vec<String> = c.exposed_ports.unwrap_or_default().into_iter().collect();
+        exposed.sort();
+        Ok(ImageConfig {
+            image: image.into(),
+            id: inspect.id.unwrap_or_default(),
+            entrypoint: c.entrypoint.unwrap_or_default(),
+            cmd: c.cmd.unwrap_or_default(),
+            env: c.env.unwrap_or_default(),
+            workdir: c.working_dir.unwrap_or_default(),
+            user: c.user.unwrap_or_default(),
+            volumes,
+            exposed_ports: exposed,
+            stop_signal: c.stop_signal,
+            healthcheck: c.healthcheck.and_then(|h| h.test),
+        })
+    }
+
+    async fn pull(&self, image: &str) -> Result<(), RuntimeError> {
+        let opts = CreateImageOptions { from_image: Some(image.into()), ..Default::default() };
+        let mut s = self.docker.create_image(Some(opts), None, None);
+        while let Some(r) = s.next().await {
+            r.map_err(|e| RuntimeError::Image { image: image.into(), reason: e.to_string() })?;
+        }
+        Ok(())
+    }
+
+    /// Creates (does not start) a container.
+    pub async fn create(&self, spec: &ContainerSpec) -> Result<String, RuntimeError> {
+        let run = &spec.run;
+        let mut tmpfs: HashMap<String, String> = HashMap::new();
+        for t in run.tmpfs.iter().map(|t| split_tmpfs(t)).chain(spec.extra_tmpfs.iter().cloned()) {
+            tmpfs.insert(t.0, t.1);
+        }
+        let mut binds = run.volumes.clone();
+        binds.extend(spec.extra_binds.iter().cloned());
+        let (exposed, ports) = parse_publish(&run.publish)?;
+        let mut labels = HashMap::new();
+        labels.insert(LABEL.to_owned(), "1".to_owned());
+        if std::env::var_os("ROPROF_TEST_LABEL").is_some() {
+            labels.insert("roprof.test".to_owned(), "1".to_owned());
+        }
+        let body = ContainerCreateBody {
+            image: Some(spec.image.clone()),
+            cmd: (!run.command.is_empty()).then(|| run.command.clone()),
+            entrypoint: run.entrypoint.as_ref().map(|e| vec![e.clone()]),
+            env: (!run.env.is_empty()).then(|| run.env.clone()),
+            user: run.user.clone(),
+            working_dir: run.workdir.clone(),
+            labels: Some(labels),
+            exposed_ports: (!exposed.is_empty()).then_some(exposed),
+            host_config: Some(HostConfig {
+                binds: (!binds.is_empty()).then_some(binds),
+                tmpfs: (!tmpfs.is_empty()).then_some(tmpfs),
+                port_bindings: (!ports.is_empty()).then_some(ports),
+                network_mode: run.network.clone(),
+                cap_add: (!run.cap_add.is_empty()).then(|| run.cap_add.clone()),
+                readonly_rootfs: Some(spec.read_only),
+                ..Default::default()
+            }),
+            ..Default::default()
+        };
+        let opts = CreateContainerOptions { name: spec.name.clone(), ..Default::default() };
+        let r = self
+            .docker
+            .create_container(Some(opts), body)
+            .await
+            .map_err(call(format!("creating a container from `{}`", spec.image)))?;
+        Ok(r.id)
+    }
+
+    /// The container's initial filesystem (image + init layer), from an export.
+    pub async fn listing(&self, id: &str) -> Result<ImageListing, RuntimeError> {
+        let (tx, rx) = std::sync::mpsc::sync_channel::<Vec<u8>>(16);
+        let reader = std::thread::spawn({
+            let id = id.to_owned();
+            move || parse_tar(ChannelReader { rx, buf: Vec::new(), pos: 0 }, &id)
+        });
+        let mut s = self.docker.export_container(id);
+        while let Some(chunk) = s.next().await {
+            let chunk = chunk.map_err(call(format!("exporting container {id}")))?;
+            if tx.send(chunk.to_vec()).is_err() {
+                break;
+            }
+        }
+        drop(tx);
+        reader.join().map_err(|_| RuntimeError::Listing {
+            id: id.into(),
+            reason: "tar reader panicked".into(),
+        })?
+    }
+
+    /// Starts a created container.
+    pub async fn start(&self, id: &str) -> Result<(), RuntimeError> {
+        self.docker
+            .start_container(id, None::<StartContainerOptions>)
+            .await
+            .map_err(call(format!("starting container {id}")))
+    }
+
+    /// Stops gracefully (the image's StopSignal, then SIGKILL after `timeout`).
+    pub async fn stop(&self, id: &str, timeout_secs: i32) -> Result<(), RuntimeError> {
+        let opts = StopContainerOptions { t: Some(timeout_secs), signal: None };
+        match self.docker.stop_container(id, Some(opts)).await {
+            Ok(()) => Ok(()),
+            // 304: already stopped.
+            Err(bollard::errors::Error::DockerResponseServerError { status_code: 304, .. }) => Ok(()),
+            Err(e) => Err(call(format!("stopping container {id}"))(e)),
+        }
+    }
+
+    /// Current state.
+    pub async fn state(&self, id: &str) -> Result<ExitState, RuntimeError> {
+        let i = self
+            .docker
+            .inspect_container(id, None::<InspectContainerOptions>)
+            .await
+            .map_err(call(format!("inspecting container {id}")))?;
+        let s = i.state.unwrap_or_default();
+        let running = s.running.unwrap_or(false);
+        Ok(ExitState {
+            running,
+            exit_code: if running { None } else { s.exit_code },
+            oom_killed: s.oom_killed.unwrap_or(false),
+            error: s.error.filter(|e| !e.is_empty()),
+        })
+    }
+
+    /// Host pid of the container's init (0 when not running).
+    pub async fn pid(&self, id: &str) -> Result<i64, RuntimeError> {
+        let i = self
+            .docker
+            .inspect_container(id, None::<InspectContainerOptions>)
+            .await
+            .map_err(call(format!("inspecting container {id}")))?;
+        Ok(i.state.and_then(|s| s.pid).unwrap_or(0))
+    }
+
+    /// Full id of a container given by name or id.
+    pub async fn resolve(&self, name: &str) -> Result<String, RuntimeError> {
+        let i = self
+            .docker
+            .inspect_container(name, None::<InspectContainerOptions>)
+            .await
+            .map_err(call(format!("finding container `{name}`")))?;
+        Ok(i.id.unwrap_or_default())
+    }
+
+    /// Last `n` log lines (stdout and stderr).
+    pub async fn logs_tail(&self, id: &str, n: usize) -> Vec<String> {
+        let opts = LogsOptions { stdout: true, stderr: true, tail: n.to_string(), ..Default::default() };
+        let mut s = self.docker.logs(id, Some(opts));
+        let mut out = String::new();
+        while let Some(Ok(chunk)) = s.next().await {
+            out.push_str(&chunk.to_string());
+        }
+        out.lines().map(str::to_owned).collect()
+    }
+
+    /// Removes a container and its anonymous volumes.
+    pub async fn remove(&self, id: &str) -> Result<(), RuntimeError> {
+        let opts = RemoveContainerOptions { force: true, v: true, ..Default::default() };
+        match self.docker.remove_container(id, Some(opts)).await {
+            Ok(()) | Err(bollard::errors::Error::DockerResponseServerError { status_code: 404, .. }) => Ok(()),
+            Err(e) => Err(call(format!("removing container {id}"))(e)),
+        }
+    }
+
+    /// Removes a named volume (created for verification).
+    pub async fn remove_volume(&self, name: &str) -> Result<(), RuntimeError> {
+        match self.docker.remove_volume(name, None::<bollard::query_parameters::RemoveVolumeOptions>).await {
+            Ok(()) | Err(bollard::errors::Error::DockerResponseServerError { status_code: 404, .. }) => Ok(()),
+            Err(e) => Err(call(format!("removing volume {name}"))(e)),
+        }
+    }
+}
+
+fn split_tmpfs(t: &str) -> (String, String) {
+    match t.split_once(':') {
+        Some((p, o)) => (p.to_owned(), o.to_owned()),
+        None => (t.to_owned(), String::new()),
+    }
+}
+
+type Ports = (Vec<String>, HashMap<String, Option<Vec<PortBinding>>>);
+
+/// Parses `-p` values: `[ip:][hostport:]containerport[/proto]`.
+pub fn parse_publish(values: &[String]) -> Result<Ports, RuntimeError> {
+    let mut exposed = Vec::new();
+    let mut map: HashMap<String, Option<Vec<PortBinding>>> = HashMap::new();
+    for v in values {
+        let bad = |reason: &str| RuntimeError::Option {
+            option: "--publish",
+            value: v.clone(),
+            reason: reason.into(),
+        };
+        let (spec, proto) = v.rsplit_once('/').unwrap_or((v.as_str(), "tcp"));
+        let parts: Vec<&str> = spec.rsplitn(3, ':').collect();
+        let (cport, hport, ip) = match parts.as_slice() {
+            [c] => (*c, "", ""),
+            [c, h] => (*c, *h, ""),
+            [c, h, i] => (*c, *h, *i),
+            _ => return Err(bad("expected [ip:][hostport:]containerport[/proto]")),
+        };
+        if cport.parse::<u16>().is_err() || (!hport.is_empty() && hport.parse::<u16>().is_err()) {
+            return Err(bad("ports must be numbers from 1 to 65535"));
+        }
+        let key = format!("{cport}/{proto}");
+        exposed.push(key.clone());
+        map.entry(key).or_insert_with(|| Some(Vec::new())).get_or_insert_with(Vec::new).push(PortBinding {
+            host_ip: (!ip.is_empty()).then(|| ip.to_owned()),
+            host_port: (!hport.is_empty()).then(|| hport.to_owned()),
+        });
+    }
+    Ok((exposed, map))
+}
+
+struct ChannelReader {
+    rx: std::sync::mpsc::Receiver<Vec<u8>>,
+    buf: Vec<u8>,
+    pos: usize,
+}
+
+impl Read for ChannelReader {
+    fn read(&mut self, out: &mut [u8]) -> std::io::Result<usize> {
+        while self.pos >= self.buf.len() {
+            match self.rx.recv() {
+                Ok(b) => {
+                    self.buf = b;
+                    self.pos = 0;
+                }
+                Err(_) => return Ok(0),
+            }
+        }
+        let n = out.len().min(self.buf.len() - self.pos);
+        out[..n].copy_from_slice(&self.buf[self.pos..self.pos + n]);
+        self.pos += n;
+        Ok(n)
+    }
+}
+
+/// Parses an exported filesystem tar into a listing.
+pub fn parse_tar(r: impl Read, id: &str) -> Result<ImageListing, RuntimeError> {
+    let err = |e: std::io::Error| RuntimeError::Listing { id: id.into(), reason: e.to_string() };
+    let mut ar = tar::Archive::new(r);
+    let mut listing = ImageListing::default();
+    for entry in ar.entries().map_err(err)? {
+        let entry = entry.map_err(err)?;
+        let h = entry.header();
+        let raw = entry.path_bytes();
+        let mut p: Vec<u8> = Vec::with_capacity(raw.len() + 1);
+        p.push(b'/');
+        p.extend_from_slice(raw.strip_prefix(b"./").unwrap_or(&raw));
+        while p.len() > 1 && p.last() == Some(&b'/') {
+            p.pop();
+        }
+        if p == b"/." {
+            p.truncate(1);
+        }
+        let kind = match h.entry_type() {
+            tar::EntryType::Directory => EntryKind::Dir,
+            tar::EntryType::Regular | tar::EntryType::Continuous => EntryKind::File,
+            tar::EntryType::Symlink => EntryKind::Symlink,
+            _ => EntryKind::Other,
+        };
+        let link_target = if kind == EntryKind::Symlink {
+            entry.link_name_bytes().map(|l| CPath::new(l.into_owned()))
+        } else {
+            None
+        };
+        let path = CPath::new(p);
+        listing.entries.insert(
+            path.clone(),
+            ImageEntry {
+                path,
+                kind,
+                mode: h.mode().map_err(err)? & 0o7777,
+                uid: u32::try_from(h.uid().map_err(err)?).unwrap_or(u32::MAX),
+                gid: u32::try_from(h.gid().map_err(err)?).unwrap_or(u32::MAX),
+                size: h.size().unwrap_or(0),
+                link_target,
+            },
+        );
+    }
+    Ok(listing)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn publish_forms() {
+        let (e, m) = parse_publish(&["127.0.0.1:8080:80".into(), "53/udp".into()]).unwrap();
+        assert_eq!(e, vec!["80/tcp", "53/udp"]);
+        let b = m["80/tcp"].as_ref().unwrap();
+        assert_eq!(b[0].host_ip.as_deref(), Some("127.0.0.1"));
+        assert_eq!(b[0].host_port.as_deref(), Some("8080"));
+        assert!(parse_publish(&["x:80".into()]).is_err());
+    }
+
+    #[test]
+    fn tar_listing_keeps_types_modes_owners_and_link_targets() {
+        let mut b = tar::Builder::new(Vec::new());
+        let mut h = tar::Header::new_gnu();
+        h.set_entry_type(tar::EntryType::Directory);
+        h.set_mode(0o1777);
+        h.set_uid(0);
+        h.set_size(0);
+        b.append_data(&mut h, "tmp/", std::io::empty()).unwrap();
+        let mut h = tar::Header::new_gnu();
+        h.set_entry_type(tar::EntryType::Symlink);
+        h.set_size(0);
+        b.append_link(&mut h, "var/run", "/run").unwrap();
+        let data = b.into_inner().unwrap();
+        let l = parse_tar(&data[..], "x").unwrap();
+        assert_eq!(l.entries[&CPath::from("/tmp")].mode, 0o1777);
+        assert_eq!(l.entries[&CPath::from("/var/run")].link_target, Some(CPath::from("/run")));
+    }
+}

@@ -1,0 +1,300 @@
+//! One profiling run: the runtime and the tracer meet here and yield
+//! observations. `profile`, `verify` and `attach` all go through [`run`].
+
+pub mod probe;
+
+use std::{
+    sync::{Arc, Mutex},
+    time::{Duration, Instant},
+};
+
+use indicatif::{ProgressBar, ProgressStyle};
+
+use crate::{
+    analysis::{self, AnalysisInput, Settings},
+    model::{
+        ImageConfig, ImageListing, Losses, PathObservation, Report, RunMeta, RunOptions,
+        SCHEMA_VERSION, TraceStats,
+    },
+    runtime::{ContainerSpec, Engine, RuntimeError},
+    trace::{self, Collector, Scope, TraceError, Tracer},
+};
+
+/// Errors of a run.
+#[derive(Debug, thiserror::Error)]
+pub enum SessionError {
+    /// Engine.
+    #[error(transparent)]
+    Runtime(#[from] RuntimeError),
+    /// Tracer.
+    #[error(transparent)]
+    Trace(#[from] TraceError),
+    /// Interrupted by a signal.
+    #[error("interrupted by {0}; the container was removed")]
+    Interrupted(&'static str),
+    /// The exercise command could not run.
+    #[error("--exercise `{cmd}` could not start: {source}")]
+    Exercise {
+        /// Command.
+        cmd: String,
+        /// Cause.
+        source: std::io::Error,
+    },
+}
+
+/// Options of one run.
+#[derive(Clone, Debug)]
+pub struct RunConfig {
+    /// Image.
+    pub image: String,
+    /// User's run options.
+    pub run: RunOptions,
+    /// Observation window.
+    pub duration: Duration,
+    /// Graceful stop timeout (seconds).
+    pub stop_timeout: i32,
+    /// Shell command run on the host during the window.
+    pub exercise: Option<String>,
+    /// URL polled until it answers.
+    pub probe: Option<String>,
+    /// Keep the container.
+    pub keep: bool,
+    /// No progress output.
+    pub quiet: bool,
+    /// Read-only root (verify).
+    pub read_only: bool,
+    /// Mounts from a plan (verify).
+    pub extra_tmpfs: Vec<(String, String)>,
+    /// Volume binds from a plan (verify).
+    pub extra_binds: Vec<String>,
+    /// Mode name for the report.
+    pub mode: &'static str,
+}
+
+/// What one run yields.
+pub struct RunOutput {
+    /// Image config.
+    pub image: ImageConfig,
+    /// Initial filesystem.
+    pub listing: ImageListing,
+    /// Observations.
+    pub observations: Vec<PathObservation>,
+    /// Metadata.
+    pub meta: RunMeta,
+    /// Losses.
+    pub losses: Losses,
+    /// Activity.
+    pub stats: TraceStats,
+}
+
+/// Containers to remove on Ctrl-C.
+#[derive(Clone, Default)]
+pub struct Cleanup(Arc<Mutex<Vec<String>>>);
+
+impl Cleanup {
+    fn add(&self, id: &str) {
+        if let Ok(mut v) = self.0.lock() {
+            v.push(id.to_owned());
+        }
+    }
+    fn forget(&self, id: &str) {
+        if let Ok(mut v) = self.0.lock() {
+            v.retain(|x| x != id);
+        }
+    }
+    /// Removes every registered container.
+    pub async fn run(&self, engine: &Engine) {
+        let ids: Vec<String> = self.0.lock().map(|v| v.clone()).unwrap_or_default();
+        for id in ids {
+            if let Err(e) = engine.remove(&id).await {
+                eprintln!("roprof: cleanup: {e}");
+            }
+        }
+    }
+}
+
+fn bar(quiet: bool) -> ProgressBar {
+    use std::io::IsTerminal as _;
+    if quiet || !std::io::stderr().is_terminal() {
+        return ProgressBar::hidden();
+    }
+    let b = ProgressBar::new_spinner();
+    b.set_style(ProgressStyle::with_template("{spinner} {elapsed} {msg}").unwrap_or_else(|_| ProgressStyle::default_spinner()));
+    b.enable_steady_tick(Duration::from_millis(200));
+    b
+}
+
+fn note(b: &ProgressBar, quiet: bool, msg: &str) {
+    if b.is_hidden() {
+        if !quiet {
+            eprintln!("roprof: {msg}");
+        }
+    } else {
+        b.set_message(msg.to_owned());
+    }
+}
+
+/// Runs the image under tracing once, with signal handling: SIGINT/SIGTERM
+/// remove the container (and the tracer, by drop) before returning.
+pub async fn run(engine: &Engine, cfg: &RunConfig) -> Result<RunOutput, SessionError> {
+    let cleanup = Cleanup::default();
+    let mut sigterm = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+        .map_err(|e| SessionError::Exercise { cmd: "signal handler".into(), source: e })?;
+    let res = tokio::select! {
+        r = run_inner(engine, cfg, &cleanup) => r,
+        _ = tokio::signal::ctrl_c() => Err(SessionError::Interrupted("SIGINT")),
+        _ = sigterm.recv() => Err(SessionError::Interrupted("SIGTERM")),
+    };
+    if res.is_err() || !cfg.keep {
+        // A second Ctrl-C during cleanup exits at once (default handler is
+        // gone, so handle it explicitly).
+        tokio::select! {
+            () = cleanup.run(engine) => {}
+            _ = tokio::signal::ctrl_c() => {
+                eprintln!("roprof: second interrupt: exiting without cleanup");
+                std::process::exit(130);
+            }
+        }
+    }
+    res
+}
+
+async fn run_inner(engine: &Engine, cfg: &RunConfig, cleanup: &Cleanup) -> Result<RunOutput, SessionError> {
+    let pb = bar(cfg.quiet);
+    note(&pb, cfg.quiet, &format!("inspecting image {}", cfg.image));
+    let image = engine.image_config(&cfg.image).await?;
+    let spec = ContainerSpec {
+        image: cfg.image.clone(),
+        run: cfg.run.clone(),
+        read_only: cfg.read_only,
+        extra_tmpfs: cfg.extra_tmpfs.clone(),
+        extra_binds: cfg.extra_binds.clone(),
+        name: None,
+    };
+    note(&pb, cfg.quiet, "creating container");
+    let id = engine.create(&spec).await?;
+    cleanup.add(&id);
+    note(&pb, cfg.quiet, "reading the image filesystem");
+    let listing = engine.listing(&id).await?;
+    note(&pb, cfg.quiet, "attaching eBPF programs");
+    let mut tracer = Tracer::start(&Scope { container_id: Some(id.clone()), ..Default::default() })?;
+    let ring = tracer.take_ring().ok_or(TraceError::MissingMap(profiler_common::MAP_EVENTS))?;
+    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    let (prog_tx, prog_rx) = tokio::sync::watch::channel(trace::collect::Progress::default());
+    let drain = tokio::spawn(trace::drain(ring, Collector::default(), stop_rx, Some(prog_tx)));
+
+    engine.start(&id).await?;
+    let started = Instant::now();
+    let mut exercise = match &cfg.exercise {
+        Some(cmd) => Some(
+            tokio::process::Command::new("sh")
+                .arg("-c")
+                .arg(cmd)
+                .kill_on_drop(true)
+                .spawn()
+                .map_err(|source| SessionError::Exercise { cmd: cmd.clone(), source })?,
+        ),
+        None => None,
+    };
+    let mut probe_ok: Option<bool> = cfg.probe.as_ref().map(|_| false);
+    let mut notes = Vec::new();
+    loop {
+        let p = *prog_rx.borrow();
+        note(
+            &pb,
+            true,
+            &format!("observing: {} events, {} paths, {} EROFS", p.events, p.paths, p.erofs),
+        );
+        if started.elapsed() >= cfg.duration {
+            break;
+        }
+        if let (Some(url), Some(false)) = (&cfg.probe, probe_ok) {
+            if probe::http_ok(url, Duration::from_millis(500)).await {
+                probe_ok = Some(true);
+                notes.push(format!("probe {url} answered after {:.1}s", started.elapsed().as_secs_f64()));
+            }
+        }
+        if let Some(ex) = exercise.as_mut() {
+            if let Ok(Some(status)) = ex.try_wait() {
+                notes.push(format!("exercise finished: {status}"));
+                exercise = None;
+            }
+        }
+        if !engine.state(&id).await?.running {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    let observed = started.elapsed();
+    note(&pb, cfg.quiet, "stopping container (tracing continues)");
+    engine.stop(&id, cfg.stop_timeout).await?;
+    // Let the last syscall exits reach the ring buffer.
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let _ = stop_tx.send(true);
+    let collector = drain.await.map_err(|e| SessionError::Trace(TraceError::Poll(std::io::Error::other(e))))??;
+    let (losses, stats) = tracer.losses()?;
+    let dedup = tracer.dedup_counts()?;
+    let files = tracer.file_stats()?;
+    drop(tracer);
+    let state = engine.state(&id).await?;
+    let logs = engine.logs_tail(&id, 20).await;
+    if collector.cgroup_seen.is_none() {
+        notes.push("the container's cgroup was never seen being created: nothing may have been traced (cgroup v2 or the unified hierarchy is required)".into());
+    }
+    let collected = collector.finish(&listing, &dedup, &files);
+    if collected.detached > 0 {
+        notes.push(format!("{} paths were relative to a directory outside the container root", collected.detached));
+    }
+    if let Some(e) = &state.error {
+        notes.push(format!("engine error: {e}"));
+    }
+    let health = probe_ok.map(|ok| if ok { "healthy".to_owned() } else { "unhealthy".to_owned() });
+    if !cfg.keep {
+        engine.remove(&id).await?;
+        cleanup.forget(&id);
+    }
+    pb.finish_and_clear();
+    Ok(RunOutput {
+        image,
+        listing,
+        observations: collected.observations,
+        meta: RunMeta {
+            mode: cfg.mode.into(),
+            container_id: id,
+            read_only: cfg.read_only,
+            observed_secs: observed.as_secs_f64(),
+            exit_code: state.exit_code,
+            oom_killed: state.oom_killed,
+            logs_tail: logs,
+            partial_start: false,
+            incomplete: false,
+            notes,
+            health,
+        },
+        losses,
+        stats,
+    })
+}
+
+/// Builds the report (plan included) from a run.
+#[must_use]
+pub fn report(out: RunOutput, run: RunOptions, settings: Settings) -> Report {
+    let plan = analysis::plan(&AnalysisInput {
+        observations: &out.observations,
+        listing: &out.listing,
+        config: &out.image,
+        run_options: &run,
+        settings,
+    });
+    Report {
+        schema_version: SCHEMA_VERSION,
+        roprof_version: env!("CARGO_PKG_VERSION").into(),
+        image: out.image,
+        run_options: run,
+        run: out.meta,
+        losses: out.losses,
+        stats: out.stats,
+        paths: out.observations,
+        plan,
+    }
+}
