@@ -21,7 +21,11 @@ use anyhow::{Context as _, Result};
 use clap::{Parser, Subcommand};
 
 #[derive(Parser)]
-#[command(name = "cargo xtask", about = "roprof developer tasks")]
+#[command(
+    name = "cargo xtask",
+    bin_name = "cargo xtask",
+    about = "roprof developer tasks"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,

@@ -222,6 +222,14 @@ fn print_summary(phases: &[Phase]) {
                 c.passed, c.failed, c.ignored
             )
         });
+        // A phase that failed or never ran without a failing test to show
+        // for it (setup, the build, a test binary that did not compile)
+        // still counts as one failure, so the closing line never reads
+        // "0 failed" for a failed run.
+        let failed_without_tests = p.counts.is_none_or(|c| c.failed == 0);
+        if !matches!(p.outcome, Outcome::Ok) && failed_without_tests {
+            total.failed += 1;
+        }
         println!(
             "  {:<18} {:<28} {:>7.1} s{counts}",
             p.name,

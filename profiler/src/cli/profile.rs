@@ -49,6 +49,12 @@ pub struct ProfileArgs {
     /// No progress on stderr.
     #[arg(long, short)]
     pub quiet: bool,
+    /// Profile with a read-only root (see what fails with EROFS today).
+    #[arg(long)]
+    pub read_only: bool,
+    /// Kernel ring buffer size in bytes (power of two; default 16 MiB).
+    #[arg(long, value_name = "BYTES")]
+    pub ringbuf_bytes: Option<u32>,
     /// docker-run-like options.
     #[command(flatten)]
     pub run: RunArgs,
@@ -72,10 +78,11 @@ pub async fn run(args: &ProfileArgs) -> anyhow::Result<i32> {
         probe: args.probe.clone(),
         keep: args.keep,
         quiet: args.quiet,
-        read_only: false,
+        read_only: args.read_only,
         extra_tmpfs: vec![],
         extra_binds: vec![],
         mode: "profile",
+        ringbuf_bytes: args.ringbuf_bytes,
     };
     let out = session::run(&engine, &cfg).await?;
     let settings = Settings { max_mounts: args.max_mounts, ..Settings::default() };

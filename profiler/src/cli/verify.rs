@@ -155,6 +155,7 @@ pub async fn run(args: &VerifyArgs, run_args: &RunArgs) -> anyhow::Result<i32> {
         extra_tmpfs: vec![],
         extra_binds: vec![],
         mode: "verify",
+        ringbuf_bytes: None,
     };
     let (verdict, _) = verify(&engine, &report, cfg).await?;
     print_verdict(&verdict);

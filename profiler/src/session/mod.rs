@@ -69,6 +69,8 @@ pub struct RunConfig {
     pub extra_binds: Vec<String>,
     /// Mode name for the report.
     pub mode: &'static str,
+    /// Ring buffer size override.
+    pub ringbuf_bytes: Option<u32>,
 }
 
 /// What one run yields.
@@ -177,7 +179,11 @@ async fn run_inner(engine: &Engine, cfg: &RunConfig, cleanup: &Cleanup) -> Resul
     note(&pb, cfg.quiet, "reading the image filesystem");
     let listing = engine.listing(&id).await?;
     note(&pb, cfg.quiet, "attaching eBPF programs");
-    let mut tracer = Tracer::start(&Scope { container_id: Some(id.clone()), ..Default::default() })?;
+    let mut tracer = Tracer::start(&Scope {
+        container_id: Some(id.clone()),
+        ringbuf_bytes: cfg.ringbuf_bytes,
+        ..Default::default()
+    })?;
     let ring = tracer.take_ring().ok_or(TraceError::MissingMap(profiler_common::MAP_EVENTS))?;
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     let (prog_tx, prog_rx) = tokio::sync::watch::channel(trace::collect::Progress::default());

@@ -102,6 +102,8 @@ pub struct Scope {
     pub pids: Vec<u32>,
     /// Dedupe identical operations in the kernel (default on).
     pub no_dedupe: bool,
+    /// Ring buffer size in bytes (power of two, at least a page); default 16 MiB.
+    pub ringbuf_bytes: Option<u32>,
 }
 
 /// Loaded and attached tracer.
@@ -142,9 +144,16 @@ impl Tracer {
             return Err(TraceError::NoObject);
         }
         let offsets = btf::Btf::from_sys_fs()?.offsets()?;
-        let mut ebpf = EbpfLoader::new()
-            .load(EBPF_OBJECT)
-            .map_err(TraceError::Load)?;
+        let mut loader = EbpfLoader::new();
+        if let Some(n) = scope.ringbuf_bytes {
+            if !n.is_power_of_two() || n < 4096 {
+                return Err(TraceError::Cgroup(format!(
+                    "ring buffer size {n} must be a power of two of at least 4096 bytes"
+                )));
+            }
+            loader.map_max_entries(MAP_EVENTS, n);
+        }
+        let mut ebpf = loader.load(EBPF_OBJECT).map_err(TraceError::Load)?;
 
         let fmt_path = format!("{}/events/cgroup/cgroup_mkdir/format", tracefs_root());
         let format = std::fs::read_to_string(&fmt_path).map_err(|e| TraceError::Format {
