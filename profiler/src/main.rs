@@ -8,7 +8,11 @@ use roprof::{
 
 fn main() {
     let cli = Cli::parse();
-    let rt = match tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build() {
+    let rt = match tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+    {
         Ok(rt) => rt,
         Err(e) => {
             eprintln!("roprof: cannot start the async runtime: {e}");
@@ -27,7 +31,12 @@ fn main() {
         Ok(code) => std::process::exit(code),
         Err(e) => {
             eprintln!("roprof: error: {e:#}");
-            let interrupted = e.chain().any(|c| matches!(c.downcast_ref::<SessionError>(), Some(SessionError::Interrupted(_))));
+            let interrupted = e.chain().any(|c| {
+                matches!(
+                    c.downcast_ref::<SessionError>(),
+                    Some(SessionError::Interrupted(_))
+                )
+            });
             std::process::exit(if interrupted { EXIT_INTERRUPTED } else { 1 });
         }
     }

@@ -282,3 +282,109 @@ mod tests {
         );
     }
 }
+
+/// Runs `roprof ARGS` with the test label set on the containers it creates;
+/// returns (exit code, stdout, stderr).
+pub fn roprof<I, S>(args: I) -> (i32, String, String)
+where
+    I: IntoIterator<Item = S>,
+    S: AsRef<OsStr>,
+{
+    let mut cmd = Command::new(roprof_bin());
+    cmd.args(args)
+        .stdin(Stdio::null())
+        .env("ROPROF_TEST_LABEL", "1");
+    let line = format!("{cmd:?}");
+    let out = cmd
+        .output()
+        .unwrap_or_else(|e| panic!("expected to run {line}, but it could not start: {e}"));
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+/// Runs `roprof profile --format json ARGS`, asserts exit 0 and returns the
+/// parsed report.
+pub fn profile_json(args: &[&str]) -> serde_json::Value {
+    let mut all = vec!["profile", "--quiet", "--format", "json"];
+    all.extend_from_slice(args);
+    let (code, out, err) = roprof(&all);
+    assert_eq!(
+        code,
+        0,
+        "expected `roprof {}` to exit 0; stderr:\n{err}",
+        all.join(" ")
+    );
+    serde_json::from_str(&out)
+        .unwrap_or_else(|e| panic!("expected JSON on stdout ({e}); got:\n{out}"))
+}
+
+/// The observed path entry for `path` in a report, if any.
+#[must_use]
+pub fn path_entry<'a>(report: &'a serde_json::Value, path: &str) -> Option<&'a serde_json::Value> {
+    report["paths"]
+        .as_array()?
+        .iter()
+        .find(|p| p["path"].as_str() == Some(path))
+}
+
+/// `(ok, errors)` of `op` on `path`: panics with the observed ops if absent.
+#[must_use]
+pub fn op_result(report: &serde_json::Value, path: &str, op: &str) -> (u64, Vec<String>) {
+    let Some(p) = path_entry(report, path) else {
+        let seen: Vec<_> = report["paths"]
+            .as_array()
+            .map(|a| a.iter().map(|p| p["path"].to_string()).collect())
+            .unwrap_or_default();
+        panic!("expected {path} among the observed paths; saw {seen:?}");
+    };
+    let o = &p["ops"][op];
+    assert!(
+        !o.is_null(),
+        "expected op `{op}` on {path}; saw {}",
+        p["ops"]
+    );
+    let errs = o["errors"]
+        .as_object()
+        .map(|m| m.keys().cloned().collect())
+        .unwrap_or_default();
+    (o["ok"].as_u64().unwrap_or(0), errs)
+}
+
+/// Number of BPF programs currently loaded whose name starts with one of
+/// roprof's program names (via `bpftool prog list`).
+#[must_use]
+pub fn roprof_bpf_programs() -> usize {
+    let out = Command::new("bpftool")
+        .args(["prog", "list"])
+        .output()
+        .unwrap_or_else(|e| panic!("expected bpftool to run (apt-get install bpftool): {e}"));
+    let text = String::from_utf8_lossy(&out.stdout);
+    text.lines()
+        .filter(|l| {
+            [
+                "sys_enter",
+                "sys_exit",
+                "sched_exec",
+                "sched_fork",
+                "sched_exit",
+                "cgroup_mkdir",
+                "walk_prog",
+                " emit ",
+            ]
+            .iter()
+            .any(|n| l.contains(&format!(" name {}", n.trim())))
+        })
+        .count()
+}
+
+/// Number of containers carrying roprof's managed label.
+#[must_use]
+pub fn roprof_containers() -> usize {
+    docker_ok(["ps", "-aq", "--filter", "label=io.roprof.managed"])
+        .lines()
+        .filter(|l| !l.trim().is_empty())
+        .count()
+}

@@ -55,7 +55,10 @@ pub fn demo() -> Result<()> {
 
     let name = format!("roprof-demo-{}", std::process::id());
     let args = detached_run_args(&words, &name, &format!("127.0.0.1:{RUN_PORT}:80"));
-    let _guard = RemoveOnDrop(name.clone());
+    let _guard = RemoveOnDrop {
+        container: name.clone(),
+        volumes: named_volumes(&args),
+    };
     eprintln!("xtask: running nginx read-only with the proposed mounts ...");
     cmd::run(&mut cmd::docker(&args)).context("running the proposed docker line")?;
 
@@ -165,12 +168,39 @@ fn show_logs(name: &str) {
         .status();
 }
 
-/// Removes the demo container however the demo ends.
-struct RemoveOnDrop(String);
+/// The named volumes a `docker run` argument list mounts with `-v NAME:…`
+/// (docker creates them, seeded from the image, when the container starts).
+fn named_volumes(args: &[String]) -> Vec<String> {
+    let mut volumes = Vec::new();
+    let mut words = args.iter();
+    while let Some(w) = words.next() {
+        let spec = match w.as_str() {
+            "-v" | "--volume" => words.next().map(String::as_str),
+            _ => w.strip_prefix("--volume="),
+        };
+        if let Some((source, _)) = spec.and_then(|s| s.split_once(':'))
+            && !source.is_empty()
+            && !source.starts_with(['/', '.', '~'])
+        {
+            volumes.push(source.to_owned());
+        }
+    }
+    volumes
+}
+
+/// Removes the demo container, and the named volumes its run created,
+/// however the demo ends.
+struct RemoveOnDrop {
+    container: String,
+    volumes: Vec<String>,
+}
 
 impl Drop for RemoveOnDrop {
     fn drop(&mut self) {
-        let _ = cmd::output(&mut cmd::docker(["rm", "-f", self.0.as_str()]));
+        let _ = cmd::output(&mut cmd::docker(["rm", "-f", self.container.as_str()]));
+        if !self.volumes.is_empty() {
+            let _ = cmd::output(cmd::docker(["volume", "rm"]).args(&self.volumes));
+        }
     }
 }
 
@@ -232,6 +262,24 @@ mod tests {
                 "arg"
             ]
         );
+    }
+
+    #[test]
+    fn finds_named_volumes_but_not_bind_mounts() {
+        let args: Vec<String> = [
+            "run",
+            "-v",
+            "logs:/var/log/nginx",
+            "--volume=data:/data:ro",
+            "-v",
+            "/host:/x",
+            "--tmpfs",
+            "/run:rw",
+            "img",
+        ]
+        .map(String::from)
+        .to_vec();
+        assert_eq!(named_volumes(&args), ["logs", "data"]);
     }
 
     #[test]

@@ -85,7 +85,10 @@ pub async fn run(args: &ProfileArgs) -> anyhow::Result<i32> {
         ringbuf_bytes: args.ringbuf_bytes,
     };
     let out = session::run(&engine, &cfg).await?;
-    let settings = Settings { max_mounts: args.max_mounts, ..Settings::default() };
+    let settings = Settings {
+        max_mounts: args.max_mounts,
+        ..Settings::default()
+    };
     let mut report = session::report(out, run_opts, settings);
     let mut code = 0;
     if args.verify {
@@ -96,7 +99,10 @@ pub async fn run(args: &ProfileArgs) -> anyhow::Result<i32> {
         } else {
             format!("verification failed: {}", verdict.differences.join("; "))
         });
-        report.run.notes.push(format!("read-only run exit code {:?}", ro.meta.exit_code));
+        report
+            .run
+            .notes
+            .push(format!("read-only run exit code {:?}", ro.meta.exit_code));
         if !verdict.passed {
             code = EXIT_VERIFY_FAILED;
         }

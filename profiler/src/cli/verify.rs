@@ -50,7 +50,8 @@ pub struct Verdict {
 
 fn failed_only(o: &PathObservation, op: Op) -> Option<String> {
     let s = o.ops.get(&op)?;
-    (s.ok == 0 && !s.errors.is_empty()).then(|| s.errors.keys().cloned().collect::<Vec<_>>().join(","))
+    (s.ok == 0 && !s.errors.is_empty())
+        .then(|| s.errors.keys().cloned().collect::<Vec<_>>().join(","))
 }
 
 /// Compares a read-only run with the observed (writable) one.
@@ -65,12 +66,17 @@ pub fn compare(observed: &Report, ro: &RunOutput) -> Verdict {
         }
     }
     for before in observed.paths.iter().filter(|o| o.any_write_ok()) {
-        let Some(now) = ro.observations.iter().find(|o| o.path == before.path) else { continue };
+        let Some(now) = ro.observations.iter().find(|o| o.path == before.path) else {
+            continue;
+        };
         for (op, st) in &before.ops {
             if st.ok > 0 && op.is_write() {
                 if let Some(errs) = failed_only(now, *op) {
                     if !errs.contains("EROFS") {
-                        diffs.push(format!("{op:?} on {} succeeded before, now fails with {errs}", before.path));
+                        diffs.push(format!(
+                            "{op:?} on {} succeeded before, now fails with {errs}",
+                            before.path
+                        ));
                     }
                 }
             }
@@ -82,23 +88,40 @@ pub fn compare(observed: &Report, ro: &RunOutput) -> Verdict {
             observed.run.exit_code, ro.meta.exit_code
         ));
     }
-    if observed.run.health.as_deref() == Some("healthy") && ro.meta.health.as_deref() != Some("healthy") {
+    if observed.run.health.as_deref() == Some("healthy")
+        && ro.meta.health.as_deref() != Some("healthy")
+    {
         diffs.push("the probe answered in the observed run but not read-only".into());
     }
     diffs.sort();
     diffs.dedup();
-    Verdict { passed: diffs.is_empty(), differences: diffs }
+    Verdict {
+        passed: diffs.is_empty(),
+        differences: diffs,
+    }
 }
 
 /// Runs the report's image read-only with its plan and compares.
-pub async fn verify(engine: &Engine, report: &Report, mut cfg: RunConfig) -> anyhow::Result<(Verdict, RunOutput)> {
-    let tag = report.run.container_id.get(..12).unwrap_or("run").to_owned();
+pub async fn verify(
+    engine: &Engine,
+    report: &Report,
+    mut cfg: RunConfig,
+) -> anyhow::Result<(Verdict, RunOutput)> {
+    let tag = report
+        .run
+        .container_id
+        .get(..12)
+        .unwrap_or("run")
+        .to_owned();
     let mut volumes = Vec::new();
     cfg.read_only = true;
     cfg.mode = "verify";
     cfg.keep = false;
     for (i, m) in report.plan.mounts.iter().enumerate() {
-        let target = m.target.to_str().context("a mount target is not UTF-8; Docker cannot express it")?;
+        let target = m
+            .target
+            .to_str()
+            .context("a mount target is not UTF-8; Docker cannot express it")?;
         match m.kind {
             MountKind::Tmpfs => cfg.extra_tmpfs.push((target.to_owned(), tmpfs_options(m))),
             MountKind::SeededVolume | MountKind::PersistentVolume => {
@@ -121,7 +144,9 @@ pub async fn verify(engine: &Engine, report: &Report, mut cfg: RunConfig) -> any
 /// Prints a verdict on stderr.
 pub fn print_verdict(v: &Verdict) {
     if v.passed {
-        eprintln!("roprof: verified: the image behaves the same with --read-only and the proposed mounts");
+        eprintln!(
+            "roprof: verified: the image behaves the same with --read-only and the proposed mounts"
+        );
     } else {
         eprintln!("roprof: verification FAILED:");
         for d in &v.differences {
@@ -143,7 +168,10 @@ pub async fn run(args: &VerifyArgs, run_args: &RunArgs) -> anyhow::Result<i32> {
     run.publish.extend(extra.publish);
     run.env.extend(extra.env);
     let cfg = RunConfig {
-        image: args.image.clone().unwrap_or_else(|| report.image.image.clone()),
+        image: args
+            .image
+            .clone()
+            .unwrap_or_else(|| report.image.image.clone()),
         run,
         duration: args.duration,
         stop_timeout: args.stop_timeout,
@@ -159,5 +187,9 @@ pub async fn run(args: &VerifyArgs, run_args: &RunArgs) -> anyhow::Result<i32> {
     };
     let (verdict, _) = verify(&engine, &report, cfg).await?;
     print_verdict(&verdict);
-    Ok(if verdict.passed { 0 } else { EXIT_VERIFY_FAILED })
+    Ok(if verdict.passed {
+        0
+    } else {
+        EXIT_VERIFY_FAILED
+    })
 }

@@ -22,7 +22,9 @@ pub const LABEL: &str = "io.roprof.managed";
 #[derive(Debug, thiserror::Error)]
 pub enum RuntimeError {
     /// The engine does not answer.
-    #[error("cannot reach the Docker engine at {endpoint}: {source} (is dockerd running? set DOCKER_HOST to use another socket)")]
+    #[error(
+        "cannot reach the Docker engine at {endpoint}: {source} (is dockerd running? set DOCKER_HOST to use another socket)"
+    )]
     Unreachable {
         /// Socket or URL.
         endpoint: String,
@@ -113,7 +115,10 @@ fn endpoint() -> String {
 impl Engine {
     /// Connects (honouring `DOCKER_HOST`) and negotiates the API version.
     pub async fn connect() -> Result<Self, RuntimeError> {
-        let unreachable = |source| RuntimeError::Unreachable { endpoint: endpoint(), source };
+        let unreachable = |source| RuntimeError::Unreachable {
+            endpoint: endpoint(),
+            source,
+        };
         let docker = Docker::connect_with_defaults().map_err(unreachable)?;
         let docker = docker.negotiate_version().await.map_err(unreachable)?;
         docker.ping().await.map_err(unreachable)?;
@@ -132,10 +137,13 @@ impl Engine {
             Ok(i) => i,
             Err(_) => {
                 self.pull(image).await?;
-                self.docker.inspect_image(image).await.map_err(|e| RuntimeError::Image {
-                    image: image.into(),
-                    reason: e.to_string(),
-                })?
+                self.docker
+                    .inspect_image(image)
+                    .await
+                    .map_err(|e| RuntimeError::Image {
+                        image: image.into(),
+                        reason: e.to_string(),
+                    })?
             }
         };
         let c = inspect.config.unwrap_or_default();
@@ -164,10 +172,16 @@ impl Engine {
     }
 
     async fn pull(&self, image: &str) -> Result<(), RuntimeError> {
-        let opts = CreateImageOptions { from_image: Some(image.into()), ..Default::default() };
+        let opts = CreateImageOptions {
+            from_image: Some(image.into()),
+            ..Default::default()
+        };
         let mut s = self.docker.create_image(Some(opts), None, None);
         while let Some(r) = s.next().await {
-            r.map_err(|e| RuntimeError::Image { image: image.into(), reason: e.to_string() })?;
+            r.map_err(|e| RuntimeError::Image {
+                image: image.into(),
+                reason: e.to_string(),
+            })?;
         }
         Ok(())
     }
@@ -176,7 +190,12 @@ impl Engine {
     pub async fn create(&self, spec: &ContainerSpec) -> Result<String, RuntimeError> {
         let run = &spec.run;
         let mut tmpfs: HashMap<String, String> = HashMap::new();
-        for t in run.tmpfs.iter().map(|t| split_tmpfs(t)).chain(spec.extra_tmpfs.iter().cloned()) {
+        for t in run
+            .tmpfs
+            .iter()
+            .map(|t| split_tmpfs(t))
+            .chain(spec.extra_tmpfs.iter().cloned())
+        {
             tmpfs.insert(t.0, t.1);
         }
         let mut binds = run.volumes.clone();
@@ -207,7 +226,10 @@ impl Engine {
             }),
             ..Default::default()
         };
-        let opts = CreateContainerOptions { name: spec.name.clone(), ..Default::default() };
+        let opts = CreateContainerOptions {
+            name: spec.name.clone(),
+            ..Default::default()
+        };
         let r = self
             .docker
             .create_container(Some(opts), body)
@@ -221,7 +243,16 @@ impl Engine {
         let (tx, rx) = std::sync::mpsc::sync_channel::<Vec<u8>>(16);
         let reader = std::thread::spawn({
             let id = id.to_owned();
-            move || parse_tar(ChannelReader { rx, buf: Vec::new(), pos: 0 }, &id)
+            move || {
+                parse_tar(
+                    ChannelReader {
+                        rx,
+                        buf: Vec::new(),
+                        pos: 0,
+                    },
+                    &id,
+                )
+            }
         });
         let mut s = self.docker.export_container(id);
         while let Some(chunk) = s.next().await {
@@ -247,11 +278,16 @@ impl Engine {
 
     /// Stops gracefully (the image's StopSignal, then SIGKILL after `timeout`).
     pub async fn stop(&self, id: &str, timeout_secs: i32) -> Result<(), RuntimeError> {
-        let opts = StopContainerOptions { t: Some(timeout_secs), signal: None };
+        let opts = StopContainerOptions {
+            t: Some(timeout_secs),
+            signal: None,
+        };
         match self.docker.stop_container(id, Some(opts)).await {
             Ok(()) => Ok(()),
             // 304: already stopped.
-            Err(bollard::errors::Error::DockerResponseServerError { status_code: 304, .. }) => Ok(()),
+            Err(bollard::errors::Error::DockerResponseServerError {
+                status_code: 304, ..
+            }) => Ok(()),
             Err(e) => Err(call(format!("stopping container {id}"))(e)),
         }
     }
@@ -295,7 +331,12 @@ impl Engine {
 
     /// Last `n` log lines (stdout and stderr).
     pub async fn logs_tail(&self, id: &str, n: usize) -> Vec<String> {
-        let opts = LogsOptions { stdout: true, stderr: true, tail: n.to_string(), ..Default::default() };
+        let opts = LogsOptions {
+            stdout: true,
+            stderr: true,
+            tail: n.to_string(),
+            ..Default::default()
+        };
         let mut s = self.docker.logs(id, Some(opts));
         let mut out = String::new();
         while let Some(Ok(chunk)) = s.next().await {
@@ -306,17 +347,31 @@ impl Engine {
 
     /// Removes a container and its anonymous volumes.
     pub async fn remove(&self, id: &str) -> Result<(), RuntimeError> {
-        let opts = RemoveContainerOptions { force: true, v: true, ..Default::default() };
+        let opts = RemoveContainerOptions {
+            force: true,
+            v: true,
+            ..Default::default()
+        };
         match self.docker.remove_container(id, Some(opts)).await {
-            Ok(()) | Err(bollard::errors::Error::DockerResponseServerError { status_code: 404, .. }) => Ok(()),
+            Ok(())
+            | Err(bollard::errors::Error::DockerResponseServerError {
+                status_code: 404, ..
+            }) => Ok(()),
             Err(e) => Err(call(format!("removing container {id}"))(e)),
         }
     }
 
     /// Removes a named volume (created for verification).
     pub async fn remove_volume(&self, name: &str) -> Result<(), RuntimeError> {
-        match self.docker.remove_volume(name, None::<bollard::query_parameters::RemoveVolumeOptions>).await {
-            Ok(()) | Err(bollard::errors::Error::DockerResponseServerError { status_code: 404, .. }) => Ok(()),
+        match self
+            .docker
+            .remove_volume(name, None::<bollard::query_parameters::RemoveVolumeOptions>)
+            .await
+        {
+            Ok(())
+            | Err(bollard::errors::Error::DockerResponseServerError {
+                status_code: 404, ..
+            }) => Ok(()),
             Err(e) => Err(call(format!("removing volume {name}"))(e)),
         }
     }
@@ -354,10 +409,13 @@ pub fn parse_publish(values: &[String]) -> Result<Ports, RuntimeError> {
         }
         let key = format!("{cport}/{proto}");
         exposed.push(key.clone());
-        map.entry(key).or_insert_with(|| Some(Vec::new())).get_or_insert_with(Vec::new).push(PortBinding {
-            host_ip: (!ip.is_empty()).then(|| ip.to_owned()),
-            host_port: (!hport.is_empty()).then(|| hport.to_owned()),
-        });
+        map.entry(key)
+            .or_insert_with(|| Some(Vec::new()))
+            .get_or_insert_with(Vec::new)
+            .push(PortBinding {
+                host_ip: (!ip.is_empty()).then(|| ip.to_owned()),
+                host_port: (!hport.is_empty()).then(|| hport.to_owned()),
+            });
     }
     Ok((exposed, map))
 }
@@ -388,7 +446,10 @@ impl Read for ChannelReader {
 
 /// Parses an exported filesystem tar into a listing.
 pub fn parse_tar(r: impl Read, id: &str) -> Result<ImageListing, RuntimeError> {
-    let err = |e: std::io::Error| RuntimeError::Listing { id: id.into(), reason: e.to_string() };
+    let err = |e: std::io::Error| RuntimeError::Listing {
+        id: id.into(),
+        reason: e.to_string(),
+    };
     let mut ar = tar::Archive::new(r);
     let mut listing = ImageListing::default();
     for entry in ar.entries().map_err(err)? {
@@ -453,15 +514,22 @@ mod tests {
         h.set_entry_type(tar::EntryType::Directory);
         h.set_mode(0o1777);
         h.set_uid(0);
+        h.set_gid(0);
         h.set_size(0);
         b.append_data(&mut h, "tmp/", std::io::empty()).unwrap();
         let mut h = tar::Header::new_gnu();
         h.set_entry_type(tar::EntryType::Symlink);
+        h.set_mode(0o777);
+        h.set_uid(0);
+        h.set_gid(0);
         h.set_size(0);
         b.append_link(&mut h, "var/run", "/run").unwrap();
         let data = b.into_inner().unwrap();
         let l = parse_tar(&data[..], "x").unwrap();
         assert_eq!(l.entries[&CPath::from("/tmp")].mode, 0o1777);
-        assert_eq!(l.entries[&CPath::from("/var/run")].link_target, Some(CPath::from("/run")));
+        assert_eq!(
+            l.entries[&CPath::from("/var/run")].link_target,
+            Some(CPath::from("/run"))
+        );
     }
 }

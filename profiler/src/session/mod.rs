@@ -121,7 +121,10 @@ fn bar(quiet: bool) -> ProgressBar {
         return ProgressBar::hidden();
     }
     let b = ProgressBar::new_spinner();
-    b.set_style(ProgressStyle::with_template("{spinner} {elapsed} {msg}").unwrap_or_else(|_| ProgressStyle::default_spinner()));
+    b.set_style(
+        ProgressStyle::with_template("{spinner} {elapsed} {msg}")
+            .unwrap_or_else(|_| ProgressStyle::default_spinner()),
+    );
     b.enable_steady_tick(Duration::from_millis(200));
     b
 }
@@ -141,7 +144,10 @@ fn note(b: &ProgressBar, quiet: bool, msg: &str) {
 pub async fn run(engine: &Engine, cfg: &RunConfig) -> Result<RunOutput, SessionError> {
     let cleanup = Cleanup::default();
     let mut sigterm = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
-        .map_err(|e| SessionError::Exercise { cmd: "signal handler".into(), source: e })?;
+        .map_err(|e| SessionError::Exercise {
+            cmd: "signal handler".into(),
+            source: e,
+        })?;
     let res = tokio::select! {
         r = run_inner(engine, cfg, &cleanup) => r,
         _ = tokio::signal::ctrl_c() => Err(SessionError::Interrupted("SIGINT")),
@@ -161,7 +167,11 @@ pub async fn run(engine: &Engine, cfg: &RunConfig) -> Result<RunOutput, SessionE
     res
 }
 
-async fn run_inner(engine: &Engine, cfg: &RunConfig, cleanup: &Cleanup) -> Result<RunOutput, SessionError> {
+async fn run_inner(
+    engine: &Engine,
+    cfg: &RunConfig,
+    cleanup: &Cleanup,
+) -> Result<RunOutput, SessionError> {
     let pb = bar(cfg.quiet);
     note(&pb, cfg.quiet, &format!("inspecting image {}", cfg.image));
     let image = engine.image_config(&cfg.image).await?;
@@ -184,10 +194,17 @@ async fn run_inner(engine: &Engine, cfg: &RunConfig, cleanup: &Cleanup) -> Resul
         ringbuf_bytes: cfg.ringbuf_bytes,
         ..Default::default()
     })?;
-    let ring = tracer.take_ring().ok_or(TraceError::MissingMap(profiler_common::MAP_EVENTS))?;
+    let ring = tracer
+        .take_ring()
+        .ok_or(TraceError::MissingMap(profiler_common::MAP_EVENTS))?;
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     let (prog_tx, prog_rx) = tokio::sync::watch::channel(trace::collect::Progress::default());
-    let drain = tokio::spawn(trace::drain(ring, Collector::default(), stop_rx, Some(prog_tx)));
+    let drain = tokio::spawn(trace::drain(
+        ring,
+        Collector::default(),
+        stop_rx,
+        Some(prog_tx),
+    ));
 
     engine.start(&id).await?;
     let started = Instant::now();
@@ -198,7 +215,10 @@ async fn run_inner(engine: &Engine, cfg: &RunConfig, cleanup: &Cleanup) -> Resul
                 .arg(cmd)
                 .kill_on_drop(true)
                 .spawn()
-                .map_err(|source| SessionError::Exercise { cmd: cmd.clone(), source })?,
+                .map_err(|source| SessionError::Exercise {
+                    cmd: cmd.clone(),
+                    source,
+                })?,
         ),
         None => None,
     };
@@ -209,7 +229,10 @@ async fn run_inner(engine: &Engine, cfg: &RunConfig, cleanup: &Cleanup) -> Resul
         note(
             &pb,
             true,
-            &format!("observing: {} events, {} paths, {} EROFS", p.events, p.paths, p.erofs),
+            &format!(
+                "observing: {} events, {} paths, {} EROFS",
+                p.events, p.paths, p.erofs
+            ),
         );
         if started.elapsed() >= cfg.duration {
             break;
@@ -217,7 +240,10 @@ async fn run_inner(engine: &Engine, cfg: &RunConfig, cleanup: &Cleanup) -> Resul
         if let (Some(url), Some(false)) = (&cfg.probe, probe_ok) {
             if probe::http_ok(url, Duration::from_millis(500)).await {
                 probe_ok = Some(true);
-                notes.push(format!("probe {url} answered after {:.1}s", started.elapsed().as_secs_f64()));
+                notes.push(format!(
+                    "probe {url} answered after {:.1}s",
+                    started.elapsed().as_secs_f64()
+                ));
             }
         }
         if let Some(ex) = exercise.as_mut() {
@@ -237,7 +263,9 @@ async fn run_inner(engine: &Engine, cfg: &RunConfig, cleanup: &Cleanup) -> Resul
     // Let the last syscall exits reach the ring buffer.
     tokio::time::sleep(Duration::from_millis(200)).await;
     let _ = stop_tx.send(true);
-    let collector = drain.await.map_err(|e| SessionError::Trace(TraceError::Poll(std::io::Error::other(e))))??;
+    let collector = drain
+        .await
+        .map_err(|e| SessionError::Trace(TraceError::Poll(std::io::Error::other(e))))??;
     let (losses, stats) = tracer.losses()?;
     let dedup = tracer.dedup_counts()?;
     let files = tracer.file_stats()?;
@@ -249,12 +277,21 @@ async fn run_inner(engine: &Engine, cfg: &RunConfig, cleanup: &Cleanup) -> Resul
     }
     let collected = collector.finish(&listing, &dedup, &files);
     if collected.detached > 0 {
-        notes.push(format!("{} paths were relative to a directory outside the container root", collected.detached));
+        notes.push(format!(
+            "{} paths were relative to a directory outside the container root",
+            collected.detached
+        ));
     }
     if let Some(e) = &state.error {
         notes.push(format!("engine error: {e}"));
     }
-    let health = probe_ok.map(|ok| if ok { "healthy".to_owned() } else { "unhealthy".to_owned() });
+    let health = probe_ok.map(|ok| {
+        if ok {
+            "healthy".to_owned()
+        } else {
+            "unhealthy".to_owned()
+        }
+    });
     if !cfg.keep {
         engine.remove(&id).await?;
         cleanup.forget(&id);

@@ -25,14 +25,18 @@ pub fn parse_url(url: &str) -> Option<(String, u16, String)> {
 
 /// True when `url` answers with a 2xx or 3xx status within `timeout`.
 pub async fn http_ok(url: &str, timeout: Duration) -> bool {
-    status(url, timeout).await.is_some_and(|s| (200..400).contains(&s))
+    status(url, timeout)
+        .await
+        .is_some_and(|s| (200..400).contains(&s))
 }
 
 /// The HTTP status code `url` answers with, if any.
 pub async fn status(url: &str, timeout: Duration) -> Option<u16> {
     let (host, port, path) = parse_url(url)?;
     let fut = async {
-        let mut s = tokio::net::TcpStream::connect((host.as_str(), port)).await.ok()?;
+        let mut s = tokio::net::TcpStream::connect((host.as_str(), port))
+            .await
+            .ok()?;
         let req = format!("GET {path} HTTP/1.0\r\nHost: {host}\r\nConnection: close\r\n\r\n");
         s.write_all(req.as_bytes()).await.ok()?;
         let mut buf = vec![0u8; 256];
@@ -49,8 +53,14 @@ mod tests {
 
     #[test]
     fn urls() {
-        assert_eq!(parse_url("http://127.0.0.1:8080/x"), Some(("127.0.0.1".into(), 8080, "/x".into())));
-        assert_eq!(parse_url("http://localhost"), Some(("localhost".into(), 80, "/".into())));
+        assert_eq!(
+            parse_url("http://127.0.0.1:8080/x"),
+            Some(("127.0.0.1".into(), 8080, "/x".into()))
+        );
+        assert_eq!(
+            parse_url("http://localhost"),
+            Some(("localhost".into(), 80, "/".into()))
+        );
         assert_eq!(parse_url("https://x"), None);
     }
 }

@@ -1,0 +1,268 @@
+//! Lifecycle through the Docker Engine API: clean up on every path, clear
+//! errors, signals, and the nginx image made to run read-only (issues 2, 4, 7).
+
+use std::{
+    process::{Command, Stdio},
+    time::{Duration, Instant},
+};
+
+use roprof_tests::{
+    ContainerGuard, NGINX_IMAGE, WRITER_IMAGE, docker, docker_ok, profile_json, require_privileged,
+    roprof, roprof_bin, roprof_bpf_programs, roprof_containers, unique_name,
+};
+
+fn http_status(port: u16) -> Option<u16> {
+    use std::io::{Read as _, Write as _};
+    let mut s = std::net::TcpStream::connect_timeout(
+        &([127, 0, 0, 1], port).into(),
+        Duration::from_secs(1),
+    )
+    .ok()?;
+    s.set_read_timeout(Some(Duration::from_secs(2))).ok()?;
+    s.write_all(b"GET / HTTP/1.0\r\nHost: localhost\r\n\r\n")
+        .ok()?;
+    let mut buf = [0u8; 64];
+    let n = s.read(&mut buf).ok()?;
+    String::from_utf8_lossy(&buf[..n])
+        .split_whitespace()
+        .nth(1)?
+        .parse()
+        .ok()
+}
+
+#[test]
+fn nginx_docker_line_runs_read_only_and_serves_http() {
+    require_privileged();
+    let _g = ContainerGuard::new();
+    let (code, out, err) = roprof([
+        "profile",
+        "--quiet",
+        "--format",
+        "docker",
+        "--verify",
+        "--duration",
+        "6s",
+        "-p",
+        "127.0.0.1:18180:80",
+        "--probe",
+        "http://127.0.0.1:18180/",
+        NGINX_IMAGE,
+    ]);
+    assert_eq!(
+        code, 0,
+        "profile --verify of nginx must pass; stderr:\n{err}"
+    );
+    assert!(
+        err.contains("verified"),
+        "the verdict is printed on stderr:\n{err}"
+    );
+    let line = out
+        .lines()
+        .find(|l| l.starts_with("docker run"))
+        .expect("a docker run line on stdout");
+    assert!(line.contains("--read-only"), "{line}");
+    // Paste it as a user would: same words, detached, on another port.
+    let mut words = Vec::new();
+    for w in line.split_whitespace() {
+        words.push(w.trim_matches('\'').to_owned());
+    }
+    let name = unique_name("nginx-ro");
+    let mut args: Vec<String> = vec![
+        "run".into(),
+        "-d".into(),
+        "--label".into(),
+        "roprof.test=1".into(),
+        "--name".into(),
+        name.clone(),
+    ];
+    let mut it = words.into_iter().skip(2).peekable();
+    while let Some(w) = it.next() {
+        if w == "-p" {
+            let _ = it.next();
+            args.extend(["-p".into(), "127.0.0.1:18181:80".into()]);
+        } else {
+            args.push(w);
+        }
+    }
+    docker_ok(&args);
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let mut status = None;
+    while Instant::now() < deadline {
+        status = http_status(18181);
+        if status == Some(200) {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(300));
+    }
+    let ro = docker_ok(["inspect", "-f", "{{.HostConfig.ReadonlyRootfs}}", &name]);
+    let logs = docker(["logs", &name]);
+    docker_ok(["rm", "-f", &name]);
+    for v in docker_ok(["volume", "ls", "-q"])
+        .lines()
+        .filter(|v| v.starts_with("roprof-nginx"))
+    {
+        let _ = docker(["volume", "rm", "-f", v]);
+    }
+    assert_eq!(
+        ro.trim(),
+        "true",
+        "the pasted line runs with a read-only root"
+    );
+    assert_eq!(
+        status,
+        Some(200),
+        "nginx must answer 200 read-only; logs:\n{}",
+        String::from_utf8_lossy(&logs.stderr)
+    );
+}
+
+#[test]
+fn nothing_is_left_behind_after_a_run() {
+    require_privileged();
+    let _g = ContainerGuard::new();
+    let before = roprof_bpf_programs();
+    let r = profile_json(&["--duration", "3s", WRITER_IMAGE]);
+    assert!(
+        r["run"]["exit_code"].as_i64() == Some(0),
+        "opsuite exits 0: {}",
+        r["run"]
+    );
+    assert_eq!(roprof_containers(), 0, "no roprof container remains");
+    assert_eq!(
+        roprof_bpf_programs(),
+        before,
+        "no roprof BPF program remains loaded"
+    );
+}
+
+#[test]
+fn sigint_during_observation_cleans_up_and_exits_130() {
+    require_privileged();
+    let _g = ContainerGuard::new();
+    let before = roprof_bpf_programs();
+    let child = Command::new(roprof_bin())
+        .args([
+            "profile",
+            "--quiet",
+            "--duration",
+            "60s",
+            WRITER_IMAGE,
+            "sleep",
+            "100",
+        ])
+        .env("ROPROF_TEST_LABEL", "1")
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("roprof starts");
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while roprof_containers() == 0 && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    assert_eq!(roprof_containers(), 1, "the profiled container is running");
+    std::thread::sleep(Duration::from_secs(2));
+    // SAFETY: plain kill(2) on our child's pid.
+    unsafe { libc_kill(child.id(), 2) };
+    let out = child.wait_with_output().expect("roprof exits");
+    assert_eq!(
+        out.status.code(),
+        Some(130),
+        "SIGINT exits 130; stderr: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(
+        roprof_containers(),
+        0,
+        "the container was removed on SIGINT"
+    );
+    assert_eq!(
+        roprof_bpf_programs(),
+        before,
+        "the BPF programs were unloaded on SIGINT"
+    );
+}
+
+unsafe fn libc_kill(pid: u32, sig: i32) {
+    // SAFETY: forwarded to the caller.
+    unsafe { libc::kill(i32::try_from(pid).expect("pid fits"), sig) };
+}
+
+#[test]
+fn missing_image_and_unreachable_engine_fail_clearly() {
+    require_privileged();
+    let (code, _, err) = roprof(["profile", "--quiet", "roprof-fixture/does-not-exist:nope"]);
+    assert_ne!(code, 0);
+    assert!(
+        err.contains("roprof-fixture/does-not-exist:nope"),
+        "the error names the image:\n{err}"
+    );
+    let out = Command::new(roprof_bin())
+        .args(["profile", "--quiet", WRITER_IMAGE])
+        .env("DOCKER_HOST", "unix:///nonexistent/docker.sock")
+        .output()
+        .expect("roprof runs");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_ne!(out.status.code(), Some(0));
+    assert!(
+        err.contains("Docker engine") && err.contains("/nonexistent/docker.sock"),
+        "names Docker and the socket:\n{err}"
+    );
+    let (code, _, err) = roprof(["profile", "--duration", "soon", WRITER_IMAGE]);
+    assert_eq!(code, 2, "bad flag values are usage errors:\n{err}");
+    assert!(err.contains("soon"));
+}
+
+#[test]
+fn report_rerenders_and_patches_without_rerunning() {
+    require_privileged();
+    let _g = ContainerGuard::new();
+    let dir = std::env::temp_dir().join(unique_name("roprof-out"));
+    let (code, _, err) = roprof([
+        "profile",
+        "--quiet",
+        "--duration",
+        "3s",
+        "-o",
+        dir.to_str().unwrap(),
+        WRITER_IMAGE,
+    ]);
+    assert_eq!(code, 0, "{err}");
+    let report = dir.join("report.json");
+    for f in [
+        "report.json",
+        "report.md",
+        "docker.sh",
+        "compose.yaml",
+        "k8s.yaml",
+    ] {
+        assert!(dir.join(f).is_file(), "-o writes {f}");
+    }
+    let (code, docker_line, err) =
+        roprof(["render", report.to_str().unwrap(), "--format", "docker"]);
+    assert_eq!(code, 0, "{err}");
+    let saved = std::fs::read_to_string(dir.join("docker.sh")).unwrap();
+    assert!(
+        saved.contains(docker_line.trim()),
+        "render reproduces the saved docker line"
+    );
+    let manifest = dir.join("deploy.yaml");
+    std::fs::write(&manifest, format!("apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: keep-me\ndata:\n  a: \"1\"\n---\napiVersion: apps/v1\nkind: Deployment\nmetadata:\n  name: app\nspec:\n  template:\n    spec:\n      containers:\n      - name: app\n        image: {WRITER_IMAGE}\n")).unwrap();
+    let (code, patched, err) = roprof([
+        "patch",
+        manifest.to_str().unwrap(),
+        "--report",
+        report.to_str().unwrap(),
+    ]);
+    assert_eq!(code, 0, "{err}");
+    assert!(
+        patched.contains("readOnlyRootFilesystem: true"),
+        "{patched}"
+    );
+    assert!(
+        patched.starts_with(
+            "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: keep-me\ndata:\n  a: \"1\"\n"
+        ),
+        "unrelated documents are kept byte-for-byte:\n{patched}"
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}
