@@ -22,6 +22,7 @@ fn main() {
     let res = rt.block_on(async {
         match &cli.command {
             Command::Profile(a) => cli::profile::run(a).await,
+            Command::Attach(a) => cli::attach::run(a).await,
             Command::Verify(a) => cli::verify::run(a, &cli::RunArgs::default()).await,
             Command::Render(a) => cli::render::run(a),
             Command::Patch(a) => cli::patch::run(a),

@@ -1,5 +1,6 @@
 //! Command-line interface: one file per subcommand.
 
+pub mod attach;
 pub mod patch;
 pub mod profile;
 pub mod render;
@@ -32,6 +33,8 @@ pub struct Cli {
 pub enum Command {
     /// Run IMAGE under tracing and propose the writable mounts it needs.
     Profile(profile::ProfileArgs),
+    /// Profile an already running container from now on.
+    Attach(attach::AttachArgs),
     /// Re-run IMAGE read-only with a report's mounts and compare.
     Verify(verify::VerifyArgs),
     /// Re-render a saved report.json in another format.

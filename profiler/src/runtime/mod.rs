@@ -319,6 +319,19 @@ impl Engine {
         Ok(i.state.and_then(|s| s.pid).unwrap_or(0))
     }
 
+    /// The image reference a container runs.
+    pub async fn image_of(&self, id: &str) -> Result<String, RuntimeError> {
+        let i = self
+            .docker
+            .inspect_container(id, None::<InspectContainerOptions>)
+            .await
+            .map_err(call(format!("inspecting container {id}")))?;
+        Ok(i.config
+            .and_then(|c| c.image)
+            .or(i.image)
+            .unwrap_or_default())
+    }
+
     /// Full id of a container given by name or id.
     pub async fn resolve(&self, name: &str) -> Result<String, RuntimeError> {
         let i = self

@@ -32,6 +32,12 @@ pub enum SessionError {
     /// Interrupted by a signal.
     #[error("interrupted by {0}; the container was removed")]
     Interrupted(&'static str),
+    /// The container to attach to is not running.
+    #[error("container `{0}` is not running")]
+    NotRunning(String),
+    /// cgroup lookup failed.
+    #[error("cannot find the cgroup of {0}")]
+    Cgroup(String),
     /// The exercise command could not run.
     #[error("--exercise `{cmd}` could not start: {source}")]
     Exercise {
@@ -189,134 +195,247 @@ async fn run_inner(
     note(&pb, cfg.quiet, "reading the image filesystem");
     let listing = engine.listing(&id).await?;
     note(&pb, cfg.quiet, "attaching eBPF programs");
-    let mut tracer = Tracer::start(&Scope {
+    let tracer = Tracer::start(&Scope {
         container_id: Some(id.clone()),
         ringbuf_bytes: cfg.ringbuf_bytes,
         ..Default::default()
     })?;
-    let ring = tracer
-        .take_ring()
-        .ok_or(TraceError::MissingMap(profiler_common::MAP_EVENTS))?;
-    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
-    let (prog_tx, prog_rx) = tokio::sync::watch::channel(trace::collect::Progress::default());
-    let drain = tokio::spawn(trace::drain(
-        ring,
-        Collector::default(),
-        stop_rx,
-        Some(prog_tx),
-    ));
-
+    let mut run = Observation::begin(tracer)?;
     engine.start(&id).await?;
     let started = Instant::now();
-    let mut exercise = match &cfg.exercise {
-        Some(cmd) => Some(
-            tokio::process::Command::new("sh")
-                .arg("-c")
-                .arg(cmd)
-                .kill_on_drop(true)
-                .spawn()
-                .map_err(|source| SessionError::Exercise {
-                    cmd: cmd.clone(),
-                    source,
-                })?,
-        ),
-        None => None,
-    };
-    let mut probe_ok: Option<bool> = cfg.probe.as_ref().map(|_| false);
-    let mut notes = Vec::new();
-    loop {
-        let p = *prog_rx.borrow();
-        note(
-            &pb,
-            true,
-            &format!(
-                "observing: {} events, {} paths, {} EROFS",
-                p.events, p.paths, p.erofs
-            ),
-        );
-        if started.elapsed() >= cfg.duration {
-            break;
-        }
-        if let (Some(url), Some(false)) = (&cfg.probe, probe_ok) {
-            if probe::http_ok(url, Duration::from_millis(500)).await {
-                probe_ok = Some(true);
-                notes.push(format!(
-                    "probe {url} answered after {:.1}s",
-                    started.elapsed().as_secs_f64()
-                ));
-            }
-        }
-        if let Some(ex) = exercise.as_mut() {
-            if let Ok(Some(status)) = ex.try_wait() {
-                notes.push(format!("exercise finished: {status}"));
-                exercise = None;
-            }
-        }
-        if !engine.state(&id).await?.running {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
-    let observed = started.elapsed();
-    note(&pb, cfg.quiet, "stopping container (tracing continues)");
-    engine.stop(&id, cfg.stop_timeout).await?;
-    // Let the last syscall exits reach the ring buffer.
-    tokio::time::sleep(Duration::from_millis(200)).await;
-    let _ = stop_tx.send(true);
-    let collector = drain
-        .await
-        .map_err(|e| SessionError::Trace(TraceError::Poll(std::io::Error::other(e))))??;
-    let (losses, stats) = tracer.losses()?;
-    let dedup = tracer.dedup_counts()?;
-    let files = tracer.file_stats()?;
-    drop(tracer);
-    let state = engine.state(&id).await?;
-    let logs = engine.logs_tail(&id, 20).await;
-    if collector.cgroup_seen.is_none() {
-        notes.push("the container's cgroup was never seen being created: nothing may have been traced (cgroup v2 or the unified hierarchy is required)".into());
-    }
-    let collected = collector.finish(&listing, &dedup, &files);
-    if collected.detached > 0 {
-        notes.push(format!(
-            "{} paths were relative to a directory outside the container root",
-            collected.detached
-        ));
-    }
-    if let Some(e) = &state.error {
-        notes.push(format!("engine error: {e}"));
-    }
-    let health = probe_ok.map(|ok| {
-        if ok {
-            "healthy".to_owned()
-        } else {
-            "unhealthy".to_owned()
-        }
-    });
+    let out = run
+        .observe(engine, cfg, &id, image, listing, pb, started, true)
+        .await?;
     if !cfg.keep {
         engine.remove(&id).await?;
         cleanup.forget(&id);
     }
-    pb.finish_and_clear();
-    Ok(RunOutput {
-        image,
-        listing,
-        observations: collected.observations,
-        meta: RunMeta {
-            mode: cfg.mode.into(),
-            container_id: id,
-            read_only: cfg.read_only,
-            observed_secs: observed.as_secs_f64(),
-            exit_code: state.exit_code,
-            oom_killed: state.oom_killed,
-            logs_tail: logs,
-            partial_start: false,
-            incomplete: false,
-            notes,
-            health,
-        },
-        losses,
-        stats,
-    })
+    Ok(out)
+}
+
+/// Profiles an already running container from now on (`roprof attach`).
+/// Every process of its cgroup is traced; the container is left running.
+pub async fn attach(
+    engine: &Engine,
+    cfg: &RunConfig,
+    container: &str,
+) -> Result<RunOutput, SessionError> {
+    let pb = bar(cfg.quiet);
+    let id = engine.resolve(container).await?;
+    let pid = engine.pid(&id).await?;
+    if pid <= 0 {
+        return Err(SessionError::NotRunning(container.to_owned()));
+    }
+    let image_ref = engine.image_of(&id).await?;
+    let image = engine.image_config(&image_ref).await?;
+    note(&pb, cfg.quiet, "reading the container filesystem");
+    let listing = engine.listing(&id).await?;
+    let (cgroup_id, pids) = cgroup_of(pid)
+        .map_err(|e| SessionError::Cgroup(format!("container {container} (pid {pid}): {e}")))?;
+    note(&pb, cfg.quiet, "attaching eBPF programs");
+    let tracer = Tracer::start(&Scope {
+        cgroup_ids: vec![cgroup_id],
+        pids,
+        ringbuf_bytes: cfg.ringbuf_bytes,
+        ..Default::default()
+    })?;
+    let run = Observation::begin(tracer)?;
+    run.observe(engine, cfg, &id, image, listing, pb, Instant::now(), false)
+        .await
+}
+
+/// cgroup v2 id (the directory's inode) and member pids of `pid`'s cgroup.
+fn cgroup_of(pid: i64) -> Result<(u64, Vec<u32>), String> {
+    use std::os::unix::fs::MetadataExt as _;
+    let text = std::fs::read_to_string(format!("/proc/{pid}/cgroup")).map_err(|e| e.to_string())?;
+    let rel = text.lines().find_map(|l| l.strip_prefix("0::")).ok_or(
+        "no cgroup v2 (unified) membership; roprof needs cgroup v2 or the hybrid unified hierarchy",
+    )?;
+    for root in ["/sys/fs/cgroup/unified", "/sys/fs/cgroup"] {
+        let dir = format!("{root}{rel}");
+        let Ok(meta) = std::fs::metadata(&dir) else {
+            continue;
+        };
+        if !std::path::Path::new(&format!("{dir}/cgroup.procs")).exists() {
+            continue;
+        }
+        let procs =
+            std::fs::read_to_string(format!("{dir}/cgroup.procs")).map_err(|e| e.to_string())?;
+        let pids = procs
+            .lines()
+            .filter_map(|l| l.trim().parse().ok())
+            .collect();
+        return Ok((meta.ino(), pids));
+    }
+    Err(format!("cgroup {rel} not found under /sys/fs/cgroup"))
+}
+
+/// The part of a run after tracing is attached: observe, stop (when we own
+/// the container), drain, collect.
+struct Observation {
+    tracer: Tracer,
+    stop_tx: tokio::sync::watch::Sender<bool>,
+    prog_rx: tokio::sync::watch::Receiver<trace::collect::Progress>,
+    drain: tokio::task::JoinHandle<Result<Collector, TraceError>>,
+}
+
+impl Observation {
+    fn begin(mut tracer: Tracer) -> Result<Self, SessionError> {
+        let ring = tracer
+            .take_ring()
+            .ok_or(TraceError::MissingMap(profiler_common::MAP_EVENTS))?;
+        let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+        let (prog_tx, prog_rx) = tokio::sync::watch::channel(trace::collect::Progress::default());
+        let drain = tokio::spawn(trace::drain(
+            ring,
+            Collector::default(),
+            stop_rx,
+            Some(prog_tx),
+        ));
+        Ok(Observation {
+            tracer,
+            stop_tx,
+            prog_rx,
+            drain,
+        })
+    }
+
+    #[expect(
+        clippy::too_many_arguments,
+        clippy::too_many_lines,
+        reason = "one linear run procedure"
+    )]
+    async fn observe(
+        self,
+        engine: &Engine,
+        cfg: &RunConfig,
+        id: &str,
+        image: ImageConfig,
+        listing: ImageListing,
+        pb: ProgressBar,
+        started: Instant,
+        owned: bool,
+    ) -> Result<RunOutput, SessionError> {
+        let Observation {
+            tracer,
+            stop_tx,
+            prog_rx,
+            drain,
+        } = self;
+        let id = id.to_owned();
+        let mut exercise = match &cfg.exercise {
+            Some(cmd) => Some(
+                tokio::process::Command::new("sh")
+                    .arg("-c")
+                    .arg(cmd)
+                    .kill_on_drop(true)
+                    .spawn()
+                    .map_err(|source| SessionError::Exercise {
+                        cmd: cmd.clone(),
+                        source,
+                    })?,
+            ),
+            None => None,
+        };
+        let mut probe_ok: Option<bool> = cfg.probe.as_ref().map(|_| false);
+        let mut notes = Vec::new();
+        loop {
+            let p = *prog_rx.borrow();
+            note(
+                &pb,
+                true,
+                &format!(
+                    "observing: {} events, {} paths, {} EROFS",
+                    p.events, p.paths, p.erofs
+                ),
+            );
+            if started.elapsed() >= cfg.duration {
+                break;
+            }
+            if let (Some(url), Some(false)) = (&cfg.probe, probe_ok) {
+                if probe::http_ok(url, Duration::from_millis(500)).await {
+                    probe_ok = Some(true);
+                    notes.push(format!(
+                        "probe {url} answered after {:.1}s",
+                        started.elapsed().as_secs_f64()
+                    ));
+                }
+            }
+            if let Some(ex) = exercise.as_mut() {
+                if let Ok(Some(status)) = ex.try_wait() {
+                    notes.push(format!("exercise finished: {status}"));
+                    exercise = None;
+                }
+            }
+            if !engine.state(&id).await?.running {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+        let observed = started.elapsed();
+        if owned {
+            note(&pb, cfg.quiet, "stopping container (tracing continues)");
+            engine.stop(&id, cfg.stop_timeout).await?;
+        }
+        // Let the last syscall exits reach the ring buffer.
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        let _ = stop_tx.send(true);
+        let collector = drain
+            .await
+            .map_err(|e| SessionError::Trace(TraceError::Poll(std::io::Error::other(e))))??;
+        let (losses, stats) = tracer.losses()?;
+        let dedup = tracer.dedup_counts()?;
+        let files = tracer.file_stats()?;
+        drop(tracer);
+        let state = engine.state(&id).await?;
+        let logs = engine.logs_tail(&id, 20).await;
+        if owned && collector.cgroup_seen.is_none() {
+            notes.push("the container's cgroup was never seen being created: nothing may have been traced (cgroup v2 or the unified hierarchy is required)".into());
+        }
+        let collected = collector.finish(&listing, &dedup, &files);
+        if collected.detached > 0 {
+            notes.push(format!(
+                "{} paths were relative to a directory outside the container root",
+                collected.detached
+            ));
+        }
+        if let Some(e) = &state.error {
+            notes.push(format!("engine error: {e}"));
+        }
+        let health = probe_ok.map(|ok| {
+            if ok {
+                "healthy".to_owned()
+            } else {
+                "unhealthy".to_owned()
+            }
+        });
+        if !owned {
+            notes.push(
+                "attached to a running container: writes before the attach were not seen".into(),
+            );
+        }
+        pb.finish_and_clear();
+        Ok(RunOutput {
+            image,
+            listing,
+            observations: collected.observations,
+            meta: RunMeta {
+                mode: cfg.mode.into(),
+                container_id: id,
+                read_only: cfg.read_only,
+                observed_secs: observed.as_secs_f64(),
+                exit_code: state.exit_code,
+                oom_killed: state.oom_killed,
+                logs_tail: logs,
+                partial_start: !owned,
+                incomplete: false,
+                notes,
+                health,
+            },
+            losses,
+            stats,
+        })
+    }
 }
 
 /// Builds the report (plan included) from a run.

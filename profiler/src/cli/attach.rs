@@ -1,0 +1,65 @@
+//! `roprof attach CONTAINER`: profile a running container from now on.
+
+use std::time::Duration;
+
+use clap::Args;
+
+use super::{EXIT_LOSS, parse_duration, render::ensure_nl};
+use crate::{
+    analysis::Settings,
+    model::RunOptions,
+    render::{self, Format},
+    runtime::Engine,
+    session::{self, RunConfig},
+};
+
+/// Arguments of `attach`.
+#[derive(Debug, Args)]
+pub struct AttachArgs {
+    /// Observation window; ends earlier when the container exits.
+    #[arg(long, default_value = "10s", value_parser = parse_duration)]
+    pub duration: Duration,
+    /// Output format on stdout.
+    #[arg(long, value_enum, default_value = "table")]
+    pub format: Format,
+    /// Shell command run on the host during the window.
+    #[arg(long)]
+    pub exercise: Option<String>,
+    /// Exit 0 even when events were lost.
+    #[arg(long)]
+    pub allow_loss: bool,
+    /// No progress on stderr.
+    #[arg(long, short)]
+    pub quiet: bool,
+    /// Container name or id.
+    pub container: String,
+}
+
+/// Runs `attach`.
+pub async fn run(args: &AttachArgs) -> anyhow::Result<i32> {
+    let engine = Engine::connect().await?;
+    let cfg = RunConfig {
+        image: String::new(),
+        run: RunOptions::default(),
+        duration: args.duration,
+        stop_timeout: 10,
+        exercise: args.exercise.clone(),
+        probe: None,
+        keep: true,
+        quiet: args.quiet,
+        read_only: false,
+        extra_tmpfs: vec![],
+        extra_binds: vec![],
+        mode: "attach",
+        ringbuf_bytes: None,
+    };
+    let out = session::attach(&engine, &cfg, &args.container).await?;
+    let report = session::report(out, RunOptions::default(), Settings::default());
+    eprintln!("roprof: attached mid-run: writes before the attach were not seen");
+    print!("{}", ensure_nl(render::render(&report, args.format)?));
+    Ok(if report.losses.is_clean() || args.allow_loss {
+        0
+    } else {
+        EXIT_LOSS
+    })
+}
