@@ -65,11 +65,13 @@ pub fn test(harness_args: &[String]) -> Result<bool> {
     });
     if setup_result.is_ok() {
         // profiler-ebpf is a bpfel target crate: its binary cannot be built
-        // as a host test harness.
+        // as a host test harness. --no-fail-fast: one failing test binary
+        // must not hide the results of the others.
         phases.push(cargo_test_phase(
             "unit tests",
             cmd::cargo().args([
                 "test",
+                "--no-fail-fast",
                 "--workspace",
                 "--exclude",
                 "roprof-tests",
@@ -95,7 +97,14 @@ pub fn test(harness_args: &[String]) -> Result<bool> {
                 phases.push(cargo_test_phase(
                     "privileged tests",
                     cmd::cargo()
-                        .args(["test", "-p", "roprof-tests", "--", "--test-threads=1"])
+                        .args([
+                            "test",
+                            "--no-fail-fast",
+                            "-p",
+                            "roprof-tests",
+                            "--",
+                            "--test-threads=1",
+                        ])
                         .args(harness_args)
                         .env("ROPROF_BIN", &bin)
                         .env("ROPROF_PRIVILEGED_TESTS", "1"),
