@@ -590,4 +590,28 @@ pub struct Report {
     pub paths: Vec<PathObservation>,
     /// The plan.
     pub plan: MountPlan,
+    /// Closed-loop rounds (verify, repair, iterate, leave-one-out), in order.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub rounds: Vec<Round>,
+}
+
+/// One container run of the closed loop.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Round {
+    /// `verify`, `repair`, `iterate` or `leave-one-out`.
+    pub kind: String,
+    /// Mount targets the run had.
+    pub mounts: Vec<CPath>,
+    /// Operations that failed with EROFS.
+    pub erofs: u64,
+    /// Exit code of the container.
+    pub exit_code: Option<i64>,
+    /// Probe health, if probed.
+    pub health: Option<String>,
+    /// The round matched the observed run.
+    pub passed: bool,
+    /// What differed.
+    pub differences: Vec<String>,
+    /// What was changed for the next round, or concluded.
+    pub action: String,
 }

@@ -20,6 +20,8 @@ use std::{
 /// [`ContainerGuard`] can remove them.
 pub const TEST_LABEL: &str = "roprof.test=1";
 
+/// Closed-loop trap scenarios (see `tests/fixtures/traps`).
+pub const TRAPS_IMAGE: &str = "roprof-fixture/traps:latest";
 /// The fixture image that runs `opsuite` (see `tests/fixtures/writer`).
 pub const WRITER_IMAGE: &str = "roprof-fixture/writer:latest";
 /// The busybox base fixture.

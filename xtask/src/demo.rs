@@ -75,7 +75,7 @@ pub fn demo() -> Result<()> {
 
 /// The words of the `docker run …` command in roprof's `--format docker`
 /// output (backslash-newline continuations joined).
-fn docker_run_words(output: &str) -> Result<Vec<String>> {
+pub(crate) fn docker_run_words(output: &str) -> Result<Vec<String>> {
     let joined = output.replace("\\\r\n", " ").replace("\\\n", " ");
     let line = joined
         .lines()
@@ -91,7 +91,7 @@ fn docker_run_words(output: &str) -> Result<Vec<String>> {
 /// proposed command. Interactive flags are dropped (the demo has no
 /// terminal), and so is a `--name` of its own (the demo removes the container
 /// by its name).
-fn detached_run_args(words: &[String], name: &str, publish: &str) -> Vec<String> {
+pub(crate) fn detached_run_args(words: &[String], name: &str, publish: &str) -> Vec<String> {
     let skip = if words.get(1).is_some_and(|w| w == "container") {
         3
     } else {
@@ -129,7 +129,7 @@ fn probe_with_retries(addr: SocketAddr) -> Result<u16> {
 }
 
 /// One `GET /` over a plain TCP connection; returns the status code.
-fn http_status(addr: SocketAddr) -> Result<u16> {
+pub(crate) fn http_status(addr: SocketAddr) -> Result<u16> {
     let timeout = Duration::from_secs(2);
     let mut conn = TcpStream::connect_timeout(&addr, timeout)
         .with_context(|| format!("connecting to {addr}"))?;
@@ -170,7 +170,7 @@ fn show_logs(name: &str) {
 
 /// The named volumes a `docker run` argument list mounts with `-v NAME:…`
 /// (docker creates them, seeded from the image, when the container starts).
-fn named_volumes(args: &[String]) -> Vec<String> {
+pub(crate) fn named_volumes(args: &[String]) -> Vec<String> {
     let mut volumes = Vec::new();
     let mut words = args.iter();
     while let Some(w) = words.next() {

@@ -35,6 +35,11 @@ enum Recipe {
 struct Fixture {
     name: &'static str,
     recipe: Recipe,
+    /// Built only when asked for by name (`cargo xtask reports` does), not
+    /// by `setup`, `test` or a bare `cargo xtask images`: these are the real
+    /// server images the reports profile, and installing them from apt
+    /// would only slow the test run down.
+    on_demand: bool,
 }
 
 /// In dependency order: a base comes before the fixtures built FROM it.
@@ -42,18 +47,47 @@ const FIXTURES: &[Fixture] = &[
     Fixture {
         name: "busybox",
         recipe: Recipe::BusyboxRootfs,
+        on_demand: false,
     },
     Fixture {
         name: "writer",
         recipe: Recipe::Dockerfile { base: "busybox" },
+        on_demand: false,
+    },
+    Fixture {
+        name: "traps",
+        recipe: Recipe::Dockerfile { base: "busybox" },
+        on_demand: false,
     },
     Fixture {
         name: "debian",
         recipe: Recipe::Debootstrap,
+        on_demand: false,
     },
     Fixture {
         name: "nginx",
         recipe: Recipe::Dockerfile { base: "debian" },
+        on_demand: false,
+    },
+    Fixture {
+        name: "redis",
+        recipe: Recipe::Dockerfile { base: "debian" },
+        on_demand: true,
+    },
+    Fixture {
+        name: "memcached",
+        recipe: Recipe::Dockerfile { base: "debian" },
+        on_demand: true,
+    },
+    Fixture {
+        name: "apache2",
+        recipe: Recipe::Dockerfile { base: "debian" },
+        on_demand: true,
+    },
+    Fixture {
+        name: "postgresql",
+        recipe: Recipe::Dockerfile { base: "debian" },
+        on_demand: true,
     },
 ];
 
@@ -81,10 +115,11 @@ pub fn cache_dir() -> PathBuf {
     fixtures_dir().join(".cache")
 }
 
-/// Builds the named fixtures (all when `names` is empty) and their bases.
+/// Builds the named fixtures (when `names` is empty: all but the on-demand
+/// ones) and their bases.
 pub fn build(names: &[String], force: bool) -> Result<()> {
     let wanted: Vec<&Fixture> = if names.is_empty() {
-        FIXTURES.iter().collect()
+        FIXTURES.iter().filter(|f| !f.on_demand).collect()
     } else {
         let mut closure = Vec::new();
         for name in names {

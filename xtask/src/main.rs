@@ -5,9 +5,11 @@
 //! Progress goes to stderr; what a subcommand produces (test output and
 //! summary, the demo's roprof output) goes to stdout.
 
+mod bench;
 mod cmd;
 mod demo;
 mod images;
+mod reports;
 mod rootfs;
 mod setup;
 mod test;
@@ -44,8 +46,9 @@ enum Command {
         /// under tests/fixtures/.cache/ is still reused).
         #[arg(long)]
         force: bool,
-        /// Fixtures to build (default: all), e.g. `writer`; their bases are
-        /// built too.
+        /// Fixtures to build, e.g. `writer`; their bases are built too.
+        /// Default: all but the report images (`redis`, …), which are built
+        /// only when named or by `cargo xtask reports`.
         names: Vec<String>,
     },
     /// `cargo build --release -p profiler` (yields target/release/roprof).
@@ -61,15 +64,27 @@ enum Command {
     /// Setup, build, then profile the nginx fixture and run it read-only with
     /// the proposed mounts.
     Demo,
-    /// Benchmarks (not implemented yet).
+    /// Measure roprof against untraced runs, bpftrace, strace and the manual
+    /// methods (tracing overhead, event throughput and loss, time to a
+    /// working read-only nginx); writes reports/bench.md, bench.svg and
+    /// bench.json. Takes about ten minutes; never part of the tests.
     Bench {
-        #[arg(trailing_var_arg = true, allow_hyphen_values = true, hide = true)]
-        args: Vec<String>,
+        /// Small sizes and fewer repetitions, to try the harness (the numbers
+        /// are not meaningful).
+        #[arg(long)]
+        quick: bool,
     },
-    /// Reports of real images (not implemented yet).
+    /// Build the real server images (nginx, apache2, redis, memcached,
+    /// postgresql) and profile each with `roprof profile --verify` into
+    /// reports/<name>/, with a summary in reports/README.md.
     Reports {
-        #[arg(trailing_var_arg = true, allow_hyphen_values = true, hide = true)]
-        args: Vec<String>,
+        /// Profile again and compare only the plans (mount targets, kinds,
+        /// options other than size) with the checked-in report.json files;
+        /// exit non-zero if one differs.
+        #[arg(long)]
+        check: bool,
+        /// Images to profile (default: all), e.g. `redis`.
+        names: Vec<String>,
     },
 }
 
@@ -88,10 +103,12 @@ fn main() -> ExitCode {
             other => other.map(|_| ()),
         },
         Command::Demo => demo::demo(),
-        Command::Bench { .. } | Command::Reports { .. } => {
-            eprintln!("xtask: not implemented yet");
-            return ExitCode::from(2);
-        }
+        Command::Reports { check, names } => match reports::reports(check, &names) {
+            // The diff and summary have been printed.
+            Ok(all_ok) if !all_ok => return ExitCode::FAILURE,
+            other => other.map(|_| ()),
+        },
+        Command::Bench { quick } => bench::bench(quick),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

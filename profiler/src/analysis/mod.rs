@@ -54,6 +54,14 @@ pub struct Settings {
     /// Treat writes under WORKDIR of an image that declares VOLUMEs (a data
     /// service) as data to persist.
     pub persist_data_service_workdir: bool,
+    /// Mount targets that must be seeded volumes (repairs after a
+    /// verification showed a tmpfs hid something the application needed).
+    pub force_seed: BTreeSet<CPath>,
+    /// Directories that must not be mount points (repairs after `mkdir` of a
+    /// mount point failed with EEXIST): the next eligible ancestor is used.
+    pub forbid_points: BTreeSet<CPath>,
+    /// Mount targets dropped because leave-one-out showed them redundant.
+    pub drop: BTreeSet<CPath>,
 }
 
 impl Default for Settings {
@@ -63,6 +71,9 @@ impl Default for Settings {
             min_size_bytes: 16 * 1024 * 1024,
             size_factor: 2,
             persist_data_service_workdir: true,
+            force_seed: BTreeSet::new(),
+            forbid_points: BTreeSet::new(),
+            drop: BTreeSet::new(),
         }
     }
 }
@@ -144,8 +155,19 @@ pub fn plan(input: &AnalysisInput<'_>) -> MountPlan {
             ));
         }
     }
-    let (mounts, more) = finalize(&ctx, &set, &placed, &merged);
+    let (mut mounts, more) = finalize(&ctx, &set, &placed, &merged);
     warnings.extend(more);
+    mounts.retain(|m| {
+        let drop = input.settings.drop.contains(&m.target);
+        if drop {
+            excluded.push(Exclusion {
+                path: m.target.clone(),
+                reason: "mount dropped: leave-one-out showed the run behaves the same without it"
+                    .into(),
+            });
+        }
+        !drop
+    });
 
     if cls.needs.is_empty() && cls.excluded_writes == 0 {
         warnings.push(NO_WRITES.to_owned());

@@ -69,7 +69,7 @@ impl Ctx<'_> {
                 .iter()
                 .any(|(op, s)| s.ok > 0 && (op.creates_entry() || op.removes_entry()))
         });
-        in_image && !touched
+        in_image && !touched && !self.settings.forbid_points.contains(dir)
     }
 
     /// The deepest eligible directory at or above `dir`, or `None` at `/`.
@@ -206,7 +206,7 @@ pub fn finalize(
             .any(|e| e.kind != EntryKind::Dir || used_dir(&e.path));
         let kind = if persistent {
             MountKind::PersistentVolume
-        } else if needs_seed {
+        } else if needs_seed || ctx.settings.force_seed.contains(target) {
             MountKind::SeededVolume
         } else {
             MountKind::Tmpfs

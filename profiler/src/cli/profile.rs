@@ -10,7 +10,7 @@ use crate::{
     analysis::Settings,
     render::{self, Format},
     runtime::Engine,
-    session::{self, RunConfig},
+    session::{self, RunConfig, closed},
 };
 
 /// Arguments of `profile`.
@@ -43,9 +43,21 @@ pub struct ProfileArgs {
     /// Exit 0 even when events were lost or paths truncated.
     #[arg(long)]
     pub allow_loss: bool,
-    /// Re-run read-only with the plan and compare (exit 4 on failure).
+    /// Re-run read-only with the plan and compare; repair the plan when the
+    /// run differs and verify again (exit 4 if it never matches).
     #[arg(long)]
     pub verify: bool,
+    /// `observe` (default): one writable run, then plan. `iterate`: the
+    /// manual method automated: read-only runs, adding mounts for each EROFS.
+    #[arg(long, value_enum, default_value = "observe")]
+    pub mode: Mode,
+    /// Leave-one-out over the mounts (one run each): drop the redundant ones,
+    /// report the optional ones.
+    #[arg(long)]
+    pub check_minimal: bool,
+    /// Container runs the verify/repair or iterate loop may spend.
+    #[arg(long, default_value_t = 4)]
+    pub max_runs: usize,
     /// No progress on stderr.
     #[arg(long, short)]
     pub quiet: bool,
@@ -65,6 +77,15 @@ pub struct ProfileArgs {
     pub command: Vec<String>,
 }
 
+/// How the first answer is found.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum Mode {
+    /// One writable run under tracing.
+    Observe,
+    /// Read-only runs, adding mounts from each round's EROFS.
+    Iterate,
+}
+
 /// Runs `profile`.
 pub async fn run(args: &ProfileArgs) -> anyhow::Result<i32> {
     let engine = Engine::connect().await?;
@@ -78,7 +99,7 @@ pub async fn run(args: &ProfileArgs) -> anyhow::Result<i32> {
         probe: args.probe.clone(),
         keep: args.keep,
         quiet: args.quiet,
-        read_only: args.read_only,
+        read_only: args.read_only || args.mode == Mode::Iterate,
         extra_tmpfs: vec![],
         extra_binds: vec![],
         mode: "profile",
@@ -89,22 +110,66 @@ pub async fn run(args: &ProfileArgs) -> anyhow::Result<i32> {
         max_mounts: args.max_mounts,
         ..Settings::default()
     };
-    let mut report = session::report(out, run_opts, settings);
+    let listing = out.listing.clone();
     let mut code = 0;
-    if args.verify {
-        let (verdict, ro) = verify::verify(&engine, &report, cfg.clone()).await?;
-        verify::print_verdict(&verdict);
-        report.run.notes.push(if verdict.passed {
-            "verified: read-only run with these mounts behaved the same".into()
-        } else {
-            format!("verification failed: {}", verdict.differences.join("; "))
-        });
-        report
-            .run
-            .notes
-            .push(format!("read-only run exit code {:?}", ro.meta.exit_code));
-        if !verdict.passed {
+    let mut report;
+    if args.mode == Mode::Iterate {
+        let first_copy = session::RunOutput {
+            image: out.image.clone(),
+            listing: out.listing.clone(),
+            observations: out.observations.clone(),
+            meta: out.meta.clone(),
+            losses: out.losses.clone(),
+            stats: out.stats.clone(),
+        };
+        report = session::report(out, run_opts, settings.clone());
+        report.run.mode = "iterate".into();
+        let ok = closed::iterate(
+            &engine,
+            &mut report,
+            &first_copy,
+            &listing,
+            &cfg,
+            &settings,
+            args.max_runs,
+        )
+        .await?;
+        verify::print_rounds(&report, ok);
+        if !ok {
             code = EXIT_VERIFY_FAILED;
+        }
+    } else {
+        report = session::report(out, run_opts, settings.clone());
+        if args.verify || args.check_minimal {
+            let ok = closed::verify_and_repair(
+                &engine,
+                &mut report,
+                &listing,
+                &cfg,
+                settings.clone(),
+                args.max_runs,
+            )
+            .await?;
+            if ok && args.check_minimal {
+                closed::check_minimal(&engine, &mut report, &listing, &cfg, settings.clone())
+                    .await?;
+            }
+            verify::print_rounds(&report, ok);
+            report.run.notes.push(if ok {
+                format!(
+                    "verified after {} read-only run(s)",
+                    report
+                        .rounds
+                        .iter()
+                        .filter(|r| r.kind != "leave-one-out")
+                        .count()
+                )
+            } else {
+                "verification failed".into()
+            });
+            if !ok {
+                code = EXIT_VERIFY_FAILED;
+            }
         }
     }
     for w in render::unrepresentable(&report) {

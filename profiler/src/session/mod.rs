@@ -1,6 +1,7 @@
 //! One profiling run: the runtime and the tracer meet here and yield
 //! observations. `profile`, `verify` and `attach` all go through [`run`].
 
+pub mod closed;
 pub mod probe;
 
 use std::{
@@ -32,6 +33,9 @@ pub enum SessionError {
     /// Interrupted by a signal.
     #[error("interrupted by {0}; the container was removed")]
     Interrupted(&'static str),
+    /// A path Docker cannot express (non-UTF-8).
+    #[error("mount target {0} is not UTF-8: Docker cannot mount it")]
+    Unrepresentable(String),
     /// The container to attach to is not running.
     #[error("container `{0}` is not running")]
     NotRunning(String),
@@ -200,7 +204,7 @@ async fn run_inner(
         ringbuf_bytes: cfg.ringbuf_bytes,
         ..Default::default()
     })?;
-    let mut run = Observation::begin(tracer)?;
+    let run = Observation::begin(tracer)?;
     engine.start(&id).await?;
     let started = Instant::now();
     let out = run
@@ -458,5 +462,6 @@ pub fn report(out: RunOutput, run: RunOptions, settings: Settings) -> Report {
         stats: out.stats,
         paths: out.observations,
         plan,
+        rounds: Vec::new(),
     }
 }

@@ -456,7 +456,10 @@ pub async fn drain(
     mut stop: tokio::sync::watch::Receiver<bool>,
     progress: Option<tokio::sync::watch::Sender<collect::Progress>>,
 ) -> Result<Collector, TraceError> {
-    let mut fd = AsyncFd::new(ring).map_err(TraceError::Poll)?;
+    // SAFETY: the RingBuf owns its map fd, which stays open and unchanged
+    // until the RingBuf (owned by the AsyncFd) is dropped.
+    let mut fd = unsafe { AsyncFd::register_with_interest(ring, tokio::io::Interest::READABLE) }
+        .map_err(|e| TraceError::Poll(e.into_parts().1))?;
     loop {
         tokio::select! {
             guard = fd.readable_mut() => {

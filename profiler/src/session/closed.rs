@@ -1,0 +1,388 @@
+//! The closed loop: verify a plan by re-running the image read-only under
+//! tracing, repair it when the run differs, iterate from nothing like the
+//! manual method, and prove minimality by leave-one-out.
+
+use std::collections::BTreeSet;
+
+use super::{RunConfig, RunOutput, SessionError};
+use crate::{
+    analysis::{self, AnalysisInput, Settings},
+    model::{CPath, MountKind, Op, PathObservation, PlannedMount, Report, Round},
+    runtime::Engine,
+};
+
+/// Outcome of comparing a read-only run with the observed one.
+#[derive(Debug, Default)]
+pub struct Verdict {
+    /// No difference.
+    pub passed: bool,
+    /// Differences, for humans.
+    pub differences: Vec<String>,
+    /// Operations that failed with EROFS.
+    pub erofs: u64,
+    /// Mount targets that hid something (ENOENT/EACCES below them): seed them.
+    pub seed: BTreeSet<CPath>,
+    /// Mount targets the application mkdir'ed (EEXIST): move up.
+    pub forbid: BTreeSet<CPath>,
+    /// The read-only run's failed observations, to feed back into the plan.
+    pub failed: Vec<PathObservation>,
+}
+
+/// The owning mount of `path` in `mounts`.
+fn owner<'a>(mounts: &'a [PlannedMount], path: &CPath) -> Option<&'a PlannedMount> {
+    mounts
+        .iter()
+        .filter(|m| path.starts_with(&m.target))
+        .max_by_key(|m| m.target.as_bytes().len())
+}
+
+/// Compares a read-only run (`ro`) of `observed`'s plan with the observed run.
+#[must_use]
+pub fn compare(observed: &Report, ro: &RunOutput) -> Verdict {
+    let mut v = Verdict::default();
+    for o in &ro.observations {
+        let mut failed = false;
+        for (op, st) in &o.ops {
+            if let Some(n) = st.errors.get("EROFS") {
+                v.erofs += n;
+                failed = true;
+                v.differences
+                    .push(format!("EROFS: {op:?} on {} ({n}x)", o.path));
+            }
+        }
+        if failed {
+            v.failed.push(o.clone());
+        }
+    }
+    for before in observed.paths.iter().filter(|o| o.any_write_ok()) {
+        let Some(now) = ro.observations.iter().find(|o| o.path == before.path) else {
+            continue;
+        };
+        for (op, st) in &before.ops {
+            let Some(after) = now.ops.get(op) else {
+                continue;
+            };
+            if st.ok == 0 || !op.is_write() || after.ok > 0 || after.errors.is_empty() {
+                continue;
+            }
+            let errs: Vec<&str> = after.errors.keys().map(String::as_str).collect();
+            if errs.contains(&"EROFS") {
+                continue; // counted above
+            }
+            v.differences.push(format!(
+                "{op:?} on {} succeeded before, now fails with {}",
+                before.path,
+                errs.join(",")
+            ));
+            if let Some(m) = owner(&observed.plan.mounts, &before.path) {
+                if *op == Op::Mkdir && errs.contains(&"EEXIST") && before.path == m.target {
+                    v.forbid.insert(m.target.clone());
+                } else if m.kind == MountKind::Tmpfs {
+                    v.seed.insert(m.target.clone());
+                }
+            }
+        }
+    }
+    if observed.run.exit_code != ro.meta.exit_code {
+        v.differences.push(format!(
+            "exit code differs: observed {:?}, read-only {:?}",
+            observed.run.exit_code, ro.meta.exit_code
+        ));
+        // Without a path-level clue, a tmpfs that hides image content is the
+        // likeliest culprit: seed those.
+        if v.seed.is_empty() && v.forbid.is_empty() && v.failed.is_empty() {
+            for m in &observed.plan.mounts {
+                if m.kind == MountKind::Tmpfs
+                    && analysis::paths::entries_below(&ro.listing, &m.target)
+                        .next()
+                        .is_some()
+                {
+                    v.seed.insert(m.target.clone());
+                }
+            }
+        }
+    }
+    if observed.run.health.as_deref() == Some("healthy")
+        && ro.meta.health.as_deref() != Some("healthy")
+    {
+        v.differences
+            .push("the probe answered in the observed run but not read-only".into());
+    }
+    v.differences.sort();
+    v.differences.dedup();
+    v.passed = v.differences.is_empty();
+    v
+}
+
+/// Runs `report`'s image read-only with `plan_of(report)` mounts.
+async fn run_with_plan(
+    engine: &Engine,
+    report: &Report,
+    mounts: &[PlannedMount],
+    base: &RunConfig,
+    kind: &'static str,
+) -> Result<RunOutput, SessionError> {
+    let mut cfg = base.clone();
+    cfg.read_only = true;
+    cfg.keep = false;
+    cfg.mode = kind;
+    cfg.extra_tmpfs.clear();
+    cfg.extra_binds.clear();
+    let tag = report
+        .run
+        .container_id
+        .get(..12)
+        .unwrap_or("run")
+        .to_owned();
+    let mut volumes = Vec::new();
+    for (i, m) in mounts.iter().enumerate() {
+        let Some(target) = m.target.to_str() else {
+            return Err(SessionError::Unrepresentable(m.target.display()));
+        };
+        match m.kind {
+            MountKind::Tmpfs => cfg
+                .extra_tmpfs
+                .push((target.to_owned(), crate::render::docker::tmpfs_options(m))),
+            MountKind::SeededVolume | MountKind::PersistentVolume => {
+                let name = format!("roprof-{kind}-{tag}-{}-{i}", std::process::id());
+                cfg.extra_binds.push(format!("{name}:{target}"));
+                volumes.push(name);
+            }
+        }
+    }
+    let out = super::run(engine, &cfg).await;
+    for v in &volumes {
+        if let Err(e) = engine.remove_volume(v).await {
+            eprintln!("roprof: {e}");
+        }
+    }
+    out
+}
+
+fn replan(
+    report: &mut Report,
+    extra: &[PathObservation],
+    settings: &Settings,
+    listing: &crate::model::ImageListing,
+) {
+    report.paths.extend(extra.iter().cloned());
+    report.plan = analysis::plan(&AnalysisInput {
+        observations: &report.paths,
+        listing,
+        config: &report.image,
+        run_options: &report.run_options,
+        settings: settings.clone(),
+    });
+}
+
+fn targets(ms: &[PlannedMount]) -> Vec<CPath> {
+    ms.iter().map(|m| m.target.clone()).collect()
+}
+
+/// Verifies `report`'s plan and repairs it until a read-only run matches the
+/// observed one or `max_runs` container runs were spent. Rounds are appended
+/// to `report.rounds`; returns whether the final plan verified.
+pub async fn verify_and_repair(
+    engine: &Engine,
+    report: &mut Report,
+    listing: &crate::model::ImageListing,
+    base: &RunConfig,
+    mut settings: Settings,
+    max_runs: usize,
+) -> Result<bool, SessionError> {
+    for run in 0..max_runs.max(1) {
+        let mounts = report.plan.mounts.clone();
+        let ro = run_with_plan(engine, report, &mounts, base, "verify").await?;
+        let v = compare(report, &ro);
+        let last = run + 1 == max_runs.max(1);
+        let mut round = Round {
+            kind: if run == 0 {
+                "verify".into()
+            } else {
+                "repair".into()
+            },
+            mounts: targets(&mounts),
+            erofs: v.erofs,
+            exit_code: ro.meta.exit_code,
+            health: ro.meta.health.clone(),
+            passed: v.passed,
+            differences: v.differences.clone(),
+            action: String::new(),
+        };
+        if v.passed {
+            round.action = "verified".into();
+            report.rounds.push(round);
+            return Ok(true);
+        }
+        let progress = !v.failed.is_empty()
+            || v.seed.iter().any(|t| settings.force_seed.insert(t.clone()))
+            || v.forbid
+                .iter()
+                .any(|t| settings.forbid_points.insert(t.clone()));
+        settings.force_seed.extend(v.seed.iter().cloned());
+        settings.forbid_points.extend(v.forbid.iter().cloned());
+        if !progress || last {
+            round.action = if last {
+                "gave up: run budget spent".into()
+            } else {
+                "gave up: no repair applies".into()
+            };
+            report.rounds.push(round);
+            return Ok(false);
+        }
+        replan(report, &v.failed, &settings, listing);
+        round.action = format!(
+            "repaired: {} new EROFS path(s) covered, seeded {:?}, moved up from {:?}",
+            v.failed.len(),
+            v.seed.iter().map(CPath::display).collect::<Vec<_>>(),
+            v.forbid.iter().map(CPath::display).collect::<Vec<_>>()
+        );
+        report.rounds.push(round);
+    }
+    Ok(false)
+}
+
+/// The manual method, automated: start read-only with no mounts, add mounts
+/// for what failed with EROFS, rerun until clean or `max_runs`.
+/// `report` holds the image, run options and listing of a first read-only
+/// run; its plan and rounds are rewritten.
+pub async fn iterate(
+    engine: &Engine,
+    report: &mut Report,
+    first: &RunOutput,
+    listing: &crate::model::ImageListing,
+    base: &RunConfig,
+    settings: &Settings,
+    max_runs: usize,
+) -> Result<bool, SessionError> {
+    let mut all: Vec<PathObservation> = Vec::new();
+    let mut last = first_round(first);
+    report.rounds.push(last.0.clone());
+    all.extend(last.1);
+    let baseline_exit = first.meta.exit_code;
+    for _ in 1..max_runs.max(1) {
+        report.paths = all.clone();
+        replan(report, &[], settings, listing);
+        let mounts = report.plan.mounts.clone();
+        let ro = run_with_plan(engine, report, &mounts, base, "iterate").await?;
+        last = first_round(&ro);
+        let mut round = last.0;
+        round.mounts = targets(&mounts);
+        let clean = round.erofs == 0;
+        round.action = if clean {
+            "clean: no EROFS".into()
+        } else {
+            "adding mounts for the new EROFS paths".into()
+        };
+        round.passed = clean;
+        report.rounds.push(round);
+        if clean {
+            if ro.meta.exit_code == baseline_exit
+                && first.observations.iter().any(PathObservation::any_erofs)
+            {
+                report.plan.warnings.push(
+                    "the exit code was the same with no mounts at all: the failing writes may be optional \
+                     (run --check-minimal to see which)"
+                        .into(),
+                );
+            }
+            return Ok(true);
+        }
+        all.extend(last.1);
+    }
+    Ok(false)
+}
+
+fn first_round(out: &RunOutput) -> (Round, Vec<PathObservation>) {
+    let failed: Vec<PathObservation> = out
+        .observations
+        .iter()
+        .filter(|o| o.any_erofs())
+        .cloned()
+        .collect();
+    let erofs = failed
+        .iter()
+        .flat_map(|o| o.ops.values())
+        .filter_map(|s| s.errors.get("EROFS"))
+        .sum();
+    (
+        Round {
+            kind: "iterate".into(),
+            mounts: Vec::new(),
+            erofs,
+            exit_code: out.meta.exit_code,
+            health: out.meta.health.clone(),
+            passed: erofs == 0,
+            differences: failed
+                .iter()
+                .map(|o| format!("EROFS on {}", o.path))
+                .collect(),
+            action: if erofs == 0 {
+                "clean: no EROFS".into()
+            } else {
+                "adding mounts for the EROFS paths".into()
+            },
+        },
+        failed,
+    )
+}
+
+/// Leave-one-out over the plan's mounts. A mount whose removal changes
+/// nothing (no EROFS, same exit code and health) is dropped; one whose
+/// removal only makes writes fail without changing the outcome is reported
+/// as optional and kept.
+pub async fn check_minimal(
+    engine: &Engine,
+    report: &mut Report,
+    listing: &crate::model::ImageListing,
+    base: &RunConfig,
+    mut settings: Settings,
+) -> Result<(), SessionError> {
+    let all = report.plan.mounts.clone();
+    for m in &all {
+        let rest: Vec<PlannedMount> = all
+            .iter()
+            .filter(|x| x.target != m.target)
+            .cloned()
+            .collect();
+        let ro = run_with_plan(engine, report, &rest, base, "verify").await?;
+        let v = compare(report, &ro);
+        let same_outcome = ro.meta.exit_code == report.run.exit_code
+            && (report.run.health.as_deref() != Some("healthy")
+                || ro.meta.health.as_deref() == Some("healthy"));
+        let action = if v.passed {
+            settings.drop.insert(m.target.clone());
+            format!("{} is redundant: dropped", m.target)
+        } else if same_outcome && v.differences.iter().all(|d| d.starts_with("EROFS")) {
+            let paths: Vec<String> = v.failed.iter().map(|o| o.path.display()).collect();
+            report.plan.warnings.push(format!(
+                "mount {} is optional: without it, writes to {} fail with EROFS but the exit code and health do not change",
+                m.target,
+                paths.join(", ")
+            ));
+            format!("{} is optional: writes fail softly without it", m.target)
+        } else {
+            format!("{} is needed", m.target)
+        };
+        report.rounds.push(Round {
+            kind: "leave-one-out".into(),
+            mounts: targets(&rest),
+            erofs: v.erofs,
+            exit_code: ro.meta.exit_code,
+            health: ro.meta.health.clone(),
+            passed: v.passed,
+            differences: v.differences,
+            action,
+        });
+    }
+    if !settings.drop.is_empty() {
+        let warnings = report.plan.warnings.clone();
+        replan(report, &[], &settings, listing);
+        for w in warnings {
+            if !report.plan.warnings.contains(&w) {
+                report.plan.warnings.push(w);
+            }
+        }
+    }
+    Ok(())
+}

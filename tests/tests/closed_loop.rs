@@ -1,0 +1,202 @@
+//! The closed loop (issue 7): verification catches wrong plans, repair fixes
+//! them, iterate reproduces the manual method, leave-one-out finds optional
+//! mounts. Each scenario ends with a verified plan and its number of runs.
+
+use roprof_tests::{
+    ContainerGuard, TRAPS_IMAGE as TRAPS, profile_json, require_privileged, roprof, unique_name,
+};
+
+fn mounts(r: &serde_json::Value) -> Vec<(String, String)> {
+    r["plan"]["mounts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| {
+            (
+                m["target"].as_str().unwrap().to_owned(),
+                m["kind"].as_str().unwrap().to_owned(),
+            )
+        })
+        .collect()
+}
+
+fn rounds(r: &serde_json::Value) -> Vec<(String, bool)> {
+    r["rounds"]
+        .as_array()
+        .map(|a| {
+            a.iter()
+                .map(|x| {
+                    (
+                        x["kind"].as_str().unwrap().to_owned(),
+                        x["passed"].as_bool().unwrap(),
+                    )
+                })
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// Saves `r` with `edit` applied, then runs `verify --repair` on it.
+fn break_and_repair(
+    r: &serde_json::Value,
+    edit: impl Fn(&mut serde_json::Value),
+) -> (i32, serde_json::Value, String) {
+    let mut bad = r.clone();
+    edit(&mut bad["plan"]["mounts"][0]);
+    let path = std::env::temp_dir().join(format!("{}.json", unique_name("broken-plan")));
+    std::fs::write(&path, serde_json::to_string(&bad).unwrap()).unwrap();
+    let (code, out, err) = roprof([
+        "verify",
+        "--quiet",
+        "--repair",
+        "--duration",
+        "3s",
+        "--format",
+        "json",
+        "--report",
+        path.to_str().unwrap(),
+    ]);
+    let _ = std::fs::remove_file(&path);
+    let rep = serde_json::from_str(&out)
+        .unwrap_or_else(|e| panic!("verify prints the repaired report ({e}); stderr:\n{err}"));
+    (code, rep, err)
+}
+
+#[test]
+fn shadowing_trap_is_seeded_and_a_hiding_tmpfs_is_repaired() {
+    require_privileged();
+    let _g = ContainerGuard::new();
+    let r = profile_json(&["--verify", "--duration", "3s", TRAPS, "shadow"]);
+    assert_eq!(
+        mounts(&r),
+        [("/srv/site".to_owned(), "seeded_volume".to_owned())],
+        "a tmpfs would hide templates/"
+    );
+    assert_eq!(
+        rounds(&r),
+        [("verify".to_owned(), true)],
+        "verified in one read-only run"
+    );
+    // A plan that puts a tmpfs there fails (the app exits 3) and is repaired.
+    let (code, rep, err) = break_and_repair(&r, |m| m["kind"] = "tmpfs".into());
+    assert_eq!(code, 0, "repair must end verified; stderr:\n{err}");
+    assert_eq!(
+        mounts(&rep),
+        [("/srv/site".to_owned(), "seeded_volume".to_owned())]
+    );
+    assert_eq!(
+        rounds(&rep),
+        [("verify".to_owned(), false), ("repair".to_owned(), true)],
+        "{err}"
+    );
+    assert!(
+        err.contains("exit code differs"),
+        "the difference is shown:\n{err}"
+    );
+}
+
+#[test]
+fn ownership_trap_keeps_the_writers_owner_and_mode() {
+    require_privileged();
+    let _g = ContainerGuard::new();
+    let r = profile_json(&[
+        "--verify",
+        "-u",
+        "1000:1000",
+        "--duration",
+        "3s",
+        TRAPS,
+        "owned",
+    ]);
+    let m = &r["plan"]["mounts"][0];
+    assert_eq!(m["target"], "/srv/owned");
+    assert_eq!(
+        (
+            m["options"]["uid"].as_u64(),
+            m["options"]["gid"].as_u64(),
+            m["options"]["mode"].as_u64()
+        ),
+        (Some(1000), Some(1000), Some(0o750)),
+        "{m}"
+    );
+    assert_eq!(rounds(&r), [("verify".to_owned(), true)]);
+    // Root-owned 0755 tmpfs: uid 1000 gets EACCES; repair seeds the image's
+    // directory (with its owner) instead.
+    let (code, rep, err) = break_and_repair(&r, |m| {
+        m["options"]["uid"] = 0.into();
+        m["options"]["gid"] = 0.into();
+        m["options"]["mode"] = 0o755.into();
+    });
+    assert_eq!(code, 0, "repair must end verified; stderr:\n{err}");
+    assert!(
+        err.contains("EACCES"),
+        "the EACCES difference is shown:\n{err}"
+    );
+    assert_eq!(
+        rounds(&rep).len(),
+        2,
+        "one failed run, one verified run: {err}"
+    );
+}
+
+#[test]
+fn shutdown_only_writer_is_seen_because_tracing_continues_during_stop() {
+    require_privileged();
+    let _g = ContainerGuard::new();
+    let r = profile_json(&[
+        "--verify",
+        "--duration",
+        "2s",
+        "--stop-timeout",
+        "5",
+        TRAPS,
+        "shutdown",
+    ]);
+    assert_eq!(
+        mounts(&r),
+        [("/var/lib/app".to_owned(), "tmpfs".to_owned())]
+    );
+    assert!(
+        r["paths"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|p| p["path"] == "/var/lib/app/state"),
+        "the write made on SIGTERM is in the profile"
+    );
+    assert_eq!(rounds(&r), [("verify".to_owned(), true)]);
+    assert_eq!(
+        r["run"]["exit_code"].as_i64(),
+        Some(0),
+        "the trap handler exits 0"
+    );
+}
+
+#[test]
+fn soft_failing_writer_iterates_to_clean_and_is_reported_optional() {
+    require_privileged();
+    let _g = ContainerGuard::new();
+    let it = profile_json(&["--mode", "iterate", "--duration", "3s", TRAPS, "soft"]);
+    assert_eq!(
+        mounts(&it),
+        [("/var/cache/app".to_owned(), "tmpfs".to_owned())]
+    );
+    assert_eq!(
+        rounds(&it),
+        [("iterate".to_owned(), false), ("iterate".to_owned(), true)],
+        "two read-only runs"
+    );
+    let min = profile_json(&["--check-minimal", "--duration", "3s", TRAPS, "soft"]);
+    let warnings = min["plan"]["warnings"].to_string();
+    assert!(
+        warnings.contains("/var/cache/app is optional"),
+        "leave-one-out reports the optional mount: {warnings}"
+    );
+    assert_eq!(
+        rounds(&min),
+        [
+            ("verify".to_owned(), true),
+            ("leave-one-out".to_owned(), false)
+        ]
+    );
+}

@@ -1,0 +1,427 @@
+//! Time and container runs to a working answer for the nginx fixture, three
+//! ways:
+//! - roprof: `roprof profile --verify` (one traced run, one read-only
+//!   verification run);
+//! - trial and error, automated naively: start read-only, read `docker logs`
+//!   for `"PATH" failed (30: Read-only file system)`, add a `--tmpfs` at each
+//!   such path's parent, start again, until it serves HTTP 200 or 10 rounds;
+//! - `docker diff`: run it writable, exercise it, put a tmpfs at the parent
+//!   of every changed, added or deleted leaf, then one read-only check.
+//!
+//! "Works" always means: under `--read-only` with the answer's mounts, nginx
+//! answers `GET /` on a 127.0.0.1-published port with HTTP 200. For roprof
+//! that is checked by one extra run of its proposed `docker run` line, which
+//! is not counted in its time or runs.
+
+use std::{
+    net::SocketAddr,
+    path::Path,
+    process::Command,
+    thread,
+    time::{Duration, Instant},
+};
+
+use anyhow::{Context as _, Result, bail};
+use serde_json::{Value, json};
+
+use super::{Sizes, util};
+use crate::{cmd, demo, images::image_name};
+
+const MAX_ROUNDS: usize = 10;
+/// How long a started nginx gets to answer before it counts as failed.
+const START_TIMEOUT: Duration = Duration::from_secs(10);
+/// roprof's observation window (the README's and the demo's).
+const ROPROF_DURATION: &str = "10s";
+/// Loopback ports, one per role, away from the demo's 18080/18081.
+const PORT_ROPROF: u16 = 18190;
+const PORT_CHECK: u16 = 18191;
+const PORT_NAIVE: u16 = 18192;
+const PORT_DIFF: u16 = 18193;
+
+#[derive(Clone, Copy, Debug)]
+enum Method {
+    Roprof,
+    Naive,
+    Diff,
+}
+
+const METHODS: [Method; 3] = [Method::Roprof, Method::Naive, Method::Diff];
+
+impl Method {
+    fn key(self) -> &'static str {
+        match self {
+            Self::Roprof => "roprof_verify",
+            Self::Naive => "trial_and_error",
+            Self::Diff => "docker_diff",
+        }
+    }
+}
+
+/// One method's attempt.
+struct Attempt {
+    wall_secs: f64,
+    runs: usize,
+    works: bool,
+    answer: Vec<String>,
+    extra: Value,
+}
+
+pub fn run(roprof: &Path, sizes: &Sizes) -> Result<Value> {
+    let mut results: Vec<(Method, Vec<Attempt>)> = METHODS.iter().map(|&m| (m, vec![])).collect();
+    for rep in 0..sizes.answer_reps {
+        for i in 0..METHODS.len() {
+            let idx = (rep + i) % METHODS.len();
+            let method = METHODS[idx];
+            eprintln!(
+                "xtask: answer rep {}/{}: {}",
+                rep + 1,
+                sizes.answer_reps,
+                method.key()
+            );
+            let attempt = match method {
+                Method::Roprof => with_roprof(roprof),
+                Method::Naive => trial_and_error(),
+                Method::Diff => docker_diff(),
+            }
+            .with_context(|| format!("time-to-answer benchmark, {}", method.key()))?;
+            eprintln!(
+                "xtask:   {:.1} s, {} runs, works: {}",
+                attempt.wall_secs, attempt.runs, attempt.works
+            );
+            results[idx].1.push(attempt);
+        }
+    }
+    let mut methods = serde_json::Map::new();
+    for (method, attempts) in &results {
+        let walls: Vec<f64> = attempts.iter().map(|a| a.wall_secs).collect();
+        methods.insert(
+            method.key().into(),
+            json!({
+                "wall_secs": util::summary(&walls).map(util::Summary::json),
+                "runs": attempts.iter().map(|a| a.runs).collect::<Vec<_>>(),
+                "works": attempts.iter().map(|a| a.works).collect::<Vec<_>>(),
+                "attempts": attempts.iter().map(|a| json!({
+                    "wall_secs": a.wall_secs, "runs": a.runs, "works": a.works,
+                    "answer": a.answer, "extra": a.extra,
+                })).collect::<Vec<_>>(),
+            }),
+        );
+    }
+    Ok(json!({
+        "image": image_name("nginx"),
+        "reps": sizes.answer_reps,
+        "max_rounds": MAX_ROUNDS,
+        "start_timeout_secs": START_TIMEOUT.as_secs(),
+        "roprof_duration": ROPROF_DURATION,
+        "methods": methods,
+    }))
+}
+
+fn container_name(what: &str) -> String {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    static N: AtomicUsize = AtomicUsize::new(0);
+    format!(
+        "roprof-bench-{what}-{}-{}",
+        std::process::id(),
+        N.fetch_add(1, Ordering::Relaxed)
+    )
+}
+
+fn loopback(port: u16) -> SocketAddr {
+    SocketAddr::from(([127, 0, 0, 1], port))
+}
+
+fn publish(port: u16) -> String {
+    format!("127.0.0.1:{port}:80")
+}
+
+fn with_roprof(roprof: &Path) -> Result<Attempt> {
+    let start = Instant::now();
+    let mut c = Command::new(roprof);
+    c.args([
+        "profile",
+        "--verify",
+        "--quiet",
+        "--format",
+        "docker",
+        "--duration",
+    ])
+    .arg(ROPROF_DURATION)
+    .args(["-p", &publish(PORT_ROPROF), "--probe"])
+    .arg(format!("http://{}/", loopback(PORT_ROPROF)))
+    .arg(image_name("nginx"));
+    eprintln!("  $ {}", cmd::display(&c));
+    let out = cmd::output(&mut c)?;
+    let wall_secs = start.elapsed().as_secs_f64();
+    let code = out.status.code().unwrap_or(-1);
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+    if !matches!(code, 0 | 4) {
+        bail!(
+            "roprof exited {code}: {}",
+            util::tail(&String::from_utf8_lossy(&out.stderr), 20)
+        );
+    }
+    let words = demo::docker_run_words(&stdout)?;
+
+    // The independent check: roprof's own line, detached, on another port.
+    let name = container_name("check");
+    let args = demo::detached_run_args(&words, &name, &publish(PORT_CHECK));
+    let mut cleanup = util::Cleanup {
+        containers: vec![name.clone()],
+        volumes: demo::named_volumes(&args),
+    };
+    let started = cmd::succeeds(&mut cmd::docker(&args));
+    let status = if started {
+        wait_http(&name, loopback(PORT_CHECK))
+    } else {
+        None
+    };
+    drop(std::mem::take(&mut cleanup));
+    Ok(Attempt {
+        wall_secs,
+        runs: 2,
+        works: status == Some(200),
+        answer: words,
+        extra: json!({
+            "roprof_exit_code": code,
+            "verified": code == 0,
+            "check_status": status,
+            "check_runs_not_counted": 1,
+        }),
+    })
+}
+
+#[expect(
+    clippy::unnecessary_wraps,
+    reason = "the same signature as the other methods; a failed start is a result here"
+)]
+fn trial_and_error() -> Result<Attempt> {
+    let start = Instant::now();
+    let mut mounts: Vec<String> = Vec::new();
+    let mut rounds = Vec::new();
+    let mut works = false;
+    for _ in 0..MAX_ROUNDS {
+        let name = container_name("naive");
+        let _cleanup = util::Cleanup {
+            containers: vec![name.clone()],
+            volumes: vec![],
+        };
+        let args = read_only_args(&name, &mounts, PORT_NAIVE);
+        let status = if cmd::succeeds(&mut cmd::docker(&args)) {
+            wait_http(&name, loopback(PORT_NAIVE))
+        } else {
+            None
+        };
+        let logs = docker_logs(&name);
+        let found = erofs_paths(&logs);
+        rounds.push(json!({ "mounts": mounts.clone(), "status": status, "erofs": found.clone() }));
+        if status == Some(200) {
+            works = true;
+            break;
+        }
+        let mut learnt = false;
+        for path in &found {
+            if let Some(parent) = Path::new(path).parent().and_then(Path::to_str) {
+                learnt |= add_mount(&mut mounts, parent);
+            }
+        }
+        if !learnt {
+            // Nothing new in the logs: a person would be stuck here too.
+            break;
+        }
+    }
+    Ok(Attempt {
+        wall_secs: start.elapsed().as_secs_f64(),
+        runs: rounds.len(),
+        works,
+        answer: tmpfs_flags(&mounts),
+        extra: json!({ "rounds": rounds }),
+    })
+}
+
+fn docker_diff() -> Result<Attempt> {
+    let start = Instant::now();
+    let name = container_name("diff");
+    let cleanup = util::Cleanup {
+        containers: vec![name.clone()],
+        volumes: vec![],
+    };
+    cmd::stdout(&mut cmd::docker([
+        "run",
+        "-d",
+        "--name",
+        &name,
+        "-p",
+        &publish(PORT_DIFF),
+        &image_name("nginx"),
+    ]))?;
+    let first = wait_http(&name, loopback(PORT_DIFF));
+    // Exercise it a little more, as one would before trusting the diff.
+    for _ in 0..5 {
+        let _ = demo::http_status(loopback(PORT_DIFF));
+    }
+    let diff = cmd::stdout(&mut cmd::docker(["diff", &name]))?;
+    drop(cleanup);
+    let mounts = diff_mounts(&diff);
+
+    let check = container_name("diff-check");
+    let _cleanup = util::Cleanup {
+        containers: vec![check.clone()],
+        volumes: vec![],
+    };
+    let args = read_only_args(&check, &mounts, PORT_DIFF);
+    let status = if cmd::succeeds(&mut cmd::docker(&args)) {
+        wait_http(&check, loopback(PORT_DIFF))
+    } else {
+        None
+    };
+    Ok(Attempt {
+        wall_secs: start.elapsed().as_secs_f64(),
+        runs: 2,
+        works: status == Some(200),
+        answer: tmpfs_flags(&mounts),
+        extra: json!({ "writable_status": first, "diff": diff.lines().collect::<Vec<_>>(), "check_status": status }),
+    })
+}
+
+/// `docker run -d --name NAME --read-only --tmpfs M… -p … nginx`.
+fn read_only_args(name: &str, mounts: &[String], port: u16) -> Vec<String> {
+    let mut args: Vec<String> = ["run", "-d", "--name", name, "--read-only"]
+        .into_iter()
+        .map(String::from)
+        .collect();
+    args.extend(tmpfs_flags(mounts));
+    args.extend(["-p".into(), publish(port), image_name("nginx")]);
+    args
+}
+
+fn tmpfs_flags(mounts: &[String]) -> Vec<String> {
+    mounts
+        .iter()
+        .flat_map(|m| ["--tmpfs".to_owned(), m.clone()])
+        .collect()
+}
+
+/// Polls `addr` until it answers or the container stops running (or
+/// [`START_TIMEOUT`]); the HTTP status, if any.
+fn wait_http(name: &str, addr: SocketAddr) -> Option<u16> {
+    let deadline = Instant::now() + START_TIMEOUT;
+    while Instant::now() < deadline {
+        if let Ok(status) = demo::http_status(addr) {
+            return Some(status);
+        }
+        let running = cmd::stdout(&mut cmd::docker([
+            "inspect",
+            "-f",
+            "{{.State.Running}}",
+            name,
+        ]));
+        if !running.is_ok_and(|r| r == "true") {
+            return None;
+        }
+        thread::sleep(Duration::from_millis(100));
+    }
+    None
+}
+
+fn docker_logs(name: &str) -> String {
+    cmd::output(&mut cmd::docker(["logs", name])).map_or_else(
+        |_| String::new(),
+        |o| String::from_utf8_lossy(&o.stdout).into_owned() + &String::from_utf8_lossy(&o.stderr),
+    )
+}
+
+/// The paths in nginx's `… "PATH" failed (30: Read-only file system)` lines,
+/// in order, without repeats.
+fn erofs_paths(logs: &str) -> Vec<String> {
+    let mut found: Vec<String> = Vec::new();
+    for line in logs.lines() {
+        let Some(i) = line.find("\" failed (30: Read-only file system)") else {
+            continue;
+        };
+        let head = &line[..i];
+        if let Some(q) = head.rfind('"') {
+            let path = &head[q + 1..];
+            if path.starts_with('/') && !found.iter().any(|p| p == path) {
+                found.push(path.to_owned());
+            }
+        }
+    }
+    found
+}
+
+fn is_under(path: &str, dir: &str) -> bool {
+    path == dir || dir == "/" || path.strip_prefix(dir).is_some_and(|r| r.starts_with('/'))
+}
+
+/// Adds a tmpfs at `dir` unless one already covers it; drops the mounts it
+/// covers. Never `/`. Whether the set changed.
+fn add_mount(mounts: &mut Vec<String>, dir: &str) -> bool {
+    if dir == "/" || mounts.iter().any(|m| is_under(dir, m)) {
+        return false;
+    }
+    mounts.retain(|m| !is_under(m, dir));
+    mounts.push(dir.to_owned());
+    mounts.sort();
+    true
+}
+
+/// The mounts the `docker diff` method proposes: a tmpfs at the parent of
+/// every leaf entry (one with no entry below it), nested ones merged.
+fn diff_mounts(diff: &str) -> Vec<String> {
+    let entries: Vec<&str> = diff
+        .lines()
+        .filter_map(|l| {
+            let (kind, path) = l.trim().split_once(' ')?;
+            matches!(kind, "A" | "C" | "D").then_some(path)
+        })
+        .collect();
+    let mut mounts = Vec::new();
+    for &e in &entries {
+        let is_leaf = !entries.iter().any(|&o| o != e && is_under(o, e));
+        if is_leaf && let Some(parent) = Path::new(e).parent().and_then(Path::to_str) {
+            add_mount(&mut mounts, parent);
+        }
+    }
+    mounts
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn finds_erofs_paths_in_nginx_logs() {
+        let logs = "2026/11/28 20:17:01 [emerg] 1#1: mkdir() \"/var/lib/nginx/body\" failed (30: Read-only file system)\n\
+                    nginx: [alert] could not open error log file: open() \"/var/log/nginx/error.log\" failed (30: Read-only file system)\n\
+                    2026/11/28 [emerg] open() \"/run/nginx.pid\" failed (13: Permission denied)\n\
+                    mkdir() \"/var/lib/nginx/body\" failed (30: Read-only file system)\n";
+        assert_eq!(
+            erofs_paths(logs),
+            ["/var/lib/nginx/body", "/var/log/nginx/error.log"]
+        );
+    }
+
+    #[test]
+    fn mounts_merge_nested_directories() {
+        let mut m = vec![];
+        assert!(add_mount(&mut m, "/var/lib/nginx"));
+        assert!(!add_mount(&mut m, "/var/lib/nginx/body"), "already covered");
+        assert!(add_mount(&mut m, "/run"));
+        assert!(add_mount(&mut m, "/var/lib"), "covers /var/lib/nginx");
+        assert!(!add_mount(&mut m, "/"), "never the root");
+        assert_eq!(m, ["/run", "/var/lib"]);
+        assert!(!is_under("/var/libx", "/var/lib"), "prefix is not parent");
+    }
+
+    #[test]
+    fn diff_leaves_give_parent_mounts() {
+        let diff = "C /run\nA /run/nginx.pid\nC /var\nC /var/lib\nC /var/lib/nginx\n\
+                    A /var/lib/nginx/body\nA /var/lib/nginx/proxy\nC /var/log\nC /var/log/nginx\n\
+                    C /var/log/nginx/access.log\n";
+        assert_eq!(
+            diff_mounts(diff),
+            ["/run", "/var/lib/nginx", "/var/log/nginx"]
+        );
+    }
+}

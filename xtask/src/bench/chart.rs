@@ -1,0 +1,201 @@
+//! `bench.svg`: two horizontal bar charts (throughput relative to untraced,
+//! time to a working read-only nginx), drawn by hand: a few rectangles and
+//! lines need no plotting library.
+
+use std::fmt::Write as _;
+
+use serde_json::Value;
+
+use super::report::{f, variant};
+
+fn esc(s: &str) -> String {
+    s.replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
+}
+
+/// One horizontal bar: label, value, whisker range, text after the bar.
+struct Bar {
+    label: String,
+    value: f64,
+    lo: f64,
+    hi: f64,
+    note: String,
+}
+
+const W: f64 = 760.0;
+const LABEL_W: f64 = 230.0;
+const PLOT_W: f64 = 400.0;
+const ROW_H: f64 = 30.0;
+
+/// Draws a titled panel of bars from `y`; returns the y below it.
+#[expect(clippy::cast_precision_loss, reason = "a handful of rows")]
+fn panel(
+    svg: &mut String,
+    y: f64,
+    title: &str,
+    bars: &[Bar],
+    scale: f64,
+    refs: &[(f64, &str)],
+) -> f64 {
+    let x0 = LABEL_W;
+    let px = |v: f64| {
+        if v.is_finite() {
+            x0 + (v / scale).clamp(0.0, 1.0) * PLOT_W
+        } else {
+            x0
+        }
+    };
+    let _ = writeln!(
+        svg,
+        r#"<text x="10" y="{:.1}" font-size="15" font-weight="bold">{}</text>"#,
+        y + 18.0,
+        esc(title)
+    );
+    let top = y + 30.0;
+    let bottom = top + ROW_H * bars.len() as f64;
+    for (i, b) in bars.iter().enumerate() {
+        let ry = top + ROW_H * i as f64;
+        let _ = writeln!(
+            svg,
+            r##"<text x="{:.1}" y="{:.1}" font-size="12" text-anchor="end">{}</text>
+<rect x="{x0:.1}" y="{:.1}" width="{:.1}" height="18" fill="#4878a8"/>
+<line x1="{:.1}" x2="{:.1}" y1="{:.1}" y2="{:.1}" stroke="#222" stroke-width="1.5"/>
+<text x="{:.1}" y="{:.1}" font-size="12">{}</text>"##,
+            x0 - 8.0,
+            ry + 14.0,
+            esc(&b.label),
+            ry + 1.0,
+            px(b.value) - x0,
+            px(b.lo),
+            px(b.hi),
+            ry + 10.0,
+            ry + 10.0,
+            px(b.hi.max(b.value)) + 6.0,
+            ry + 14.0,
+            esc(&b.note),
+        );
+    }
+    for &(v, label) in refs {
+        let _ = writeln!(
+            svg,
+            r##"<line x1="{x:.1}" x2="{x:.1}" y1="{:.1}" y2="{:.1}" stroke="#c03030" stroke-dasharray="4 3"/>
+<text x="{x:.1}" y="{:.1}" font-size="11" fill="#c03030" text-anchor="middle">{}</text>"##,
+            top - 4.0,
+            bottom,
+            bottom + 13.0,
+            esc(label),
+            x = px(v),
+        );
+    }
+    bottom + 24.0
+}
+
+/// The chart: throughput ratios, then time to a working nginx.
+pub fn svg(raw: &Value) -> String {
+    let ratio_bar = |key: &str, label: &str| {
+        let v = variant(raw, key);
+        let r = f(&v["ratio_of_medians"]);
+        Bar {
+            label: label.into(),
+            value: r,
+            lo: f(&v["paired_ratio"]["min"]),
+            hi: f(&v["paired_ratio"]["max"]),
+            note: format!("{r:.3}"),
+        }
+    };
+    let ratios = [
+        ratio_bar("container_roprof", "roprof (container)"),
+        ratio_bar("container_bpftrace", "bpftrace script (container)"),
+        ratio_bar("host_strace", "strace -f (host, vs host)"),
+    ];
+    let methods = &raw["answer"]["methods"];
+    let answer_bar = |key: &str, label: &str| {
+        let m = &methods[key];
+        let s = &m["wall_secs"];
+        let runs = m["runs"]
+            .as_array()
+            .and_then(|r| r.last())
+            .map_or_else(|| "?".into(), Value::to_string);
+        let works = m["works"]
+            .as_array()
+            .is_some_and(|w| !w.is_empty() && w.iter().all(|x| x == true));
+        Bar {
+            label: label.into(),
+            value: f(&s["median"]),
+            lo: f(&s["min"]),
+            hi: f(&s["max"]),
+            note: format!(
+                "{:.1} s, {runs} runs, {}",
+                f(&s["median"]),
+                if works { "works" } else { "does not work" }
+            ),
+        }
+    };
+    let answers = [
+        answer_bar("roprof_verify", "roprof profile --verify"),
+        answer_bar("trial_and_error", "trial and error"),
+        answer_bar("docker_diff", "docker diff"),
+    ];
+    let max_wall = answers
+        .iter()
+        .map(|b| b.hi.max(b.value))
+        .filter(|v| v.is_finite())
+        .fold(1.0, f64::max);
+    let scale = (max_wall / 5.0).ceil() * 5.0;
+
+    let mut body = String::new();
+    let y = panel(
+        &mut body,
+        0.0,
+        "Write-open throughput relative to untraced (median; whisker: per-repetition min–max)",
+        &ratios,
+        1.1,
+        &[(1.0, "1.0 = untraced"), (0.95, "")],
+    );
+    let y = panel(
+        &mut body,
+        y,
+        &format!("Time to a working read-only nginx, seconds (axis 0–{scale:.0})"),
+        &answers,
+        scale,
+        &[],
+    );
+    let _ = writeln!(
+        body,
+        r##"<text x="10" y="{:.1}" font-size="11" fill="#555">{}</text>"##,
+        y + 4.0,
+        esc(&format!(
+            "cargo xtask bench, {} — see bench.md for how each figure was measured",
+            raw["machine"]["summary"].as_str().unwrap_or("")
+        ))
+    );
+    format!(
+        "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"{W}\" height=\"{h:.0}\" \
+         viewBox=\"0 0 {W} {h:.0}\" font-family=\"sans-serif\">\n\
+         <rect width=\"100%\" height=\"100%\" fill=\"white\"/>\n{body}</svg>\n",
+        h = y + 16.0
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+
+    #[test]
+    fn svg_is_well_formed_even_with_missing_numbers() {
+        let raw = json!({ "machine": { "summary": "a <b> & c" } });
+        let s = svg(&raw);
+        assert!(
+            s.starts_with("<svg") && s.trim_end().ends_with("</svg>"),
+            "an SVG document: {s}"
+        );
+        assert!(
+            s.contains("a &lt;b&gt; &amp; c"),
+            "text must be escaped: {s}"
+        );
+        assert!(!s.contains("NaN\""), "no NaN coordinates expected in {s}");
+    }
+}

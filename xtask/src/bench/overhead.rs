@@ -1,0 +1,444 @@
+//! Tracing overhead: opsuite's `bench N DIR` (N x open-for-write + write one
+//! byte + close over 32 files, timed inside the process with the monotonic
+//! clock, so container start-up is excluded) run untraced, under roprof,
+//! under a comparable bpftrace script, and — on the host, as a separate pair —
+//! untraced and under `strace -f`.
+//!
+//! The variants are interleaved: repetition `r` runs each once, starting at a
+//! different variant each time, so drift in the machine's load spreads over
+//! all of them.
+
+use std::{
+    collections::BTreeMap,
+    fs,
+    io::{BufRead as _, BufReader},
+    path::{Path, PathBuf},
+    process::{Command, Stdio},
+    sync::mpsc,
+    thread,
+    time::{Duration, Instant},
+};
+
+use anyhow::{Context as _, Result, bail};
+use serde_json::{Value, json};
+
+use super::{
+    Sizes,
+    util::{self, BpfStats, Sampling},
+};
+use crate::{cmd, images::image_name};
+
+/// Where the benchmark writes inside the container (its root filesystem,
+/// an overlayfs upper layer, as a real workload's writes would be).
+const CONTAINER_DIR: &str = "/tmp/b";
+
+/// The bpftrace comparison: the same hooks roprof needs for this workload
+/// (openat entry and exit, write entry), filtered by command name, counting
+/// per file name in a map.
+const BPFTRACE_PROGRAM: &str = r#"tracepoint:syscalls:sys_enter_openat /comm == "opsuite"/ { @fname[tid] = args->filename; }
+tracepoint:syscalls:sys_exit_openat /@fname[tid]/ { @opens[str(@fname[tid])] = count(); delete(@fname[tid]); }
+tracepoint:syscalls:sys_enter_write /comm == "opsuite"/ { @writes = count(); }"#;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+enum Variant {
+    Untraced,
+    Roprof,
+    Bpftrace,
+    HostUntraced,
+    HostStrace,
+}
+
+const VARIANTS: [Variant; 5] = [
+    Variant::Untraced,
+    Variant::Roprof,
+    Variant::Bpftrace,
+    Variant::HostUntraced,
+    Variant::HostStrace,
+];
+
+impl Variant {
+    fn key(self) -> &'static str {
+        match self {
+            Self::Untraced => "container_untraced",
+            Self::Roprof => "container_roprof",
+            Self::Bpftrace => "container_bpftrace",
+            Self::HostUntraced => "host_untraced",
+            Self::HostStrace => "host_strace",
+        }
+    }
+
+    /// The untraced run a variant is compared with.
+    fn baseline(self) -> Self {
+        match self {
+            Self::HostUntraced | Self::HostStrace => Self::HostUntraced,
+            _ => Self::Untraced,
+        }
+    }
+}
+
+/// One timed run: what opsuite reported, plus whatever else was measured.
+struct Sample {
+    ops: u64,
+    ns: u64,
+    extra: Value,
+}
+
+impl Sample {
+    #[expect(clippy::cast_precision_loss, reason = "counts far below 2^52")]
+    fn ops_per_sec(&self) -> f64 {
+        self.ops as f64 * 1e9 / self.ns as f64
+    }
+}
+
+pub fn run(roprof: &Path, sizes: &Sizes, work: &Path) -> Result<Value> {
+    let opsuite = host_opsuite(work)?;
+    let mut samples: BTreeMap<Variant, Vec<Sample>> = BTreeMap::new();
+    for rep in 0..sizes.reps {
+        for i in 0..VARIANTS.len() {
+            let variant = VARIANTS[(rep + i) % VARIANTS.len()];
+            eprintln!(
+                "xtask: overhead rep {}/{}: {}",
+                rep + 1,
+                sizes.reps,
+                variant.key()
+            );
+            let s = run_variant(variant, roprof, &opsuite, sizes, work)
+                .with_context(|| format!("overhead benchmark, {}", variant.key()))?;
+            eprintln!(
+                "xtask:   {:.0} ops/s ({} ops in {} ms)",
+                s.ops_per_sec(),
+                s.ops,
+                s.ns / 1_000_000
+            );
+            samples.entry(variant).or_default().push(s);
+        }
+    }
+
+    let mut variants = serde_json::Map::new();
+    for (&v, runs) in &samples {
+        let rates: Vec<f64> = runs.iter().map(Sample::ops_per_sec).collect();
+        let base = &samples[&v.baseline()];
+        // Paired by repetition: run r of this variant against run r of its
+        // baseline, which ran next to it.
+        let paired: Vec<f64> = runs
+            .iter()
+            .zip(base)
+            .map(|(s, b)| s.ops_per_sec() / b.ops_per_sec())
+            .collect();
+        let rate = util::summary(&rates).context("no runs")?;
+        let base_rate = util::summary(&base.iter().map(Sample::ops_per_sec).collect::<Vec<_>>())
+            .context("no baseline runs")?;
+        variants.insert(
+            v.key().into(),
+            json!({
+                "baseline": v.baseline().key(),
+                "ops_per_sec": rate.json(),
+                "ratio_of_medians": rate.median / base_rate.median,
+                "paired_ratio": util::summary(&paired).map(util::Summary::json),
+                "runs": runs.iter().map(|s| json!({
+                    "ops": s.ops, "ns": s.ns, "ops_per_sec": s.ops_per_sec(), "extra": s.extra,
+                })).collect::<Vec<_>>(),
+            }),
+        );
+    }
+
+    eprintln!("xtask: overhead: where roprof's time goes (bpf_stats_enabled, one extra run) ...");
+    let diagnosis = diagnose(roprof, sizes, work).unwrap_or_else(|e| {
+        eprintln!("xtask: warning: the bpf_stats run failed: {e:#}");
+        json!({ "error": format!("{e:#}") })
+    });
+    Ok(json!({
+        "ops": sizes.ops,
+        "strace_ops": sizes.strace_ops,
+        "reps": sizes.reps,
+        "container_dir": CONTAINER_DIR,
+        "bpftrace_program": BPFTRACE_PROGRAM,
+        "variants": variants,
+        "bpf_stats": diagnosis,
+    }))
+}
+
+fn run_variant(
+    v: Variant,
+    roprof: &Path,
+    opsuite: &Path,
+    sizes: &Sizes,
+    work: &Path,
+) -> Result<Sample> {
+    let n = sizes.ops.to_string();
+    match v {
+        Variant::Untraced => {
+            let (out, wall) = docker_bench(&n)?;
+            let (ops, ns) = util::bench_line(&out)?;
+            Ok(Sample {
+                ops,
+                ns,
+                extra: json!({ "wall_secs": wall }),
+            })
+        }
+        Variant::Roprof => {
+            let run = util::run_roprof(roprof, &roprof_args(&n), work, Sampling::None)?;
+            let report = parse_report(&run)?;
+            let logs = logs_tail(&report);
+            let (ops, ns) = util::bench_line(&logs)?;
+            Ok(Sample {
+                ops,
+                ns,
+                extra: json!({
+                    "wall_secs": run.wall_secs,
+                    "exit_code": run.exit_code,
+                    "max_rss_kib": run.time.max_rss_kib,
+                    "user_secs": run.time.user_secs,
+                    "sys_secs": run.time.sys_secs,
+                    "observed_secs": report["run"]["observed_secs"],
+                    "stats": report["stats"],
+                    "losses": report["losses"],
+                }),
+            })
+        }
+        Variant::Bpftrace => bpftrace_bench(&n),
+        Variant::HostUntraced | Variant::HostStrace => {
+            let dir = work.join("host-bench");
+            let _ = fs::remove_dir_all(&dir);
+            let m = sizes.strace_ops.to_string();
+            let mut c = if v == Variant::HostStrace {
+                let mut c = Command::new("strace");
+                c.args(["-f", "-o", "/dev/null"]).arg(opsuite);
+                c
+            } else {
+                Command::new(opsuite)
+            };
+            c.arg("bench").arg(&m).arg(&dir);
+            let out = cmd::stdout(&mut c)?;
+            let (ops, ns) = util::bench_line(&out)?;
+            Ok(Sample {
+                ops,
+                ns,
+                extra: json!({ "dir": dir }),
+            })
+        }
+    }
+}
+
+fn roprof_args(n: &str) -> Vec<String> {
+    [
+        "profile",
+        "--quiet",
+        "--format",
+        "json",
+        "--duration",
+        "120s",
+    ]
+    .into_iter()
+    .map(String::from)
+    .chain([
+        image_name("writer"),
+        "bench".into(),
+        n.into(),
+        CONTAINER_DIR.into(),
+    ])
+    .collect()
+}
+
+pub fn parse_report(run: &util::RoprofRun) -> Result<Value> {
+    if !matches!(run.exit_code, 0 | 3) {
+        bail!(
+            "roprof exited {} (expected 0, or 3 for a lossy profile): {}",
+            run.exit_code,
+            util::tail(&run.stderr, 20)
+        );
+    }
+    serde_json::from_str(&run.stdout).with_context(|| {
+        format!(
+            "roprof's stdout is not a JSON report: {}",
+            util::tail(&run.stdout, 5)
+        )
+    })
+}
+
+/// The report's `run.logs_tail`, one line per entry.
+pub fn logs_tail(report: &Value) -> String {
+    report["run"]["logs_tail"]
+        .as_array()
+        .map(|lines| {
+            lines
+                .iter()
+                .filter_map(Value::as_str)
+                .collect::<Vec<_>>()
+                .join("\n")
+        })
+        .unwrap_or_default()
+}
+
+/// `docker run --rm writer bench N /tmp/b`: its stdout and wall seconds.
+fn docker_bench(n: &str) -> Result<(String, f64)> {
+    let start = Instant::now();
+    let out = cmd::stdout(&mut cmd::docker([
+        "run",
+        "--rm",
+        &image_name("writer"),
+        "bench",
+        n,
+        CONTAINER_DIR,
+    ]))?;
+    Ok((out, start.elapsed().as_secs_f64()))
+}
+
+/// The untraced container run while the bpftrace script is attached; the
+/// script's counts say whether it saw every open.
+fn bpftrace_bench(n: &str) -> Result<Sample> {
+    let mut child = Command::new("bpftrace")
+        .args(["-B", "line", "-e", BPFTRACE_PROGRAM])
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .context("could not start bpftrace")?;
+    let stdout = child.stdout.take().context("no bpftrace stdout pipe")?;
+    let (tx, rx) = mpsc::channel();
+    let reader = thread::spawn(move || {
+        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+            let _ = tx.send(line);
+        }
+    });
+    let pid = i32::try_from(child.id()).context("pid out of range")?;
+    let stop = |child: &mut std::process::Child| {
+        // SAFETY: kill(2) on our own child's pid; no memory is involved.
+        unsafe { libc::kill(pid, libc::SIGINT) };
+        child.wait()
+    };
+    let deadline = Instant::now() + Duration::from_mins(1);
+    loop {
+        let left = deadline.saturating_duration_since(Instant::now());
+        match rx.recv_timeout(left) {
+            Ok(line) if line.starts_with("Attaching") => break,
+            Ok(_) => {}
+            Err(_) => {
+                let _ = child.kill();
+                let _ = child.wait();
+                bail!("bpftrace did not attach within 60 s");
+            }
+        }
+    }
+    let result = docker_bench(n);
+    stop(&mut child).context("waiting for bpftrace")?;
+    let _ = reader.join();
+    let maps: Vec<String> = rx.try_iter().collect();
+    let (out, wall) = result?;
+    let (ops, ns) = util::bench_line(&out)?;
+    let (opens, writes) = bpftrace_counts(&maps, CONTAINER_DIR);
+    Ok(Sample {
+        ops,
+        ns,
+        extra: json!({ "wall_secs": wall, "opens_counted": opens, "writes_counted": writes }),
+    })
+}
+
+/// Sum of `@opens[DIR/…]` and the `@writes` count in bpftrace's map dump.
+fn bpftrace_counts(lines: &[String], dir: &str) -> (u64, u64) {
+    let prefix = format!("@opens[{dir}/");
+    let mut opens = 0;
+    let mut writes = 0;
+    for line in lines {
+        let Some((key, value)) = line.rsplit_once(": ") else {
+            continue;
+        };
+        let Ok(value) = value.trim().parse::<u64>() else {
+            continue;
+        };
+        if key.starts_with(&prefix) {
+            opens += value;
+        } else if key == "@writes" {
+            writes = value;
+        }
+    }
+    (opens, writes)
+}
+
+/// The container's opsuite binary, copied out of the image so the host runs
+/// the very same static executable.
+fn host_opsuite(work: &Path) -> Result<PathBuf> {
+    let dest = work.join("opsuite");
+    let name = format!("roprof-bench-cp-{}", std::process::id());
+    let _cleanup = util::Cleanup {
+        containers: vec![name.clone()],
+        volumes: vec![],
+    };
+    cmd::stdout(&mut cmd::docker([
+        "create",
+        "--name",
+        &name,
+        &image_name("writer"),
+    ]))?;
+    cmd::stdout(cmd::docker(["cp", &format!("{name}:/usr/local/bin/opsuite")]).arg(&dest))?;
+    Ok(dest)
+}
+
+/// One more roprof run with `kernel.bpf_stats_enabled`, sampling the run
+/// count and time of roprof's own programs every 100 ms: the cost per
+/// invocation, and invocations per benchmark operation. Kept out of the timed
+/// comparison because the statistics themselves cost time.
+fn diagnose(roprof: &Path, sizes: &Sizes, work: &Path) -> Result<Value> {
+    let run = {
+        let _stats = BpfStats::enable()?;
+        util::run_roprof(
+            roprof,
+            &roprof_args(&sizes.ops.to_string()),
+            work,
+            Sampling::Progs,
+        )?
+    };
+    let report = parse_report(&run)?;
+    let (ops, ns) = util::bench_line(&logs_tail(&report))?;
+    let mut progs = serde_json::Map::new();
+    let mut ns_per_op = 0.0;
+    for (name, &(cnt, time)) in &run.prog_stats {
+        if cnt == 0 {
+            continue;
+        }
+        #[expect(clippy::cast_precision_loss, reason = "counts far below 2^52")]
+        let (avg, per_op) = (time as f64 / cnt as f64, cnt as f64 / ops as f64);
+        ns_per_op += avg * per_op;
+        progs.insert(
+            name.clone(),
+            json!({ "run_cnt": cnt, "run_time_ns": time, "avg_ns": avg, "runs_per_op": per_op }),
+        );
+    }
+    #[expect(clippy::cast_precision_loss, reason = "counts far below 2^52")]
+    let op_ns = ns as f64 / ops as f64;
+    Ok(json!({
+        "ops": ops,
+        "ns_per_op_total": op_ns,
+        "bpf_ns_per_op": ns_per_op,
+        "programs": progs,
+        "note": "last sample of `bpftool prog show` taken <=100 ms before roprof exited; \
+                 runs_per_op may be slightly low",
+    }))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn counts_bpftrace_maps_under_the_bench_dir_only() {
+        let lines: Vec<String> = [
+            "Attaching 3 probes...",
+            "",
+            "@opens[/etc/ld.so.cache]: 1",
+            "@opens[/tmp/b/b0]: 10",
+            "@opens[/tmp/b/b31]: 12",
+            "@writes: 23",
+        ]
+        .map(String::from)
+        .to_vec();
+        assert_eq!(bpftrace_counts(&lines, "/tmp/b"), (22, 23));
+    }
+
+    #[test]
+    fn variants_compare_with_their_own_baseline() {
+        assert_eq!(Variant::HostStrace.baseline(), Variant::HostUntraced);
+        assert_eq!(Variant::Roprof.baseline(), Variant::Untraced);
+        assert_eq!(Variant::Bpftrace.baseline(), Variant::Untraced);
+    }
+}
