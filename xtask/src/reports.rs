@@ -214,9 +214,25 @@ fn read_json(path: &Path) -> Result<Value> {
 }
 
 fn generate(roprof: &Path, subjects: &[&'static Subject]) -> Result<()> {
+    let staging = target_dir()?.join("reports-new");
     let mut rows = Vec::new();
+    let mut errors = Vec::new();
     for s in subjects {
-        let outcome = profile(roprof, s, &reports_dir().join(s.name))?;
+        let fresh = staging.join(s.name);
+        let outcome = profile(roprof, s, &fresh)?;
+        if outcome.report.is_some() {
+            let dest = reports_dir().join(s.name);
+            if dest.exists() {
+                fs::remove_dir_all(&dest)
+                    .with_context(|| format!("removing {}", dest.display()))?;
+            }
+            fs::create_dir_all(reports_dir())?;
+            fs::rename(&fresh, &dest)
+                .with_context(|| format!("moving {} to {}", fresh.display(), dest.display()))?;
+        } else {
+            // The checked-in report stays; the summary says this run failed.
+            errors.push(s.name);
+        }
         rows.push(Row::new(s, &outcome));
     }
     // A partial regeneration (`cargo xtask reports redis`) keeps the other
@@ -240,6 +256,13 @@ fn generate(roprof: &Path, subjects: &[&'static Subject]) -> Result<()> {
         eprintln!(
             "xtask: not verified (see reports/README.md): {}",
             failed.join(", ")
+        );
+    }
+    if !errors.is_empty() {
+        bail!(
+            "roprof failed without a report for {} (see its error above); their previous \
+             reports were left in place",
+            errors.join(", ")
         );
     }
     Ok(())
@@ -269,7 +292,8 @@ impl Row {
                 mounts: vec![],
                 verified: false,
                 why_not: Some(format!(
-                    "roprof failed ({}) and wrote no report",
+                    "roprof failed ({}) and wrote no report (the linked report is from an \
+                     earlier run)",
                     exit_text(o.exit_code)
                 )),
                 repairs: vec![],
