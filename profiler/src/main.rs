@@ -20,6 +20,10 @@ fn main() {
         }
     };
     let res = rt.block_on(async {
+        if let Err(e) = roprof::session::interrupt::install() {
+            eprintln!("roprof: cannot install signal handlers: {e}");
+            std::process::exit(1);
+        }
         match &cli.command {
             Command::Profile(a) => cli::profile::run(a).await,
             Command::Attach(a) => cli::attach::run(a).await,

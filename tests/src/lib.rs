@@ -382,11 +382,20 @@ pub fn roprof_bpf_programs() -> usize {
         .count()
 }
 
-/// Number of containers carrying roprof's managed label.
+/// Number of containers a roprof started by these tests created.
 #[must_use]
 pub fn roprof_containers() -> usize {
-    docker_ok(["ps", "-aq", "--filter", "label=io.roprof.managed"])
-        .lines()
-        .filter(|l| !l.trim().is_empty())
-        .count()
+    // Both labels: roprof's own, and the test marker roprof adds under
+    // ROPROF_TEST_LABEL, so containers of other roprof runs are not counted.
+    docker_ok([
+        "ps",
+        "-aq",
+        "--filter",
+        "label=io.roprof.managed",
+        "--filter",
+        "label=roprof.test=1",
+    ])
+    .lines()
+    .filter(|l| !l.trim().is_empty())
+    .count()
 }

@@ -135,41 +135,82 @@ fn nothing_is_left_behind_after_a_run() {
     );
 }
 
+/// Starts `roprof ARGS` in the background (stdout captured), waits until it
+/// has `n` containers, then sends `sig`; returns (exit code, stdout, stderr).
+fn signal_during(args: &[&str], n: usize, sig: i32, second: bool) -> (Option<i32>, String, String) {
+    let child = Command::new(roprof_bin())
+        .args(args)
+        .env("ROPROF_TEST_LABEL", "1")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("roprof starts");
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let mut seen = 0;
+    // Count container creations: wait for the n-th distinct one.
+    let mut ids = std::collections::BTreeSet::new();
+    while Instant::now() < deadline && seen < n {
+        for id in docker_ok([
+            "ps",
+            "-q",
+            "--filter",
+            "label=io.roprof.managed",
+            "--filter",
+            "label=roprof.test=1",
+        ])
+        .lines()
+        {
+            ids.insert(id.to_owned());
+        }
+        seen = ids.len();
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    assert_eq!(seen, n, "expected roprof to reach container #{n}");
+    std::thread::sleep(Duration::from_secs(1));
+    // SAFETY: plain kill(2) on our child's pid.
+    unsafe { libc_kill(child.id(), sig) };
+    if second {
+        std::thread::sleep(Duration::from_millis(100));
+        // SAFETY: as above.
+        unsafe { libc_kill(child.id(), sig) };
+    }
+    let out = child.wait_with_output().expect("roprof exits");
+    (
+        out.status.code(),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
 #[test]
-fn sigint_during_observation_cleans_up_and_exits_130() {
+fn sigint_during_observation_yields_an_incomplete_report_and_cleans_up() {
     require_privileged();
     let _g = ContainerGuard::new();
     let before = roprof_bpf_programs();
-    let child = Command::new(roprof_bin())
-        .args([
+    let (code, out, err) = signal_during(
+        &[
             "profile",
             "--quiet",
+            "--format",
+            "json",
             "--duration",
             "60s",
             WRITER_IMAGE,
             "sleep",
             "100",
-        ])
-        .env("ROPROF_TEST_LABEL", "1")
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("roprof starts");
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while roprof_containers() == 0 && Instant::now() < deadline {
-        std::thread::sleep(Duration::from_millis(100));
-    }
-    assert_eq!(roprof_containers(), 1, "the profiled container is running");
-    std::thread::sleep(Duration::from_secs(2));
-    // SAFETY: plain kill(2) on our child's pid.
-    unsafe { libc_kill(child.id(), 2) };
-    let out = child.wait_with_output().expect("roprof exits");
-    assert_eq!(
-        out.status.code(),
-        Some(130),
-        "SIGINT exits 130; stderr: {}",
-        String::from_utf8_lossy(&out.stderr)
+        ],
+        1,
+        2,
+        false,
     );
+    assert_eq!(code, Some(130), "SIGINT exits 130; stderr: {err}");
+    let r: serde_json::Value = serde_json::from_str(&out)
+        .unwrap_or_else(|e| panic!("a partial report is printed ({e}):\n{out}"));
+    assert_eq!(
+        r["run"]["incomplete"], true,
+        "the report is marked incomplete"
+    );
+    assert!(err.contains("INCOMPLETE"), "stderr says so: {err}");
     assert_eq!(
         roprof_containers(),
         0,
@@ -180,6 +221,63 @@ fn sigint_during_observation_cleans_up_and_exits_130() {
         before,
         "the BPF programs were unloaded on SIGINT"
     );
+}
+
+#[test]
+fn sigterm_during_verification_removes_containers_and_volumes() {
+    require_privileged();
+    let _g = ContainerGuard::new();
+    let before = roprof_bpf_programs();
+    let (code, _, err) = signal_during(
+        &[
+            "profile",
+            "--quiet",
+            "--verify",
+            "--duration",
+            "3s",
+            "roprof-fixture/traps:latest",
+            "shadow",
+        ],
+        2,
+        15,
+        false,
+    );
+    assert_eq!(code, Some(130), "SIGTERM exits 130; stderr: {err}");
+    assert_eq!(roprof_containers(), 0, "no container left");
+    let vols = docker_ok(["volume", "ls", "-q"]);
+    assert!(
+        !vols.lines().any(|v| v.starts_with("roprof-verify")),
+        "no verification volume left: {vols}"
+    );
+    assert_eq!(roprof_bpf_programs(), before, "no BPF program left");
+}
+
+#[test]
+fn double_sigint_forces_a_quick_exit_that_still_removes_the_container() {
+    require_privileged();
+    let _g = ContainerGuard::new();
+    let started = Instant::now();
+    let (code, _, err) = signal_during(
+        &[
+            "profile",
+            "--quiet",
+            "--stop-timeout",
+            "30",
+            "--duration",
+            "60s",
+            "roprof-fixture/traps:latest",
+            "shutdown",
+        ],
+        1,
+        2,
+        true,
+    );
+    assert_eq!(code, Some(130), "stderr: {err}");
+    assert!(
+        started.elapsed() < Duration::from_secs(25),
+        "the second Ctrl-C does not wait for the 30 s stop timeout"
+    );
+    assert_eq!(roprof_containers(), 0, "the container was removed");
 }
 
 unsafe fn libc_kill(pid: u32, sig: i32) {

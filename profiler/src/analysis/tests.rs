@@ -421,3 +421,54 @@ fn erofs_in_a_verify_round_is_a_need() {
     let p = run(&l, &ImageConfig::default(), &RunOptions::default(), &[o]);
     assert_eq!(targets(&p), [("/var/log".to_owned(), MountKind::Tmpfs)]);
 }
+
+/// The repair knobs the closed loop sets: force a seed, forbid a mount point,
+/// drop a redundant mount.
+#[test]
+fn repair_settings_change_the_plan_as_asked() {
+    let l = listing(dirs(&["/var/lib/app", "/var/cache/x"]));
+    let o = vec![
+        obs("/var/lib/app/state", &[Op::Create]),
+        obs("/var/cache/x/c", &[Op::Create]),
+    ];
+    let with = |s: Settings| {
+        plan(&AnalysisInput {
+            observations: &o,
+            listing: &l,
+            config: &ImageConfig::default(),
+            run_options: &RunOptions::default(),
+            settings: s,
+        })
+    };
+    let base = with(Settings::default());
+    assert_eq!(
+        targets(&base),
+        [
+            ("/var/cache/x".to_owned(), MountKind::Tmpfs),
+            ("/var/lib/app".to_owned(), MountKind::Tmpfs)
+        ]
+    );
+    let mut s = Settings::default();
+    s.force_seed.insert(CPath::from("/var/lib/app"));
+    assert!(targets(&with(s)).contains(&("/var/lib/app".to_owned(), MountKind::SeededVolume)));
+    let mut s = Settings::default();
+    s.forbid_points.insert(CPath::from("/var/lib/app"));
+    assert!(
+        targets(&with(s)).contains(&("/var/lib".to_owned(), MountKind::Tmpfs)),
+        "moved up to the parent"
+    );
+    let mut s = Settings::default();
+    s.drop.insert(CPath::from("/var/cache/x"));
+    let dropped = with(s);
+    assert_eq!(
+        targets(&dropped),
+        [("/var/lib/app".to_owned(), MountKind::Tmpfs)]
+    );
+    assert!(
+        dropped
+            .excluded
+            .iter()
+            .any(|e| e.path == CPath::from("/var/cache/x")),
+        "the drop is recorded"
+    );
+}

@@ -57,7 +57,9 @@ pub async fn run(args: &AttachArgs) -> anyhow::Result<i32> {
     let report = session::report(out, RunOptions::default(), Settings::default());
     eprintln!("roprof: attached mid-run: writes before the attach were not seen");
     print!("{}", ensure_nl(render::render(&report, args.format)?));
-    Ok(if report.losses.is_clean() || args.allow_loss {
+    Ok(if report.run.incomplete {
+        super::EXIT_INTERRUPTED
+    } else if report.losses.is_clean() || args.allow_loss {
         0
     } else {
         EXIT_LOSS

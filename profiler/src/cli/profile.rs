@@ -111,9 +111,17 @@ pub async fn run(args: &ProfileArgs) -> anyhow::Result<i32> {
         ..Settings::default()
     };
     let listing = out.listing.clone();
+    let interrupted = out.meta.incomplete;
     let mut code = 0;
     let mut report;
-    if args.mode == Mode::Iterate {
+    if interrupted {
+        report = session::report(out, run_opts, settings.clone());
+        report
+            .run
+            .notes
+            .push("interrupted: the observation window was cut short".into());
+        code = super::EXIT_INTERRUPTED;
+    } else if args.mode == Mode::Iterate {
         let first_copy = session::RunOutput {
             image: out.image.clone(),
             listing: out.listing.clone(),
@@ -181,6 +189,9 @@ pub async fn run(args: &ProfileArgs) -> anyhow::Result<i32> {
         eprintln!("roprof: wrote {} files to {}", files.len(), dir.display());
     }
     print!("{}", ensure_nl(render::render(&report, args.format)?));
+    if report.run.incomplete {
+        eprintln!("roprof: the profile is INCOMPLETE: interrupted");
+    }
     if !report.losses.is_clean() {
         eprintln!("roprof: the profile is INCOMPLETE: {:?}", report.losses);
         if !args.allow_loss && code == 0 {

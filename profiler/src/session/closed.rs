@@ -156,7 +156,11 @@ async fn run_with_plan(
             eprintln!("roprof: {e}");
         }
     }
-    out
+    let out = out?;
+    if out.meta.incomplete {
+        return Err(super::interrupt::error());
+    }
+    Ok(out)
 }
 
 fn replan(
@@ -385,4 +389,114 @@ pub async fn check_minimal(
         }
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeMap;
+
+    use super::*;
+    use crate::model::{ImageListing, MountOptions, OpStats, RunMeta};
+
+    fn obs(path: &str, op: Op, ok: u64, err: Option<&str>) -> PathObservation {
+        let mut errors = BTreeMap::new();
+        if let Some(e) = err {
+            errors.insert(e.to_owned(), 1);
+        }
+        let mut ops = BTreeMap::new();
+        ops.insert(op, OpStats { ok, errors });
+        PathObservation {
+            path: CPath::from(path),
+            ops,
+            ..Default::default()
+        }
+    }
+
+    fn mount(target: &str, kind: MountKind) -> PlannedMount {
+        PlannedMount {
+            target: CPath::from(target),
+            kind,
+            options: MountOptions::default(),
+            shadows_image_content: false,
+            evidence: crate::model::Evidence::default(),
+        }
+    }
+
+    fn ro(observations: Vec<PathObservation>, exit: i64) -> RunOutput {
+        RunOutput {
+            image: crate::model::ImageConfig::default(),
+            listing: ImageListing::default(),
+            observations,
+            meta: RunMeta {
+                exit_code: Some(exit),
+                ..RunMeta::default()
+            },
+            losses: crate::model::Losses::default(),
+            stats: crate::model::TraceStats::default(),
+        }
+    }
+
+    fn observed(paths: Vec<PathObservation>, mounts: Vec<PlannedMount>) -> Report {
+        let mut r = Report {
+            paths,
+            ..Report::default()
+        };
+        r.plan.mounts = mounts;
+        r.run.exit_code = Some(0);
+        r
+    }
+
+    #[test]
+    fn identical_outcome_passes() {
+        let rep = observed(
+            vec![obs("/run/x.pid", Op::Create, 1, None)],
+            vec![mount("/run", MountKind::Tmpfs)],
+        );
+        let v = compare(&rep, &ro(vec![obs("/run/x.pid", Op::Create, 1, None)], 0));
+        assert!(v.passed, "{:?}", v.differences);
+    }
+
+    #[test]
+    fn erofs_is_fed_back_as_a_new_need() {
+        let rep = observed(vec![], vec![]);
+        let v = compare(
+            &rep,
+            &ro(vec![obs("/var/cache/a", Op::Create, 0, Some("EROFS"))], 0),
+        );
+        assert!(!v.passed);
+        assert_eq!(v.erofs, 1);
+        assert_eq!(v.failed.len(), 1);
+    }
+
+    #[test]
+    fn eacces_under_a_tmpfs_asks_for_seeding() {
+        let rep = observed(
+            vec![obs("/srv/owned/d", Op::Create, 1, None)],
+            vec![mount("/srv/owned", MountKind::Tmpfs)],
+        );
+        let v = compare(
+            &rep,
+            &ro(vec![obs("/srv/owned/d", Op::Create, 0, Some("EACCES"))], 4),
+        );
+        assert!(v.seed.contains(&CPath::from("/srv/owned")), "{v:?}");
+        assert_eq!(
+            v.differences.len(),
+            2,
+            "the EACCES and the exit code: {:?}",
+            v.differences
+        );
+    }
+
+    #[test]
+    fn eexist_on_mkdir_of_the_mount_point_moves_it_up() {
+        let rep = observed(
+            vec![obs("/var/lib/app", Op::Mkdir, 1, None)],
+            vec![mount("/var/lib/app", MountKind::Tmpfs)],
+        );
+        let v = compare(
+            &rep,
+            &ro(vec![obs("/var/lib/app", Op::Mkdir, 0, Some("EEXIST"))], 0),
+        );
+        assert!(v.forbid.contains(&CPath::from("/var/lib/app")), "{v:?}");
+    }
 }

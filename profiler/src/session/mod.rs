@@ -2,12 +2,10 @@
 //! observations. `profile`, `verify` and `attach` all go through [`run`].
 
 pub mod closed;
+pub mod interrupt;
 pub mod probe;
 
-use std::{
-    sync::{Arc, Mutex},
-    time::{Duration, Instant},
-};
+use std::time::{Duration, Instant};
 
 use indicatif::{ProgressBar, ProgressStyle};
 
@@ -99,32 +97,6 @@ pub struct RunOutput {
     pub stats: TraceStats,
 }
 
-/// Containers to remove on Ctrl-C.
-#[derive(Clone, Default)]
-pub struct Cleanup(Arc<Mutex<Vec<String>>>);
-
-impl Cleanup {
-    fn add(&self, id: &str) {
-        if let Ok(mut v) = self.0.lock() {
-            v.push(id.to_owned());
-        }
-    }
-    fn forget(&self, id: &str) {
-        if let Ok(mut v) = self.0.lock() {
-            v.retain(|x| x != id);
-        }
-    }
-    /// Removes every registered container.
-    pub async fn run(&self, engine: &Engine) {
-        let ids: Vec<String> = self.0.lock().map(|v| v.clone()).unwrap_or_default();
-        for id in ids {
-            if let Err(e) = engine.remove(&id).await {
-                eprintln!("roprof: cleanup: {e}");
-            }
-        }
-    }
-}
-
 fn bar(quiet: bool) -> ProgressBar {
     use std::io::IsTerminal as _;
     if quiet || !std::io::stderr().is_terminal() {
@@ -149,42 +121,23 @@ fn note(b: &ProgressBar, quiet: bool, msg: &str) {
     }
 }
 
-/// Runs the image under tracing once, with signal handling: SIGINT/SIGTERM
-/// remove the container (and the tracer, by drop) before returning.
+/// Runs the image under tracing once. A signal during observation ends the
+/// window early and yields a report marked incomplete; in other phases the
+/// run is abandoned. The container is removed either way (unless `--keep`
+/// on success), and the tracer is unloaded by drop.
 pub async fn run(engine: &Engine, cfg: &RunConfig) -> Result<RunOutput, SessionError> {
-    let cleanup = Cleanup::default();
-    let mut sigterm = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
-        .map_err(|e| SessionError::Exercise {
-            cmd: "signal handler".into(),
-            source: e,
-        })?;
-    let res = tokio::select! {
-        r = run_inner(engine, cfg, &cleanup) => r,
-        _ = tokio::signal::ctrl_c() => Err(SessionError::Interrupted("SIGINT")),
-        _ = sigterm.recv() => Err(SessionError::Interrupted("SIGTERM")),
-    };
-    if res.is_err() || !cfg.keep {
-        // A second Ctrl-C during cleanup exits at once (default handler is
-        // gone, so handle it explicitly).
-        tokio::select! {
-            () = cleanup.run(engine) => {}
-            _ = tokio::signal::ctrl_c() => {
-                eprintln!("roprof: second interrupt: exiting without cleanup");
-                std::process::exit(130);
-            }
-        }
+    interrupt::check()?;
+    let res = run_inner(engine, cfg).await;
+    if res.is_err() || !cfg.keep || interrupt::interrupted() {
+        interrupt::remove_all(engine).await;
     }
     res
 }
 
-async fn run_inner(
-    engine: &Engine,
-    cfg: &RunConfig,
-    cleanup: &Cleanup,
-) -> Result<RunOutput, SessionError> {
+async fn run_inner(engine: &Engine, cfg: &RunConfig) -> Result<RunOutput, SessionError> {
     let pb = bar(cfg.quiet);
     note(&pb, cfg.quiet, &format!("inspecting image {}", cfg.image));
-    let image = engine.image_config(&cfg.image).await?;
+    let image = interrupt::abortable(async { Ok(engine.image_config(&cfg.image).await?) }).await?;
     let spec = ContainerSpec {
         image: cfg.image.clone(),
         run: cfg.run.clone(),
@@ -194,10 +147,11 @@ async fn run_inner(
         name: None,
     };
     note(&pb, cfg.quiet, "creating container");
-    let id = engine.create(&spec).await?;
-    cleanup.add(&id);
+    let id = interrupt::abortable(async { Ok(engine.create(&spec).await?) }).await?;
+    interrupt::register(&id);
     note(&pb, cfg.quiet, "reading the image filesystem");
-    let listing = engine.listing(&id).await?;
+    let listing = interrupt::abortable(async { Ok(engine.listing(&id).await?) }).await?;
+    interrupt::check()?;
     note(&pb, cfg.quiet, "attaching eBPF programs");
     let tracer = Tracer::start(&Scope {
         container_id: Some(id.clone()),
@@ -210,9 +164,11 @@ async fn run_inner(
     let out = run
         .observe(engine, cfg, &id, image, listing, pb, started, true)
         .await?;
-    if !cfg.keep {
+    if cfg.keep && !interrupt::interrupted() {
+        interrupt::forget(&id);
+    } else {
         engine.remove(&id).await?;
-        cleanup.forget(&id);
+        interrupt::forget(&id);
     }
     Ok(out)
 }
@@ -353,7 +309,7 @@ impl Observation {
                     p.events, p.paths, p.erofs
                 ),
             );
-            if started.elapsed() >= cfg.duration {
+            if started.elapsed() >= cfg.duration || interrupt::interrupted() {
                 break;
             }
             if let (Some(url), Some(false)) = (&cfg.probe, probe_ok) {
@@ -379,7 +335,13 @@ impl Observation {
         let observed = started.elapsed();
         if owned {
             note(&pb, cfg.quiet, "stopping container (tracing continues)");
-            engine.stop(&id, cfg.stop_timeout).await?;
+            // Interrupted: a short grace period, the user is waiting.
+            let t = if interrupt::interrupted() {
+                cfg.stop_timeout.min(2)
+            } else {
+                cfg.stop_timeout
+            };
+            engine.stop(&id, t).await?;
         }
         // Let the last syscall exits reach the ring buffer.
         tokio::time::sleep(Duration::from_millis(200)).await;
@@ -432,7 +394,7 @@ impl Observation {
                 oom_killed: state.oom_killed,
                 logs_tail: logs,
                 partial_start: !owned,
-                incomplete: false,
+                incomplete: interrupt::interrupted(),
                 notes,
                 health,
             },

@@ -1,0 +1,110 @@
+//! Process-wide SIGINT/SIGTERM handling.
+//!
+//! The first signal asks the current run to wind down: during observation
+//! the container is stopped, the events so far are collected and the report
+//! is printed marked incomplete; in any other phase the run is abandoned.
+//! Either way the containers roprof created are removed and the BPF programs
+//! unloaded (by drop) before exiting 130. A second signal removes the
+//! containers at once and exits.
+
+use std::sync::{
+    Mutex,
+    atomic::{AtomicU32, Ordering},
+};
+
+use super::SessionError;
+use crate::runtime::Engine;
+
+static COUNT: AtomicU32 = AtomicU32::new(0);
+static LAST: Mutex<&'static str> = Mutex::new("");
+static CONTAINERS: Mutex<Vec<String>> = Mutex::new(Vec::new());
+
+/// Installs the handlers; call once, inside the tokio runtime.
+pub fn install() -> std::io::Result<()> {
+    use tokio::signal::unix::{SignalKind, signal};
+    let mut int = signal(SignalKind::interrupt())?;
+    let mut term = signal(SignalKind::terminate())?;
+    tokio::spawn(async move {
+        loop {
+            let name = tokio::select! {
+                _ = int.recv() => "SIGINT",
+                _ = term.recv() => "SIGTERM",
+            };
+            if let Ok(mut l) = LAST.lock() {
+                *l = name;
+            }
+            let n = COUNT.fetch_add(1, Ordering::SeqCst) + 1;
+            if n == 1 {
+                eprintln!(
+                    "roprof: {name}: finishing up (removing containers); press Ctrl-C again to force"
+                );
+            } else {
+                eprintln!("roprof: {name} again: removing containers and exiting now");
+                if let Ok(engine) = Engine::connect().await {
+                    remove_all(&engine).await;
+                }
+                std::process::exit(130);
+            }
+        }
+    });
+    Ok(())
+}
+
+/// True once a signal arrived.
+#[must_use]
+pub fn interrupted() -> bool {
+    COUNT.load(Ordering::SeqCst) > 0
+}
+
+/// The error for an interrupted run, naming the signal.
+#[must_use]
+pub fn error() -> SessionError {
+    SessionError::Interrupted(LAST.lock().map_or("a signal", |l| *l))
+}
+
+/// Fails with [`error`] when a signal arrived.
+pub fn check() -> Result<(), SessionError> {
+    if interrupted() { Err(error()) } else { Ok(()) }
+}
+
+/// Resolves when a signal arrives.
+pub async fn wait() {
+    while !interrupted() {
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+}
+
+/// Runs `fut`, abandoning it with [`error`] when a signal arrives.
+pub async fn abortable<T>(
+    fut: impl Future<Output = Result<T, SessionError>>,
+) -> Result<T, SessionError> {
+    tokio::select! {
+        r = fut => r,
+        () = wait() => Err(error()),
+    }
+}
+
+/// Registers a container to remove on exit.
+pub fn register(id: &str) {
+    if let Ok(mut v) = CONTAINERS.lock() {
+        v.push(id.to_owned());
+    }
+}
+
+/// Forgets a container (removed, or kept on purpose).
+pub fn forget(id: &str) {
+    if let Ok(mut v) = CONTAINERS.lock() {
+        v.retain(|x| x != id);
+    }
+}
+
+/// Removes every registered container.
+pub async fn remove_all(engine: &Engine) {
+    let ids: Vec<String> = CONTAINERS.lock().map(|v| v.clone()).unwrap_or_default();
+    for id in ids {
+        match engine.remove(&id).await {
+            Ok(()) => forget(&id),
+            Err(e) => eprintln!("roprof: cleanup: {e}"),
+        }
+    }
+}
