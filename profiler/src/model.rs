@@ -100,14 +100,13 @@ impl From<&str> for CPath {
 
 impl Serialize for CPath {
     fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        match std::str::from_utf8(&self.0) {
-            Ok(text) => s.serialize_str(text),
-            Err(_) => {
-                use serde::ser::SerializeMap as _;
-                let mut m = s.serialize_map(Some(1))?;
-                m.serialize_entry("hex", &hex(&self.0))?;
-                m.end()
-            }
+        if let Ok(text) = std::str::from_utf8(&self.0) {
+            s.serialize_str(text)
+        } else {
+            use serde::ser::SerializeMap as _;
+            let mut m = s.serialize_map(Some(1))?;
+            m.serialize_entry("hex", &hex(&self.0))?;
+            m.end()
         }
     }
 }
@@ -138,7 +137,7 @@ fn hex(bytes: &[u8]) -> String {
 }
 
 fn unhex(s: &str) -> Option<Vec<u8>> {
-    if s.len() % 2 != 0 {
+    if !s.len().is_multiple_of(2) {
         return None;
     }
     (0..s.len())
@@ -185,7 +184,7 @@ pub enum Op {
     Removexattr,
     /// bind of an `AF_UNIX` socket path.
     Bind,
-    /// access(W_OK) probe: recorded, never a need by itself.
+    /// `access(W_OK)` probe: recorded, never a need by itself.
     AccessW,
     /// Data written (write family).
     Write,
@@ -277,7 +276,7 @@ pub struct PathObservation {
     /// The kernel could not read the full path (deeper or longer than it walks).
     #[serde(default)]
     pub truncated: bool,
-    /// Mode bits passed at creation (mkdir/open O_CREAT), if any.
+    /// Mode bits passed at creation (mkdir/open `O_CREAT`), if any.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub create_mode: Option<u32>,
 }
@@ -364,7 +363,7 @@ pub struct ImageConfig {
     /// Declared VOLUMEs.
     #[serde(default)]
     pub volumes: Vec<CPath>,
-    /// EXPOSEd ports (`80/tcp`).
+    /// `EXPOSEd` ports (`80/tcp`).
     #[serde(default)]
     pub exposed_ports: Vec<String>,
     /// STOPSIGNAL.

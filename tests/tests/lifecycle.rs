@@ -364,3 +364,53 @@ fn report_rerenders_and_patches_without_rerunning() {
     );
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+#[test]
+fn a_container_that_never_starts_fails_clearly_and_leaves_nothing() {
+    require_privileged();
+    let _g = ContainerGuard::new();
+    let (code, _, err) = roprof([
+        "profile",
+        "--quiet",
+        "--entrypoint",
+        "/no/such/binary",
+        WRITER_IMAGE,
+    ]);
+    assert_eq!(code, 1, "stderr:\n{err}");
+    assert!(
+        err.contains("starting container") && err.contains("/no/such/binary"),
+        "names the failing start and the command:\n{err}"
+    );
+    assert_eq!(roprof_containers(), 0, "the created container was removed");
+}
+
+#[test]
+fn a_container_that_exits_at_once_still_yields_a_report() {
+    require_privileged();
+    let _g = ContainerGuard::new();
+    let r = profile_json(&[
+        "--duration",
+        "30s",
+        "--entrypoint",
+        "/bin/sh",
+        WRITER_IMAGE,
+        "-c",
+        "echo x > /tmp/once; exit 7",
+    ]);
+    assert_eq!(
+        r["run"]["exit_code"].as_i64(),
+        Some(7),
+        "the exit code is reported"
+    );
+    assert!(
+        r["run"]["observed_secs"].as_f64().unwrap() < 20.0,
+        "the window ends when the container exits"
+    );
+    assert!(
+        r["paths"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|p| p["path"] == "/tmp/once")
+    );
+}

@@ -13,7 +13,7 @@ fn noisy_neighbours_never_appear_in_the_profile() {
     require_privileged();
     let _g = ContainerGuard::new();
     let mut names = Vec::new();
-    for i in 0..6 {
+    for i in 0..20 {
         let name = unique_name("noisy");
         docker_ok([
             "run",

@@ -29,7 +29,7 @@ pub enum RuntimeError {
         /// Socket or URL.
         endpoint: String,
         /// Cause.
-        source: bollard::errors::Error,
+        source: Box<bollard::errors::Error>,
     },
     /// Image missing and not pullable.
     #[error("image `{image}` is not available locally and could not be pulled: {reason}")]
@@ -45,7 +45,7 @@ pub enum RuntimeError {
         /// What was attempted, naming the container or image.
         what: String,
         /// Cause.
-        source: bollard::errors::Error,
+        source: Box<bollard::errors::Error>,
     },
     /// A user option is malformed.
     #[error("invalid {option} `{value}`: {reason}")]
@@ -69,7 +69,10 @@ pub enum RuntimeError {
 
 fn call(what: impl Into<String>) -> impl FnOnce(bollard::errors::Error) -> RuntimeError {
     let what = what.into();
-    move |source| RuntimeError::Call { what, source }
+    move |source| RuntimeError::Call {
+        what,
+        source: Box::new(source),
+    }
 }
 
 /// Everything needed to create one container.
@@ -117,7 +120,7 @@ impl Engine {
     pub async fn connect() -> Result<Self, RuntimeError> {
         let unreachable = |source| RuntimeError::Unreachable {
             endpoint: endpoint(),
-            source,
+            source: Box::new(source),
         };
         let docker = Docker::connect_with_defaults().map_err(unreachable)?;
         let docker = docker.negotiate_version().await.map_err(unreachable)?;
@@ -133,18 +136,17 @@ impl Engine {
 
     /// Image config, pulling the image when it is not present.
     pub async fn image_config(&self, image: &str) -> Result<ImageConfig, RuntimeError> {
-        let inspect = match self.docker.inspect_image(image).await {
-            Ok(i) => i,
-            Err(_) => {
-                self.pull(image).await?;
-                self.docker
-                    .inspect_image(image)
-                    .await
-                    .map_err(|e| RuntimeError::Image {
-                        image: image.into(),
-                        reason: e.to_string(),
-                    })?
-            }
+        let inspect = if let Ok(i) = self.docker.inspect_image(image).await {
+            i
+        } else {
+            self.pull(image).await?;
+            self.docker
+                .inspect_image(image)
+                .await
+                .map_err(|e| RuntimeError::Image {
+                    image: image.into(),
+                    reason: e.to_string(),
+                })?
         };
         let c = inspect.config.unwrap_or_default();
         let mut volumes: Vec<CPath> = c
@@ -276,7 +278,7 @@ impl Engine {
             .map_err(call(format!("starting container {id}")))
     }
 
-    /// Stops gracefully (the image's StopSignal, then SIGKILL after `timeout`).
+    /// Stops gracefully (the image's `StopSignal`, then SIGKILL after `timeout`).
     pub async fn stop(&self, id: &str, timeout_secs: i32) -> Result<(), RuntimeError> {
         let opts = StopContainerOptions {
             t: Some(timeout_secs),

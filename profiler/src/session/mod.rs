@@ -312,20 +312,20 @@ impl Observation {
             if started.elapsed() >= cfg.duration || interrupt::interrupted() {
                 break;
             }
-            if let (Some(url), Some(false)) = (&cfg.probe, probe_ok) {
-                if probe::http_ok(url, Duration::from_millis(500)).await {
-                    probe_ok = Some(true);
-                    notes.push(format!(
-                        "probe {url} answered after {:.1}s",
-                        started.elapsed().as_secs_f64()
-                    ));
-                }
+            if let (Some(url), Some(false)) = (&cfg.probe, probe_ok)
+                && probe::http_ok(url, Duration::from_millis(500)).await
+            {
+                probe_ok = Some(true);
+                notes.push(format!(
+                    "probe {url} answered after {:.1}s",
+                    started.elapsed().as_secs_f64()
+                ));
             }
-            if let Some(ex) = exercise.as_mut() {
-                if let Ok(Some(status)) = ex.try_wait() {
-                    notes.push(format!("exercise finished: {status}"));
-                    exercise = None;
-                }
+            if let Some(ex) = exercise.as_mut()
+                && let Ok(Some(status)) = ex.try_wait()
+            {
+                notes.push(format!("exercise finished: {status}"));
+                exercise = None;
             }
             if !engine.state(&id).await?.running {
                 break;

@@ -204,10 +204,10 @@ impl Btf {
         // Anonymous struct/union members (e.g. `qstr.len` inside `hash_len`,
         // task_struct fields behind randomized-layout wrappers).
         for m in &t.members {
-            if m.name == 0 {
-                if let Some(off) = self.find_in(m.ty, member, depth + 1) {
-                    return Some(m.bit_offset / 8 + off);
-                }
+            if m.name == 0
+                && let Some(off) = self.find_in(m.ty, member, depth + 1)
+            {
+                return Some(m.bit_offset / 8 + off);
             }
         }
         None

@@ -295,20 +295,20 @@ impl Collector {
                 // link cannot be folded through it.
                 runtime_links.remove(&path);
             }
-            if h.dentry != 0 {
-                if let Some(fs) = files.get(&h.dentry) {
-                    if fs.writes > 0 {
-                        o.bytes_written = o.bytes_written.max(fs.bytes);
-                        o.max_size = o.max_size.max(fs.max_size);
-                        o.ops.entry(Op::Write).or_default().ok = fs.writes;
-                    }
-                    if fs.fsynced != 0 {
-                        o.fsynced = true;
-                        o.ops.entry(Op::Fsync).or_default().ok = 1;
-                    }
-                    if fs.exec_mapped != 0 {
-                        o.executed = true;
-                    }
+            if h.dentry != 0
+                && let Some(fs) = files.get(&h.dentry)
+            {
+                if fs.writes > 0 {
+                    o.bytes_written = o.bytes_written.max(fs.bytes);
+                    o.max_size = o.max_size.max(fs.max_size);
+                    o.ops.entry(Op::Write).or_default().ok = fs.writes;
+                }
+                if fs.fsynced != 0 {
+                    o.fsynced = true;
+                    o.ops.entry(Op::Fsync).or_default().ok = 1;
+                }
+                if fs.exec_mapped != 0 {
+                    o.executed = true;
                 }
             }
         }

@@ -45,7 +45,7 @@ pub enum TraceError {
     #[error(
         "loading the eBPF programs failed: {0} (roprof needs root, or CAP_BPF + CAP_PERFMON + CAP_SYS_RESOURCE, and a kernel >= 5.8 with BTF)"
     )]
-    Load(#[source] aya::EbpfError),
+    Load(#[source] Box<aya::EbpfError>),
     /// A program failed to load or attach.
     #[error("eBPF program `{prog}` failed to {what}: {source}")]
     Program {
@@ -55,7 +55,7 @@ pub enum TraceError {
         what: String,
         /// Cause.
         #[source]
-        source: aya::programs::ProgramError,
+        source: Box<aya::programs::ProgramError>,
     },
     /// A map operation failed.
     #[error("eBPF map `{map}`: {source}")]
@@ -64,7 +64,7 @@ pub enum TraceError {
         map: &'static str,
         /// Cause.
         #[source]
-        source: aya::maps::MapError,
+        source: Box<aya::maps::MapError>,
     },
     /// A map is missing from the object.
     #[error("eBPF map `{0}` is missing from the object")]
@@ -88,7 +88,10 @@ pub enum TraceError {
 }
 
 fn map_err(map: &'static str) -> impl FnOnce(aya::maps::MapError) -> TraceError {
-    move |source| TraceError::Map { map, source }
+    move |source| TraceError::Map {
+        map,
+        source: Box::new(source),
+    }
 }
 
 /// How the tracer selects processes.
@@ -126,7 +129,7 @@ fn field_offset(format: &str, field: &str) -> Option<u32> {
     format.lines().find_map(|l| {
         let l = l.trim();
         let decl = l.strip_prefix("field:")?.split(';').next()?;
-        let name = decl.rsplit(|c: char| c == ' ' || c == '*').next()?;
+        let name = decl.rsplit([' ', '*']).next()?;
         if name.trim_end_matches("[]") != field {
             return None;
         }
@@ -153,7 +156,9 @@ impl Tracer {
             }
             loader.map_max_entries(MAP_EVENTS, n);
         }
-        let mut ebpf = loader.load(EBPF_OBJECT).map_err(TraceError::Load)?;
+        let mut ebpf = loader
+            .load(EBPF_OBJECT)
+            .map_err(|e| TraceError::Load(Box::new(e)))?;
 
         let fmt_path = format!("{}/events/cgroup/cgroup_mkdir/format", tracefs_root());
         let format = std::fs::read_to_string(&fmt_path).map_err(|e| TraceError::Format {
@@ -406,6 +411,7 @@ impl Tracer {
     }
 
     /// Number of processes currently traced.
+    #[must_use]
     pub fn traced_count(&self) -> usize {
         self.ebpf
             .map(MAP_TRACED)
@@ -416,7 +422,11 @@ impl Tracer {
 
 fn prog_err(prog: &str, what: &str) -> impl FnOnce(aya::programs::ProgramError) -> TraceError {
     let (prog, what) = (prog.to_owned(), what.to_owned());
-    move |source| TraceError::Program { prog, what, source }
+    move |source| TraceError::Program {
+        prog,
+        what,
+        source: Box::new(source),
+    }
 }
 
 fn program<'a, T>(ebpf: &'a mut Ebpf, name: &str) -> Result<&'a mut T, TraceError>
@@ -426,7 +436,7 @@ where
     let p = ebpf.program_mut(name).ok_or_else(|| TraceError::Program {
         prog: name.into(),
         what: "be found".into(),
-        source: aya::programs::ProgramError::UnexpectedProgramType,
+        source: Box::new(aya::programs::ProgramError::UnexpectedProgramType),
     })?;
     p.try_into().map_err(prog_err(name, "convert"))
 }

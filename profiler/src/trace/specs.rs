@@ -141,13 +141,13 @@ hooks! {
     "access" => SYS_access: S::path(op::ACCESS_W, N, 0).flags(specflag::ACCESS).mode_arg(1);
     "faccessat" => SYS_faccessat: S::path(op::ACCESS_W, 0, 1).flags(specflag::ACCESS).mode_arg(2);
     "faccessat2" => SYS_faccessat2: S::path(op::ACCESS_W, 0, 1).flags(specflag::ACCESS).mode_arg(2);
-    "write" => SYS_write: S { 0: SyscallSpec { fd_arg: 0, mode_arg: 2, ..S::new(op::WRITE, argkind::WRITE).0 } };
-    "pwrite64" => SYS_pwrite64: S { 0: SyscallSpec { fd_arg: 0, mode_arg: 2, ..S::new(op::WRITE, argkind::WRITE).0 } };
-    "writev" => SYS_writev: S { 0: SyscallSpec { fd_arg: 0, ..S::new(op::WRITE, argkind::WRITE).0 } };
-    "pwritev" => SYS_pwritev: S { 0: SyscallSpec { fd_arg: 0, ..S::new(op::WRITE, argkind::WRITE).0 } };
-    "fsync" => SYS_fsync: S { 0: SyscallSpec { fd_arg: 0, ..S::new(op::FSYNC, argkind::FSYNC).0 } };
-    "fdatasync" => SYS_fdatasync: S { 0: SyscallSpec { fd_arg: 0, ..S::new(op::FSYNC, argkind::FSYNC).0 } };
-    "mmap" => SYS_mmap: S { 0: SyscallSpec { fd_arg: 4, ..S::new(op::MMAP_EXEC, argkind::MMAP).0 } };
+    "write" => SYS_write: S(SyscallSpec { fd_arg: 0, mode_arg: 2, ..S::new(op::WRITE, argkind::WRITE).0 });
+    "pwrite64" => SYS_pwrite64: S(SyscallSpec { fd_arg: 0, mode_arg: 2, ..S::new(op::WRITE, argkind::WRITE).0 });
+    "writev" => SYS_writev: S(SyscallSpec { fd_arg: 0, ..S::new(op::WRITE, argkind::WRITE).0 });
+    "pwritev" => SYS_pwritev: S(SyscallSpec { fd_arg: 0, ..S::new(op::WRITE, argkind::WRITE).0 });
+    "fsync" => SYS_fsync: S(SyscallSpec { fd_arg: 0, ..S::new(op::FSYNC, argkind::FSYNC).0 });
+    "fdatasync" => SYS_fdatasync: S(SyscallSpec { fd_arg: 0, ..S::new(op::FSYNC, argkind::FSYNC).0 });
+    "mmap" => SYS_mmap: S(SyscallSpec { fd_arg: 4, ..S::new(op::MMAP_EXEC, argkind::MMAP).0 });
 }
 
 #[cfg(test)]
