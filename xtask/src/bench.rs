@@ -67,7 +67,15 @@ impl Sizes {
     };
 }
 
-pub fn bench(quick: bool) -> Result<()> {
+pub fn bench(quick: bool, render_only: bool) -> Result<()> {
+    if render_only {
+        let path = output_dir().join("bench.json");
+        let text =
+            fs::read_to_string(&path).with_context(|| format!("reading {}", path.display()))?;
+        let raw: Value =
+            serde_json::from_str(&text).with_context(|| format!("parsing {}", path.display()))?;
+        return write_outputs(&raw);
+    }
     let sizes = if quick { Sizes::QUICK } else { Sizes::FULL };
     step(
         "benchmark tools (bpftrace, strace, time, bpftool)",
@@ -113,6 +121,12 @@ pub fn bench(quick: bool) -> Result<()> {
         "answer": answer,
     });
 
+    write_outputs(&raw)
+}
+
+/// Writes bench.json, bench.svg and bench.md from the raw numbers, and the
+/// headline to stdout.
+fn write_outputs(raw: &Value) -> Result<()> {
     let out = output_dir();
     fs::create_dir_all(&out).with_context(|| format!("creating {}", out.display()))?;
     let write = |name: &str, text: &str| -> Result<()> {
@@ -123,12 +137,11 @@ pub fn bench(quick: bool) -> Result<()> {
     };
     write(
         "bench.json",
-        &(serde_json::to_string_pretty(&raw).context("serialising bench.json")? + "\n"),
+        &(serde_json::to_string_pretty(raw).context("serialising bench.json")? + "\n"),
     )?;
-    write("bench.svg", &chart::svg(&raw))?;
-    let md = report::markdown(&raw);
-    write("bench.md", &md)?;
-    println!("{}", report::headline(&raw));
+    write("bench.svg", &chart::svg(raw))?;
+    write("bench.md", &report::markdown(raw))?;
+    println!("{}", report::headline(raw));
     Ok(())
 }
 

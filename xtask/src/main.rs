@@ -73,6 +73,10 @@ enum Command {
         /// are not meaningful).
         #[arg(long)]
         quick: bool,
+        /// Only re-render bench.md and bench.svg from reports/bench.json
+        /// (no measurement).
+        #[arg(long, conflicts_with = "quick")]
+        render: bool,
     },
     /// Build the real server images (nginx, apache2, redis, memcached,
     /// postgresql) and profile each with `roprof profile --verify` into
@@ -108,7 +112,7 @@ fn main() -> ExitCode {
             Ok(all_ok) if !all_ok => return ExitCode::FAILURE,
             other => other.map(|_| ()),
         },
-        Command::Bench { quick } => bench::bench(quick),
+        Command::Bench { quick, render } => bench::bench(quick, render),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

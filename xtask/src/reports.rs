@@ -619,6 +619,12 @@ fn render_readme(rows: &[Row]) -> String {
             runs = r.container_runs,
         );
     }
+    if reports_dir().join("bench.md").is_file() {
+        md.push_str(
+            "\nroprof's own costs (tracing overhead, event throughput, time to a working \
+             read-only image) are measured by `cargo xtask bench`: [bench.md](bench.md).\n",
+        );
+    }
     md.push_str("\n## The images\n");
     for r in rows {
         let s = r.subject;

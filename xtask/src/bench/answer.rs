@@ -138,27 +138,21 @@ fn publish(port: u16) -> String {
 fn with_roprof(roprof: &Path) -> Result<Attempt> {
     let start = Instant::now();
     let mut c = Command::new(roprof);
-    c.args([
-        "profile",
-        "--verify",
-        "--quiet",
-        "--format",
-        "docker",
-        "--duration",
-    ])
-    .arg(ROPROF_DURATION)
-    .args(["-p", &publish(PORT_ROPROF), "--probe"])
-    .arg(format!("http://{}/", loopback(PORT_ROPROF)))
-    .arg(image_name("nginx"));
+    c.args(["profile", "--verify", "--format", "docker", "--duration"])
+        .arg(ROPROF_DURATION)
+        .args(["-p", &publish(PORT_ROPROF), "--probe"])
+        .arg(format!("http://{}/", loopback(PORT_ROPROF)))
+        .arg(image_name("nginx"));
     eprintln!("  $ {}", cmd::display(&c));
-    let out = cmd::output(&mut c)?;
+    let (out, progress) = with_progress(&mut c)?;
     let wall_secs = start.elapsed().as_secs_f64();
     let code = out.status.code().unwrap_or(-1);
     let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
     if !matches!(code, 0 | 4) {
+        let lines: Vec<&str> = progress.iter().map(|(_, l)| l.as_str()).collect();
         bail!(
             "roprof exited {code}: {}",
-            util::tail(&String::from_utf8_lossy(&out.stderr), 20)
+            util::tail(&lines.join("\n"), 20)
         );
     }
     let words = demo::docker_run_words(&stdout)?;
@@ -187,6 +181,7 @@ fn with_roprof(roprof: &Path) -> Result<Attempt> {
             "verified": code == 0,
             "check_status": status,
             "check_runs_not_counted": 1,
+            "progress": progress,
         }),
     })
 }
@@ -282,6 +277,31 @@ fn docker_diff() -> Result<Attempt> {
         answer: tmpfs_flags(&mounts),
         extra: json!({ "writable_status": first, "diff": diff.lines().collect::<Vec<_>>(), "check_status": status }),
     })
+}
+
+/// Runs `c` with its stdout collected and its stderr (roprof's progress
+/// lines, plain when not on a terminal) read line by line with the seconds
+/// since the start, which show where the time goes.
+fn with_progress(c: &mut Command) -> Result<(std::process::Output, Vec<(f64, String)>)> {
+    use std::io::BufRead as _;
+    let start = Instant::now();
+    let mut child = c
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .with_context(|| format!("could not start `{}`", cmd::display(c)))?;
+    let stderr = child.stderr.take().context("no stderr pipe")?;
+    let reader = thread::spawn(move || {
+        std::io::BufReader::new(stderr)
+            .lines()
+            .map_while(Result::ok)
+            .map(|l| ((start.elapsed().as_secs_f64() * 100.0).round() / 100.0, l))
+            .collect::<Vec<_>>()
+    });
+    let out = child.wait_with_output().context("waiting for roprof")?;
+    let progress = reader.join().unwrap_or_default();
+    Ok((out, progress))
 }
 
 /// `docker run -d --name NAME --read-only --tmpfs M… -p … nginx`.

@@ -148,7 +148,7 @@ pub fn svg(raw: &Value) -> String {
     let y = panel(
         &mut body,
         0.0,
-        "Write-open throughput relative to untraced (median; whisker: per-repetition min–max)",
+        "Write-open throughput vs untraced (dashed: 1.0, 0.95 goal; whisker: per-rep min–max)",
         &ratios,
         1.1,
         &[(1.0, "1.0 = untraced"), (0.95, "")],

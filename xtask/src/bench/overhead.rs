@@ -147,7 +147,17 @@ pub fn run(roprof: &Path, sizes: &Sizes, work: &Path) -> Result<Value> {
         eprintln!("xtask: warning: the bpf_stats run failed: {e:#}");
         json!({ "error": format!("{e:#}") })
     });
+    eprintln!("xtask: overhead: peak RSS by ring-buffer size (two small runs) ...");
+    let mut rss_by_ringbuf = serde_json::Map::new();
+    for bytes in [1u32 << 20, 16 << 20] {
+        let mut args = roprof_args("1000");
+        args.splice(1..1, ["--ringbuf-bytes".to_owned(), bytes.to_string()]);
+        let run = util::run_roprof(roprof, &args, work, Sampling::None)?;
+        parse_report(&run)?;
+        rss_by_ringbuf.insert(bytes.to_string(), json!(run.time.max_rss_kib));
+    }
     Ok(json!({
+        "rss_kib_by_ringbuf_bytes": rss_by_ringbuf,
         "ops": sizes.ops,
         "strace_ops": sizes.strace_ops,
         "reps": sizes.reps,

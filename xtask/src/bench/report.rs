@@ -206,6 +206,26 @@ fn overhead_details(md: &mut String, raw: &Value) {
             .sum::<f64>(),
         f(&raw["overhead"]["ops"]) * f(&raw["overhead"]["reps"]),
     );
+    if let Some(rb) = raw["overhead"]["rss_kib_by_ringbuf_bytes"].as_object() {
+        let parts: Vec<String> = rb
+            .iter()
+            .map(|(bytes, kib)| {
+                format!(
+                    "{} MiB ring buffer: {} KiB",
+                    bytes.parse::<f64>().unwrap_or(f64::NAN) / 1_048_576.0,
+                    thousands(f(kib))
+                )
+            })
+            .collect();
+        let _ = writeln!(
+            md,
+            "Peak RSS against the ring-buffer size (`--ringbuf-bytes`, two extra runs of \
+             `bench 1000`, `/usr/bin/time -v`): {}. The ring buffer's data pages are mapped \
+             into roprof (twice, as the kernel maps them for wrap-around), and mapped pages \
+             count in RSS.\n",
+            parts.join("; ")
+        );
+    }
     let d = &raw["overhead"]["bpf_stats"];
     if let Some(progs) = d["programs"].as_object() {
         let _ = writeln!(
@@ -262,9 +282,14 @@ fn throughput_section(md: &mut String, raw: &Value) {
     if let Some(maps) = t["maps"].as_object() {
         let parts: Vec<String> = maps
             .iter()
+            .filter(|(_, v)| f(v) >= 65536.0)
             .map(|(k, v)| format!("{k} {}", mib(f(v))))
             .collect();
-        let _ = writeln!(md, "\nMaps at the peak sample: {}.\n", parts.join(", "));
+        let _ = writeln!(
+            md,
+            "\nMaps at the peak sample (those of 64 KiB or more): {}.\n",
+            parts.join(", ")
+        );
     }
 }
 
@@ -352,7 +377,7 @@ fn answer_section(md: &mut String, raw: &Value) {
         "Image `{img}`; {reps} interleaved repetition(s) of each method. \"Works\" means: with \
          `--read-only` and the answer's mounts, nginx answers `GET /` on a \
          127.0.0.1-published port with HTTP 200 within {to} s.\n\n\
-         - **roprof**: `roprof profile --verify --quiet --format docker --duration {dur} -p \
+         - **roprof**: `roprof profile --verify --format docker --duration {dur} -p \
          127.0.0.1:PORT:80 --probe http://127.0.0.1:PORT/ {img}` — one traced run and one \
          read-only verification run; its proposed `docker run` line is then started once \
          more, detached, and probed (that check is not counted in time or runs).\n\
@@ -405,6 +430,20 @@ fn answer_section(md: &mut String, raw: &Value) {
             join(&m["works"]),
             answer.replace('|', "\\|"),
         );
+    }
+    let last_roprof = a["methods"]["roprof_verify"]["attempts"]
+        .as_array()
+        .and_then(|xs| xs.last());
+    if let Some(progress) = last_roprof.and_then(|x| x["extra"]["progress"].as_array()) {
+        let _ = writeln!(
+            md,
+            "\nWhere roprof's time goes (its progress lines on stderr, seconds since start, \
+             last repetition):\n\n```"
+        );
+        for p in progress {
+            let _ = writeln!(md, "{:6.2}  {}", f(&p[0]), p[1].as_str().unwrap_or(""));
+        }
+        let _ = writeln!(md, "```");
     }
     let _ = writeln!(
         md,

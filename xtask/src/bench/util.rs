@@ -373,8 +373,13 @@ fn sample(pid: u32, sampling: Sampling, run: &mut RoprofRun) {
                     ))
                 })
                 .collect();
-            if !stats.is_empty() {
-                run.prog_stats = stats;
+            // Keep each program's largest count: roprof closes its programs
+            // one by one on the way out.
+            for (name, (cnt, time)) in stats {
+                let e = run.prog_stats.entry(name).or_insert((0, 0));
+                if cnt >= e.0 {
+                    *e = (cnt, time);
+                }
             }
         }
     }
