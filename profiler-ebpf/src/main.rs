@@ -31,14 +31,15 @@ use profiler_common::{
     SyscallSpec, TracedProc, argkind, counter, kind, op, specflag,
 };
 
-/// 16 MiB: with in-kernel dedupe, a burst of distinct paths (~300 bytes each)
-/// of >50k events fits before userspace must drain.
+/// 4 MiB: with in-kernel dedupe only distinct operations are sent (~200
+/// bytes each), so ~20k can queue before userspace drains; `--ringbuf-bytes`
+/// raises it. Its pages are mapped into roprof, so it is also most of its RSS.
 #[map]
-static EVENTS: RingBuf = RingBuf::with_byte_size(16 << 20, 0);
+static EVENTS: RingBuf = RingBuf::with_byte_size(4 << 20, 0);
 #[map]
 static TARGET_CGROUPS: HashMap<u64, u32> = HashMap::with_max_entries(64, 0);
 #[map]
-static TRACED: HashMap<u32, TracedProc> = HashMap::with_max_entries(65536, 0);
+static TRACED: HashMap<u32, TracedProc> = HashMap::with_max_entries(16384, 0);
 #[map]
 static SPECS: Array<SyscallSpec> = Array::with_max_entries(1024, 0);
 #[map]
@@ -423,18 +424,43 @@ fn submit(ev: *mut EventBuf) {
 
 /// Emits a record whose path is the object `file` itself.
 #[inline(always)]
-fn emit_object(cfg: &Config, opc: u32, ret: i64, pid_tgid: u64, file: u64, flags: u64, mode: u64) {
+fn object_key(opc: u32, ret: i64, dentry: u64, flags: u64) -> u64 {
+    mix(
+        mix(mix(u64::from(opc), ret as u64), dentry),
+        flags & (O_ACCMODE | O_CREAT | O_TRUNC | O_APPEND),
+    )
+}
+
+/// Dedupe check for an object operation, done in `sys_exit` itself so the
+/// common case (a repeat) costs no tail call. Returns true when it is new.
+#[inline(always)]
+fn object_is_new(cfg: &Config, opc: u32, ret: i64, pid_tgid: u64, file: u64, flags: u64) -> bool {
+    let o = &cfg.offsets;
+    let dentry = rk::<u64>(file + o.file_path + o.path_dentry).unwrap_or(0);
+    dentry != 0 && !seen_before(cfg, object_key(opc, ret, dentry, flags), pid_tgid)
+}
+
+/// Builds the record for an object operation already found new by
+/// [`object_is_new`] (or, from `sched_exec`, checked here when `check`).
+#[inline(always)]
+fn emit_object(
+    cfg: &Config,
+    opc: u32,
+    ret: i64,
+    pid_tgid: u64,
+    file: u64,
+    flags: u64,
+    mode: u64,
+    check: bool,
+) {
     let o = &cfg.offsets;
     let (mnt, dentry) = read_path(o, file + o.file_path);
     if dentry == 0 {
         count(counter::READ_ERRORS);
         return;
     }
-    let key = mix(
-        mix(mix(u64::from(opc), ret as u64), dentry),
-        flags & (O_ACCMODE | O_CREAT | O_TRUNC | O_APPEND),
-    );
-    if seen_before(cfg, key, pid_tgid) {
+    let key = object_key(opc, ret, dentry, flags);
+    if check && seen_before(cfg, key, pid_tgid) {
         return;
     }
     let Some(ev) = SCRATCH.get_ptr_mut(0) else {
@@ -617,8 +643,9 @@ fn account_write(cfg: &Config, fd: u64, len: u64, fsync: bool, exec_map: bool) {
             (*st).writes += 1;
             let inode = rk::<u64>(file + o.file_inode).unwrap_or(0);
             let size = rk::<i64>(inode + o.inode_size).unwrap_or(0) as u64;
-            let pos = rk::<i64>(file + o.file_pos).unwrap_or(0) as u64;
-            let end = if pos > size { pos } else { size } + len;
+            // i_size + len: exact for appends, an upper bound for overwrites;
+            // one kernel read less than also reading f_pos on this hot path.
+            let end = size + len;
             if end > (*st).max_size {
                 (*st).max_size = end;
             }
@@ -751,7 +778,9 @@ fn try_sys_exit(ctx: &TracePointContext) -> Result<(), i64> {
         argkind::FD | argkind::MMAP => {
             let file = fd_file(&cfg.offsets, arg(a, spec.fd_arg) as i64);
             if file != 0 {
-                q.object(spec.op, ret, pid_tgid, file, inf.flags, mode);
+                if object_is_new(cfg, spec.op, ret, pid_tgid, file, inf.flags) {
+                    q.object(spec.op, ret, pid_tgid, file, inf.flags, mode);
+                }
                 if spec.argkind == argkind::MMAP && ret >= 0 {
                     account_write(cfg, arg(a, spec.fd_arg), 0, false, true);
                 }
@@ -791,7 +820,11 @@ fn try_sys_exit(ctx: &TracePointContext) -> Result<(), i64> {
                     {
                         count(counter::FILES_FULL);
                     }
-                    q.object(opc, ret, pid_tgid, file, inf.flags, mode);
+                    if object_is_new(cfg, opc, ret, pid_tgid, file, inf.flags) {
+                        if object_is_new(cfg, opc, ret, pid_tgid, file, inf.flags) {
+                            q.object(opc, ret, pid_tgid, file, inf.flags, mode);
+                        }
+                    }
                     return q.run(ctx);
                 }
             }
@@ -960,6 +993,7 @@ pub fn emit(ctx: TracePointContext) -> u32 {
             job.file,
             job.flags,
             job.mode,
+            false,
         );
     } else {
         emit_named(
@@ -1050,7 +1084,7 @@ fn try_sched_exec(_ctx: &TracePointContext) -> Result<(), i64> {
             // SAFETY: per-CPU slot.
             unsafe { (*j).walk_dentry = 0 };
         }
-        emit_object(cfg, op::EXEC, 0, pid_tgid, exe, 0, 0);
+        emit_object(cfg, op::EXEC, 0, pid_tgid, exe, 0, 0, true);
         finish_walk(cfg);
     }
     Ok(())

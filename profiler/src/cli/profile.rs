@@ -64,7 +64,7 @@ pub struct ProfileArgs {
     /// Profile with a read-only root (see what fails with EROFS today).
     #[arg(long)]
     pub read_only: bool,
-    /// Kernel ring buffer size in bytes (power of two; default 16 MiB).
+    /// Kernel ring buffer size in bytes (power of two; default 4 MiB).
     #[arg(long, value_name = "BYTES")]
     pub ringbuf_bytes: Option<u32>,
     /// docker-run-like options.

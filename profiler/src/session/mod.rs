@@ -352,7 +352,11 @@ impl Observation {
         let (losses, stats) = tracer.losses()?;
         let dedup = tracer.dedup_counts()?;
         let files = tracer.file_stats()?;
-        drop(tracer);
+        // Detaching ~100 tracepoint links takes seconds (the kernel waits
+        // for an RCU grace period per link): do it off the critical path.
+        // Whatever is still attached when roprof exits is detached by the
+        // kernel as the fds close.
+        std::thread::spawn(move || drop(tracer));
         let state = engine.state(&id).await?;
         let logs = engine.logs_tail(&id, 20).await;
         if owned && collector.cgroup_seen.is_none() {
