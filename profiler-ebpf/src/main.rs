@@ -821,9 +821,7 @@ fn try_sys_exit(ctx: &TracePointContext) -> Result<(), i64> {
                         count(counter::FILES_FULL);
                     }
                     if object_is_new(cfg, opc, ret, pid_tgid, file, inf.flags) {
-                        if object_is_new(cfg, opc, ret, pid_tgid, file, inf.flags) {
-                            q.object(opc, ret, pid_tgid, file, inf.flags, mode);
-                        }
+                        q.object(opc, ret, pid_tgid, file, inf.flags, mode);
                     }
                     return q.run(ctx);
                 }
@@ -843,7 +841,7 @@ fn try_sys_exit(ctx: &TracePointContext) -> Result<(), i64> {
                     && (name_ptr == 0 || inf.flags & AT_EMPTY_PATH != 0);
                 if empty_fd {
                     let file = fd_file(&cfg.offsets, dirfd);
-                    if file != 0 {
+                    if file != 0 && object_is_new(cfg, opc, ret, pid_tgid, file, inf.flags) {
                         q.object(opc, ret, pid_tgid, file, inf.flags, mode);
                     }
                 } else if name_ptr != 0 {

@@ -116,7 +116,7 @@ pub fn plan(input: &AnalysisInput<'_>) -> MountPlan {
             Some(point) => placed.push(Placed {
                 need,
                 point,
-                persistent: o.fsynced
+                persistent: (o.fsynced && !is_volatile_by_convention(&o.path))
                     || data_workdir.as_ref().is_some_and(|w| o.path.starts_with(w)),
             }),
             None => {
@@ -187,6 +187,22 @@ pub fn plan(input: &AnalysisInput<'_>) -> MountPlan {
         excluded,
         warnings,
     }
+}
+
+/// Directories that are volatile by FHS convention (cleared at boot): an
+/// fsync there (a pid or socket lock file) does not make the data worth
+/// persisting.
+fn is_volatile_by_convention(p: &CPath) -> bool {
+    [
+        "/run",
+        "/var/run",
+        "/var/lock",
+        "/tmp",
+        "/var/tmp",
+        "/dev/shm",
+    ]
+    .iter()
+    .any(|d| p.starts_with(&CPath::from(*d)))
 }
 
 /// WORKDIR of an image that declares VOLUMEs, canonical, unless it is `/`.

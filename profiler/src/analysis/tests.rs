@@ -475,3 +475,25 @@ fn repair_settings_change_the_plan_as_asked() {
         "the drop is recorded"
     );
 }
+
+#[test]
+fn fsync_of_a_lock_file_under_run_is_not_persistent_data() {
+    let l = listing(dirs(&["/run/postgresql", "/var/lib/db"]));
+    let mut lock = obs("/run/postgresql/.s.PGSQL.5432.lock", &[Op::Create]);
+    lock.fsynced = true;
+    let mut data = obs("/var/lib/db/base.dat", &[Op::Create]);
+    data.fsynced = true;
+    let p = run(
+        &l,
+        &ImageConfig::default(),
+        &RunOptions::default(),
+        &[lock, data],
+    );
+    assert_eq!(
+        targets(&p),
+        [
+            ("/run/postgresql".to_owned(), MountKind::Tmpfs),
+            ("/var/lib/db".to_owned(), MountKind::PersistentVolume)
+        ]
+    );
+}

@@ -162,7 +162,7 @@ fn tree(s: &mut String, paths: &[PathObservation]) {
                 .ops
                 .iter()
                 .map(|(op, st)| {
-                    let mut t = format!("{op:?} ok={}", st.ok);
+                    let mut t = format!("{} ok={}", op_name(*op), st.ok);
                     for (e, n) in &st.errors {
                         if e == "EROFS" {
                             let _ = write!(t, " **EROFS={n}**");
@@ -176,4 +176,12 @@ fn tree(s: &mut String, paths: &[PathObservation]) {
             let _ = writeln!(s, "{indent}- {name}: {}", ops.join(", "));
         }
     }
+}
+
+/// The operation's name as in the JSON report (`snake_case`).
+fn op_name(op: crate::model::Op) -> String {
+    serde_json::to_value(op)
+        .ok()
+        .and_then(|v| v.as_str().map(str::to_owned))
+        .unwrap_or_else(|| format!("{op:?}"))
 }
