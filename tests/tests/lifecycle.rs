@@ -414,3 +414,61 @@ fn a_container_that_exits_at_once_still_yields_a_report() {
             .any(|p| p["path"] == "/tmp/once")
     );
 }
+
+#[test]
+fn attach_profiles_a_running_container_from_now_on() {
+    require_privileged();
+    let _g = ContainerGuard::new();
+    let name = unique_name("attach");
+    docker_ok([
+        "run",
+        "-d",
+        "--label",
+        "roprof.test=1",
+        "--name",
+        &name,
+        "roprof-fixture/busybox:latest",
+        "sh",
+        "-c",
+        "echo early > /tmp/before.txt; sleep 2; while true; do echo x > /tmp/during.txt; sleep 0.2; done",
+    ]);
+    std::thread::sleep(Duration::from_secs(4));
+    let (code, out, err) = roprof([
+        "attach",
+        "--quiet",
+        "--format",
+        "json",
+        "--duration",
+        "3s",
+        &name,
+    ]);
+    let still_running = docker_ok(["inspect", "-f", "{{.State.Running}}", &name]);
+    docker_ok(["rm", "-f", &name]);
+    assert_eq!(code, 0, "stderr:\n{err}");
+    let r: serde_json::Value = serde_json::from_str(&out).expect("a JSON report");
+    assert_eq!(
+        r["run"]["partial_start"], true,
+        "the report says earlier writes were not seen"
+    );
+    assert!(
+        r["paths"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|p| p["path"] == "/tmp/during.txt"),
+        "writes after the attach are seen"
+    );
+    assert!(
+        !r["paths"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|p| p["path"] == "/tmp/before.txt"),
+        "writes before the attach are not invented"
+    );
+    assert_eq!(
+        still_running.trim(),
+        "true",
+        "attach leaves the container running"
+    );
+}
