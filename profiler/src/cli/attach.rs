@@ -4,11 +4,11 @@ use std::time::Duration;
 
 use clap::Args;
 
-use super::{EXIT_LOSS, parse_duration, render::ensure_nl};
+use super::{EXIT_LOSS, parse_duration};
 use crate::{
     analysis::Settings,
     model::RunOptions,
-    render::{self, Format},
+    render::Format,
     runtime::Engine,
     session::{self, RunConfig},
 };
@@ -56,7 +56,7 @@ pub async fn run(args: &AttachArgs) -> anyhow::Result<i32> {
     let out = session::attach(&engine, &cfg, &args.container).await?;
     let report = session::report(out, RunOptions::default(), Settings::default());
     eprintln!("roprof: attached mid-run: writes before the attach were not seen");
-    print!("{}", ensure_nl(render::render(&report, args.format)?));
+    super::render::print_report(&report, args.format)?;
     Ok(if report.run.incomplete {
         super::EXIT_INTERRUPTED
     } else if report.losses.is_clean() || args.allow_loss {

@@ -5,7 +5,7 @@ use std::{path::PathBuf, time::Duration};
 use anyhow::Context as _;
 use clap::Args;
 
-use super::{EXIT_LOSS, EXIT_VERIFY_FAILED, RunArgs, parse_duration, render::ensure_nl, verify};
+use super::{EXIT_LOSS, EXIT_VERIFY_FAILED, RunArgs, parse_duration, verify};
 use crate::{
     analysis::Settings,
     render::{self, Format},
@@ -188,7 +188,7 @@ pub async fn run(args: &ProfileArgs) -> anyhow::Result<i32> {
         let files = render::write_all(&report, dir)?;
         eprintln!("roprof: wrote {} files to {}", files.len(), dir.display());
     }
-    print!("{}", ensure_nl(render::render(&report, args.format)?));
+    super::render::print_report(&report, args.format)?;
     if report.run.incomplete {
         eprintln!("roprof: the profile is INCOMPLETE: interrupted");
     }

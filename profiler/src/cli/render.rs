@@ -23,8 +23,25 @@ pub fn run(args: &RenderArgs) -> anyhow::Result<i32> {
         .with_context(|| format!("reading report {}", args.report.display()))?;
     let report = render::json::load_report(&text)
         .with_context(|| format!("loading report {}", args.report.display()))?;
-    print!("{}", ensure_nl(render::render(&report, args.format)?));
+    print_report(&report, args.format)?;
     Ok(0)
+}
+
+/// Prints `report` in `format` on stdout. JSON is streamed (a report of
+/// 100k paths is tens of MiB: building it as a string would double roprof's
+/// peak memory); the other formats are small.
+pub fn print_report(report: &crate::model::Report, format: Format) -> anyhow::Result<()> {
+    use std::io::Write as _;
+    let stdout = std::io::stdout();
+    let mut out = std::io::BufWriter::new(stdout.lock());
+    if format == Format::Json {
+        serde_json::to_writer_pretty(&mut out, report)?;
+        out.write_all(b"\n")?;
+    } else {
+        out.write_all(ensure_nl(render::render(report, format)?).as_bytes())?;
+    }
+    out.flush()?;
+    Ok(())
 }
 
 /// Adds a final newline when missing.

@@ -28,9 +28,10 @@ pub struct RawEvent {
     /// Header as sent.
     pub header: EventHeader,
     /// User-supplied name (without NUL).
-    pub name: Vec<u8>,
-    /// Base path components, root-first.
-    pub base: Vec<Vec<u8>>,
+    pub name: Box<[u8]>,
+    /// Base path as sent: components leaf-first, each NUL-terminated (kept
+    /// raw, one allocation per record, and decoded once in `finish`).
+    pub base_raw: Box<[u8]>,
 }
 
 impl RawEvent {
@@ -47,15 +48,13 @@ impl RawEvent {
         let data = &bytes[hs..];
         let nl = (header.name_len as usize).min(data.len());
         let name = &data[..nl];
-        let name = name.split(|b| *b == 0).next().unwrap_or_default().to_vec();
+        let name = name.split(|b| *b == 0).next().unwrap_or_default().into();
         let bl = (header.base_len as usize).min(data.len() - nl);
-        let mut base: Vec<Vec<u8>> = data[nl..nl + bl]
-            .split(|b| *b == 0)
-            .filter(|c| !c.is_empty())
-            .map(<[u8]>::to_vec)
-            .collect();
-        base.reverse();
-        Some(RawEvent { header, name, base })
+        Some(RawEvent {
+            header,
+            name,
+            base_raw: data[nl..nl + bl].into(),
+        })
     }
 
     fn comm(&self) -> String {
@@ -65,8 +64,13 @@ impl RawEvent {
     }
 
     fn base_path(&self) -> CPath {
-        let mut p = Vec::new();
-        for c in &self.base {
+        let mut p = Vec::with_capacity(self.base_raw.len() + 1);
+        for c in self
+            .base_raw
+            .split(|b| *b == 0)
+            .filter(|c| !c.is_empty())
+            .rev()
+        {
             p.push(b'/');
             p.extend_from_slice(c);
         }
