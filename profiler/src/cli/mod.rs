@@ -43,6 +43,23 @@ pub enum Command {
     Patch(patch::PatchArgs),
 }
 
+/// How a run is observed; shared by profile and verify.
+#[derive(Debug, Args, Clone)]
+pub struct ObserveArgs {
+    /// Observation window; ends earlier when the container exits.
+    #[arg(long, default_value = "10s", value_parser = parse_duration)]
+    pub duration: Duration,
+    /// Seconds to wait after the stop signal before SIGKILL.
+    #[arg(long, default_value_t = 10)]
+    pub stop_timeout: i32,
+    /// Shell command run on the host during the window (load, tests).
+    #[arg(long)]
+    pub exercise: Option<String>,
+    /// URL polled until it answers (publish the port on 127.0.0.1).
+    #[arg(long)]
+    pub probe: Option<String>,
+}
+
 /// docker-run-like options shared by profile and verify.
 #[derive(Debug, Args, Clone, Default)]
 pub struct RunArgs {

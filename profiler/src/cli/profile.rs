@@ -1,11 +1,11 @@
 //! `roprof profile IMAGE [COMMAND…]`.
 
-use std::{path::PathBuf, time::Duration};
+use std::path::PathBuf;
 
 use anyhow::Context as _;
 use clap::Args;
 
-use super::{EXIT_LOSS, EXIT_VERIFY_FAILED, RunArgs, parse_duration, verify};
+use super::{EXIT_LOSS, EXIT_VERIFY_FAILED, ObserveArgs, RunArgs, verify};
 use crate::{
     analysis::Settings,
     render::{self, Format},
@@ -16,24 +16,15 @@ use crate::{
 /// Arguments of `profile`.
 #[derive(Debug, Args)]
 pub struct ProfileArgs {
-    /// Observation window; ends earlier when the container exits.
-    #[arg(long, default_value = "10s", value_parser = parse_duration)]
-    pub duration: Duration,
+    /// Observation window, stop and exercise.
+    #[command(flatten)]
+    pub observe: ObserveArgs,
     /// Output format on stdout.
     #[arg(long, value_enum, default_value = "table")]
     pub format: Format,
     /// Write every format into this directory.
     #[arg(short = 'o', long = "output-dir")]
     pub output_dir: Option<PathBuf>,
-    /// Seconds to wait after the stop signal before SIGKILL.
-    #[arg(long, default_value_t = 10)]
-    pub stop_timeout: i32,
-    /// Shell command run on the host during the window (load, tests).
-    #[arg(long)]
-    pub exercise: Option<String>,
-    /// URL polled until it answers (publish the port on 127.0.0.1).
-    #[arg(long)]
-    pub probe: Option<String>,
     /// Keep the container after the run.
     #[arg(long)]
     pub keep: bool,
@@ -93,10 +84,10 @@ pub async fn run(args: &ProfileArgs) -> anyhow::Result<i32> {
     let cfg = RunConfig {
         image: args.image.clone(),
         run: run_opts.clone(),
-        duration: args.duration,
-        stop_timeout: args.stop_timeout,
-        exercise: args.exercise.clone(),
-        probe: args.probe.clone(),
+        duration: args.observe.duration,
+        stop_timeout: args.observe.stop_timeout,
+        exercise: args.observe.exercise.clone(),
+        probe: args.observe.probe.clone(),
         keep: args.keep,
         quiet: args.quiet,
         read_only: args.read_only || args.mode == Mode::Iterate,

@@ -2,12 +2,12 @@
 //! plan's mounts, under tracing, compare with the observed run, and with
 //! `--repair` fix the plan until it verifies.
 
-use std::{path::PathBuf, time::Duration};
+use std::path::PathBuf;
 
 use anyhow::Context as _;
 use clap::Args;
 
-use super::{EXIT_VERIFY_FAILED, RunArgs, parse_duration, render::ensure_nl};
+use super::{EXIT_VERIFY_FAILED, ObserveArgs, RunArgs, render::ensure_nl};
 use crate::{
     analysis::Settings,
     model::Report,
@@ -19,21 +19,12 @@ use crate::{
 /// Arguments of `verify`.
 #[derive(Debug, Args)]
 pub struct VerifyArgs {
+    /// Observation window, stop and exercise.
+    #[command(flatten)]
+    pub observe: ObserveArgs,
     /// The report whose plan to verify.
     #[arg(long)]
     pub report: PathBuf,
-    /// Observation window.
-    #[arg(long, default_value = "10s", value_parser = parse_duration)]
-    pub duration: Duration,
-    /// Seconds to wait after the stop signal before SIGKILL.
-    #[arg(long, default_value_t = 10)]
-    pub stop_timeout: i32,
-    /// Shell command run on the host during the window.
-    #[arg(long)]
-    pub exercise: Option<String>,
-    /// URL polled until it answers (publish the port on 127.0.0.1).
-    #[arg(long)]
-    pub probe: Option<String>,
     /// Repair the plan when the run differs (seed, move up, cover new paths)
     /// and verify again, up to --max-runs container runs.
     #[arg(long)]
@@ -93,10 +84,10 @@ pub async fn run(args: &VerifyArgs, run_args: &RunArgs) -> anyhow::Result<i32> {
             .clone()
             .unwrap_or_else(|| report.image.image.clone()),
         run,
-        duration: args.duration,
-        stop_timeout: args.stop_timeout,
-        exercise: args.exercise.clone(),
-        probe: args.probe.clone(),
+        duration: args.observe.duration,
+        stop_timeout: args.observe.stop_timeout,
+        exercise: args.observe.exercise.clone(),
+        probe: args.observe.probe.clone(),
         keep: false,
         quiet: args.quiet,
         read_only: true,
