@@ -39,7 +39,7 @@ fn main() {
             let interrupted = e.chain().any(|c| {
                 matches!(
                     c.downcast_ref::<SessionError>(),
-                    Some(SessionError::Interrupted(_))
+                    Some(SessionError::Interrupted { .. })
                 )
             });
             std::process::exit(if interrupted { EXIT_INTERRUPTED } else { 1 });

@@ -404,6 +404,9 @@ pub struct RunOptions {
     /// `--cap-add`.
     #[serde(default)]
     pub cap_add: Vec<String>,
+    /// `--memory` limit as given (`64m`, `1g`, bytes).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub memory: Option<String>,
     /// Command and arguments after the image.
     #[serde(default)]
     pub command: Vec<String>,
@@ -557,9 +560,13 @@ pub struct RunMeta {
     /// Writes before this point were not seen (attach mode).
     #[serde(default)]
     pub partial_start: bool,
-    /// The run was interrupted; the report is incomplete.
+    /// The run did not cover the container's normal life: interrupted by a
+    /// signal, the engine was lost, or the container was OOM-killed.
     #[serde(default)]
     pub incomplete: bool,
+    /// Why the report is incomplete.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub incomplete_reason: Option<String>,
     /// Notes for the reader (e.g. "attached to a running container").
     #[serde(default)]
     pub notes: Vec<String>,

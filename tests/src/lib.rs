@@ -399,3 +399,250 @@ pub fn roprof_containers() -> usize {
     .filter(|l| !l.trim().is_empty())
     .count()
 }
+
+/// Number of BPF links on the machine (`bpftool link list`); roprof's
+/// tracepoint attachments are links, so a run must leave this unchanged.
+#[must_use]
+pub fn bpf_links() -> usize {
+    let out = Command::new("bpftool")
+        .args(["-j", "link", "list"])
+        .output()
+        .unwrap_or_else(|e| panic!("expected bpftool to run (apt-get install bpftool): {e}"));
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
+        panic!(
+            "expected JSON from `bpftool -j link list` ({e}): {}",
+            String::from_utf8_lossy(&out.stdout)
+        )
+    });
+    v.as_array().map_or(0, Vec::len)
+}
+
+/// Names of every Docker volume (anonymous ones included).
+#[must_use]
+pub fn volume_names() -> std::collections::BTreeSet<String> {
+    docker_ok(["volume", "ls", "-q"])
+        .lines()
+        .map(str::to_owned)
+        .collect()
+}
+
+/// What a finished `roprof` run left: exit status, output, peak memory.
+#[derive(Debug)]
+pub struct Finished {
+    /// Exit code (None when killed by a signal).
+    pub code: Option<i32>,
+    /// Standard output.
+    pub stdout: String,
+    /// Standard error.
+    pub stderr: String,
+    /// Peak resident set size of the roprof process, in KiB (`ru_maxrss`).
+    pub max_rss_kib: i64,
+}
+
+impl Finished {
+    /// The JSON report on stdout; panics with the output when it is not one.
+    #[must_use]
+    pub fn report(&self) -> serde_json::Value {
+        serde_json::from_str(&self.stdout).unwrap_or_else(|e| {
+            panic!(
+                "expected a JSON report on stdout ({e}); stdout:\n{}\nstderr:\n{}",
+                self.stdout, self.stderr
+            )
+        })
+    }
+}
+
+/// A `roprof` running in the background, its stderr readable line by line.
+pub struct Running {
+    child: std::process::Child,
+    lines: std::sync::mpsc::Receiver<String>,
+    stderr_seen: Vec<String>,
+    stdout: std::thread::JoinHandle<String>,
+    stderr_rest: std::thread::JoinHandle<()>,
+}
+
+/// Starts `roprof ARGS` (test label set, plus `env`) in the background.
+#[must_use]
+pub fn spawn_roprof(args: &[&str], env: &[(&str, &str)]) -> Running {
+    use std::io::{BufRead as _, Read as _};
+    let mut cmd = Command::new(roprof_bin());
+    cmd.args(args)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .env("ROPROF_TEST_LABEL", "1");
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    let line = format!("{cmd:?}");
+    let mut child = cmd
+        .spawn()
+        .unwrap_or_else(|e| panic!("expected to run {line}, but it could not start: {e}"));
+    let mut out = child.stdout.take().expect("stdout is piped");
+    let err = child.stderr.take().expect("stderr is piped");
+    let stdout = std::thread::spawn(move || {
+        let mut s = String::new();
+        let _ = out.read_to_string(&mut s);
+        s
+    });
+    let (tx, lines) = std::sync::mpsc::channel();
+    let stderr_rest = std::thread::spawn(move || {
+        for l in std::io::BufReader::new(err).lines().map_while(Result::ok) {
+            let _ = tx.send(l);
+        }
+    });
+    Running {
+        child,
+        lines,
+        stderr_seen: Vec::new(),
+        stdout,
+        stderr_rest,
+    }
+}
+
+impl Running {
+    /// Process id.
+    #[must_use]
+    pub fn pid(&self) -> i32 {
+        i32::try_from(self.child.id()).expect("pid fits in i32")
+    }
+
+    /// Waits (up to `timeout`) for a stderr line containing `needle`;
+    /// panics with what was printed when it never comes.
+    pub fn wait_for_stderr(&mut self, needle: &str, timeout: std::time::Duration) {
+        let deadline = std::time::Instant::now() + timeout;
+        loop {
+            let left = deadline.saturating_duration_since(std::time::Instant::now());
+            match self.lines.recv_timeout(left) {
+                Ok(l) => {
+                    let hit = l.contains(needle);
+                    self.stderr_seen.push(l);
+                    if hit {
+                        return;
+                    }
+                }
+                Err(_) => panic!(
+                    "expected roprof to print `{needle}` on stderr within {timeout:?}; it printed:\n{}",
+                    self.stderr_seen.join("\n")
+                ),
+            }
+        }
+    }
+
+    /// Sends `sig` to roprof.
+    pub fn signal(&self, sig: i32) {
+        // SAFETY: kill(2) on our own child's pid, which is not reaped yet.
+        let rc = unsafe { libc::kill(self.pid(), sig) };
+        assert_eq!(rc, 0, "kill({}, {sig}) failed", self.pid());
+    }
+
+    /// Waits for roprof to exit (panics after `timeout`, killing it) and
+    /// returns its status, output and peak RSS.
+    #[must_use]
+    pub fn finish(mut self, timeout: std::time::Duration) -> Finished {
+        let deadline = std::time::Instant::now() + timeout;
+        let pid = self.pid();
+        let mut status = 0;
+        // SAFETY: rusage is plain data; zeroed is a valid value.
+        let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
+        loop {
+            // SAFETY: wait4 on our own child; status and usage are valid
+            // pointers for the duration of the call.
+            let r = unsafe { libc::wait4(pid, &raw mut status, libc::WNOHANG, &raw mut usage) };
+            if r == pid {
+                break;
+            }
+            assert!(r == 0, "wait4({pid}) failed: {}", std::io::Error::last_os_error());
+            if std::time::Instant::now() > deadline {
+                let _ = self.child.kill();
+                panic!(
+                    "roprof did not exit within {timeout:?}; stderr so far:\n{}",
+                    self.stderr_seen.join("\n")
+                );
+            }
+            std::thread::sleep(std::time::Duration::from_millis(100));
+        }
+        let stdout = self.stdout.join().unwrap_or_default();
+        let _ = self.stderr_rest.join();
+        self.stderr_seen.extend(self.lines.try_iter());
+        Finished {
+            code: libc::WIFEXITED(status).then(|| libc::WEXITSTATUS(status)),
+            stdout,
+            stderr: self.stderr_seen.join("\n"),
+            max_rss_kib: usage.ru_maxrss,
+        }
+    }
+}
+
+/// The pid of the running dockerd (from its pid file).
+#[must_use]
+pub fn dockerd_pid() -> Option<i32> {
+    let pid: i32 = std::fs::read_to_string("/var/run/docker.pid")
+        .ok()?
+        .trim()
+        .parse()
+        .ok()?;
+    Path::new(&format!("/proc/{pid}")).exists().then_some(pid)
+}
+
+/// True when `docker version` gets an answer from the engine.
+#[must_use]
+pub fn docker_answers() -> bool {
+    Command::new("docker")
+        .args(["version", "--format", "{{.Server.Version}}"])
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success())
+}
+
+/// Starts dockerd the way `cargo xtask setup` does (own session, log in
+/// /var/log/roprof-dockerd.log) and waits up to 60 s until it answers.
+pub fn start_dockerd() {
+    let log = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open("/var/log/roprof-dockerd.log")
+        .expect("can open the dockerd log");
+    let log_err = log.try_clone().expect("can duplicate the log handle");
+    let _child = Command::new("setsid")
+        .arg("dockerd")
+        .stdin(Stdio::null())
+        .stdout(log)
+        .stderr(log_err)
+        .spawn()
+        .expect("can start `setsid dockerd`");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    while !docker_answers() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "dockerd did not answer within 60 s after a restart; see /var/log/roprof-dockerd.log"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(500));
+    }
+}
+
+/// Builds `tag` from a Dockerfile given as text (no context files), quietly.
+pub fn build_image(tag: &str, dockerfile: &str) {
+    use std::io::Write as _;
+    let mut child = Command::new("docker")
+        .args(["build", "-q", "-t", tag, "-"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("docker build starts");
+    child
+        .stdin
+        .take()
+        .expect("stdin is piped")
+        .write_all(dockerfile.as_bytes())
+        .expect("Dockerfile written to docker build");
+    let out = child.wait_with_output().expect("docker build finishes");
+    assert!(
+        out.status.success(),
+        "expected `docker build -t {tag}` to succeed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}

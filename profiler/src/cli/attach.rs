@@ -57,8 +57,18 @@ pub async fn run(args: &AttachArgs) -> anyhow::Result<i32> {
     let report = session::report(out, RunOptions::default(), Settings::default());
     eprintln!("roprof: attached mid-run: writes before the attach were not seen");
     super::render::print_report(&report, args.format)?;
+    if report.run.incomplete {
+        eprintln!(
+            "roprof: the profile is INCOMPLETE: {}",
+            report.run.incomplete_reason.as_deref().unwrap_or("cut short")
+        );
+    }
     Ok(if report.run.incomplete {
-        super::EXIT_INTERRUPTED
+        if crate::session::interrupt::interrupted() {
+            super::EXIT_INTERRUPTED
+        } else {
+            super::EXIT_INCOMPLETE
+        }
     } else if report.losses.is_clean() || args.allow_loss {
         0
     } else {

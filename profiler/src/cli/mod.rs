@@ -16,6 +16,9 @@ use crate::model::RunOptions;
 pub const EXIT_LOSS: i32 = 3;
 /// Exit code: verification failed.
 pub const EXIT_VERIFY_FAILED: i32 = 4;
+/// Exit code: the run was cut short without a signal (the Docker engine was
+/// lost, or the container was OOM-killed); the report is marked incomplete.
+pub const EXIT_INCOMPLETE: i32 = 5;
 /// Exit code: interrupted by SIGINT/SIGTERM.
 pub const EXIT_INTERRUPTED: i32 = 130;
 
@@ -90,6 +93,9 @@ pub struct RunArgs {
     /// Add Linux capabilities.
     #[arg(long = "cap-add")]
     pub cap_add: Vec<String>,
+    /// Memory limit (bytes, or with a k/m/g suffix); swap is not added.
+    #[arg(short = 'm', long = "memory")]
+    pub memory: Option<String>,
 }
 
 impl RunArgs {
@@ -106,6 +112,7 @@ impl RunArgs {
             entrypoint: self.entrypoint.clone(),
             network: self.network.clone(),
             cap_add: self.cap_add.clone(),
+            memory: self.memory.clone(),
             command: command.to_vec(),
         }
     }

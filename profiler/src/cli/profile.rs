@@ -5,12 +5,14 @@ use std::path::PathBuf;
 use anyhow::Context as _;
 use clap::Args;
 
-use super::{EXIT_LOSS, EXIT_VERIFY_FAILED, ObserveArgs, RunArgs, verify};
+use super::{
+    EXIT_INCOMPLETE, EXIT_INTERRUPTED, EXIT_LOSS, EXIT_VERIFY_FAILED, ObserveArgs, RunArgs, verify,
+};
 use crate::{
     analysis::Settings,
     render::{self, Format},
     runtime::Engine,
-    session::{self, RunConfig, closed},
+    session::{self, RunConfig, SessionError, closed, interrupt},
 };
 
 /// Arguments of `profile`.
@@ -78,6 +80,7 @@ pub enum Mode {
 }
 
 /// Runs `profile`.
+#[expect(clippy::too_many_lines, reason = "one linear procedure: run, plan, verify, print")]
 pub async fn run(args: &ProfileArgs) -> anyhow::Result<i32> {
     let engine = Engine::connect().await?;
     let run_opts = args.run.to_options(&args.command);
@@ -96,22 +99,28 @@ pub async fn run(args: &ProfileArgs) -> anyhow::Result<i32> {
         mode: "profile",
         ringbuf_bytes: args.ringbuf_bytes,
     };
-    let out = session::run(&engine, &cfg).await?;
+    let out = match session::run(&engine, &cfg).await {
+        Ok(out) => out,
+        Err(SessionError::Interrupted { .. }) => {
+            // Interrupted before anything was observed: say so in a report
+            // that plans nothing, rather than printing nothing at all.
+            let report = session::unobserved_report(&cfg, &interrupt::describe());
+            return finish(args, &report, EXIT_INTERRUPTED);
+        }
+        Err(e) => return Err(e.into()),
+    };
+    interrupt::enter("analyse").await;
     let settings = Settings {
         max_mounts: args.max_mounts,
         ..Settings::default()
     };
     let listing = out.listing.clone();
-    let interrupted = out.meta.incomplete;
+    let cut_short = out.meta.incomplete;
     let mut code = 0;
     let mut report;
-    if interrupted {
+    if cut_short {
+        // No verification of a plan made from a partial run.
         report = session::report(out, run_opts, settings.clone());
-        report
-            .run
-            .notes
-            .push("interrupted: the observation window was cut short".into());
-        code = super::EXIT_INTERRUPTED;
     } else if args.mode == Mode::Iterate {
         let first_copy = session::RunOutput {
             image: out.image.clone(),
@@ -123,7 +132,8 @@ pub async fn run(args: &ProfileArgs) -> anyhow::Result<i32> {
         };
         report = session::report(out, run_opts, settings.clone());
         report.run.mode = "iterate".into();
-        let ok = closed::iterate(
+        interrupt::enter("verify").await;
+        let res = closed::iterate(
             &engine,
             &mut report,
             &first_copy,
@@ -132,15 +142,20 @@ pub async fn run(args: &ProfileArgs) -> anyhow::Result<i32> {
             &settings,
             args.max_runs,
         )
-        .await?;
-        verify::print_rounds(&report, ok);
-        if !ok {
-            code = EXIT_VERIFY_FAILED;
+        .await;
+        match closed_outcome(&mut report, res)? {
+            Some(true) => verify::print_rounds(&report, true),
+            Some(false) => {
+                verify::print_rounds(&report, false);
+                code = EXIT_VERIFY_FAILED;
+            }
+            None => {}
         }
     } else {
         report = session::report(out, run_opts, settings.clone());
         if args.verify || args.check_minimal {
-            let ok = closed::verify_and_repair(
+            interrupt::enter("verify").await;
+            let res = closed::verify_and_repair(
                 &engine,
                 &mut report,
                 &listing,
@@ -148,40 +163,90 @@ pub async fn run(args: &ProfileArgs) -> anyhow::Result<i32> {
                 settings.clone(),
                 args.max_runs,
             )
-            .await?;
-            if ok && args.check_minimal {
-                closed::check_minimal(&engine, &mut report, &listing, &cfg, settings.clone())
-                    .await?;
+            .await;
+            let mut ok = closed_outcome(&mut report, res)?;
+            if ok == Some(true) && args.check_minimal {
+                let res =
+                    closed::check_minimal(&engine, &mut report, &listing, &cfg, settings.clone())
+                        .await
+                        .map(|()| true);
+                ok = closed_outcome(&mut report, res)?;
             }
-            verify::print_rounds(&report, ok);
-            report.run.notes.push(if ok {
-                format!(
-                    "verified after {} read-only run(s)",
-                    report
-                        .rounds
-                        .iter()
-                        .filter(|r| r.kind != "leave-one-out")
-                        .count()
-                )
-            } else {
-                "verification failed".into()
-            });
-            if !ok {
-                code = EXIT_VERIFY_FAILED;
+            if let Some(ok) = ok {
+                verify::print_rounds(&report, ok);
+                report.run.notes.push(if ok {
+                    format!(
+                        "verified after {} read-only run(s)",
+                        report
+                            .rounds
+                            .iter()
+                            .filter(|r| r.kind != "leave-one-out")
+                            .count()
+                    )
+                } else {
+                    "verification failed".into()
+                });
+                if !ok {
+                    code = EXIT_VERIFY_FAILED;
+                }
             }
         }
     }
-    for w in render::unrepresentable(&report) {
+    if interrupt::interrupted() && !report.run.incomplete {
+        report.run.incomplete = true;
+        report.run.incomplete_reason = Some(interrupt::describe());
+    }
+    finish(args, &report, code)
+}
+
+/// Folds the result of a closed-loop step into the report: `Some(passed)`,
+/// or `None` when a signal cut it short (the report is then marked
+/// incomplete and its plan unverified).
+fn closed_outcome(
+    report: &mut crate::model::Report,
+    res: Result<bool, SessionError>,
+) -> anyhow::Result<Option<bool>> {
+    match res {
+        Ok(ok) => Ok(Some(ok)),
+        Err(e @ SessionError::Interrupted { .. }) => {
+            report.run.incomplete = true;
+            report.run.notes.push(format!(
+                "{e}: the plan is UNVERIFIED ({} read-only run(s) finished)",
+                report.rounds.len()
+            ));
+            report.run.incomplete_reason = Some(interrupt::describe());
+            Ok(None)
+        }
+        Err(e) => Err(e.into()),
+    }
+}
+
+/// Writes the outputs and picks the exit code.
+fn finish(args: &ProfileArgs, report: &crate::model::Report, code: i32) -> anyhow::Result<i32> {
+    let mut code = code;
+    for w in render::unrepresentable(report) {
         eprintln!("roprof: warning: {w}");
     }
     if let Some(dir) = &args.output_dir {
         std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
-        let files = render::write_all(&report, dir)?;
+        let files = render::write_all(report, dir)?;
         eprintln!("roprof: wrote {} files to {}", files.len(), dir.display());
     }
-    super::render::print_report(&report, args.format)?;
+    super::render::print_report(report, args.format)?;
     if report.run.incomplete {
-        eprintln!("roprof: the profile is INCOMPLETE: interrupted");
+        eprintln!(
+            "roprof: the profile is INCOMPLETE: {}",
+            report
+                .run
+                .incomplete_reason
+                .as_deref()
+                .unwrap_or("the run was cut short")
+        );
+        code = if interrupt::interrupted() {
+            EXIT_INTERRUPTED
+        } else {
+            EXIT_INCOMPLETE
+        };
     }
     if !report.losses.is_clean() {
         eprintln!("roprof: the profile is INCOMPLETE: {:?}", report.losses);

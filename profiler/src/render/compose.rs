@@ -96,6 +96,9 @@ pub struct Service {
     /// Added capabilities.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub cap_add: Vec<String>,
+    /// Memory limit.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mem_limit: Option<String>,
 }
 
 /// Name of the service.
@@ -117,6 +120,7 @@ pub fn compose_file(report: &Report) -> ComposeFile {
         command: (!r.command.is_empty()).then(|| r.command.clone()),
         network_mode: r.network.clone(),
         cap_add: r.cap_add.clone(),
+        mem_limit: r.memory.clone(),
         ..Service::default()
     };
     let mut named = BTreeMap::new();

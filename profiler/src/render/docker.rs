@@ -30,6 +30,7 @@ pub fn docker_words(report: &Report) -> Vec<String> {
         ("-w", &r.workdir),
         ("--entrypoint", &r.entrypoint),
         ("--network", &r.network),
+        ("--memory", &r.memory),
     ] {
         if let Some(v) = v {
             w.push(flag.to_owned());

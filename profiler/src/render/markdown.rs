@@ -58,6 +58,14 @@ pub fn markdown(report: &Report) -> String {
         "**yes: the profile is incomplete**".to_owned()
     };
     let _ = writeln!(s, "| losses | {losses} |");
+    if report.run.incomplete {
+        let why = report
+            .run
+            .incomplete_reason
+            .as_deref()
+            .unwrap_or("the run was cut short");
+        let _ = writeln!(s, "| **incomplete** | {} |", escape(why.as_bytes()));
+    }
     if let Some(h) = &report.run.health {
         let _ = writeln!(s, "| health | {} |", escape(h.as_bytes()));
     }

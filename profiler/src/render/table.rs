@@ -58,6 +58,16 @@ pub fn table(report: &Report) -> String {
             "YES: the profile is incomplete"
         },
     ]);
+    if report.run.incomplete {
+        summary.push_record([
+            "INCOMPLETE",
+            report
+                .run
+                .incomplete_reason
+                .as_deref()
+                .unwrap_or("the run was cut short"),
+        ]);
+    }
     let mut out = summary.build().with(Style::rounded()).to_string();
     out.push_str("\n\n");
 

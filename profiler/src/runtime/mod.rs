@@ -203,6 +203,7 @@ impl Engine {
         let mut binds = run.volumes.clone();
         binds.extend(spec.extra_binds.iter().cloned());
         let (exposed, ports) = parse_publish(&run.publish)?;
+        let memory = run.memory.as_deref().map(parse_memory).transpose()?;
         let mut labels = HashMap::new();
         labels.insert(LABEL.to_owned(), "1".to_owned());
         if std::env::var_os("ROPROF_TEST_LABEL").is_some() {
@@ -224,6 +225,10 @@ impl Engine {
                 network_mode: run.network.clone(),
                 cap_add: (!run.cap_add.is_empty()).then(|| run.cap_add.clone()),
                 readonly_rootfs: Some(spec.read_only),
+                memory,
+                // No swap on top of the limit, so the limit is what the
+                // container really gets.
+                memory_swap: memory,
                 ..Default::default()
             }),
             ..Default::default()
@@ -392,6 +397,35 @@ impl Engine {
     }
 }
 
+/// Parses a `--memory` value: bytes, or a number with a b/k/m/g suffix
+/// (powers of 1024, as docker does).
+pub fn parse_memory(v: &str) -> Result<i64, RuntimeError> {
+    let bad = |reason: &str| RuntimeError::Option {
+        option: "--memory",
+        value: v.to_owned(),
+        reason: reason.to_owned(),
+    };
+    let t = v.trim().to_ascii_lowercase();
+    let t = t.strip_suffix('b').filter(|r| !r.is_empty()).unwrap_or(&t);
+    let (num, mult) = match t.chars().last() {
+        Some('k') => (&t[..t.len() - 1], 1i64 << 10),
+        Some('m') => (&t[..t.len() - 1], 1 << 20),
+        Some('g') => (&t[..t.len() - 1], 1 << 30),
+        _ => (t, 1),
+    };
+    let n: i64 = num
+        .parse()
+        .map_err(|_| bad("expected a size such as 64m, 1g or 67108864"))?;
+    let bytes = n
+        .checked_mul(mult)
+        .ok_or_else(|| bad("too large"))?;
+    // Docker refuses limits below 6 MiB.
+    if bytes < 6 << 20 {
+        return Err(bad("the minimum Docker accepts is 6m"));
+    }
+    Ok(bytes)
+}
+
 fn split_tmpfs(t: &str) -> (String, String) {
     match t.split_once(':') {
         Some((p, o)) => (p.to_owned(), o.to_owned()),
@@ -511,6 +545,19 @@ pub fn parse_tar(r: impl Read, id: &str) -> Result<ImageListing, RuntimeError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn memory_sizes() {
+        assert_eq!(parse_memory("64m").unwrap(), 64 << 20);
+        assert_eq!(parse_memory("1G").unwrap(), 1 << 30);
+        assert_eq!(parse_memory("8192k").unwrap(), 8 << 20);
+        assert_eq!(parse_memory("67108864").unwrap(), 64 << 20);
+        assert_eq!(parse_memory("64mb").unwrap(), 64 << 20);
+        let e = parse_memory("lots").unwrap_err().to_string();
+        assert!(e.contains("--memory") && e.contains("lots"), "{e}");
+        assert!(parse_memory("1m").is_err(), "below Docker's minimum");
+        assert!(parse_memory("").is_err());
+    }
 
     #[test]
     fn publish_forms() {

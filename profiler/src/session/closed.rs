@@ -157,8 +157,16 @@ async fn run_with_plan(
         }
     }
     let out = out?;
-    if out.meta.incomplete {
+    if super::interrupt::interrupted() {
         return Err(super::interrupt::error());
+    }
+    if out.meta.incomplete && !out.meta.oom_killed {
+        // The engine was lost: this round proves nothing either way.
+        return Err(SessionError::RoundCutShort(
+            out.meta
+                .incomplete_reason
+                .unwrap_or_else(|| "the run was cut short".into()),
+        ));
     }
     Ok(out)
 }

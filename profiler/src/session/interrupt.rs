@@ -17,6 +17,9 @@ use crate::runtime::Engine;
 
 static COUNT: AtomicU32 = AtomicU32::new(0);
 static LAST: Mutex<&'static str> = Mutex::new("");
+static PHASE: Mutex<&'static str> = Mutex::new("start");
+/// The phase the first signal arrived in.
+static SIGNAL_PHASE: Mutex<Option<&'static str>> = Mutex::new(None);
 static CONTAINERS: Mutex<Vec<String>> = Mutex::new(Vec::new());
 
 /// Installs the handlers; call once, inside the tokio runtime.
@@ -32,6 +35,11 @@ pub fn install() -> std::io::Result<()> {
             };
             if let Ok(mut l) = LAST.lock() {
                 *l = name;
+            }
+            if let Ok(mut p) = SIGNAL_PHASE.lock()
+                && p.is_none()
+            {
+                *p = Some(phase());
             }
             let n = COUNT.fetch_add(1, Ordering::SeqCst) + 1;
             if n == 1 {
@@ -56,10 +64,48 @@ pub fn interrupted() -> bool {
     COUNT.load(Ordering::SeqCst) > 0
 }
 
-/// The error for an interrupted run, naming the signal.
+/// The error for an interrupted run, naming the signal and the phase.
 #[must_use]
 pub fn error() -> SessionError {
-    SessionError::Interrupted(LAST.lock().map_or("a signal", |l| *l))
+    SessionError::Interrupted {
+        signal: LAST.lock().map_or("a signal", |l| *l),
+        phase: SIGNAL_PHASE
+            .lock()
+            .ok()
+            .and_then(|p| *p)
+            .unwrap_or_else(phase),
+    }
+}
+
+/// "interrupted by SIGINT during observe".
+#[must_use]
+pub fn describe() -> String {
+    match error() {
+        SessionError::Interrupted { signal, phase } => {
+            format!("interrupted by {signal} during {phase}")
+        }
+        e => e.to_string(),
+    }
+}
+
+/// The phase the run is in (`inspect`, `create`, `listing`, `attach`,
+/// `observe`, `stop`, `collect`, `analyse`, `verify`).
+#[must_use]
+pub fn phase() -> &'static str {
+    PHASE.lock().map_or("unknown", |p| *p)
+}
+
+/// Enters `name`. Test hook: when `ROPROF_HOLD_PHASE` names this phase,
+/// roprof says so on stderr and waits here (up to 120 s) for a signal, so
+/// that a test can interrupt every phase deterministically.
+pub async fn enter(name: &'static str) {
+    if let Ok(mut p) = PHASE.lock() {
+        *p = name;
+    }
+    if std::env::var("ROPROF_HOLD_PHASE").is_ok_and(|h| h == name) {
+        eprintln!("roprof: holding in phase {name} (ROPROF_HOLD_PHASE)");
+        let _ = tokio::time::timeout(std::time::Duration::from_secs(120), wait()).await;
+    }
 }
 
 /// Fails with [`error`] when a signal arrived.

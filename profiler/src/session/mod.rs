@@ -29,11 +29,19 @@ pub enum SessionError {
     #[error(transparent)]
     Trace(#[from] TraceError),
     /// Interrupted by a signal.
-    #[error("interrupted by {0}; the container was removed")]
-    Interrupted(&'static str),
+    #[error("interrupted by {signal} during {phase}; the containers were removed")]
+    Interrupted {
+        /// Signal name.
+        signal: &'static str,
+        /// Phase the run was in.
+        phase: &'static str,
+    },
     /// A path Docker cannot express (non-UTF-8).
     #[error("mount target {0} is not UTF-8: Docker cannot mount it")]
     Unrepresentable(String),
+    /// A verification run did not complete (engine lost).
+    #[error("a read-only verification run did not complete: {0}")]
+    RoundCutShort(String),
     /// The container to attach to is not running.
     #[error("container `{0}` is not running")]
     NotRunning(String),
@@ -136,6 +144,8 @@ pub async fn run(engine: &Engine, cfg: &RunConfig) -> Result<RunOutput, SessionE
 
 async fn run_inner(engine: &Engine, cfg: &RunConfig) -> Result<RunOutput, SessionError> {
     let pb = bar(cfg.quiet);
+    interrupt::enter("inspect").await;
+    interrupt::check()?;
     note(&pb, cfg.quiet, &format!("inspecting image {}", cfg.image));
     let image = interrupt::abortable(async { Ok(engine.image_config(&cfg.image).await?) }).await?;
     let spec = ContainerSpec {
@@ -146,11 +156,16 @@ async fn run_inner(engine: &Engine, cfg: &RunConfig) -> Result<RunOutput, Sessio
         extra_binds: cfg.extra_binds.clone(),
         name: None,
     };
+    interrupt::enter("create").await;
+    interrupt::check()?;
     note(&pb, cfg.quiet, "creating container");
     let id = interrupt::abortable(async { Ok(engine.create(&spec).await?) }).await?;
     interrupt::register(&id);
+    interrupt::enter("listing").await;
+    interrupt::check()?;
     note(&pb, cfg.quiet, "reading the image filesystem");
     let listing = interrupt::abortable(async { Ok(engine.listing(&id).await?) }).await?;
+    interrupt::enter("attach").await;
     interrupt::check()?;
     note(&pb, cfg.quiet, "attaching eBPF programs");
     let tracer = Tracer::start(&Scope {
@@ -159,18 +174,55 @@ async fn run_inner(engine: &Engine, cfg: &RunConfig) -> Result<RunOutput, Sessio
         ..Default::default()
     })?;
     let run = Observation::begin(tracer)?;
+    interrupt::check()?;
     engine.start(&id).await?;
     let started = Instant::now();
-    let out = run
+    let mut out = run
         .observe(engine, cfg, &id, image, listing, pb, started, true)
         .await?;
-    if cfg.keep && !interrupt::interrupted() {
+    if cfg.keep && !out.meta.incomplete {
         interrupt::forget(&id);
-    } else {
-        engine.remove(&id).await?;
-        interrupt::forget(&id);
+    } else if let Err(e) = remove_or_wait(engine, &id).await {
+        out.meta.notes.push(e);
     }
     Ok(out)
+}
+
+/// How long roprof waits for a vanished engine to come back so that it can
+/// remove its container.
+pub const ENGINE_WAIT: Duration = Duration::from_secs(60);
+
+/// Removes the container; when the engine does not answer (it stopped or is
+/// restarting), waits up to [`ENGINE_WAIT`] for it to come back. A signal
+/// ends the wait. Returns what to tell the user when the container stays.
+async fn remove_or_wait(engine: &Engine, id: &str) -> Result<(), String> {
+    let first = match engine.remove(id).await {
+        Ok(()) => {
+            interrupt::forget(id);
+            return Ok(());
+        }
+        Err(e) => e,
+    };
+    let short = id.get(..12).unwrap_or(id);
+    eprintln!(
+        "roprof: cannot remove container {short} ({first}); waiting up to {}s for the Docker engine (Ctrl-C to give up)",
+        ENGINE_WAIT.as_secs()
+    );
+    let deadline = Instant::now() + ENGINE_WAIT;
+    while Instant::now() < deadline && !interrupt::interrupted() {
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        if engine.remove(id).await.is_ok() {
+            interrupt::forget(id);
+            eprintln!("roprof: the engine is back; container {short} removed");
+            return Ok(());
+        }
+    }
+    interrupt::forget(id);
+    let msg = format!(
+        "container {id} could NOT be removed (the Docker engine did not answer: {first}); remove it with `docker rm -f -v {id}`"
+    );
+    eprintln!("roprof: {msg}");
+    Err(msg)
 }
 
 /// Profiles an already running container from now on (`roprof attach`).
@@ -299,6 +351,10 @@ impl Observation {
         };
         let mut probe_ok: Option<bool> = cfg.probe.as_ref().map(|_| false);
         let mut notes = Vec::new();
+        // Set when an engine call fails mid-run (engine stopped/restarting,
+        // container removed behind roprof's back).
+        let mut lost: Option<String> = None;
+        interrupt::enter("observe").await;
         loop {
             let p = *prog_rx.borrow();
             note(
@@ -327,13 +383,25 @@ impl Observation {
                 notes.push(format!("exercise finished: {status}"));
                 exercise = None;
             }
-            if !engine.state(&id).await?.running {
-                break;
+            match engine.state(&id).await {
+                Ok(s) if !s.running => break,
+                Ok(_) => {}
+                Err(e) => {
+                    lost = Some(e.to_string());
+                    break;
+                }
             }
             tokio::time::sleep(Duration::from_millis(200)).await;
         }
         let observed = started.elapsed();
-        if owned {
+        if let Some(e) = &lost {
+            eprintln!(
+                "roprof: lost the Docker engine after {:.1}s of observation ({e}); the report covers what was seen until then",
+                observed.as_secs_f64()
+            );
+        }
+        interrupt::enter("stop").await;
+        if owned && lost.is_none() {
             note(&pb, cfg.quiet, "stopping container (tracing continues)");
             // Interrupted: a short grace period, the user is waiting.
             let t = if interrupt::interrupted() {
@@ -341,8 +409,11 @@ impl Observation {
             } else {
                 cfg.stop_timeout
             };
-            engine.stop(&id, t).await?;
+            if let Err(e) = engine.stop(&id, t).await {
+                lost = Some(e.to_string());
+            }
         }
+        interrupt::enter("collect").await;
         // Let the last syscall exits reach the ring buffer.
         tokio::time::sleep(Duration::from_millis(200)).await;
         let _ = stop_tx.send(true);
@@ -357,8 +428,22 @@ impl Observation {
         // Whatever is still attached when roprof exits is detached by the
         // kernel as the fds close.
         std::thread::spawn(move || drop(tracer));
-        let state = engine.state(&id).await?;
-        let logs = engine.logs_tail(&id, 20).await;
+        let state = if lost.is_none() {
+            match engine.state(&id).await {
+                Ok(s) => s,
+                Err(e) => {
+                    lost = Some(e.to_string());
+                    crate::runtime::ExitState::default()
+                }
+            }
+        } else {
+            crate::runtime::ExitState::default()
+        };
+        let logs = if lost.is_none() {
+            engine.logs_tail(&id, 20).await
+        } else {
+            Vec::new()
+        };
         if owned && collector.cgroup_seen.is_none() {
             notes.push("the container's cgroup was never seen being created: nothing may have been traced (cgroup v2 or the unified hierarchy is required)".into());
         }
@@ -384,6 +469,22 @@ impl Observation {
                 "attached to a running container: writes before the attach were not seen".into(),
             );
         }
+        let incomplete_reason = if interrupt::interrupted() {
+            Some(interrupt::describe())
+        } else if let Some(e) = &lost {
+            Some(format!(
+                "lost the Docker engine during the run ({e}): writes after {:.1}s were not seen",
+                observed.as_secs_f64()
+            ))
+        } else if state.oom_killed {
+            Some(format!(
+                "the container was OOM-killed after {:.1}s (exit code {}): it did not run to its normal end, so later writes were not seen; give it more memory (--memory)",
+                observed.as_secs_f64(),
+                state.exit_code.map_or_else(|| "unknown".into(), |c| c.to_string())
+            ))
+        } else {
+            None
+        };
         pb.finish_and_clear();
         Ok(RunOutput {
             image,
@@ -398,13 +499,40 @@ impl Observation {
                 oom_killed: state.oom_killed,
                 logs_tail: logs,
                 partial_start: !owned,
-                incomplete: interrupt::interrupted(),
+                incomplete: incomplete_reason.is_some(),
+                incomplete_reason,
                 notes,
                 health,
             },
             losses,
             stats,
         })
+    }
+}
+
+/// The report of a run interrupted before anything was observed: it plans
+/// nothing and says why.
+#[must_use]
+pub fn unobserved_report(cfg: &RunConfig, why: &str) -> Report {
+    Report {
+        schema_version: SCHEMA_VERSION,
+        roprof_version: env!("CARGO_PKG_VERSION").into(),
+        image: ImageConfig {
+            image: cfg.image.clone(),
+            ..ImageConfig::default()
+        },
+        run_options: cfg.run.clone(),
+        run: RunMeta {
+            mode: cfg.mode.into(),
+            read_only: cfg.read_only,
+            incomplete: true,
+            incomplete_reason: Some(why.to_owned()),
+            notes: vec![
+                "nothing was observed: the container never ran under tracing, so the plan is empty and must not be used".into(),
+            ],
+            ..RunMeta::default()
+        },
+        ..Report::default()
     }
 }
 
