@@ -532,6 +532,10 @@ pub struct TraceStats {
     pub deduped: u64,
     /// Dedupe map was full (events then sent without dedupe).
     pub dedup_full: u64,
+    /// roprof's own peak resident memory (`VmHWM`) when the report was
+    /// written, in KiB; 0 when unknown.
+    #[serde(default)]
+    pub peak_rss_kib: u64,
 }
 
 /// Metadata of the run that produced the observations (not `Eq`: it holds

@@ -165,8 +165,8 @@ fn the_engine_restarting_mid_run_ends_observation_with_a_truthful_report() {
         ],
         &[],
     );
-    r.wait_for_stderr("attaching eBPF programs", Duration::from_secs(60));
-    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    r.wait_for_stderr("attaching eBPF programs", Duration::from_mins(1));
+    let deadline = std::time::Instant::now() + Duration::from_mins(1);
     while roprof_running_containers() == 0 {
         assert!(
             std::time::Instant::now() < deadline,
@@ -178,7 +178,7 @@ fn the_engine_restarting_mid_run_ends_observation_with_a_truthful_report() {
     let pid = dockerd_pid().expect("dockerd is running (its pid file names a live process)");
     // SAFETY: kill(2) with SIGTERM: what `systemctl restart docker` sends.
     assert_eq!(unsafe { libc::kill(pid, libc::SIGTERM) }, 0, "SIGTERM to dockerd");
-    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    let deadline = std::time::Instant::now() + Duration::from_mins(1);
     while std::path::Path::new(&format!("/proc/{pid}")).exists() {
         assert!(
             std::time::Instant::now() < deadline,
@@ -189,7 +189,7 @@ fn the_engine_restarting_mid_run_ends_observation_with_a_truthful_report() {
     assert!(!docker_answers(), "the engine is down");
     r.wait_for_stderr("waiting up to", Duration::from_secs(30));
     start_dockerd();
-    let f = r.finish(Duration::from_secs(120));
+    let f = r.finish(Duration::from_mins(2));
     assert_eq!(
         f.code,
         Some(5),
@@ -286,7 +286,7 @@ fn an_image_without_a_shell_is_profiled_and_verified() {
         &["profile", "--quiet", "--format", "json", "--verify", "--duration", "20s", tag],
         &[],
     );
-    let f = r.finish(Duration::from_secs(120));
+    let f = r.finish(Duration::from_mins(2));
     assert_eq!(f.code, Some(0), "stderr:\n{}", f.stderr);
     let report = f.report();
     assert!(
@@ -355,10 +355,10 @@ fn very_chatty_logs_do_not_bloat_roprof_or_the_report() {
         paths.iter().all(|p| p.starts_with("\"/")),
         "a million writes to the stdout pipe add no path: {paths:?}"
     );
+    let peak = report["stats"]["peak_rss_kib"].as_u64().unwrap_or(0);
     assert!(
-        f.max_rss_kib < 150 * 1024,
-        "roprof's memory does not grow with the log volume: peak RSS {} KiB",
-        f.max_rss_kib
+        peak > 0 && peak < 100 * 1024,
+        "roprof's memory does not grow with the log volume: peak RSS {peak} KiB"
     );
     assert_eq!(roprof_containers(), 0);
 }
@@ -418,10 +418,10 @@ fn a_hundred_thousand_distinct_paths_are_all_reported_without_loss() {
         .filter_map(|m| m["target"].as_str())
         .collect();
     assert_eq!(targets, ["/srv/app"], "one mount covers them all");
+    let peak = report["stats"]["peak_rss_kib"].as_u64().unwrap_or(0);
     assert!(
-        f.max_rss_kib < 512 * 1024,
-        "peak RSS stays bounded for 100k paths: {} KiB",
-        f.max_rss_kib
+        peak > 0 && peak < 512 * 1024,
+        "peak RSS stays bounded for 100k paths: {peak} KiB"
     );
     assert_eq!(roprof_containers(), 0);
 }

@@ -145,7 +145,7 @@ fn signal_during(args: &[&str], n: usize, sig: i32, second: bool) -> (Option<i32
         .stderr(Stdio::piped())
         .spawn()
         .expect("roprof starts");
-    let deadline = Instant::now() + Duration::from_secs(60);
+    let deadline = Instant::now() + Duration::from_mins(1);
     let mut seen = 0;
     // Count container creations: wait for the n-th distinct one.
     let mut ids = std::collections::BTreeSet::new();

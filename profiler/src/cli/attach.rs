@@ -54,7 +54,8 @@ pub async fn run(args: &AttachArgs) -> anyhow::Result<i32> {
         ringbuf_bytes: None,
     };
     let out = session::attach(&engine, &cfg, &args.container).await?;
-    let report = session::report(out, RunOptions::default(), Settings::default());
+    let mut report = session::report(out, RunOptions::default(), Settings::default());
+    report.stats.peak_rss_kib = super::render::peak_rss_kib().unwrap_or(0);
     eprintln!("roprof: attached mid-run: writes before the attach were not seen");
     super::render::print_report(&report, args.format)?;
     if report.run.incomplete {

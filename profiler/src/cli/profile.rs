@@ -105,7 +105,7 @@ pub async fn run(args: &ProfileArgs) -> anyhow::Result<i32> {
             // Interrupted before anything was observed: say so in a report
             // that plans nothing, rather than printing nothing at all.
             let report = session::unobserved_report(&cfg, &interrupt::describe());
-            return finish(args, &report, EXIT_INTERRUPTED);
+            return finish(args, report, EXIT_INTERRUPTED);
         }
         Err(e) => return Err(e.into()),
     };
@@ -196,7 +196,7 @@ pub async fn run(args: &ProfileArgs) -> anyhow::Result<i32> {
         report.run.incomplete = true;
         report.run.incomplete_reason = Some(interrupt::describe());
     }
-    finish(args, &report, code)
+    finish(args, report, code)
 }
 
 /// Folds the result of a closed-loop step into the report: `Some(passed)`,
@@ -222,8 +222,10 @@ fn closed_outcome(
 }
 
 /// Writes the outputs and picks the exit code.
-fn finish(args: &ProfileArgs, report: &crate::model::Report, code: i32) -> anyhow::Result<i32> {
+fn finish(args: &ProfileArgs, mut report: crate::model::Report, code: i32) -> anyhow::Result<i32> {
     let mut code = code;
+    report.stats.peak_rss_kib = super::render::peak_rss_kib().unwrap_or(0);
+    let report = &report;
     for w in render::unrepresentable(report) {
         eprintln!("roprof: warning: {w}");
     }

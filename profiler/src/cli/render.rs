@@ -31,6 +31,7 @@ pub fn run(args: &RenderArgs) -> anyhow::Result<i32> {
 /// 100k paths is tens of MiB: building it as a string would double roprof's
 /// peak memory); the other formats are small.
 pub fn print_report(report: &crate::model::Report, format: Format) -> anyhow::Result<()> {
+
     use std::io::Write as _;
     let stdout = std::io::stdout();
     let mut out = std::io::BufWriter::new(stdout.lock());
@@ -42,6 +43,20 @@ pub fn print_report(report: &crate::model::Report, format: Format) -> anyhow::Re
     }
     out.flush()?;
     Ok(())
+}
+
+/// This process's peak resident memory (`VmHWM`), in KiB.
+#[must_use]
+pub fn peak_rss_kib() -> Option<u64> {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()?
+        .lines()
+        .find_map(|l| l.strip_prefix("VmHWM:"))?
+        .trim()
+        .trim_end_matches("kB")
+        .trim()
+        .parse()
+        .ok()
 }
 
 /// Adds a final newline when missing.

@@ -99,7 +99,7 @@ pub async fn run(args: &VerifyArgs, run_args: &RunArgs) -> anyhow::Result<i32> {
     let listing = engine_listing(&engine, &cfg.image).await?;
     report.rounds.clear();
     let runs = if args.repair { args.max_runs } else { 1 };
-    let passed = closed::verify_and_repair(
+    let res = closed::verify_and_repair(
         &engine,
         &mut report,
         &listing,
@@ -107,12 +107,33 @@ pub async fn run(args: &VerifyArgs, run_args: &RunArgs) -> anyhow::Result<i32> {
         Settings::default(),
         runs,
     )
-    .await?;
-    print_rounds(&report, passed);
+    .await;
+    let passed = match res {
+        Ok(passed) => Some(passed),
+        Err(crate::session::SessionError::Interrupted { .. }) => {
+            report.run.incomplete = true;
+            report.run.incomplete_reason = Some(crate::session::interrupt::describe());
+            None
+        }
+        Err(e) => return Err(e.into()),
+    };
+    if let Some(passed) = passed {
+        print_rounds(&report, passed);
+    }
     if let Some(f) = args.format {
         print!("{}", ensure_nl(render::render(&report, f)?));
     }
-    Ok(if passed { 0 } else { EXIT_VERIFY_FAILED })
+    Ok(match passed {
+        None => {
+            eprintln!(
+                "roprof: verification INCOMPLETE: {}",
+                crate::session::interrupt::describe()
+            );
+            super::EXIT_INTERRUPTED
+        }
+        Some(true) => 0,
+        Some(false) => EXIT_VERIFY_FAILED,
+    })
 }
 
 /// The image's filesystem listing (from a created, never started container).

@@ -384,6 +384,7 @@ impl Tracer {
                 events: c[counter::EVENTS_SENT],
                 deduped: c[counter::DEDUPED],
                 dedup_full: c[counter::DEDUP_FULL],
+                peak_rss_kib: 0,
             },
         ))
     }
