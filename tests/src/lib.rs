@@ -582,7 +582,45 @@ pub fn dockerd_pid() -> Option<i32> {
         .trim()
         .parse()
         .ok()?;
-    Path::new(&format!("/proc/{pid}")).exists().then_some(pid)
+    (!process_gone(pid)).then_some(pid)
+}
+
+/// True once `pid` has exited: no such process, or a zombie (a dockerd
+/// started by `cargo xtask test` stays a zombie child of xtask until xtask
+/// exits).
+#[must_use]
+pub fn process_gone(pid: i32) -> bool {
+    std::fs::read_to_string(format!("/proc/{pid}/stat")).map_or(true, |s| {
+        // The state follows the parenthesised command name.
+        s.rsplit_once(')')
+            .is_some_and(|(_, rest)| rest.trim_start().starts_with(['Z', 'X']))
+    })
+}
+
+/// Restarts dockerd when dropped if it does not answer, so a test that
+/// stops the engine and then fails does not take the rest of the suite
+/// down with it.
+#[must_use = "dockerd is restarted when the guard is dropped"]
+pub struct DockerdGuard(());
+
+impl DockerdGuard {
+    pub fn new() -> Self {
+        Self(())
+    }
+}
+
+impl Default for DockerdGuard {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Drop for DockerdGuard {
+    fn drop(&mut self) {
+        if !docker_answers() {
+            start_dockerd();
+        }
+    }
 }
 
 /// True when `docker version` gets an answer from the engine.

@@ -9,8 +9,8 @@
 use std::time::Duration;
 
 use roprof_tests::{
-    BUSYBOX_IMAGE, ContainerGuard, WRITER_IMAGE, bpf_links, build_image, docker, docker_answers,
-    dockerd_pid, path_entry, require_privileged, roprof_bpf_programs, roprof_containers,
+    BUSYBOX_IMAGE, ContainerGuard, DockerdGuard, WRITER_IMAGE, bpf_links, build_image, docker,
+    docker_answers, dockerd_pid, path_entry, process_gone, require_privileged, roprof_bpf_programs, roprof_containers,
     spawn_roprof, start_dockerd, volume_names,
 };
 
@@ -176,10 +176,13 @@ fn the_engine_restarting_mid_run_ends_observation_with_a_truthful_report() {
     }
     std::thread::sleep(Duration::from_secs(2));
     let pid = dockerd_pid().expect("dockerd is running (its pid file names a live process)");
+    // Declared after the container guard, so dropped first: the engine is
+    // back before the guard removes containers, even if an assertion fails.
+    let _engine = DockerdGuard::new();
     // SAFETY: kill(2) with SIGTERM: what `systemctl restart docker` sends.
     assert_eq!(unsafe { libc::kill(pid, libc::SIGTERM) }, 0, "SIGTERM to dockerd");
     let deadline = std::time::Instant::now() + Duration::from_mins(1);
-    while std::path::Path::new(&format!("/proc/{pid}")).exists() {
+    while !process_gone(pid) {
         assert!(
             std::time::Instant::now() < deadline,
             "dockerd did not stop within 60 s"
