@@ -329,6 +329,16 @@ pub struct Offsets {
     pub inode_mode: u64,
     /// `mm_struct.exe_file`.
     pub mm_exe_file: u64,
+    /// Start of the 64-byte window of `struct pt_regs` that holds the six
+    /// syscall argument registers (read in one go by `sys_enter`).
+    pub sys_regs_base: u64,
+    /// Index (in u64 words, < 8) of syscall argument i in that window.
+    pub sys_regs_idx: [u64; 6],
+    /// Offset in `task_struct` of the word holding the compat-syscall flag.
+    pub compat_off: u64,
+    /// Bit of that word set while a 32-bit (compat) syscall runs; 0 = none.
+    /// Compat syscalls use another numbering, so they are not interpreted.
+    pub compat_mask: u64,
 }
 
 /// Run configuration written by userspace before attaching.

@@ -1,12 +1,12 @@
 //! roprof kernel side.
 //!
 //! Two generic programs, `sys_enter` and `sys_exit`, are attached to the
-//! `syscalls:sys_enter_*`/`sys_exit_*` tracepoints of every hooked syscall.
-//! What each syscall means (which argument is the dirfd, the name, the flags)
-//! comes from the `SPECS` map that userspace fills, keyed by syscall number:
-//! the same verified code serves every architecture and every syscall, and
-//! only tracepoints (available everywhere since 4.x, unlike fentry or BPF
-//! LSM) are needed.
+//! `raw_syscalls` raw tracepoints (one link each; no per-call perf record is
+//! built, unlike the `syscalls:*` tracepoints). What each syscall means
+//! (which argument is the dirfd, the name, the flags) comes from the `SPECS`
+//! map that userspace fills, keyed by syscall number: the same verified code
+//! serves every architecture and every syscall, and only tracepoints
+//! (available everywhere, unlike fentry or BPF LSM) are needed.
 //!
 //! Scoping: a process is traced once it is in `TRACED`. It gets there by
 //! exec'ing inside a target cgroup (so the runtime's setup inside the
@@ -653,24 +653,34 @@ fn account_write(cfg: &Config, fd: u64, len: u64, fsync: bool, exec_map: bool) {
     }
 }
 
-#[tracepoint]
-pub fn sys_enter(ctx: TracePointContext) -> u32 {
+/// Raw tracepoint `sys_enter(struct pt_regs *regs, long id)`: every
+/// syscall of every task; untraced tasks and unhooked syscalls leave after
+/// one map lookup each.
+#[raw_tracepoint(tracepoint = "sys_enter")]
+pub fn sys_enter(ctx: RawTracePointContext) -> u32 {
     match try_sys_enter(&ctx) {
         Ok(()) | Err(_) => 0,
     }
 }
 
-fn try_sys_enter(ctx: &TracePointContext) -> Result<(), i64> {
+/// Is the current syscall a 32-bit (compat) one? Its number means
+/// something else; such calls are not interpreted.
+#[inline(always)]
+fn in_compat_syscall(o: &Offsets) -> bool {
+    o.compat_mask != 0
+        && rk::<u32>(current_task() + o.compat_off).unwrap_or(0) as u64 & o.compat_mask != 0
+}
+
+fn try_sys_enter(ctx: &RawTracePointContext) -> Result<(), i64> {
     // SAFETY: helper without arguments.
     let pid_tgid = unsafe { bh::bpf_get_current_pid_tgid() };
     if !tgid_traced((pid_tgid >> 32) as u32) {
         return Ok(());
     }
-    // SAFETY: syscalls:sys_enter_* records hold `int __syscall_nr` at 8 and
-    // six 8-byte argument slots from 16 (fewer for some syscalls; the extra
-    // bytes read are unused).
-    let nr: i32 = unsafe { ctx.read_at(8) }.map_err(i64::from)?;
-    let args: [u64; 6] = unsafe { ctx.read_at(16) }.map_err(i64::from)?;
+    let nr: i64 = ctx.arg(1);
+    if !(0..1024).contains(&nr) {
+        return Ok(());
+    }
     let Some(spec) = SPECS.get(nr as u32) else {
         return Ok(());
     };
@@ -678,6 +688,22 @@ fn try_sys_enter(ctx: &TracePointContext) -> Result<(), i64> {
         return Ok(());
     }
     let Some(cfg) = config() else { return Ok(()) };
+    let o = &cfg.offsets;
+    if in_compat_syscall(o) {
+        return Ok(());
+    }
+    let regs: u64 = ctx.arg(0);
+    // One read of the 64-byte window of pt_regs holding the argument
+    // registers; each argument's word index comes from BTF.
+    let window = rk::<[u64; 8]>(regs + o.sys_regs_base)?;
+    let args: [u64; 6] = [
+        window[(o.sys_regs_idx[0] & 7) as usize],
+        window[(o.sys_regs_idx[1] & 7) as usize],
+        window[(o.sys_regs_idx[2] & 7) as usize],
+        window[(o.sys_regs_idx[3] & 7) as usize],
+        window[(o.sys_regs_idx[4] & 7) as usize],
+        window[(o.sys_regs_idx[5] & 7) as usize],
+    ];
     let mut flags = 0u64;
     match spec.argkind {
         argkind::WRITE => {
@@ -735,14 +761,15 @@ fn try_sys_enter(ctx: &TracePointContext) -> Result<(), i64> {
     Ok(())
 }
 
-#[tracepoint]
-pub fn sys_exit(ctx: TracePointContext) -> u32 {
+/// Raw tracepoint `sys_exit(struct pt_regs *regs, long ret)`.
+#[raw_tracepoint(tracepoint = "sys_exit")]
+pub fn sys_exit(ctx: RawTracePointContext) -> u32 {
     match try_sys_exit(&ctx) {
         Ok(()) | Err(_) => 0,
     }
 }
 
-fn try_sys_exit(ctx: &TracePointContext) -> Result<(), i64> {
+fn try_sys_exit(ctx: &RawTracePointContext) -> Result<(), i64> {
     // SAFETY: helper without arguments.
     let pid_tgid = unsafe { bh::bpf_get_current_pid_tgid() };
     // SAFETY: the map value is copied out before removal.
@@ -750,11 +777,10 @@ fn try_sys_exit(ctx: &TracePointContext) -> Result<(), i64> {
         return Ok(());
     };
     let _ = INFLIGHT.remove(&pid_tgid);
-    // SAFETY: syscalls:sys_exit_* records hold `int __syscall_nr` at 8 and
-    // `long ret` at 16.
-    let nr: i32 = unsafe { ctx.read_at(8) }.map_err(i64::from)?;
-    let ret: i64 = unsafe { ctx.read_at(16) }.map_err(i64::from)?;
-    if nr as u64 != inf.nr {
+    let ret: i64 = ctx.arg(1);
+    // The entry recorded the syscall number (only hooked ones are stashed).
+    let nr = inf.nr;
+    if nr >= 1024 {
         return Ok(());
     }
     let Some(spec) = SPECS.get(nr as u32) else {
@@ -950,7 +976,7 @@ impl Queue<'_> {
     }
 
     #[inline(always)]
-    fn run(self, ctx: &TracePointContext) -> Result<(), i64> {
+    fn run(self, ctx: &RawTracePointContext) -> Result<(), i64> {
         if self.0.n > 0 {
             // SAFETY: JUMP slot 0 holds `emit`, a tracepoint program taking
             // the same context. On failure (slot empty) nothing is emitted.
@@ -963,8 +989,8 @@ impl Queue<'_> {
 
 /// Builds and sends the queued path jobs, one per invocation, tail-calling
 /// itself for the next one. Never attached; reached through `JUMP`.
-#[tracepoint]
-pub fn emit(ctx: TracePointContext) -> u32 {
+#[raw_tracepoint(tracepoint = "sys_exit")]
+pub fn emit(ctx: RawTracePointContext) -> u32 {
     let Some(jobs) = JOBS.get_ptr_mut(0) else {
         return 0;
     };
@@ -1019,8 +1045,8 @@ pub fn emit(ctx: TracePointContext) -> u32 {
 
 /// Second stage of `emit`: the path walk, in a program of its own so the
 /// verifier explores it once. Chains back to `emit` for the next job.
-#[tracepoint]
-pub fn walk_prog(ctx: TracePointContext) -> u32 {
+#[raw_tracepoint(tracepoint = "sys_exit")]
+pub fn walk_prog(ctx: RawTracePointContext) -> u32 {
     let Some(cfg) = config() else { return 0 };
     finish_walk(cfg);
     if let Some(jobs) = JOBS.get_ptr(0) {
@@ -1033,14 +1059,16 @@ pub fn walk_prog(ctx: TracePointContext) -> u32 {
     0
 }
 
-#[tracepoint]
-pub fn sched_exec(ctx: TracePointContext) -> u32 {
+/// Raw tracepoint `sched_process_exec` (raw, like `sys_exit`, because both
+/// tail-call `emit` and a program array serves one program type).
+#[raw_tracepoint(tracepoint = "sched_process_exec")]
+pub fn sched_exec(ctx: RawTracePointContext) -> u32 {
     match try_sched_exec(&ctx) {
         Ok(()) | Err(_) => 0,
     }
 }
 
-fn try_sched_exec(_ctx: &TracePointContext) -> Result<(), i64> {
+fn try_sched_exec(_ctx: &RawTracePointContext) -> Result<(), i64> {
     // SAFETY: helpers without pointer arguments.
     let pid_tgid = unsafe { bh::bpf_get_current_pid_tgid() };
     let tgid = (pid_tgid >> 32) as u32;

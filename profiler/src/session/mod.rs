@@ -423,8 +423,8 @@ impl Observation {
         let (losses, stats) = tracer.losses()?;
         let dedup = tracer.dedup_counts()?;
         let files = tracer.file_stats()?;
-        // Detaching ~100 tracepoint links takes seconds (the kernel waits
-        // for an RCU grace period per link): do it off the critical path.
+        // Detaching links waits for RCU grace periods: do it off the
+        // critical path.
         // Whatever is still attached when roprof exits is detached by the
         // kernel as the fds close.
         std::thread::spawn(move || drop(tracer));

@@ -231,12 +231,62 @@ impl Btf {
         Err(missing())
     }
 
+    /// Where the six syscall arguments live in `struct pt_regs`: the base of
+    /// a 64-byte window and each argument's word index in it.
+    fn syscall_regs(&self) -> Result<(u64, [u64; 6]), BtfError> {
+        let offs: [u64; 6] = if cfg!(target_arch = "x86_64") {
+            // The syscall ABI: rdi, rsi, rdx, r10, r8, r9.
+            let mut o = [0; 6];
+            for (slot, reg) in o.iter_mut().zip(["di", "si", "dx", "r10", "r8", "r9"]) {
+                *slot = self.offset_of("pt_regs", &[reg])?;
+            }
+            o
+        } else {
+            // arm64: x0..x5 = regs[0..5] (orig_x0 is only needed at exit).
+            let base = self.offset_of("pt_regs", &["regs"])?;
+            [base, base + 8, base + 16, base + 24, base + 32, base + 40]
+        };
+        let base = offs.iter().copied().min().unwrap_or(0);
+        let mut idx = [0; 6];
+        for (i, o) in idx.iter_mut().zip(offs) {
+            *i = (o - base) / 8;
+            if *i >= 8 {
+                return Err(BtfError::Missing {
+                    strukt: "pt_regs".into(),
+                    member: "syscall argument registers within 64 bytes".into(),
+                });
+            }
+        }
+        Ok((base, idx))
+    }
+
+    /// The compat-syscall flag: x86 `thread_info.status & TS_COMPAT`, arm64
+    /// `thread_info.flags & _TIF_32BIT`. (0, 0) when not found.
+    fn compat_flag(&self) -> (u64, u64) {
+        let Ok(ti) = self.offset_of("task_struct", &["thread_info"]) else {
+            return (0, 0);
+        };
+        if cfg!(target_arch = "x86_64") {
+            self.offset_of("thread_info", &["status"])
+                .map_or((0, 0), |s| (ti + s, 0x2))
+        } else {
+            self.offset_of("thread_info", &["flags"])
+                .map_or((0, 0), |f| (ti + f, 1 << 22))
+        }
+    }
+
     /// All offsets the kernel side needs.
     pub fn offsets(&self) -> Result<Offsets, BtfError> {
         let qstr_name = self.offset_of("qstr", &["name"])?;
         let qstr_len = self.offset_of("qstr", &["len"])?;
         let d_name = self.offset_of("dentry", &["d_name"])?;
+        let (sys_regs_base, sys_regs_idx) = self.syscall_regs()?;
+        let (compat_off, compat_mask) = self.compat_flag();
         Ok(Offsets {
+            sys_regs_base,
+            sys_regs_idx,
+            compat_off,
+            compat_mask,
             task_fs: self.offset_of("task_struct", &["fs"])?,
             task_files: self.offset_of("task_struct", &["files"])?,
             task_mm: self.offset_of("task_struct", &["mm"])?,
@@ -290,6 +340,12 @@ mod tests {
         };
         let o = btf.offsets().expect("offsets from host BTF");
         assert_eq!(o.path_mnt, 0, "struct path starts with mnt");
+        if cfg!(target_arch = "x86_64") {
+            // pt_regs: r10 at 56, r9 64, r8 72, dx 96, si 104, di 112.
+            assert_eq!(o.sys_regs_base, 56, "the window starts at r10");
+            assert_eq!(o.sys_regs_idx, [7, 6, 5, 0, 2, 1], "di si dx r10 r8 r9");
+            assert_eq!(o.compat_mask, 2, "TS_COMPAT");
+        }
         assert_eq!(o.path_dentry, 8, "struct path: dentry follows mnt");
         assert!(
             o.dentry_name_len < o.dentry_name + 8,

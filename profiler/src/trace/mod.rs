@@ -255,7 +255,6 @@ impl Tracer {
         .map_err(map_err(MAP_EVENTS))?;
 
         let mut attached = 0;
-        let events = format!("{}/events", tracefs_root());
         // Process lifecycle and cgroup hooks first, so the container's first
         // exec cannot slip between attach calls.
         attach_tp(
@@ -263,13 +262,6 @@ impl Tracer {
             PROG_CGROUP_MKDIR,
             "cgroup",
             &["cgroup_mkdir"],
-            &mut attached,
-        )?;
-        attach_tp(
-            &mut ebpf,
-            PROG_EXEC,
-            "sched",
-            &["sched_process_exec"],
             &mut attached,
         )?;
         attach_tp(
@@ -286,23 +278,8 @@ impl Tracer {
                 .map_err(prog_err(PROG_FORK, "attach to sched_process_fork"))?;
             attached += 1;
         }
-        // Syscalls missing on this kernel (e.g. openat2 before 5.6) are skipped.
-        let present: Vec<&str> = hooks
-            .iter()
-            .map(|h| h.name)
-            .filter(|n| Path::new(&format!("{events}/syscalls/sys_enter_{n}")).exists())
-            .collect();
-        if present.is_empty() {
-            return Err(TraceError::Format {
-                path: format!("{events}/syscalls"),
-                reason: "no syscall tracepoints (kernel built without CONFIG_FTRACE_SYSCALLS?)"
-                    .into(),
-            });
-        }
-        let enters: Vec<String> = present.iter().map(|n| format!("sys_enter_{n}")).collect();
-        let exits: Vec<String> = present.iter().map(|n| format!("sys_exit_{n}")).collect();
         for (slot, name) in [(0u32, PROG_EMIT), (1, PROG_WALK)] {
-            let prog: &mut TracePoint = program(&mut ebpf, name)?;
+            let prog: &mut RawTracePoint = program(&mut ebpf, name)?;
             prog.load().map_err(prog_err(name, "load"))?;
             let fd = prog
                 .fd()
@@ -316,22 +293,21 @@ impl Tracer {
             .map_err(map_err(MAP_JUMP))?;
             jump.set(slot, &fd, 0).map_err(map_err(MAP_JUMP))?;
         }
-        // Exits before enters: an entry recorded without its exit program
-        // attached would leave a stale in-flight record.
-        attach_tp(
-            &mut ebpf,
-            PROG_SYS_EXIT,
-            "syscalls",
-            &exits.iter().map(String::as_str).collect::<Vec<_>>(),
-            &mut attached,
-        )?;
-        attach_tp(
-            &mut ebpf,
-            PROG_SYS_ENTER,
-            "syscalls",
-            &enters.iter().map(String::as_str).collect::<Vec<_>>(),
-            &mut attached,
-        )?;
+        // Exec before the syscall hooks (the container's first exec is what
+        // makes its processes traced); exits before enters: an entry
+        // recorded without its exit program attached would leave a stale
+        // in-flight record.
+        for (name, tp) in [
+            (PROG_EXEC, "sched_process_exec"),
+            (PROG_SYS_EXIT, "sys_exit"),
+            (PROG_SYS_ENTER, "sys_enter"),
+        ] {
+            let prog: &mut RawTracePoint = program(&mut ebpf, name)?;
+            prog.load().map_err(prog_err(name, "load"))?;
+            prog.attach(tp)
+                .map_err(prog_err(name, &format!("attach to the raw tracepoint {tp}")))?;
+            attached += 1;
+        }
         Ok(Tracer {
             ebpf,
             ring: Some(ring),
