@@ -176,24 +176,45 @@ fn fd_file(o: &Offsets, fd: i64) -> u64 {
     let Ok(fdt) = rk::<u64>(files + o.files_fdt) else {
         return 0;
     };
-    let Ok(max) = rk::<u32>(fdt + o.fdt_max_fds) else {
-        return 0;
+    // `struct fdtable { unsigned int max_fds; struct file **fd; … }`: both
+    // in one read when laid out so (checked against BTF at load time).
+    let (max, arr) = if o.fdt_max_fds == 0 && o.fdt_fd == 8 {
+        let Ok(w) = rk::<[u64; 2]>(fdt) else {
+            return 0;
+        };
+        (w[0] as u32, w[1])
+    } else {
+        let Ok(max) = rk::<u32>(fdt + o.fdt_max_fds) else {
+            return 0;
+        };
+        let Ok(arr) = rk::<u64>(fdt + o.fdt_fd) else {
+            return 0;
+        };
+        (max, arr)
     };
     if fd as u64 >= u64::from(max) {
         return 0;
     }
-    let Ok(arr) = rk::<u64>(fdt + o.fdt_fd) else {
-        return 0;
-    };
     rk::<u64>(arr + (fd as u64) * 8).unwrap_or(0)
 }
 
 /// Reads a `struct path` (mnt, dentry).
 #[inline(always)]
 fn read_path(o: &Offsets, at: u64) -> (u64, u64) {
+    if o.path_mnt == 0 && o.path_dentry == 8 {
+        // `struct path { mnt; dentry; }`: one read.
+        let w = rk::<[u64; 2]>(at).unwrap_or([0, 0]);
+        return (w[0], w[1]);
+    }
     let mnt = rk::<u64>(at + o.path_mnt).unwrap_or(0);
     let dentry = rk::<u64>(at + o.path_dentry).unwrap_or(0);
     (mnt, dentry)
+}
+
+/// Reads only the dentry of a `struct path`.
+#[inline(always)]
+fn read_dentry(o: &Offsets, at: u64) -> u64 {
+    rk::<u64>(at + o.path_dentry).unwrap_or(0)
 }
 
 /// Walks from (`mnt`, `dentry`) up to the current task's root, writing the
@@ -628,7 +649,7 @@ fn account_write(cfg: &Config, fd: u64, len: u64, fsync: bool, exec_map: bool) {
     if file == 0 {
         return;
     }
-    let (_, dentry) = read_path(o, file + o.file_path);
+    let dentry = read_dentry(o, file + o.file_path);
     let Some(st) = FILES.get_ptr_mut(&dentry) else {
         return;
     };
@@ -660,6 +681,23 @@ fn account_write(cfg: &Config, fd: u64, len: u64, fsync: bool, exec_map: bool) {
 pub fn sys_enter(ctx: RawTracePointContext) -> u32 {
     match try_sys_enter(&ctx) {
         Ok(()) | Err(_) => 0,
+    }
+}
+
+/// `w[i]` with constant indices only: kernels before 5.12 refuse stack
+/// accesses at a variable offset.
+#[inline(always)]
+fn word(w: &[u64; 8], i: u64) -> u64 {
+    match i {
+        0 => w[0],
+        1 => w[1],
+        2 => w[2],
+        3 => w[3],
+        4 => w[4],
+        5 => w[5],
+        6 => w[6],
+        7 => w[7],
+        _ => 0,
     }
 }
 
@@ -697,12 +735,12 @@ fn try_sys_enter(ctx: &RawTracePointContext) -> Result<(), i64> {
     // registers; each argument's word index comes from BTF.
     let window = rk::<[u64; 8]>(regs + o.sys_regs_base)?;
     let args: [u64; 6] = [
-        window[(o.sys_regs_idx[0] & 7) as usize],
-        window[(o.sys_regs_idx[1] & 7) as usize],
-        window[(o.sys_regs_idx[2] & 7) as usize],
-        window[(o.sys_regs_idx[3] & 7) as usize],
-        window[(o.sys_regs_idx[4] & 7) as usize],
-        window[(o.sys_regs_idx[5] & 7) as usize],
+        word(&window, o.sys_regs_idx[0]),
+        word(&window, o.sys_regs_idx[1]),
+        word(&window, o.sys_regs_idx[2]),
+        word(&window, o.sys_regs_idx[3]),
+        word(&window, o.sys_regs_idx[4]),
+        word(&window, o.sys_regs_idx[5]),
     ];
     let mut flags = 0u64;
     match spec.argkind {
@@ -837,7 +875,7 @@ fn try_sys_exit(ctx: &RawTracePointContext) -> Result<(), i64> {
                 // `..` and bind mounts already resolved by the kernel).
                 let file = fd_file(&cfg.offsets, ret);
                 if file != 0 {
-                    let (_, dentry) = read_path(&cfg.offsets, file + cfg.offsets.file_path);
+                    let dentry = read_dentry(&cfg.offsets, file + cfg.offsets.file_path);
                     if FILES.get_ptr(&dentry).is_none()
                         && FILES
                             .insert(&dentry, &FileStats::default(), BPF_NOEXIST)
