@@ -143,7 +143,7 @@ pub async fn run(args: &ProfileArgs) -> anyhow::Result<i32> {
             args.max_runs,
         )
         .await;
-        match closed_outcome(&mut report, res)? {
+        match closed_outcome(&mut report, res, false)? {
             Some(true) => verify::print_rounds(&report, true),
             Some(false) => {
                 verify::print_rounds(&report, false);
@@ -164,13 +164,13 @@ pub async fn run(args: &ProfileArgs) -> anyhow::Result<i32> {
                 args.max_runs,
             )
             .await;
-            let mut ok = closed_outcome(&mut report, res)?;
+            let mut ok = closed_outcome(&mut report, res, false)?;
             if ok == Some(true) && args.check_minimal {
                 let res =
                     closed::check_minimal(&engine, &mut report, &listing, &cfg, settings.clone())
                         .await
                         .map(|()| true);
-                ok = closed_outcome(&mut report, res)?;
+                ok = closed_outcome(&mut report, res, true)?;
             }
             if let Some(ok) = ok {
                 verify::print_rounds(&report, ok);
@@ -200,25 +200,33 @@ pub async fn run(args: &ProfileArgs) -> anyhow::Result<i32> {
 }
 
 /// Folds the result of a closed-loop step into the report: `Some(passed)`,
-/// or `None` when a signal cut it short (the report is then marked
-/// incomplete and its plan unverified).
+/// or `None` when a signal or the loss of the engine cut it short (the
+/// report is then marked incomplete; the plan is unverified unless
+/// `verified` says the step was the leave-one-out check after a pass).
 fn closed_outcome(
     report: &mut crate::model::Report,
     res: Result<bool, SessionError>,
+    verified: bool,
 ) -> anyhow::Result<Option<bool>> {
-    match res {
-        Ok(ok) => Ok(Some(ok)),
-        Err(e @ SessionError::Interrupted { .. }) => {
-            report.run.incomplete = true;
-            report.run.notes.push(format!(
-                "{e}: the plan is UNVERIFIED ({} read-only run(s) finished)",
-                report.rounds.len()
-            ));
-            report.run.incomplete_reason = Some(interrupt::describe());
-            Ok(None)
-        }
-        Err(e) => Err(e.into()),
-    }
+    let why = match res {
+        Ok(ok) => return Ok(Some(ok)),
+        Err(SessionError::Interrupted { .. }) => interrupt::describe(),
+        Err(SessionError::RoundCutShort(why)) => format!("lost the Docker engine during verification: {why}"),
+        Err(e) => return Err(e.into()),
+    };
+    report.run.incomplete = true;
+    let runs = report
+        .rounds
+        .iter()
+        .filter(|r| r.kind != "leave-one-out")
+        .count();
+    report.run.notes.push(if verified {
+        format!("{why}: the plan was verified after {runs} read-only run(s); the leave-one-out check did not finish")
+    } else {
+        format!("{why}: the plan is UNVERIFIED ({runs} read-only run(s) finished)")
+    });
+    report.run.incomplete_reason = Some(why);
+    Ok(None)
 }
 
 /// Writes the outputs and picks the exit code.

@@ -109,10 +109,16 @@ pub async fn run(args: &VerifyArgs, run_args: &RunArgs) -> anyhow::Result<i32> {
     )
     .await;
     let passed = match res {
-        Ok(passed) => Some(passed),
-        Err(crate::session::SessionError::Interrupted { .. }) => {
+        Ok(passed) if !crate::session::interrupt::interrupted() => Some(passed),
+        Ok(_) | Err(crate::session::SessionError::Interrupted { .. }) => {
             report.run.incomplete = true;
             report.run.incomplete_reason = Some(crate::session::interrupt::describe());
+            None
+        }
+        Err(crate::session::SessionError::RoundCutShort(why)) => {
+            report.run.incomplete = true;
+            report.run.incomplete_reason =
+                Some(format!("lost the Docker engine during verification: {why}"));
             None
         }
         Err(e) => return Err(e.into()),
@@ -127,9 +133,13 @@ pub async fn run(args: &VerifyArgs, run_args: &RunArgs) -> anyhow::Result<i32> {
         None => {
             eprintln!(
                 "roprof: verification INCOMPLETE: {}",
-                crate::session::interrupt::describe()
+                report.run.incomplete_reason.as_deref().unwrap_or("cut short")
             );
-            super::EXIT_INTERRUPTED
+            if crate::session::interrupt::interrupted() {
+                super::EXIT_INTERRUPTED
+            } else {
+                super::EXIT_INCOMPLETE
+            }
         }
         Some(true) => 0,
         Some(false) => EXIT_VERIFY_FAILED,

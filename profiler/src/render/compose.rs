@@ -99,6 +99,9 @@ pub struct Service {
     /// Memory limit.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub mem_limit: Option<String>,
+    /// Memory + swap limit (= `mem_limit`: no swap, as profiled).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub memswap_limit: Option<String>,
 }
 
 /// Name of the service.
@@ -121,6 +124,7 @@ pub fn compose_file(report: &Report) -> ComposeFile {
         network_mode: r.network.clone(),
         cap_add: r.cap_add.clone(),
         mem_limit: r.memory.clone(),
+        memswap_limit: r.memory.clone(),
         ..Service::default()
     };
     let mut named = BTreeMap::new();

@@ -31,6 +31,8 @@ pub fn docker_words(report: &Report) -> Vec<String> {
         ("--entrypoint", &r.entrypoint),
         ("--network", &r.network),
         ("--memory", &r.memory),
+        // roprof profiles without swap on top of the limit: keep it so.
+        ("--memory-swap", &r.memory),
     ] {
         if let Some(v) = v {
             w.push(flag.to_owned());

@@ -289,7 +289,12 @@ impl Engine {
             t: Some(timeout_secs),
             signal: None,
         };
-        match self.docker.stop_container(id, Some(opts)).await {
+        // The engine answers after the container stopped: allow for the
+        // whole grace period (bollard's default timeout is 120 s).
+        let docker = self.docker.clone().with_timeout(std::time::Duration::from_secs(
+            u64::try_from(timeout_secs.max(0)).unwrap_or(0) + 60,
+        ));
+        match docker.stop_container(id, Some(opts)).await {
             Ok(()) => Ok(()),
             // 304: already stopped.
             Err(bollard::errors::Error::DockerResponseServerError {

@@ -18,8 +18,11 @@ use crate::runtime::Engine;
 static COUNT: AtomicU32 = AtomicU32::new(0);
 static LAST: Mutex<&'static str> = Mutex::new("");
 static PHASE: Mutex<&'static str> = Mutex::new("start");
+/// Set once verification starts: the phases of its runs are reported as
+/// `verify (observe)` and so on.
+static CONTEXT: Mutex<Option<&'static str>> = Mutex::new(None);
 /// The phase the first signal arrived in.
-static SIGNAL_PHASE: Mutex<Option<&'static str>> = Mutex::new(None);
+static SIGNAL_PHASE: Mutex<Option<String>> = Mutex::new(None);
 static CONTAINERS: Mutex<Vec<String>> = Mutex::new(Vec::new());
 
 /// Installs the handlers; call once, inside the tokio runtime.
@@ -72,7 +75,7 @@ pub fn error() -> SessionError {
         phase: SIGNAL_PHASE
             .lock()
             .ok()
-            .and_then(|p| *p)
+            .and_then(|p| p.clone())
             .unwrap_or_else(phase),
     }
 }
@@ -91,14 +94,23 @@ pub fn describe() -> String {
 /// The phase the run is in (`inspect`, `create`, `listing`, `attach`,
 /// `observe`, `stop`, `collect`, `analyse`, `verify`).
 #[must_use]
-pub fn phase() -> &'static str {
-    PHASE.lock().map_or("unknown", |p| *p)
+pub fn phase() -> String {
+    let p = PHASE.lock().map_or("unknown", |p| *p);
+    match CONTEXT.lock().ok().and_then(|c| *c) {
+        Some(c) if c != p => format!("{c} ({p})"),
+        _ => p.to_owned(),
+    }
 }
 
 /// Enters `name`. Test hook: when `ROPROF_HOLD_PHASE` names this phase,
 /// roprof says so on stderr and waits here (up to 120 s) for a signal, so
 /// that a test can interrupt every phase deterministically.
 pub async fn enter(name: &'static str) {
+    if name == "verify"
+        && let Ok(mut c) = CONTEXT.lock()
+    {
+        *c = Some(name);
+    }
     if let Ok(mut p) = PHASE.lock() {
         *p = name;
     }
@@ -142,6 +154,12 @@ pub fn forget(id: &str) {
     if let Ok(mut v) = CONTAINERS.lock() {
         v.retain(|x| x != id);
     }
+}
+
+/// The containers registered for removal.
+#[must_use]
+pub fn registered() -> Vec<String> {
+    CONTAINERS.lock().map(|v| v.clone()).unwrap_or_default()
 }
 
 /// Removes every registered container.

@@ -34,7 +34,7 @@ pub enum SessionError {
         /// Signal name.
         signal: &'static str,
         /// Phase the run was in.
-        phase: &'static str,
+        phase: String,
     },
     /// A path Docker cannot express (non-UTF-8).
     #[error("mount target {0} is not UTF-8: Docker cannot mount it")]
@@ -137,7 +137,11 @@ pub async fn run(engine: &Engine, cfg: &RunConfig) -> Result<RunOutput, SessionE
     interrupt::check()?;
     let res = run_inner(engine, cfg).await;
     if res.is_err() || !cfg.keep || interrupt::interrupted() {
-        interrupt::remove_all(engine).await;
+        // Waits for a vanished engine (not after a signal) and names what
+        // it could not remove.
+        for id in interrupt::registered() {
+            let _ = remove_or_wait(engine, &id).await;
+        }
     }
     res
 }
@@ -188,6 +192,10 @@ async fn run_inner(engine: &Engine, cfg: &RunConfig) -> Result<RunOutput, Sessio
     Ok(out)
 }
 
+/// Longest an engine call of the observation loop may take before the
+/// engine counts as lost.
+const ENGINE_CALL_TIMEOUT: Duration = Duration::from_secs(30);
+
 /// How long roprof waits for a vanished engine to come back so that it can
 /// remove its container.
 pub const ENGINE_WAIT: Duration = Duration::from_secs(60);
@@ -196,7 +204,15 @@ pub const ENGINE_WAIT: Duration = Duration::from_secs(60);
 /// restarting), waits up to [`ENGINE_WAIT`] for it to come back. A signal
 /// ends the wait. Returns what to tell the user when the container stays.
 async fn remove_or_wait(engine: &Engine, id: &str) -> Result<(), String> {
-    let first = match engine.remove(id).await {
+    // Each attempt is bounded: a wedged engine must not hold roprof longer
+    // than ENGINE_WAIT (bollard's own timeout is 120 s).
+    let attempt = || async {
+        match tokio::time::timeout(Duration::from_secs(10), engine.remove(id)).await {
+            Ok(r) => r.map_err(|e| e.to_string()),
+            Err(_) => Err("no answer within 10 s".to_owned()),
+        }
+    };
+    let first = match attempt().await {
         Ok(()) => {
             interrupt::forget(id);
             return Ok(());
@@ -211,7 +227,7 @@ async fn remove_or_wait(engine: &Engine, id: &str) -> Result<(), String> {
     let deadline = Instant::now() + ENGINE_WAIT;
     while Instant::now() < deadline && !interrupt::interrupted() {
         tokio::time::sleep(Duration::from_millis(500)).await;
-        if engine.remove(id).await.is_ok() {
+        if attempt().await.is_ok() {
             interrupt::forget(id);
             eprintln!("roprof: the engine is back; container {short} removed");
             return Ok(());
@@ -233,6 +249,7 @@ pub async fn attach(
     container: &str,
 ) -> Result<RunOutput, SessionError> {
     let pb = bar(cfg.quiet);
+    interrupt::enter("inspect").await;
     let id = engine.resolve(container).await?;
     let pid = engine.pid(&id).await?;
     if pid <= 0 {
@@ -244,6 +261,7 @@ pub async fn attach(
     let listing = engine.listing(&id).await?;
     let (cgroup_id, pids) = cgroup_of(pid)
         .map_err(|e| SessionError::Cgroup(format!("container {container} (pid {pid}): {e}")))?;
+    interrupt::enter("attach").await;
     note(&pb, cfg.quiet, "attaching eBPF programs");
     let tracer = Tracer::start(&Scope {
         cgroup_ids: vec![cgroup_id],
@@ -383,11 +401,18 @@ impl Observation {
                 notes.push(format!("exercise finished: {status}"));
                 exercise = None;
             }
-            match engine.state(&id).await {
-                Ok(s) if !s.running => break,
-                Ok(_) => {}
-                Err(e) => {
+            match tokio::time::timeout(ENGINE_CALL_TIMEOUT, engine.state(&id)).await {
+                Ok(Ok(s)) if !s.running => break,
+                Ok(Ok(_)) => {}
+                Ok(Err(e)) => {
                     lost = Some(e.to_string());
+                    break;
+                }
+                Err(_) => {
+                    lost = Some(format!(
+                        "the engine did not answer for {} s",
+                        ENGINE_CALL_TIMEOUT.as_secs()
+                    ));
                     break;
                 }
             }
