@@ -176,36 +176,21 @@ fn fd_file(o: &Offsets, fd: i64) -> u64 {
     let Ok(fdt) = rk::<u64>(files + o.files_fdt) else {
         return 0;
     };
-    // `struct fdtable { unsigned int max_fds; struct file **fd; … }`: both
-    // in one read when laid out so (checked against BTF at load time).
-    let (max, arr) = if o.fdt_max_fds == 0 && o.fdt_fd == 8 {
-        let Ok(w) = rk::<[u64; 2]>(fdt) else {
-            return 0;
-        };
-        (w[0] as u32, w[1])
-    } else {
-        let Ok(max) = rk::<u32>(fdt + o.fdt_max_fds) else {
-            return 0;
-        };
-        let Ok(arr) = rk::<u64>(fdt + o.fdt_fd) else {
-            return 0;
-        };
-        (max, arr)
+    let Ok(max) = rk::<u32>(fdt + o.fdt_max_fds) else {
+        return 0;
     };
     if fd as u64 >= u64::from(max) {
         return 0;
     }
+    let Ok(arr) = rk::<u64>(fdt + o.fdt_fd) else {
+        return 0;
+    };
     rk::<u64>(arr + (fd as u64) * 8).unwrap_or(0)
 }
 
 /// Reads a `struct path` (mnt, dentry).
 #[inline(always)]
 fn read_path(o: &Offsets, at: u64) -> (u64, u64) {
-    if o.path_mnt == 0 && o.path_dentry == 8 {
-        // `struct path { mnt; dentry; }`: one read.
-        let w = rk::<[u64; 2]>(at).unwrap_or([0, 0]);
-        return (w[0], w[1]);
-    }
     let mnt = rk::<u64>(at + o.path_mnt).unwrap_or(0);
     let dentry = rk::<u64>(at + o.path_dentry).unwrap_or(0);
     (mnt, dentry)
