@@ -553,7 +553,11 @@ impl Running {
             if r == pid {
                 break;
             }
-            assert!(r == 0, "wait4({pid}) failed: {}", std::io::Error::last_os_error());
+            assert!(
+                r == 0,
+                "wait4({pid}) failed: {}",
+                std::io::Error::last_os_error()
+            );
             if std::time::Instant::now() > deadline {
                 let _ = self.child.kill();
                 panic!(

@@ -10,8 +10,8 @@ use std::time::Duration;
 
 use roprof_tests::{
     BUSYBOX_IMAGE, ContainerGuard, DockerdGuard, WRITER_IMAGE, bpf_links, build_image, docker,
-    docker_answers, dockerd_pid, path_entry, process_gone, require_privileged, roprof_bpf_programs, roprof_containers,
-    spawn_roprof, start_dockerd, volume_names,
+    docker_answers, dockerd_pid, path_entry, process_gone, require_privileged, roprof_bpf_programs,
+    roprof_containers, spawn_roprof, start_dockerd, volume_names,
 };
 
 /// An image that declares a VOLUME (so `create` makes an anonymous volume
@@ -107,7 +107,9 @@ fn a_signal_in_any_phase_leaves_nothing_and_prints_an_incomplete_report() {
                 "nothing observed before {phase}, so nothing is planned"
             );
             assert!(
-                report["run"]["notes"].to_string().contains("nothing was observed"),
+                report["run"]["notes"]
+                    .to_string()
+                    .contains("nothing was observed"),
                 "the report says nothing was observed: {}",
                 report["run"]["notes"]
             );
@@ -180,7 +182,11 @@ fn the_engine_restarting_mid_run_ends_observation_with_a_truthful_report() {
     // back before the guard removes containers, even if an assertion fails.
     let _engine = DockerdGuard::new();
     // SAFETY: kill(2) with SIGTERM: what `systemctl restart docker` sends.
-    assert_eq!(unsafe { libc::kill(pid, libc::SIGTERM) }, 0, "SIGTERM to dockerd");
+    assert_eq!(
+        unsafe { libc::kill(pid, libc::SIGTERM) },
+        0,
+        "SIGTERM to dockerd"
+    );
     let deadline = std::time::Instant::now() + Duration::from_mins(1);
     while !process_gone(pid) {
         assert!(
@@ -215,8 +221,16 @@ fn the_engine_restarting_mid_run_ends_observation_with_a_truthful_report() {
         "roprof waited for the engine and removed its container:\n{}",
         f.stderr
     );
-    assert_eq!(roprof_containers(), 0, "no container left after the restart");
-    assert_eq!(roprof_bpf_programs(), before_programs, "no BPF program left");
+    assert_eq!(
+        roprof_containers(),
+        0,
+        "no container left after the restart"
+    );
+    assert_eq!(
+        roprof_bpf_programs(),
+        before_programs,
+        "no BPF program left"
+    );
 }
 
 #[test]
@@ -286,7 +300,16 @@ fn an_image_without_a_shell_is_profiled_and_verified() {
         "the image really has no shell (docker run /bin/sh must fail)"
     );
     let r = spawn_roprof(
-        &["profile", "--quiet", "--format", "json", "--verify", "--duration", "20s", tag],
+        &[
+            "profile",
+            "--quiet",
+            "--format",
+            "json",
+            "--verify",
+            "--duration",
+            "20s",
+            tag,
+        ],
         &[],
     );
     let f = r.finish(Duration::from_mins(2));
@@ -304,7 +327,9 @@ fn an_image_without_a_shell_is_profiled_and_verified() {
         .collect();
     assert_eq!(targets, ["/srv/app"], "one mount for the written directory");
     assert!(
-        report["run"]["notes"].to_string().contains("verified after 1"),
+        report["run"]["notes"]
+            .to_string()
+            .contains("verified after 1"),
         "verified read-only in one run: {}",
         report["run"]["notes"]
     );
@@ -334,7 +359,10 @@ fn very_chatty_logs_do_not_bloat_roprof_or_the_report() {
     let f = r.finish(Duration::from_secs(180));
     assert_eq!(f.code, Some(0), "stderr:\n{}", f.stderr);
     let report = f.report();
-    assert_eq!(report["run"]["exit_code"], 0, "the container ran to its end");
+    assert_eq!(
+        report["run"]["exit_code"], 0,
+        "the container ran to its end"
+    );
     let tail: Vec<&str> = report["run"]["logs_tail"]
         .as_array()
         .expect("logs_tail")
@@ -346,7 +374,11 @@ fn very_chatty_logs_do_not_bloat_roprof_or_the_report() {
         "only the log tail is kept ({} lines)",
         tail.len()
     );
-    assert_eq!(tail.last(), Some(&"LAST-LINE"), "the tail is the real end of the log");
+    assert_eq!(
+        tail.last(),
+        Some(&"LAST-LINE"),
+        "the tail is the real end of the log"
+    );
     assert!(path_entry(&report, "/tmp/marker").is_some());
     let paths: Vec<String> = report["paths"]
         .as_array()
@@ -387,12 +419,7 @@ fn a_hundred_thousand_distinct_paths_are_all_reported_without_loss() {
         &[],
     );
     let f = r.finish(Duration::from_secs(400));
-    assert_eq!(
-        f.code,
-        Some(0),
-        "no loss, so exit 0; stderr:\n{}",
-        f.stderr
-    );
+    assert_eq!(f.code, Some(0), "no loss, so exit 0; stderr:\n{}", f.stderr);
     let report = f.report();
     let under = report["paths"]
         .as_array()
@@ -407,11 +434,7 @@ fn a_hundred_thousand_distinct_paths_are_all_reported_without_loss() {
     assert_eq!(under, n, "every distinct file is in the report");
     let losses = &report["losses"];
     assert!(
-        losses
-            .as_object()
-            .expect("losses")
-            .values()
-            .all(|v| v == 0),
+        losses.as_object().expect("losses").values().all(|v| v == 0),
         "nothing lost: {losses}"
     );
     let targets: Vec<&str> = report["plan"]["mounts"]

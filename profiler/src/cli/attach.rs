@@ -61,7 +61,11 @@ pub async fn run(args: &AttachArgs) -> anyhow::Result<i32> {
     if report.run.incomplete {
         eprintln!(
             "roprof: the profile is INCOMPLETE: {}",
-            report.run.incomplete_reason.as_deref().unwrap_or("cut short")
+            report
+                .run
+                .incomplete_reason
+                .as_deref()
+                .unwrap_or("cut short")
         );
     }
     Ok(if report.run.incomplete {

@@ -80,7 +80,10 @@ pub enum Mode {
 }
 
 /// Runs `profile`.
-#[expect(clippy::too_many_lines, reason = "one linear procedure: run, plan, verify, print")]
+#[expect(
+    clippy::too_many_lines,
+    reason = "one linear procedure: run, plan, verify, print"
+)]
 pub async fn run(args: &ProfileArgs) -> anyhow::Result<i32> {
     let engine = Engine::connect().await?;
     let run_opts = args.run.to_options(&args.command);
@@ -211,7 +214,9 @@ fn closed_outcome(
     let why = match res {
         Ok(ok) => return Ok(Some(ok)),
         Err(SessionError::Interrupted { .. }) => interrupt::describe(),
-        Err(SessionError::RoundCutShort(why)) => format!("lost the Docker engine during verification: {why}"),
+        Err(SessionError::RoundCutShort(why)) => {
+            format!("lost the Docker engine during verification: {why}")
+        }
         Err(e) => return Err(e.into()),
     };
     report.run.incomplete = true;

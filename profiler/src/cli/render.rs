@@ -31,7 +31,6 @@ pub fn run(args: &RenderArgs) -> anyhow::Result<i32> {
 /// 100k paths is tens of MiB: building it as a string would double roprof's
 /// peak memory); the other formats are small.
 pub fn print_report(report: &crate::model::Report, format: Format) -> anyhow::Result<()> {
-
     use std::io::Write as _;
     let stdout = std::io::stdout();
     let mut out = std::io::BufWriter::new(stdout.lock());

@@ -133,7 +133,11 @@ pub async fn run(args: &VerifyArgs, run_args: &RunArgs) -> anyhow::Result<i32> {
         None => {
             eprintln!(
                 "roprof: verification INCOMPLETE: {}",
-                report.run.incomplete_reason.as_deref().unwrap_or("cut short")
+                report
+                    .run
+                    .incomplete_reason
+                    .as_deref()
+                    .unwrap_or("cut short")
             );
             if crate::session::interrupt::interrupted() {
                 super::EXIT_INTERRUPTED

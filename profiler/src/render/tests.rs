@@ -276,11 +276,21 @@ fn memory_limit_is_kept_without_swap_in_docker_and_compose() {
     let mut r = sample();
     r.run_options.memory = Some("64m".into());
     let words = docker::docker_words(&r);
-    let at = |flag: &str| words.iter().position(|w| w == flag).map(|i| words[i + 1].as_str());
+    let at = |flag: &str| {
+        words
+            .iter()
+            .position(|w| w == flag)
+            .map(|i| words[i + 1].as_str())
+    };
     assert_eq!(at("--memory"), Some("64m"));
-    assert_eq!(at("--memory-swap"), Some("64m"), "no swap on top, as profiled");
+    assert_eq!(
+        at("--memory-swap"),
+        Some("64m"),
+        "no swap on top, as profiled"
+    );
     let yaml: serde_yaml_ng::Value =
-        serde_yaml_ng::from_str(&compose::compose(&r).expect("compose renders")).expect("YAML parses");
+        serde_yaml_ng::from_str(&compose::compose(&r).expect("compose renders"))
+            .expect("YAML parses");
     let svc = &yaml["services"][compose::SERVICE];
     assert_eq!(svc["mem_limit"].as_str(), Some("64m"));
     assert_eq!(svc["memswap_limit"].as_str(), Some("64m"));

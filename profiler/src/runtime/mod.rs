@@ -291,9 +291,12 @@ impl Engine {
         };
         // The engine answers after the container stopped: allow for the
         // whole grace period (bollard's default timeout is 120 s).
-        let docker = self.docker.clone().with_timeout(std::time::Duration::from_secs(
-            u64::try_from(timeout_secs.max(0)).unwrap_or(0) + 60,
-        ));
+        let docker = self
+            .docker
+            .clone()
+            .with_timeout(std::time::Duration::from_secs(
+                u64::try_from(timeout_secs.max(0)).unwrap_or(0) + 60,
+            ));
         match docker.stop_container(id, Some(opts)).await {
             Ok(()) => Ok(()),
             // 304: already stopped.
@@ -421,9 +424,7 @@ pub fn parse_memory(v: &str) -> Result<i64, RuntimeError> {
     let n: i64 = num
         .parse()
         .map_err(|_| bad("expected a size such as 64m, 1g or 67108864"))?;
-    let bytes = n
-        .checked_mul(mult)
-        .ok_or_else(|| bad("too large"))?;
+    let bytes = n.checked_mul(mult).ok_or_else(|| bad("too large"))?;
     // Docker refuses limits below 6 MiB.
     if bytes < 6 << 20 {
         return Err(bad("the minimum Docker accepts is 6m"));

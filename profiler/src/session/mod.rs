@@ -505,7 +505,9 @@ impl Observation {
             Some(format!(
                 "the container was OOM-killed after {:.1}s (exit code {}): it did not run to its normal end, so later writes were not seen; give it more memory (--memory)",
                 observed.as_secs_f64(),
-                state.exit_code.map_or_else(|| "unknown".into(), |c| c.to_string())
+                state
+                    .exit_code
+                    .map_or_else(|| "unknown".into(), |c| c.to_string())
             ))
         } else {
             None

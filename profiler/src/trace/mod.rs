@@ -304,8 +304,10 @@ impl Tracer {
         ] {
             let prog: &mut RawTracePoint = program(&mut ebpf, name)?;
             prog.load().map_err(prog_err(name, "load"))?;
-            prog.attach(tp)
-                .map_err(prog_err(name, &format!("attach to the raw tracepoint {tp}")))?;
+            prog.attach(tp).map_err(prog_err(
+                name,
+                &format!("attach to the raw tracepoint {tp}"),
+            ))?;
             attached += 1;
         }
         Ok(Tracer {
