@@ -58,22 +58,8 @@ pub async fn run(args: &AttachArgs) -> anyhow::Result<i32> {
     report.stats.peak_rss_kib = super::render::peak_rss_kib().unwrap_or(0);
     eprintln!("roprof: attached mid-run: writes before the attach were not seen");
     super::render::print_report(&report, args.format)?;
-    if report.run.incomplete {
-        eprintln!(
-            "roprof: the profile is INCOMPLETE: {}",
-            report
-                .run
-                .incomplete_reason
-                .as_deref()
-                .unwrap_or("cut short")
-        );
-    }
     Ok(if report.run.incomplete {
-        if crate::session::interrupt::interrupted() {
-            super::EXIT_INTERRUPTED
-        } else {
-            super::EXIT_INCOMPLETE
-        }
+        super::incomplete_exit("profile", &report)
     } else if report.losses.is_clean() || args.allow_loss {
         0
     } else {

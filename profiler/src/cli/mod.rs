@@ -118,6 +118,25 @@ impl RunArgs {
     }
 }
 
+/// Says on stderr why `report` is incomplete and returns the exit code for
+/// it: [`EXIT_INTERRUPTED`] after a signal, else [`EXIT_INCOMPLETE`].
+#[must_use]
+pub fn incomplete_exit(what: &str, report: &crate::model::Report) -> i32 {
+    eprintln!(
+        "roprof: the {what} is INCOMPLETE: {}",
+        report
+            .run
+            .incomplete_reason
+            .as_deref()
+            .unwrap_or("the run was cut short")
+    );
+    if crate::session::interrupt::interrupted() {
+        EXIT_INTERRUPTED
+    } else {
+        EXIT_INCOMPLETE
+    }
+}
+
 /// Parses `10s`, `500ms`, `2m`, or plain seconds.
 pub fn parse_duration(s: &str) -> Result<Duration, String> {
     let s = s.trim();

@@ -5,9 +5,7 @@ use std::path::PathBuf;
 use anyhow::Context as _;
 use clap::Args;
 
-use super::{
-    EXIT_INCOMPLETE, EXIT_INTERRUPTED, EXIT_LOSS, EXIT_VERIFY_FAILED, ObserveArgs, RunArgs, verify,
-};
+use super::{EXIT_INTERRUPTED, EXIT_LOSS, EXIT_VERIFY_FAILED, ObserveArgs, RunArgs, verify};
 use crate::{
     analysis::Settings,
     render::{self, Format},
@@ -213,11 +211,7 @@ fn closed_outcome(
 ) -> anyhow::Result<Option<bool>> {
     let why = match res {
         Ok(ok) => return Ok(Some(ok)),
-        Err(SessionError::Interrupted { .. }) => interrupt::describe(),
-        Err(SessionError::RoundCutShort(why)) => {
-            format!("lost the Docker engine during verification: {why}")
-        }
-        Err(e) => return Err(e.into()),
+        Err(e) => closed::cut_short_reason(&e).ok_or(e)?,
     };
     report.run.incomplete = true;
     let runs = report
@@ -249,19 +243,7 @@ fn finish(args: &ProfileArgs, mut report: crate::model::Report, code: i32) -> an
     }
     super::render::print_report(report, args.format)?;
     if report.run.incomplete {
-        eprintln!(
-            "roprof: the profile is INCOMPLETE: {}",
-            report
-                .run
-                .incomplete_reason
-                .as_deref()
-                .unwrap_or("the run was cut short")
-        );
-        code = if interrupt::interrupted() {
-            EXIT_INTERRUPTED
-        } else {
-            EXIT_INCOMPLETE
-        };
+        code = super::incomplete_exit("profile", report);
     }
     if !report.losses.is_clean() {
         eprintln!("roprof: the profile is INCOMPLETE: {:?}", report.losses);

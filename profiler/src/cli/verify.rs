@@ -108,20 +108,18 @@ pub async fn run(args: &VerifyArgs, run_args: &RunArgs) -> anyhow::Result<i32> {
         runs,
     )
     .await;
-    let passed = match res {
-        Ok(passed) if !crate::session::interrupt::interrupted() => Some(passed),
-        Ok(_) | Err(crate::session::SessionError::Interrupted { .. }) => {
+    let cut_short = match res {
+        Ok(passed) if !crate::session::interrupt::interrupted() => Ok(passed),
+        Ok(_) => Err(crate::session::interrupt::describe()),
+        Err(e) => Err(closed::cut_short_reason(&e).ok_or(e)?),
+    };
+    let passed = match cut_short {
+        Ok(passed) => Some(passed),
+        Err(why) => {
             report.run.incomplete = true;
-            report.run.incomplete_reason = Some(crate::session::interrupt::describe());
+            report.run.incomplete_reason = Some(why);
             None
         }
-        Err(crate::session::SessionError::RoundCutShort(why)) => {
-            report.run.incomplete = true;
-            report.run.incomplete_reason =
-                Some(format!("lost the Docker engine during verification: {why}"));
-            None
-        }
-        Err(e) => return Err(e.into()),
     };
     if let Some(passed) = passed {
         print_rounds(&report, passed);
@@ -130,21 +128,7 @@ pub async fn run(args: &VerifyArgs, run_args: &RunArgs) -> anyhow::Result<i32> {
         print!("{}", ensure_nl(render::render(&report, f)?));
     }
     Ok(match passed {
-        None => {
-            eprintln!(
-                "roprof: verification INCOMPLETE: {}",
-                report
-                    .run
-                    .incomplete_reason
-                    .as_deref()
-                    .unwrap_or("cut short")
-            );
-            if crate::session::interrupt::interrupted() {
-                super::EXIT_INTERRUPTED
-            } else {
-                super::EXIT_INCOMPLETE
-            }
-        }
+        None => super::incomplete_exit("verification", &report),
         Some(true) => 0,
         Some(false) => EXIT_VERIFY_FAILED,
     })

@@ -171,6 +171,18 @@ async fn run_with_plan(
     Ok(out)
 }
 
+/// Why a closed-loop step did not finish, when the cause is one that
+/// leaves a (partial) report worth printing: a signal, or a verification
+/// run cut short by the loss of the engine. `None` for real errors.
+#[must_use]
+pub fn cut_short_reason(e: &SessionError) -> Option<String> {
+    match e {
+        SessionError::Interrupted { .. } => Some(super::interrupt::describe()),
+        SessionError::RoundCutShort(_) => Some(e.to_string()),
+        _ => None,
+    }
+}
+
 fn replan(
     report: &mut Report,
     extra: &[PathObservation],

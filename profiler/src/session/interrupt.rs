@@ -164,8 +164,7 @@ pub fn registered() -> Vec<String> {
 
 /// Removes every registered container.
 pub async fn remove_all(engine: &Engine) {
-    let ids: Vec<String> = CONTAINERS.lock().map(|v| v.clone()).unwrap_or_default();
-    for id in ids {
+    for id in registered() {
         match engine.remove(&id).await {
             Ok(()) => forget(&id),
             Err(e) => eprintln!("roprof: cleanup: {e}"),

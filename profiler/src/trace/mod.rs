@@ -271,13 +271,6 @@ impl Tracer {
             &["sched_process_exit"],
             &mut attached,
         )?;
-        {
-            let prog: &mut RawTracePoint = program(&mut ebpf, PROG_FORK)?;
-            prog.load().map_err(prog_err(PROG_FORK, "load"))?;
-            prog.attach("sched_process_fork")
-                .map_err(prog_err(PROG_FORK, "attach to sched_process_fork"))?;
-            attached += 1;
-        }
         for (slot, name) in [(0u32, PROG_EMIT), (1, PROG_WALK)] {
             let prog: &mut RawTracePoint = program(&mut ebpf, name)?;
             prog.load().map_err(prog_err(name, "load"))?;
@@ -293,11 +286,13 @@ impl Tracer {
             .map_err(map_err(MAP_JUMP))?;
             jump.set(slot, &fd, 0).map_err(map_err(MAP_JUMP))?;
         }
-        // Exec before the syscall hooks (the container's first exec is what
-        // makes its processes traced); exits before enters: an entry
-        // recorded without its exit program attached would leave a stale
-        // in-flight record.
+        // The raw tracepoints, once `emit` is in place for those that
+        // tail-call it. Fork and exec before the syscall hooks (the
+        // container's first exec is what makes its processes traced); exits
+        // before enters: an entry recorded without its exit program attached
+        // would leave a stale in-flight record.
         for (name, tp) in [
+            (PROG_FORK, "sched_process_fork"),
             (PROG_EXEC, "sched_process_exec"),
             (PROG_SYS_EXIT, "sys_exit"),
             (PROG_SYS_ENTER, "sys_enter"),
