@@ -386,11 +386,21 @@ pub fn roprof_bpf_programs() -> usize {
 /// Number of containers a roprof started by these tests created.
 #[must_use]
 pub fn roprof_containers() -> usize {
+    roprof_container_ids("-aq").len()
+}
+
+/// Ids of the running containers a roprof started by these tests created.
+#[must_use]
+pub fn running_roprof_containers() -> Vec<String> {
+    roprof_container_ids("-q")
+}
+
+fn roprof_container_ids(ps_flags: &str) -> Vec<String> {
     // Both labels: roprof's own, and the test marker roprof adds under
     // ROPROF_TEST_LABEL, so containers of other roprof runs are not counted.
     docker_ok([
         "ps",
-        "-aq",
+        ps_flags,
         "--filter",
         "label=io.roprof.managed",
         "--filter",
@@ -398,7 +408,16 @@ pub fn roprof_containers() -> usize {
     ])
     .lines()
     .filter(|l| !l.trim().is_empty())
-    .count()
+    .map(str::to_owned)
+    .collect()
+}
+
+/// Starts `IMAGE sh -c SCRIPT` in the background as container `name`,
+/// labelled [`TEST_LABEL`] so that [`ContainerGuard`] removes it.
+pub fn run_detached(name: &str, image: &str, script: &str) {
+    docker_ok([
+        "run", "-d", "--label", TEST_LABEL, "--name", name, image, "sh", "-c", script,
+    ]);
 }
 
 /// Number of BPF links on the machine (`bpftool link list`); roprof's

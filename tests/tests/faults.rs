@@ -9,9 +9,10 @@
 use std::time::Duration;
 
 use roprof_tests::{
-    BUSYBOX_IMAGE, ContainerGuard, DockerdGuard, WRITER_IMAGE, bpf_links, build_image, docker,
-    docker_answers, dockerd_pid, path_entry, process_gone, require_privileged, roprof_bpf_programs,
-    roprof_containers, spawn_roprof, start_dockerd, volume_names,
+    BUSYBOX_IMAGE, ContainerGuard, DockerdGuard, Finished, WRITER_IMAGE, bpf_links, build_image,
+    docker, docker_answers, dockerd_pid, path_entry, process_gone, require_privileged,
+    roprof_bpf_programs, roprof_containers, running_roprof_containers, spawn_roprof, start_dockerd,
+    volume_names,
 };
 
 /// An image that declares a VOLUME (so `create` makes an anonymous volume
@@ -35,6 +36,14 @@ struct Leftovers {
     volumes: std::collections::BTreeSet<String>,
     programs: usize,
     links: usize,
+}
+
+/// `roprof profile --quiet --format json ARGS`, run to the end (at most
+/// `timeout`).
+fn profile_json_run(args: &[&str], timeout: Duration) -> Finished {
+    let mut all = vec!["profile", "--quiet", "--format", "json"];
+    all.extend_from_slice(args);
+    spawn_roprof(&all, &[]).finish(timeout)
 }
 
 fn leftovers() -> Leftovers {
@@ -133,19 +142,6 @@ fn a_signal_in_any_phase_leaves_nothing_and_prints_an_incomplete_report() {
     }
 }
 
-fn roprof_running_containers() -> usize {
-    roprof_tests::docker_ok([
-        "ps",
-        "-q",
-        "--filter",
-        "label=io.roprof.managed",
-        "--filter",
-        "label=roprof.test=1",
-    ])
-    .lines()
-    .count()
-}
-
 #[test]
 fn the_engine_restarting_mid_run_ends_observation_with_a_truthful_report() {
     require_privileged();
@@ -169,7 +165,7 @@ fn the_engine_restarting_mid_run_ends_observation_with_a_truthful_report() {
     );
     r.wait_for_stderr("attaching eBPF programs", Duration::from_mins(1));
     let deadline = std::time::Instant::now() + Duration::from_mins(1);
-    while roprof_running_containers() == 0 {
+    while running_roprof_containers().is_empty() {
         assert!(
             std::time::Instant::now() < deadline,
             "roprof's container never ran"
@@ -237,12 +233,8 @@ fn the_engine_restarting_mid_run_ends_observation_with_a_truthful_report() {
 fn an_oom_killed_container_is_reported_as_such() {
     require_privileged();
     let _g = ContainerGuard::new();
-    let r = spawn_roprof(
+    let f = profile_json_run(
         &[
-            "profile",
-            "--quiet",
-            "--format",
-            "json",
             "--duration",
             "60s",
             "--memory",
@@ -253,9 +245,8 @@ fn an_oom_killed_container_is_reported_as_such() {
             // dd fills a 64 MiB buffer: far over the 16 MiB limit.
             "echo before > /tmp/before; exec dd if=/dev/zero of=/dev/null bs=64M count=1",
         ],
-        &[],
+        Duration::from_secs(90),
     );
-    let f = r.finish(Duration::from_secs(90));
     assert_eq!(
         f.code,
         Some(5),
@@ -299,20 +290,10 @@ fn an_image_without_a_shell_is_profiled_and_verified() {
         !probe.status.success(),
         "the image really has no shell (docker run /bin/sh must fail)"
     );
-    let r = spawn_roprof(
-        &[
-            "profile",
-            "--quiet",
-            "--format",
-            "json",
-            "--verify",
-            "--duration",
-            "20s",
-            tag,
-        ],
-        &[],
+    let f = profile_json_run(
+        &["--verify", "--duration", "20s", tag],
+        Duration::from_mins(2),
     );
-    let f = r.finish(Duration::from_mins(2));
     assert_eq!(f.code, Some(0), "stderr:\n{}", f.stderr);
     let report = f.report();
     assert!(
@@ -340,12 +321,8 @@ fn an_image_without_a_shell_is_profiled_and_verified() {
 fn very_chatty_logs_do_not_bloat_roprof_or_the_report() {
     require_privileged();
     let _g = ContainerGuard::new();
-    let r = spawn_roprof(
+    let f = profile_json_run(
         &[
-            "profile",
-            "--quiet",
-            "--format",
-            "json",
             "--duration",
             "120s",
             BUSYBOX_IMAGE,
@@ -354,9 +331,8 @@ fn very_chatty_logs_do_not_bloat_roprof_or_the_report() {
             // ~80 MB of log lines on stdout, then a marker line.
             "echo x > /tmp/marker; yes 0123456789abcdefghijklmnopqrstuvwxyz0123456789abcdefghijklmnopqrstuvwxyz | head -n 1000000; echo LAST-LINE",
         ],
-        &[],
+        Duration::from_mins(3),
     );
-    let f = r.finish(Duration::from_secs(180));
     assert_eq!(f.code, Some(0), "stderr:\n{}", f.stderr);
     let report = f.report();
     assert_eq!(
@@ -403,12 +379,8 @@ fn a_hundred_thousand_distinct_paths_are_all_reported_without_loss() {
     require_privileged();
     let _g = ContainerGuard::new();
     let n = 100_000;
-    let r = spawn_roprof(
+    let f = profile_json_run(
         &[
-            "profile",
-            "--quiet",
-            "--format",
-            "json",
             "--duration",
             "300s",
             WRITER_IMAGE,
@@ -416,9 +388,8 @@ fn a_hundred_thousand_distinct_paths_are_all_reported_without_loss() {
             &n.to_string(),
             "/srv/app",
         ],
-        &[],
+        Duration::from_secs(400),
     );
-    let f = r.finish(Duration::from_secs(400));
     assert_eq!(f.code, Some(0), "no loss, so exit 0; stderr:\n{}", f.stderr);
     let report = f.report();
     let under = report["paths"]

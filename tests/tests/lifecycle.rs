@@ -1,14 +1,12 @@
 //! Lifecycle through the Docker Engine API: clean up on every path, clear
 //! errors, signals, and the nginx image made to run read-only (issues 2, 4, 7).
 
-use std::{
-    process::{Command, Stdio},
-    time::{Duration, Instant},
-};
+use std::time::{Duration, Instant};
 
 use roprof_tests::{
     ContainerGuard, NGINX_IMAGE, WRITER_IMAGE, docker, docker_ok, profile_json, require_privileged,
-    roprof, roprof_bin, roprof_bpf_programs, roprof_containers, unique_name,
+    roprof, roprof_bpf_programs, roprof_containers, run_detached, running_roprof_containers,
+    spawn_roprof, unique_name,
 };
 
 fn http_status(port: u16) -> Option<u16> {
@@ -138,48 +136,25 @@ fn nothing_is_left_behind_after_a_run() {
 /// Starts `roprof ARGS` in the background (stdout captured), waits until it
 /// has `n` containers, then sends `sig`; returns (exit code, stdout, stderr).
 fn signal_during(args: &[&str], n: usize, sig: i32, second: bool) -> (Option<i32>, String, String) {
-    let child = Command::new(roprof_bin())
-        .args(args)
-        .env("ROPROF_TEST_LABEL", "1")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("roprof starts");
+    let r = spawn_roprof(args, &[]);
     let deadline = Instant::now() + Duration::from_mins(1);
     let mut seen = 0;
     // Count container creations: wait for the n-th distinct one.
     let mut ids = std::collections::BTreeSet::new();
     while Instant::now() < deadline && seen < n {
-        for id in docker_ok([
-            "ps",
-            "-q",
-            "--filter",
-            "label=io.roprof.managed",
-            "--filter",
-            "label=roprof.test=1",
-        ])
-        .lines()
-        {
-            ids.insert(id.to_owned());
-        }
+        ids.extend(running_roprof_containers());
         seen = ids.len();
         std::thread::sleep(Duration::from_millis(100));
     }
     assert_eq!(seen, n, "expected roprof to reach container #{n}");
     std::thread::sleep(Duration::from_secs(1));
-    // SAFETY: plain kill(2) on our child's pid.
-    unsafe { libc_kill(child.id(), sig) };
+    r.signal(sig);
     if second {
         std::thread::sleep(Duration::from_millis(100));
-        // SAFETY: as above.
-        unsafe { libc_kill(child.id(), sig) };
+        r.signal(sig);
     }
-    let out = child.wait_with_output().expect("roprof exits");
-    (
-        out.status.code(),
-        String::from_utf8_lossy(&out.stdout).into_owned(),
-        String::from_utf8_lossy(&out.stderr).into_owned(),
-    )
+    let f = r.finish(Duration::from_mins(3));
+    (f.code, f.stdout, f.stderr)
 }
 
 #[test]
@@ -280,11 +255,6 @@ fn double_sigint_forces_a_quick_exit_that_still_removes_the_container() {
     assert_eq!(roprof_containers(), 0, "the container was removed");
 }
 
-unsafe fn libc_kill(pid: u32, sig: i32) {
-    // SAFETY: forwarded to the caller.
-    unsafe { libc::kill(i32::try_from(pid).expect("pid fits"), sig) };
-}
-
 #[test]
 fn missing_image_and_unreachable_engine_fail_clearly() {
     require_privileged();
@@ -294,13 +264,13 @@ fn missing_image_and_unreachable_engine_fail_clearly() {
         err.contains("roprof-fixture/does-not-exist:nope"),
         "the error names the image:\n{err}"
     );
-    let out = Command::new(roprof_bin())
-        .args(["profile", "--quiet", WRITER_IMAGE])
-        .env("DOCKER_HOST", "unix:///nonexistent/docker.sock")
-        .output()
-        .expect("roprof runs");
-    let err = String::from_utf8_lossy(&out.stderr);
-    assert_ne!(out.status.code(), Some(0));
+    let out = spawn_roprof(
+        &["profile", "--quiet", WRITER_IMAGE],
+        &[("DOCKER_HOST", "unix:///nonexistent/docker.sock")],
+    )
+    .finish(Duration::from_mins(1));
+    let err = out.stderr;
+    assert_ne!(out.code, Some(0));
     assert!(
         err.contains("Docker engine") && err.contains("/nonexistent/docker.sock"),
         "names Docker and the socket:\n{err}"
@@ -420,18 +390,11 @@ fn attach_profiles_a_running_container_from_now_on() {
     require_privileged();
     let _g = ContainerGuard::new();
     let name = unique_name("attach");
-    docker_ok([
-        "run",
-        "-d",
-        "--label",
-        "roprof.test=1",
-        "--name",
+    run_detached(
         &name,
         "roprof-fixture/busybox:latest",
-        "sh",
-        "-c",
         "echo early > /tmp/before.txt; sleep 2; while true; do echo x > /tmp/during.txt; sleep 0.2; done",
-    ]);
+    );
     std::thread::sleep(Duration::from_secs(4));
     let (code, out, err) = roprof([
         "attach",

@@ -5,7 +5,7 @@ use std::process::{Command, Stdio};
 
 use roprof_tests::{
     BUSYBOX_IMAGE, ContainerGuard, WRITER_IMAGE, docker_ok, profile_json, require_privileged,
-    unique_name,
+    run_detached, unique_name,
 };
 
 #[test]
@@ -15,20 +15,13 @@ fn noisy_neighbours_never_appear_in_the_profile() {
     let mut names = Vec::new();
     for i in 0..20 {
         let name = unique_name("noisy");
-        docker_ok([
-            "run",
-            "-d",
-            "--label",
-            "roprof.test=1",
-            "--name",
+        run_detached(
             &name,
             BUSYBOX_IMAGE,
-            "sh",
-            "-c",
             &format!(
                 "mkdir -p /srv/app; i=0; while true; do i=$((i+1)); echo x > /srv/app/noise{i}-$((i % 500)); mkdir -p /run/noise{i}; done"
             ),
-        ]);
+        );
         names.push(name);
     }
     let dir = std::env::temp_dir().join(unique_name("hostnoise"));
