@@ -24,7 +24,17 @@ pub const EXIT_INTERRUPTED: i32 = 130;
 
 /// roprof: find the paths a container writes, then run it with a read-only root.
 #[derive(Debug, Parser)]
-#[command(name = "roprof", version, about, long_about = None)]
+#[command(
+    name = "roprof",
+    version,
+    about,
+    long_about = None,
+    after_help = "Exit codes: 0 success; 1 error (the message names the thing at fault); \
+2 bad command line; 3 events lost or paths truncated (see --allow-loss); \
+4 verification failed; 5 the run was cut short (Docker engine lost, container \
+OOM-killed): the report is printed, marked incomplete; 130 interrupted \
+(SIGINT/SIGTERM): containers and BPF programs removed, report marked incomplete."
+)]
 pub struct Cli {
     /// The subcommand.
     #[command(subcommand)]
