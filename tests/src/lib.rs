@@ -383,6 +383,21 @@ pub fn roprof_bpf_programs() -> usize {
         .count()
 }
 
+/// `probe()` once it equals `want`, polling for up to 5 s; else its last
+/// value. The kernel releases a closed process's BPF programs
+/// asynchronously (after an RCU grace period), so right after roprof exits
+/// `bpftool` may still list them for a moment; a real leak stays.
+pub fn settled<T: PartialEq>(want: &T, probe: impl Fn() -> T) -> T {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+    loop {
+        let v = probe();
+        if &v == want || std::time::Instant::now() > deadline {
+            return v;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+}
+
 /// Number of containers a roprof started by these tests created.
 #[must_use]
 pub fn roprof_containers() -> usize {

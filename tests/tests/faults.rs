@@ -11,8 +11,8 @@ use std::time::Duration;
 use roprof_tests::{
     BUSYBOX_IMAGE, ContainerGuard, DockerdGuard, Finished, WRITER_IMAGE, bpf_links, build_image,
     docker, docker_answers, dockerd_pid, path_entry, process_gone, require_privileged,
-    roprof_bpf_programs, roprof_containers, running_roprof_containers, spawn_roprof, start_dockerd,
-    volume_names,
+    roprof_bpf_programs, roprof_containers, running_roprof_containers, settled, spawn_roprof,
+    start_dockerd, volume_names,
 };
 
 /// An image that declares a VOLUME (so `create` makes an anonymous volume
@@ -135,7 +135,7 @@ fn a_signal_in_any_phase_leaves_nothing_and_prints_an_incomplete_report() {
             );
         }
         assert_eq!(
-            leftovers(),
+            settled(&before, leftovers),
             before,
             "after a signal during {phase}: no container, anonymous volume, BPF program or link is left"
         );
@@ -223,7 +223,7 @@ fn the_engine_restarting_mid_run_ends_observation_with_a_truthful_report() {
         "no container left after the restart"
     );
     assert_eq!(
-        roprof_bpf_programs(),
+        settled(&before_programs, roprof_bpf_programs),
         before_programs,
         "no BPF program left"
     );

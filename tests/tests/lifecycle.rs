@@ -6,7 +6,7 @@ use std::time::{Duration, Instant};
 use roprof_tests::{
     ContainerGuard, NGINX_IMAGE, WRITER_IMAGE, docker, docker_ok, profile_json, require_privileged,
     roprof, roprof_bpf_programs, roprof_containers, run_detached, running_roprof_containers,
-    spawn_roprof, unique_name,
+    settled, spawn_roprof, unique_name,
 };
 
 fn http_status(port: u16) -> Option<u16> {
@@ -127,7 +127,7 @@ fn nothing_is_left_behind_after_a_run() {
     );
     assert_eq!(roprof_containers(), 0, "no roprof container remains");
     assert_eq!(
-        roprof_bpf_programs(),
+        settled(&before, roprof_bpf_programs),
         before,
         "no roprof BPF program remains loaded"
     );
@@ -192,7 +192,7 @@ fn sigint_during_observation_yields_an_incomplete_report_and_cleans_up() {
         "the container was removed on SIGINT"
     );
     assert_eq!(
-        roprof_bpf_programs(),
+        settled(&before, roprof_bpf_programs),
         before,
         "the BPF programs were unloaded on SIGINT"
     );
@@ -224,7 +224,11 @@ fn sigterm_during_verification_removes_containers_and_volumes() {
         !vols.lines().any(|v| v.starts_with("roprof-verify")),
         "no verification volume left: {vols}"
     );
-    assert_eq!(roprof_bpf_programs(), before, "no BPF program left");
+    assert_eq!(
+        settled(&before, roprof_bpf_programs),
+        before,
+        "no BPF program left"
+    );
 }
 
 #[test]
