@@ -8,7 +8,7 @@
 pub const MAP_EVENTS: &str = "EVENTS";
 /// `u64` cgroup v2 ids of the target container(s) (key) → 1.
 pub const MAP_TARGET_CGROUPS: &str = "TARGET_CGROUPS";
-/// Thread-group ids being traced (key) → [`TracedProc`].
+/// Thread-group ids being traced (key) → 1.
 pub const MAP_TRACED: &str = "TRACED";
 /// Syscall number (index) → [`SyscallSpec`].
 pub const MAP_SPECS: &str = "SPECS";
@@ -16,7 +16,7 @@ pub const MAP_SPECS: &str = "SPECS";
 pub const MAP_INFLIGHT: &str = "INFLIGHT";
 /// Dedupe key → [`DedupValue`]: repeated identical operations are counted, not sent.
 pub const MAP_DEDUP: &str = "DEDUP";
-/// dentry pointer of a file opened for writing → [`FileStats`].
+/// Inode identity (see [`EventHeader::ident`]) of a file opened for writing → [`FileStats`].
 pub const MAP_FILES: &str = "FILES";
 /// Per-CPU [`Counters`] (index 0).
 pub const MAP_COUNTERS: &str = "COUNTERS";
@@ -46,6 +46,26 @@ pub const MAP_JUMP: &str = "JUMP";
 /// `cgroup:cgroup_mkdir`.
 pub const PROG_CGROUP_MKDIR: &str = "cgroup_mkdir";
 
+/// Entries of the `SPECS` array: syscall numbers at or above it are not
+/// hooked on any architecture roprof supports.
+pub const SPECS_LEN: u32 = 1024;
+/// Slot of `emit` in the `JUMP` program array.
+pub const JUMP_EMIT: u32 = 0;
+/// Slot of `walk_prog` in the `JUMP` program array.
+pub const JUMP_WALK: u32 = 1;
+
+/// `open(2)` access-mode mask (the generic Linux value, same on x86_64 and
+/// arm64).
+pub const O_ACCMODE: u32 = 3;
+/// `O_CREAT`.
+pub const O_CREAT: u32 = 0o100;
+/// `O_TRUNC`.
+pub const O_TRUNC: u32 = 0o1000;
+/// `O_APPEND`.
+pub const O_APPEND: u32 = 0o2000;
+/// `EROFS`: the errno a read-only root answers writes with.
+pub const EROFS: i64 = 30;
+
 /// Size of the variable data area that follows an [`EventHeader`].
 pub const DATA_SIZE: usize = 12288;
 /// Where the base path (reversed, NUL-separated components) may extend to.
@@ -65,8 +85,6 @@ pub const MAX_DEPTH: u32 = 512;
 pub mod kind {
     /// A path operation (see [`crate::op`]).
     pub const PATH_OP: u32 = 1;
-    /// A process of the container executed a file (`sched_process_exec`).
-    pub const EXEC: u32 = 2;
     /// A new process joined the traced set (fork/exec), for comm/uid bookkeeping.
     pub const PROC: u32 = 3;
     /// The target cgroup was created (container start observed).
@@ -115,7 +133,8 @@ pub mod op {
     pub const FSYNC: u32 = 19;
     /// mmap with `PROT_EXEC` of a file.
     pub const MMAP_EXEC: u32 = 20;
-    /// Executed file (from `sched_process_exec`).
+    /// Executed file: the binary (`mm->exe_file`) and, for a script, the
+    /// script itself (`sched_process_exec`); a failed `execve`/`execveat`.
     pub const EXEC: u32 = 21;
     /// Highest op code.
     pub const MAX: u32 = 21;
@@ -135,6 +154,14 @@ pub mod argkind {
     pub const MMAP: u32 = 5;
     /// bind: only `AF_UNIX` path sockets are recorded.
     pub const BIND: u32 = 6;
+    /// Writes whose byte count is only known from the return value
+    /// (vectored writes, `copy_file_range`/`sendfile`/`splice` into a file):
+    /// the file behind `fd_arg` is looked up at entry and, when it is one
+    /// opened for writing (in `FILES`), the bytes are accounted at exit.
+    pub const WRITE_RET: u32 = 7;
+    /// `io_uring_setup`: counted, nothing else (writes submitted through a
+    /// ring bypass the syscall hooks).
+    pub const URING: u32 = 8;
 }
 
 /// Argument index meaning "not present".
@@ -198,8 +225,12 @@ pub struct Inflight {
     pub nr: u64,
     /// Raw arguments.
     pub args: [u64; 6],
-    /// Write-intent open flags (normalised; `O_*` bits) or mode/flags, by op.
+    /// Write-intent open flags (normalised; `O_*` bits) or mode/flags, by
+    /// op; for [`argkind::WRITE_RET`] the written file's inode identity.
     pub flags: u64,
+    /// For [`argkind::WRITE_RET`]: the written file's inode address (its
+    /// size is read at exit). 0 otherwise.
+    pub obj: u64,
 }
 
 /// Value of the `DEDUP` map.
@@ -230,16 +261,6 @@ pub struct FileStats {
     pub exec_mapped: u32,
 }
 
-/// Value of the `TRACED` map.
-#[repr(C)]
-#[derive(Clone, Copy, Debug, Default)]
-pub struct TracedProc {
-    /// 1 when the process entered the set by exec (not fork).
-    pub by_exec: u32,
-    /// Padding, always 0.
-    pub _pad: u32,
-}
-
 /// Indices into [`Counters::values`].
 pub mod counter {
     /// Ring buffer was full: an event was lost.
@@ -260,6 +281,11 @@ pub mod counter {
     pub const DEDUPED: usize = 7;
     /// A kernel read (`bpf_probe_read_*`) failed while building an event.
     pub const READ_ERRORS: usize = 8;
+    /// `io_uring_setup` calls by traced processes (not a loss by itself:
+    /// the report says writes through io_uring are not traced).
+    pub const IO_URING_SETUPS: usize = 9;
+    /// A tail call to the next stage failed: that event was lost.
+    pub const TAIL_CALL_FAILS: usize = 10;
     /// Number of counters.
     pub const COUNT: usize = 12;
 }
@@ -299,8 +325,6 @@ pub struct Offsets {
     pub dentry_parent: u64,
     /// `dentry.d_name` + `qstr.name`.
     pub dentry_name: u64,
-    /// `dentry.d_name` + offset of `qstr.len` (inside `hash_len`).
-    pub dentry_name_len: u64,
     /// `dentry.d_inode`.
     pub dentry_inode: u64,
     /// `mount.mnt` (the embedded `vfsmount`).
@@ -321,14 +345,27 @@ pub struct Offsets {
     pub file_path: u64,
     /// `file.f_inode`.
     pub file_inode: u64,
-    /// `file.f_pos`.
-    pub file_pos: u64,
     /// `inode.i_size`.
     pub inode_size: u64,
-    /// `inode.i_mode` (u16).
-    pub inode_mode: u64,
     /// `mm_struct.exe_file`.
     pub mm_exe_file: u64,
+    /// `inode.i_ino`.
+    pub inode_ino: u64,
+    /// `inode.i_generation` (u32).
+    pub inode_generation: u64,
+    /// `linux_binprm.filename` (the name exec was called with).
+    pub bprm_filename: u64,
+    /// `linux_binprm.interp` (differs from `filename` once a script or
+    /// binfmt_misc handler substituted an interpreter).
+    pub bprm_interp: u64,
+    /// `cgroup.kn` (the cgroup's kernfs node).
+    pub cgroup_kn: u64,
+    /// `kernfs_node.id` (u64: the cgroup id since 5.5).
+    pub kernfs_id: u64,
+    /// `cgroup.root`.
+    pub cgroup_root: u64,
+    /// `cgroup_root.hierarchy_id` (int; 0 is the v2 default hierarchy).
+    pub cgroup_root_hierarchy_id: u64,
     /// Start of the 64-byte window of `struct pt_regs` that holds the six
     /// syscall argument registers (read in one go by `sys_enter`).
     pub sys_regs_base: u64,
@@ -347,19 +384,10 @@ pub struct Offsets {
 pub struct Config {
     /// Struct offsets for this kernel.
     pub offsets: Offsets,
-    /// 1: every process of a target cgroup is traced (attach mode), not only
-    /// those that exec'd after the container started.
-    pub all_in_cgroup: u32,
     /// 1: the `CONTAINER_ID` map holds an id to match on `cgroup_mkdir`.
     pub match_container_id: u32,
     /// 1: dedupe in the kernel (off only for benchmarks of raw event rates).
     pub dedupe: u32,
-    /// Offset of `root` (hierarchy id, int) in the `cgroup_mkdir` record.
-    pub cg_root_off: u32,
-    /// Offset of `id` (u64) in the `cgroup_mkdir` record.
-    pub cg_id_off: u32,
-    /// Offset of the `path` `__data_loc` (u32) in the `cgroup_mkdir` record.
-    pub cg_path_off: u32,
 }
 
 /// Bits of [`EventHeader::status`].
@@ -389,8 +417,10 @@ pub struct EventHeader {
     pub ret: i64,
     /// Dedupe key; later repeats are counted in `DEDUP` under this key.
     pub key: u64,
-    /// dentry pointer of the object (0 if unknown): joins `FILES` stats.
-    pub dentry: u64,
+    /// Identity of the object's inode (address, number and generation mixed;
+    /// 0 if unknown): joins `FILES` stats. Not the dentry address: a freed
+    /// dentry's memory is reused for other files during a long run.
+    pub ident: u64,
     /// Thread id.
     pub pid: u32,
     /// Process id.
@@ -439,11 +469,38 @@ mod pod {
     // SAFETY: as above.
     unsafe impl aya::Pod for super::FileStats {}
     // SAFETY: as above.
-    unsafe impl aya::Pod for super::TracedProc {}
-    // SAFETY: as above.
     unsafe impl aya::Pod for super::Counters {}
     // SAFETY: as above.
     unsafe impl aya::Pod for super::Config {}
     // SAFETY: as above.
     unsafe impl aya::Pod for super::Offsets {}
+}
+
+/// The layout is the ABI between the two sides: sizes and the offsets
+/// userspace parses are checked at compile time on both, so a field added
+/// without its padding (or in the wrong place) fails the build, not a run.
+mod layout {
+    use core::mem::{offset_of, size_of};
+
+    use super::{
+        Config, Counters, DedupValue, EventBuf, EventHeader, FileStats, Inflight, Offsets,
+        SyscallSpec, counter,
+    };
+
+    const _: () = assert!(size_of::<SyscallSpec>() == 20);
+    const _: () = assert!(size_of::<Inflight>() == 72);
+    const _: () = assert!(size_of::<DedupValue>() == 16);
+    const _: () = assert!(size_of::<FileStats>() == 32);
+    const _: () = assert!(size_of::<Counters>() == 8 * counter::COUNT);
+    const _: () = assert!(size_of::<Offsets>() % 8 == 0);
+    const _: () = assert!(size_of::<Config>() == size_of::<Offsets>() + 8);
+    const _: () = assert!(size_of::<EventHeader>() == 96);
+    const _: () = assert!(offset_of!(EventHeader, ret) == 8);
+    const _: () = assert!(offset_of!(EventHeader, key) == 16);
+    const _: () = assert!(offset_of!(EventHeader, ident) == 24);
+    const _: () = assert!(offset_of!(EventHeader, pid) == 32);
+    const _: () = assert!(offset_of!(EventHeader, base_len) == 64);
+    const _: () = assert!(offset_of!(EventHeader, ts) == 72);
+    const _: () = assert!(offset_of!(EventHeader, comm) == 80);
+    const _: () = assert!(size_of::<EventBuf>() == 96 + super::DATA_SIZE);
 }

@@ -20,15 +20,15 @@
 
 use aya_ebpf::{
     helpers::generated as bh,
-    macros::{map, raw_tracepoint, tracepoint},
+    macros::{map, raw_tracepoint},
     maps::{Array, HashMap, PerCpuArray, ProgramArray, RingBuf},
-    programs::{RawTracePointContext, TracePointContext},
+    programs::RawTracePointContext,
 };
 use profiler_common::{
     BASE_LIMIT, Config, Counters, DATA_SIZE, DedupValue, EventBuf, EventHeader, FileStats,
-    Inflight, MAX_DEPTH, NAME_MAX_NUL, NO_ARG, Offsets, PATH_MAX, STATUS_BASE_DETACHED,
-    STATUS_BASE_IS_OBJECT, STATUS_BASE_TRUNCATED, STATUS_NAME_ABSOLUTE, STATUS_NAME_TRUNCATED,
-    SyscallSpec, TracedProc, argkind, counter, kind, op, specflag,
+    Inflight, JUMP_EMIT, JUMP_WALK, MAX_DEPTH, NAME_MAX_NUL, NO_ARG, Offsets, PATH_MAX, SPECS_LEN,
+    STATUS_BASE_DETACHED, STATUS_BASE_IS_OBJECT, STATUS_BASE_TRUNCATED, STATUS_NAME_ABSOLUTE,
+    STATUS_NAME_TRUNCATED, SyscallSpec, argkind, counter, kind, op, specflag,
 };
 
 /// 4 MiB: with in-kernel dedupe only distinct operations are sent (~200
@@ -39,9 +39,9 @@ static EVENTS: RingBuf = RingBuf::with_byte_size(4 << 20, 0);
 #[map]
 static TARGET_CGROUPS: HashMap<u64, u32> = HashMap::with_max_entries(64, 0);
 #[map]
-static TRACED: HashMap<u32, TracedProc> = HashMap::with_max_entries(16384, 0);
+static TRACED: HashMap<u32, u32> = HashMap::with_max_entries(16384, 0);
 #[map]
-static SPECS: Array<SyscallSpec> = Array::with_max_entries(1024, 0);
+static SPECS: Array<SyscallSpec> = Array::with_max_entries(SPECS_LEN, 0);
 #[map]
 static INFLIGHT: HashMap<u64, Inflight> = HashMap::with_max_entries(16384, 0);
 /// Not preallocated: 512k entries would pin ~50 MiB of kernel memory for runs
@@ -69,6 +69,8 @@ static JOBS: PerCpuArray<Jobs> = PerCpuArray::with_max_entries(1, 0);
 
 const JOB_OBJECT: u32 = 1;
 const JOB_NAMED: u32 = 2;
+/// Like [`JOB_NAMED`], but the name is a kernel string (`bprm->filename`).
+const JOB_NAMED_KERNEL: u32 = 3;
 
 /// One event to build: the object behind `file`, or `name` relative to `dirfd`.
 #[repr(C)]
@@ -106,10 +108,11 @@ const EEXIST: i64 = 17;
 const AT_FDCWD: i64 = -100;
 const AT_REMOVEDIR: u64 = 0x200;
 const AT_EMPTY_PATH: u64 = 0x1000;
-const O_ACCMODE: u64 = 3;
-const O_CREAT: u64 = 0o100;
-const O_TRUNC: u64 = 0o1000;
-const O_APPEND: u64 = 0o2000;
+/// Open flags with write intent, widened for the 64-bit argument words.
+const O_ACCMODE: u64 = profiler_common::O_ACCMODE as u64;
+const O_CREAT: u64 = profiler_common::O_CREAT as u64;
+const O_TRUNC: u64 = profiler_common::O_TRUNC as u64;
+const O_APPEND: u64 = profiler_common::O_APPEND as u64;
 const W_OK: u64 = 2;
 const PROT_EXEC: u64 = 4;
 const AF_UNIX: u16 = 1;
@@ -196,10 +199,37 @@ fn read_path(o: &Offsets, at: u64) -> (u64, u64) {
     (mnt, dentry)
 }
 
-/// Reads only the dentry of a `struct path`.
+/// Identity of an inode for dedupe keys and `FILES`: its address, number
+/// and generation mixed. Dentry (and inode) memory is freed and reused for
+/// other files during a long run (an unlinked file's dentry goes at once),
+/// so an address alone would fold a new path into an old key and the new
+/// path would never be reported; a reused inode slot that also gets the
+/// same number and generation is not a practical case.
 #[inline(always)]
-fn read_dentry(o: &Offsets, at: u64) -> u64 {
-    rk::<u64>(at + o.path_dentry).unwrap_or(0)
+fn inode_ident(o: &Offsets, inode: u64) -> u64 {
+    let ino = rk::<u64>(inode + o.inode_ino).unwrap_or(0);
+    let generation = rk::<u32>(inode + o.inode_generation).unwrap_or(0);
+    mix(mix(inode, ino), u64::from(generation))
+}
+
+/// [`inode_ident`] of the file behind a `struct file`, with the inode.
+#[inline(always)]
+fn file_ident(o: &Offsets, file: u64) -> (u64, u64) {
+    let inode = rk::<u64>(file + o.file_inode).unwrap_or(0);
+    if inode == 0 {
+        return (0, 0);
+    }
+    (inode, inode_ident(o, inode))
+}
+
+/// [`inode_ident`] of a dentry's inode (the dentry address for a negative
+/// dentry, which has none).
+#[inline(always)]
+fn dentry_ident(o: &Offsets, dentry: u64) -> u64 {
+    match rk::<u64>(dentry + o.dentry_inode) {
+        Ok(inode) if inode != 0 => inode_ident(o, inode),
+        _ => dentry,
+    }
 }
 
 /// Walks from (`mnt`, `dentry`) up to the current task's root, writing the
@@ -406,7 +436,7 @@ fn fill_header(h: &mut EventHeader, k: u32, opc: u32, ret: i64, pid_tgid: u64) {
     h.name_len = 0;
     h.flags = 0;
     h.mode = 0;
-    h.dentry = 0;
+    h.ident = 0;
     h.key = 0;
     h.ppid = 0;
 }
@@ -428,11 +458,11 @@ fn submit(ev: *mut EventBuf) {
     }
 }
 
-/// Emits a record whose path is the object `file` itself.
+/// Dedupe key of an operation on the object with inode identity `ident`.
 #[inline(always)]
-fn object_key(opc: u32, ret: i64, dentry: u64, flags: u64) -> u64 {
+fn object_key(opc: u32, ret: i64, ident: u64, flags: u64) -> u64 {
     mix(
-        mix(mix(u64::from(opc), ret as u64), dentry),
+        mix(mix(u64::from(opc), ret as u64), ident),
         flags & (O_ACCMODE | O_CREAT | O_TRUNC | O_APPEND),
     )
 }
@@ -441,34 +471,22 @@ fn object_key(opc: u32, ret: i64, dentry: u64, flags: u64) -> u64 {
 /// common case (a repeat) costs no tail call. Returns true when it is new.
 #[inline(always)]
 fn object_is_new(cfg: &Config, opc: u32, ret: i64, pid_tgid: u64, file: u64, flags: u64) -> bool {
-    let o = &cfg.offsets;
-    let dentry = rk::<u64>(file + o.file_path + o.path_dentry).unwrap_or(0);
-    dentry != 0 && !seen_before(cfg, object_key(opc, ret, dentry, flags), pid_tgid)
+    let (_, ident) = file_ident(&cfg.offsets, file);
+    ident != 0 && !seen_before(cfg, object_key(opc, ret, ident, flags), pid_tgid)
 }
 
 /// Builds the record for an object operation already found new by
-/// [`object_is_new`] (or, from `sched_exec`, checked here when `check`).
+/// [`object_is_new`].
 #[inline(always)]
-fn emit_object(
-    cfg: &Config,
-    opc: u32,
-    ret: i64,
-    pid_tgid: u64,
-    file: u64,
-    flags: u64,
-    mode: u64,
-    check: bool,
-) {
+fn emit_object(cfg: &Config, opc: u32, ret: i64, pid_tgid: u64, file: u64, flags: u64, mode: u64) {
     let o = &cfg.offsets;
     let (mnt, dentry) = read_path(o, file + o.file_path);
-    if dentry == 0 {
+    let (_, ident) = file_ident(o, file);
+    if dentry == 0 || ident == 0 {
         count(counter::READ_ERRORS);
         return;
     }
-    let key = object_key(opc, ret, dentry, flags);
-    if check && seen_before(cfg, key, pid_tgid) {
-        return;
-    }
+    let key = object_key(opc, ret, ident, flags);
     let Some(ev) = SCRATCH.get_ptr_mut(0) else {
         return;
     };
@@ -476,7 +494,7 @@ fn emit_object(
     let evr = unsafe { &mut *ev };
     fill_header(&mut evr.header, kind::PATH_OP, opc, ret, pid_tgid);
     evr.header.key = key;
-    evr.header.dentry = dentry;
+    evr.header.ident = ident;
     evr.header.flags = flags as u32;
     evr.header.mode = mode as u32;
     evr.header.status = STATUS_BASE_IS_OBJECT;
@@ -495,6 +513,7 @@ fn emit_named(
     name_max: u32,
     flags: u64,
     mode: u64,
+    kernel_name: bool,
 ) {
     let o = &cfg.offsets;
     let Some(ev) = SCRATCH.get_ptr_mut(0) else {
@@ -509,7 +528,13 @@ fn emit_named(
         name_max
     };
     // SAFETY: reads at most PATH_MAX bytes into data[0..PATH_MAX].
-    let n = unsafe { bh::bpf_probe_read_user_str(buf.cast(), max, name_ptr as *const _) };
+    let n = unsafe {
+        if kernel_name {
+            bh::bpf_probe_read_kernel_str(buf.cast(), max, name_ptr as *const _)
+        } else {
+            bh::bpf_probe_read_user_str(buf.cast(), max, name_ptr as *const _)
+        }
+    };
     let mut status = 0u32;
     let name_len: usize = if n <= 0 {
         status |= STATUS_NAME_TRUNCATED;
@@ -540,10 +565,12 @@ fn emit_named(
             read_path(o, f + o.file_path)
         }
     };
-    let mut key = mix(
-        mix(mix(u64::from(opc), ret as u64), dentry),
-        flags & (O_ACCMODE | O_CREAT | O_TRUNC | O_APPEND),
-    );
+    let dir_ident = if dentry == 0 {
+        0
+    } else {
+        dentry_ident(o, dentry)
+    };
+    let mut key = object_key(opc, ret, dir_ident, flags);
     key = hash_bytes(key, buf, name_len);
     if seen_before(cfg, key, pid_tgid) {
         return;
@@ -634,8 +661,8 @@ fn account_write(cfg: &Config, fd: u64, len: u64, fsync: bool, exec_map: bool) {
     if file == 0 {
         return;
     }
-    let dentry = read_dentry(o, file + o.file_path);
-    let Some(st) = FILES.get_ptr_mut(&dentry) else {
+    let (inode, ident) = file_ident(o, file);
+    let Some(st) = FILES.get_ptr_mut(&ident) else {
         return;
     };
     // SAFETY: map value pointer; racing writers only skew counters.
@@ -647,7 +674,6 @@ fn account_write(cfg: &Config, fd: u64, len: u64, fsync: bool, exec_map: bool) {
         } else {
             (*st).bytes += len;
             (*st).writes += 1;
-            let inode = rk::<u64>(file + o.file_inode).unwrap_or(0);
             let size = rk::<i64>(inode + o.inode_size).unwrap_or(0) as u64;
             // i_size + len: exact for appends, an upper bound for overwrites;
             // one kernel read less than also reading f_pos on this hot path.
@@ -701,7 +727,7 @@ fn try_sys_enter(ctx: &RawTracePointContext) -> Result<(), i64> {
         return Ok(());
     }
     let nr: i64 = ctx.arg(1);
-    if !(0..1024).contains(&nr) {
+    if !(0..i64::from(SPECS_LEN)).contains(&nr) {
         return Ok(());
     }
     let Some(spec) = SPECS.get(nr as u32) else {
@@ -743,6 +769,33 @@ fn try_sys_enter(ctx: &RawTracePointContext) -> Result<(), i64> {
             account_write(cfg, arg(&args, spec.fd_arg), 0, true, false);
             return Ok(());
         }
+        argkind::URING => {
+            count(counter::IO_URING_SETUPS);
+            return Ok(());
+        }
+        argkind::WRITE_RET => {
+            // Only files opened for writing by the container are accounted:
+            // sockets and pipes (most `writev`/`sendfile`/`splice` traffic)
+            // leave here without an in-flight record.
+            let file = fd_file(o, arg(&args, spec.fd_arg) as i64);
+            if file == 0 {
+                return Ok(());
+            }
+            let (inode, ident) = file_ident(o, file);
+            if FILES.get_ptr(&ident).is_none() {
+                return Ok(());
+            }
+            let inf = Inflight {
+                nr: nr as u64,
+                args,
+                flags: ident,
+                obj: inode,
+            };
+            if INFLIGHT.insert(&pid_tgid, &inf, 0).is_err() {
+                count(counter::INFLIGHT_FULL);
+            }
+            return Ok(());
+        }
         argkind::MMAP => {
             let fd = arg(&args, spec.fd_arg) as i64;
             if arg(&args, 2) & PROT_EXEC == 0 || fd as i32 <= 0 {
@@ -777,6 +830,7 @@ fn try_sys_enter(ctx: &RawTracePointContext) -> Result<(), i64> {
         nr: nr as u64,
         args,
         flags,
+        obj: 0,
     };
     if INFLIGHT.insert(&pid_tgid, &inf, 0).is_err() {
         count(counter::INFLIGHT_FULL);
@@ -803,13 +857,34 @@ fn try_sys_exit(ctx: &RawTracePointContext) -> Result<(), i64> {
     let ret: i64 = ctx.arg(1);
     // The entry recorded the syscall number (only hooked ones are stashed).
     let nr = inf.nr;
-    if nr >= 1024 {
+    if nr >= u64::from(SPECS_LEN) {
         return Ok(());
     }
     let Some(spec) = SPECS.get(nr as u32) else {
         return Ok(());
     };
     let Some(cfg) = config() else { return Ok(()) };
+    if spec.argkind == argkind::WRITE_RET {
+        if ret > 0
+            && let Some(st) = FILES.get_ptr_mut(&inf.flags)
+        {
+            let size = rk::<i64>(inf.obj + cfg.offsets.inode_size).unwrap_or(0) as u64;
+            // SAFETY: map value pointer; racing writers only skew counters.
+            unsafe {
+                (*st).bytes += ret as u64;
+                (*st).writes += 1;
+                if size > (*st).max_size {
+                    (*st).max_size = size;
+                }
+            }
+        }
+        return Ok(());
+    }
+    if spec.op == op::EXEC && ret >= 0 {
+        // A successful exec returns into the new image: the name pointer
+        // is gone with the old memory. `sched_exec` recorded it already.
+        return Ok(());
+    }
     let a = &inf.args;
     let mode = if spec.mode_arg == NO_ARG {
         0
@@ -860,12 +935,12 @@ fn try_sys_exit(ctx: &RawTracePointContext) -> Result<(), i64> {
                 // `..` and bind mounts already resolved by the kernel).
                 let file = fd_file(&cfg.offsets, ret);
                 if file != 0 {
-                    let dentry = read_dentry(&cfg.offsets, file + cfg.offsets.file_path);
-                    if FILES.get_ptr(&dentry).is_none()
+                    let (_, ident) = file_ident(&cfg.offsets, file);
+                    if FILES.get_ptr(&ident).is_none()
                         && FILES
-                            .insert(&dentry, &FileStats::default(), BPF_NOEXIST)
+                            .insert(&ident, &FileStats::default(), BPF_NOEXIST)
                             .is_err()
-                        && FILES.get_ptr(&dentry).is_none()
+                        && FILES.get_ptr(&ident).is_none()
                     {
                         count(counter::FILES_FULL);
                     }
@@ -970,6 +1045,29 @@ impl Queue<'_> {
         });
     }
 
+    /// A kernel-string name (`bprm->filename`) relative to the cwd.
+    #[inline(always)]
+    fn named_kernel(&mut self, opc: u32, ret: i64, pid_tgid: u64, name_ptr: u64) {
+        self.named(
+            opc,
+            ret,
+            pid_tgid,
+            AT_FDCWD,
+            name_ptr,
+            PATH_MAX as u32,
+            0,
+            0,
+        );
+        if self.0.n > 0 {
+            let last = (self.0.n - 1) as usize;
+            if last == 0 {
+                self.0.items[0].kind = JOB_NAMED_KERNEL;
+            } else {
+                self.0.items[1].kind = JOB_NAMED_KERNEL;
+            }
+        }
+    }
+
     #[inline(always)]
     #[allow(clippy::too_many_arguments)]
     fn named(
@@ -1001,10 +1099,11 @@ impl Queue<'_> {
     #[inline(always)]
     fn run(self, ctx: &RawTracePointContext) -> Result<(), i64> {
         if self.0.n > 0 {
-            // SAFETY: JUMP slot 0 holds `emit`, a tracepoint program taking
-            // the same context. On failure (slot empty) nothing is emitted.
-            let _ = unsafe { JUMP.tail_call(ctx, 0) };
-            count(counter::READ_ERRORS);
+            // SAFETY: JUMP slot 0 holds `emit`, a raw tracepoint program
+            // taking the same context. A tail call only returns on failure
+            // (slot empty, or the 33-call chain limit): nothing is emitted.
+            let _ = unsafe { JUMP.tail_call(ctx, JUMP_EMIT) };
+            count(counter::TAIL_CALL_FAILS);
         }
         Ok(())
     }
@@ -1040,7 +1139,6 @@ pub fn emit(ctx: RawTracePointContext) -> u32 {
             job.file,
             job.flags,
             job.mode,
-            false,
         );
     } else {
         emit_named(
@@ -1053,15 +1151,17 @@ pub fn emit(ctx: RawTracePointContext) -> u32 {
             job.name_max,
             job.flags,
             job.mode,
+            job.kind == JOB_NAMED_KERNEL,
         );
     }
     if jobs.walk_dentry != 0 {
         // SAFETY: JUMP slot 1 holds `walk_prog`, same program type and context.
-        let _ = unsafe { JUMP.tail_call(&ctx, 1) };
-        count(counter::READ_ERRORS);
+        let _ = unsafe { JUMP.tail_call(&ctx, JUMP_WALK) };
+        count(counter::TAIL_CALL_FAILS);
     } else if jobs.next < jobs.n {
         // SAFETY: as in Queue::run.
-        let _ = unsafe { JUMP.tail_call(&ctx, 0) };
+        let _ = unsafe { JUMP.tail_call(&ctx, JUMP_EMIT) };
+        count(counter::TAIL_CALL_FAILS);
     }
     0
 }
@@ -1076,14 +1176,16 @@ pub fn walk_prog(ctx: RawTracePointContext) -> u32 {
         // SAFETY: per-CPU slot.
         if unsafe { (*jobs).next < (*jobs).n } {
             // SAFETY: JUMP slot 0 holds `emit`.
-            let _ = unsafe { JUMP.tail_call(&ctx, 0) };
+            let _ = unsafe { JUMP.tail_call(&ctx, JUMP_EMIT) };
+            count(counter::TAIL_CALL_FAILS);
         }
     }
     0
 }
 
-/// Raw tracepoint `sched_process_exec` (raw, like `sys_exit`, because both
-/// tail-call `emit` and a program array serves one program type).
+/// Raw tracepoint `sched_process_exec(struct task_struct *p, pid_t
+/// old_pid, struct linux_binprm *bprm)`: raw, like `sys_exit`, because it
+/// tail-calls `emit` and a program array serves one program type.
 #[raw_tracepoint(tracepoint = "sched_process_exec")]
 pub fn sched_exec(ctx: RawTracePointContext) -> u32 {
     match try_sched_exec(&ctx) {
@@ -1091,7 +1193,7 @@ pub fn sched_exec(ctx: RawTracePointContext) -> u32 {
     }
 }
 
-fn try_sched_exec(_ctx: &RawTracePointContext) -> Result<(), i64> {
+fn try_sched_exec(ctx: &RawTracePointContext) -> Result<(), i64> {
     // SAFETY: helpers without pointer arguments.
     let pid_tgid = unsafe { bh::bpf_get_current_pid_tgid() };
     let tgid = (pid_tgid >> 32) as u32;
@@ -1100,17 +1202,7 @@ fn try_sched_exec(_ctx: &RawTracePointContext) -> Result<(), i64> {
         if TARGET_CGROUPS.get_ptr(&cg).is_none() {
             return Ok(());
         }
-        if TRACED
-            .insert(
-                &tgid,
-                &TracedProc {
-                    by_exec: 1,
-                    _pad: 0,
-                },
-                0,
-            )
-            .is_err()
-        {
+        if TRACED.insert(&tgid, &1, 0).is_err() {
             count(counter::TRACED_FULL);
             return Ok(());
         }
@@ -1126,17 +1218,30 @@ fn try_sched_exec(_ctx: &RawTracePointContext) -> Result<(), i64> {
         evr.header.ppid = rk::<u32>(parent + o.task_tgid).unwrap_or(0);
         submit(ev);
     }
+    let Some(jobs) = JOBS.get_ptr_mut(0) else {
+        return Ok(());
+    };
+    // SAFETY: per-CPU slot owned by this program and the `emit` it tail-calls.
+    let mut q = Queue(unsafe { &mut *jobs });
+    q.0.n = 0;
+    q.0.next = 0;
+    // The binary now running: for an ELF file the file exec'd, for a
+    // script its interpreter.
     let mm = rk::<u64>(current_task() + o.task_mm)?;
     let exe = rk::<u64>(mm + o.mm_exe_file)?;
-    if exe != 0 {
-        if let Some(j) = JOBS.get_ptr_mut(0) {
-            // SAFETY: per-CPU slot.
-            unsafe { (*j).walk_dentry = 0 };
-        }
-        emit_object(cfg, op::EXEC, 0, pid_tgid, exe, 0, 0, true);
-        finish_walk(cfg);
+    if exe != 0 && object_is_new(cfg, op::EXEC, 0, pid_tgid, exe, 0) {
+        q.object(op::EXEC, 0, pid_tgid, exe, 0, 0);
     }
-    Ok(())
+    // A script (or a binfmt_misc handler) replaced `interp`: record the
+    // name exec was called with too, relative to the unchanged cwd, so the
+    // directory holding the script is not planned `noexec`.
+    let bprm: u64 = ctx.arg(2);
+    let filename = rk::<u64>(bprm + o.bprm_filename).unwrap_or(0);
+    let interp = rk::<u64>(bprm + o.bprm_interp).unwrap_or(0);
+    if filename != 0 && interp != filename {
+        q.named_kernel(op::EXEC, 0, pid_tgid, filename);
+    }
+    q.run(ctx)
 }
 
 /// Raw tracepoint `sched_process_fork(struct task_struct *parent, struct task_struct *child)`:
@@ -1161,24 +1266,16 @@ fn try_sched_fork(ctx: &RawTracePointContext) -> Result<(), i64> {
     if child_tgid == (pid_tgid >> 32) as u32 {
         return Ok(()); // a thread of a traced process
     }
-    if TRACED
-        .insert(
-            &child_tgid,
-            &TracedProc {
-                by_exec: 0,
-                _pad: 0,
-            },
-            0,
-        )
-        .is_err()
-    {
+    if TRACED.insert(&child_tgid, &1, 0).is_err() {
         count(counter::TRACED_FULL);
     }
     Ok(())
 }
 
-#[tracepoint]
-pub fn sched_exit(_ctx: TracePointContext) -> u32 {
+/// Raw tracepoint `sched_process_exit(struct task_struct *p, ...)`: the
+/// process leaves the traced set when its last thread (the leader) exits.
+#[raw_tracepoint(tracepoint = "sched_process_exit")]
+pub fn sched_exit(_ctx: RawTracePointContext) -> u32 {
     // SAFETY: helper without arguments.
     let pid_tgid = unsafe { bh::bpf_get_current_pid_tgid() };
     if (pid_tgid >> 32) as u32 == pid_tgid as u32 {
@@ -1187,30 +1284,50 @@ pub fn sched_exit(_ctx: TracePointContext) -> u32 {
     0
 }
 
-#[tracepoint]
-pub fn cgroup_mkdir(ctx: TracePointContext) -> u32 {
+/// Raw tracepoint `cgroup_mkdir(struct cgroup *cgrp, const char *path)`:
+/// learns the container's cgroup v2 id the moment the runtime creates it.
+/// Raw, so that attaching it needs no tracefs (the classic tracepoint's
+/// record layout is only published there).
+#[raw_tracepoint(tracepoint = "cgroup_mkdir")]
+pub fn cgroup_mkdir(ctx: RawTracePointContext) -> u32 {
     match try_cgroup_mkdir(&ctx) {
         Ok(()) | Err(_) => 0,
     }
 }
 
-fn try_cgroup_mkdir(ctx: &TracePointContext) -> Result<(), i64> {
+/// Length of a full container id (hex).
+const ID_LEN: usize = 64;
+
+fn try_cgroup_mkdir(ctx: &RawTracePointContext) -> Result<(), i64> {
     let Some(cfg) = config() else { return Ok(()) };
     if cfg.match_container_id == 0 {
         return Ok(());
     }
-    // SAFETY: offsets come from the tracepoint's format file.
-    let root: i32 = unsafe { ctx.read_at(cfg.cg_root_off as usize) }.map_err(i64::from)?;
-    if root != 0 {
+    let o = &cfg.offsets;
+    let cgrp: u64 = ctx.arg(0);
+    let path: u64 = ctx.arg(1);
+    let root = rk::<u64>(cgrp + o.cgroup_root)?;
+    if rk::<i32>(root + o.cgroup_root_hierarchy_id)? != 0 {
         return Ok(()); // a cgroup v1 hierarchy; ids there are not v2 ids
     }
-    let id: u64 = unsafe { ctx.read_at(cfg.cg_id_off as usize) }.map_err(i64::from)?;
-    let loc: u32 = unsafe { ctx.read_at(cfg.cg_path_off as usize) }.map_err(i64::from)?;
-    let off = (loc & 0xffff) as usize;
-    let len = (loc >> 16) as usize; // includes the NUL
+    let kn = rk::<u64>(cgrp + o.cgroup_kn)?;
+    let id = rk::<u64>(kn + o.kernfs_id)?;
     let Some(want) = CONTAINER_ID.get(0) else {
         return Ok(());
     };
+    let Some(ev) = SCRATCH.get_ptr_mut(0) else {
+        return Ok(());
+    };
+    // SAFETY: per-CPU scratch slot owned by this invocation; the path is
+    // read into its data area (PATH_MAX <= DATA_SIZE).
+    let evr = unsafe { &mut *ev };
+    let buf = evr.data.as_mut_ptr();
+    // SAFETY: at most PATH_MAX bytes into data[0..PATH_MAX].
+    let n = unsafe { bh::bpf_probe_read_kernel_str(buf.cast(), PATH_MAX as u32, path as *const _) };
+    if n <= 0 {
+        return Ok(());
+    }
+    let len = n as usize; // includes the NUL
     // The leaf is `<id>` (cgroupfs driver) or `docker-<id>.scope` /
     // `libpod-<id>.scope` (systemd driver): compare the 64 bytes that end
     // either at the NUL or 6 bytes (".scope") before it.
@@ -1219,18 +1336,15 @@ fn try_cgroup_mkdir(ctx: &TracePointContext) -> Result<(), i64> {
     while variant < 2 {
         let tail = if variant == 0 { 1 } else { 7 };
         variant += 1;
-        if len < 64 + tail || len > 4096 {
+        if len < ID_LEN + tail || len > PATH_MAX {
             continue;
         }
-        let start = off + len - tail - 64;
-        let got: [u8; 64] = match unsafe { ctx.read_at(start & 0xffff) } {
-            Ok(g) => g,
-            Err(_) => continue,
-        };
+        let start = (len - tail - ID_LEN) & (PATH_MAX - 1);
         let mut eq = true;
         let mut i = 0;
-        while i < 64 {
-            if got[i] != want[i] {
+        while i < ID_LEN {
+            // SAFETY: start < PATH_MAX and i < 64: inside the data area.
+            if unsafe { *buf.add(start + i) } != want[i] {
                 eq = false;
                 break;
             }
@@ -1245,15 +1359,11 @@ fn try_cgroup_mkdir(ctx: &TracePointContext) -> Result<(), i64> {
         return Ok(());
     }
     let _ = TARGET_CGROUPS.insert(&id, &1, 0);
-    if let Some(ev) = SCRATCH.get_ptr_mut(0) {
-        // SAFETY: per-CPU scratch slot owned by this invocation.
-        let evr = unsafe { &mut *ev };
-        // SAFETY: helper without arguments.
-        let pid_tgid = unsafe { bh::bpf_get_current_pid_tgid() };
-        fill_header(&mut evr.header, kind::CGROUP, 0, 0, pid_tgid);
-        evr.header.key = id;
-        submit(ev);
-    }
+    // SAFETY: helper without arguments.
+    let pid_tgid = unsafe { bh::bpf_get_current_pid_tgid() };
+    fill_header(&mut evr.header, kind::CGROUP, 0, 0, pid_tgid);
+    evr.header.key = id;
+    submit(ev);
     Ok(())
 }
 

@@ -513,6 +513,9 @@ pub struct Losses {
     pub files_full: u64,
     /// Kernel reads that failed while building events.
     pub read_errors: u64,
+    /// Events lost because a tail call to the next kernel stage failed.
+    #[serde(default)]
+    pub tail_call_fails: u64,
 }
 
 impl Losses {
@@ -536,6 +539,10 @@ pub struct TraceStats {
     /// written, in KiB; 0 when unknown.
     #[serde(default)]
     pub peak_rss_kib: u64,
+    /// `io_uring_setup` calls by the container's processes: writes
+    /// submitted through io_uring are not traced.
+    #[serde(default)]
+    pub io_uring_setups: u64,
 }
 
 /// Metadata of the run that produced the observations (not `Eq`: it holds

@@ -128,6 +128,7 @@ pub fn markdown(report: &Report) -> String {
             ("traced map full", l.traced_full),
             ("files map full", l.files_full),
             ("read errors", l.read_errors),
+            ("failed tail calls", l.tail_call_fails),
         ] {
             if n > 0 {
                 let _ = writeln!(s, "- {name}: {n}");

@@ -479,6 +479,12 @@ impl Observation {
                 collected.detached
             ));
         }
+        if stats.io_uring_setups > 0 {
+            notes.push(format!(
+                "io_uring in use ({} ring(s) set up): writes submitted through io_uring are not traced, so paths may be missing",
+                stats.io_uring_setups
+            ));
+        }
         if let Some(e) = &state.error {
             notes.push(format!("engine error: {e}"));
         }

@@ -278,7 +278,6 @@ impl Btf {
     /// All offsets the kernel side needs.
     pub fn offsets(&self) -> Result<Offsets, BtfError> {
         let qstr_name = self.offset_of("qstr", &["name"])?;
-        let qstr_len = self.offset_of("qstr", &["len"])?;
         let d_name = self.offset_of("dentry", &["d_name"])?;
         let (sys_regs_base, sys_regs_idx) = self.syscall_regs()?;
         let (compat_off, compat_mask) = self.compat_flag();
@@ -298,7 +297,6 @@ impl Btf {
             path_dentry: self.offset_of("path", &["dentry"])?,
             dentry_parent: self.offset_of("dentry", &["d_parent"])?,
             dentry_name: d_name + qstr_name,
-            dentry_name_len: d_name + qstr_len,
             dentry_inode: self.offset_of("dentry", &["d_inode"])?,
             mount_mnt: self.offset_of("mount", &["mnt"])?,
             mount_parent: self.offset_of("mount", &["mnt_parent"])?,
@@ -309,10 +307,16 @@ impl Btf {
             fdt_fd: self.offset_of("fdtable", &["fd"])?,
             file_path: self.offset_of("file", &["f_path", "__f_path"])?,
             file_inode: self.offset_of("file", &["f_inode"])?,
-            file_pos: self.offset_of("file", &["f_pos"])?,
             inode_size: self.offset_of("inode", &["i_size"])?,
-            inode_mode: self.offset_of("inode", &["i_mode"])?,
             mm_exe_file: self.offset_of("mm_struct", &["exe_file"])?,
+            inode_ino: self.offset_of("inode", &["i_ino"])?,
+            inode_generation: self.offset_of("inode", &["i_generation"])?,
+            bprm_filename: self.offset_of("linux_binprm", &["filename"])?,
+            bprm_interp: self.offset_of("linux_binprm", &["interp"])?,
+            cgroup_kn: self.offset_of("cgroup", &["kn"])?,
+            kernfs_id: self.offset_of("kernfs_node", &["id"])?,
+            cgroup_root: self.offset_of("cgroup", &["root"])?,
+            cgroup_root_hierarchy_id: self.offset_of("cgroup_root", &["hierarchy_id"])?,
         })
     }
 }
@@ -347,10 +351,7 @@ mod tests {
             assert_eq!(o.compat_mask, 2, "TS_COMPAT");
         }
         assert_eq!(o.path_dentry, 8, "struct path: dentry follows mnt");
-        assert!(
-            o.dentry_name_len < o.dentry_name + 8,
-            "qstr len precedes name"
-        );
+        assert!(o.kernfs_id > 0 && o.cgroup_kn != o.cgroup_root);
         assert!(o.task_fs > 0 && o.task_files > 0 && o.task_fs != o.task_files);
     }
 }

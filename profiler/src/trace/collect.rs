@@ -19,8 +19,7 @@ use crate::{
     model::{CPath, EntryKind, ImageListing, Op, OpStats, PathObservation, ProcRef},
 };
 
-const O_CREAT: u32 = 0o100;
-const O_TRUNC: u32 = 0o1000;
+use profiler_common::{EROFS, O_CREAT, O_TRUNC};
 
 /// One decoded record.
 #[derive(Clone, Debug)]
@@ -196,7 +195,7 @@ impl Collector {
             kind::CGROUP => self.cgroup_seen = Some(ev.header.key),
             kind::PATH_OP => {
                 self.progress.paths += 1;
-                if ev.header.ret == -30 {
+                if ev.header.ret == -EROFS {
                     self.progress.erofs += 1;
                 }
                 self.events.push(ev);
@@ -299,8 +298,8 @@ impl Collector {
                 // link cannot be folded through it.
                 runtime_links.remove(&path);
             }
-            if h.dentry != 0
-                && let Some(fs) = files.get(&h.dentry)
+            if h.ident != 0
+                && let Some(fs) = files.get(&h.ident)
             {
                 if fs.writes > 0 {
                     o.bytes_written = o.bytes_written.max(fs.bytes);
@@ -354,7 +353,7 @@ mod tests {
             op: op::OPEN_WRITE,
             ret: -30,
             key: 7,
-            dentry: 0,
+            ident: 0,
             pid: 1,
             tgid: 1,
             ppid: 0,

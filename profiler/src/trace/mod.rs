@@ -9,18 +9,18 @@ pub mod btf;
 pub mod collect;
 pub mod specs;
 
-use std::{collections::HashMap as StdHashMap, path::Path};
+use std::collections::HashMap as StdHashMap;
 
 use aya::{
     Ebpf, EbpfLoader,
     maps::{Array, HashMap, MapData, PerCpuArray, ProgramArray, RingBuf},
-    programs::{RawTracePoint, TracePoint},
+    programs::RawTracePoint,
 };
 use profiler_common::{
-    Config, Counters, DedupValue, FileStats, MAP_CONFIG, MAP_CONTAINER_ID, MAP_COUNTERS, MAP_DEDUP,
-    MAP_EVENTS, MAP_FILES, MAP_JUMP, MAP_SPECS, MAP_TARGET_CGROUPS, MAP_TRACED, PROG_CGROUP_MKDIR,
-    PROG_EMIT, PROG_EXEC, PROG_EXIT, PROG_FORK, PROG_SYS_ENTER, PROG_SYS_EXIT, PROG_WALK,
-    SyscallSpec, TracedProc, counter,
+    Config, Counters, DedupValue, FileStats, JUMP_EMIT, JUMP_WALK, MAP_CONFIG, MAP_CONTAINER_ID,
+    MAP_COUNTERS, MAP_DEDUP, MAP_EVENTS, MAP_FILES, MAP_JUMP, MAP_SPECS, MAP_TARGET_CGROUPS,
+    MAP_TRACED, PROG_CGROUP_MKDIR, PROG_EMIT, PROG_EXEC, PROG_EXIT, PROG_FORK, PROG_SYS_ENTER,
+    PROG_SYS_EXIT, PROG_WALK, SyscallSpec, counter,
 };
 use tokio::io::unix::AsyncFd;
 
@@ -69,16 +69,6 @@ pub enum TraceError {
     /// A map is missing from the object.
     #[error("eBPF map `{0}` is missing from the object")]
     MissingMap(&'static str),
-    /// The tracefs format of a tracepoint could not be read.
-    #[error(
-        "cannot read tracepoint format {path}: {reason} (is tracefs mounted at /sys/kernel/tracing?)"
-    )]
-    Format {
-        /// Path.
-        path: String,
-        /// Why.
-        reason: String,
-    },
     /// Ring buffer polling failed.
     #[error("polling the event ring buffer failed: {0}")]
     Poll(#[source] std::io::Error),
@@ -116,30 +106,6 @@ pub struct Tracer {
     attached: usize,
 }
 
-fn tracefs_root() -> &'static str {
-    if Path::new("/sys/kernel/tracing/events").exists() {
-        "/sys/kernel/tracing"
-    } else {
-        "/sys/kernel/debug/tracing"
-    }
-}
-
-/// Reads `offset:N` of `field` from a tracepoint format file.
-fn field_offset(format: &str, field: &str) -> Option<u32> {
-    format.lines().find_map(|l| {
-        let l = l.trim();
-        let decl = l.strip_prefix("field:")?.split(';').next()?;
-        let name = decl.rsplit([' ', '*']).next()?;
-        if name.trim_end_matches("[]") != field {
-            return None;
-        }
-        let off = l
-            .split(';')
-            .find_map(|p| p.trim().strip_prefix("offset:"))?;
-        off.trim().parse().ok()
-    })
-}
-
 impl Tracer {
     /// Loads the programs, writes the configuration and attaches every hook.
     pub fn start(scope: &Scope) -> Result<Self, TraceError> {
@@ -160,25 +126,10 @@ impl Tracer {
             .load(EBPF_OBJECT)
             .map_err(|e| TraceError::Load(Box::new(e)))?;
 
-        let fmt_path = format!("{}/events/cgroup/cgroup_mkdir/format", tracefs_root());
-        let format = std::fs::read_to_string(&fmt_path).map_err(|e| TraceError::Format {
-            path: fmt_path.clone(),
-            reason: e.to_string(),
-        })?;
-        let need = |f: &str| {
-            field_offset(&format, f).ok_or_else(|| TraceError::Format {
-                path: fmt_path.clone(),
-                reason: format!("no field `{f}`"),
-            })
-        };
         let cfg = Config {
             offsets,
-            all_in_cgroup: u32::from(scope.container_id.is_none()),
             match_container_id: u32::from(scope.container_id.is_some()),
             dedupe: u32::from(!scope.no_dedupe),
-            cg_root_off: need("root")?,
-            cg_id_off: need("id")?,
-            cg_path_off: need("path")?,
         };
         {
             let mut a: Array<_, Config> = Array::try_from(
@@ -215,21 +166,13 @@ impl Tracer {
             }
         }
         {
-            let mut a: HashMap<_, u32, TracedProc> = HashMap::try_from(
+            let mut a: HashMap<_, u32, u32> = HashMap::try_from(
                 ebpf.map_mut(MAP_TRACED)
                     .ok_or(TraceError::MissingMap(MAP_TRACED))?,
             )
             .map_err(map_err(MAP_TRACED))?;
             for pid in &scope.pids {
-                a.insert(
-                    pid,
-                    TracedProc {
-                        by_exec: 0,
-                        _pad: 0,
-                    },
-                    0,
-                )
-                .map_err(map_err(MAP_TRACED))?;
+                a.insert(pid, 1, 0).map_err(map_err(MAP_TRACED))?;
             }
         }
         let hooks = specs::hooks();
@@ -255,23 +198,7 @@ impl Tracer {
         .map_err(map_err(MAP_EVENTS))?;
 
         let mut attached = 0;
-        // Process lifecycle and cgroup hooks first, so the container's first
-        // exec cannot slip between attach calls.
-        attach_tp(
-            &mut ebpf,
-            PROG_CGROUP_MKDIR,
-            "cgroup",
-            &["cgroup_mkdir"],
-            &mut attached,
-        )?;
-        attach_tp(
-            &mut ebpf,
-            PROG_EXIT,
-            "sched",
-            &["sched_process_exit"],
-            &mut attached,
-        )?;
-        for (slot, name) in [(0u32, PROG_EMIT), (1, PROG_WALK)] {
+        for (slot, name) in [(JUMP_EMIT, PROG_EMIT), (JUMP_WALK, PROG_WALK)] {
             let prog: &mut RawTracePoint = program(&mut ebpf, name)?;
             prog.load().map_err(prog_err(name, "load"))?;
             let fd = prog
@@ -286,12 +213,17 @@ impl Tracer {
             .map_err(map_err(MAP_JUMP))?;
             jump.set(slot, &fd, 0).map_err(map_err(MAP_JUMP))?;
         }
-        // The raw tracepoints, once `emit` is in place for those that
-        // tail-call it. Fork and exec before the syscall hooks (the
-        // container's first exec is what makes its processes traced); exits
-        // before enters: an entry recorded without its exit program attached
-        // would leave a stale in-flight record.
+        // Every hook is a raw tracepoint: attaching one needs no tracefs
+        // (a fresh host mounts neither tracefs nor debugfs), only
+        // BPF_RAW_TRACEPOINT_OPEN by name. They are attached once `emit` is
+        // in place for those that tail-call it. The cgroup and process
+        // lifecycle hooks come first, so the container's first exec cannot
+        // slip between attach calls; exits before enters: an entry recorded
+        // without its exit program attached would leave a stale in-flight
+        // record.
         for (name, tp) in [
+            (PROG_CGROUP_MKDIR, "cgroup_mkdir"),
+            (PROG_EXIT, "sched_process_exit"),
             (PROG_FORK, "sched_process_fork"),
             (PROG_EXEC, "sched_process_exec"),
             (PROG_SYS_EXIT, "sys_exit"),
@@ -352,12 +284,14 @@ impl Tracer {
                 traced_full: c[counter::TRACED_FULL],
                 files_full: c[counter::FILES_FULL],
                 read_errors: c[counter::READ_ERRORS],
+                tail_call_fails: c[counter::TAIL_CALL_FAILS],
             },
             TraceStats {
                 events: c[counter::EVENTS_SENT],
                 deduped: c[counter::DEDUPED],
                 dedup_full: c[counter::DEDUP_FULL],
                 peak_rss_kib: 0,
+                io_uring_setups: c[counter::IO_URING_SETUPS],
             },
         ))
     }
@@ -389,7 +323,7 @@ impl Tracer {
     pub fn traced_count(&self) -> usize {
         self.ebpf
             .map(MAP_TRACED)
-            .and_then(|m| HashMap::<_, u32, TracedProc>::try_from(m).ok())
+            .and_then(|m| HashMap::<_, u32, u32>::try_from(m).ok())
             .map_or(0, |m| m.keys().count())
     }
 }
@@ -413,23 +347,6 @@ where
         source: Box::new(aya::programs::ProgramError::UnexpectedProgramType),
     })?;
     p.try_into().map_err(prog_err(name, "convert"))
-}
-
-fn attach_tp(
-    ebpf: &mut Ebpf,
-    name: &str,
-    category: &str,
-    tps: &[&str],
-    attached: &mut usize,
-) -> Result<(), TraceError> {
-    let prog: &mut TracePoint = program(ebpf, name)?;
-    prog.load().map_err(prog_err(name, "load"))?;
-    for tp in tps {
-        prog.attach(category, tp)
-            .map_err(prog_err(name, &format!("attach to {category}:{tp}")))?;
-        *attached += 1;
-    }
-    Ok(())
 }
 
 /// Drains `ring` into `collector` until `stop` fires, then drains what is
@@ -465,18 +382,4 @@ pub async fn drain(
         collector.push_bytes(&item);
     }
     Ok(collector)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::field_offset;
-
-    #[test]
-    fn parses_tracefs_format() {
-        let f = "\tfield:int root;\toffset:8;\tsize:4;\tsigned:1;\n\tfield:u64 id;\toffset:16;\tsize:8;\tsigned:0;\n\tfield:__data_loc char[] path;\toffset:24;\tsize:4;\tsigned:0;\n";
-        assert_eq!(field_offset(f, "root"), Some(8));
-        assert_eq!(field_offset(f, "id"), Some(16));
-        assert_eq!(field_offset(f, "path"), Some(24));
-        assert_eq!(field_offset(f, "level"), None);
-    }
 }
