@@ -16,7 +16,7 @@ pub const MAP_SPECS: &str = "SPECS";
 pub const MAP_INFLIGHT: &str = "INFLIGHT";
 /// Dedupe key → [`DedupValue`]: repeated identical operations are counted, not sent.
 pub const MAP_DEDUP: &str = "DEDUP";
-/// Inode identity (see [`EventHeader::ident`]) of a file opened for writing → [`FileStats`].
+/// Identity (see [`EventHeader::ident`]) of a file opened for writing → [`FileStats`].
 pub const MAP_FILES: &str = "FILES";
 /// Per-CPU [`Counters`] (index 0).
 pub const MAP_COUNTERS: &str = "COUNTERS";
@@ -226,7 +226,7 @@ pub struct Inflight {
     /// Raw arguments.
     pub args: [u64; 6],
     /// Write-intent open flags (normalised; `O_*` bits) or mode/flags, by
-    /// op; for [`argkind::WRITE_RET`] the written file's inode identity.
+    /// op; for [`argkind::WRITE_RET`] the written file's identity.
     pub flags: u64,
     /// For [`argkind::WRITE_RET`]: the written file's inode address (its
     /// size is read at exit). 0 otherwise.
@@ -349,10 +349,8 @@ pub struct Offsets {
     pub inode_size: u64,
     /// `mm_struct.exe_file`.
     pub mm_exe_file: u64,
-    /// `inode.i_ino`.
-    pub inode_ino: u64,
-    /// `inode.i_generation` (u32).
-    pub inode_generation: u64,
+    /// `dentry.d_name` + `qstr.hash_len` (the name's hash and length, u64).
+    pub dentry_hash_len: u64,
     /// `linux_binprm.filename` (the name exec was called with).
     pub bprm_filename: u64,
     /// `linux_binprm.interp` (differs from `filename` once a script or
@@ -417,9 +415,10 @@ pub struct EventHeader {
     pub ret: i64,
     /// Dedupe key; later repeats are counted in `DEDUP` under this key.
     pub key: u64,
-    /// Identity of the object's inode (address, number and generation mixed;
-    /// 0 if unknown): joins `FILES` stats. Not the dentry address: a freed
-    /// dentry's memory is reused for other files during a long run.
+    /// Identity of the object (its dentry's address, its parent's address
+    /// and its name's hash mixed; 0 if unknown): joins `FILES` stats. Not
+    /// the dentry address alone: a freed dentry's memory is reused for
+    /// other files during a long run.
     pub ident: u64,
     /// Thread id.
     pub pid: u32,

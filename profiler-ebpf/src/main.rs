@@ -199,36 +199,27 @@ fn read_path(o: &Offsets, at: u64) -> (u64, u64) {
     (mnt, dentry)
 }
 
-/// Identity of an inode for dedupe keys and `FILES`: its address, number
-/// and generation mixed. Dentry (and inode) memory is freed and reused for
-/// other files during a long run (an unlinked file's dentry goes at once),
-/// so an address alone would fold a new path into an old key and the new
-/// path would never be reported; a reused inode slot that also gets the
-/// same number and generation is not a practical case.
-#[inline(always)]
-fn inode_ident(o: &Offsets, inode: u64) -> u64 {
-    let ino = rk::<u64>(inode + o.inode_ino).unwrap_or(0);
-    let generation = rk::<u32>(inode + o.inode_generation).unwrap_or(0);
-    mix(mix(inode, ino), u64::from(generation))
-}
-
-/// [`inode_ident`] of the file behind a `struct file`, with the inode.
-#[inline(always)]
-fn file_ident(o: &Offsets, file: u64) -> (u64, u64) {
-    let inode = rk::<u64>(file + o.file_inode).unwrap_or(0);
-    if inode == 0 {
-        return (0, 0);
-    }
-    (inode, inode_ident(o, inode))
-}
-
-/// [`inode_ident`] of a dentry's inode (the dentry address for a negative
-/// dentry, which has none).
+/// Identity of a directory entry for dedupe keys and `FILES`: its
+/// address, its parent's address and its name's hash (with length) mixed.
+/// Not the address alone: an unlinked file's dentry is freed at once and its
+/// memory goes to the next file created, so `create a; unlink a; create b`
+/// would fold b into a's key and b would never be reported. Not the inode's
+/// identity either: on overlayfs over ext4 a recreated file gets the same
+/// inode address, number and (overlay) generation 0. What stays the same is
+/// what should be deduped: the same name in the same directory.
 #[inline(always)]
 fn dentry_ident(o: &Offsets, dentry: u64) -> u64 {
-    match rk::<u64>(dentry + o.dentry_inode) {
-        Ok(inode) if inode != 0 => inode_ident(o, inode),
-        _ => dentry,
+    let parent = rk::<u64>(dentry + o.dentry_parent).unwrap_or(0);
+    let hash_len = rk::<u64>(dentry + o.dentry_hash_len).unwrap_or(0);
+    mix(mix(dentry, parent), hash_len)
+}
+
+/// [`dentry_ident`] of the file behind a `struct file` (0 if unreadable).
+#[inline(always)]
+fn file_ident(o: &Offsets, file: u64) -> u64 {
+    match rk::<u64>(file + o.file_path + o.path_dentry) {
+        Ok(dentry) if dentry != 0 => dentry_ident(o, dentry),
+        _ => 0,
     }
 }
 
@@ -471,7 +462,7 @@ fn object_key(opc: u32, ret: i64, ident: u64, flags: u64) -> u64 {
 /// common case (a repeat) costs no tail call. Returns true when it is new.
 #[inline(always)]
 fn object_is_new(cfg: &Config, opc: u32, ret: i64, pid_tgid: u64, file: u64, flags: u64) -> bool {
-    let (_, ident) = file_ident(&cfg.offsets, file);
+    let ident = file_ident(&cfg.offsets, file);
     ident != 0 && !seen_before(cfg, object_key(opc, ret, ident, flags), pid_tgid)
 }
 
@@ -481,8 +472,12 @@ fn object_is_new(cfg: &Config, opc: u32, ret: i64, pid_tgid: u64, file: u64, fla
 fn emit_object(cfg: &Config, opc: u32, ret: i64, pid_tgid: u64, file: u64, flags: u64, mode: u64) {
     let o = &cfg.offsets;
     let (mnt, dentry) = read_path(o, file + o.file_path);
-    let (_, ident) = file_ident(o, file);
-    if dentry == 0 || ident == 0 {
+    if dentry == 0 {
+        count(counter::READ_ERRORS);
+        return;
+    }
+    let ident = dentry_ident(o, dentry);
+    if ident == 0 {
         count(counter::READ_ERRORS);
         return;
     }
@@ -661,7 +656,7 @@ fn account_write(cfg: &Config, fd: u64, len: u64, fsync: bool, exec_map: bool) {
     if file == 0 {
         return;
     }
-    let (inode, ident) = file_ident(o, file);
+    let ident = file_ident(o, file);
     let Some(st) = FILES.get_ptr_mut(&ident) else {
         return;
     };
@@ -674,6 +669,7 @@ fn account_write(cfg: &Config, fd: u64, len: u64, fsync: bool, exec_map: bool) {
         } else {
             (*st).bytes += len;
             (*st).writes += 1;
+            let inode = rk::<u64>(file + o.file_inode).unwrap_or(0);
             let size = rk::<i64>(inode + o.inode_size).unwrap_or(0) as u64;
             // i_size + len: exact for appends, an upper bound for overwrites;
             // one kernel read less than also reading f_pos on this hot path.
@@ -781,10 +777,11 @@ fn try_sys_enter(ctx: &RawTracePointContext) -> Result<(), i64> {
             if file == 0 {
                 return Ok(());
             }
-            let (inode, ident) = file_ident(o, file);
+            let ident = file_ident(o, file);
             if FILES.get_ptr(&ident).is_none() {
                 return Ok(());
             }
+            let inode = rk::<u64>(file + o.file_inode).unwrap_or(0);
             let inf = Inflight {
                 nr: nr as u64,
                 args,
@@ -935,7 +932,7 @@ fn try_sys_exit(ctx: &RawTracePointContext) -> Result<(), i64> {
                 // `..` and bind mounts already resolved by the kernel).
                 let file = fd_file(&cfg.offsets, ret);
                 if file != 0 {
-                    let (_, ident) = file_ident(&cfg.offsets, file);
+                    let ident = file_ident(&cfg.offsets, file);
                     if FILES.get_ptr(&ident).is_none()
                         && FILES
                             .insert(&ident, &FileStats::default(), BPF_NOEXIST)

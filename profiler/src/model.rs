@@ -404,6 +404,9 @@ pub struct RunOptions {
     /// `--cap-add`.
     #[serde(default)]
     pub cap_add: Vec<String>,
+    /// `--security-opt` (e.g. `seccomp=unconfined`, `apparmor=PROFILE`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub security_opt: Vec<String>,
     /// `--memory` limit as given (`64m`, `1g`, bytes).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub memory: Option<String>,

@@ -103,6 +103,10 @@ pub struct RunArgs {
     /// Add Linux capabilities.
     #[arg(long = "cap-add")]
     pub cap_add: Vec<String>,
+    /// Security options, as `docker run --security-opt` (seccomp, apparmor,
+    /// no-new-privileges); repeated in the docker and compose output.
+    #[arg(long = "security-opt", value_name = "OPT")]
+    pub security_opt: Vec<String>,
     /// Memory limit (bytes, or with a k/m/g suffix); swap is not added.
     #[arg(short = 'm', long = "memory")]
     pub memory: Option<String>,
@@ -122,6 +126,7 @@ impl RunArgs {
             entrypoint: self.entrypoint.clone(),
             network: self.network.clone(),
             cap_add: self.cap_add.clone(),
+            security_opt: self.security_opt.clone(),
             memory: self.memory.clone(),
             command: command.to_vec(),
         }

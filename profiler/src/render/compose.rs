@@ -96,6 +96,9 @@ pub struct Service {
     /// Added capabilities.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub cap_add: Vec<String>,
+    /// Security options (`--security-opt`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub security_opt: Vec<String>,
     /// Memory limit.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub mem_limit: Option<String>,
@@ -123,6 +126,7 @@ pub fn compose_file(report: &Report) -> ComposeFile {
         command: (!r.command.is_empty()).then(|| r.command.clone()),
         network_mode: r.network.clone(),
         cap_add: r.cap_add.clone(),
+        security_opt: r.security_opt.clone(),
         mem_limit: r.memory.clone(),
         memswap_limit: r.memory.clone(),
         ..Service::default()

@@ -224,6 +224,7 @@ impl Engine {
                 port_bindings: (!ports.is_empty()).then_some(ports),
                 network_mode: run.network.clone(),
                 cap_add: (!run.cap_add.is_empty()).then(|| run.cap_add.clone()),
+                security_opt: (!run.security_opt.is_empty()).then(|| run.security_opt.clone()),
                 readonly_rootfs: Some(spec.read_only),
                 memory,
                 // No swap on top of the limit, so the limit is what the
