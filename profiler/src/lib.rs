@@ -3,10 +3,12 @@
 //!
 //! Layers: [`trace`] (eBPF loading and draining), [`runtime`] (Docker Engine
 //! API), [`session`] (one profiling run), [`analysis`] (pure: observations in,
-//! mount plan out), [`render`] (one file per output format), [`cli`].
+//! mount plan out), [`render`] (one file per output format), [`cli`];
+//! [`environment`] keeps the values of `-e`/`--env-file` out of every output.
 
 pub mod analysis;
 pub mod cli;
+pub mod environment;
 pub mod model;
 pub mod render;
 pub mod runtime;

@@ -9,8 +9,14 @@ use std::{collections::BTreeMap, fmt};
 
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
+pub use crate::environment::{EnvValues, EnvVar};
+
 /// Version of the JSON report format. Bump on any incompatible change.
-pub const SCHEMA_VERSION: u32 = 1;
+/// Version 2: `run_options.env` holds names (values only with
+/// `--reveal-env`, marked by `run_options.env_values`), and
+/// `run_options.env_files` the `--env-file` paths. Version 1 reports (env as
+/// `NAME=value` strings) are still read: see [`crate::render::json`].
+pub const SCHEMA_VERSION: u32 = 2;
 
 /// An absolute, canonical path inside the container, as raw bytes.
 ///
@@ -374,12 +380,20 @@ pub struct ImageConfig {
     pub healthcheck: Option<Vec<String>>,
 }
 
-/// The user's docker-run-like options, kept to render them back verbatim.
+/// The user's docker-run-like options, kept to render them back verbatim,
+/// except the environment's values (see [`crate::environment`]).
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct RunOptions {
-    /// `-e` values.
+    /// `-e` variables: names, with values only when `env_values` is
+    /// [`EnvValues::Revealed`].
     #[serde(default)]
-    pub env: Vec<String>,
+    pub env: Vec<EnvVar>,
+    /// `--env-file` paths (absolute); their content is never copied.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub env_files: Vec<String>,
+    /// Whether `env` holds the values it was given.
+    #[serde(default)]
+    pub env_values: EnvValues,
     /// `-v` values (`src:dst[:opts]`).
     #[serde(default)]
     pub volumes: Vec<String>,
@@ -413,6 +427,16 @@ pub struct RunOptions {
     /// Command and arguments after the image.
     #[serde(default)]
     pub command: Vec<String>,
+}
+
+impl RunOptions {
+    /// Drops every `-e` value, keeping the names.
+    pub fn withhold_env_values(&mut self) {
+        for v in &mut self.env {
+            v.value = None;
+        }
+        self.env_values = EnvValues::Withheld;
+    }
 }
 
 /// What kind of writable mount the plan proposes.

@@ -32,6 +32,13 @@ pub fn setup() -> Result<()> {
     })?;
     step("kernel BTF and cgroup v2", check_kernel)?;
     docker_step()?;
+    step("docker-compose", || {
+        cmd::ensure_program(
+            "docker-compose",
+            &["docker-compose"],
+            "running the rendered compose files in the privileged tests",
+        )
+    })?;
     images::build(&[], false)
 }
 

@@ -7,6 +7,7 @@ use clap::Args;
 use super::{EXIT_LOSS, parse_duration};
 use crate::{
     analysis::Settings,
+    environment::ContainerEnv,
     model::RunOptions,
     render::Format,
     runtime::Engine,
@@ -41,6 +42,7 @@ pub async fn run(args: &AttachArgs) -> anyhow::Result<i32> {
     let cfg = RunConfig {
         image: String::new(),
         run: RunOptions::default(),
+        env: ContainerEnv::default(),
         duration: args.duration,
         stop_timeout: 10,
         exercise: args.exercise.clone(),

@@ -10,7 +10,10 @@ use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand};
 
-use crate::model::RunOptions;
+use crate::{
+    environment::{self, ContainerEnv, EnvError},
+    model::{EnvValues, RunOptions},
+};
 
 /// Exit code: the profile lost events or truncated paths (see `--allow-loss`).
 pub const EXIT_LOSS: i32 = 3;
@@ -76,9 +79,14 @@ pub struct ObserveArgs {
 /// docker-run-like options shared by profile and verify.
 #[derive(Debug, Args, Clone, Default)]
 pub struct RunArgs {
-    /// Set environment variables (KEY=VALUE).
-    #[arg(short = 'e', long = "env", value_name = "KEY=VALUE")]
+    /// Set an environment variable (NAME=VALUE), or pass NAME through from
+    /// roprof's environment. Outputs keep the name only (see --reveal-env).
+    #[arg(short = 'e', long = "env", value_name = "NAME[=VALUE]")]
     pub env: Vec<String>,
+    /// Read variables from FILE (`docker run --env-file` format). Outputs
+    /// refer to the file by its absolute path and never copy its content.
+    #[arg(long = "env-file", value_name = "FILE")]
+    pub env_file: Vec<String>,
     /// Bind mount or named volume (SRC:DST[:OPTS]).
     #[arg(short = 'v', long = "volume")]
     pub volume: Vec<String>,
@@ -113,11 +121,22 @@ pub struct RunArgs {
 }
 
 impl RunArgs {
-    /// Into the model's run options.
-    #[must_use]
-    pub fn to_options(&self, command: &[String]) -> RunOptions {
-        RunOptions {
-            env: self.env.clone(),
+    /// The run options as a report records them (`-e` values kept only
+    /// when `reveal`), and the container's environment with its values
+    /// (env files read, pass-through names looked up in roprof's own
+    /// environment).
+    pub fn to_options(
+        &self,
+        command: &[String],
+        reveal: bool,
+    ) -> Result<(RunOptions, ContainerEnv), EnvError> {
+        let env = environment::parse_env_args(&self.env)?;
+        let env_files = environment::absolute_env_files(&self.env_file)?;
+        let values = ContainerEnv::resolve(&env, &env_files, environment::from_process)?;
+        let mut opts = RunOptions {
+            env,
+            env_files,
+            env_values: EnvValues::Revealed,
             volumes: self.volume.clone(),
             tmpfs: self.tmpfs.clone(),
             publish: self.publish.clone(),
@@ -129,7 +148,35 @@ impl RunArgs {
             security_opt: self.security_opt.clone(),
             memory: self.memory.clone(),
             command: command.to_vec(),
+        };
+        if !reveal {
+            opts.withhold_env_values();
         }
+        Ok((opts, values))
+    }
+}
+
+/// Says on stderr which `-e NAME` variables were not set, so the container
+/// runs without them (as `docker run -e NAME` does).
+pub fn warn_unset(env: &ContainerEnv) {
+    for name in env.unset_names() {
+        eprintln!(
+            "roprof: warning: -e {}: not set in roprof's environment, so the container runs \
+             without it (export it first; under sudo: sudo --preserve-env={0} …)",
+            crate::render::escape_bytes(name.as_bytes())
+        );
+    }
+}
+
+/// Applies the output policy (see [`environment::apply_policy`]) and
+/// warns about values that are part of observed paths.
+pub fn withhold_env(report: &mut crate::model::Report, env: &ContainerEnv, reveal: bool) {
+    for name in environment::apply_policy(report, env, reveal) {
+        eprintln!(
+            "roprof: warning: the value of {} is part of an observed path; paths are evidence \
+             and are written as observed",
+            crate::render::escape_bytes(name.as_bytes())
+        );
     }
 }
 

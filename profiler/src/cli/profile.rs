@@ -8,6 +8,7 @@ use clap::Args;
 use super::{EXIT_INTERRUPTED, EXIT_LOSS, EXIT_VERIFY_FAILED, ObserveArgs, RunArgs, verify};
 use crate::{
     analysis::Settings,
+    environment::ContainerEnv,
     render::{self, Format},
     runtime::Engine,
     session::{self, RunConfig, SessionError, closed, interrupt},
@@ -55,6 +56,11 @@ pub struct ProfileArgs {
     /// Profile with a read-only root (see what fails with EROFS today).
     #[arg(long)]
     pub read_only: bool,
+    /// Write the values of -e variables into the outputs (the complete
+    /// reproduction line); files under -o are then created 0600. Env files
+    /// are still referred to by path.
+    #[arg(long)]
+    pub reveal_env: bool,
     /// Kernel ring buffer size in bytes (power of two; default 4 MiB).
     #[arg(long, value_name = "BYTES")]
     pub ringbuf_bytes: Option<u32>,
@@ -83,11 +89,13 @@ pub enum Mode {
     reason = "one linear procedure: run, plan, verify, print"
 )]
 pub async fn run(args: &ProfileArgs) -> anyhow::Result<i32> {
+    let (run_opts, env) = args.run.to_options(&args.command, args.reveal_env)?;
+    super::warn_unset(&env);
     let engine = Engine::connect().await?;
-    let run_opts = args.run.to_options(&args.command);
     let cfg = RunConfig {
         image: args.image.clone(),
         run: run_opts.clone(),
+        env,
         duration: args.observe.duration,
         stop_timeout: args.observe.stop_timeout,
         exercise: args.observe.exercise.clone(),
@@ -106,7 +114,7 @@ pub async fn run(args: &ProfileArgs) -> anyhow::Result<i32> {
             // Interrupted before anything was observed: say so in a report
             // that plans nothing, rather than printing nothing at all.
             let report = session::unobserved_report(&cfg, &interrupt::describe());
-            return finish(args, report, EXIT_INTERRUPTED);
+            return finish(args, &cfg.env, report, EXIT_INTERRUPTED);
         }
         Err(e) => return Err(e.into()),
     };
@@ -197,7 +205,7 @@ pub async fn run(args: &ProfileArgs) -> anyhow::Result<i32> {
         report.run.incomplete = true;
         report.run.incomplete_reason = Some(interrupt::describe());
     }
-    finish(args, report, code)
+    finish(args, &cfg.env, report, code)
 }
 
 /// Folds the result of a closed-loop step into the report: `Some(passed)`,
@@ -228,10 +236,17 @@ fn closed_outcome(
     Ok(None)
 }
 
-/// Writes the outputs and picks the exit code.
-fn finish(args: &ProfileArgs, mut report: crate::model::Report, code: i32) -> anyhow::Result<i32> {
+/// Writes the outputs (env values withheld unless `--reveal-env`) and
+/// picks the exit code.
+fn finish(
+    args: &ProfileArgs,
+    env: &ContainerEnv,
+    mut report: crate::model::Report,
+    code: i32,
+) -> anyhow::Result<i32> {
     let mut code = code;
     report.stats.peak_rss_kib = super::render::peak_rss_kib().unwrap_or(0);
+    super::withhold_env(&mut report, env, args.reveal_env);
     let report = &report;
     for w in render::unrepresentable(report) {
         eprintln!("roprof: warning: {w}");

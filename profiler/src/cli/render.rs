@@ -5,7 +5,10 @@ use std::path::PathBuf;
 use anyhow::Context as _;
 use clap::Args;
 
-use crate::render::{self, Format};
+use crate::{
+    environment::ContainerEnv,
+    render::{self, Format},
+};
 
 /// Arguments of `render`.
 #[derive(Debug, Args)]
@@ -15,14 +18,19 @@ pub struct RenderArgs {
     /// Output format.
     #[arg(long, value_enum, default_value = "table")]
     pub format: Format,
+    /// Print the -e values a report holds (schema 1 reports, and reports
+    /// written with --reveal-env); without it, names only.
+    #[arg(long)]
+    pub reveal_env: bool,
 }
 
 /// Runs `render`.
 pub fn run(args: &RenderArgs) -> anyhow::Result<i32> {
     let text = std::fs::read_to_string(&args.report)
         .with_context(|| format!("reading report {}", args.report.display()))?;
-    let report = render::json::load_report(&text)
+    let mut report = render::json::load_report(&text)
         .with_context(|| format!("loading report {}", args.report.display()))?;
+    super::withhold_env(&mut report, &ContainerEnv::default(), args.reveal_env);
     print_report(&report, args.format)?;
     Ok(0)
 }

@@ -10,6 +10,7 @@ use clap::Args;
 use super::{EXIT_VERIFY_FAILED, ObserveArgs, RunArgs, render::ensure_nl};
 use crate::{
     analysis::Settings,
+    environment::{self, ContainerEnv},
     model::Report,
     render::{self, Format},
     runtime::Engine,
@@ -38,6 +39,10 @@ pub struct VerifyArgs {
     /// No progress on stderr.
     #[arg(long, short)]
     pub quiet: bool,
+    /// Keep -e values in the --format output (a schema 1 or --reveal-env
+    /// report holds them); without it, names only.
+    #[arg(long)]
+    pub reveal_env: bool,
     /// Image to run (default: the report's).
     pub image: Option<String>,
 }
@@ -73,17 +78,25 @@ pub async fn run(args: &VerifyArgs, run_args: &RunArgs) -> anyhow::Result<i32> {
         .with_context(|| format!("reading report {}", args.report.display()))?;
     let mut report = render::json::load_report(&text)
         .with_context(|| format!("loading report {}", args.report.display()))?;
-    let engine = Engine::connect().await?;
     let mut run = report.run_options.clone();
-    let extra = run_args.to_options(&[]);
+    let (extra, _) = run_args.to_options(&[], true)?;
     run.publish.extend(extra.publish);
     run.env.extend(extra.env);
+    run.env_files.extend(extra.env_files);
+    // The report's values when it has them, else roprof's environment (the
+    // report says to export the variables), and the env files read again.
+    let env = ContainerEnv::resolve(&run.env, &run.env_files, environment::from_process)
+        .with_context(|| format!("the environment of report {}", args.report.display()))?;
+    super::warn_unset(&env);
+    run.withhold_env_values();
+    let engine = Engine::connect().await?;
     let cfg = RunConfig {
         image: args
             .image
             .clone()
             .unwrap_or_else(|| report.image.image.clone()),
         run,
+        env,
         duration: args.observe.duration,
         stop_timeout: args.observe.stop_timeout,
         exercise: args.observe.exercise.clone(),
@@ -125,6 +138,7 @@ pub async fn run(args: &VerifyArgs, run_args: &RunArgs) -> anyhow::Result<i32> {
         print_rounds(&report, passed);
     }
     if let Some(f) = args.format {
+        super::withhold_env(&mut report, &cfg.env, args.reveal_env);
         print!("{}", ensure_nl(render::render(&report, f)?));
     }
     Ok(match passed {

@@ -72,7 +72,11 @@ pub struct Service {
     /// Volumes.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub volumes: Vec<VolumeEntry>,
-    /// `KEY=value`.
+    /// Env files, by path.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub env_file: Vec<String>,
+    /// `NAME` (taken from the shell running compose), or `NAME=value` when
+    /// revealed.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub environment: Vec<String>,
     /// Published ports.
@@ -118,7 +122,8 @@ pub fn compose_file(report: &Report) -> ComposeFile {
     let mut svc = Service {
         image: report.image.image.clone(),
         read_only: true,
-        environment: r.env.clone(),
+        env_file: super::env::compose_env_files(r),
+        environment: super::env::compose_environment(r),
         ports: r.publish.clone(),
         user: r.user.clone(),
         working_dir: r.workdir.clone(),
@@ -176,7 +181,8 @@ pub fn compose(report: &Report) -> Result<String, RenderError> {
         })?;
     Ok(format!(
         "# roprof: compose service for a read-only root filesystem. Named volumes are seeded \
-         with the image content on first use.\n{}{body}",
-        omission_comments(report)
+         with the image content on first use.\n{}{}{body}",
+        omission_comments(report),
+        super::env::export_comment(&report.run_options)
     ))
 }

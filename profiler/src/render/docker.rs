@@ -1,4 +1,5 @@
 //! `docker run --read-only …`: one shell line, quoted with `shlex`.
+//! Variables are passed through by name (`-e NAME`, see [`super::env`]).
 //!
 //! tmpfs mounts use `--tmpfs dst:opts` and volumes `-v name:dst`; a target
 //! holding `:` or `,` (which those flags split on) goes through
@@ -21,7 +22,7 @@ pub fn docker_words(report: &Report) -> Vec<String> {
             w.push(v.clone());
         }
     };
-    pairs("-e", &r.env, &mut w);
+    w.extend(super::env::docker_words(r));
     pairs("-v", &r.volumes, &mut w);
     pairs("--tmpfs", &r.tmpfs, &mut w);
     pairs("-p", &r.publish, &mut w);
@@ -66,10 +67,16 @@ pub fn docker_command(report: &Report) -> String {
     }
 }
 
-/// The line preceded by `# roprof:` comments for left-out mounts.
+/// The line preceded by `# roprof:` comments for left-out mounts and for
+/// the variables to export first.
 #[must_use]
 pub fn docker_script_body(report: &Report) -> String {
-    format!("{}{}\n", omission_comments(report), docker_command(report))
+    format!(
+        "{}{}{}\n",
+        omission_comments(report),
+        super::env::export_comment(&report.run_options),
+        docker_command(report)
+    )
 }
 
 fn mount_words(report: &Report, index: usize, m: &PlannedMount, target: &str) -> Vec<String> {

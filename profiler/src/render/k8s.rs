@@ -7,6 +7,9 @@
 //! `sh -c 'cp -a -- /path/. /roprof-seed/'`); persistent volume → a
 //! `persistentVolumeClaim` named like the volume (to be created), seeded the
 //! same way when empty.
+//!
+//! The container's environment refers to Secrets by name (see
+//! [`super::env::k8s_env`]); values are never written here.
 
 use k8s_openapi::{
     api::{
@@ -175,9 +178,12 @@ fn yaml<T: serde::Serialize>(what: &'static str, v: &T) -> Result<String, Render
 pub fn deployment(report: &Report, name: &str) -> Result<String, RenderError> {
     let parts = pod_parts(report);
     let labels = std::iter::once(("app".to_owned(), name.to_owned())).collect();
+    let (env, env_from) = super::env::k8s_env(&report.run_options, name);
     let container = Container {
         name: name.to_owned(),
         image: Some(report.image.image.clone()),
+        env: non_empty(env),
+        env_from: non_empty(env_from),
         security_context: Some(parts.security_context),
         volume_mounts: non_empty(parts.volume_mounts),
         ..Container::default()
@@ -209,8 +215,9 @@ pub fn deployment(report: &Report, name: &str) -> Result<String, RenderError> {
         ..Deployment::default()
     };
     Ok(format!(
-        "{}{}",
+        "{}{}{}",
         header(report, "a Deployment"),
+        super::env::k8s_comment(&report.run_options, name),
         yaml("the Deployment", &d)?
     ))
 }
@@ -218,8 +225,11 @@ pub fn deployment(report: &Report, name: &str) -> Result<String, RenderError> {
 /// A strategic-merge patch of the Deployment `name`, container `name`.
 pub fn kustomize_patch(report: &Report, name: &str) -> Result<String, RenderError> {
     let parts = pod_parts(report);
+    let (env, env_from) = super::env::k8s_env(&report.run_options, name);
     let container = Container {
         name: name.to_owned(),
+        env: non_empty(env),
+        env_from: non_empty(env_from),
         security_context: Some(parts.security_context),
         volume_mounts: non_empty(parts.volume_mounts),
         ..Container::default()
@@ -248,8 +258,9 @@ pub fn kustomize_patch(report: &Report, name: &str) -> Result<String, RenderErro
         ),
     ]);
     Ok(format!(
-        "{}# Strategic-merge patch: list it under `patches:` in kustomization.yaml.\n{}",
+        "{}{}# Strategic-merge patch: list it under `patches:` in kustomization.yaml.\n{}",
         header(report, "a kustomize patch"),
+        super::env::k8s_comment(&report.run_options, name),
         yaml("the kustomize patch", &doc)?
     ))
 }

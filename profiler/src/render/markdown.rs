@@ -98,7 +98,11 @@ pub fn markdown(report: &Report) -> String {
                 escape(m.evidence.reason.as_bytes())
             );
         }
-        let line = docker_command(report);
+        let line = format!(
+            "{}{}",
+            super::env::export_comment(&report.run_options),
+            docker_command(report)
+        );
         let fence = "`".repeat(longest_backtick_run(&line).max(2) + 1);
         let _ = writeln!(s, "\n{fence}sh\n{line}\n{fence}");
     }

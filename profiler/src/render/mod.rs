@@ -7,12 +7,15 @@
 
 pub mod compose;
 pub mod docker;
+pub mod env;
 pub mod json;
 pub mod k8s;
 pub mod markdown;
 pub mod patch;
 pub mod table;
 
+#[cfg(test)]
+mod env_tests;
 #[cfg(test)]
 mod tests;
 
@@ -23,7 +26,7 @@ use std::{
     str::FromStr,
 };
 
-use crate::model::{PlannedMount, Report};
+use crate::model::{EnvValues, PlannedMount, Report};
 
 /// Output formats.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
@@ -140,8 +143,16 @@ pub fn render(report: &Report, format: Format) -> Result<String, RenderError> {
     })
 }
 
+/// Mode of the files [`write_all`] writes for a report that holds env
+/// values (`--reveal-env`): readable by their owner only.
+pub const REVEALED_FILE_MODE: u32 = 0o600;
+
 /// Writes every format into `dir` (created if missing); returns the files.
+/// A report that holds env values ([`EnvValues::Revealed`]) is written into
+/// files of mode [`REVEALED_FILE_MODE`], existing files included; other
+/// files are created with the umask's mode.
 pub fn write_all(report: &Report, dir: &Path) -> Result<Vec<PathBuf>, RenderError> {
+    let private = report.run_options.env_values == EnvValues::Revealed;
     fs::create_dir_all(dir).map_err(|source| RenderError::Write {
         path: dir.to_path_buf(),
         source,
@@ -156,13 +167,35 @@ pub fn write_all(report: &Report, dir: &Path) -> Result<Vec<PathBuf>, RenderErro
             text.push('\n');
         }
         let path = dir.join(f.file_name());
-        fs::write(&path, text).map_err(|source| RenderError::Write {
+        write_file(&path, text.as_bytes(), private).map_err(|source| RenderError::Write {
             path: path.clone(),
             source,
         })?;
         out.push(path);
     }
     Ok(out)
+}
+
+/// Writes `bytes` to `path`. When `private`, the file is made
+/// [`REVEALED_FILE_MODE`] before anything is written to it, so a file left
+/// by an earlier run with a wider mode never holds the values readable.
+fn write_file(path: &Path, bytes: &[u8], private: bool) -> std::io::Result<()> {
+    use std::{
+        io::Write as _,
+        os::unix::fs::{OpenOptionsExt as _, PermissionsExt as _},
+    };
+    let mut opts = fs::OpenOptions::new();
+    // Not truncated on open: emptied below, once the mode is set.
+    opts.write(true).create(true).truncate(false);
+    if private {
+        opts.mode(REVEALED_FILE_MODE);
+    }
+    let mut file = opts.open(path)?;
+    if private {
+        file.set_permissions(fs::Permissions::from_mode(REVEALED_FILE_MODE))?;
+    }
+    file.set_len(0)?;
+    file.write_all(bytes)
 }
 
 /// Mounts whose target Docker, Compose and Kubernetes cannot express (not

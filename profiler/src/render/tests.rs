@@ -11,8 +11,8 @@ use super::{
     write_all,
 };
 use crate::model::{
-    CPath, Evidence, MountKind, MountOptions, MountPlan, PlannedMount, Report, RunOptions,
-    SCHEMA_VERSION,
+    CPath, EnvValues, EnvVar, Evidence, MountKind, MountOptions, MountPlan, PlannedMount, Report,
+    RunOptions, SCHEMA_VERSION,
 };
 
 const HOSTILE: &str = "/srv/it's $HOME `x` \"q\"";
@@ -47,7 +47,17 @@ fn report(mounts: Vec<PlannedMount>) -> Report {
         schema_version: SCHEMA_VERSION,
         roprof_version: "0.1.0".into(),
         run_options: RunOptions {
-            env: vec!["A=$(rm -rf /)".into(), "B=two words".into()],
+            env: vec![
+                EnvVar {
+                    name: "A".into(),
+                    value: Some("$(rm -rf /)".into()),
+                },
+                EnvVar {
+                    name: "B".into(),
+                    value: Some("two words".into()),
+                },
+            ],
+            env_values: EnvValues::Revealed,
             volumes: vec!["/host:/data:ro".into()],
             publish: vec!["8080:80".into()],
             user: Some("101:101".into()),
@@ -476,7 +486,11 @@ proptest! {
     ) {
         let kinds = [MountKind::Tmpfs, MountKind::SeededVolume, MountKind::PersistentVolume];
         let mut r = report(ms.iter().map(|(t, k)| mount(t, kinds[usize::from(*k)])).collect());
-        r.run_options.env = env;
+        r.run_options.env = env
+            .into_iter()
+            .enumerate()
+            .map(|(i, v)| EnvVar { name: format!("V{i}"), value: Some(v) })
+            .collect();
         let line = docker::docker_command(&r);
         let words = shlex::split(&line);
         prop_assert_eq!(words, Some(docker::docker_words(&r)));

@@ -13,7 +13,10 @@ use bollard::{
 };
 use futures::StreamExt as _;
 
-use crate::model::{CPath, EntryKind, ImageConfig, ImageEntry, ImageListing, RunOptions};
+use crate::{
+    environment::ContainerEnv,
+    model::{CPath, EntryKind, ImageConfig, ImageEntry, ImageListing, RunOptions},
+};
 
 /// Label put on every container roprof creates.
 pub const LABEL: &str = "io.roprof.managed";
@@ -80,8 +83,10 @@ fn call(what: impl Into<String>) -> impl FnOnce(bollard::errors::Error) -> Runti
 pub struct ContainerSpec {
     /// Image reference.
     pub image: String,
-    /// The user's run options.
+    /// The user's run options (their `env` is not read: see `env`).
     pub run: RunOptions,
+    /// The container's environment, values included (in memory only).
+    pub env: ContainerEnv,
     /// Run with a read-only root.
     pub read_only: bool,
     /// Extra tmpfs mounts (target → options), from a plan.
@@ -213,7 +218,7 @@ impl Engine {
             image: Some(spec.image.clone()),
             cmd: (!run.command.is_empty()).then(|| run.command.clone()),
             entrypoint: run.entrypoint.as_ref().map(|e| vec![e.clone()]),
-            env: (!run.env.is_empty()).then(|| run.env.clone()),
+            env: (!spec.env.entries().is_empty()).then(|| spec.env.entries().to_vec()),
             user: run.user.clone(),
             working_dir: run.workdir.clone(),
             labels: Some(labels),

@@ -11,6 +11,7 @@ use indicatif::{ProgressBar, ProgressStyle};
 
 use crate::{
     analysis::{self, AnalysisInput, Settings},
+    environment::ContainerEnv,
     model::{
         ImageConfig, ImageListing, Losses, PathObservation, Report, RunMeta, RunOptions,
         SCHEMA_VERSION, TraceStats,
@@ -63,8 +64,12 @@ pub enum SessionError {
 pub struct RunConfig {
     /// Image.
     pub image: String,
-    /// User's run options.
+    /// User's run options, as the report records them (env values
+    /// withheld unless `--reveal-env`).
     pub run: RunOptions,
+    /// The container's environment with its values: passed to the engine,
+    /// never written (see [`crate::environment`]).
+    pub env: ContainerEnv,
     /// Observation window.
     pub duration: Duration,
     /// Graceful stop timeout (seconds).
@@ -155,6 +160,7 @@ async fn run_inner(engine: &Engine, cfg: &RunConfig) -> Result<RunOutput, Sessio
     let spec = ContainerSpec {
         image: cfg.image.clone(),
         run: cfg.run.clone(),
+        env: cfg.env.clone(),
         read_only: cfg.read_only,
         extra_tmpfs: cfg.extra_tmpfs.clone(),
         extra_binds: cfg.extra_binds.clone(),
