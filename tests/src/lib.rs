@@ -160,19 +160,52 @@ impl Drop for ContainerGuard {
     }
 }
 
-/// `docker rm -f` of every container labelled [`TEST_LABEL`]; best effort.
+fn pid_alive(pid: &str) -> bool {
+    std::path::Path::new("/proc").join(pid).exists()
+}
+
+/// This test process's owner mark (its pid), put on the containers its
+/// roprof runs create (`ROPROF_TEST_LABEL`) and on those it starts itself.
+#[must_use]
+pub fn owner() -> String {
+    std::process::id().to_string()
+}
+
+/// `--label` of the owner mark, for `docker run` in tests.
+#[must_use]
+pub fn owner_label() -> String {
+    format!("roprof.test.owner={}", owner())
+}
+
+/// `docker rm -f` of every container labelled [`TEST_LABEL`] that this
+/// process started or that no process claims (leftovers of an earlier,
+/// interrupted run); another test process's containers are left alone, so
+/// suites can run side by side. Best effort.
 pub fn remove_test_containers() {
     let Ok(out) = Command::new("docker")
-        .args(["ps", "-aq", "--filter", &format!("label={TEST_LABEL}")])
+        .args([
+            "ps",
+            "-a",
+            "--filter",
+            &format!("label={TEST_LABEL}"),
+            "--format",
+            "{{.ID}} {{.Label \"roprof.test.owner\"}}",
+        ])
         .stdin(Stdio::null())
         .stderr(Stdio::null())
         .output()
     else {
         return;
     };
+    let me = owner();
     let ids: Vec<String> = String::from_utf8_lossy(&out.stdout)
-        .split_whitespace()
-        .map(str::to_owned)
+        .lines()
+        .filter_map(|l| {
+            let mut w = l.split_whitespace();
+            let id = w.next()?;
+            let mine = w.next().is_none_or(|o| o == me || !pid_alive(o));
+            mine.then(|| id.to_owned())
+        })
         .collect();
     if !ids.is_empty() {
         let _ = Command::new("docker")
@@ -295,7 +328,7 @@ where
     let mut cmd = Command::new(roprof_bin());
     cmd.args(args)
         .stdin(Stdio::null())
-        .env("ROPROF_TEST_LABEL", "1");
+        .env("ROPROF_TEST_LABEL", owner());
     let line = format!("{cmd:?}");
     let out = cmd
         .output()
@@ -419,7 +452,7 @@ fn roprof_container_ids(ps_flags: &str) -> Vec<String> {
         "--filter",
         "label=io.roprof.managed",
         "--filter",
-        "label=roprof.test=1",
+        format!("label={}", owner_label()).as_str(),
     ])
     .lines()
     .filter(|l| !l.trim().is_empty())
@@ -430,8 +463,20 @@ fn roprof_container_ids(ps_flags: &str) -> Vec<String> {
 /// Starts `IMAGE sh -c SCRIPT` in the background as container `name`,
 /// labelled [`TEST_LABEL`] so that [`ContainerGuard`] removes it.
 pub fn run_detached(name: &str, image: &str, script: &str) {
+    let owner = owner_label();
     docker_ok([
-        "run", "-d", "--label", TEST_LABEL, "--name", name, image, "sh", "-c", script,
+        "run",
+        "-d",
+        "--label",
+        TEST_LABEL,
+        "--label",
+        owner.as_str(),
+        "--name",
+        name,
+        image,
+        "sh",
+        "-c",
+        script,
     ]);
 }
 
@@ -505,7 +550,7 @@ pub fn spawn_roprof(args: &[&str], env: &[(&str, &str)]) -> Running {
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
-        .env("ROPROF_TEST_LABEL", "1");
+        .env("ROPROF_TEST_LABEL", owner());
     for (k, v) in env {
         cmd.env(k, v);
     }

@@ -3,7 +3,7 @@
 //! both are unmounted, so a host someone prepared by hand cannot hide a
 //! dependency on them.
 
-use roprof_tests::{ContainerGuard, WRITER_IMAGE, require_privileged, roprof_bin};
+use roprof_tests::{ContainerGuard, WRITER_IMAGE, owner, require_privileged, roprof_bin};
 
 #[test]
 fn a_full_profile_with_verification_needs_no_tracefs_or_debugfs() {
@@ -26,7 +26,7 @@ fn a_full_profile_with_verification_needs_no_tracefs_or_debugfs() {
     let out = std::process::Command::new("unshare")
         .args(["--mount", "--propagation", "private", "sh", "-c", script])
         .env("ROPROF", roprof_bin())
-        .env("ROPROF_TEST_LABEL", "1")
+        .env("ROPROF_TEST_LABEL", owner())
         .env("IMAGE", WRITER_IMAGE)
         .output()
         .expect("expected to run unshare (util-linux)");

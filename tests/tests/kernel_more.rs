@@ -2,7 +2,7 @@
 //! executed scripts, and dedupe keys that survive the reuse of kernel memory.
 
 use roprof_tests::{
-    ContainerGuard, TEST_LABEL, WRITER_IMAGE, op_result, path_entry, profile_json,
+    ContainerGuard, TEST_LABEL, WRITER_IMAGE, op_result, owner_label, path_entry, profile_json,
     require_privileged, roprof,
 };
 
@@ -180,7 +180,10 @@ fn a_script_the_container_writes_and_runs_gets_an_exec_mount_that_runs_read_only
         .unwrap_or_else(|| panic!("no docker run line in docker.sh:\n{line}"));
     let line = line.replacen(
         "docker run ",
-        &format!("docker run --rm --label {TEST_LABEL} "),
+        &format!(
+            "docker run --rm --label {TEST_LABEL} --label {} ",
+            owner_label()
+        ),
         1,
     );
     let out = std::process::Command::new("bash")

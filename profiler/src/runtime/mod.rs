@@ -211,8 +211,14 @@ impl Engine {
         let memory = run.memory.as_deref().map(parse_memory).transpose()?;
         let mut labels = HashMap::new();
         labels.insert(LABEL.to_owned(), "1".to_owned());
-        if std::env::var_os("ROPROF_TEST_LABEL").is_some() {
+        if let Some(owner) = std::env::var_os("ROPROF_TEST_LABEL") {
+            // Test harness only: which test process started this roprof,
+            // so suites running side by side leave each other's containers.
             labels.insert("roprof.test".to_owned(), "1".to_owned());
+            labels.insert(
+                "roprof.test.owner".to_owned(),
+                owner.to_string_lossy().into_owned(),
+            );
         }
         let body = ContainerCreateBody {
             image: Some(spec.image.clone()),

@@ -1,0 +1,94 @@
+//! Maps, the per-CPU job queue shared by the tail-called stages, and the
+//! kernel ABI constants the programs need.
+
+use crate::*;
+
+/// 4 MiB: with in-kernel dedupe only distinct operations are sent (~200
+/// bytes each), so ~20k can queue before userspace drains; `--ringbuf-bytes`
+/// raises it. Its pages are mapped into roprof, so it is also most of its RSS.
+#[map]
+pub(crate) static EVENTS: RingBuf = RingBuf::with_byte_size(4 << 20, 0);
+#[map]
+pub(crate) static TARGET_CGROUPS: HashMap<u64, u32> = HashMap::with_max_entries(64, 0);
+#[map]
+pub(crate) static TRACED: HashMap<u32, u32> = HashMap::with_max_entries(16384, 0);
+#[map]
+pub(crate) static SPECS: Array<SyscallSpec> = Array::with_max_entries(SPECS_LEN, 0);
+#[map]
+pub(crate) static INFLIGHT: HashMap<u64, Inflight> = HashMap::with_max_entries(16384, 0);
+/// Not preallocated: 512k entries would pin ~50 MiB of kernel memory for runs
+/// that touch a few hundred paths.
+#[map]
+pub(crate) static DEDUP: HashMap<u64, DedupValue> =
+    HashMap::with_max_entries(524_288, BPF_F_NO_PREALLOC);
+#[map]
+pub(crate) static FILES: HashMap<u64, FileStats> =
+    HashMap::with_max_entries(262_144, BPF_F_NO_PREALLOC);
+#[map]
+pub(crate) static COUNTERS: PerCpuArray<Counters> = PerCpuArray::with_max_entries(1, 0);
+#[map]
+pub(crate) static SCRATCH: PerCpuArray<EventBuf> = PerCpuArray::with_max_entries(1, 0);
+#[map]
+pub(crate) static CONFIG: Array<Config> = Array::with_max_entries(1, 0);
+#[map]
+pub(crate) static CONTAINER_ID: Array<[u8; 64]> = Array::with_max_entries(1, 0);
+/// Slot 0: the `emit` program. `sys_exit` queues path jobs and tail-calls it,
+/// so the path walk and name hash are verified once, in a program of their
+/// own, instead of once per call site (which exceeds the 1M-instruction
+/// verifier budget).
+#[map]
+pub(crate) static JUMP: ProgramArray = ProgramArray::with_max_entries(4, 0);
+#[map]
+pub(crate) static JOBS: PerCpuArray<Jobs> = PerCpuArray::with_max_entries(1, 0);
+
+pub(crate) const JOB_OBJECT: u32 = 1;
+pub(crate) const JOB_NAMED: u32 = 2;
+/// Like [`JOB_NAMED`], but the name is a kernel string (`bprm->filename`).
+pub(crate) const JOB_NAMED_KERNEL: u32 = 3;
+
+/// One event to build: the object behind `file`, or `name` relative to `dirfd`.
+#[repr(C)]
+#[derive(Clone, Copy)]
+pub(crate) struct Job {
+    pub(crate) kind: u32,
+    pub(crate) opc: u32,
+    pub(crate) ret: i64,
+    pub(crate) pid_tgid: u64,
+    pub(crate) file: u64,
+    pub(crate) dirfd: i64,
+    pub(crate) name_ptr: u64,
+    pub(crate) name_max: u32,
+    pub(crate) _pad: u32,
+    pub(crate) flags: u64,
+    pub(crate) mode: u64,
+}
+
+/// Jobs queued by `sys_exit` for `emit` (two for rename/link-style calls).
+#[repr(C)]
+#[derive(Clone, Copy)]
+pub(crate) struct Jobs {
+    pub(crate) n: u32,
+    pub(crate) next: u32,
+    pub(crate) items: [Job; 2],
+    /// Pending walk for the event in SCRATCH (0 = none): see `walk_prog`.
+    pub(crate) walk_dentry: u64,
+    pub(crate) walk_mnt: u64,
+    pub(crate) walk_start: u64,
+}
+
+pub(crate) const BPF_F_NO_PREALLOC: u32 = 1;
+pub(crate) const BPF_NOEXIST: u64 = 1;
+pub(crate) const EEXIST: i64 = 17;
+pub(crate) const AT_FDCWD: i64 = -100;
+pub(crate) const AT_REMOVEDIR: u64 = 0x200;
+pub(crate) const AT_EMPTY_PATH: u64 = 0x1000;
+/// Open flags with write intent, widened for the 64-bit argument words.
+pub(crate) const O_ACCMODE: u64 = profiler_common::O_ACCMODE as u64;
+pub(crate) const O_CREAT: u64 = profiler_common::O_CREAT as u64;
+pub(crate) const O_TRUNC: u64 = profiler_common::O_TRUNC as u64;
+pub(crate) const O_APPEND: u64 = profiler_common::O_APPEND as u64;
+pub(crate) const W_OK: u64 = 2;
+pub(crate) const PROT_EXEC: u64 = 4;
+pub(crate) const AF_UNIX: u16 = 1;
+pub(crate) const SUN_PATH_MAX: u32 = 108;
+pub(crate) const HEADER: usize = core::mem::size_of::<EventHeader>();

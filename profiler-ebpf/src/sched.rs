@@ -1,0 +1,105 @@
+//! Process lifecycle: who is traced (exec in the target cgroup, fork of a
+//! traced process) and what was executed.
+
+use crate::*;
+
+/// Raw tracepoint `sched_process_exec(struct task_struct *p, pid_t
+/// old_pid, struct linux_binprm *bprm)`: raw, like `sys_exit`, because it
+/// tail-calls `emit` and a program array serves one program type.
+#[raw_tracepoint(tracepoint = "sched_process_exec")]
+pub fn sched_exec(ctx: RawTracePointContext) -> u32 {
+    match try_sched_exec(&ctx) {
+        Ok(()) | Err(_) => 0,
+    }
+}
+
+pub(crate) fn try_sched_exec(ctx: &RawTracePointContext) -> Result<(), i64> {
+    // SAFETY: helpers without pointer arguments.
+    let pid_tgid = unsafe { bh::bpf_get_current_pid_tgid() };
+    let tgid = (pid_tgid >> 32) as u32;
+    if !tgid_traced(tgid) {
+        let cg = unsafe { bh::bpf_get_current_cgroup_id() };
+        if TARGET_CGROUPS.get_ptr(&cg).is_none() {
+            return Ok(());
+        }
+        if TRACED.insert(&tgid, &1, 0).is_err() {
+            count(counter::TRACED_FULL);
+            return Ok(());
+        }
+    }
+    let Some(cfg) = config() else { return Ok(()) };
+    let o = &cfg.offsets;
+    // A PROC record (not deduped) so userspace knows the new comm.
+    if let Some(ev) = SCRATCH.get_ptr_mut(0) {
+        // SAFETY: per-CPU scratch slot owned by this invocation.
+        let evr = unsafe { &mut *ev };
+        fill_header(&mut evr.header, kind::PROC, 0, 0, pid_tgid);
+        let parent = rk::<u64>(current_task() + o.task_real_parent).unwrap_or(0);
+        evr.header.ppid = rk::<u32>(parent + o.task_tgid).unwrap_or(0);
+        submit(ev);
+    }
+    let Some(jobs) = JOBS.get_ptr_mut(0) else {
+        return Ok(());
+    };
+    // SAFETY: per-CPU slot owned by this program and the `emit` it tail-calls.
+    let mut q = Queue(unsafe { &mut *jobs });
+    q.0.n = 0;
+    q.0.next = 0;
+    // The binary now running: for an ELF file the file exec'd, for a
+    // script its interpreter.
+    let mm = rk::<u64>(current_task() + o.task_mm)?;
+    let exe = rk::<u64>(mm + o.mm_exe_file)?;
+    if exe != 0 && object_is_new(cfg, op::EXEC, 0, pid_tgid, exe, 0) {
+        q.object(op::EXEC, 0, pid_tgid, exe, 0, 0);
+    }
+    // A script (or a binfmt_misc handler) replaced `interp`: record the
+    // name exec was called with too, relative to the unchanged cwd, so the
+    // directory holding the script is not planned `noexec`.
+    let bprm: u64 = ctx.arg(2);
+    let filename = rk::<u64>(bprm + o.bprm_filename).unwrap_or(0);
+    let interp = rk::<u64>(bprm + o.bprm_interp).unwrap_or(0);
+    if filename != 0 && interp != filename {
+        q.named_kernel(op::EXEC, 0, pid_tgid, filename);
+    }
+    q.run(ctx)
+}
+
+/// Raw tracepoint `sched_process_fork(struct task_struct *parent, struct task_struct *child)`:
+/// the raw form gives the child's task pointer, so threads (same tgid) are
+/// told apart from new processes.
+#[raw_tracepoint(tracepoint = "sched_process_fork")]
+pub fn sched_fork(ctx: RawTracePointContext) -> u32 {
+    match try_sched_fork(&ctx) {
+        Ok(()) | Err(_) => 0,
+    }
+}
+
+pub(crate) fn try_sched_fork(ctx: &RawTracePointContext) -> Result<(), i64> {
+    // SAFETY: helper without arguments.
+    let pid_tgid = unsafe { bh::bpf_get_current_pid_tgid() };
+    if !tgid_traced((pid_tgid >> 32) as u32) {
+        return Ok(());
+    }
+    let Some(cfg) = config() else { return Ok(()) };
+    let child: u64 = ctx.arg(1);
+    let child_tgid = rk::<u32>(child + cfg.offsets.task_tgid)?;
+    if child_tgid == (pid_tgid >> 32) as u32 {
+        return Ok(()); // a thread of a traced process
+    }
+    if TRACED.insert(&child_tgid, &1, 0).is_err() {
+        count(counter::TRACED_FULL);
+    }
+    Ok(())
+}
+
+/// Raw tracepoint `sched_process_exit(struct task_struct *p, ...)`: the
+/// process leaves the traced set when its last thread (the leader) exits.
+#[raw_tracepoint(tracepoint = "sched_process_exit")]
+pub fn sched_exit(_ctx: RawTracePointContext) -> u32 {
+    // SAFETY: helper without arguments.
+    let pid_tgid = unsafe { bh::bpf_get_current_pid_tgid() };
+    if (pid_tgid >> 32) as u32 == pid_tgid as u32 {
+        let _ = TRACED.remove(&((pid_tgid >> 32) as u32));
+    }
+    0
+}

@@ -1,0 +1,483 @@
+//! The `raw_syscalls` hooks: `sys_enter` stashes the arguments of hooked
+//! syscalls (or accounts writes), `sys_exit` resolves them and queues path
+//! jobs for `emit`.
+
+use crate::*;
+
+#[inline(always)]
+pub(crate) fn arg(args: &[u64; 6], idx: u8) -> u64 {
+    match idx {
+        0 => args[0],
+        1 => args[1],
+        2 => args[2],
+        3 => args[3],
+        4 => args[4],
+        5 => args[5],
+        _ => 0,
+    }
+}
+
+#[inline(always)]
+pub(crate) fn account_write(cfg: &Config, fd: u64, len: u64, fsync: bool, exec_map: bool) {
+    let o = &cfg.offsets;
+    let file = fd_file(o, fd as i64);
+    if file == 0 {
+        return;
+    }
+    let ident = file_ident(o, file);
+    let Some(st) = FILES.get_ptr_mut(&ident) else {
+        return;
+    };
+    // SAFETY: map value pointer; racing writers only skew counters.
+    unsafe {
+        if fsync {
+            (*st).fsynced = 1;
+        } else if exec_map {
+            (*st).exec_mapped = 1;
+        } else {
+            (*st).bytes += len;
+            (*st).writes += 1;
+            let inode = rk::<u64>(file + o.file_inode).unwrap_or(0);
+            let size = rk::<i64>(inode + o.inode_size).unwrap_or(0) as u64;
+            // i_size + len: exact for appends, an upper bound for overwrites;
+            // one kernel read less than also reading f_pos on this hot path.
+            let end = size + len;
+            if end > (*st).max_size {
+                (*st).max_size = end;
+            }
+        }
+    }
+}
+
+/// Raw tracepoint `sys_enter(struct pt_regs *regs, long id)`: every
+/// syscall of every task; untraced tasks and unhooked syscalls leave after
+/// one map lookup each.
+#[raw_tracepoint(tracepoint = "sys_enter")]
+pub fn sys_enter(ctx: RawTracePointContext) -> u32 {
+    match try_sys_enter(&ctx) {
+        Ok(()) | Err(_) => 0,
+    }
+}
+
+/// `w[i]` with constant indices only: kernels before 5.12 refuse stack
+/// accesses at a variable offset.
+#[inline(always)]
+pub(crate) fn word(w: &[u64; 8], i: u64) -> u64 {
+    match i {
+        0 => w[0],
+        1 => w[1],
+        2 => w[2],
+        3 => w[3],
+        4 => w[4],
+        5 => w[5],
+        6 => w[6],
+        7 => w[7],
+        _ => 0,
+    }
+}
+
+/// Is the current syscall a 32-bit (compat) one? Its number means
+/// something else; such calls are not interpreted.
+#[inline(always)]
+pub(crate) fn in_compat_syscall(o: &Offsets) -> bool {
+    o.compat_mask != 0
+        && rk::<u32>(current_task() + o.compat_off).unwrap_or(0) as u64 & o.compat_mask != 0
+}
+
+pub(crate) fn try_sys_enter(ctx: &RawTracePointContext) -> Result<(), i64> {
+    // SAFETY: helper without arguments.
+    let pid_tgid = unsafe { bh::bpf_get_current_pid_tgid() };
+    if !tgid_traced((pid_tgid >> 32) as u32) {
+        return Ok(());
+    }
+    let nr: i64 = ctx.arg(1);
+    if !(0..i64::from(SPECS_LEN)).contains(&nr) {
+        return Ok(());
+    }
+    let Some(spec) = SPECS.get(nr as u32) else {
+        return Ok(());
+    };
+    if spec.op == 0 {
+        return Ok(());
+    }
+    let Some(cfg) = config() else { return Ok(()) };
+    let o = &cfg.offsets;
+    if in_compat_syscall(o) {
+        return Ok(());
+    }
+    let regs: u64 = ctx.arg(0);
+    // One read of the 64-byte window of pt_regs holding the argument
+    // registers; each argument's word index comes from BTF.
+    let window = rk::<[u64; 8]>(regs + o.sys_regs_base)?;
+    let args: [u64; 6] = [
+        word(&window, o.sys_regs_idx[0]),
+        word(&window, o.sys_regs_idx[1]),
+        word(&window, o.sys_regs_idx[2]),
+        word(&window, o.sys_regs_idx[3]),
+        word(&window, o.sys_regs_idx[4]),
+        word(&window, o.sys_regs_idx[5]),
+    ];
+    let mut flags = 0u64;
+    match spec.argkind {
+        argkind::WRITE => {
+            // mode_arg holds the byte-count argument (NO_ARG for vectored writes).
+            let len = if spec.mode_arg == NO_ARG {
+                0
+            } else {
+                arg(&args, spec.mode_arg)
+            };
+            account_write(cfg, arg(&args, spec.fd_arg), len, false, false);
+            return Ok(());
+        }
+        argkind::FSYNC => {
+            account_write(cfg, arg(&args, spec.fd_arg), 0, true, false);
+            return Ok(());
+        }
+        argkind::URING => {
+            count(counter::IO_URING_SETUPS);
+            return Ok(());
+        }
+        argkind::WRITE_RET => {
+            // Only files opened for writing by the container are accounted:
+            // sockets and pipes (most `writev`/`sendfile`/`splice` traffic)
+            // leave here without an in-flight record.
+            let file = fd_file(o, arg(&args, spec.fd_arg) as i64);
+            if file == 0 {
+                return Ok(());
+            }
+            let ident = file_ident(o, file);
+            if FILES.get_ptr(&ident).is_none() {
+                return Ok(());
+            }
+            let inode = rk::<u64>(file + o.file_inode).unwrap_or(0);
+            let inf = Inflight {
+                nr: nr as u64,
+                args,
+                flags: ident,
+                obj: inode,
+            };
+            if INFLIGHT.insert(&pid_tgid, &inf, 0).is_err() {
+                count(counter::INFLIGHT_FULL);
+            }
+            return Ok(());
+        }
+        argkind::MMAP => {
+            let fd = arg(&args, spec.fd_arg) as i64;
+            if arg(&args, 2) & PROT_EXEC == 0 || fd as i32 <= 0 {
+                return Ok(());
+            }
+        }
+        _ => {}
+    }
+    if spec.flags & specflag::OPEN != 0 {
+        flags = if spec.flags & specflag::CREAT != 0 {
+            O_CREAT | O_TRUNC | 1
+        } else if spec.flags & specflag::OPEN_HOW != 0 {
+            // SAFETY: struct open_how starts with u64 flags.
+            unsafe {
+                aya_ebpf::helpers::bpf_probe_read_user(arg(&args, spec.flags_arg) as *const u64)
+            }
+            .unwrap_or(0)
+        } else {
+            arg(&args, spec.flags_arg)
+        };
+        if flags & (O_ACCMODE | O_CREAT | O_TRUNC | O_APPEND) == 0 {
+            return Ok(()); // read-only open
+        }
+    } else if spec.flags & specflag::ACCESS != 0 {
+        if arg(&args, spec.mode_arg) & W_OK == 0 {
+            return Ok(());
+        }
+    } else if spec.flags_arg != NO_ARG {
+        flags = arg(&args, spec.flags_arg);
+    }
+    let inf = Inflight {
+        nr: nr as u64,
+        args,
+        flags,
+        obj: 0,
+    };
+    if INFLIGHT.insert(&pid_tgid, &inf, 0).is_err() {
+        count(counter::INFLIGHT_FULL);
+    }
+    Ok(())
+}
+
+/// Raw tracepoint `sys_exit(struct pt_regs *regs, long ret)`.
+#[raw_tracepoint(tracepoint = "sys_exit")]
+pub fn sys_exit(ctx: RawTracePointContext) -> u32 {
+    match try_sys_exit(&ctx) {
+        Ok(()) | Err(_) => 0,
+    }
+}
+
+pub(crate) fn try_sys_exit(ctx: &RawTracePointContext) -> Result<(), i64> {
+    // SAFETY: helper without arguments.
+    let pid_tgid = unsafe { bh::bpf_get_current_pid_tgid() };
+    // SAFETY: the map value is copied out before removal.
+    let Some(inf) = (unsafe { INFLIGHT.get(&pid_tgid) }).copied() else {
+        return Ok(());
+    };
+    let _ = INFLIGHT.remove(&pid_tgid);
+    let ret: i64 = ctx.arg(1);
+    // The entry recorded the syscall number (only hooked ones are stashed).
+    let nr = inf.nr;
+    if nr >= u64::from(SPECS_LEN) {
+        return Ok(());
+    }
+    let Some(spec) = SPECS.get(nr as u32) else {
+        return Ok(());
+    };
+    let Some(cfg) = config() else { return Ok(()) };
+    if spec.argkind == argkind::WRITE_RET {
+        if ret > 0
+            && let Some(st) = FILES.get_ptr_mut(&inf.flags)
+        {
+            let size = rk::<i64>(inf.obj + cfg.offsets.inode_size).unwrap_or(0) as u64;
+            // SAFETY: map value pointer; racing writers only skew counters.
+            unsafe {
+                (*st).bytes += ret as u64;
+                (*st).writes += 1;
+                if size > (*st).max_size {
+                    (*st).max_size = size;
+                }
+            }
+        }
+        return Ok(());
+    }
+    if spec.op == op::EXEC && ret >= 0 {
+        // A successful exec returns into the new image: the name pointer
+        // is gone with the old memory. `sched_exec` recorded it already.
+        return Ok(());
+    }
+    let a = &inf.args;
+    let mode = if spec.mode_arg == NO_ARG {
+        0
+    } else {
+        arg(a, spec.mode_arg)
+    };
+    let Some(jobs) = JOBS.get_ptr_mut(0) else {
+        return Ok(());
+    };
+    // SAFETY: per-CPU slot owned by this program and the `emit` it tail-calls.
+    let mut q = Queue(unsafe { &mut *jobs });
+    q.0.n = 0;
+    q.0.next = 0;
+    match spec.argkind {
+        argkind::FD | argkind::MMAP => {
+            let file = fd_file(&cfg.offsets, arg(a, spec.fd_arg) as i64);
+            if file != 0 {
+                if object_is_new(cfg, spec.op, ret, pid_tgid, file, inf.flags) {
+                    q.object(spec.op, ret, pid_tgid, file, inf.flags, mode);
+                }
+                if spec.argkind == argkind::MMAP && ret >= 0 {
+                    account_write(cfg, arg(a, spec.fd_arg), 0, false, true);
+                }
+            }
+        }
+        argkind::BIND => {
+            let sa = arg(a, 1);
+            // SAFETY: user pointer read through the helper.
+            let fam =
+                unsafe { aya_ebpf::helpers::bpf_probe_read_user(sa as *const u16) }.unwrap_or(0);
+            if fam != AF_UNIX {
+                return Ok(());
+            }
+            let first = unsafe { aya_ebpf::helpers::bpf_probe_read_user((sa + 2) as *const u8) }
+                .unwrap_or(0);
+            if first == 0 {
+                return Ok(()); // abstract socket: no filesystem path
+            }
+            q.named(spec.op, ret, pid_tgid, AT_FDCWD, sa + 2, SUN_PATH_MAX, 0, 0);
+        }
+        _ => {
+            let mut opc = spec.op;
+            if spec.flags & specflag::UNLINKAT != 0 && inf.flags & AT_REMOVEDIR != 0 {
+                opc = op::RMDIR;
+            }
+            if spec.op == op::OPEN_WRITE && ret >= 0 {
+                // Success: the new fd names the canonical object (symlinks,
+                // `..` and bind mounts already resolved by the kernel).
+                let file = fd_file(&cfg.offsets, ret);
+                if file != 0 {
+                    let ident = file_ident(&cfg.offsets, file);
+                    if FILES.get_ptr(&ident).is_none()
+                        && FILES
+                            .insert(&ident, &FileStats::default(), BPF_NOEXIST)
+                            .is_err()
+                        && FILES.get_ptr(&ident).is_none()
+                    {
+                        count(counter::FILES_FULL);
+                    }
+                    if object_is_new(cfg, opc, ret, pid_tgid, file, inf.flags) {
+                        q.object(opc, ret, pid_tgid, file, inf.flags, mode);
+                    }
+                    return q.run(ctx);
+                }
+            }
+            let dirfd = if spec.dirfd_arg == NO_ARG {
+                AT_FDCWD
+            } else {
+                arg(a, spec.dirfd_arg) as i64
+            };
+            let name_ptr = if spec.name_arg == NO_ARG {
+                0
+            } else {
+                arg(a, spec.name_arg)
+            };
+            if spec.flags & specflag::SECOND_ONLY == 0 {
+                let empty_fd = spec.flags & specflag::EMPTY_IS_FD != 0
+                    && (name_ptr == 0 || inf.flags & AT_EMPTY_PATH != 0);
+                if empty_fd {
+                    let file = fd_file(&cfg.offsets, dirfd);
+                    if file != 0 && object_is_new(cfg, opc, ret, pid_tgid, file, inf.flags) {
+                        q.object(opc, ret, pid_tgid, file, inf.flags, mode);
+                    }
+                } else if name_ptr != 0 {
+                    q.named(
+                        opc,
+                        ret,
+                        pid_tgid,
+                        dirfd,
+                        name_ptr,
+                        PATH_MAX as u32,
+                        inf.flags,
+                        mode,
+                    );
+                }
+            }
+            if spec.flags & specflag::TWO_PATHS != 0 {
+                let opc2 = if spec.op == op::RENAME_FROM {
+                    op::RENAME_TO
+                } else {
+                    spec.op
+                };
+                let dirfd2 = if spec.dirfd2_arg == NO_ARG {
+                    AT_FDCWD
+                } else {
+                    arg(a, spec.dirfd2_arg) as i64
+                };
+                let name2 = arg(a, spec.name2_arg);
+                if name2 != 0 {
+                    q.named(
+                        opc2,
+                        ret,
+                        pid_tgid,
+                        dirfd2,
+                        name2,
+                        PATH_MAX as u32,
+                        inf.flags,
+                        0,
+                    );
+                }
+            }
+        }
+    }
+    q.run(ctx)
+}
+
+/// Queue of path jobs for the `emit` program.
+pub(crate) struct Queue<'a>(pub(crate) &'a mut Jobs);
+
+impl Queue<'_> {
+    #[inline(always)]
+    pub(crate) fn push(&mut self, job: Job) {
+        let n = self.0.n;
+        if n == 0 {
+            self.0.items[0] = job;
+        } else if n == 1 {
+            self.0.items[1] = job;
+        } else {
+            return;
+        }
+        self.0.n = n + 1;
+    }
+
+    #[inline(always)]
+    pub(crate) fn object(
+        &mut self,
+        opc: u32,
+        ret: i64,
+        pid_tgid: u64,
+        file: u64,
+        flags: u64,
+        mode: u64,
+    ) {
+        self.push(Job {
+            kind: JOB_OBJECT,
+            opc,
+            ret,
+            pid_tgid,
+            file,
+            dirfd: 0,
+            name_ptr: 0,
+            name_max: 0,
+            _pad: 0,
+            flags,
+            mode,
+        });
+    }
+
+    /// A kernel-string name (`bprm->filename`) relative to the cwd.
+    #[inline(always)]
+    pub(crate) fn named_kernel(&mut self, opc: u32, ret: i64, pid_tgid: u64, name_ptr: u64) {
+        self.named(
+            opc,
+            ret,
+            pid_tgid,
+            AT_FDCWD,
+            name_ptr,
+            PATH_MAX as u32,
+            0,
+            0,
+        );
+        if self.0.n > 0 {
+            let last = (self.0.n - 1) as usize;
+            if last == 0 {
+                self.0.items[0].kind = JOB_NAMED_KERNEL;
+            } else {
+                self.0.items[1].kind = JOB_NAMED_KERNEL;
+            }
+        }
+    }
+
+    #[inline(always)]
+    #[allow(clippy::too_many_arguments)]
+    pub(crate) fn named(
+        &mut self,
+        opc: u32,
+        ret: i64,
+        pid_tgid: u64,
+        dirfd: i64,
+        name_ptr: u64,
+        name_max: u32,
+        flags: u64,
+        mode: u64,
+    ) {
+        self.push(Job {
+            kind: JOB_NAMED,
+            opc,
+            ret,
+            pid_tgid,
+            file: 0,
+            dirfd,
+            name_ptr,
+            name_max,
+            _pad: 0,
+            flags,
+            mode,
+        });
+    }
+
+    #[inline(always)]
+    pub(crate) fn run(self, ctx: &RawTracePointContext) -> Result<(), i64> {
+        if self.0.n > 0 {
+            // SAFETY: JUMP slot 0 holds `emit`, a raw tracepoint program
+            // taking the same context. A tail call only returns on failure
+            // (slot empty, or the 33-call chain limit): nothing is emitted.
+            let _ = unsafe { JUMP.tail_call(ctx, JUMP_EMIT) };
+            count(counter::TAIL_CALL_FAILS);
+        }
+        Ok(())
+    }
+}
