@@ -570,6 +570,10 @@ pub struct TraceStats {
     /// submitted through io_uring are not traced.
     #[serde(default)]
     pub io_uring_setups: u64,
+    /// Instructions the kernel's verifier processed for each eBPF program
+    /// at load (its budget is 1M per program; kernels >= 5.16 report it).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub verified_insns: BTreeMap<String, u32>,
 }
 
 /// Metadata of the run that produced the observations (not `Eq`: it holds

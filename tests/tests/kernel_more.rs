@@ -199,3 +199,33 @@ fn a_script_the_container_writes_and_runs_gets_an_exec_mount_that_runs_read_only
     );
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+#[test]
+fn every_program_stays_well_inside_the_verifier_budget() {
+    require_privileged();
+    let _g = ContainerGuard::new();
+    let r = profile_json(&["--duration", "2s", roprof_tests::BUSYBOX_IMAGE, "true"]);
+    let v = r["stats"]["verified_insns"]
+        .as_object()
+        .unwrap_or_else(|| panic!("stats.verified_insns is reported: {}", r["stats"]));
+    eprintln!("verified instructions per program (budget 1,000,000): {v:?}");
+    for prog in [
+        "sys_enter",
+        "sys_exit",
+        "emit",
+        "walk_prog",
+        "sched_exec",
+        "sched_fork",
+        "sched_exit",
+        "cgroup_mkdir",
+    ] {
+        let n = v
+            .get(prog)
+            .and_then(serde_json::Value::as_u64)
+            .unwrap_or_else(|| panic!("no verified instruction count for {prog}: {v:?}"));
+        assert!(
+            n < 800_000,
+            "{prog} took {n} of the verifier's 1,000,000 instructions: one more branch in the walk or the name hash may make loading fail with E2BIG"
+        );
+    }
+}

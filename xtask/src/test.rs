@@ -109,6 +109,7 @@ pub fn test(harness_args: &[String]) -> Result<bool> {
                         .env("ROPROF_BIN", &bin)
                         .env("ROPROF_PRIVILEGED_TESTS", "1"),
                 ));
+                print_verifier_budget(&bin);
             }
             Err(_) => phases.push(not_run("privileged tests", "roprof did not build")),
         }
@@ -212,6 +213,33 @@ fn parse_result_line(line: &str) -> Option<Counts> {
         }
     }
     Some(counts)
+}
+
+/// Prints the instructions the kernel's verifier processed per program (a
+/// privileged test fails past 800k of the 1M budget; this shows the margin
+/// on every run, so a change that eats into it is seen before E2BIG).
+fn print_verifier_budget(bin: &std::path::Path) {
+    let out = Command::new(bin)
+        .args(["profile", "--quiet", "--format", "json", "--duration", "2s"])
+        .args(["roprof-fixture/busybox:latest", "true"])
+        .env("ROPROF_TEST_LABEL", "xtask")
+        .stdin(Stdio::null())
+        .stderr(Stdio::null())
+        .output();
+    let counts = out.ok().and_then(|o| {
+        let r: serde_json::Value = serde_json::from_slice(&o.stdout).ok()?;
+        let m = r["stats"]["verified_insns"].as_object()?.clone();
+        Some(
+            m.iter()
+                .map(|(k, v)| format!("{k} {}", v.as_u64().unwrap_or(0)))
+                .collect::<Vec<_>>()
+                .join(", "),
+        )
+    });
+    match counts {
+        Some(c) => eprintln!("xtask: verified instructions per eBPF program (budget 1000000): {c}"),
+        None => eprintln!("xtask: verified instruction counts unavailable"),
+    }
 }
 
 fn print_summary(phases: &[Phase]) {

@@ -9,7 +9,7 @@ pub mod btf;
 pub mod collect;
 pub mod specs;
 
-use std::collections::HashMap as StdHashMap;
+use std::collections::{BTreeMap, HashMap as StdHashMap};
 
 use aya::{
     Ebpf, EbpfLoader,
@@ -104,6 +104,7 @@ pub struct Tracer {
     ebpf: Ebpf,
     ring: Option<RingBuf<MapData>>,
     attached: usize,
+    verified: BTreeMap<String, u32>,
 }
 
 impl Tracer {
@@ -198,9 +199,20 @@ impl Tracer {
         .map_err(map_err(MAP_EVENTS))?;
 
         let mut attached = 0;
+        // Instructions the verifier processed per program (kernels >= 5.16
+        // report it): `emit` is close to the 1M budget, so this is shown to
+        // warn before a change makes loading fail with E2BIG.
+        let mut verified = BTreeMap::new();
         for (slot, name) in [(JUMP_EMIT, PROG_EMIT), (JUMP_WALK, PROG_WALK)] {
             let prog: &mut RawTracePoint = program(&mut ebpf, name)?;
             prog.load().map_err(prog_err(name, "load"))?;
+            if let Some(n) = prog
+                .info()
+                .ok()
+                .and_then(|i| i.verified_instruction_count())
+            {
+                verified.insert(name.to_owned(), n);
+            }
             let fd = prog
                 .fd()
                 .map_err(prog_err(name, "expose its fd"))?
@@ -231,6 +243,13 @@ impl Tracer {
         ] {
             let prog: &mut RawTracePoint = program(&mut ebpf, name)?;
             prog.load().map_err(prog_err(name, "load"))?;
+            if let Some(n) = prog
+                .info()
+                .ok()
+                .and_then(|i| i.verified_instruction_count())
+            {
+                verified.insert(name.to_owned(), n);
+            }
             prog.attach(tp).map_err(prog_err(
                 name,
                 &format!("attach to the raw tracepoint {tp}"),
@@ -241,7 +260,15 @@ impl Tracer {
             ebpf,
             ring: Some(ring),
             attached,
+            verified,
         })
+    }
+
+    /// Instructions the verifier processed, per program (empty on kernels
+    /// that do not report it).
+    #[must_use]
+    pub fn verified_insns(&self) -> &BTreeMap<String, u32> {
+        &self.verified
     }
 
     /// Number of attached hooks.
@@ -292,6 +319,7 @@ impl Tracer {
                 dedup_full: c[counter::DEDUP_FULL],
                 peak_rss_kib: 0,
                 io_uring_setups: c[counter::IO_URING_SETUPS],
+                verified_insns: self.verified.clone(),
             },
         ))
     }
