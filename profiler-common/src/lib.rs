@@ -127,7 +127,9 @@ pub mod op {
     pub const BIND: u32 = 16;
     /// access/faccessat/faccessat2 with `W_OK` (a probe, not a need).
     pub const ACCESS_W: u32 = 17;
-    /// write family on a file opened for writing (accounted in `FILES`).
+    /// write family on a file opened for writing (accounted in `FILES`); as
+    /// a record, only in attach mode: the first write through a file opened
+    /// before tracing began.
     pub const WRITE: u32 = 18;
     /// fsync/fdatasync/syncfs on a file.
     pub const FSYNC: u32 = 19;
@@ -349,6 +351,10 @@ pub struct Offsets {
     pub inode_size: u64,
     /// `mm_struct.exe_file`.
     pub mm_exe_file: u64,
+    /// `file.f_mode` (fmode_t, u32).
+    pub file_mode: u64,
+    /// `inode.i_mode` (u16).
+    pub inode_mode: u64,
     /// `dentry.d_name` + `qstr.hash_len` (the name's hash and length, u64).
     pub dentry_hash_len: u64,
     /// `linux_binprm.filename` (the name exec was called with).
@@ -386,6 +392,12 @@ pub struct Config {
     pub match_container_id: u32,
     /// 1: dedupe in the kernel (off only for benchmarks of raw event rates).
     pub dedupe: u32,
+    /// 1 (attach mode): a write through a file that is not in `FILES` is
+    /// checked for a regular file opened for writing; such a file was opened
+    /// before tracing began, and is recorded at its first write.
+    pub pre_opened: u32,
+    /// Padding, always 0.
+    pub _pad: u32,
 }
 
 /// Bits of [`EventHeader::status`].
@@ -492,7 +504,7 @@ mod layout {
     const _: () = assert!(size_of::<FileStats>() == 32);
     const _: () = assert!(size_of::<Counters>() == 8 * counter::COUNT);
     const _: () = assert!(size_of::<Offsets>() % 8 == 0);
-    const _: () = assert!(size_of::<Config>() == size_of::<Offsets>() + 8);
+    const _: () = assert!(size_of::<Config>() == size_of::<Offsets>() + 16);
     const _: () = assert!(size_of::<EventHeader>() == 96);
     const _: () = assert!(offset_of!(EventHeader, ret) == 8);
     const _: () = assert!(offset_of!(EventHeader, key) == 16);

@@ -88,6 +88,11 @@ pub(crate) const O_CREAT: u64 = profiler_common::O_CREAT as u64;
 pub(crate) const O_TRUNC: u64 = profiler_common::O_TRUNC as u64;
 pub(crate) const O_APPEND: u64 = profiler_common::O_APPEND as u64;
 pub(crate) const W_OK: u64 = 2;
+/// `file.f_mode` bit of a file opened for writing.
+pub(crate) const FMODE_WRITE: u32 = 0x2;
+/// `S_IFMT` and `S_IFREG` of `inode.i_mode`.
+pub(crate) const S_IFMT: u32 = 0o170_000;
+pub(crate) const S_IFREG: u32 = 0o100_000;
 pub(crate) const PROT_EXEC: u64 = 4;
 pub(crate) const AF_UNIX: u16 = 1;
 pub(crate) const SUN_PATH_MAX: u32 = 108;

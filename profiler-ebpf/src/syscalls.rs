@@ -17,16 +17,19 @@ pub(crate) fn arg(args: &[u64; 6], idx: u8) -> u64 {
     }
 }
 
+/// Accounts a write-family call on `fd` to its file's `FILES` entry.
+/// Returns the `struct file *` when the file has no entry (not opened for
+/// writing while traced), else 0.
 #[inline(always)]
-pub(crate) fn account_write(cfg: &Config, fd: u64, len: u64, fsync: bool, exec_map: bool) {
+pub(crate) fn account_write(cfg: &Config, fd: u64, len: u64, fsync: bool, exec_map: bool) -> u64 {
     let o = &cfg.offsets;
     let file = fd_file(o, fd as i64);
     if file == 0 {
-        return;
+        return 0;
     }
     let ident = file_ident(o, file);
     let Some(st) = FILES.get_ptr_mut(&ident) else {
-        return;
+        return file;
     };
     // SAFETY: map value pointer; racing writers only skew counters.
     unsafe {
@@ -47,6 +50,58 @@ pub(crate) fn account_write(cfg: &Config, fd: u64, len: u64, fsync: bool, exec_m
             }
         }
     }
+    0
+}
+
+/// Attach mode: a write through `file`, which has no `FILES` entry. When it
+/// is a regular file opened for writing, it was opened before tracing
+/// began: give it an entry (with this write) and record it once, as a
+/// `WRITE` on the object, so its path is reported. Sockets and pipes (most
+/// writes of a server) leave after the two mode reads.
+#[inline(always)]
+fn adopt_pre_opened(
+    ctx: &RawTracePointContext,
+    cfg: &Config,
+    pid_tgid: u64,
+    file: u64,
+    len: u64,
+) -> Result<(), i64> {
+    let o = &cfg.offsets;
+    let fmode = rk::<u32>(file + o.file_mode)?;
+    if fmode & FMODE_WRITE == 0 {
+        return Ok(());
+    }
+    let inode = rk::<u64>(file + o.file_inode)?;
+    let imode = rk::<u16>(inode + o.inode_mode)?;
+    if u32::from(imode) & S_IFMT != S_IFREG {
+        return Ok(());
+    }
+    let size = rk::<i64>(inode + o.inode_size).unwrap_or(0) as u64;
+    let st = FileStats {
+        bytes: len,
+        max_size: size + len,
+        writes: 1,
+        fsynced: 0,
+        exec_mapped: 0,
+    };
+    if FILES
+        .insert(&file_ident(o, file), &st, BPF_NOEXIST)
+        .is_err()
+    {
+        return Ok(()); // another CPU adopted it first, or the map is full
+    }
+    if !object_is_new(cfg, op::WRITE, 0, pid_tgid, file, 1) {
+        return Ok(());
+    }
+    let Some(jobs) = JOBS.get_ptr_mut(0) else {
+        return Ok(());
+    };
+    // SAFETY: per-CPU slot owned by this program and the `emit` it tail-calls.
+    let mut q = Queue(unsafe { &mut *jobs });
+    q.0.n = 0;
+    q.0.next = 0;
+    q.object(op::WRITE, 0, pid_tgid, file, 1, 0);
+    q.run(ctx)
 }
 
 /// Raw tracepoint `sys_enter(struct pt_regs *regs, long id)`: every
@@ -126,7 +181,10 @@ pub(crate) fn try_sys_enter(ctx: &RawTracePointContext) -> Result<(), i64> {
             } else {
                 arg(&args, spec.mode_arg)
             };
-            account_write(cfg, arg(&args, spec.fd_arg), len, false, false);
+            let unknown = account_write(cfg, arg(&args, spec.fd_arg), len, false, false);
+            if unknown != 0 && cfg.pre_opened != 0 {
+                return adopt_pre_opened(ctx, cfg, pid_tgid, unknown, len);
+            }
             return Ok(());
         }
         argkind::FSYNC => {

@@ -439,3 +439,78 @@ fn attach_profiles_a_running_container_from_now_on() {
         "attach leaves the container running"
     );
 }
+
+#[test]
+fn attach_sees_writes_through_files_opened_before_it_and_respects_the_containers_mounts() {
+    require_privileged();
+    let _g = ContainerGuard::new();
+    let name = unique_name("attach-pre");
+    // fd 3 is opened (append) before roprof attaches, then written every
+    // 0.2 s: a log file a server opened at start. /data is the container's
+    // own volume, /scratch its own tmpfs; both are written during the window.
+    let owner = roprof_tests::owner_label();
+    docker_ok([
+        "run",
+        "-d",
+        "--label",
+        roprof_tests::TEST_LABEL,
+        "--label",
+        owner.as_str(),
+        "--name",
+        &name,
+        "-v",
+        "/data",
+        "--tmpfs",
+        "/scratch",
+        "roprof-fixture/busybox:latest",
+        "sh",
+        "-c",
+        "mkdir -p /srv/logs; exec 3>>/srv/logs/app.log; sleep 2; \
+         while true; do echo line >&3; echo d > /data/x; echo s > /scratch/y; sleep 0.2; done",
+    ]);
+    std::thread::sleep(Duration::from_secs(4));
+    let (code, out, err) = roprof([
+        "attach",
+        "--quiet",
+        "--format",
+        "json",
+        "--duration",
+        "3s",
+        &name,
+    ]);
+    docker_ok(["rm", "-f", "-v", &name]);
+    assert_eq!(code, 0, "stderr:\n{err}");
+    let r: serde_json::Value = serde_json::from_str(&out).expect("a JSON report");
+    let log = r["paths"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|p| p["path"] == "/srv/logs/app.log")
+        .unwrap_or_else(|| {
+            panic!(
+                "writes through a file opened before the attach are seen; paths: {}",
+                r["paths"]
+            )
+        });
+    assert!(
+        log["ops"]["write"]["ok"].as_u64().unwrap_or(0) >= 5
+            && log["bytes_written"].as_u64().unwrap_or(0) >= 25,
+        "every write through the pre-opened fd is counted (~15 in 3 s, 5 bytes each): {log}"
+    );
+    let targets: Vec<&str> = r["plan"]["mounts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|m| m["target"].as_str())
+        .collect();
+    assert!(
+        targets.contains(&"/srv/logs") || targets.contains(&"/srv"),
+        "the log directory gets a mount: {targets:?}"
+    );
+    for own in ["/data", "/scratch"] {
+        assert!(
+            !targets.iter().any(|t| t.starts_with(own)),
+            "no mount is proposed over the container's own {own}: {targets:?}"
+        );
+    }
+}

@@ -39,9 +39,18 @@ pub struct AttachArgs {
 /// Runs `attach`.
 pub async fn run(args: &AttachArgs) -> anyhow::Result<i32> {
     let engine = Engine::connect().await?;
+    // The container's own volumes and tmpfs mounts: the plan must not
+    // propose a mount over them (they are writable already).
+    let id = engine.resolve(&args.container).await?;
+    let (volumes, tmpfs) = engine.mounts_of(&id).await?;
+    let run = RunOptions {
+        volumes,
+        tmpfs,
+        ..RunOptions::default()
+    };
     let cfg = RunConfig {
         image: String::new(),
-        run: RunOptions::default(),
+        run: run.clone(),
         env: ContainerEnv::default(),
         duration: args.duration,
         stop_timeout: 10,
@@ -56,7 +65,7 @@ pub async fn run(args: &AttachArgs) -> anyhow::Result<i32> {
         ringbuf_bytes: None,
     };
     let out = session::attach(&engine, &cfg, &args.container).await?;
-    let mut report = session::report(out, RunOptions::default(), Settings::default());
+    let mut report = session::report(out, run, Settings::default());
     report.stats.peak_rss_kib = super::render::peak_rss_kib().unwrap_or(0);
     eprintln!("roprof: attached mid-run: writes before the attach were not seen");
     super::render::print_report(&report, args.format)?;

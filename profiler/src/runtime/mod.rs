@@ -346,6 +346,47 @@ impl Engine {
         Ok(i.state.and_then(|s| s.pid).unwrap_or(0))
     }
 
+    /// The writable mounts a running container already has, as run
+    /// options (`-v SRC:DST` and `--tmpfs DST[:OPTS]`), so that `attach`
+    /// never proposes a mount over them.
+    pub async fn mounts_of(&self, id: &str) -> Result<(Vec<String>, Vec<String>), RuntimeError> {
+        let i = self
+            .docker
+            .inspect_container(id, None::<InspectContainerOptions>)
+            .await
+            .map_err(call(format!("inspecting container {id}")))?;
+        let mut volumes = Vec::new();
+        let mut tmpfs: Vec<String> = i
+            .host_config
+            .and_then(|h| h.tmpfs)
+            .map(|t| {
+                t.into_iter()
+                    .map(|(dst, opts)| {
+                        if opts.is_empty() {
+                            dst
+                        } else {
+                            format!("{dst}:{opts}")
+                        }
+                    })
+                    .collect()
+            })
+            .unwrap_or_default();
+        for m in i.mounts.unwrap_or_default() {
+            let Some(dst) = m.destination else { continue };
+            match m.typ.as_deref() {
+                Some("tmpfs") if !tmpfs.iter().any(|t| t.split(':').next() == Some(&dst)) => {
+                    tmpfs.push(dst);
+                }
+                Some("tmpfs") => {}
+                _ => {
+                    let src = m.name.or(m.source).unwrap_or_default();
+                    volumes.push(format!("{src}:{dst}"));
+                }
+            }
+        }
+        Ok((volumes, tmpfs))
+    }
+
     /// The image reference a container runs.
     pub async fn image_of(&self, id: &str) -> Result<String, RuntimeError> {
         let i = self

@@ -273,6 +273,7 @@ pub async fn attach(
         cgroup_ids: vec![cgroup_id],
         pids,
         ringbuf_bytes: cfg.ringbuf_bytes,
+        pre_opened: true,
         ..Default::default()
     })?;
     let run = Observation::begin(tracer)?;

@@ -309,6 +309,8 @@ impl Btf {
             file_inode: self.offset_of("file", &["f_inode"])?,
             inode_size: self.offset_of("inode", &["i_size"])?,
             mm_exe_file: self.offset_of("mm_struct", &["exe_file"])?,
+            file_mode: self.offset_of("file", &["f_mode"])?,
+            inode_mode: self.offset_of("inode", &["i_mode"])?,
             dentry_hash_len: d_name + self.offset_of("qstr", &["hash_len"])?,
             bprm_filename: self.offset_of("linux_binprm", &["filename"])?,
             bprm_interp: self.offset_of("linux_binprm", &["interp"])?,

@@ -154,6 +154,8 @@ fn map_op(kop: u32, flags: u32) -> Option<Op> {
         op::BIND => Op::Bind,
         op::ACCESS_W => Op::AccessW,
         op::MMAP_EXEC => Op::MmapExec,
+        // Attach mode: the first write through a file opened before tracing.
+        op::WRITE => Op::Write,
         op::EXEC => Op::Exec,
         _ => return None,
     })

@@ -97,6 +97,9 @@ pub struct Scope {
     pub no_dedupe: bool,
     /// Ring buffer size in bytes (power of two, at least a page); default 16 MiB.
     pub ringbuf_bytes: Option<u32>,
+    /// Attach mode: files opened for writing before tracing began are
+    /// recognised at their first write (see `Config::pre_opened`).
+    pub pre_opened: bool,
 }
 
 /// Loaded and attached tracer.
@@ -131,6 +134,8 @@ impl Tracer {
             offsets,
             match_container_id: u32::from(scope.container_id.is_some()),
             dedupe: u32::from(!scope.no_dedupe),
+            pre_opened: u32::from(scope.pre_opened),
+            _pad: 0,
         };
         {
             let mut a: Array<_, Config> = Array::try_from(
