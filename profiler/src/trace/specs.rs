@@ -6,7 +6,7 @@ use profiler_common::{NO_ARG, SyscallSpec, argkind, op, specflag};
 /// One hooked syscall.
 #[derive(Clone, Copy, Debug)]
 pub struct Hook {
-    /// Name in `syscalls:sys_enter_<name>`.
+    /// The syscall's name (for messages and tests).
     pub name: &'static str,
     /// Syscall number on this architecture.
     pub nr: i64,
