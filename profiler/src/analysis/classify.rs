@@ -92,6 +92,8 @@ pub fn normalize(observations: &[PathObservation]) -> Vec<PathObservation> {
                 acc.fsynced |= o.fsynced;
                 acc.truncated |= o.truncated;
                 acc.create_mode = acc.create_mode.max(o.create_mode);
+                acc.append_opens += o.append_opens;
+                acc.other_write_opens += o.other_write_opens;
                 if o.first < acc.first {
                     acc.first = o.first.clone();
                 }

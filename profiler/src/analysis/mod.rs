@@ -11,9 +11,18 @@
 //!    and friends on a directory).
 //! 2. [`mounts`]: place each need on the deepest directory that the image
 //!    has and the application neither created nor removed, fold nested
-//!    candidates, merge down to `max_mounts`, choose the kind (tmpfs unless
-//!    image content would be hidden → seeded volume; fsynced or data-service
-//!    data → persistent volume), options and evidence.
+//!    candidates, merge down to `max_mounts`, choose the kind by how long
+//!    the content must live, options and evidence:
+//!    - tmpfs when the image has no files there that the run needs (empty
+//!      directories it used get nested tmpfs mounts; logs it recreates with
+//!      write-only `O_CREAT|O_APPEND` opens need no copy);
+//!    - a volatile seeded volume (fresh per container, filled from the
+//!      image) when a tmpfs would hide image files;
+//!    - a persistent volume only for data that must outlive the container
+//!      (fsynced outside `/run`, `/tmp` and friends, or a data service's
+//!      WORKDIR).
+//! 3. A need whose mount would cover application code gets no mount at
+//!    all (see `unmounted_over_code`).
 //!
 //! Nothing here depends on the order of the observations.
 
@@ -21,6 +30,8 @@ pub mod classify;
 pub mod mounts;
 pub mod paths;
 
+#[cfg(test)]
+mod lifetime_tests;
 #[cfg(test)]
 mod proptests;
 #[cfg(test)]
@@ -36,7 +47,7 @@ use self::{
     paths::canonicalize_config_path,
 };
 use crate::model::{
-    CPath, Exclusion, ImageConfig, ImageListing, MountPlan, PathObservation, RunOptions,
+    CPath, Exclusion, ImageConfig, ImageListing, MountPlan, PathObservation, RunOptions, Unmounted,
 };
 
 /// The warning of a run that wrote nothing.
@@ -110,9 +121,19 @@ pub fn plan(input: &AnalysisInput<'_>) -> MountPlan {
 
     let mut placed = Vec::new();
     let mut at_root = BTreeSet::new();
+    let mut code: BTreeMap<CPath, Option<CPath>> = BTreeMap::new();
+    let mut blocked: BTreeMap<CPath, BTreeSet<CPath>> = BTreeMap::new();
     for need in &cls.needs {
         let o = &cls.observations[need.obs];
         match ctx.mount_point(&need.dir) {
+            Some(point)
+                if code
+                    .entry(point.clone())
+                    .or_insert_with(|| ctx.code_below(&point).cloned())
+                    .is_some() =>
+            {
+                blocked.entry(point).or_default().insert(o.path.clone());
+            }
             Some(point) => placed.push(Placed {
                 need,
                 point,
@@ -137,6 +158,8 @@ pub fn plan(input: &AnalysisInput<'_>) -> MountPlan {
              the image, or point the application elsewhere"
         ));
     }
+
+    let unmounted = unmounted_over_code(&blocked, &code, &mut excluded, &mut warnings);
 
     let mut cands: BTreeMap<CPath, bool> = BTreeMap::new();
     for p in &placed {
@@ -171,7 +194,7 @@ pub fn plan(input: &AnalysisInput<'_>) -> MountPlan {
 
     if cls.needs.is_empty() && cls.excluded_writes == 0 {
         warnings.push(NO_WRITES.to_owned());
-    } else if mounts.is_empty() && at_root.is_empty() {
+    } else if mounts.is_empty() && at_root.is_empty() && unmounted.is_empty() {
         warnings.push(
             "no mount needed: every write lands where the runtime already provides a writable \
              filesystem"
@@ -184,9 +207,70 @@ pub fn plan(input: &AnalysisInput<'_>) -> MountPlan {
     warnings.retain(|w| seen.insert(w.clone()));
     MountPlan {
         mounts,
+        unmounted,
         excluded,
         warnings,
     }
+}
+
+/// The hint for Python's bytecode cache, the common soft write into code.
+pub const PYCACHE_HINT: &str = "set PYTHONDONTWRITEBYTECODE=1: Python then does not write its \
+                                bytecode cache (__pycache__/*.pyc), which it only uses to start \
+                                faster";
+
+/// Writes whose only mount point would cover application code get no
+/// mount: a tmpfs would hide the code, and a volume would keep a stale copy
+/// of it over the next image's. They are left to fail with `EROFS`, which
+/// is harmless when they fail softly (Python's bytecode cache); a
+/// verification run shows whether they do.
+fn unmounted_over_code(
+    blocked: &BTreeMap<CPath, BTreeSet<CPath>>,
+    code: &BTreeMap<CPath, Option<CPath>>,
+    excluded: &mut Vec<Exclusion>,
+    warnings: &mut Vec<String>,
+) -> Vec<Unmounted> {
+    let mut out = Vec::new();
+    for (dir, paths) in blocked {
+        let example = code
+            .get(dir)
+            .and_then(Option::as_ref)
+            .map_or_else(String::new, |c| format!(" ({c})"));
+        let reason = format!(
+            "a mount at {dir} would cover application code{example}: a tmpfs would hide it and a \
+             volume would shadow the next image's code with a stale copy; the writes are left \
+             to fail with EROFS"
+        );
+        let pycache = paths.iter().all(|p| {
+            let b = p.as_bytes();
+            b.ends_with(b".pyc")
+                || b.windows(13).any(|w| w == b"/__pycache__/")
+                || b.ends_with(b"/__pycache__")
+        });
+        let hint = pycache.then(|| PYCACHE_HINT.to_owned());
+        for p in paths {
+            excluded.push(Exclusion {
+                path: p.clone(),
+                reason: format!("no mount: {reason}"),
+            });
+        }
+        warnings.push(format!(
+            "{} write(s) below {dir} get no mount: {reason}{}",
+            paths.len(),
+            hint.as_ref().map_or_else(
+                || "; if the application needs them, have it write outside its code (or give \
+                    the directory it writes to its own place in the image)"
+                    .to_owned(),
+                |h| format!("; {h}")
+            )
+        ));
+        out.push(Unmounted {
+            dir: dir.clone(),
+            paths: paths.iter().cloned().collect(),
+            reason,
+            hint,
+        });
+    }
+    out
 }
 
 /// Directories that are volatile by FHS convention (cleared at boot): an

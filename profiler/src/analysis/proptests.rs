@@ -126,8 +126,13 @@ proptest! {
             prop_assert!(e.is_some_and(|e| e.kind == EntryKind::Dir), "{:?} must be an image dir", m.target);
             for n in &p.mounts {
                 if n.target != m.target && n.target.starts_with(&m.target) {
+                    let persistent_inside = n.kind == MountKind::PersistentVolume
+                        && m.kind != MountKind::PersistentVolume;
+                    let image_dir_in_tmpfs = n.kind == MountKind::Tmpfs
+                        && m.kind == MountKind::Tmpfs
+                        && n.evidence.rule == "image-dir-under-tmpfs";
                     prop_assert!(
-                        n.kind == MountKind::PersistentVolume && m.kind != MountKind::PersistentVolume,
+                        persistent_inside || image_dir_in_tmpfs,
                         "{:?} nested in {:?} with no reason to differ", n.target, m.target
                     );
                 }
@@ -137,7 +142,12 @@ proptest! {
                     .filter(|e| e.path != m.target && e.path.starts_with(&m.target))
                     .collect();
                 prop_assert!(below.iter().all(|e| e.kind == EntryKind::Dir), "tmpfs {:?} hides files", m.target);
-                if !below.is_empty() {
+                // Directories that got a nested tmpfs of their own are not
+                // hidden; the outermost tmpfs notes the rest.
+                let hidden = below
+                    .iter()
+                    .any(|e| !p.mounts.iter().any(|n| n.target == e.path));
+                if hidden && m.evidence.rule != "image-dir-under-tmpfs" {
                     let needle = format!("tmpfs at {}", m.target);
                     prop_assert!(p.warnings.iter().any(|w| w.contains(&needle)), "hidden empty dirs under {:?} must be noted", m.target);
                 }
