@@ -471,7 +471,7 @@ pub enum MountKind {
     /// would shadow the next image's files.
     SeededVolume,
     /// Data that must outlive the container (fsynced, or a data service's
-    /// data): a named volume, a PersistentVolumeClaim in Kubernetes, seeded
+    /// data): a named volume, a `PersistentVolumeClaim` in Kubernetes, seeded
     /// from the image only while empty.
     PersistentVolume,
 }

@@ -70,9 +70,16 @@ const FIXTURES: &[Fixture] = &[
         on_demand: false,
     },
     Fixture {
+        name: "confgen",
+        recipe: Recipe::Dockerfile { base: "nginx" },
+        on_demand: false,
+    },
+    // The privileged tests run the rendered outputs of redis and postgresql
+    // (tests/tests/rendered.rs), so setup builds them too.
+    Fixture {
         name: "redis",
         recipe: Recipe::Dockerfile { base: "debian" },
-        on_demand: true,
+        on_demand: false,
     },
     Fixture {
         name: "memcached",
@@ -87,7 +94,7 @@ const FIXTURES: &[Fixture] = &[
     Fixture {
         name: "postgresql",
         recipe: Recipe::Dockerfile { base: "debian" },
-        on_demand: true,
+        on_demand: false,
     },
 ];
 

@@ -32,7 +32,18 @@ pub fn setup() -> Result<()> {
     })?;
     step("kernel BTF and cgroup v2", check_kernel)?;
     docker_step()?;
+    step("docker-compose", ensure_compose)?;
     images::build(&[], false)
+}
+
+/// Debian's `docker-compose` (1.29): the privileged tests run roprof's
+/// compose output with it (tests/tests/rendered.rs).
+fn ensure_compose() -> Result<String> {
+    if cmd::which("docker-compose").is_some() {
+        return Ok("ok (already present)".into());
+    }
+    cmd::apt_install(&["docker-compose"], "running the rendered compose files")?;
+    Ok("installed docker-compose".into())
 }
 
 /// Installs the Docker engine if needed and starts dockerd if it does not

@@ -286,3 +286,39 @@ fn merging_for_a_budget_never_mounts_over_code() {
         p.warnings
     );
 }
+
+#[test]
+fn writes_leave_one_out_showed_soft_get_no_mount_and_a_hint() {
+    let l = listing(dirs(&["/srv/app/__pycache__", "/var/cache/app"]));
+    let o = [
+        obs(
+            "/srv/app/__pycache__/m.cpython-311.pyc",
+            &[Op::Create, Op::Write],
+        ),
+        obs("/var/cache/app/c", &[Op::Create]),
+    ];
+    let mut settings = Settings::default();
+    settings.soft.insert(CPath::from("/srv/app/__pycache__"));
+    settings.soft.insert(CPath::from("/var/cache/app"));
+    let p = plan(&AnalysisInput {
+        observations: &o,
+        listing: &l,
+        config: &ImageConfig::default(),
+        run_options: &RunOptions::default(),
+        settings,
+    });
+    assert!(p.mounts.is_empty(), "{:?}", kinds(&p));
+    let hints: Vec<(String, Option<&str>)> = p
+        .unmounted
+        .iter()
+        .map(|u| (u.dir.display(), u.hint.as_deref()))
+        .collect();
+    assert_eq!(
+        hints,
+        [
+            ("/srv/app/__pycache__".to_owned(), Some(PYCACHE_HINT)),
+            ("/var/cache/app".to_owned(), None)
+        ]
+    );
+    assert!(p.unmounted.iter().all(|u| u.reason.contains("fail softly")));
+}

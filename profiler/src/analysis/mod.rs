@@ -47,7 +47,8 @@ use self::{
     paths::canonicalize_config_path,
 };
 use crate::model::{
-    CPath, Exclusion, ImageConfig, ImageListing, MountPlan, PathObservation, RunOptions, Unmounted,
+    CPath, Exclusion, ImageConfig, ImageListing, MountPlan, PathObservation, PlannedMount,
+    RunOptions, Unmounted,
 };
 
 /// The warning of a run that wrote nothing.
@@ -73,6 +74,10 @@ pub struct Settings {
     pub forbid_points: BTreeSet<CPath>,
     /// Mount targets dropped because leave-one-out showed them redundant.
     pub drop: BTreeSet<CPath>,
+    /// Mount targets dropped because leave-one-out showed that without
+    /// them writes fail softly (EROFS, same outcome): recorded in the
+    /// plan's `unmounted`, with a hint when one is known.
+    pub soft: BTreeSet<CPath>,
 }
 
 impl Default for Settings {
@@ -85,6 +90,7 @@ impl Default for Settings {
             force_seed: BTreeSet::new(),
             forbid_points: BTreeSet::new(),
             drop: BTreeSet::new(),
+            soft: BTreeSet::new(),
         }
     }
 }
@@ -159,7 +165,7 @@ pub fn plan(input: &AnalysisInput<'_>) -> MountPlan {
         ));
     }
 
-    let unmounted = unmounted_over_code(&blocked, &code, &mut excluded, &mut warnings);
+    let mut unmounted = unmounted_over_code(&blocked, &code, &mut excluded, &mut warnings);
 
     let mut cands: BTreeMap<CPath, bool> = BTreeMap::new();
     for p in &placed {
@@ -180,17 +186,7 @@ pub fn plan(input: &AnalysisInput<'_>) -> MountPlan {
     }
     let (mut mounts, more) = finalize(&ctx, &set, &placed, &merged);
     warnings.extend(more);
-    mounts.retain(|m| {
-        let drop = input.settings.drop.contains(&m.target);
-        if drop {
-            excluded.push(Exclusion {
-                path: m.target.clone(),
-                reason: "mount dropped: leave-one-out showed the run behaves the same without it"
-                    .into(),
-            });
-        }
-        !drop
-    });
+    leave_out(&mut mounts, &input.settings, &mut excluded, &mut unmounted);
 
     if cls.needs.is_empty() && cls.excluded_writes == 0 {
         warnings.push(NO_WRITES.to_owned());
@@ -211,6 +207,43 @@ pub fn plan(input: &AnalysisInput<'_>) -> MountPlan {
         excluded,
         warnings,
     }
+}
+
+/// Removes the mounts leave-one-out showed redundant (`drop`) or only
+/// covering writes that fail softly (`soft`, recorded as unmounted).
+fn leave_out(
+    mounts: &mut Vec<PlannedMount>,
+    settings: &Settings,
+    excluded: &mut Vec<Exclusion>,
+    unmounted: &mut Vec<Unmounted>,
+) {
+    mounts.retain(|m| {
+        let drop = settings.drop.contains(&m.target);
+        if drop {
+            excluded.push(Exclusion {
+                path: m.target.clone(),
+                reason: "mount dropped: leave-one-out showed the run behaves the same without it"
+                    .into(),
+            });
+        }
+        let soft = settings.soft.contains(&m.target);
+        if soft {
+            let reason = "leave-one-out: without a mount here the writes below fail with EROFS, \
+                          but the exit code and the probe do not change (they fail softly)"
+                .to_owned();
+            excluded.push(Exclusion {
+                path: m.target.clone(),
+                reason: format!("mount dropped: {reason}"),
+            });
+            unmounted.push(Unmounted {
+                dir: m.target.clone(),
+                paths: m.evidence.paths.clone(),
+                hint: is_pycache(&m.evidence.paths).then(|| PYCACHE_HINT.to_owned()),
+                reason,
+            });
+        }
+        !drop && !soft
+    });
 }
 
 /// The hint for Python's bytecode cache, the common soft write into code.
@@ -240,14 +273,9 @@ fn unmounted_over_code(
              volume would shadow the next image's code with a stale copy; the writes are left \
              to fail with EROFS"
         );
-        let pycache = paths.iter().all(|p| {
-            let b = p.as_bytes();
-            b.ends_with(b".pyc")
-                || b.windows(13).any(|w| w == b"/__pycache__/")
-                || b.ends_with(b"/__pycache__")
-        });
-        let hint = pycache.then(|| PYCACHE_HINT.to_owned());
-        for p in paths {
+        let paths: Vec<CPath> = paths.iter().cloned().collect();
+        let hint = is_pycache(&paths).then(|| PYCACHE_HINT.to_owned());
+        for p in &paths {
             excluded.push(Exclusion {
                 path: p.clone(),
                 reason: format!("no mount: {reason}"),
@@ -265,12 +293,23 @@ fn unmounted_over_code(
         ));
         out.push(Unmounted {
             dir: dir.clone(),
-            paths: paths.iter().cloned().collect(),
+            paths,
             reason,
             hint,
         });
     }
     out
+}
+
+/// True when every path is Python's bytecode cache.
+fn is_pycache(paths: &[CPath]) -> bool {
+    !paths.is_empty()
+        && paths.iter().all(|p| {
+            let b = p.as_bytes();
+            b.ends_with(b".pyc")
+                || b.ends_with(b"/__pycache__")
+                || b.windows(13).any(|w| w == b"/__pycache__/")
+        })
 }
 
 /// Directories that are volatile by FHS convention (cleared at boot): an

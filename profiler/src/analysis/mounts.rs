@@ -522,50 +522,7 @@ fn evidence_for(
     } else if mine.iter().any(|p| p.point != *target) {
         reason.push_str(" Nested candidates are folded into it.");
     }
-    let plural = |n: usize, one: &'static str, many: &'static str| if n == 1 { one } else { many };
-    match kind {
-        MountKind::Tmpfs if content.entries == 0 => {
-            reason.push_str(" tmpfs: the image has nothing there to hide.");
-        }
-        MountKind::Tmpfs => {
-            reason.push_str(" tmpfs: the image has no files there that the run needs");
-            if content.recreated > 0 {
-                let _ = write!(
-                    reason,
-                    " ({} log file{} the application opens write-only with O_CREAT|O_APPEND \
-                     and creates again)",
-                    content.recreated,
-                    plural(content.recreated, "", "s")
-                );
-            }
-            if content.used_dirs > 0 {
-                let _ = write!(
-                    reason,
-                    "; the {} image director{} it used get{} a nested tmpfs",
-                    content.used_dirs,
-                    plural(content.used_dirs, "y", "ies"),
-                    plural(content.used_dirs, "s", "")
-                );
-            }
-            reason.push('.');
-        }
-        MountKind::SeededVolume if content.hidden_files == 0 => reason.push_str(
-            " Volatile seeded volume (fresh for each container, filled from the image): a \
-             verification run showed that an empty mount breaks the run here.",
-        ),
-        MountKind::SeededVolume => {
-            let _ = write!(
-                reason,
-                " Volatile seeded volume (fresh for each container, filled from the image): the \
-                 image has {} file{} there that an empty mount would hide.",
-                content.hidden_files,
-                plural(content.hidden_files, "", "s")
-            );
-        }
-        MountKind::PersistentVolume => {
-            reason.push_str(" Persistent volume: the data must outlive the container.");
-        }
-    }
+    reason.push_str(&kind_reason(kind, content));
     Evidence {
         rule: rule.to_owned(),
         reason,
@@ -574,4 +531,54 @@ fn evidence_for(
         processes: processes.into_iter().collect(),
         peak_bytes: peak_bytes(below),
     }
+}
+
+/// The sentence of the evidence that says why the mount has its kind.
+fn kind_reason(kind: MountKind, content: &Content) -> String {
+    let mut out = String::new();
+    let plural = |n: usize, one: &'static str, many: &'static str| if n == 1 { one } else { many };
+    match kind {
+        MountKind::Tmpfs if content.entries == 0 => {
+            out.push_str(" tmpfs: the image has nothing there to hide.");
+        }
+        MountKind::Tmpfs => {
+            out.push_str(" tmpfs: the image has no files there that the run needs");
+            if content.recreated > 0 {
+                let _ = write!(
+                    out,
+                    " ({} log file{} the application opens write-only with O_CREAT|O_APPEND \
+                     and creates again)",
+                    content.recreated,
+                    plural(content.recreated, "", "s")
+                );
+            }
+            if content.used_dirs > 0 {
+                let _ = write!(
+                    out,
+                    "; the {} image director{} it used get{} a nested tmpfs",
+                    content.used_dirs,
+                    plural(content.used_dirs, "y", "ies"),
+                    plural(content.used_dirs, "s", "")
+                );
+            }
+            out.push('.');
+        }
+        MountKind::SeededVolume if content.hidden_files == 0 => out.push_str(
+            " Volatile seeded volume (fresh for each container, filled from the image): a \
+             verification run showed that an empty mount breaks the run here.",
+        ),
+        MountKind::SeededVolume => {
+            let _ = write!(
+                out,
+                " Volatile seeded volume (fresh for each container, filled from the image): the \
+                 image has {} file{} there that an empty mount would hide.",
+                content.hidden_files,
+                plural(content.hidden_files, "", "s")
+            );
+        }
+        MountKind::PersistentVolume => {
+            out.push_str(" Persistent volume: the data must outlive the container.");
+        }
+    }
+    out
 }

@@ -3,7 +3,7 @@
 //! Every format carries the same mount kinds, by lifetime: tmpfs (Docker
 //! and Compose tmpfs, Kubernetes `emptyDir` in memory), volatile seeded
 //! (anonymous volume; Kubernetes `emptyDir` filled by an initContainer) and
-//! persistent (named volume; Kubernetes PersistentVolumeClaim). Writes the
+//! persistent (named volume; Kubernetes `PersistentVolumeClaim`). Writes the
 //! plan leaves without a mount on purpose are stated in a comment at the top
 //! of the docker, compose and Kubernetes outputs (with a hint when one is
 //! known), and as warnings in the table and Markdown.

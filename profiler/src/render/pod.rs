@@ -5,7 +5,7 @@
 //!
 //! - `emptyDir` (tmpfs and volatile seeded mounts) starts empty, root:root,
 //!   mode 0777 (1777 with `medium: Memory`, a fresh tmpfs);
-//! - a new PersistentVolumeClaim's root is assumed root:root 0755 (what
+//! - a new `PersistentVolumeClaim`'s root is assumed root:root 0755 (what
 //!   common provisioners give; a fresh ext4 volume also holds `lost+found`);
 //! - initContainers run in order, to completion, as the image's user unless
 //!   their `securityContext` says otherwise.
