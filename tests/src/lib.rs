@@ -2,7 +2,7 @@
 //! live in `tests/tests/*.rs` and run through `cargo xtask test`.
 //!
 //! `cargo xtask test` builds the release `roprof`, builds the fixture images
-//! (`roprof-fixture/{busybox,writer,debian,nginx}:latest`), and runs these
+//! (`roprof-fixture/*:latest`, see `tests/fixtures/README.md`), and runs these
 //! tests one at a time as root with `ROPROF_BIN` and
 //! `ROPROF_PRIVILEGED_TESTS=1` set. Each test starts with
 //! [`require_privileged`], which fails the test loudly when that environment

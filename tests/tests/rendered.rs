@@ -355,3 +355,55 @@ fn postgresql_runs_and_writes_from_docker_compose_and_kubernetes_outputs() {
         root: false,
     });
 }
+
+/// The emulation fails what a kubelet fails (issue 15's report): the seed
+/// initContainer roprof used to render (`cp -a` as the image's user) cannot
+/// write into a fresh root-owned claim, fails on the times of an emptyDir's
+/// root, and a copy that succeeds leaves the data directory root-owned,
+/// which PostgreSQL refuses.
+#[test]
+fn kubelet_emulation_fails_the_old_seeding_of_a_non_root_image() {
+    require_privileged();
+    let _g = ContainerGuard::new();
+    let old = |copy: &str, volume: &str| {
+        format!(
+            "apiVersion: apps/v1\nkind: Deployment\nmetadata: {{name: app}}\nspec:\n  \
+             selector: {{matchLabels: {{app: app}}}}\n  template:\n    spec:\n      \
+             containers:\n      - name: app\n        image: {POSTGRESQL_IMAGE}\n        \
+             securityContext: {{readOnlyRootFilesystem: true}}\n        volumeMounts:\n        \
+             - {{name: data, mountPath: /var/lib/postgresql/15/main}}\n        \
+             - {{name: run, mountPath: /run/postgresql}}\n      initContainers:\n      \
+             - name: seed\n        image: {POSTGRESQL_IMAGE}\n        command: [sh, -c, \
+             '{copy}']\n        volumeMounts:\n        \
+             - {{name: data, mountPath: /roprof-seed}}\n      volumes:\n      - name: run\n        \
+             emptyDir: {{medium: Memory}}\n      - name: data\n{volume}"
+        )
+    };
+    let cp_a = "cp -a -- /var/lib/postgresql/15/main/. /roprof-seed/";
+    let claim = "        persistentVolumeClaim: {claimName: data}\n";
+    let empty_dir = "        emptyDir: {}\n";
+    let init_error = |yaml: String, want: &str| {
+        let err = kubelet::run_deployment(&yaml, &[])
+            .err()
+            .unwrap_or_else(|| panic!("expected the old seed to fail ({want})"));
+        assert!(
+            err.0.contains("Init:Error") && err.0.contains(want),
+            "expected the initContainer to fail with {want:?}, as on a kubelet: {err}"
+        );
+    };
+    init_error(old(cp_a, claim), "Permission denied");
+    init_error(
+        old(cp_a, empty_dir),
+        "preserving times for '/roprof-seed/.'",
+    );
+    let entry_by_entry = "find /var/lib/postgresql/15/main/. -mindepth 1 -maxdepth 1 -exec cp -a \
+                          -- {} /roprof-seed/ \\;";
+    let pod = kubelet::run_deployment(&old(entry_by_entry, empty_dir), &[])
+        .unwrap_or_else(|e| panic!("entry by entry, the copy into a 0777 emptyDir succeeds: {e}"));
+    let e = healthy(Check::Postgres, &pod.app, None)
+        .expect_err("postgres must refuse a data directory it does not own");
+    assert!(
+        e.contains("wrong ownership"),
+        "expected PostgreSQL's refusal: {e}"
+    );
+}
