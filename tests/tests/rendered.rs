@@ -360,7 +360,7 @@ fn postgresql_runs_and_writes_from_docker_compose_and_kubernetes_outputs() {
 /// initContainer roprof used to render (`cp -a` as the image's user) cannot
 /// write into a fresh root-owned claim, fails on the times of an emptyDir's
 /// root, and a copy that succeeds leaves the data directory root-owned,
-/// which PostgreSQL refuses.
+/// which `PostgreSQL` refuses.
 #[test]
 fn kubelet_emulation_fails_the_old_seeding_of_a_non_root_image() {
     require_privileged();

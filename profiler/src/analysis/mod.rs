@@ -19,14 +19,15 @@
 //!    - a volatile seeded volume (fresh per container, filled from the
 //!      image) when a tmpfs would hide image files;
 //!    - a persistent volume only for data that must outlive the container
-//!      (fsynced outside `/run`, `/tmp` and friends, or a data service's
-//!      WORKDIR).
+//!      (fsynced outside `/run`, `/tmp` and friends, a data service's
+//!      WORKDIR, or a declared `VOLUME` the run wrote to: see [`declared`]).
 //! 3. A need whose mount would cover application code gets no mount at
 //!    all (see `unmounted_over_code`).
 //!
 //! Nothing here depends on the order of the observations.
 
 pub mod classify;
+pub mod declared;
 pub mod mounts;
 pub mod paths;
 
@@ -173,19 +174,25 @@ pub fn plan(input: &AnalysisInput<'_>) -> MountPlan {
     }
     let mut set = fold_nested(&cands);
     let mut merged = BTreeSet::new();
+    let declared =
+        declared::declared_volume_mounts(&cls, input.listing, input.config, input.run_options);
     if let Some(max) = input.settings.max_mounts {
-        let (s, m, met) = merge_to_budget(&ctx, set, max);
+        // Declared VOLUMEs keep their own mounts: the rest shares what is left.
+        let (s, m, met) = merge_to_budget(&ctx, set, max.saturating_sub(declared.len()));
         set = s;
         merged = m;
         if !met {
             warnings.push(format!(
-                "could not merge down to {max} mount(s) without mounting /: {} remain",
-                set.len()
+                "could not merge down to {max} mount(s) without mounting / or over code: {} \
+                 remain",
+                set.len() + declared.len()
             ));
         }
     }
     let (mut mounts, more) = finalize(&ctx, &set, &placed, &merged);
     warnings.extend(more);
+    mounts.extend(declared);
+    mounts.sort_by(|a, b| a.target.cmp(&b.target));
     leave_out(&mut mounts, &input.settings, &mut excluded, &mut unmounted);
 
     if cls.needs.is_empty() && cls.excluded_writes == 0 {

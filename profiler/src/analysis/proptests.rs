@@ -123,7 +123,11 @@ proptest! {
         for m in &p.mounts {
             prop_assert!(m.target != CPath::from("/"), "never mount /");
             let e = l.entries.get(&m.target);
-            prop_assert!(e.is_some_and(|e| e.kind == EntryKind::Dir), "{:?} must be an image dir", m.target);
+            let declared = m.evidence.rule == "declared-volume";
+            prop_assert!(
+                declared || e.is_some_and(|e| e.kind == EntryKind::Dir),
+                "{:?} must be an image dir (or a declared VOLUME)", m.target
+            );
             for n in &p.mounts {
                 if n.target != m.target && n.target.starts_with(&m.target) {
                     let persistent_inside = n.kind == MountKind::PersistentVolume
@@ -131,8 +135,9 @@ proptest! {
                     let image_dir_in_tmpfs = n.kind == MountKind::Tmpfs
                         && m.kind == MountKind::Tmpfs
                         && n.evidence.rule == "image-dir-under-tmpfs";
+                    let declared_inside = n.evidence.rule == "declared-volume";
                     prop_assert!(
-                        persistent_inside || image_dir_in_tmpfs,
+                        persistent_inside || image_dir_in_tmpfs || declared_inside,
                         "{:?} nested in {:?} with no reason to differ", n.target, m.target
                     );
                 }

@@ -207,15 +207,26 @@ fn planner_table() {
             ..Case::default()
         },
         Case {
-            name: "writes inside a declared VOLUME are excluded",
+            name: "a declared VOLUME written to gets a persistent volume of its own",
             listing: listing(dirs(&["/data"])),
             config: ImageConfig {
                 volumes: vec![CPath::from("/data")],
                 ..ImageConfig::default()
             },
             obs: vec![obs("/data/x", &[Op::Create, Op::Write])],
+            want: vec![("/data", PersistentVolume)],
             excluded: vec!["/data/x"],
-            warning: Some("no mount needed"),
+            ..Case::default()
+        },
+        Case {
+            name: "a declared VOLUME nobody writes to gets nothing",
+            listing: listing(dirs(&["/data", "/var/cache"])),
+            config: ImageConfig {
+                volumes: vec![CPath::from("/data")],
+                ..ImageConfig::default()
+            },
+            obs: vec![obs("/var/cache/x", &[Op::Create])],
+            want: vec![("/var/cache", Tmpfs)],
             ..Case::default()
         },
         Case {
