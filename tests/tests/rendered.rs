@@ -156,16 +156,25 @@ fn healthy(check: Check, container: &str, port: Option<u16>) -> Result<(), Strin
     }
 }
 
+/// A directory removed when dropped, whatever the test's outcome.
+struct TempDir(std::path::PathBuf);
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
 /// Profiles the subject into a fresh directory (every format) and returns it.
-fn profile(s: &Subject) -> std::path::PathBuf {
-    let dir = std::env::temp_dir().join(unique_name("rendered"));
+fn profile(s: &Subject) -> TempDir {
+    let dir = TempDir(std::env::temp_dir().join(unique_name("rendered")));
     let mut args: Vec<String> = ["profile", "--quiet", "--format", "json", "--duration"]
         .iter()
         .map(|a| (*a).to_owned())
         .collect();
     args.push(s.duration.into());
     args.push("-o".into());
-    args.push(dir.display().to_string());
+    args.push(dir.0.display().to_string());
     if let Some((host, inner)) = s.port {
         args.push("-p".into());
         args.push(format!("127.0.0.1:{host}:{inner}"));
@@ -214,7 +223,8 @@ fn assert_lifetimes(dir: &Path) {
 fn run_all(s: &Subject) {
     require_privileged();
     let _g = ContainerGuard::new();
-    let dir = profile(s);
+    let tmp = profile(s);
+    let dir = tmp.0.clone();
     assert_lifetimes(&dir);
     let port = s.port.map(|(h, _)| h);
     let mut failures = Vec::new();
@@ -269,7 +279,7 @@ fn run_all(s: &Subject) {
             Err(e) => failures.push(format!("{file}:\n{yaml}\n=> {e}")),
         }
     }
-    let _ = std::fs::remove_dir_all(&dir);
+    drop(tmp);
     assert!(
         failures.is_empty(),
         "expected {} to run healthy from every rendered output; failed:\n\n{}",
