@@ -12,11 +12,18 @@ use serde::{Deserialize, Deserializer, Serialize, Serializer};
 pub use crate::environment::{EnvValues, EnvVar};
 
 /// Version of the JSON report format. Bump on any incompatible change.
-/// Version 2: `run_options.env` holds names (values only with
-/// `--reveal-env`, marked by `run_options.env_values`), and
-/// `run_options.env_files` the `--env-file` paths. Version 1 reports (env as
-/// `NAME=value` strings) are still read: see [`crate::render::json`].
+///
+/// 2: `run_options.env` holds names (values only with `--reveal-env`,
+/// marked by `run_options.env_values`), and `run_options.env_files` the
+/// `--env-file` paths; `seeded_volume` means a volatile seeded mount (fresh
+/// for each container: an anonymous volume, not a named one), nested tmpfs
+/// mounts may appear, observations count append-only opens, and the plan
+/// lists `unmounted` writes. Version 1 reports (env as `NAME=value`
+/// strings) still load and render: see [`crate::render::json`].
 pub const SCHEMA_VERSION: u32 = 2;
+
+/// The oldest report version this build still reads.
+pub const OLDEST_SCHEMA_VERSION: u32 = 1;
 
 /// An absolute, canonical path inside the container, as raw bytes.
 ///
@@ -285,6 +292,22 @@ pub struct PathObservation {
     /// Mode bits passed at creation (mkdir/open `O_CREAT`), if any.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub create_mode: Option<u32>,
+    /// Successful opens for writing that were write-only with
+    /// `O_CREAT|O_APPEND` and without `O_TRUNC` (how logs are opened).
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub append_opens: u64,
+    /// Successful opens for writing of any other kind (`O_RDWR`, `O_TRUNC`,
+    /// write-only without `O_APPEND`).
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub other_write_opens: u64,
+}
+
+#[expect(
+    clippy::trivially_copy_pass_by_ref,
+    reason = "the signature serde's skip_serializing_if calls"
+)]
+fn is_zero(n: &u64) -> bool {
+    *n == 0
 }
 
 impl PathObservation {
@@ -298,6 +321,25 @@ impl PathObservation {
     #[must_use]
     pub fn any_erofs(&self) -> bool {
         self.ops.values().any(|s| s.errors.contains_key("EROFS"))
+    }
+
+    /// True when every successful change to the path was appending through
+    /// write-only `O_CREAT|O_APPEND` opens, as logs are written: the old
+    /// content is never read back through a write handle, truncated,
+    /// renamed or removed, and a missing file is created, so a fresh empty
+    /// directory does as well as the image's copy. (Read-only opens are not
+    /// traced: a file that is also read elsewhere cannot be told apart.)
+    #[must_use]
+    pub fn append_only(&self) -> bool {
+        self.append_opens > 0
+            && self.other_write_opens == 0
+            && self.ops.iter().all(|(op, s)| {
+                s.ok == 0
+                    || matches!(
+                        op,
+                        Op::Create | Op::OpenWrite | Op::Write | Op::Fsync | Op::AccessW
+                    )
+            })
     }
 }
 
@@ -439,17 +481,24 @@ impl RunOptions {
     }
 }
 
-/// What kind of writable mount the plan proposes.
+/// What kind of writable mount the plan proposes, by how long its content
+/// lives.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum MountKind {
-    /// tmpfs (Kubernetes: emptyDir, `medium: Memory`).
+    /// Empty and fresh for each container (Docker and Compose: tmpfs;
+    /// Kubernetes: emptyDir, `medium: Memory`). Image directories the run
+    /// used below it get nested tmpfs mounts of their own.
     Tmpfs,
-    /// A volume seeded with the image content at that path (Docker: a named
-    /// or anonymous volume copies it on first use; Kubernetes: emptyDir plus
-    /// an initContainer that copies it).
+    /// Volatile seeded: fresh for each container, filled with the image's
+    /// content at that path (Docker: an anonymous volume, `-v /path`;
+    /// Compose: an anonymous volume; Kubernetes: emptyDir plus an
+    /// initContainer that copies it). Never a named volume: a stale copy
+    /// would shadow the next image's files.
     SeededVolume,
-    /// A volume for data that must outlive the container.
+    /// Data that must outlive the container (fsynced, or a data service's
+    /// data): a named volume, a `PersistentVolumeClaim` in Kubernetes, seeded
+    /// from the image only while empty.
     PersistentVolume,
 }
 
@@ -514,11 +563,30 @@ pub struct Exclusion {
     pub reason: String,
 }
 
+/// Writes the plan deliberately leaves without a mount: they will fail with
+/// `EROFS` read-only, which the application is expected to tolerate.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Unmounted {
+    /// The directory a mount would have had to cover.
+    pub dir: CPath,
+    /// The written paths below it.
+    pub paths: Vec<CPath>,
+    /// Why there is no mount.
+    pub reason: String,
+    /// A known way to stop the writes, if there is one
+    /// (`PYTHONDONTWRITEBYTECODE=1`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub hint: Option<String>,
+}
+
 /// The proposed mount set.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct MountPlan {
     /// Mounts, sorted by target.
     pub mounts: Vec<PlannedMount>,
+    /// Writes left without a mount on purpose, and why.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub unmounted: Vec<Unmounted>,
     /// Observed paths that need no mount, and why.
     pub excluded: Vec<Exclusion>,
     /// Things a human should read.

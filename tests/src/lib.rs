@@ -2,11 +2,14 @@
 //! live in `tests/tests/*.rs` and run through `cargo xtask test`.
 //!
 //! `cargo xtask test` builds the release `roprof`, builds the fixture images
-//! (`roprof-fixture/{busybox,writer,debian,nginx}:latest`), and runs these
+//! (`roprof-fixture/*:latest`, see `tests/fixtures/README.md`), and runs these
 //! tests one at a time as root with `ROPROF_BIN` and
 //! `ROPROF_PRIVILEGED_TESTS=1` set. Each test starts with
 //! [`require_privileged`], which fails the test loudly when that environment
 //! is missing: a privileged test never passes by skipping.
+
+pub mod kubelet;
+pub mod pasted;
 
 use std::{
     ffi::OsStr,
@@ -30,6 +33,16 @@ pub const BUSYBOX_IMAGE: &str = "roprof-fixture/busybox:latest";
 pub const NGINX_IMAGE: &str = "roprof-fixture/nginx:latest";
 /// The plain debootstrap fixture.
 pub const DEBIAN_IMAGE: &str = "roprof-fixture/debian:latest";
+/// nginx as www-data rendering its config beside image content (port 8080).
+pub const CONFGEN_IMAGE: &str = "roprof-fixture/confgen:latest";
+/// Debian's redis-server as user redis (port 6379).
+pub const REDIS_IMAGE: &str = "roprof-fixture/redis:latest";
+/// Debian's `PostgreSQL` 15 as user postgres, with its cluster.
+pub const POSTGRESQL_IMAGE: &str = "roprof-fixture/postgresql:latest";
+/// Debian's apache2 (port 80).
+pub const APACHE2_IMAGE: &str = "roprof-fixture/apache2:latest";
+/// Debian's memcached (port 11211).
+pub const MEMCACHED_IMAGE: &str = "roprof-fixture/memcached:latest";
 
 const DOCKER_SOCKET: &str = "/var/run/docker.sock";
 

@@ -173,7 +173,7 @@ fn shutdown_only_writer_is_seen_because_tracing_continues_during_stop() {
 }
 
 #[test]
-fn soft_failing_writer_iterates_to_clean_and_is_reported_optional() {
+fn soft_failing_writer_iterates_to_clean_and_is_reported_optional_with_no_mount() {
     require_privileged();
     let _g = ContainerGuard::new();
     let it = profile_json(&["--mode", "iterate", "--duration", "3s", TRAPS, "soft"]);
@@ -191,6 +191,14 @@ fn soft_failing_writer_iterates_to_clean_and_is_reported_optional() {
     assert!(
         warnings.contains("/var/cache/app is optional"),
         "leave-one-out reports the optional mount: {warnings}"
+    );
+    // Writes that fail softly get no mount (issue 15), and the plan says so.
+    assert_eq!(mounts(&min), [], "the optional mount is not emitted");
+    assert_eq!(
+        min["plan"]["unmounted"][0]["dir"].as_str(),
+        Some("/var/cache/app"),
+        "recorded as unmounted: {}",
+        min["plan"]
     );
     assert_eq!(
         rounds(&min),

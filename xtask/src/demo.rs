@@ -197,7 +197,13 @@ struct RemoveOnDrop {
 
 impl Drop for RemoveOnDrop {
     fn drop(&mut self) {
-        let _ = cmd::output(&mut cmd::docker(["rm", "-f", self.container.as_str()]));
+        // -v: the anonymous volumes of the plan's volatile seeded mounts.
+        let _ = cmd::output(&mut cmd::docker([
+            "rm",
+            "-f",
+            "-v",
+            self.container.as_str(),
+        ]));
         if !self.volumes.is_empty() {
             let _ = cmd::output(cmd::docker(["volume", "rm"]).args(&self.volumes));
         }

@@ -36,9 +36,9 @@ struct Fixture {
     name: &'static str,
     recipe: Recipe,
     /// Built only when asked for by name (`cargo xtask reports` does), not
-    /// by `setup`, `test` or a bare `cargo xtask images`: these are the real
-    /// server images the reports profile, and installing them from apt
-    /// would only slow the test run down.
+    /// by `setup`, `test` or a bare `cargo xtask images`: for images only
+    /// the reports need. (The server images are not: the privileged tests
+    /// run their rendered outputs.)
     on_demand: bool,
 }
 
@@ -70,24 +70,31 @@ const FIXTURES: &[Fixture] = &[
         on_demand: false,
     },
     Fixture {
+        name: "confgen",
+        recipe: Recipe::Dockerfile { base: "nginx" },
+        on_demand: false,
+    },
+    // The privileged tests run the rendered outputs of every server image
+    // (tests/tests/rendered.rs), so setup builds them too.
+    Fixture {
         name: "redis",
         recipe: Recipe::Dockerfile { base: "debian" },
-        on_demand: true,
+        on_demand: false,
     },
     Fixture {
         name: "memcached",
         recipe: Recipe::Dockerfile { base: "debian" },
-        on_demand: true,
+        on_demand: false,
     },
     Fixture {
         name: "apache2",
         recipe: Recipe::Dockerfile { base: "debian" },
-        on_demand: true,
+        on_demand: false,
     },
     Fixture {
         name: "postgresql",
         recipe: Recipe::Dockerfile { base: "debian" },
-        on_demand: true,
+        on_demand: false,
     },
 ];
 

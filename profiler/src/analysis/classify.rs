@@ -92,6 +92,8 @@ pub fn normalize(observations: &[PathObservation]) -> Vec<PathObservation> {
                 acc.fsynced |= o.fsynced;
                 acc.truncated |= o.truncated;
                 acc.create_mode = acc.create_mode.max(o.create_mode);
+                acc.append_opens += o.append_opens;
+                acc.other_write_opens += o.other_write_opens;
                 if o.first < acc.first {
                     acc.first = o.first.clone();
                 }
@@ -142,7 +144,9 @@ pub fn zones(listing: &ImageListing, config: &ImageConfig, run: &RunOptions) -> 
         out.push(Zone {
             root: canonicalize_config_path(listing, v.as_bytes()),
             subtree: true,
-            reason: format!("declared VOLUME {v} (the engine mounts a volume there)"),
+            reason: format!(
+                "declared VOLUME {v} (a persistent volume of its own when the run writes there)"
+            ),
         });
     }
     for v in &run.volumes {
@@ -194,7 +198,7 @@ fn is_dir(listing: &ImageListing, obs: &[PathObservation], i: usize) -> bool {
 
 /// An operation that counts as a need: succeeded, or failed on a read-only
 /// filesystem (a verify round).
-fn needed_ops(o: &PathObservation) -> impl Iterator<Item = Op> + '_ {
+pub(crate) fn needed_ops(o: &PathObservation) -> impl Iterator<Item = Op> + '_ {
     o.ops
         .iter()
         .filter(|(op, s)| op.is_write() && (s.ok > 0 || s.errors.contains_key("EROFS")))

@@ -11,16 +11,28 @@
 //!    and friends on a directory).
 //! 2. [`mounts`]: place each need on the deepest directory that the image
 //!    has and the application neither created nor removed, fold nested
-//!    candidates, merge down to `max_mounts`, choose the kind (tmpfs unless
-//!    image content would be hidden → seeded volume; fsynced or data-service
-//!    data → persistent volume), options and evidence.
+//!    candidates, merge down to `max_mounts`, choose the kind by how long
+//!    the content must live, options and evidence:
+//!    - tmpfs when the image has no files there that the run needs (empty
+//!      directories it used get nested tmpfs mounts; logs it recreates with
+//!      write-only `O_CREAT|O_APPEND` opens need no copy);
+//!    - a volatile seeded volume (fresh per container, filled from the
+//!      image) when a tmpfs would hide image files;
+//!    - a persistent volume only for data that must outlive the container
+//!      (fsynced outside `/run`, `/tmp` and friends, a data service's
+//!      WORKDIR, or a declared `VOLUME` the run wrote to: see [`declared`]).
+//! 3. A need whose mount would cover application code gets no mount at
+//!    all (see `unmounted_over_code`).
 //!
 //! Nothing here depends on the order of the observations.
 
 pub mod classify;
+pub mod declared;
 pub mod mounts;
 pub mod paths;
 
+#[cfg(test)]
+mod lifetime_tests;
 #[cfg(test)]
 mod proptests;
 #[cfg(test)]
@@ -36,7 +48,8 @@ use self::{
     paths::canonicalize_config_path,
 };
 use crate::model::{
-    CPath, Exclusion, ImageConfig, ImageListing, MountPlan, PathObservation, RunOptions,
+    CPath, Exclusion, ImageConfig, ImageListing, MountPlan, PathObservation, PlannedMount,
+    RunOptions, Unmounted,
 };
 
 /// The warning of a run that wrote nothing.
@@ -62,6 +75,10 @@ pub struct Settings {
     pub forbid_points: BTreeSet<CPath>,
     /// Mount targets dropped because leave-one-out showed them redundant.
     pub drop: BTreeSet<CPath>,
+    /// Mount targets dropped because leave-one-out showed that without
+    /// them writes fail softly (EROFS, same outcome): recorded in the
+    /// plan's `unmounted`, with a hint when one is known.
+    pub soft: BTreeSet<CPath>,
 }
 
 impl Default for Settings {
@@ -74,6 +91,7 @@ impl Default for Settings {
             force_seed: BTreeSet::new(),
             forbid_points: BTreeSet::new(),
             drop: BTreeSet::new(),
+            soft: BTreeSet::new(),
         }
     }
 }
@@ -110,9 +128,19 @@ pub fn plan(input: &AnalysisInput<'_>) -> MountPlan {
 
     let mut placed = Vec::new();
     let mut at_root = BTreeSet::new();
+    let mut code: BTreeMap<CPath, Option<CPath>> = BTreeMap::new();
+    let mut blocked: BTreeMap<CPath, BTreeSet<CPath>> = BTreeMap::new();
     for need in &cls.needs {
         let o = &cls.observations[need.obs];
         match ctx.mount_point(&need.dir) {
+            Some(point)
+                if code
+                    .entry(point.clone())
+                    .or_insert_with(|| ctx.code_below(&point).cloned())
+                    .is_some() =>
+            {
+                blocked.entry(point).or_default().insert(o.path.clone());
+            }
             Some(point) => placed.push(Placed {
                 need,
                 point,
@@ -138,40 +166,38 @@ pub fn plan(input: &AnalysisInput<'_>) -> MountPlan {
         ));
     }
 
+    let mut unmounted = unmounted_over_code(&blocked, &code, &mut excluded, &mut warnings);
+
     let mut cands: BTreeMap<CPath, bool> = BTreeMap::new();
     for p in &placed {
         *cands.entry(p.point.clone()).or_default() |= p.persistent;
     }
     let mut set = fold_nested(&cands);
     let mut merged = BTreeSet::new();
+    let declared =
+        declared::declared_volume_mounts(&cls, input.listing, input.config, input.run_options);
     if let Some(max) = input.settings.max_mounts {
-        let (s, m, met) = merge_to_budget(&ctx, set, max);
+        // Declared VOLUMEs keep their own mounts: the rest shares what is left.
+        let (s, m, met) = merge_to_budget(&ctx, set, max.saturating_sub(declared.len()));
         set = s;
         merged = m;
         if !met {
             warnings.push(format!(
-                "could not merge down to {max} mount(s) without mounting /: {} remain",
-                set.len()
+                "could not merge down to {max} mount(s) without mounting / or over code: {} \
+                 remain",
+                set.len() + declared.len()
             ));
         }
     }
     let (mut mounts, more) = finalize(&ctx, &set, &placed, &merged);
     warnings.extend(more);
-    mounts.retain(|m| {
-        let drop = input.settings.drop.contains(&m.target);
-        if drop {
-            excluded.push(Exclusion {
-                path: m.target.clone(),
-                reason: "mount dropped: leave-one-out showed the run behaves the same without it"
-                    .into(),
-            });
-        }
-        !drop
-    });
+    mounts.extend(declared);
+    mounts.sort_by(|a, b| a.target.cmp(&b.target));
+    leave_out(&mut mounts, &input.settings, &mut excluded, &mut unmounted);
 
     if cls.needs.is_empty() && cls.excluded_writes == 0 {
         warnings.push(NO_WRITES.to_owned());
-    } else if mounts.is_empty() && at_root.is_empty() {
+    } else if mounts.is_empty() && at_root.is_empty() && unmounted.is_empty() {
         warnings.push(
             "no mount needed: every write lands where the runtime already provides a writable \
              filesystem"
@@ -184,9 +210,113 @@ pub fn plan(input: &AnalysisInput<'_>) -> MountPlan {
     warnings.retain(|w| seen.insert(w.clone()));
     MountPlan {
         mounts,
+        unmounted,
         excluded,
         warnings,
     }
+}
+
+/// Removes the mounts leave-one-out showed redundant (`drop`) or only
+/// covering writes that fail softly (`soft`, recorded as unmounted).
+fn leave_out(
+    mounts: &mut Vec<PlannedMount>,
+    settings: &Settings,
+    excluded: &mut Vec<Exclusion>,
+    unmounted: &mut Vec<Unmounted>,
+) {
+    mounts.retain(|m| {
+        let drop = settings.drop.contains(&m.target);
+        if drop {
+            excluded.push(Exclusion {
+                path: m.target.clone(),
+                reason: "mount dropped: leave-one-out showed the run behaves the same without it"
+                    .into(),
+            });
+        }
+        let soft = settings.soft.contains(&m.target);
+        if soft {
+            let reason = "leave-one-out: without a mount here the writes below fail with EROFS, \
+                          but the exit code and the probe do not change (they fail softly)"
+                .to_owned();
+            excluded.push(Exclusion {
+                path: m.target.clone(),
+                reason: format!("mount dropped: {reason}"),
+            });
+            unmounted.push(Unmounted {
+                dir: m.target.clone(),
+                paths: m.evidence.paths.clone(),
+                hint: is_pycache(&m.evidence.paths).then(|| PYCACHE_HINT.to_owned()),
+                reason,
+            });
+        }
+        !drop && !soft
+    });
+}
+
+/// The hint for Python's bytecode cache, the common soft write into code.
+pub const PYCACHE_HINT: &str = "set PYTHONDONTWRITEBYTECODE=1: Python then does not write its \
+                                bytecode cache (__pycache__/*.pyc), which it only uses to start \
+                                faster";
+
+/// Writes whose only mount point would cover application code get no
+/// mount: a tmpfs would hide the code, and a volume would keep a stale copy
+/// of it over the next image's. They are left to fail with `EROFS`, which
+/// is harmless when they fail softly (Python's bytecode cache); a
+/// verification run shows whether they do.
+fn unmounted_over_code(
+    blocked: &BTreeMap<CPath, BTreeSet<CPath>>,
+    code: &BTreeMap<CPath, Option<CPath>>,
+    excluded: &mut Vec<Exclusion>,
+    warnings: &mut Vec<String>,
+) -> Vec<Unmounted> {
+    let mut out = Vec::new();
+    for (dir, paths) in blocked {
+        let example = code
+            .get(dir)
+            .and_then(Option::as_ref)
+            .map_or_else(String::new, |c| format!(" ({c})"));
+        let reason = format!(
+            "a mount at {dir} would cover application code{example}: a tmpfs would hide it and a \
+             volume would shadow the next image's code with a stale copy; the writes are left \
+             to fail with EROFS"
+        );
+        let paths: Vec<CPath> = paths.iter().cloned().collect();
+        let hint = is_pycache(&paths).then(|| PYCACHE_HINT.to_owned());
+        for p in &paths {
+            excluded.push(Exclusion {
+                path: p.clone(),
+                reason: format!("no mount: {reason}"),
+            });
+        }
+        warnings.push(format!(
+            "{} write(s) below {dir} get no mount: {reason}{}",
+            paths.len(),
+            hint.as_ref().map_or_else(
+                || "; if the application needs them, have it write outside its code (or give \
+                    the directory it writes to its own place in the image)"
+                    .to_owned(),
+                |h| format!("; {h}")
+            )
+        ));
+        out.push(Unmounted {
+            dir: dir.clone(),
+            paths,
+            reason,
+            hint,
+        });
+    }
+    out
+}
+
+/// True when every path is Python's bytecode cache.
+fn is_pycache(paths: &[CPath]) -> bool {
+    !paths.is_empty()
+        && paths.iter().all(|p| {
+            let b = p.as_bytes();
+            b.ends_with(b".pyc")
+                || b.ends_with(b"/__pycache__")
+                || b.windows(13).any(|w| w == b"/__pycache__/")
+        })
 }
 
 /// Directories that are volatile by FHS convention (cleared at boot): an

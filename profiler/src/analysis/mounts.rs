@@ -13,7 +13,7 @@ use super::{
     paths::{common_ancestor, depth, entries_below, is_root},
 };
 use crate::model::{
-    CPath, EntryKind, Evidence, ImageListing, MountKind, MountOptions, PathObservation,
+    CPath, EntryKind, Evidence, ImageEntry, ImageListing, MountKind, MountOptions, PathObservation,
     PlannedMount,
 };
 
@@ -48,6 +48,30 @@ impl Ctx<'_> {
             .binary_search_by(|o| o.path.cmp(p))
             .ok()
             .map(|i| &self.obs[i])
+    }
+
+    /// True for an image file the run only appended to through log-style
+    /// opens: a fresh mount without it does as well (the application
+    /// creates it again).
+    fn recreated(&self, p: &CPath) -> bool {
+        self.observation(p)
+            .is_some_and(PathObservation::append_only)
+    }
+
+    /// An image file below `dir` that is application code: executed or
+    /// mapped executable in the run, executable by mode, or source, bytecode
+    /// or a library by its name. A mount there would hide the code (tmpfs)
+    /// or, as a volume, keep a stale copy of it over the next image's.
+    #[must_use]
+    pub fn code_below<'s>(&'s self, dir: &'s CPath) -> Option<&'s CPath> {
+        entries_below(self.listing, dir)
+            .find(|e| {
+                e.kind == EntryKind::File
+                    && (e.mode & 0o111 != 0
+                        || is_code_name(e.path.as_bytes())
+                        || self.observation(&e.path).is_some_and(|o| o.executed))
+            })
+            .map(|e| &e.path)
     }
 
     /// True when `dir` may be a mount point: the image has it as a
@@ -86,6 +110,19 @@ impl Ctx<'_> {
             cur = cur.parent();
         }
     }
+}
+
+/// File names that are code whatever their mode: sources, bytecode and
+/// libraries of the usual interpreted and compiled runtimes.
+fn is_code_name(path: &[u8]) -> bool {
+    const EXTENSIONS: &[&[u8]] = &[
+        b".py", b".pyc", b".pyo", b".so", b".js", b".mjs", b".cjs", b".rb", b".php", b".pl",
+        b".pm", b".jar", b".class", b".war", b".lua", b".sh",
+    ];
+    let name = path.rsplit(|b| *b == b'/').next().unwrap_or_default();
+    EXTENSIONS.iter().any(|x| name.ends_with(x))
+        || path.windows(13).any(|w| w == b"/__pycache__/")
+        || name.windows(4).any(|w| w == b".so.")
 }
 
 /// Keeps only the outermost of nested candidates, unless the inner one must
@@ -135,7 +172,7 @@ pub fn merge_to_budget(
                 let Some(point) = ctx.mount_point(&common_ancestor(a, b)) else {
                     continue;
                 };
-                if !seen.insert(point.clone()) {
+                if !seen.insert(point.clone()) || ctx.code_below(&point).is_some() {
                     continue;
                 }
                 let cost = (
@@ -201,28 +238,62 @@ pub fn finalize(
         let content: Vec<_> = entries_below(ctx.listing, target).collect();
         let persistent = *persistent_flag || mine.iter().any(|p| p.persistent);
         let used_dir = |d: &CPath| below.iter().any(|o| o.path.starts_with(d));
-        let needs_seed = content
+        // Image files a fresh mount would lose, except logs the application
+        // recreates (write-only O_CREAT|O_APPEND, never read back through a
+        // write handle): those need no seeding.
+        let hidden_files = content
             .iter()
-            .any(|e| e.kind != EntryKind::Dir || used_dir(&e.path));
+            .filter(|e| e.kind != EntryKind::Dir && !ctx.recreated(&e.path))
+            .count();
+        // Image directories the run used: below a tmpfs each gets a nested
+        // tmpfs of its own, with the image's mode and owner.
+        let used_dirs: Vec<&ImageEntry> = content
+            .iter()
+            .filter(|e| e.kind == EntryKind::Dir && used_dir(&e.path))
+            .copied()
+            .collect();
+        // Seed instead of nesting when a used directory cannot be a mount
+        // point (the app creates or removes it, or a repair forbade it),
+        // when a repair asked for it, or when a mount budget is set (nested
+        // mounts would exceed it).
+        let cannot_nest = !used_dirs.is_empty()
+            && (ctx.settings.max_mounts.is_some()
+                || used_dirs
+                    .iter()
+                    .any(|d| !ctx.eligible(&d.path) || ctx.settings.force_seed.contains(&d.path)));
+        let forced = ctx.settings.force_seed.contains(target) || cannot_nest;
         let kind = if persistent {
             MountKind::PersistentVolume
-        } else if needs_seed || ctx.settings.force_seed.contains(target) {
+        } else if hidden_files > 0 || forced {
             MountKind::SeededVolume
         } else {
             MountKind::Tmpfs
         };
-        if kind == MountKind::Tmpfs && !content.is_empty() {
-            let names: Vec<String> = content.iter().map(|e| e.path.display()).collect();
+        let unused: Vec<&&ImageEntry> = content
+            .iter()
+            .filter(|e| e.kind == EntryKind::Dir && !used_dir(&e.path))
+            .collect();
+        if kind == MountKind::Tmpfs && !unused.is_empty() {
+            let names: Vec<String> = unused.iter().map(|e| e.path.display()).collect();
             warnings.push(format!(
                 "tmpfs at {target} hides {} empty image director{} ({}) that the run did not use; \
                  seed the mount instead if the application needs them",
-                content.len(),
-                if content.len() == 1 { "y" } else { "ies" },
+                unused.len(),
+                if unused.len() == 1 { "y" } else { "ies" },
                 names.join(", ")
             ));
         }
         let options = options_for(ctx, target, &below, &mine, &content, kind);
-        let evidence = evidence_for(ctx, target, &mine, &below, kind, content.len(), merged);
+        let summary = Content {
+            entries: content.len(),
+            hidden_files,
+            recreated: content
+                .iter()
+                .filter(|e| e.kind == EntryKind::File && ctx.recreated(&e.path))
+                .count(),
+            used_dirs: used_dirs.len(),
+        };
+        let evidence = evidence_for(ctx, target, &mine, &below, kind, &summary, merged);
         if persistent {
             let fsynced: Vec<String> = below
                 .iter()
@@ -247,8 +318,66 @@ pub fn finalize(
             options,
             evidence,
         });
+        if kind == MountKind::Tmpfs {
+            mounts.extend(
+                used_dirs
+                    .iter()
+                    .map(|d| nested_tmpfs(ctx, target, d, &below)),
+            );
+        }
     }
+    mounts.sort_by(|a, b| a.target.cmp(&b.target));
     (mounts, warnings)
+}
+
+/// A tmpfs for an image directory the run used below the tmpfs at
+/// `parent`: the directory exists again, with its mode and owner, without
+/// seeding anything.
+fn nested_tmpfs(
+    ctx: &Ctx<'_>,
+    parent: &CPath,
+    dir: &ImageEntry,
+    below: &[&PathObservation],
+) -> PlannedMount {
+    let mine: Vec<&PathObservation> = below
+        .iter()
+        .filter(|o| o.path.starts_with(&dir.path))
+        .copied()
+        .collect();
+    let options = options_for(ctx, &dir.path, &mine, &[], &[], MountKind::Tmpfs);
+    let ops: BTreeSet<_> = mine
+        .iter()
+        .flat_map(|o| {
+            o.ops
+                .iter()
+                .filter(|(_, s)| s.total() > 0)
+                .map(|(op, _)| *op)
+        })
+        .collect();
+    let processes: BTreeSet<String> = mine
+        .iter()
+        .flat_map(|o| [o.first.comm.clone(), o.last.comm.clone()])
+        .filter(|c| !c.is_empty())
+        .collect();
+    PlannedMount {
+        target: dir.path.clone(),
+        kind: MountKind::Tmpfs,
+        shadows_image_content: false,
+        options,
+        evidence: Evidence {
+            rule: "image-dir-under-tmpfs".into(),
+            reason: format!(
+                "The image has {} below the tmpfs at {parent} and the run used it; the parent \
+                 holds no image files, so a tmpfs of its own brings the directory back with \
+                 its mode and owner, and nothing needs seeding.",
+                dir.path
+            ),
+            paths: mine.iter().map(|o| o.path.clone()).collect(),
+            ops: ops.into_iter().collect(),
+            processes: processes.into_iter().collect(),
+            peak_bytes: peak_bytes(&mine),
+        },
+    }
 }
 
 fn options_for(
@@ -256,7 +385,7 @@ fn options_for(
     target: &CPath,
     below: &[&PathObservation],
     mine: &[&Placed<'_>],
-    content: &[&crate::model::ImageEntry],
+    content: &[&ImageEntry],
     kind: MountKind,
 ) -> MountOptions {
     let (mode, uid, gid) = match ctx.listing.entries.get(target) {
@@ -315,13 +444,25 @@ fn peak_bytes(below: &[&PathObservation]) -> u64 {
         .sum()
 }
 
+/// What the image has below a mount, for its evidence.
+struct Content {
+    /// Entries below.
+    entries: usize,
+    /// Files (and links, devices) a fresh mount would lose.
+    hidden_files: usize,
+    /// Log files the application recreates.
+    recreated: usize,
+    /// Directories the run used (nested tmpfs below a tmpfs).
+    used_dirs: usize,
+}
+
 fn evidence_for(
     ctx: &Ctx<'_>,
     target: &CPath,
     mine: &[&Placed<'_>],
     below: &[&PathObservation],
     kind: MountKind,
-    content: usize,
+    content: &Content,
     merged: &BTreeSet<CPath>,
 ) -> Evidence {
     let covered: BTreeSet<usize> = mine.iter().map(|p| p.need.obs).collect();
@@ -381,21 +522,7 @@ fn evidence_for(
     } else if mine.iter().any(|p| p.point != *target) {
         reason.push_str(" Nested candidates are folded into it.");
     }
-    match kind {
-        MountKind::Tmpfs if content > 0 => reason
-            .push_str(" tmpfs: the image has only unused empty directories there, which it hides."),
-        MountKind::Tmpfs => reason.push_str(" tmpfs: the image has nothing there to hide."),
-        MountKind::SeededVolume => {
-            let _ = write!(
-                reason,
-                " Seeded volume: the image has {content} entr{} there that a tmpfs would hide.",
-                if content == 1 { "y" } else { "ies" }
-            );
-        }
-        MountKind::PersistentVolume => {
-            reason.push_str(" Persistent volume: the data must outlive the container.");
-        }
-    }
+    reason.push_str(&kind_reason(kind, content));
     Evidence {
         rule: rule.to_owned(),
         reason,
@@ -404,4 +531,54 @@ fn evidence_for(
         processes: processes.into_iter().collect(),
         peak_bytes: peak_bytes(below),
     }
+}
+
+/// The sentence of the evidence that says why the mount has its kind.
+fn kind_reason(kind: MountKind, content: &Content) -> String {
+    let mut out = String::new();
+    let plural = |n: usize, one: &'static str, many: &'static str| if n == 1 { one } else { many };
+    match kind {
+        MountKind::Tmpfs if content.entries == 0 => {
+            out.push_str(" tmpfs: the image has nothing there to hide.");
+        }
+        MountKind::Tmpfs => {
+            out.push_str(" tmpfs: the image has no files there that the run needs");
+            if content.recreated > 0 {
+                let _ = write!(
+                    out,
+                    " ({} log file{} the application opens write-only with O_CREAT|O_APPEND \
+                     and creates again)",
+                    content.recreated,
+                    plural(content.recreated, "", "s")
+                );
+            }
+            if content.used_dirs > 0 {
+                let _ = write!(
+                    out,
+                    "; the {} image director{} it used get{} a nested tmpfs",
+                    content.used_dirs,
+                    plural(content.used_dirs, "y", "ies"),
+                    plural(content.used_dirs, "s", "")
+                );
+            }
+            out.push('.');
+        }
+        MountKind::SeededVolume if content.hidden_files == 0 => out.push_str(
+            " Volatile seeded volume (fresh for each container, filled from the image): a \
+             verification run showed that an empty mount breaks the run here.",
+        ),
+        MountKind::SeededVolume => {
+            let _ = write!(
+                out,
+                " Volatile seeded volume (fresh for each container, filled from the image): the \
+                 image has {} file{} there that an empty mount would hide.",
+                content.hidden_files,
+                plural(content.hidden_files, "", "s")
+            );
+        }
+        MountKind::PersistentVolume => {
+            out.push_str(" Persistent volume: the data must outlive the container.");
+        }
+    }
+    out
 }

@@ -123,11 +123,21 @@ proptest! {
         for m in &p.mounts {
             prop_assert!(m.target != CPath::from("/"), "never mount /");
             let e = l.entries.get(&m.target);
-            prop_assert!(e.is_some_and(|e| e.kind == EntryKind::Dir), "{:?} must be an image dir", m.target);
+            let declared = m.evidence.rule == "declared-volume";
+            prop_assert!(
+                declared || e.is_some_and(|e| e.kind == EntryKind::Dir),
+                "{:?} must be an image dir (or a declared VOLUME)", m.target
+            );
             for n in &p.mounts {
                 if n.target != m.target && n.target.starts_with(&m.target) {
+                    let persistent_inside = n.kind == MountKind::PersistentVolume
+                        && m.kind != MountKind::PersistentVolume;
+                    let image_dir_in_tmpfs = n.kind == MountKind::Tmpfs
+                        && m.kind == MountKind::Tmpfs
+                        && n.evidence.rule == "image-dir-under-tmpfs";
+                    let declared_inside = n.evidence.rule == "declared-volume";
                     prop_assert!(
-                        n.kind == MountKind::PersistentVolume && m.kind != MountKind::PersistentVolume,
+                        persistent_inside || image_dir_in_tmpfs || declared_inside,
                         "{:?} nested in {:?} with no reason to differ", n.target, m.target
                     );
                 }
@@ -137,7 +147,12 @@ proptest! {
                     .filter(|e| e.path != m.target && e.path.starts_with(&m.target))
                     .collect();
                 prop_assert!(below.iter().all(|e| e.kind == EntryKind::Dir), "tmpfs {:?} hides files", m.target);
-                if !below.is_empty() {
+                // Directories that got a nested tmpfs of their own are not
+                // hidden; the outermost tmpfs notes the rest.
+                let hidden = below
+                    .iter()
+                    .any(|e| !p.mounts.iter().any(|n| n.target == e.path));
+                if hidden && m.evidence.rule != "image-dir-under-tmpfs" {
                     let needle = format!("tmpfs at {}", m.target);
                     prop_assert!(p.warnings.iter().any(|w| w.contains(&needle)), "hidden empty dirs under {:?} must be noted", m.target);
                 }

@@ -164,13 +164,13 @@ fn planner_table() {
             ..Case::default()
         },
         Case {
-            name: "image subdirectory needed beside the write is seeded",
+            name: "image subdirectory used beside the write gets a nested tmpfs, not a seed",
             listing: listing(dirs(&["/srv/app/sock"])),
             obs: vec![
                 obs("/srv/app/log.txt", &[Op::Create, Op::Write]),
                 obs("/srv/app/sock/s", &[Op::Bind]),
             ],
-            want: vec![("/srv/app", SeededVolume)],
+            want: vec![("/srv/app", Tmpfs), ("/srv/app/sock", Tmpfs)],
             ..Case::default()
         },
         Case {
@@ -207,15 +207,26 @@ fn planner_table() {
             ..Case::default()
         },
         Case {
-            name: "writes inside a declared VOLUME are excluded",
+            name: "a declared VOLUME written to gets a persistent volume of its own",
             listing: listing(dirs(&["/data"])),
             config: ImageConfig {
                 volumes: vec![CPath::from("/data")],
                 ..ImageConfig::default()
             },
             obs: vec![obs("/data/x", &[Op::Create, Op::Write])],
+            want: vec![("/data", PersistentVolume)],
             excluded: vec!["/data/x"],
-            warning: Some("no mount needed"),
+            ..Case::default()
+        },
+        Case {
+            name: "a declared VOLUME nobody writes to gets nothing",
+            listing: listing(dirs(&["/data", "/var/cache"])),
+            config: ImageConfig {
+                volumes: vec![CPath::from("/data")],
+                ..ImageConfig::default()
+            },
+            obs: vec![obs("/var/cache/x", &[Op::Create])],
+            want: vec![("/var/cache", Tmpfs)],
             ..Case::default()
         },
         Case {
@@ -272,7 +283,7 @@ fn planner_table() {
                 obs("/var/cache/x", &[Op::Create]),
                 obs("/var/cache/app/y", &[Op::Create]),
             ],
-            want: vec![("/var/cache", SeededVolume)],
+            want: vec![("/var/cache", Tmpfs), ("/var/cache/app", Tmpfs)],
             ..Case::default()
         },
     ];
@@ -454,7 +465,7 @@ fn repair_settings_change_the_plan_as_asked() {
     let mut s = Settings::default();
     s.forbid_points.insert(CPath::from("/var/lib/app"));
     // Moved up to the parent, which then has image content the write needs
-    // (/var/lib/app itself): seeded.
+    // (/var/lib/app itself) that cannot be a mount point of its own: seeded.
     let moved = targets(&with(s));
     assert!(
         moved.contains(&("/var/lib".to_owned(), MountKind::SeededVolume)),

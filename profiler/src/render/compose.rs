@@ -1,11 +1,18 @@
 //! A compose service (`services.app`) with `read_only: true`, built from
-//! serde structs and written by `serde_yaml_ng`.
+//! serde structs and written by `serde_yaml_ng`, in the Compose
+//! specification format that `docker-compose` 1.29 (Debian's) and Compose
+//! v2 both read.
+//!
+//! tmpfs mounts go under `tmpfs:`, volatile seeded mounts are anonymous
+//! volumes (long syntax without `source`), persistent ones named volumes.
 
-use std::collections::BTreeMap;
+use std::{collections::BTreeMap, fmt::Write as _};
 
 use serde::{Deserialize, Serialize};
 
-use super::{RenderError, docker::tmpfs_options, omission_comments, utf8_mounts, volume_name};
+use super::{
+    RenderError, docker::tmpfs_options, escape_bytes, omission_comments, utf8_mounts, volume_name,
+};
 use crate::model::{MountKind, Report};
 
 /// The compose file.
@@ -49,14 +56,13 @@ pub struct LongVolume {
     pub tmpfs: Option<TmpfsOpts>,
 }
 
-/// tmpfs options of the long syntax.
+/// tmpfs options of the long syntax (`docker-compose` 1.29 accepts only
+/// the size there, not the mode).
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct TmpfsOpts {
     /// Size in bytes.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub size: Option<u64>,
-    /// Mode.
-    pub mode: u32,
 }
 
 /// The service.
@@ -148,10 +154,15 @@ pub fn compose_file(report: &Report) -> ComposeFile {
                 target: target.to_owned(),
                 tmpfs: Some(TmpfsOpts {
                     size: m.options.size_bytes,
-                    mode: m.options.mode,
                 }),
             })),
-            MountKind::SeededVolume | MountKind::PersistentVolume => {
+            MountKind::SeededVolume => svc.volumes.push(VolumeEntry::Long(LongVolume {
+                kind: "volume".into(),
+                source: None,
+                target: target.to_owned(),
+                tmpfs: None,
+            })),
+            MountKind::PersistentVolume => {
                 let name = volume_name(report, i, m);
                 named.insert(name.clone(), NamedVolume {});
                 svc.volumes.push(VolumeEntry::Long(LongVolume {
@@ -172,16 +183,41 @@ pub fn compose_file(report: &Report) -> ComposeFile {
     }
 }
 
-/// The compose YAML, with a header comment.
+/// The compose YAML, with header comments.
 pub fn compose(report: &Report) -> Result<String, RenderError> {
     let body =
         serde_yaml_ng::to_string(&compose_file(report)).map_err(|source| RenderError::Yaml {
             what: "the compose file",
             source,
         })?;
+    let mut head = String::from("# roprof: compose service for a read-only root filesystem.\n");
+    let has = |k: MountKind| report.plan.mounts.iter().any(|m| m.kind == k);
+    if has(MountKind::PersistentVolume) {
+        head.push_str(
+            "# roprof: named volumes hold data that must outlive the container; the engine \
+             seeds them from the image only while they are empty.\n",
+        );
+    }
+    if has(MountKind::SeededVolume) {
+        head.push_str(
+            "# roprof: anonymous volumes are seeded from the image for a new container; \
+             docker-compose reuses them when it recreates the service: pass \
+             --renew-anon-volumes (-V) to `up` for fresh ones after an image upgrade.\n",
+        );
+    }
+    for (m, target) in utf8_mounts(report) {
+        if m.kind == MountKind::Tmpfs && target.contains([':', ',']) {
+            let _ = writeln!(
+                head,
+                "# roprof: the tmpfs at {} is in long syntax, which cannot set its mode: it is \
+                 1777 instead of {:04o}.",
+                escape_bytes(target.as_bytes()),
+                m.options.mode
+            );
+        }
+    }
     Ok(format!(
-        "# roprof: compose service for a read-only root filesystem. Named volumes are seeded \
-         with the image content on first use.\n{}{}{body}",
+        "{head}{}{}{body}",
         omission_comments(report),
         super::env::export_comment(&report.run_options)
     ))

@@ -1,7 +1,9 @@
 //! `docker run --read-only …`: one shell line, quoted with `shlex`.
 //! Variables are passed through by name (`-e NAME`, see [`super::env`]).
 //!
-//! tmpfs mounts use `--tmpfs dst:opts` and volumes `-v name:dst`; a target
+//! tmpfs mounts use `--tmpfs dst:opts`, volatile seeded mounts an anonymous
+//! volume `-v dst` (fresh for each container, filled from the image by
+//! Docker) and persistent ones a named volume `-v name:dst`; a target
 //! holding `:` or `,` (which those flags split on) goes through
 //! `--mount type=…,dst=…` with the field CSV-quoted, as Docker parses it.
 
@@ -93,7 +95,14 @@ fn mount_words(report: &Report, index: usize, m: &PlannedMount, target: &str) ->
             fields.push(format!("tmpfs-mode={:o}", m.options.mode));
             vec!["--mount".into(), fields.join(",")]
         }
-        MountKind::SeededVolume | MountKind::PersistentVolume => {
+        // Anonymous: a named volume would outlive the container and, seeded
+        // only while empty, shadow the next image's files with a stale copy.
+        MountKind::SeededVolume if awkward => vec![
+            "--mount".into(),
+            format!("type=volume,{}", csv_field(&format!("dst={target}"))),
+        ],
+        MountKind::SeededVolume => vec!["-v".into(), target.to_owned()],
+        MountKind::PersistentVolume => {
             let name = volume_name(report, index, m);
             if awkward {
                 vec![

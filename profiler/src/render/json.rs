@@ -4,10 +4,7 @@
 
 use serde_json::Value;
 
-use crate::model::{Report, SCHEMA_VERSION};
-
-/// The oldest `schema_version` [`load_report`] reads.
-pub const OLDEST_SCHEMA_VERSION: u32 = 1;
+use crate::model::{OLDEST_SCHEMA_VERSION, Report, SCHEMA_VERSION};
 
 /// The JSON Schema of the report, as shipped.
 pub const SCHEMA: &str = include_str!("../../schema/report.schema.json");
@@ -43,7 +40,9 @@ pub fn to_json(report: &Report) -> Result<String, serde_json::Error> {
 }
 
 /// Parses a saved report, checking `schema_version` before the rest so a
-/// report from another version fails with a clear message.
+/// report from another version fails with a clear message. Version 1
+/// reports load as they are (their fields are a subset of version 2's);
+/// rendered again, their seeded volumes become anonymous volumes.
 pub fn load_report(text: &str) -> Result<Report, LoadError> {
     let mut value: Value = serde_json::from_str(text)?;
     let found = value

@@ -1,12 +1,13 @@
 //! Kubernetes output built from `k8s-openapi` types: a Deployment with
-//! `readOnlyRootFilesystem: true` (`--format k8s`) or a strategic-merge
+//! `readOnlyRootFilesystem: true` (`--format k8s`), the same for Pod
+//! Security `restricted` (`--format k8s-restricted`), or a strategic-merge
 //! patch of an existing Deployment (`--format kustomize`).
 //!
-//! tmpfs → `emptyDir` with `medium: Memory`; seeded volume → `emptyDir`
-//! filled by an initContainer that copies the image content (same image,
-//! `sh -c 'cp -a -- /path/. /roprof-seed/'`); persistent volume → a
-//! `persistentVolumeClaim` named like the volume (to be created), seeded the
-//! same way when empty.
+//! tmpfs → `emptyDir` with `medium: Memory`; volatile seeded volume →
+//! `emptyDir` filled by an initContainer from the same image; persistent
+//! volume → a `persistentVolumeClaim` named like the volume (to be
+//! created), seeded the same way while empty. Owners, modes and what a Pod
+//! spec cannot express come from [`super::pod`].
 //!
 //! The container's environment refers to Secrets by name (see
 //! [`super::env::k8s_env`]); values are never written here.
@@ -14,157 +15,59 @@
 use k8s_openapi::{
     api::{
         apps::v1::{Deployment, DeploymentSpec},
-        core::v1::{
-            Container, EmptyDirVolumeSource, PersistentVolumeClaimVolumeSource, PodSpec,
-            PodTemplateSpec, SecurityContext, Volume, VolumeMount,
-        },
+        core::v1::{Container, PodSpec, PodTemplateSpec},
     },
-    apimachinery::pkg::{
-        api::resource::Quantity,
-        apis::meta::v1::{LabelSelector, ObjectMeta},
-    },
+    apimachinery::pkg::apis::meta::v1::{LabelSelector, ObjectMeta},
 };
 use serde_yaml_ng::{Mapping, Value};
 
-use super::{RenderError, omission_comments, size_mi, utf8_mounts, volume_name};
+pub use super::pod::{PodParts, SEED_DIR, Security, pod_parts, pod_parts_for};
+use super::{RenderError, escape_bytes, omission_comments};
 use crate::model::{MountKind, Report};
 
 /// Default Deployment and container name.
 pub const DEFAULT_NAME: &str = "app";
 
-/// Where seed initContainers mount the volume they fill.
-pub const SEED_DIR: &str = "/roprof-seed";
-
-/// The pieces every Kubernetes output needs.
-#[derive(Clone, Debug, Default, PartialEq)]
-pub struct PodParts {
-    /// `securityContext` of the app container.
-    pub security_context: SecurityContext,
-    /// `volumeMounts` of the app container.
-    pub volume_mounts: Vec<VolumeMount>,
-    /// Seed initContainers.
-    pub init_containers: Vec<Container>,
-    /// Pod volumes.
-    pub volumes: Vec<Volume>,
-}
-
-/// Builds the pod pieces for `report`. Mounts that cannot be expressed (not
-/// UTF-8) are left out; see [`super::unrepresentable`].
-#[must_use]
-pub fn pod_parts(report: &Report) -> PodParts {
-    let mut parts = PodParts {
-        security_context: SecurityContext {
-            read_only_root_filesystem: Some(true),
-            ..SecurityContext::default()
-        },
-        ..PodParts::default()
-    };
-    for (i, (m, target)) in utf8_mounts(report).enumerate() {
-        let name = volume_name(report, i, m);
-        let size_limit = m.options.size_bytes.map(|s| Quantity(size_mi(s)));
-        let volume = match m.kind {
-            MountKind::Tmpfs => Volume {
-                name: name.clone(),
-                empty_dir: Some(EmptyDirVolumeSource {
-                    medium: Some("Memory".into()),
-                    size_limit,
-                    ..EmptyDirVolumeSource::default()
-                }),
-                ..Volume::default()
-            },
-            MountKind::SeededVolume => Volume {
-                name: name.clone(),
-                empty_dir: Some(EmptyDirVolumeSource {
-                    size_limit,
-                    ..EmptyDirVolumeSource::default()
-                }),
-                ..Volume::default()
-            },
-            MountKind::PersistentVolume => Volume {
-                name: name.clone(),
-                persistent_volume_claim: Some(PersistentVolumeClaimVolumeSource {
-                    claim_name: name.clone(),
-                    read_only: None,
-                }),
-                ..Volume::default()
-            },
-        };
-        parts.volumes.push(volume);
-        parts.volume_mounts.push(VolumeMount {
-            name: name.clone(),
-            mount_path: target.to_owned(),
-            ..VolumeMount::default()
-        });
-        if m.kind != MountKind::Tmpfs
-            && m.shadows_image_content
-            && let Some(c) = seed_container(report, &name, target, m.kind)
-        {
-            parts.init_containers.push(c);
-        }
-    }
-    parts
-}
-
-/// The initContainer copying the image content at `target` into the volume.
-fn seed_container(
-    report: &Report,
-    volume: &str,
-    target: &str,
-    kind: MountKind,
-) -> Option<Container> {
-    let src = shlex::try_quote(&format!("{target}/.")).ok()?.into_owned();
-    let copy = format!("cp -a -- {src} {SEED_DIR}/");
-    // A persistent volume keeps its data across restarts: seed it only once.
-    let script = if kind == MountKind::PersistentVolume {
-        format!("if [ -z \"$(ls -A {SEED_DIR})\" ]; then {copy}; fi")
-    } else {
-        copy
-    };
-    let suffix = volume.strip_prefix("roprof-").unwrap_or(volume);
-    let mut name = format!("seed-{suffix}");
-    name.truncate(63);
-    Some(Container {
-        name: name.trim_end_matches('-').to_owned(),
-        image: Some(report.image.image.clone()),
-        command: Some(vec!["sh".into(), "-c".into(), script]),
-        volume_mounts: Some(vec![VolumeMount {
-            name: volume.to_owned(),
-            mount_path: SEED_DIR.into(),
-            ..VolumeMount::default()
-        }]),
-        ..Container::default()
-    })
-}
-
-fn header(report: &Report, what: &str) -> String {
+fn header(report: &Report, what: &str, parts: &PodParts) -> String {
     let mut h = format!(
         "# roprof: {what} for {image} with a read-only root filesystem.\n\
-         # Copy the container's securityContext and volumeMounts, the initContainers and the\n\
+         # Copy the securityContexts, the container's volumeMounts, the initContainers and the\n\
          # volumes into your own workload (or use a kustomize patch / `roprof patch`).\n",
-        image = report.image.image.replace('\n', " ")
+        image = escape_bytes(report.image.image.as_bytes())
     );
-    if report
-        .plan
-        .mounts
+    if !parts.init_containers.is_empty() {
+        h.push_str(
+            "# The init-* initContainers prepare each volume (copy the image's content, set the\n\
+             # owner and mode the image has there) with `sh`, `find`, `cp`, `chown` and `chmod`\n\
+             # from the image. For an image without a shell (distroless, scratch), run them\n\
+             # from an image that has one and the same files.\n",
+        );
+    }
+    if parts
+        .init_containers
         .iter()
-        .any(|m| m.kind == MountKind::PersistentVolume)
+        .any(|c| c.security_context.as_ref().and_then(|s| s.run_as_user) == Some(0))
     {
         h.push_str(
-            "# persistentVolumeClaims named like their volumes must exist (roprof does not \
-             create them).\n",
+            "# initContainers with runAsUser: 0 need root to chown/chmod a volume: where Pod\n\
+             # Security forbids it, use `--format k8s-restricted`.\n",
         );
     }
     if report
         .plan
         .mounts
         .iter()
-        .any(|m| m.kind != MountKind::Tmpfs && m.shadows_image_content)
+        .any(|m| m.kind == MountKind::SeededVolume)
     {
         h.push_str(
-            "# The seed-* initContainers need `sh` and `cp` in the image. For an image without a\n\
-             # shell (distroless, scratch), seed the volumes from an image that has one and the\n\
-             # same files, or bake the content into a separate data image.\n",
+            "# Volatile seeded volumes are emptyDirs, filled again for every new pod: an image\n\
+             # upgrade brings its own files.\n",
         );
+    }
+    for n in &parts.notes {
+        h.push_str("# roprof: ");
+        h.push_str(&escape_bytes(n.as_bytes()));
+        h.push('\n');
     }
     h.push_str(&omission_comments(report));
     h
@@ -174,9 +77,19 @@ fn yaml<T: serde::Serialize>(what: &'static str, v: &T) -> Result<String, Render
     serde_yaml_ng::to_string(v).map_err(|source| RenderError::Yaml { what, source })
 }
 
-/// A complete Deployment named `name` (container of the same name).
+/// A complete Deployment named `name` (container of the same name), whose
+/// initContainers may run as root.
 pub fn deployment(report: &Report, name: &str) -> Result<String, RenderError> {
-    let parts = pod_parts(report);
+    deployment_for(report, name, Security::Root)
+}
+
+/// A complete Deployment named `name` at the given Pod Security level.
+pub fn deployment_for(
+    report: &Report,
+    name: &str,
+    security: Security,
+) -> Result<String, RenderError> {
+    let parts = pod_parts_for(report, security);
     let labels = std::iter::once(("app".to_owned(), name.to_owned())).collect();
     let (env, env_from) = super::env::k8s_env(&report.run_options, name);
     let container = Container {
@@ -184,8 +97,8 @@ pub fn deployment(report: &Report, name: &str) -> Result<String, RenderError> {
         image: Some(report.image.image.clone()),
         env: non_empty(env),
         env_from: non_empty(env_from),
-        security_context: Some(parts.security_context),
-        volume_mounts: non_empty(parts.volume_mounts),
+        security_context: Some(parts.security_context.clone()),
+        volume_mounts: non_empty(parts.volume_mounts.clone()),
         ..Container::default()
     };
     let d = Deployment {
@@ -205,8 +118,9 @@ pub fn deployment(report: &Report, name: &str) -> Result<String, RenderError> {
                 }),
                 spec: Some(PodSpec {
                     containers: vec![container],
-                    init_containers: non_empty(parts.init_containers),
-                    volumes: non_empty(parts.volumes),
+                    init_containers: non_empty(parts.init_containers.clone()),
+                    volumes: non_empty(parts.volumes.clone()),
+                    security_context: parts.pod_security_context.clone(),
                     ..PodSpec::default()
                 }),
             },
@@ -214,9 +128,13 @@ pub fn deployment(report: &Report, name: &str) -> Result<String, RenderError> {
         },
         ..Deployment::default()
     };
+    let what = match security {
+        Security::Root => "a Deployment",
+        Security::Restricted => "a Deployment for Pod Security `restricted`",
+    };
     Ok(format!(
         "{}{}{}",
-        header(report, "a Deployment"),
+        header(report, what, &parts),
         super::env::k8s_comment(&report.run_options, name),
         yaml("the Deployment", &d)?
     ))
@@ -230,8 +148,8 @@ pub fn kustomize_patch(report: &Report, name: &str) -> Result<String, RenderErro
         name: name.to_owned(),
         env: non_empty(env),
         env_from: non_empty(env_from),
-        security_context: Some(parts.security_context),
-        volume_mounts: non_empty(parts.volume_mounts),
+        security_context: Some(parts.security_context.clone()),
+        volume_mounts: non_empty(parts.volume_mounts.clone()),
         ..Container::default()
     };
     let mut pod = Mapping::new();
@@ -259,7 +177,7 @@ pub fn kustomize_patch(report: &Report, name: &str) -> Result<String, RenderErro
     ]);
     Ok(format!(
         "{}{}# Strategic-merge patch: list it under `patches:` in kustomization.yaml.\n{}",
-        header(report, "a kustomize patch"),
+        header(report, "a kustomize patch", &parts),
         super::env::k8s_comment(&report.run_options, name),
         yaml("the kustomize patch", &doc)?
     ))

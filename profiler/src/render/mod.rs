@@ -1,5 +1,13 @@
 //! Renderers: one file per output format, all from a [`Report`].
 //!
+//! Every format carries the same mount kinds, by lifetime: tmpfs (Docker
+//! and Compose tmpfs, Kubernetes `emptyDir` in memory), volatile seeded
+//! (anonymous volume; Kubernetes `emptyDir` filled by an initContainer) and
+//! persistent (named volume; Kubernetes `PersistentVolumeClaim`). Writes the
+//! plan leaves without a mount on purpose are stated in a comment at the top
+//! of the docker, compose and Kubernetes outputs (with a hint when one is
+//! known), and as warnings in the table and Markdown.
+//!
 //! Docker, Compose and Kubernetes cannot express a mount target that is not
 //! UTF-8: those renderers leave such a mount out, say so in a comment at the
 //! top of their output, and [`unrepresentable`] lists them for a warning on
@@ -12,10 +20,13 @@ pub mod json;
 pub mod k8s;
 pub mod markdown;
 pub mod patch;
+pub mod pod;
 pub mod table;
 
 #[cfg(test)]
 mod env_tests;
+#[cfg(test)]
+mod lifetime_tests;
 #[cfg(test)]
 mod tests;
 
@@ -39,6 +50,8 @@ pub enum Format {
     Compose,
     /// A Kubernetes Deployment.
     K8s,
+    /// A Kubernetes Deployment for Pod Security `restricted` (no root).
+    K8sRestricted,
     /// A kustomize strategic-merge patch.
     Kustomize,
     /// The saved report.
@@ -49,12 +62,13 @@ pub enum Format {
 
 impl Format {
     /// Every format, in `write_all` order.
-    pub const ALL: [Format; 7] = [
+    pub const ALL: [Format; 8] = [
         Format::Json,
         Format::Markdown,
         Format::Docker,
         Format::Compose,
         Format::K8s,
+        Format::K8sRestricted,
         Format::Kustomize,
         Format::Table,
     ];
@@ -67,6 +81,7 @@ impl Format {
             Format::Docker => "docker",
             Format::Compose => "compose",
             Format::K8s => "k8s",
+            Format::K8sRestricted => "k8s-restricted",
             Format::Kustomize => "kustomize",
             Format::Json => "json",
             Format::Markdown => "markdown",
@@ -79,6 +94,7 @@ impl Format {
             Format::Docker => "docker.sh",
             Format::Compose => "compose.yaml",
             Format::K8s => "k8s.yaml",
+            Format::K8sRestricted => "k8s-restricted.yaml",
             Format::Kustomize => "kustomize.yaml",
             Format::Json => "report.json",
             Format::Markdown => "report.md",
@@ -107,7 +123,10 @@ impl FromStr for Format {
 #[derive(Debug, thiserror::Error)]
 pub enum RenderError {
     /// Unknown `--format`.
-    #[error("unknown format {0:?} (expected table|docker|compose|k8s|kustomize|json|markdown)")]
+    #[error(
+        "unknown format {0:?} (expected \
+         table|docker|compose|k8s|k8s-restricted|kustomize|json|markdown)"
+    )]
     UnknownFormat(String),
     /// JSON serialisation.
     #[error("cannot serialise the report as JSON: {0}")]
@@ -137,6 +156,9 @@ pub fn render(report: &Report, format: Format) -> Result<String, RenderError> {
         Format::Docker => docker::docker_script_body(report),
         Format::Compose => compose::compose(report)?,
         Format::K8s => k8s::deployment(report, k8s::DEFAULT_NAME)?,
+        Format::K8sRestricted => {
+            k8s::deployment_for(report, k8s::DEFAULT_NAME, k8s::Security::Restricted)?
+        }
         Format::Kustomize => k8s::kustomize_patch(report, k8s::DEFAULT_NAME)?,
         Format::Json => json::to_json(report)?,
         Format::Markdown => markdown::markdown(report),
@@ -227,14 +249,27 @@ pub(crate) fn utf8_mounts(report: &Report) -> impl Iterator<Item = (&PlannedMoun
         .filter_map(|m| m.target.to_str().map(|t| (m, t)))
 }
 
-/// `# roprof: …` comment lines for left-out mounts (empty when none).
+/// `# roprof: …` comment lines for left-out mounts and for writes the plan
+/// leaves without a mount on purpose (empty when none). Control bytes are
+/// escaped, so a hostile path cannot end the comment.
 pub(crate) fn omission_comments(report: &Report) -> String {
-    unrepresentable(report)
-        .iter()
-        .fold(String::new(), |mut s, w| {
-            let _ = writeln!(s, "# roprof: {w}");
-            s
-        })
+    let mut s = String::new();
+    for w in unrepresentable(report) {
+        let _ = writeln!(s, "# roprof: {w}");
+    }
+    for u in &report.plan.unmounted {
+        let _ = writeln!(
+            s,
+            "# roprof: no mount for {} write(s) below {}: {}",
+            u.paths.len(),
+            escape_bytes(u.dir.as_bytes()),
+            escape_bytes(u.reason.as_bytes())
+        );
+        if let Some(h) = &u.hint {
+            let _ = writeln!(s, "# roprof:   hint: {}", escape_bytes(h.as_bytes()));
+        }
+    }
+    s
 }
 
 /// A volume name for a mount: `roprof-<image>-<path>`, restricted to

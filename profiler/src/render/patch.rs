@@ -8,7 +8,7 @@
 
 use serde_yaml_ng::{Mapping, Value};
 
-use super::k8s::{PodParts, pod_parts};
+use super::pod::{PodParts, pod_parts};
 use crate::model::Report;
 
 /// Errors patching manifests.

@@ -19,7 +19,17 @@ use crate::{
     model::{CPath, EntryKind, ImageListing, Op, OpStats, PathObservation, ProcRef},
 };
 
-use profiler_common::{EROFS, O_CREAT, O_TRUNC};
+use profiler_common::{EROFS, O_ACCMODE, O_APPEND, O_CREAT, O_TRUNC};
+
+const O_WRONLY: u32 = 1;
+
+/// True for a write-only `O_CREAT|O_APPEND` open without `O_TRUNC`: how
+/// logs are opened (see [`PathObservation::append_only`]).
+fn is_log_open(flags: u32) -> bool {
+    flags & O_ACCMODE == O_WRONLY
+        && flags & (O_CREAT | O_APPEND) == O_CREAT | O_APPEND
+        && flags & O_TRUNC == 0
+}
 
 /// One decoded record.
 #[derive(Clone, Debug)]
@@ -289,6 +299,13 @@ impl Collector {
             if h.status & (STATUS_BASE_TRUNCATED | STATUS_NAME_TRUNCATED) != 0 {
                 o.truncated = true;
             }
+            if h.op == op::OPEN_WRITE && h.ret >= 0 {
+                if is_log_open(h.flags) {
+                    o.append_opens += n;
+                } else {
+                    o.other_write_opens += n;
+                }
+            }
             if matches!(opk, Op::Create | Op::Mkdir) && h.ret >= 0 && o.create_mode.is_none() {
                 o.create_mode = Some(h.mode & 0o7777);
             }
@@ -342,6 +359,17 @@ mod tests {
     use super::*;
 
     fn raw(name: &[u8], base_leaf_first: &[&[u8]], status: u32) -> Vec<u8> {
+        raw_open(name, base_leaf_first, status, O_CREAT, -30, 7)
+    }
+
+    fn raw_open(
+        name: &[u8],
+        base_leaf_first: &[&[u8]],
+        status: u32,
+        flags: u32,
+        ret: i64,
+        key: u64,
+    ) -> Vec<u8> {
         let mut data = Vec::new();
         data.extend_from_slice(name);
         data.push(0);
@@ -353,15 +381,15 @@ mod tests {
         let h = EventHeader {
             kind: kind::PATH_OP,
             op: op::OPEN_WRITE,
-            ret: -30,
-            key: 7,
+            ret,
+            key,
             ident: 0,
             pid: 1,
             tgid: 1,
             ppid: 0,
             uid: 0,
             gid: 0,
-            flags: O_CREAT,
+            flags,
             mode: 0o644,
             status,
             base_len: u32::try_from(data.len() - nl).unwrap(),
@@ -405,6 +433,56 @@ mod tests {
         );
         assert_eq!(got.observations[0].ops[&Op::Create].errors["EROFS"], 1);
         assert_eq!(got.observations[0].first.comm, "nginx");
+    }
+
+    #[test]
+    fn log_style_opens_are_told_apart_from_other_write_opens() {
+        let mut c = Collector::default();
+        let abs = STATUS_NAME_ABSOLUTE;
+        let log = O_WRONLY | O_CREAT | O_APPEND;
+        for (key, (name, flags, ret)) in [
+            (&b"/var/log/a.log"[..], log, 3),
+            (b"/var/log/b.log", log, 3),
+            (b"/var/log/b.log", 2 | O_CREAT | O_APPEND, 3),
+            (b"/var/log/c.log", log | O_TRUNC, 3),
+            (b"/var/log/d.log", O_WRONLY | O_APPEND, 3),
+            (b"/var/log/e.log", log, -13),
+        ]
+        .into_iter()
+        .enumerate()
+        {
+            c.push_bytes(&raw_open(
+                name,
+                &[],
+                abs,
+                flags,
+                ret,
+                100 + u64::try_from(key).unwrap(),
+            ));
+        }
+        let got = c.finish(&ImageListing::default(), &HashMap::new(), &HashMap::new());
+        let counts: Vec<(String, u64, u64)> = got
+            .observations
+            .iter()
+            .map(|o| (o.path.display(), o.append_opens, o.other_write_opens))
+            .collect();
+        assert_eq!(
+            counts,
+            [
+                ("/var/log/a.log".to_owned(), 1, 0),
+                ("/var/log/b.log".to_owned(), 1, 1),
+                ("/var/log/c.log".to_owned(), 0, 1),
+                ("/var/log/d.log".to_owned(), 0, 1),
+                ("/var/log/e.log".to_owned(), 0, 0),
+            ],
+            "write-only O_CREAT|O_APPEND without O_TRUNC is a log open; O_RDWR, O_TRUNC, no \
+             O_CREAT are not; failed opens count neither"
+        );
+        assert!(got.observations[0].append_only(), "a.log is append-only");
+        assert!(
+            !got.observations[1].append_only(),
+            "b.log was also opened O_RDWR"
+        );
     }
 
     #[test]

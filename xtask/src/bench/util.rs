@@ -420,7 +420,8 @@ pub struct Cleanup {
 impl Drop for Cleanup {
     fn drop(&mut self) {
         if !self.containers.is_empty() {
-            let _ = cmd::output(cmd::docker(["rm", "-f"]).args(&self.containers));
+            // -v: anonymous volumes (volatile seeded mounts) go too.
+            let _ = cmd::output(cmd::docker(["rm", "-f", "-v"]).args(&self.containers));
         }
         if !self.volumes.is_empty() {
             let _ = cmd::output(cmd::docker(["volume", "rm", "-f"]).args(&self.volumes));
