@@ -503,7 +503,7 @@ mod layout {
     const _: () = assert!(size_of::<DedupValue>() == 16);
     const _: () = assert!(size_of::<FileStats>() == 32);
     const _: () = assert!(size_of::<Counters>() == 8 * counter::COUNT);
-    const _: () = assert!(size_of::<Offsets>() % 8 == 0);
+    const _: () = assert!(size_of::<Offsets>().is_multiple_of(8));
     const _: () = assert!(size_of::<Config>() == size_of::<Offsets>() + 16);
     const _: () = assert!(size_of::<EventHeader>() == 96);
     const _: () = assert!(offset_of!(EventHeader, ret) == 8);

@@ -635,11 +635,11 @@ pub struct TraceStats {
     #[serde(default)]
     pub peak_rss_kib: u64,
     /// `io_uring_setup` calls by the container's processes: writes
-    /// submitted through io_uring are not traced.
+    /// submitted through `io_uring` are not traced.
     #[serde(default)]
     pub io_uring_setups: u64,
     /// Instructions the kernel's verifier processed for each eBPF program
-    /// at load (its budget is 1M per program; kernels >= 5.16 report it).
+    /// at load (its budget is 1M per program; kernels 5.16 and later report it).
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub verified_insns: BTreeMap<String, u32>,
 }
@@ -647,6 +647,10 @@ pub struct TraceStats {
 /// Metadata of the run that produced the observations (not `Eq`: it holds
 /// an `f64`).
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[expect(
+    clippy::struct_excessive_bools,
+    reason = "report fields users read, each a yes/no of its own"
+)]
 pub struct RunMeta {
     /// `profile`, `attach`, `verify`, or `iterate`.
     pub mode: String,

@@ -104,12 +104,12 @@ fn every_added_write_path_is_seen_with_its_canonical_path_result_and_bytes() {
 
 #[test]
 fn files_created_deleted_and_recreated_are_each_reported() {
-    require_privileged();
-    let _g = ContainerGuard::new();
     // Each unlinked file's dentry and inode are freed at once and their
     // memory reused by the next file: a key made of kernel addresses would
     // fold r<i+1> into r<i> and never report it.
     const N: usize = 3000;
+    require_privileged();
+    let _g = ContainerGuard::new();
     let r = profile_json(&[
         "--duration",
         "60s",

@@ -46,6 +46,10 @@ pub struct Cli {
 
 /// Subcommands.
 #[derive(Debug, Subcommand)]
+#[expect(
+    clippy::large_enum_variant,
+    reason = "parsed once per process; boxing would only obscure the clap derive"
+)]
 pub enum Command {
     /// Run IMAGE under tracing and propose the writable mounts it needs.
     Profile(profile::ProfileArgs),

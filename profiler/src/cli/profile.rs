@@ -16,6 +16,10 @@ use crate::{
 
 /// Arguments of `profile`.
 #[derive(Debug, Args)]
+#[expect(
+    clippy::struct_excessive_bools,
+    reason = "command-line switches, each its own flag"
+)]
 pub struct ProfileArgs {
     /// Observation window, stop and exercise.
     #[command(flatten)]

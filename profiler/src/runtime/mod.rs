@@ -310,9 +310,9 @@ impl Engine {
                 u64::try_from(timeout_secs.max(0)).unwrap_or(0) + 60,
             ));
         match docker.stop_container(id, Some(opts)).await {
-            Ok(()) => Ok(()),
             // 304: already stopped.
-            Err(bollard::errors::Error::DockerResponseServerError {
+            Ok(())
+            | Err(bollard::errors::Error::DockerResponseServerError {
                 status_code: 304, ..
             }) => Ok(()),
             Err(e) => Err(call(format!("stopping container {id}"))(e)),

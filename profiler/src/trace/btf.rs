@@ -162,7 +162,10 @@ impl Btf {
         for (id, t) in btf.types.iter().enumerate() {
             if matches!(t.kind, KIND_STRUCT | KIND_UNION) && t.name != 0 {
                 let n = btf.str_at(t.name).to_owned();
-                btf.by_name.entry(n).or_default().push(id as u32);
+                // Type ids are u32 in the format itself, so the index fits.
+                let id =
+                    u32::try_from(id).map_err(|_| BtfError::Malformed("more than 2^32 types"))?;
+                btf.by_name.entry(n).or_default().push(id);
             }
         }
         Ok(btf)

@@ -72,6 +72,7 @@ macro_rules! hooks {
     ($( $(#[$m:meta])* $name:literal => $sys:ident : $spec:expr ;)*) => {
         /// Every hook available on this architecture.
         #[must_use]
+        #[expect(clippy::vec_init_then_push, reason = "entries are cfg-gated per architecture")]
         pub fn hooks() -> Vec<Hook> {
             let mut v = Vec::new();
             $(
