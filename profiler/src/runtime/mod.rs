@@ -139,6 +139,42 @@ impl Engine {
         self.docker.client_version().to_string()
     }
 
+    /// The engine's product name (`Docker Engine - Community`, `Podman
+    /// Engine`, …), its version and its highest API version.
+    pub async fn server_version(&self) -> Result<(String, String, String), RuntimeError> {
+        let v = self
+            .docker
+            .version()
+            .await
+            .map_err(call("asking the engine for its version"))?;
+        // Debian's docker.io leaves the platform name empty; Podman names
+        // its component.
+        let product = v
+            .platform
+            .map(|p| p.name)
+            .filter(|n| !n.is_empty())
+            .or_else(|| {
+                v.components
+                    .unwrap_or_default()
+                    .into_iter()
+                    .map(|c| c.name)
+                    .find(|n| n.contains("Podman"))
+            })
+            .unwrap_or_else(|| "Docker Engine".into());
+        Ok((
+            product,
+            v.version.unwrap_or_default(),
+            v.api_version.unwrap_or_default(),
+        ))
+    }
+
+    /// The endpoint [`Engine::connect`] uses: `DOCKER_HOST`, else the
+    /// default socket.
+    #[must_use]
+    pub fn endpoint() -> String {
+        endpoint()
+    }
+
     /// Image config, pulling the image when it is not present.
     pub async fn image_config(&self, image: &str) -> Result<ImageConfig, RuntimeError> {
         let inspect = if let Ok(i) = self.docker.inspect_image(image).await {
