@@ -40,7 +40,7 @@ fn dist_dir() -> PathBuf {
 
 /// What the README says `profile` needs in a container, besides the image
 /// and its arguments: the engine's socket, and BPF rights. `--cap-add
-/// SYS_ADMIN` rather than `--privileged`: engine 20.10 knows no CAP_BPF,
+/// SYS_ADMIN` rather than `--privileged`: engine 20.10 knows no `CAP_BPF`,
 /// and where dockerd itself lacks capabilities (as on this project's CI
 /// machine) `--privileged` cannot start at all. No `--pid=host`: the kernel
 /// reports host pids and `profile` never looks one up in /proc.

@@ -1,5 +1,5 @@
 //! `roprof completions SHELL` and `roprof man`: shell completions
-//! (clap_complete) and man pages (clap_mangen) generated from the same clap
+//! (`clap_complete`) and man pages (`clap_mangen`) generated from the same clap
 //! definitions as the parser, so they cannot drift from it. `cargo xtask
 //! dist` runs both into `target/dist/`.
 
@@ -28,6 +28,7 @@ pub struct ManArgs {
 }
 
 /// Prints the completion script on stdout.
+#[must_use]
 pub fn completions(args: &CompletionsArgs) -> i32 {
     let mut cmd = Cli::command();
     clap_complete::generate(args.shell, &mut cmd, "roprof", &mut std::io::stdout());
