@@ -198,8 +198,15 @@ fn hidden_btf_is_named_and_profile_stops_before_creating_anything() {
 #[test]
 fn hidden_cgroup_v2_is_named() {
     require_privileged();
-    let (code, out, err) =
-        in_private_mounts("mount -t tmpfs none /sys/fs/cgroup && exec \"$ROPROF\" doctor");
+    // The shell first joins the root v2 cgroup (a no-op where it already is,
+    // as on this project's CI), so the doctor cannot fall back on being in
+    // a container's v2 cgroup; then the hierarchy is hidden.
+    let (code, out, err) = in_private_mounts(
+        "for d in /sys/fs/cgroup/unified /sys/fs/cgroup; do \
+           [ -f $d/cgroup.procs ] && echo $$ > $d/cgroup.procs 2>/dev/null && break; \
+         done; \
+         mount -t tmpfs none /sys/fs/cgroup && exec \"$ROPROF\" doctor",
+    );
     let remedy = assert_blocker(code, &out, &err, "cgroup v2");
     assert!(
         line(&out, "cgroup v2").contains("/sys/fs/cgroup"),

@@ -7,8 +7,8 @@
 use std::path::{Path, PathBuf};
 
 use roprof_tests::{
-    ContainerGuard, TEST_LABEL, WRITER_IMAGE, docker, docker_ok, profile_json, require_privileged,
-    roprof_containers, unique_name,
+    BUSYBOX_IMAGE, ContainerGuard, WRITER_IMAGE, docker, docker_ok, path_entry, profile_json,
+    require_privileged, roprof_containers, run_detached, unique_name,
 };
 
 /// The image under test (`ROPROF_IMAGE`, else what `cargo xtask dist` tags).
@@ -51,21 +51,14 @@ const CONTAINER_FLAGS: &[&str] = &[
     "/var/run/docker.sock:/var/run/docker.sock",
 ];
 
-/// `docker run --rm` of the image with `flags` and roprof `args`, labelled
-/// for cleanup and passing the test label on to the containers roprof
-/// creates; returns (exit code, stdout, stderr).
+/// `docker run --rm` of the image with `flags` and roprof `args`, passing
+/// the test label on to the containers roprof creates; returns (exit code,
+/// stdout, stderr). The roprof container itself is not labelled: `--rm`
+/// removes it when `docker run` returns, and another test run's
+/// [`ContainerGuard`] would kill it mid-run.
 fn run_image(flags: &[&str], args: &[&str]) -> (i32, String, String) {
     let name = unique_name("roprof-in-docker");
-    let mut all: Vec<&str> = vec![
-        "run",
-        "--rm",
-        "--label",
-        TEST_LABEL,
-        "--name",
-        &name,
-        "-e",
-        "ROPROF_TEST_LABEL=1",
-    ];
+    let mut all: Vec<&str> = vec!["run", "--rm", "--name", &name, "-e", "ROPROF_TEST_LABEL=1"];
     all.extend_from_slice(flags);
     let image = require_image();
     all.push(&image);
@@ -259,4 +252,52 @@ fn the_image_profiles_like_the_host_binary() {
         "-o report.json matches stdout"
     );
     assert_eq!(roprof_containers(), 0, "no container left behind");
+}
+
+#[test]
+fn attach_in_the_container_needs_the_host_pids_and_cgroups() {
+    require_privileged();
+    let _g = ContainerGuard::new();
+    let target = unique_name("attach-target");
+    run_detached(
+        &target,
+        BUSYBOX_IMAGE,
+        "mkdir -p /srv/spool; while true; do echo x > /srv/spool/tick; sleep 0.2; done",
+    );
+    // attach looks up the container's host pid in /proc (--pid=host) and
+    // its cgroup in the host's hierarchy (the bind of /sys/fs/cgroup; on a
+    // cgroup v2 host also --cgroupns=host).
+    let mut flags = CONTAINER_FLAGS.to_vec();
+    flags.extend_from_slice(&["--pid=host", "-v", "/sys/fs/cgroup:/sys/fs/cgroup:ro"]);
+    let args = [
+        "attach",
+        "--quiet",
+        "--format",
+        "json",
+        "--duration",
+        "3s",
+        &target,
+    ];
+    let (code, stdout, stderr) = run_image(&flags, &args);
+    assert_eq!(
+        code, 0,
+        "expected attach in the container to exit 0; stderr:\n{stderr}"
+    );
+    let report: serde_json::Value = serde_json::from_str(&stdout)
+        .unwrap_or_else(|e| panic!("expected a JSON report on stdout ({e}):\n{stdout}"));
+    assert!(
+        path_entry(&report, "/srv/spool/tick").is_some(),
+        "expected the running container's writes from the attach on: {}",
+        report["paths"]
+    );
+
+    let (code, _, stderr) = run_image(CONTAINER_FLAGS, &args);
+    assert_eq!(
+        code, 1,
+        "without --pid=host attach cannot find the container's process"
+    );
+    assert!(
+        stderr.contains(&format!("cannot find the cgroup of container {target}")),
+        "names the container: {stderr}"
+    );
 }
