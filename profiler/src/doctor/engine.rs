@@ -9,7 +9,7 @@ use std::{path::Path, time::Duration};
 use bollard::Docker;
 
 use super::{Check, CheckId};
-use crate::runtime::Engine;
+use crate::runtime::{Engine, endpoint};
 
 /// Oldest Engine API roprof is tested with (Docker 20.10).
 pub const MIN_API: (u32, u32) = (1, 41);
@@ -30,7 +30,7 @@ pub fn parse_api(v: &str) -> Option<(u32, u32)> {
 /// The Docker-API line, then Podman and containerd where present.
 pub async fn checks() -> Vec<Check> {
     let mut out = vec![docker().await];
-    let endpoint = Engine::endpoint();
+    let endpoint = endpoint();
     for sock in podman_sockets() {
         // Already checked above when DOCKER_HOST points at it.
         if Path::new(&sock).exists() && endpoint != format!("unix://{sock}") {
@@ -59,7 +59,7 @@ fn podman_sockets() -> Vec<String> {
 
 /// Connects as `profile` does, then checks the API version.
 async fn docker() -> Check {
-    let endpoint = Engine::endpoint();
+    let endpoint = endpoint();
     let engine = match tokio::time::timeout(TIMEOUT, Engine::connect()).await {
         Err(_) => {
             return Check::fail(
@@ -79,10 +79,31 @@ async fn docker() -> Check {
             ),
         ),
         Ok(Err(e)) => Check::fail(CheckId::Engine, one_line(&e)),
-        Ok(Ok((product, version, api))) => {
-            api_check(CheckId::Engine, &endpoint, &product, &version, &api)
-        }
+        Ok(Ok(v)) => api_check(
+            CheckId::Engine,
+            &endpoint,
+            &product(&v),
+            v.version.as_deref().unwrap_or_default(),
+            v.api_version.as_deref().unwrap_or_default(),
+        ),
     }
+}
+
+/// `Docker Engine - Community`, `Podman Engine`, …: the platform name, else
+/// a Podman component's (Debian's docker.io leaves the platform name empty).
+fn product(v: &bollard::models::SystemVersion) -> String {
+    v.platform
+        .as_ref()
+        .map(|p| p.name.clone())
+        .filter(|n| !n.is_empty())
+        .or_else(|| {
+            v.components
+                .iter()
+                .flatten()
+                .map(|c| c.name.clone())
+                .find(|n| n.contains("Podman"))
+        })
+        .unwrap_or_else(|| "Docker Engine".into())
 }
 
 /// Pass when `api` is at least [`MIN_API`].
@@ -151,5 +172,21 @@ mod tests {
         let old = api_check(CheckId::Engine, "unix:///s", "Docker", "19.03", "1.40");
         assert_eq!(old.status, Status::Fail);
         assert!(old.detail.contains("needs API 1.41"), "{}", old.detail);
+    }
+
+    #[test]
+    fn product_names() {
+        use bollard::models::{SystemVersion, SystemVersionComponents};
+        let component = |name: &str| SystemVersionComponents {
+            name: name.into(),
+            ..Default::default()
+        };
+        let mut v = SystemVersion {
+            components: Some(vec![component("Engine"), component("containerd")]),
+            ..Default::default()
+        };
+        assert_eq!(product(&v), "Docker Engine");
+        v.components = Some(vec![component("Podman Engine")]);
+        assert_eq!(product(&v), "Podman Engine");
     }
 }

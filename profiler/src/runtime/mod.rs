@@ -116,7 +116,10 @@ pub struct Engine {
     docker: Docker,
 }
 
-fn endpoint() -> String {
+/// The endpoint [`Engine::connect`] uses: `DOCKER_HOST`, else the default
+/// socket.
+#[must_use]
+pub fn endpoint() -> String {
     std::env::var("DOCKER_HOST").unwrap_or_else(|_| "unix:///var/run/docker.sock".into())
 }
 
@@ -139,40 +142,12 @@ impl Engine {
         self.docker.client_version().to_string()
     }
 
-    /// The engine's product name (`Docker Engine - Community`, `Podman
-    /// Engine`, …), its version and its highest API version.
-    pub async fn server_version(&self) -> Result<(String, String, String), RuntimeError> {
-        let v = self
-            .docker
+    /// `GET /version`: the engine's product, version and API version.
+    pub async fn server_version(&self) -> Result<bollard::models::SystemVersion, RuntimeError> {
+        self.docker
             .version()
             .await
-            .map_err(call("asking the engine for its version"))?;
-        // Debian's docker.io leaves the platform name empty; Podman names
-        // its component.
-        let product = v
-            .platform
-            .map(|p| p.name)
-            .filter(|n| !n.is_empty())
-            .or_else(|| {
-                v.components
-                    .unwrap_or_default()
-                    .into_iter()
-                    .map(|c| c.name)
-                    .find(|n| n.contains("Podman"))
-            })
-            .unwrap_or_else(|| "Docker Engine".into());
-        Ok((
-            product,
-            v.version.unwrap_or_default(),
-            v.api_version.unwrap_or_default(),
-        ))
-    }
-
-    /// The endpoint [`Engine::connect`] uses: `DOCKER_HOST`, else the
-    /// default socket.
-    #[must_use]
-    pub fn endpoint() -> String {
-        endpoint()
+            .map_err(call("asking the engine for its version"))
     }
 
     /// Image config, pulling the image when it is not present.
