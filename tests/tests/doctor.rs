@@ -159,6 +159,19 @@ fn a_bad_docker_host_is_named_with_the_same_remedy_as_profile() {
         "expected profile to print the doctor's remedy `{remedy}`; stderr:\n{perr}"
     );
     assert!(out.stdout.is_empty(), "nothing on stdout");
+
+    let out = Command::new(roprof_bin())
+        .args(["attach", "--quiet", "--duration", "2s", "some-container"])
+        .env("DOCKER_HOST", "unix:///nonexistent.sock")
+        .stdin(Stdio::null())
+        .output()
+        .expect("roprof runs");
+    let aerr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "attach fails: {aerr}");
+    assert!(
+        aerr.lines().any(|l| l == remedy),
+        "expected attach to print the doctor's remedy `{remedy}`; stderr:\n{aerr}"
+    );
 }
 
 #[test]

@@ -20,7 +20,7 @@ use std::{
 
 use anyhow::{Context as _, Result, bail, ensure};
 
-use crate::{cmd, setup, step, target_dir};
+use crate::{cmd, setup, step, target_dir, workspace_root};
 
 /// The image name `cargo xtask dist` tags.
 pub const IMAGE: &str = "roprof";
@@ -54,6 +54,11 @@ pub fn dist() -> Result<PathBuf> {
         || build_image(&bin, &dist, &version),
     )?;
     Ok(bin)
+}
+
+/// `path` relative to the workspace root when it is below it.
+fn short(path: &Path) -> &Path {
+    path.strip_prefix(workspace_root()).unwrap_or(path)
 }
 
 /// `x86_64-unknown-linux-musl` (or aarch64) for this machine.
@@ -108,7 +113,7 @@ fn build_static(target: &str, bin: &Path) -> Result<String> {
     let mib = size as f64 / f64::from(1 << 20);
     Ok(format!(
         "{}: {size} bytes ({mib:.1} MiB), static (no PT_INTERP), stripped",
-        bin.display()
+        short(bin).display()
     ))
 }
 
@@ -178,8 +183,8 @@ fn completions_and_man(bin: &Path, dist: &Path) -> Result<String> {
     );
     Ok(format!(
         "{} (bash, zsh, fish) and {} ({pages} pages)",
-        dir.display(),
-        man.display()
+        short(&dir).display(),
+        short(&man).display()
     ))
 }
 
