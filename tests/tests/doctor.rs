@@ -7,7 +7,7 @@
 use std::process::{Command, Stdio};
 
 use roprof_tests::{
-    ContainerGuard, WRITER_IMAGE, require_privileged, roprof, roprof_bin, roprof_containers,
+    ContainerGuard, WRITER_IMAGE, owner, require_privileged, roprof, roprof_bin, roprof_containers,
 };
 
 /// Every check `roprof doctor` prints on a host that can profile (Podman
@@ -30,7 +30,7 @@ fn in_private_mounts(script: &str) -> (i32, String, String) {
     let out = Command::new("unshare")
         .args(["--mount", "--propagation", "private", "sh", "-c", script])
         .env("ROPROF", roprof_bin())
-        .env("ROPROF_TEST_LABEL", "1")
+        .env("ROPROF_TEST_LABEL", owner())
         .stdin(Stdio::null())
         .output()
         .unwrap_or_else(|e| panic!("expected `unshare` (util-linux) to run: {e}"));
@@ -148,7 +148,7 @@ fn a_bad_docker_host_is_named_with_the_same_remedy_as_profile() {
     let out = Command::new(roprof_bin())
         .args(["profile", "--quiet", "--duration", "2s", WRITER_IMAGE])
         .env("DOCKER_HOST", "unix:///nonexistent.sock")
-        .env("ROPROF_TEST_LABEL", "1")
+        .env("ROPROF_TEST_LABEL", owner())
         .stdin(Stdio::null())
         .output()
         .expect("roprof runs");

@@ -7,8 +7,8 @@
 use std::path::{Path, PathBuf};
 
 use roprof_tests::{
-    BUSYBOX_IMAGE, ContainerGuard, WRITER_IMAGE, docker, docker_ok, path_entry, profile_json,
-    require_privileged, roprof_containers, run_detached, unique_name,
+    BUSYBOX_IMAGE, ContainerGuard, TEST_LABEL, WRITER_IMAGE, docker, docker_ok, owner, owner_label,
+    path_entry, profile_json, require_privileged, roprof_containers, run_detached, unique_name,
 };
 
 /// The image under test (`ROPROF_IMAGE`, else what `cargo xtask dist` tags).
@@ -51,14 +51,16 @@ const CONTAINER_FLAGS: &[&str] = &[
     "/var/run/docker.sock:/var/run/docker.sock",
 ];
 
-/// `docker run --rm` of the image with `flags` and roprof `args`, passing
-/// the test label on to the containers roprof creates; returns (exit code,
-/// stdout, stderr). The roprof container itself is not labelled: `--rm`
-/// removes it when `docker run` returns, and another test run's
-/// [`ContainerGuard`] would kill it mid-run.
+/// `docker run --rm` of the image with `flags` and roprof `args`, labelled
+/// as this test process's and passing that mark on to the containers
+/// roprof creates (so [`ContainerGuard`] removes them); returns (exit code,
+/// stdout, stderr).
 fn run_image(flags: &[&str], args: &[&str]) -> (i32, String, String) {
     let name = unique_name("roprof-in-docker");
-    let mut all: Vec<&str> = vec!["run", "--rm", "--name", &name, "-e", "ROPROF_TEST_LABEL=1"];
+    let (label, mark) = (owner_label(), format!("ROPROF_TEST_LABEL={}", owner()));
+    let mut all: Vec<&str> = vec![
+        "run", "--rm", "--name", &name, "--label", TEST_LABEL, "--label", &label, "-e", &mark,
+    ];
     all.extend_from_slice(flags);
     let image = require_image();
     all.push(&image);
