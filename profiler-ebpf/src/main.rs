@@ -24,6 +24,7 @@ mod event;
 mod maps;
 mod mem;
 mod sched;
+mod smoke;
 mod stages;
 mod syscalls;
 mod walk;

@@ -4,10 +4,12 @@
 //! Layers: [`trace`] (eBPF loading and draining), [`runtime`] (Docker Engine
 //! API), [`session`] (one profiling run), [`analysis`] (pure: observations in,
 //! mount plan out), [`render`] (one file per output format), [`cli`];
-//! [`environment`] keeps the values of `-e`/`--env-file` out of every output.
+//! [`environment`] keeps the values of `-e`/`--env-file` out of every output;
+//! [`doctor`] checks whether the host can profile at all.
 
 pub mod analysis;
 pub mod cli;
+pub mod doctor;
 pub mod environment;
 pub mod model;
 pub mod render;

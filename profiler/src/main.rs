@@ -30,12 +30,22 @@ fn main() {
             Command::Verify(a) => cli::verify::run(a, &cli::RunArgs::default()).await,
             Command::Render(a) => cli::render::run(a),
             Command::Patch(a) => cli::patch::run(a),
+            Command::Doctor(a) => cli::doctor::run(a).await,
+            Command::Completions(a) => Ok(cli::completions::completions(a)),
+            Command::Man(a) => cli::completions::man(a),
         }
     });
     match res {
         Ok(code) => std::process::exit(code),
         Err(e) => {
             eprintln!("roprof: error: {e:#}");
+            // The same advice `roprof doctor` gives for that check.
+            if let Some(check) = roprof::doctor::remedy_for(&e) {
+                eprintln!(
+                    "  remedy: {}\n  (`roprof doctor` runs the whole checklist)",
+                    check.remedy()
+                );
+            }
             let interrupted = e.chain().any(|c| {
                 matches!(
                     c.downcast_ref::<SessionError>(),

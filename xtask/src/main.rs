@@ -1,6 +1,7 @@
 //! `cargo xtask`: what cargo alone cannot do for roprof — installing the eBPF
 //! toolchain pieces and the Docker engine, building the fixture images,
-//! running the privileged tests, and the end-to-end demo.
+//! running the privileged tests, the end-to-end demo, and the static binary
+//! and image users install (`dist`).
 //!
 //! Progress goes to stderr; what a subcommand produces (test output and
 //! summary, the demo's roprof output) goes to stdout.
@@ -8,6 +9,7 @@
 mod bench;
 mod cmd;
 mod demo;
+mod dist;
 mod images;
 mod reports;
 mod rootfs;
@@ -53,6 +55,11 @@ enum Command {
     },
     /// `cargo build --release -p profiler` (yields target/release/roprof).
     Build,
+    /// What users install without a toolchain: a static, stripped musl
+    /// target/dist/roprof (eBPF embedded), its shell completions and man
+    /// pages under target/dist/, and the FROM-scratch images roprof:latest
+    /// and roprof:<version> (built locally, no registry).
+    Dist,
     /// Setup, unit tests, release build, then the privileged integration
     /// tests (root and Docker required: they fail, never skip).
     Test {
@@ -101,6 +108,7 @@ fn main() -> ExitCode {
             setup::docker_step().and_then(|()| images::build(&names, force))
         }
         Command::Build => build_roprof().map(|_| ()),
+        Command::Dist => dist::dist().map(|_| ()),
         Command::Test { harness_args } => match test::test(&harness_args) {
             // The summary has been printed; it stays the last line of output.
             Ok(all_ok) if !all_ok => return ExitCode::FAILURE,

@@ -1,5 +1,6 @@
-//! `cargo xtask test`: setup, unit tests, the release build, then the
-//! privileged integration tests (package `roprof-tests`), with a summary.
+//! `cargo xtask test`: setup, unit tests, the release build, `dist` (the
+//! static binary and the roprof image), then the privileged integration
+//! tests (package `roprof-tests`), with a summary.
 //!
 //! The privileged tests need root and a Docker engine; here they fail rather
 //! than skip when either is missing.
@@ -88,6 +89,17 @@ pub fn test(harness_args: &[String]) -> Result<bool> {
             counts: None,
             took: started.elapsed(),
         });
+        // The static binary and the roprof:latest image, which the install
+        // tests run in a container; a failure here fails those tests, not
+        // the others.
+        let started = Instant::now();
+        let dist = crate::dist::dist();
+        phases.push(Phase {
+            name: "dist",
+            outcome: to_outcome(dist.as_ref().err()),
+            counts: None,
+            took: started.elapsed(),
+        });
         match built {
             Ok(bin) => {
                 eprintln!(
@@ -116,6 +128,7 @@ pub fn test(harness_args: &[String]) -> Result<bool> {
     } else {
         phases.push(not_run("unit tests", "setup failed"));
         phases.push(not_run("build roprof", "setup failed"));
+        phases.push(not_run("dist", "setup failed"));
         phases.push(not_run("privileged tests", "setup failed"));
     }
 

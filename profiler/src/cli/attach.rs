@@ -38,6 +38,8 @@ pub struct AttachArgs {
 
 /// Runs `attach`.
 pub async fn run(args: &AttachArgs) -> anyhow::Result<i32> {
+    // The doctor's host checks, before anything is created.
+    crate::doctor::preflight(None)?;
     let engine = Engine::connect().await?;
     // The container's own volumes and tmpfs mounts: the plan must not
     // propose a mount over them (they are writable already).

@@ -1,6 +1,8 @@
 //! Command-line interface: one file per subcommand.
 
 pub mod attach;
+pub mod completions;
+pub mod doctor;
 pub mod patch;
 pub mod profile;
 pub mod render;
@@ -32,7 +34,8 @@ pub const EXIT_INTERRUPTED: i32 = 130;
     version,
     about,
     long_about = None,
-    after_help = "Exit codes: 0 success; 1 error (the message names the thing at fault); \
+    after_help = "Exit codes: 0 success; 1 error (the message names the thing at fault, \
+and `roprof doctor` checks the host); \
 2 bad command line; 3 events lost or paths truncated (see --allow-loss); \
 4 verification failed; 5 the run was cut short (Docker engine lost, container \
 OOM-killed): the report is printed, marked incomplete; 130 interrupted \
@@ -61,6 +64,14 @@ pub enum Command {
     Render(render::RenderArgs),
     /// Patch Kubernetes manifests with a report's mounts.
     Patch(patch::PatchArgs),
+    /// Check whether this host can profile (kernel, BTF, cgroup v2,
+    /// privileges, lockdown, a BPF smoke test, the engine, memory); exit 1
+    /// naming the first blocker.
+    Doctor(doctor::DoctorArgs),
+    /// Print shell completions (bash, zsh, fish, elvish, powershell).
+    Completions(completions::CompletionsArgs),
+    /// Print the man page (or write all pages with --out-dir).
+    Man(completions::ManArgs),
 }
 
 /// How a run is observed; shared by profile and verify.

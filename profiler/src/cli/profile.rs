@@ -95,6 +95,8 @@ pub enum Mode {
 pub async fn run(args: &ProfileArgs) -> anyhow::Result<i32> {
     let (run_opts, env) = args.run.to_options(&args.command, args.reveal_env)?;
     super::warn_unset(&env);
+    // The doctor's host checks, before anything is created.
+    crate::doctor::preflight(args.ringbuf_bytes)?;
     let engine = Engine::connect().await?;
     let cfg = RunConfig {
         image: args.image.clone(),

@@ -78,6 +78,8 @@ pub async fn run(args: &VerifyArgs, run_args: &RunArgs) -> anyhow::Result<i32> {
         .with_context(|| format!("reading report {}", args.report.display()))?;
     let mut report = render::json::load_report(&text)
         .with_context(|| format!("loading report {}", args.report.display()))?;
+    // The doctor's host checks, before anything is created.
+    crate::doctor::preflight(None)?;
     let mut run = report.run_options.clone();
     let (extra, _) = run_args.to_options(&[], true)?;
     run.publish.extend(extra.publish);

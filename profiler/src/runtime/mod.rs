@@ -116,7 +116,10 @@ pub struct Engine {
     docker: Docker,
 }
 
-fn endpoint() -> String {
+/// The endpoint [`Engine::connect`] uses: `DOCKER_HOST`, else the default
+/// socket.
+#[must_use]
+pub fn endpoint() -> String {
     std::env::var("DOCKER_HOST").unwrap_or_else(|_| "unix:///var/run/docker.sock".into())
 }
 
@@ -137,6 +140,14 @@ impl Engine {
     #[must_use]
     pub fn api_version(&self) -> String {
         self.docker.client_version().to_string()
+    }
+
+    /// `GET /version`: the engine's product, version and API version.
+    pub async fn server_version(&self) -> Result<bollard::models::SystemVersion, RuntimeError> {
+        self.docker
+            .version()
+            .await
+            .map_err(call("asking the engine for its version"))
     }
 
     /// Image config, pulling the image when it is not present.

@@ -28,7 +28,8 @@ pub use self::collect::{Collector, RawEvent};
 use crate::model::{Losses, TraceStats};
 
 /// The eBPF object built by `build.rs`.
-static EBPF_OBJECT: &[u8] = aya::include_bytes_aligned!(concat!(env!("OUT_DIR"), "/profiler"));
+pub(crate) static EBPF_OBJECT: &[u8] =
+    aya::include_bytes_aligned!(concat!(env!("OUT_DIR"), "/profiler"));
 
 /// Errors of the tracing layer.
 #[derive(Debug, thiserror::Error)]
