@@ -385,7 +385,7 @@ fn env_values_reach_the_container_but_no_output() {
     s.assert_clean("stdout (json)", &stdout);
     s.assert_clean("stderr", &stderr);
     let files = files_under(&out_dir);
-    assert_eq!(files.len(), 7, "every format written: {files:?}");
+    assert_every_format_written(&files);
     for (path, text, _) in &files {
         s.assert_clean(&path.display().to_string(), text);
     }
@@ -524,7 +524,7 @@ fn reveal_env_writes_values_into_0600_files() {
         "the revealed docker line carries the value:\n{stdout}"
     );
     let files = files_under(&out_dir);
-    assert_eq!(files.len(), 7, "{files:?}");
+    assert_every_format_written(&files);
     for (path, text, mode) in &files {
         assert_eq!(
             *mode,
@@ -624,4 +624,25 @@ fn reports_saved_before_the_change_still_render_without_their_values() {
         }
     }
     let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// The files `-o` writes, one per format.
+const OUTPUT_FILES: &[&str] = &[
+    "compose.yaml",
+    "docker.sh",
+    "k8s-restricted.yaml",
+    "k8s.yaml",
+    "kustomize.yaml",
+    "report.json",
+    "report.md",
+    "table.txt",
+];
+
+fn assert_every_format_written(files: &[(PathBuf, String, u32)]) {
+    let mut names: Vec<&str> = files
+        .iter()
+        .filter_map(|(p, _, _)| p.file_name()?.to_str())
+        .collect();
+    names.sort_unstable();
+    assert_eq!(names, OUTPUT_FILES, "every format written under -o");
 }
