@@ -3,6 +3,9 @@
 //! Everything here is `#[repr(C)]`, `Copy` and free of implicit padding so the
 //! same bytes mean the same thing on both sides of the ring buffer and maps.
 #![no_std]
+// Explicit padding fields are part of the ABI and both sides build these
+// structs, so they are public; the underscore says "always 0".
+#![allow(clippy::pub_underscore_fields)]
 
 /// Ring buffer carrying [`EventHeader`] + variable path data to userspace.
 pub const MAP_EVENTS: &str = "EVENTS";
@@ -57,7 +60,7 @@ pub const JUMP_EMIT: u32 = 0;
 /// Slot of `walk_prog` in the `JUMP` program array.
 pub const JUMP_WALK: u32 = 1;
 
-/// `open(2)` access-mode mask (the generic Linux value, same on x86_64 and
+/// `open(2)` access-mode mask (the generic Linux value, same on `x86_64` and
 /// arm64).
 pub const O_ACCMODE: u32 = 3;
 /// `O_CREAT`.
@@ -112,7 +115,7 @@ pub mod op {
     pub const SYMLINK: u32 = 7;
     /// unlink/unlinkat.
     pub const UNLINK: u32 = 8;
-    /// rmdir or unlinkat(AT_REMOVEDIR).
+    /// rmdir or `unlinkat(AT_REMOVEDIR)`.
     pub const RMDIR: u32 = 9;
     /// truncate/ftruncate.
     pub const TRUNCATE: u32 = 10;
@@ -287,7 +290,7 @@ pub mod counter {
     /// A kernel read (`bpf_probe_read_*`) failed while building an event.
     pub const READ_ERRORS: usize = 8;
     /// `io_uring_setup` calls by traced processes (not a loss by itself:
-    /// the report says writes through io_uring are not traced).
+    /// the report says writes through `io_uring` are not traced).
     pub const IO_URING_SETUPS: usize = 9;
     /// A tail call to the next stage failed: that event was lost.
     pub const TAIL_CALL_FAILS: usize = 10;
@@ -354,7 +357,7 @@ pub struct Offsets {
     pub inode_size: u64,
     /// `mm_struct.exe_file`.
     pub mm_exe_file: u64,
-    /// `file.f_mode` (fmode_t, u32).
+    /// `file.f_mode` (`fmode_t`, u32).
     pub file_mode: u64,
     /// `inode.i_mode` (u16).
     pub inode_mode: u64,
@@ -363,7 +366,7 @@ pub struct Offsets {
     /// `linux_binprm.filename` (the name exec was called with).
     pub bprm_filename: u64,
     /// `linux_binprm.interp` (differs from `filename` once a script or
-    /// binfmt_misc handler substituted an interpreter).
+    /// `binfmt_misc` handler substituted an interpreter).
     pub bprm_interp: u64,
     /// `cgroup.kn` (the cgroup's kernfs node).
     pub cgroup_kn: u64,

@@ -76,7 +76,7 @@ pub(crate) fn try_cgroup_mkdir(ctx: &RawTracePointContext) -> Result<(), i64> {
     if !matched {
         return Ok(());
     }
-    let _ = TARGET_CGROUPS.insert(&id, &1, 0);
+    let _ = TARGET_CGROUPS.insert(id, 1, 0);
     // SAFETY: helper without arguments.
     let pid_tgid = unsafe { bh::bpf_get_current_pid_tgid() };
     fill_header(&mut evr.header, kind::CGROUP, 0, 0, pid_tgid);

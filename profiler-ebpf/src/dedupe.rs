@@ -46,7 +46,7 @@ pub(crate) fn seen_before(cfg: &Config, key: u64, pid_tgid: u64) -> bool {
     }
     let tgid = (pid_tgid >> 32) as u32;
     let pid = pid_tgid as u32;
-    if let Some(v) = DEDUP.get_ptr_mut(&key) {
+    if let Some(v) = DEDUP.get_ptr_mut(key) {
         // SAFETY: map value pointer; a racing update only skews a counter.
         unsafe {
             (*v).count += 1;
@@ -61,11 +61,11 @@ pub(crate) fn seen_before(cfg: &Config, key: u64, pid_tgid: u64) -> bool {
         last_tgid: tgid,
         last_pid: pid,
     };
-    match DEDUP.insert(&key, &v, BPF_NOEXIST) {
+    match DEDUP.insert(key, v, BPF_NOEXIST) {
         Ok(()) => false,
         Err(e) if i64::from(e) == -EEXIST => {
             // Another CPU inserted it between our lookup and insert.
-            if let Some(v) = DEDUP.get_ptr_mut(&key) {
+            if let Some(v) = DEDUP.get_ptr_mut(key) {
                 // SAFETY: as above.
                 unsafe { (*v).count += 1 };
             }

@@ -48,7 +48,7 @@ pub(crate) fn current_task() -> u64 {
 
 #[inline(always)]
 pub(crate) fn tgid_traced(tgid: u32) -> bool {
-    TRACED.get_ptr(&tgid).is_some()
+    TRACED.get_ptr(tgid).is_some()
 }
 
 /// The `struct file *` behind `fd` of the current task, or 0.

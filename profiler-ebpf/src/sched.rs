@@ -19,10 +19,10 @@ pub(crate) fn try_sched_exec(ctx: &RawTracePointContext) -> Result<(), i64> {
     let tgid = (pid_tgid >> 32) as u32;
     if !tgid_traced(tgid) {
         let cg = unsafe { bh::bpf_get_current_cgroup_id() };
-        if TARGET_CGROUPS.get_ptr(&cg).is_none() {
+        if TARGET_CGROUPS.get_ptr(cg).is_none() {
             return Ok(());
         }
-        if TRACED.insert(&tgid, &1, 0).is_err() {
+        if TRACED.insert(tgid, 1, 0).is_err() {
             count(counter::TRACED_FULL);
             return Ok(());
         }
@@ -86,7 +86,7 @@ pub(crate) fn try_sched_fork(ctx: &RawTracePointContext) -> Result<(), i64> {
     if child_tgid == (pid_tgid >> 32) as u32 {
         return Ok(()); // a thread of a traced process
     }
-    if TRACED.insert(&child_tgid, &1, 0).is_err() {
+    if TRACED.insert(child_tgid, 1, 0).is_err() {
         count(counter::TRACED_FULL);
     }
     Ok(())
@@ -99,7 +99,7 @@ pub fn sched_exit(_ctx: RawTracePointContext) -> u32 {
     // SAFETY: helper without arguments.
     let pid_tgid = unsafe { bh::bpf_get_current_pid_tgid() };
     if (pid_tgid >> 32) as u32 == pid_tgid as u32 {
-        let _ = TRACED.remove(&((pid_tgid >> 32) as u32));
+        let _ = TRACED.remove((pid_tgid >> 32) as u32);
     }
     0
 }

@@ -49,11 +49,11 @@ pub fn emit(ctx: RawTracePointContext) -> u32 {
     }
     if jobs.walk_dentry != 0 {
         // SAFETY: JUMP slot 1 holds `walk_prog`, same program type and context.
-        let _ = unsafe { JUMP.tail_call(&ctx, JUMP_WALK) };
+        unsafe { JUMP.tail_call(&ctx, JUMP_WALK) };
         count(counter::TAIL_CALL_FAILS);
     } else if jobs.next < jobs.n {
         // SAFETY: as in Queue::run.
-        let _ = unsafe { JUMP.tail_call(&ctx, JUMP_EMIT) };
+        unsafe { JUMP.tail_call(&ctx, JUMP_EMIT) };
         count(counter::TAIL_CALL_FAILS);
     }
     0
@@ -69,7 +69,7 @@ pub fn walk_prog(ctx: RawTracePointContext) -> u32 {
         // SAFETY: per-CPU slot.
         if unsafe { (*jobs).next < (*jobs).n } {
             // SAFETY: JUMP slot 0 holds `emit`.
-            let _ = unsafe { JUMP.tail_call(&ctx, JUMP_EMIT) };
+            unsafe { JUMP.tail_call(&ctx, JUMP_EMIT) };
             count(counter::TAIL_CALL_FAILS);
         }
     }

@@ -28,7 +28,7 @@ pub(crate) fn account_write(cfg: &Config, fd: u64, len: u64, fsync: bool, exec_m
         return 0;
     }
     let ident = file_ident(o, file);
-    let Some(st) = FILES.get_ptr_mut(&ident) else {
+    let Some(st) = FILES.get_ptr_mut(ident) else {
         return file;
     };
     // SAFETY: map value pointer; racing writers only skew counters.
@@ -84,10 +84,7 @@ fn adopt_pre_opened(
         fsynced: 0,
         exec_mapped: 0,
     };
-    if FILES
-        .insert(&file_ident(o, file), &st, BPF_NOEXIST)
-        .is_err()
-    {
+    if FILES.insert(file_ident(o, file), st, BPF_NOEXIST).is_err() {
         return Ok(()); // another CPU adopted it first, or the map is full
     }
     if !object_is_new(cfg, op::WRITE, 0, pid_tgid, file, 1) {
@@ -204,7 +201,7 @@ pub(crate) fn try_sys_enter(ctx: &RawTracePointContext) -> Result<(), i64> {
                 return Ok(());
             }
             let ident = file_ident(o, file);
-            if FILES.get_ptr(&ident).is_none() {
+            if FILES.get_ptr(ident).is_none() {
                 return Ok(());
             }
             let inode = rk::<u64>(file + o.file_inode).unwrap_or(0);
@@ -214,7 +211,7 @@ pub(crate) fn try_sys_enter(ctx: &RawTracePointContext) -> Result<(), i64> {
                 flags: ident,
                 obj: inode,
             };
-            if INFLIGHT.insert(&pid_tgid, &inf, 0).is_err() {
+            if INFLIGHT.insert(pid_tgid, inf, 0).is_err() {
                 count(counter::INFLIGHT_FULL);
             }
             return Ok(());
@@ -255,7 +252,7 @@ pub(crate) fn try_sys_enter(ctx: &RawTracePointContext) -> Result<(), i64> {
         flags,
         obj: 0,
     };
-    if INFLIGHT.insert(&pid_tgid, &inf, 0).is_err() {
+    if INFLIGHT.insert(pid_tgid, inf, 0).is_err() {
         count(counter::INFLIGHT_FULL);
     }
     Ok(())
@@ -273,10 +270,10 @@ pub(crate) fn try_sys_exit(ctx: &RawTracePointContext) -> Result<(), i64> {
     // SAFETY: helper without arguments.
     let pid_tgid = unsafe { bh::bpf_get_current_pid_tgid() };
     // SAFETY: the map value is copied out before removal.
-    let Some(inf) = (unsafe { INFLIGHT.get(&pid_tgid) }).copied() else {
+    let Some(inf) = (unsafe { INFLIGHT.get(pid_tgid) }).copied() else {
         return Ok(());
     };
-    let _ = INFLIGHT.remove(&pid_tgid);
+    let _ = INFLIGHT.remove(pid_tgid);
     let ret: i64 = ctx.arg(1);
     // The entry recorded the syscall number (only hooked ones are stashed).
     let nr = inf.nr;
@@ -289,7 +286,7 @@ pub(crate) fn try_sys_exit(ctx: &RawTracePointContext) -> Result<(), i64> {
     let Some(cfg) = config() else { return Ok(()) };
     if spec.argkind == argkind::WRITE_RET {
         if ret > 0
-            && let Some(st) = FILES.get_ptr_mut(&inf.flags)
+            && let Some(st) = FILES.get_ptr_mut(inf.flags)
         {
             let size = rk::<i64>(inf.obj + cfg.offsets.inode_size).unwrap_or(0) as u64;
             // SAFETY: map value pointer; racing writers only skew counters.
@@ -359,11 +356,11 @@ pub(crate) fn try_sys_exit(ctx: &RawTracePointContext) -> Result<(), i64> {
                 let file = fd_file(&cfg.offsets, ret);
                 if file != 0 {
                     let ident = file_ident(&cfg.offsets, file);
-                    if FILES.get_ptr(&ident).is_none()
+                    if FILES.get_ptr(ident).is_none()
                         && FILES
-                            .insert(&ident, &FileStats::default(), BPF_NOEXIST)
+                            .insert(ident, FileStats::default(), BPF_NOEXIST)
                             .is_err()
-                        && FILES.get_ptr(&ident).is_none()
+                        && FILES.get_ptr(ident).is_none()
                     {
                         count(counter::FILES_FULL);
                     }
@@ -533,7 +530,7 @@ impl Queue<'_> {
             // SAFETY: JUMP slot 0 holds `emit`, a raw tracepoint program
             // taking the same context. A tail call only returns on failure
             // (slot empty, or the 33-call chain limit): nothing is emitted.
-            let _ = unsafe { JUMP.tail_call(ctx, JUMP_EMIT) };
+            unsafe { JUMP.tail_call(ctx, JUMP_EMIT) };
             count(counter::TAIL_CALL_FAILS);
         }
         Ok(())

@@ -65,6 +65,14 @@ pub fn test(harness_args: &[String]) -> Result<bool> {
         took: started.elapsed(),
     });
     if setup_result.is_ok() {
+        let started = Instant::now();
+        let linted = lint();
+        phases.push(Phase {
+            name: "fmt + clippy",
+            outcome: to_outcome(linted.as_ref().err()),
+            counts: None,
+            took: started.elapsed(),
+        });
         // profiler-ebpf is a bpfel target crate: its binary cannot be built
         // as a host test harness. --no-fail-fast: one failing test binary
         // must not hide the results of the others.
@@ -226,6 +234,32 @@ fn parse_result_line(line: &str) -> Option<Counts> {
         }
     }
     Some(counts)
+}
+
+/// `cargo fmt --check`, then clippy with warnings denied over every crate:
+/// the workspace (pedantic, from `[workspace.lints]`) and the eBPF crate
+/// (clippy's defaults, checked for the host with `panic=abort` in a target
+/// directory of its own, since it is `no_std`).
+fn lint() -> Result<()> {
+    cmd::run(cmd::cargo().args(["fmt", "--all", "--", "--check"]))
+        .context("formatting differs: run `cargo fmt --all`")?;
+    cmd::run(cmd::cargo().args([
+        "clippy",
+        "--workspace",
+        "--exclude",
+        "profiler-ebpf",
+        "--all-targets",
+        "--",
+        "-D",
+        "warnings",
+    ]))?;
+    let target = crate::workspace_root().join("target/clippy-ebpf");
+    cmd::run(
+        cmd::cargo()
+            .args(["clippy", "-p", "profiler-ebpf", "--", "-D", "warnings"])
+            .env("RUSTFLAGS", "-C panic=abort")
+            .env("CARGO_TARGET_DIR", target),
+    )
 }
 
 /// Prints the instructions the kernel's verifier processed per program (a
