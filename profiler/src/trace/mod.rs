@@ -7,6 +7,7 @@
 
 pub mod btf;
 pub mod collect;
+mod reuse;
 pub mod specs;
 
 use std::collections::{BTreeMap, HashMap as StdHashMap};
@@ -22,9 +23,11 @@ use profiler_common::{
     MAP_TRACED, PROG_CGROUP_MKDIR, PROG_EMIT, PROG_EXEC, PROG_EXIT, PROG_FORK, PROG_SYS_ENTER,
     PROG_SYS_EXIT, PROG_WALK, SyscallSpec, counter,
 };
-use tokio::io::unix::AsyncFd;
 
-pub use self::collect::{Collector, RawEvent};
+pub use self::{
+    collect::{Collector, RawEvent},
+    reuse::drain_ring,
+};
 use crate::model::{Losses, TraceStats};
 
 /// The eBPF object built by `build.rs`.
@@ -75,6 +78,14 @@ pub enum TraceError {
     /// cgroup v2 unavailable.
     #[error("{0}")]
     Cgroup(String),
+    /// A map could not be reset for the next run.
+    #[error("resetting eBPF map `{map}` for the next run failed: {reason}")]
+    Reset {
+        /// Map name.
+        map: &'static str,
+        /// Why.
+        reason: String,
+    },
 }
 
 fn map_err(map: &'static str) -> impl FnOnce(aya::maps::MapError) -> TraceError {
@@ -322,9 +333,9 @@ impl Tracer {
                 events: c[counter::EVENTS_SENT],
                 deduped: c[counter::DEDUPED],
                 dedup_full: c[counter::DEDUP_FULL],
-                peak_rss_kib: 0,
                 io_uring_setups: c[counter::IO_URING_SETUPS],
                 verified_insns: self.verified.clone(),
+                ..TraceStats::default()
             },
         ))
     }
@@ -383,36 +394,12 @@ where
 }
 
 /// Drains `ring` into `collector` until `stop` fires, then drains what is
-/// left. Returns the collector.
+/// left. Returns the collector (see [`drain_ring`] to keep the ring).
 pub async fn drain(
     ring: RingBuf<MapData>,
-    mut collector: Collector,
-    mut stop: tokio::sync::watch::Receiver<bool>,
+    collector: Collector,
+    stop: tokio::sync::watch::Receiver<bool>,
     progress: Option<tokio::sync::watch::Sender<collect::Progress>>,
 ) -> Result<Collector, TraceError> {
-    // SAFETY: the RingBuf owns its map fd, which stays open and unchanged
-    // until the RingBuf (owned by the AsyncFd) is dropped.
-    let mut fd = unsafe { AsyncFd::register_with_interest(ring, tokio::io::Interest::READABLE) }
-        .map_err(|e| TraceError::Poll(e.into_parts().1))?;
-    loop {
-        tokio::select! {
-            guard = fd.readable_mut() => {
-                let mut guard = guard.map_err(TraceError::Poll)?;
-                let ring = guard.get_inner_mut();
-                while let Some(item) = ring.next() {
-                    collector.push_bytes(&item);
-                }
-                guard.clear_ready();
-                if let Some(p) = &progress {
-                    let _ = p.send(collector.progress());
-                }
-            }
-            _ = stop.changed() => break,
-        }
-    }
-    let ring = fd.get_mut();
-    while let Some(item) = ring.next() {
-        collector.push_bytes(&item);
-    }
-    Ok(collector)
+    Ok(drain_ring(ring, collector, stop, progress).await?.0)
 }
