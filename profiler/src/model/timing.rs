@@ -49,6 +49,8 @@ pub enum Phase {
     /// Waiting for the eBPF programs (loaded in the background from the
     /// start of the process) and arming them for this container.
     Attach,
+    /// Starting the container.
+    Start,
     /// The observation window.
     Observe,
     /// The graceful stop (tracing continues).
@@ -70,6 +72,7 @@ impl Phase {
             Phase::Create => "create",
             Phase::Listing => "listing",
             Phase::Attach => "attach",
+            Phase::Start => "start",
             Phase::Observe => "observe",
             Phase::Stop => "stop",
             Phase::Collect => "collect",
@@ -112,6 +115,7 @@ mod tests {
             Phase::Create,
             Phase::Listing,
             Phase::Attach,
+            Phase::Start,
             Phase::Observe,
             Phase::Stop,
             Phase::Collect,

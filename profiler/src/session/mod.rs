@@ -221,6 +221,7 @@ async fn run_inner(ctx: &mut Context, cfg: &RunConfig) -> Result<RunOutput, Sess
         ..Scope::default()
     })?;
     let run = Observation::begin(tracer)?;
+    sw.enter(Phase::Start).await;
     if let Err(e) = interrupt::check() {
         run.cancel().await;
         return Err(e);

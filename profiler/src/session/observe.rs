@@ -310,6 +310,13 @@ async fn stop(
             w.lost = Some(e.to_string());
         }
     }
+    // A quick exercise racing the container's own exit gets a moment to
+    // finish, so that its status does not depend on who won.
+    if let Some(ex) = w.exercise.as_mut()
+        && !interrupt::interrupted()
+    {
+        let _ = tokio::time::timeout(Duration::from_secs(1), ex.wait()).await;
+    }
     w.poll_exercise();
     if w.exercise.take().is_some() {
         w.notes
