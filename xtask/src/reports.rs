@@ -584,12 +584,14 @@ fn render_readme(rows: &[Row]) -> String {
          - **verified**: roprof exited 0 with `--verify` and its report has the \
          \"verified\" note: the image, run with `--read-only` and the proposed mounts, \
          behaved as in the profiling run (no `EROFS`, same exit code, same probe \
-         health). When roprof had to repair its plan first, the repairs are listed.\n\
+         health, same exercise exit status). When roprof had to repair its plan first, \
+         the repairs are listed.\n\
          - **client**: the probe or exercise got its answers in the profiling run.\n\
          - **container runs**: the profiling run plus the read-only runs of the \
          verification (one when the first plan verifies).\n\
-         - **time**: wall seconds of the whole `roprof profile --verify` ({DURATION} \
-         windows, container starts, graceful stops, image listing).\n\n\
+         - **time**: wall seconds of the whole `roprof profile --verify` (windows that \
+         end once the server has settled, {DURATION} at most; container starts, graceful \
+         stops, image listing; the eBPF load once).\n\n\
          | image | mounts | verified | client | container runs | time (s) | report |\n\
          | --- | --- | --- | --- | --- | --- | --- |\n"
     );

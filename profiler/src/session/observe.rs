@@ -202,8 +202,10 @@ impl<'t> Observation<'t> {
         sw.enter(Phase::Stop).await;
         stop(engine, cfg, id, owned, pb, &mut w).await;
         sw.enter(Phase::Collect).await;
-        // Let the last syscall exits reach the ring buffer.
-        tokio::time::sleep(Duration::from_millis(200)).await;
+        // Records are submitted synchronously by the hooks, and a stopped
+        // container's processes are gone: a short pause lets the drain task
+        // catch up before it is told to finish.
+        tokio::time::sleep(Duration::from_millis(50)).await;
         let _ = stop_tx.send(true);
         let (collector, ring) = drain
             .await
