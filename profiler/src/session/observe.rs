@@ -23,7 +23,7 @@ use super::{
     phases::Stopwatch, probe,
 };
 use crate::{
-    model::{Ended, ImageConfig, ImageListing, Phase, RunMeta},
+    model::{Ended, ImageConfig, ImageListing, Phase, RunMeta, TraceStats},
     runtime::{Engine, ExitState},
     trace::{self, Collector, TraceError, Tracer, collect::Progress},
 };
@@ -230,30 +230,14 @@ impl<'t> Observation<'t> {
         } else {
             Vec::new()
         };
-        if owned && collector.cgroup_seen.is_none() {
-            w.notes.push("the container's cgroup was never seen being created: nothing may have been traced (cgroup v2 or the unified hierarchy is required)".into());
-        }
         let collected = collector.finish(&listing, &dedup, &files);
-        if collected.detached > 0 {
-            w.notes.push(format!(
-                "{} paths were relative to a directory outside the container root",
-                collected.detached
-            ));
-        }
-        if activity.io_uring_setups > 0 {
-            w.notes.push(format!(
-                "io_uring in use ({} ring(s) set up): writes submitted through io_uring are not traced, so paths may be missing",
-                activity.io_uring_setups
-            ));
-        }
-        if let Some(e) = &state.error {
-            w.notes.push(format!("engine error: {e}"));
-        }
-        if !owned {
-            w.notes.push(
-                "attached to a running container: writes before the attach were not seen".into(),
-            );
-        }
+        w.notes.extend(run_notes(
+            owned,
+            collector.cgroup_seen.is_some(),
+            collected.detached,
+            &activity,
+            &state,
+        ));
         if w.lost.is_some() && w.ended != Ended::Signal {
             w.ended = Ended::EngineLost;
         }
@@ -324,6 +308,39 @@ async fn stop(
         w.notes
             .push("the exercise was still running when the window ended: it was killed".into());
     }
+}
+
+/// What the reader of the report must know about how the run was traced.
+fn run_notes(
+    owned: bool,
+    cgroup_seen: bool,
+    detached: u64,
+    activity: &TraceStats,
+    state: &ExitState,
+) -> Vec<String> {
+    let mut notes = Vec::new();
+    if owned && !cgroup_seen {
+        notes.push("the container's cgroup was never seen being created: nothing may have been traced (cgroup v2 or the unified hierarchy is required)".into());
+    }
+    if detached > 0 {
+        notes.push(format!(
+            "{detached} paths were relative to a directory outside the container root"
+        ));
+    }
+    if activity.io_uring_setups > 0 {
+        notes.push(format!(
+            "io_uring in use ({} ring(s) set up): writes submitted through io_uring are not traced, so paths may be missing",
+            activity.io_uring_setups
+        ));
+    }
+    if let Some(e) = &state.error {
+        notes.push(format!("engine error: {e}"));
+    }
+    if !owned {
+        notes
+            .push("attached to a running container: writes before the attach were not seen".into());
+    }
+    notes
 }
 
 fn incomplete_reason(w: &Watched, state: &ExitState) -> Option<String> {
