@@ -25,7 +25,8 @@ fn main() {
             std::process::exit(1);
         }
         match &cli.command {
-            Command::Profile(a) => cli::profile::run(a).await,
+            // Boxed: the whole closed loop's state lives in this future.
+            Command::Profile(a) => Box::pin(cli::profile::run(a)).await,
             Command::Attach(a) => cli::attach::run(a).await,
             Command::Verify(a) => cli::verify::run(a, &cli::RunArgs::default()).await,
             Command::Render(a) => cli::render::run(a),

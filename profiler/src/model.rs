@@ -9,6 +9,10 @@ use std::{collections::BTreeMap, fmt};
 
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
+mod timing;
+
+pub use self::timing::{Ended, Phase, PhaseTime};
+
 pub use crate::environment::{EnvValues, EnvVar};
 
 /// Version of the JSON report format. Bump on any incompatible change.
@@ -621,8 +625,9 @@ impl Losses {
     }
 }
 
-/// Counters of tracer activity (not losses).
-#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+/// Counters of tracer activity (not losses), and where the time went (not
+/// `Eq`: it holds `f64`s).
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 pub struct TraceStats {
     /// Records received from the kernel.
     pub events: u64,
@@ -642,6 +647,15 @@ pub struct TraceStats {
     /// at load (its budget is 1M per program; kernels 5.16 and later report it).
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub verified_insns: BTreeMap<String, u32>,
+    /// Wall time per phase of the run, in order (a closed loop adds
+    /// `verify`; each round has its own in `rounds`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub phases: Vec<PhaseTime>,
+    /// Seconds the eBPF programs took to load, verify and attach; this runs
+    /// in the background, overlapping `inspect`, `create` and `listing`, and
+    /// happens once per roprof process.
+    #[serde(default)]
+    pub bpf_load_secs: f64,
 }
 
 /// Metadata of the run that produced the observations (not `Eq`: it holds
@@ -662,6 +676,10 @@ pub struct RunMeta {
     pub read_only: bool,
     /// Seconds observed.
     pub observed_secs: f64,
+    /// Why the observation window ended (absent in reports of roprof
+    /// versions before it was recorded).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ended: Option<Ended>,
     /// Exit code, if the container exited.
     #[serde(default)]
     pub exit_code: Option<i64>,
@@ -687,6 +705,11 @@ pub struct RunMeta {
     /// Health of the probe/HEALTHCHECK at the end (`healthy`, `unhealthy`, `none`).
     #[serde(default)]
     pub health: Option<String>,
+    /// Exit status of `--exercise` (128 + N when killed by signal N); absent
+    /// without an exercise or when it had not finished when the window
+    /// ended (it is then killed).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub exercise_exit: Option<i64>,
 }
 
 /// A saved profile: everything needed to re-render any format.
@@ -713,10 +736,14 @@ pub struct Report {
     /// Closed-loop rounds (verify, repair, iterate, leave-one-out), in order.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub rounds: Vec<Round>,
+    /// The planner's settings the plan was made with, repairs included
+    /// (`verify --repair` continues from them).
+    #[serde(default)]
+    pub settings: crate::analysis::Settings,
 }
 
-/// One container run of the closed loop.
-#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+/// One container run of the closed loop (not `Eq`: it holds `f64`s).
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 pub struct Round {
     /// `verify`, `repair`, `iterate` or `leave-one-out`.
     pub kind: String,
@@ -734,4 +761,10 @@ pub struct Round {
     pub differences: Vec<String>,
     /// What was changed for the next round, or concluded.
     pub action: String,
+    /// Why the round's observation ended.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ended: Option<Ended>,
+    /// Wall time of the round's phases.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub phases: Vec<PhaseTime>,
 }

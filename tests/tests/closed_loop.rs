@@ -3,7 +3,8 @@
 //! mounts. Each scenario ends with a verified plan and its number of runs.
 
 use roprof_tests::{
-    ContainerGuard, TRAPS_IMAGE as TRAPS, profile_json, require_privileged, roprof, unique_name,
+    ContainerGuard, TRAPS_IMAGE as TRAPS, docker, profile_json, require_privileged, roprof,
+    unique_name,
 };
 
 fn mounts(r: &serde_json::Value) -> Vec<(String, String)> {
@@ -207,4 +208,120 @@ fn soft_failing_writer_iterates_to_clean_and_is_reported_optional_with_no_mount(
             ("leave-one-out".to_owned(), false)
         ]
     );
+}
+
+/// A writer that behaves differently from its second run on: the observed
+/// run writes `/var/cache/app/first` and leaves a mark on a volume of the
+/// user's (`-v`, kept by every run); later runs find the mark and write
+/// `/var/lib/app/again` instead (or exit 5). So verification fails, a repair
+/// adds `/var/lib/app`, and leave-one-out finds `/var/cache/app` redundant.
+const SECOND_RUN_DIFFERS: &str = "if [ -e /state/ran ]; then \
+     echo again > /var/lib/app/again || exit 5; \
+     else touch /state/ran; echo first > /var/cache/app/first || exit 6; fi; exit 0";
+
+#[test]
+fn a_repair_then_a_leave_one_out_drop_ends_with_a_run_of_the_final_plan() {
+    require_privileged();
+    let _g = ContainerGuard::new();
+    let volume = unique_name("roprof-test-state");
+    let bind = format!("{volume}:/state");
+    let (code, out, err) = roprof([
+        "profile",
+        "--quiet",
+        "--format",
+        "json",
+        "--check-minimal",
+        "-v",
+        &bind,
+        "--entrypoint",
+        "sh",
+        TRAPS,
+        "-c",
+        SECOND_RUN_DIFFERS,
+    ]);
+    let _ = docker(["volume", "rm", "-f", &volume]);
+    assert_eq!(code, 0, "the final plan verifies; stderr:\n{err}");
+    let r: serde_json::Value = serde_json::from_str(&out)
+        .unwrap_or_else(|e| panic!("a JSON report ({e}); stderr:\n{err}"));
+    assert_eq!(
+        mounts(&r),
+        [("/var/lib/app".to_owned(), "tmpfs".to_owned())],
+        "the repair's mount stays, the redundant one is dropped: {err}"
+    );
+    assert_eq!(
+        rounds(&r),
+        [
+            ("verify".to_owned(), false),
+            ("repair".to_owned(), true),
+            ("leave-one-out".to_owned(), true),
+            ("leave-one-out".to_owned(), false),
+            ("verify".to_owned(), true),
+        ],
+        "verify fails, the repair passes, /var/cache/app goes, /var/lib/app stays, \
+         and the final plan is run: {err}"
+    );
+    let last = r["rounds"].as_array().unwrap().last().unwrap();
+    assert_eq!(
+        last["mounts"],
+        serde_json::json!(["/var/lib/app"]),
+        "the last run had exactly the final plan's mounts"
+    );
+    assert_eq!(
+        r["settings"]["drop"],
+        serde_json::json!(["/var/cache/app"]),
+        "the drop is in the report's settings"
+    );
+    assert!(
+        r["run"]["notes"].to_string().contains("verified after 3"),
+        "verify, repair and the final plan's run: {}",
+        r["run"]["notes"]
+    );
+}
+
+#[test]
+fn verify_compares_the_exit_status_of_the_exercise() {
+    require_privileged();
+    let _g = ContainerGuard::new();
+    // The exercise passes once (the observed run), then fails: the
+    // read-only run must not count as the same behaviour.
+    let mark = std::env::temp_dir().join(unique_name("roprof-exercise-mark"));
+    let exercise = format!(
+        "if [ -e {m} ]; then exit 3; else touch {m}; fi",
+        m = mark.display()
+    );
+    let (code, out, err) = roprof([
+        "profile",
+        "--quiet",
+        "--format",
+        "json",
+        "--verify",
+        "--max-runs",
+        "1",
+        "--exercise",
+        &exercise,
+        TRAPS,
+        "soft",
+    ]);
+    let _ = std::fs::remove_file(&mark);
+    assert_eq!(code, 4, "a different exercise status fails; stderr:\n{err}");
+    let r: serde_json::Value = serde_json::from_str(&out)
+        .unwrap_or_else(|e| panic!("a JSON report ({e}); stderr:\n{err}"));
+    assert_eq!(r["run"]["exercise_exit"], 0, "{}", r["run"]);
+    assert!(
+        err.contains("the exercise exited 0 in the observed run, exited 3 read-only"),
+        "the difference is shown:\n{err}"
+    );
+}
+
+#[test]
+fn iterate_refuses_verify_and_check_minimal() {
+    require_privileged();
+    for flag in ["--verify", "--check-minimal"] {
+        let (code, _, err) = roprof(["profile", "--mode", "iterate", flag, TRAPS, "soft"]);
+        assert_eq!(code, 2, "a usage error; stderr:\n{err}");
+        assert!(
+            err.contains("--mode iterate cannot be combined"),
+            "says why:\n{err}"
+        );
+    }
 }

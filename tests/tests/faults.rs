@@ -69,6 +69,7 @@ fn a_signal_in_any_phase_leaves_nothing_and_prints_an_incomplete_report() {
         ("create", libc::SIGTERM, &[]),
         ("listing", libc::SIGINT, &[]),
         ("attach", libc::SIGTERM, &[]),
+        ("start", libc::SIGINT, &[]),
         ("observe", libc::SIGINT, &[]),
         ("stop", libc::SIGTERM, &[]),
         ("collect", libc::SIGINT, &[]),
@@ -108,7 +109,7 @@ fn a_signal_in_any_phase_leaves_nothing_and_prints_an_incomplete_report() {
             "stderr says the profile is incomplete ({phase}):\n{}",
             f.stderr
         );
-        if ["inspect", "create", "listing", "attach"].contains(&phase) {
+        if ["inspect", "create", "listing", "attach", "start"].contains(&phase) {
             assert!(
                 report["plan"]["mounts"]
                     .as_array()
@@ -154,6 +155,9 @@ fn the_engine_restarting_mid_run_ends_observation_with_a_truthful_report() {
             "json",
             "--duration",
             "120s",
+            // The whole window: the engine goes away mid-observation.
+            "--window",
+            "fixed",
             BUSYBOX_IMAGE,
             "sh",
             "-c",

@@ -170,6 +170,9 @@ fn sigint_during_observation_yields_an_incomplete_report_and_cleans_up() {
             "json",
             "--duration",
             "60s",
+            // An idle container would settle: keep observing until the signal.
+            "--window",
+            "fixed",
             WRITER_IMAGE,
             "sleep",
             "100",
@@ -244,6 +247,8 @@ fn double_sigint_forces_a_quick_exit_that_still_removes_the_container() {
             "30",
             "--duration",
             "60s",
+            "--window",
+            "fixed",
             "roprof-fixture/traps:latest",
             "shutdown",
         ],

@@ -6,7 +6,8 @@
 //! `--check` profiles the images again into the target directory and
 //! compares only the mount plans (targets, kinds, options other than size)
 //! with the checked-in `report.json` files: timings, pids, container ids and
-//! counts change from run to run, the plan must not.
+//! counts change from run to run, the plan must not. It also fails when a
+//! plan no longer verifies read-only.
 //!
 //! All traffic stays on 127.0.0.1 (published ports) or goes through
 //! `docker exec`.
@@ -479,38 +480,45 @@ fn check_all(roprof: &Path, subjects: &[&'static Subject]) -> Result<bool> {
             continue;
         };
         let diff = plan_diff(&plan_lines(&saved, true), &plan_lines(fresh, true));
-        let verified = has_verified_note;
-        if verified(&saved) != verified(fresh) {
-            // Reported, not failed on: the check is about plans.
-            eprintln!(
-                "xtask: {}: note: the checked-in report is {}verified, this run is {}verified",
+        // A plan that no longer verifies read-only is a failure, whatever
+        // its mounts: the report would be recommending something broken.
+        let verified = outcome.exit_code == Some(0) && has_verified_note(fresh);
+        if !verified {
+            let rounds = fresh["rounds"].as_array().cloned().unwrap_or_default();
+            println!(
+                "reports --check: {}: the plan did NOT verify read-only ({}; the checked-in \
+                 report is {}verified)",
                 s.name,
-                if verified(&saved) { "" } else { "not " },
-                if verified(fresh) { "" } else { "not " },
+                why_not_verified(&rounds, &notes(fresh), outcome.exit_code),
+                if has_verified_note(&saved) {
+                    ""
+                } else {
+                    "not "
+                },
             );
         }
-        match diff {
+        match &diff {
             None => println!("reports --check: {}: plan matches", s.name),
-            Some(diff) => {
-                println!(
-                    "reports --check: {}: plan DIFFERS from reports/{}/report.json \
-                     (-checked in, +now):\n{diff}",
-                    s.name, s.name
-                );
-                mismatched.push(s.name);
-            }
+            Some(diff) => println!(
+                "reports --check: {}: plan DIFFERS from reports/{}/report.json \
+                 (-checked in, +now):\n{diff}",
+                s.name, s.name
+            ),
+        }
+        if diff.is_some() || !verified {
+            mismatched.push(s.name);
         }
     }
     if mismatched.is_empty() {
         println!(
-            "reports --check: ok: {} plan(s) match the checked-in reports",
+            "reports --check: ok: {} plan(s) match the checked-in reports and verify",
             subjects.len()
         );
         Ok(true)
     } else {
         println!(
-            "reports --check: FAILED: {} of {} differ: {} (regenerate with `cargo xtask reports` \
-             if the change is intended)",
+            "reports --check: FAILED: {} of {} differ or no longer verify: {} (regenerate with \
+             `cargo xtask reports` if the change is intended)",
             mismatched.len(),
             subjects.len(),
             mismatched.join(", ")
@@ -576,12 +584,14 @@ fn render_readme(rows: &[Row]) -> String {
          - **verified**: roprof exited 0 with `--verify` and its report has the \
          \"verified\" note: the image, run with `--read-only` and the proposed mounts, \
          behaved as in the profiling run (no `EROFS`, same exit code, same probe \
-         health). When roprof had to repair its plan first, the repairs are listed.\n\
+         health, same exercise exit status). When roprof had to repair its plan first, \
+         the repairs are listed.\n\
          - **client**: the probe or exercise got its answers in the profiling run.\n\
          - **container runs**: the profiling run plus the read-only runs of the \
          verification (one when the first plan verifies).\n\
-         - **time**: wall seconds of the whole `roprof profile --verify` ({DURATION} \
-         windows, container starts, graceful stops, image listing).\n\n\
+         - **time**: wall seconds of the whole `roprof profile --verify` (windows that \
+         end once the server has settled, {DURATION} at most; container starts, graceful \
+         stops, image listing; the eBPF load once).\n\n\
          | image | mounts | verified | client | container runs | time (s) | report |\n\
          | --- | --- | --- | --- | --- | --- | --- |\n"
     );

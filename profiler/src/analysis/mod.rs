@@ -55,8 +55,10 @@ use crate::model::{
 /// The warning of a run that wrote nothing.
 pub const NO_WRITES: &str = "no writes observed: the image runs read-only as is";
 
-/// Knobs of the planner.
-#[derive(Clone, Debug, PartialEq, Eq)]
+/// Knobs of the planner. Saved in the report (`settings`), so that a
+/// closed loop resumed from a saved report keeps its repairs and budget.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(default)]
 pub struct Settings {
     /// Merge mounts until at most this many remain.
     pub max_mounts: Option<usize>,

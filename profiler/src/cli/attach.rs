@@ -55,6 +55,9 @@ pub async fn run(args: &AttachArgs) -> anyhow::Result<i32> {
         run: run.clone(),
         env: ContainerEnv::default(),
         duration: args.duration,
+        // Attached mid-run: the application is past its start, so there is
+        // nothing to settle; the whole window is observed.
+        window: session::Window::Fixed,
         stop_timeout: 10,
         exercise: args.exercise.clone(),
         probe: None,

@@ -74,12 +74,35 @@ pub enum Command {
     Man(completions::ManArgs),
 }
 
+/// Container runs a verify/repair or iterate loop may spend unless told
+/// (`profile --max-runs`, `verify --max-runs`).
+pub const DEFAULT_MAX_RUNS: usize = 4;
+
+/// How the observation window ends.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum WindowKind {
+    /// When the application has settled (at most --duration).
+    Settle,
+    /// After the whole --duration.
+    Fixed,
+}
+
 /// How a run is observed; shared by profile and verify.
 #[derive(Debug, Args, Clone)]
 pub struct ObserveArgs {
-    /// Observation window; ends earlier when the container exits.
+    /// Longest observation window; it ends earlier when the application
+    /// settles (see --window) or the container exits.
     #[arg(long, default_value = "10s", value_parser = parse_duration)]
     pub duration: Duration,
+    /// `settle`: end once no new write-type operation was seen and the
+    /// container was idle for --settle, after --probe answered and
+    /// --exercise finished. `fixed`: always the whole --duration (late
+    /// writers, periodic jobs, anything that waits before writing).
+    #[arg(long, value_enum, default_value = "settle")]
+    pub window: WindowKind,
+    /// Quiet period that counts as settled.
+    #[arg(long, default_value = "2s", value_parser = parse_duration, value_name = "D")]
+    pub settle: Duration,
     /// Seconds to wait after the stop signal before SIGKILL.
     #[arg(long, default_value_t = 10)]
     pub stop_timeout: i32,
@@ -89,6 +112,17 @@ pub struct ObserveArgs {
     /// URL polled until it answers (publish the port on 127.0.0.1).
     #[arg(long)]
     pub probe: Option<String>,
+}
+
+impl ObserveArgs {
+    /// The session's window.
+    #[must_use]
+    pub fn window(&self) -> crate::session::Window {
+        match self.window {
+            WindowKind::Settle => crate::session::Window::Settle(self.settle),
+            WindowKind::Fixed => crate::session::Window::Fixed,
+        }
+    }
 }
 
 /// docker-run-like options shared by profile and verify.

@@ -5,13 +5,16 @@ use std::path::PathBuf;
 use anyhow::Context as _;
 use clap::Args;
 
-use super::{EXIT_INTERRUPTED, EXIT_LOSS, EXIT_VERIFY_FAILED, ObserveArgs, RunArgs, verify};
+use super::{DEFAULT_MAX_RUNS, EXIT_LOSS, EXIT_VERIFY_FAILED, ObserveArgs, RunArgs, verify};
 use crate::{
     analysis::Settings,
     environment::ContainerEnv,
     render::{self, Format},
     runtime::Engine,
-    session::{self, RunConfig, SessionError, closed, interrupt},
+    session::{
+        Context, RunConfig,
+        closed::flow::{self, Loop},
+    },
 };
 
 /// Arguments of `profile`.
@@ -44,7 +47,9 @@ pub struct ProfileArgs {
     #[arg(long)]
     pub verify: bool,
     /// `observe` (default): one writable run, then plan. `iterate`: the
-    /// manual method automated: read-only runs, adding mounts for each EROFS.
+    /// manual method automated: read-only runs, adding mounts for each EROFS
+    /// (its last, clean round is the read-only run of the final plan; it
+    /// cannot be combined with --verify or --check-minimal).
     #[arg(long, value_enum, default_value = "observe")]
     pub mode: Mode,
     /// Leave-one-out over the mounts (one run each): drop the redundant ones,
@@ -52,7 +57,7 @@ pub struct ProfileArgs {
     #[arg(long)]
     pub check_minimal: bool,
     /// Container runs the verify/repair or iterate loop may spend.
-    #[arg(long, default_value_t = 4)]
+    #[arg(long, default_value_t = DEFAULT_MAX_RUNS)]
     pub max_runs: usize,
     /// No progress on stderr.
     #[arg(long, short)]
@@ -88,11 +93,8 @@ pub enum Mode {
 }
 
 /// Runs `profile`.
-#[expect(
-    clippy::too_many_lines,
-    reason = "one linear procedure: run, plan, verify, print"
-)]
 pub async fn run(args: &ProfileArgs) -> anyhow::Result<i32> {
+    let how = closed_loop(args);
     let (run_opts, env) = args.run.to_options(&args.command, args.reveal_env)?;
     super::warn_unset(&env);
     // The doctor's host checks, before anything is created.
@@ -100,9 +102,10 @@ pub async fn run(args: &ProfileArgs) -> anyhow::Result<i32> {
     let engine = Engine::connect().await?;
     let cfg = RunConfig {
         image: args.image.clone(),
-        run: run_opts.clone(),
+        run: run_opts,
         env,
         duration: args.observe.duration,
+        window: args.observe.window(),
         stop_timeout: args.observe.stop_timeout,
         exercise: args.observe.exercise.clone(),
         probe: args.observe.probe.clone(),
@@ -114,132 +117,52 @@ pub async fn run(args: &ProfileArgs) -> anyhow::Result<i32> {
         mode: "profile",
         ringbuf_bytes: args.ringbuf_bytes,
     };
-    let out = match session::run(&engine, &cfg).await {
-        Ok(out) => out,
-        Err(SessionError::Interrupted { .. }) => {
-            // Interrupted before anything was observed: say so in a report
-            // that plans nothing, rather than printing nothing at all.
-            let report = session::unobserved_report(&cfg, &interrupt::describe());
-            return finish(args, &cfg.env, report, EXIT_INTERRUPTED);
-        }
-        Err(e) => return Err(e.into()),
-    };
-    interrupt::enter("analyse").await;
+    // The eBPF programs load in the background from here on.
+    let mut ctx = Context::new(engine, args.ringbuf_bytes);
     let settings = Settings {
         max_mounts: args.max_mounts,
         ..Settings::default()
     };
-    let listing = out.listing.clone();
-    let cut_short = out.meta.incomplete;
-    let mut code = 0;
-    let mut report;
-    if cut_short {
-        // No verification of a plan made from a partial run.
-        report = session::report(out, run_opts, settings.clone());
-    } else if args.mode == Mode::Iterate {
-        let first_copy = session::RunOutput {
-            image: out.image.clone(),
-            listing: out.listing.clone(),
-            observations: out.observations.clone(),
-            meta: out.meta.clone(),
-            losses: out.losses.clone(),
-            stats: out.stats.clone(),
-        };
-        report = session::report(out, run_opts, settings.clone());
-        report.run.mode = "iterate".into();
-        interrupt::enter("verify").await;
-        let res = closed::iterate(
-            &engine,
-            &mut report,
-            &first_copy,
-            &listing,
-            &cfg,
-            &settings,
-            args.max_runs,
-        )
-        .await;
-        match closed_outcome(&mut report, res, false)? {
-            Some(true) => verify::print_rounds(&report, true),
-            Some(false) => {
-                verify::print_rounds(&report, false);
-                code = EXIT_VERIFY_FAILED;
-            }
-            None => {}
-        }
-    } else {
-        report = session::report(out, run_opts, settings.clone());
-        if args.verify || args.check_minimal {
-            interrupt::enter("verify").await;
-            let res = closed::verify_and_repair(
-                &engine,
-                &mut report,
-                &listing,
-                &cfg,
-                settings.clone(),
-                args.max_runs,
-            )
-            .await;
-            let mut ok = closed_outcome(&mut report, res, false)?;
-            if ok == Some(true) && args.check_minimal {
-                let res =
-                    closed::check_minimal(&engine, &mut report, &listing, &cfg, settings.clone())
-                        .await
-                        .map(|()| true);
-                ok = closed_outcome(&mut report, res, true)?;
-            }
-            if let Some(ok) = ok {
-                verify::print_rounds(&report, ok);
-                report.run.notes.push(if ok {
-                    format!(
-                        "verified after {} read-only run(s)",
-                        report
-                            .rounds
-                            .iter()
-                            .filter(|r| r.kind != "leave-one-out")
-                            .count()
-                    )
-                } else {
-                    "verification failed".into()
-                });
+    let res = flow::profile(&mut ctx, &cfg, settings, how, args.max_runs).await;
+    let code = match res {
+        Ok(p) => {
+            // An incomplete report picks its own exit code in `finish`.
+            let mut code = 0;
+            if let Some(ok) = p.verdict {
+                verify::print_rounds(&p.report, ok);
                 if !ok {
                     code = EXIT_VERIFY_FAILED;
                 }
             }
+            finish(args, &cfg.env, p.report, code)
         }
-    }
-    if interrupt::interrupted() && !report.run.incomplete {
-        report.run.incomplete = true;
-        report.run.incomplete_reason = Some(interrupt::describe());
-    }
-    finish(args, &cfg.env, report, code)
+        Err(e) => Err(e.into()),
+    };
+    // Removing the container and unloading the programs wait on the engine
+    // and the kernel: after the answer is out.
+    ctx.teardown().await;
+    code
 }
 
-/// Folds the result of a closed-loop step into the report: `Some(passed)`,
-/// or `None` when a signal or the loss of the engine cut it short (the
-/// report is then marked incomplete; the plan is unverified unless
-/// `verified` says the step was the leave-one-out check after a pass).
-fn closed_outcome(
-    report: &mut crate::model::Report,
-    res: Result<bool, SessionError>,
-    verified: bool,
-) -> anyhow::Result<Option<bool>> {
-    let why = match res {
-        Ok(ok) => return Ok(Some(ok)),
-        Err(e) => closed::cut_short_reason(&e).ok_or(e)?,
-    };
-    report.run.incomplete = true;
-    let runs = report
-        .rounds
-        .iter()
-        .filter(|r| r.kind != "leave-one-out")
-        .count();
-    report.run.notes.push(if verified {
-        format!("{why}: the plan was verified after {runs} read-only run(s); the leave-one-out check did not finish")
-    } else {
-        format!("{why}: the plan is UNVERIFIED ({runs} read-only run(s) finished)")
-    });
-    report.run.incomplete_reason = Some(why);
-    Ok(None)
+/// The closed loop the flags ask for; `--mode iterate` with `--verify` or
+/// `--check-minimal` is refused as a usage error (exit 2).
+fn closed_loop(args: &ProfileArgs) -> Loop {
+    use clap::CommandFactory as _;
+    match args.mode {
+        Mode::Iterate if args.verify || args.check_minimal => super::Cli::command()
+            .error(
+                clap::error::ErrorKind::ArgumentConflict,
+                "--mode iterate cannot be combined with --verify or --check-minimal: its last, \
+                 clean round already runs the final plan read-only, and it has no writable run \
+                 to compare with; profile with --mode observe (the default) to verify or \
+                 minimise",
+            )
+            .exit(),
+        Mode::Iterate => Loop::Iterate,
+        Mode::Observe if args.check_minimal => Loop::VerifyMinimal,
+        Mode::Observe if args.verify => Loop::Verify,
+        Mode::Observe => Loop::None,
+    }
 }
 
 /// Writes the outputs (env values withheld unless `--reveal-env`) and

@@ -7,14 +7,13 @@ use std::path::PathBuf;
 use anyhow::Context as _;
 use clap::Args;
 
-use super::{EXIT_VERIFY_FAILED, ObserveArgs, RunArgs, render::ensure_nl};
+use super::{DEFAULT_MAX_RUNS, EXIT_VERIFY_FAILED, ObserveArgs, RunArgs, render::ensure_nl};
 use crate::{
-    analysis::Settings,
     environment::{self, ContainerEnv},
     model::Report,
     render::{self, Format},
     runtime::Engine,
-    session::{RunConfig, closed},
+    session::{Context, RunConfig, closed},
 };
 
 /// Arguments of `verify`.
@@ -31,8 +30,12 @@ pub struct VerifyArgs {
     #[arg(long)]
     pub repair: bool,
     /// Container runs the repair loop may spend.
-    #[arg(long, default_value_t = 3)]
+    #[arg(long, default_value_t = DEFAULT_MAX_RUNS)]
     pub max_runs: usize,
+    /// Merge mounts until at most N remain when repairing (default: the
+    /// budget the report's plan was made with).
+    #[arg(long)]
+    pub max_mounts: Option<usize>,
     /// Output format of the (possibly repaired) report on stdout.
     #[arg(long, value_enum)]
     pub format: Option<Format>,
@@ -100,6 +103,7 @@ pub async fn run(args: &VerifyArgs, run_args: &RunArgs) -> anyhow::Result<i32> {
         run,
         env,
         duration: args.observe.duration,
+        window: args.observe.window(),
         stop_timeout: args.observe.stop_timeout,
         exercise: args.observe.exercise.clone(),
         probe: args.observe.probe.clone(),
@@ -111,18 +115,26 @@ pub async fn run(args: &VerifyArgs, run_args: &RunArgs) -> anyhow::Result<i32> {
         mode: "verify",
         ringbuf_bytes: None,
     };
-    let listing = engine_listing(&engine, &cfg.image).await?;
+    let mut ctx = Context::new(engine, None);
+    // Repairs continue from the settings the plan was made with.
+    if args.max_mounts.is_some() {
+        report.settings.max_mounts = args.max_mounts;
+    }
     report.rounds.clear();
     let runs = if args.repair { args.max_runs } else { 1 };
-    let res = closed::verify_and_repair(
-        &engine,
-        &mut report,
-        &listing,
-        &cfg,
-        Settings::default(),
-        runs,
-    )
-    .await;
+    let res = closed::verify_and_repair(&mut ctx, &mut report, &cfg, runs).await;
+    let code = conclude(args, &cfg.env, &mut report, res);
+    ctx.teardown().await;
+    code
+}
+
+/// Prints the verdict and the report; the exit code.
+fn conclude(
+    args: &VerifyArgs,
+    env: &ContainerEnv,
+    report: &mut Report,
+    res: Result<bool, crate::session::SessionError>,
+) -> anyhow::Result<i32> {
     let cut_short = match res {
         Ok(passed) if !crate::session::interrupt::interrupted() => Ok(passed),
         Ok(_) => Err(crate::session::interrupt::describe()),
@@ -137,31 +149,15 @@ pub async fn run(args: &VerifyArgs, run_args: &RunArgs) -> anyhow::Result<i32> {
         }
     };
     if let Some(passed) = passed {
-        print_rounds(&report, passed);
+        print_rounds(report, passed);
     }
     if let Some(f) = args.format {
-        super::withhold_env(&mut report, &cfg.env, args.reveal_env);
-        print!("{}", ensure_nl(render::render(&report, f)?));
+        super::withhold_env(report, env, args.reveal_env);
+        print!("{}", ensure_nl(render::render(report, f)?));
     }
     Ok(match passed {
-        None => super::incomplete_exit("verification", &report),
+        None => super::incomplete_exit("verification", report),
         Some(true) => 0,
         Some(false) => EXIT_VERIFY_FAILED,
     })
-}
-
-/// The image's filesystem listing (from a created, never started container).
-async fn engine_listing(
-    engine: &Engine,
-    image: &str,
-) -> anyhow::Result<crate::model::ImageListing> {
-    let id = engine
-        .create(&crate::runtime::ContainerSpec {
-            image: image.into(),
-            ..Default::default()
-        })
-        .await?;
-    let listing = engine.listing(&id).await;
-    engine.remove(&id).await?;
-    Ok(listing?)
 }

@@ -388,6 +388,37 @@ fn rendered_report_satisfies_the_schema() {
     validate(&schema, &schema, &v, "report");
 }
 
+#[test]
+fn timings_settings_and_rounds_satisfy_the_schema() {
+    use crate::model::{Ended, Phase, PhaseTime, Round};
+    let schema: serde_json::Value = serde_json::from_str(json::SCHEMA).expect("schema is JSON");
+    let mut r = sample();
+    r.run.ended = Some(Ended::EngineLost);
+    r.run.exercise_exit = Some(0);
+    r.stats.phases = vec![PhaseTime {
+        phase: Phase::Listing,
+        secs: 0.25,
+    }];
+    r.stats.bpf_load_secs = 1.5;
+    r.settings.force_seed.insert(CPath::from("/srv/site"));
+    r.rounds.push(Round {
+        kind: "verify".into(),
+        ended: Some(Ended::Settled),
+        phases: r.stats.phases.clone(),
+        ..Round::default()
+    });
+    let text = json::to_json(&r).expect("json");
+    let v: serde_json::Value = serde_json::from_str(&text).expect("report is JSON");
+    assert_eq!(v["run"]["ended"], "engine-lost");
+    assert_eq!(v["stats"]["phases"][0]["phase"], "listing");
+    validate(&schema, &schema, &v, "report");
+    assert_eq!(
+        json::load_report(&text).expect("loads back"),
+        r,
+        "round trip"
+    );
+}
+
 const MANIFESTS: &str = "# config first, with a comment\napiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: cfg   # odd spacing kept\ndata:\n  a: \"1\"\n---\napiVersion: apps/v1\nkind: Deployment\nmetadata:\n  name: web\nspec:\n  template:\n    spec:\n      containers:\n      - name: sidecar\n        image: busybox\n      - name: web\n        image: nginx:1.27\n        volumeMounts:\n        - name: own\n          mountPath: /data\n      volumes:\n      - name: own\n        emptyDir: {}\n---\napiVersion: batch/v1\nkind: CronJob\nmetadata:\n  name: nightly\nspec:\n  schedule: \"0 3 * * *\"\n  jobTemplate:\n    spec:\n      template:\n        spec:\n          containers:\n          - name: job\n            image: docker.io/library/nginx:1.27\n---\napiVersion: v1\nkind: Service\nmetadata: {name: web}\n";
 
 #[test]

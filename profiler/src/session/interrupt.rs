@@ -116,7 +116,7 @@ pub async fn enter(name: &'static str) {
     }
     if std::env::var("ROPROF_HOLD_PHASE").is_ok_and(|h| h == name) {
         eprintln!("roprof: holding in phase {name} (ROPROF_HOLD_PHASE)");
-        let _ = tokio::time::timeout(std::time::Duration::from_secs(120), wait()).await;
+        let _ = tokio::time::timeout(std::time::Duration::from_mins(2), wait()).await;
     }
 }
 

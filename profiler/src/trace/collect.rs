@@ -99,6 +99,9 @@ pub struct Progress {
     pub paths: u64,
     /// Records carrying EROFS.
     pub erofs: u64,
+    /// Records of write-type operations (the settle window watches these:
+    /// each is a new distinct operation, repeats being folded in the kernel).
+    pub writes: u64,
 }
 
 /// Accumulates records during a run.
@@ -209,6 +212,9 @@ impl Collector {
                 self.progress.paths += 1;
                 if ev.header.ret == -EROFS {
                     self.progress.erofs += 1;
+                }
+                if map_op(ev.header.op, ev.header.flags).is_some_and(Op::is_write) {
+                    self.progress.writes += 1;
                 }
                 self.events.push(ev);
             }

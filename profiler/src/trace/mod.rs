@@ -7,6 +7,7 @@
 
 pub mod btf;
 pub mod collect;
+mod reuse;
 pub mod specs;
 
 use std::collections::{BTreeMap, HashMap as StdHashMap};
@@ -22,9 +23,11 @@ use profiler_common::{
     MAP_TRACED, PROG_CGROUP_MKDIR, PROG_EMIT, PROG_EXEC, PROG_EXIT, PROG_FORK, PROG_SYS_ENTER,
     PROG_SYS_EXIT, PROG_WALK, SyscallSpec, counter,
 };
-use tokio::io::unix::AsyncFd;
 
-pub use self::collect::{Collector, RawEvent};
+pub use self::{
+    collect::{Collector, RawEvent},
+    reuse::drain_ring,
+};
 use crate::model::{Losses, TraceStats};
 
 /// The eBPF object built by `build.rs`.
@@ -76,6 +79,14 @@ pub enum TraceError {
     /// cgroup v2 unavailable.
     #[error("{0}")]
     Cgroup(String),
+    /// A map could not be reset for the next run.
+    #[error("resetting eBPF map `{map}` for the next run failed: {reason}")]
+    Reset {
+        /// Map name.
+        map: &'static str,
+        /// Why.
+        reason: String,
+    },
 }
 
 fn map_err(map: &'static str) -> impl FnOnce(aya::maps::MapError) -> TraceError {
@@ -130,7 +141,6 @@ impl Tracer {
         let mut ebpf = loader
             .load(EBPF_OBJECT)
             .map_err(|e| TraceError::Load(Box::new(e)))?;
-
         let cfg = Config {
             offsets,
             match_container_id: u32::from(scope.container_id.is_some()),
@@ -146,122 +156,19 @@ impl Tracer {
             .map_err(map_err(MAP_CONFIG))?;
             a.set(0, cfg, 0).map_err(map_err(MAP_CONFIG))?;
         }
-        if let Some(id) = &scope.container_id {
-            let mut bytes = [0u8; 64];
-            let src = id.as_bytes();
-            if src.len() != 64 {
-                return Err(TraceError::Cgroup(format!(
-                    "container id `{id}` is not a full 64-character id"
-                )));
-            }
-            bytes.copy_from_slice(src);
-            let mut a: Array<_, [u8; 64]> = Array::try_from(
-                ebpf.map_mut(MAP_CONTAINER_ID)
-                    .ok_or(TraceError::MissingMap(MAP_CONTAINER_ID))?,
-            )
-            .map_err(map_err(MAP_CONTAINER_ID))?;
-            a.set(0, bytes, 0).map_err(map_err(MAP_CONTAINER_ID))?;
-        }
-        {
-            let mut a: HashMap<_, u64, u32> = HashMap::try_from(
-                ebpf.map_mut(MAP_TARGET_CGROUPS)
-                    .ok_or(TraceError::MissingMap(MAP_TARGET_CGROUPS))?,
-            )
-            .map_err(map_err(MAP_TARGET_CGROUPS))?;
-            for id in &scope.cgroup_ids {
-                a.insert(id, 1, 0).map_err(map_err(MAP_TARGET_CGROUPS))?;
-            }
-        }
-        {
-            let mut a: HashMap<_, u32, u32> = HashMap::try_from(
-                ebpf.map_mut(MAP_TRACED)
-                    .ok_or(TraceError::MissingMap(MAP_TRACED))?,
-            )
-            .map_err(map_err(MAP_TRACED))?;
-            for pid in &scope.pids {
-                a.insert(pid, 1, 0).map_err(map_err(MAP_TRACED))?;
-            }
-        }
-        let hooks = specs::hooks();
-        {
-            let mut a: Array<_, SyscallSpec> = Array::try_from(
-                ebpf.map_mut(MAP_SPECS)
-                    .ok_or(TraceError::MissingMap(MAP_SPECS))?,
-            )
-            .map_err(map_err(MAP_SPECS))?;
-            for h in &hooks {
-                #[expect(
-                    clippy::cast_sign_loss,
-                    clippy::cast_possible_truncation,
-                    reason = "syscall numbers are small and non-negative (unit-tested)"
-                )]
-                a.set(h.nr as u32, h.spec, 0).map_err(map_err(MAP_SPECS))?;
-            }
-        }
+        seed_scope(&mut ebpf, scope)?;
+        write_specs(&mut ebpf)?;
         let ring = RingBuf::try_from(
             ebpf.take_map(MAP_EVENTS)
                 .ok_or(TraceError::MissingMap(MAP_EVENTS))?,
         )
         .map_err(map_err(MAP_EVENTS))?;
-
-        let mut attached = 0;
         // Instructions the verifier processed per program (kernels >= 5.16
-        // report it): `emit` is close to the 1M budget, so this is shown to
-        // warn before a change makes loading fail with E2BIG.
+        // report it): `emit` is the largest, so this is shown to warn
+        // before a change makes loading fail with E2BIG.
         let mut verified = BTreeMap::new();
-        for (slot, name) in [(JUMP_EMIT, PROG_EMIT), (JUMP_WALK, PROG_WALK)] {
-            let prog: &mut RawTracePoint = program(&mut ebpf, name)?;
-            prog.load().map_err(prog_err(name, "load"))?;
-            if let Some(n) = prog
-                .info()
-                .ok()
-                .and_then(|i| i.verified_instruction_count())
-            {
-                verified.insert(name.to_owned(), n);
-            }
-            let fd = prog
-                .fd()
-                .map_err(prog_err(name, "expose its fd"))?
-                .try_clone()
-                .map_err(TraceError::Poll)?;
-            let mut jump = ProgramArray::try_from(
-                ebpf.map_mut(MAP_JUMP)
-                    .ok_or(TraceError::MissingMap(MAP_JUMP))?,
-            )
-            .map_err(map_err(MAP_JUMP))?;
-            jump.set(slot, &fd, 0).map_err(map_err(MAP_JUMP))?;
-        }
-        // Every hook is a raw tracepoint: attaching one needs no tracefs
-        // (a fresh host mounts neither tracefs nor debugfs), only
-        // BPF_RAW_TRACEPOINT_OPEN by name. They are attached once `emit` is
-        // in place for those that tail-call it. The cgroup and process
-        // lifecycle hooks come first, so the container's first exec cannot
-        // slip between attach calls; exits before enters: an entry recorded
-        // without its exit program attached would leave a stale in-flight
-        // record.
-        for (name, tp) in [
-            (PROG_CGROUP_MKDIR, "cgroup_mkdir"),
-            (PROG_EXIT, "sched_process_exit"),
-            (PROG_FORK, "sched_process_fork"),
-            (PROG_EXEC, "sched_process_exec"),
-            (PROG_SYS_EXIT, "sys_exit"),
-            (PROG_SYS_ENTER, "sys_enter"),
-        ] {
-            let prog: &mut RawTracePoint = program(&mut ebpf, name)?;
-            prog.load().map_err(prog_err(name, "load"))?;
-            if let Some(n) = prog
-                .info()
-                .ok()
-                .and_then(|i| i.verified_instruction_count())
-            {
-                verified.insert(name.to_owned(), n);
-            }
-            prog.attach(tp).map_err(prog_err(
-                name,
-                &format!("attach to the raw tracepoint {tp}"),
-            ))?;
-            attached += 1;
-        }
+        load_stages(&mut ebpf, &mut verified)?;
+        let attached = attach_hooks(&mut ebpf, &mut verified)?;
         Ok(Tracer {
             ebpf,
             ring: Some(ring),
@@ -323,9 +230,9 @@ impl Tracer {
                 events: c[counter::EVENTS_SENT],
                 deduped: c[counter::DEDUPED],
                 dedup_full: c[counter::DEDUP_FULL],
-                peak_rss_kib: 0,
                 io_uring_setups: c[counter::IO_URING_SETUPS],
                 verified_insns: self.verified.clone(),
+                ..TraceStats::default()
             },
         ))
     }
@@ -362,6 +269,129 @@ impl Tracer {
     }
 }
 
+/// Writes what selects the traced processes: the container id whose
+/// cgroup creation starts tracing, known cgroup ids and member pids (attach).
+/// Used at load and by [`Tracer::reset_for`].
+fn seed_scope(ebpf: &mut Ebpf, scope: &Scope) -> Result<(), TraceError> {
+    if let Some(id) = &scope.container_id {
+        let bytes: [u8; 64] = id.as_bytes().try_into().map_err(|_| {
+            TraceError::Cgroup(format!("container id `{id}` is not a full 64-character id"))
+        })?;
+        let mut a: Array<_, [u8; 64]> = Array::try_from(
+            ebpf.map_mut(MAP_CONTAINER_ID)
+                .ok_or(TraceError::MissingMap(MAP_CONTAINER_ID))?,
+        )
+        .map_err(map_err(MAP_CONTAINER_ID))?;
+        a.set(0, bytes, 0).map_err(map_err(MAP_CONTAINER_ID))?;
+    }
+    {
+        let mut a: HashMap<_, u64, u32> = HashMap::try_from(
+            ebpf.map_mut(MAP_TARGET_CGROUPS)
+                .ok_or(TraceError::MissingMap(MAP_TARGET_CGROUPS))?,
+        )
+        .map_err(map_err(MAP_TARGET_CGROUPS))?;
+        for id in &scope.cgroup_ids {
+            a.insert(id, 1, 0).map_err(map_err(MAP_TARGET_CGROUPS))?;
+        }
+    }
+    let mut a: HashMap<_, u32, u32> = HashMap::try_from(
+        ebpf.map_mut(MAP_TRACED)
+            .ok_or(TraceError::MissingMap(MAP_TRACED))?,
+    )
+    .map_err(map_err(MAP_TRACED))?;
+    for pid in &scope.pids {
+        a.insert(pid, 1, 0).map_err(map_err(MAP_TRACED))?;
+    }
+    Ok(())
+}
+
+/// Fills `SPECS`: what the kernel side does with each hooked syscall.
+fn write_specs(ebpf: &mut Ebpf) -> Result<(), TraceError> {
+    let mut a: Array<_, SyscallSpec> = Array::try_from(
+        ebpf.map_mut(MAP_SPECS)
+            .ok_or(TraceError::MissingMap(MAP_SPECS))?,
+    )
+    .map_err(map_err(MAP_SPECS))?;
+    for h in &specs::hooks() {
+        #[expect(
+            clippy::cast_sign_loss,
+            clippy::cast_possible_truncation,
+            reason = "syscall numbers are small and non-negative (unit-tested)"
+        )]
+        a.set(h.nr as u32, h.spec, 0).map_err(map_err(MAP_SPECS))?;
+    }
+    Ok(())
+}
+
+/// Loads a program, noting its verified instruction count.
+fn load_program<'a>(
+    ebpf: &'a mut Ebpf,
+    name: &str,
+    verified: &mut BTreeMap<String, u32>,
+) -> Result<&'a mut RawTracePoint, TraceError> {
+    let prog: &mut RawTracePoint = program(ebpf, name)?;
+    prog.load().map_err(prog_err(name, "load"))?;
+    if let Some(n) = prog
+        .info()
+        .ok()
+        .and_then(|i| i.verified_instruction_count())
+    {
+        verified.insert(name.to_owned(), n);
+    }
+    Ok(prog)
+}
+
+/// Loads the tail-called stages into their `JUMP` slots.
+fn load_stages(ebpf: &mut Ebpf, verified: &mut BTreeMap<String, u32>) -> Result<(), TraceError> {
+    for (slot, name) in [(JUMP_EMIT, PROG_EMIT), (JUMP_WALK, PROG_WALK)] {
+        let fd = load_program(ebpf, name, verified)?
+            .fd()
+            .map_err(prog_err(name, "expose its fd"))?
+            .try_clone()
+            .map_err(TraceError::Poll)?;
+        let mut jump = ProgramArray::try_from(
+            ebpf.map_mut(MAP_JUMP)
+                .ok_or(TraceError::MissingMap(MAP_JUMP))?,
+        )
+        .map_err(map_err(MAP_JUMP))?;
+        jump.set(slot, &fd, 0).map_err(map_err(MAP_JUMP))?;
+    }
+    Ok(())
+}
+
+/// Loads and attaches the hooks; returns how many were attached.
+///
+/// Every hook is a raw tracepoint: attaching one needs no tracefs (a fresh
+/// host mounts neither tracefs nor debugfs), only `BPF_RAW_TRACEPOINT_OPEN`
+/// by name. They are attached once `emit` is in place for those that
+/// tail-call it. The cgroup and process lifecycle hooks come first, so the
+/// container's first exec cannot slip between attach calls; exits before
+/// enters: an entry recorded without its exit program attached would leave
+/// a stale in-flight record.
+fn attach_hooks(
+    ebpf: &mut Ebpf,
+    verified: &mut BTreeMap<String, u32>,
+) -> Result<usize, TraceError> {
+    let mut attached = 0;
+    for (name, tp) in [
+        (PROG_CGROUP_MKDIR, "cgroup_mkdir"),
+        (PROG_EXIT, "sched_process_exit"),
+        (PROG_FORK, "sched_process_fork"),
+        (PROG_EXEC, "sched_process_exec"),
+        (PROG_SYS_EXIT, "sys_exit"),
+        (PROG_SYS_ENTER, "sys_enter"),
+    ] {
+        load_program(ebpf, name, verified)?
+            .attach(tp)
+            .map_err(prog_err(
+                name,
+                &format!("attach to the raw tracepoint {tp}"),
+            ))?;
+        attached += 1;
+    }
+    Ok(attached)
+}
+
 fn prog_err(prog: &str, what: &str) -> impl FnOnce(aya::programs::ProgramError) -> TraceError {
     let (prog, what) = (prog.to_owned(), what.to_owned());
     move |source| TraceError::Program {
@@ -384,36 +414,12 @@ where
 }
 
 /// Drains `ring` into `collector` until `stop` fires, then drains what is
-/// left. Returns the collector.
+/// left. Returns the collector (see [`drain_ring`] to keep the ring).
 pub async fn drain(
     ring: RingBuf<MapData>,
-    mut collector: Collector,
-    mut stop: tokio::sync::watch::Receiver<bool>,
+    collector: Collector,
+    stop: tokio::sync::watch::Receiver<bool>,
     progress: Option<tokio::sync::watch::Sender<collect::Progress>>,
 ) -> Result<Collector, TraceError> {
-    // SAFETY: the RingBuf owns its map fd, which stays open and unchanged
-    // until the RingBuf (owned by the AsyncFd) is dropped.
-    let mut fd = unsafe { AsyncFd::register_with_interest(ring, tokio::io::Interest::READABLE) }
-        .map_err(|e| TraceError::Poll(e.into_parts().1))?;
-    loop {
-        tokio::select! {
-            guard = fd.readable_mut() => {
-                let mut guard = guard.map_err(TraceError::Poll)?;
-                let ring = guard.get_inner_mut();
-                while let Some(item) = ring.next() {
-                    collector.push_bytes(&item);
-                }
-                guard.clear_ready();
-                if let Some(p) = &progress {
-                    let _ = p.send(collector.progress());
-                }
-            }
-            _ = stop.changed() => break,
-        }
-    }
-    let ring = fd.get_mut();
-    while let Some(item) = ring.next() {
-        collector.push_bytes(&item);
-    }
-    Ok(collector)
+    Ok(drain_ring(ring, collector, stop, progress).await?.0)
 }

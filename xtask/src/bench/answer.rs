@@ -1,7 +1,8 @@
-//! Time and container runs to a working answer for the nginx fixture, three
-//! ways:
+//! Time and container runs to a working answer for the nginx fixture:
 //! - roprof: `roprof profile --verify` (one traced run, one read-only
-//!   verification run);
+//!   verification run), plain `roprof profile` (one traced run), and
+//!   `roprof profile --mode iterate` (read-only runs until clean);
+//! - the floor: `docker run` until nginx answers, then `docker stop`;
 //! - trial and error, automated naively: start read-only, read `docker logs`
 //!   for `"PATH" failed (30: Read-only file system)`, add a `--tmpfs` at each
 //!   such path's parent, start again, until it serves HTTP 200 or 10 rounds;
@@ -30,27 +31,42 @@ use crate::{cmd, demo, images::image_name};
 const MAX_ROUNDS: usize = 10;
 /// How long a started nginx gets to answer before it counts as failed.
 const START_TIMEOUT: Duration = Duration::from_secs(10);
-/// roprof's observation window (the README's and the demo's).
+/// roprof's longest observation window (the README's and the demo's); the
+/// default settle window ends it earlier.
 const ROPROF_DURATION: &str = "10s";
 /// Loopback ports, one per role, away from the demo's 18080/18081.
 const PORT_ROPROF: u16 = 18190;
 const PORT_CHECK: u16 = 18191;
 const PORT_NAIVE: u16 = 18192;
 const PORT_DIFF: u16 = 18193;
+const PORT_RUN_STOP: u16 = 18194;
 
-#[derive(Clone, Copy, Debug)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum Method {
     Roprof,
+    RoprofProfile,
+    RoprofIterate,
+    RunStop,
     Naive,
     Diff,
 }
 
-const METHODS: [Method; 3] = [Method::Roprof, Method::Naive, Method::Diff];
+const METHODS: [Method; 6] = [
+    Method::Roprof,
+    Method::RoprofProfile,
+    Method::RoprofIterate,
+    Method::RunStop,
+    Method::Naive,
+    Method::Diff,
+];
 
 impl Method {
     fn key(self) -> &'static str {
         match self {
             Self::Roprof => "roprof_verify",
+            Self::RoprofProfile => "roprof_profile",
+            Self::RoprofIterate => "roprof_iterate",
+            Self::RunStop => "docker_run_stop",
             Self::Naive => "trial_and_error",
             Self::Diff => "docker_diff",
         }
@@ -79,7 +95,10 @@ pub fn run(roprof: &Path, sizes: &Sizes) -> Result<Value> {
                 method.key()
             );
             let attempt = match method {
-                Method::Roprof => with_roprof(roprof),
+                Method::Roprof | Method::RoprofProfile | Method::RoprofIterate => {
+                    with_roprof(roprof, method)
+                }
+                Method::RunStop => run_and_stop(),
                 Method::Naive => trial_and_error(),
                 Method::Diff => docker_diff(),
             }
@@ -135,13 +154,32 @@ fn publish(port: u16) -> String {
     format!("127.0.0.1:{port}:80")
 }
 
-fn with_roprof(roprof: &Path) -> Result<Attempt> {
+/// `roprof profile` as `method` says (`--verify`, plain, or `--mode
+/// iterate`), then its proposed `docker run` line, checked once more.
+fn with_roprof(roprof: &Path, method: Method) -> Result<Attempt> {
+    let out_dir = crate::target_dir()?
+        .join("bench")
+        .join(format!("answer-{}", method.key()));
+    if out_dir.exists() {
+        std::fs::remove_dir_all(&out_dir)
+            .with_context(|| format!("removing {}", out_dir.display()))?;
+    }
     let start = Instant::now();
     let mut c = Command::new(roprof);
-    c.args(["profile", "--verify", "--format", "docker", "--duration"])
-        .arg(ROPROF_DURATION)
-        .args(["-p", &publish(PORT_ROPROF), "--probe"])
-        .arg(format!("http://{}/", loopback(PORT_ROPROF)))
+    c.arg("profile");
+    match method {
+        Method::Roprof => {
+            c.args(["--verify", "--probe"])
+                .arg(format!("http://{}/", loopback(PORT_ROPROF)));
+        }
+        Method::RoprofIterate => {
+            c.args(["--mode", "iterate", "--max-runs", "10"]);
+        }
+        _ => {}
+    }
+    c.args(["--format", "docker", "--duration", ROPROF_DURATION])
+        .args(["-p", &publish(PORT_ROPROF), "-o"])
+        .arg(&out_dir)
         .arg(image_name("nginx"));
     eprintln!("  $ {}", cmd::display(&c));
     let (out, progress) = with_progress(&mut c)?;
@@ -155,6 +193,17 @@ fn with_roprof(roprof: &Path) -> Result<Attempt> {
             util::tail(&lines.join("\n"), 20)
         );
     }
+    let report: Value = std::fs::read_to_string(out_dir.join("report.json"))
+        .ok()
+        .and_then(|t| serde_json::from_str(&t).ok())
+        .unwrap_or(Value::Null);
+    let rounds = report["rounds"].as_array().map_or(0, Vec::len);
+    // Container runs: the observed run plus each closed-loop round; in
+    // iterate mode the first round is the first run.
+    let runs = match method {
+        Method::RoprofIterate => rounds.max(1),
+        _ => 1 + rounds,
+    };
     let words = demo::docker_run_words(&stdout)?;
 
     // The independent check: roprof's own line, detached, on another port.
@@ -171,9 +220,11 @@ fn with_roprof(roprof: &Path) -> Result<Attempt> {
         None
     };
     drop(std::mem::take(&mut cleanup));
+    #[expect(clippy::cast_precision_loss, reason = "a handful of rounds")]
+    let secs_per_run = wall_secs / runs as f64;
     Ok(Attempt {
         wall_secs,
-        runs: 2,
+        runs,
         works: status == Some(200),
         answer: words,
         extra: json!({
@@ -181,8 +232,46 @@ fn with_roprof(roprof: &Path) -> Result<Attempt> {
             "verified": code == 0,
             "check_status": status,
             "check_runs_not_counted": 1,
+            "secs_per_run": secs_per_run,
+            "ended": report["run"]["ended"],
+            "phases": report["stats"]["phases"],
+            "bpf_load_secs": report["stats"]["bpf_load_secs"],
+            "rounds": report["rounds"].as_array().map(|rs| rs.iter().map(|r| json!({
+                "kind": r["kind"], "passed": r["passed"], "ended": r["ended"], "phases": r["phases"],
+            })).collect::<Vec<_>>()),
             "progress": progress,
         }),
+    })
+}
+
+/// The floor any method pays: `docker run -d` until nginx answers, then
+/// `docker stop` (its STOPSIGNAL, graceful) and removal.
+fn run_and_stop() -> Result<Attempt> {
+    let start = Instant::now();
+    let name = container_name("run-stop");
+    let cleanup = util::Cleanup {
+        containers: vec![name.clone()],
+        volumes: vec![],
+    };
+    cmd::stdout(&mut cmd::docker([
+        "run",
+        "-d",
+        "--name",
+        &name,
+        "-p",
+        &publish(PORT_RUN_STOP),
+        &image_name("nginx"),
+    ]))?;
+    let status = wait_http(&name, loopback(PORT_RUN_STOP));
+    cmd::stdout(&mut cmd::docker(["stop", &name]))?;
+    let wall_secs = start.elapsed().as_secs_f64();
+    drop(cleanup);
+    Ok(Attempt {
+        wall_secs,
+        runs: 1,
+        works: status == Some(200),
+        answer: vec![],
+        extra: json!({ "status": status }),
     })
 }
 

@@ -55,7 +55,8 @@ pub fn headline(raw: &Value) -> String {
     format!(
         "bench: roprof throughput ratio {:.3} of untraced (goal >= 0.95); bpftrace {:.3}; \
          strace (host) {:.3}; churn {} events, {} ringbuf drops, peak RSS {} KiB; \
-         nginx answer: roprof {:.1} s, trial-and-error {:.1} s, docker diff {:.1} s \
+         nginx answer: roprof --verify {:.1} s, trial-and-error {:.1} s, docker diff {:.1} s; \
+         roprof profile {:.1} s vs docker run+stop {:.1} s; iterate {:.1} s per run \
          (reports/bench.md)",
         f(&r["ratio_of_medians"]),
         f(&variant(raw, "container_bpftrace")["ratio_of_medians"]),
@@ -66,7 +67,26 @@ pub fn headline(raw: &Value) -> String {
         f(&a["roprof_verify"]["wall_secs"]["median"]),
         f(&a["trial_and_error"]["wall_secs"]["median"]),
         f(&a["docker_diff"]["wall_secs"]["median"]),
+        f(&a["roprof_profile"]["wall_secs"]["median"]),
+        f(&a["docker_run_stop"]["wall_secs"]["median"]),
+        f(&secs_per_run(&a["roprof_iterate"])),
     )
+}
+
+/// Median over the attempts of a roprof method of its seconds per container
+/// run.
+fn secs_per_run(m: &Value) -> Value {
+    let mut xs: Vec<f64> = m["attempts"]
+        .as_array()
+        .map(|a| {
+            a.iter()
+                .filter_map(|x| x["extra"]["secs_per_run"].as_f64())
+                .collect()
+        })
+        .unwrap_or_default();
+    xs.sort_by(f64::total_cmp);
+    xs.get(xs.len() / 2)
+        .map_or(Value::Null, |x| Value::from(*x))
 }
 
 pub fn markdown(raw: &Value) -> String {
@@ -377,10 +397,15 @@ fn answer_section(md: &mut String, raw: &Value) {
         "Image `{img}`; {reps} interleaved repetition(s) of each method. \"Works\" means: with \
          `--read-only` and the answer's mounts, nginx answers `GET /` on a \
          127.0.0.1-published port with HTTP 200 within {to} s.\n\n\
-         - **roprof**: `roprof profile --verify --format docker --duration {dur} -p \
-         127.0.0.1:PORT:80 --probe http://127.0.0.1:PORT/ {img}` — one traced run and one \
-         read-only verification run; its proposed `docker run` line is then started once \
-         more, detached, and probed (that check is not counted in time or runs).\n\
+         - **roprof**: `roprof profile --verify --probe http://127.0.0.1:PORT/ --format docker \
+         --duration {dur} -p 127.0.0.1:PORT:80 -o DIR {img}` — one traced run and one \
+         read-only verification run, each ending when nginx has settled (at most {dur}); its \
+         proposed `docker run` line is then started once more, detached, and probed (that \
+         check is not counted in time or runs). The same without `--verify --probe` is \
+         **roprof profile** (one traced run), and with `--mode iterate --max-runs 10` \
+         instead is **roprof iterate** (read-only runs from no mounts until one is clean).\n\
+         - **docker run + stop**: the floor: `docker run -d` until nginx answers, then \
+         `docker stop`.\n\
          - **trial and error**: start it `--read-only` with no mounts; if it does not serve, \
          read `docker logs` for `\"PATH\" failed (30: Read-only file system)` and add a \
          `--tmpfs` at the parent of every such path; start again — until HTTP 200, nothing \
@@ -401,6 +426,12 @@ fn answer_section(md: &mut String, raw: &Value) {
     );
     for (key, label) in [
         ("roprof_verify", "roprof `profile --verify`"),
+        ("roprof_profile", "roprof `profile`"),
+        ("roprof_iterate", "roprof `profile --mode iterate`"),
+        (
+            "docker_run_stop",
+            "`docker run` + `docker stop` (no answer)",
+        ),
         ("trial_and_error", "trial and error (naive loop)"),
         ("docker_diff", "`docker diff`"),
     ] {
@@ -431,6 +462,7 @@ fn answer_section(md: &mut String, raw: &Value) {
             answer.replace('|', "\\|"),
         );
     }
+    phases_section(md, &a["methods"]);
     let last_roprof = a["methods"]["roprof_verify"]["attempts"]
         .as_array()
         .and_then(|xs| xs.last());
@@ -452,6 +484,72 @@ fn answer_section(md: &mut String, raw: &Value) {
          answer above shows what it proposes there instead). Neither method sees writes that happen only later \
          (log rotation, error paths) unless the run exercises them.\n"
     );
+}
+
+/// The goals of issue 16 side by side, and where roprof's time goes
+/// (`stats.phases` of the last repetition of each roprof method).
+fn phases_section(md: &mut String, methods: &Value) {
+    let median = |k: &str| methods[k]["wall_secs"]["median"].as_f64();
+    if let (Some(p), Some(floor)) = (median("roprof_profile"), median("docker_run_stop")) {
+        let _ = writeln!(
+            md,
+            "\n`roprof profile` costs {:.1} s more than `docker run` + `docker stop` (goal: at \
+             most 4 s); `profile --verify` with a probe takes {} s (goal: at most 10 s); \
+             `--mode iterate` takes {} s per container run (goal: at most 3 s).",
+            p - floor,
+            median("roprof_verify").map_or_else(|| "?".into(), |v| format!("{v:.1}")),
+            secs_per_run(&methods["roprof_iterate"])
+                .as_f64()
+                .map_or_else(|| "?".into(), |v| format!("{v:.1}")),
+        );
+    }
+    let _ = writeln!(
+        md,
+        "\nWhere roprof's time goes (`stats.phases` of the last repetition; the eBPF load runs \
+         in the background during inspect, create and listing, and once per process; a \
+         round's phases are those of its read-only run):\n\n\
+         | run | phases, s |\n| --- | --- |"
+    );
+    let show = |phases: &Value| {
+        phases
+            .as_array()
+            .map(|ps| {
+                ps.iter()
+                    .map(|p| {
+                        format!(
+                            "{} {:.2}",
+                            p["phase"].as_str().unwrap_or("?"),
+                            p["secs"].as_f64().unwrap_or(0.0)
+                        )
+                    })
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            })
+            .unwrap_or_default()
+    };
+    for key in ["roprof_profile", "roprof_verify", "roprof_iterate"] {
+        let Some(last) = methods[key]["attempts"].as_array().and_then(|a| a.last()) else {
+            continue;
+        };
+        let x = &last["extra"];
+        let _ = writeln!(
+            md,
+            "| {key} (observed run; ended: {}; eBPF load {:.2} s) | {} |",
+            x["ended"].as_str().unwrap_or("?"),
+            x["bpf_load_secs"].as_f64().unwrap_or(0.0),
+            show(&x["phases"])
+        );
+        for (i, r) in x["rounds"].as_array().into_iter().flatten().enumerate() {
+            let _ = writeln!(
+                md,
+                "| {key} round {} ({}, ended: {}) | {} |",
+                i + 1,
+                r["kind"].as_str().unwrap_or("?"),
+                r["ended"].as_str().unwrap_or("?"),
+                show(&r["phases"])
+            );
+        }
+    }
 }
 
 #[cfg(test)]

@@ -1,0 +1,300 @@
+//! Comparing a read-only run of a plan with the observed run: what differs,
+//! and which repairs the differences point to.
+
+use std::collections::BTreeSet;
+
+use super::super::RunOutput;
+use crate::{
+    analysis,
+    model::{CPath, MountKind, Op, PathObservation, PlannedMount, Report},
+};
+
+/// Outcome of comparing a read-only run with the observed one.
+#[derive(Debug, Default)]
+pub struct Verdict {
+    /// No difference.
+    pub passed: bool,
+    /// Differences, for humans.
+    pub differences: Vec<String>,
+    /// Operations that failed with EROFS.
+    pub erofs: u64,
+    /// Mount targets that hid something (ENOENT/EACCES below them): seed them.
+    pub seed: BTreeSet<CPath>,
+    /// Mount targets the application mkdir'ed (EEXIST): move up.
+    pub forbid: BTreeSet<CPath>,
+    /// The read-only run's failed observations, to feed back into the plan.
+    pub failed: Vec<PathObservation>,
+}
+
+/// The owning mount of `path` in `mounts`.
+fn owner<'a>(mounts: &'a [PlannedMount], path: &CPath) -> Option<&'a PlannedMount> {
+    mounts
+        .iter()
+        .filter(|m| path.starts_with(&m.target))
+        .max_by_key(|m| m.target.as_bytes().len())
+}
+
+/// Compares a read-only run (`ro`) of `observed`'s plan with the observed run.
+#[must_use]
+pub fn compare(observed: &Report, ro: &RunOutput) -> Verdict {
+    let mut v = Verdict::default();
+    for o in &ro.observations {
+        // Writes the plan leaves without a mount on purpose are expected to
+        // fail: only the outcome (exit code, probe) can show they mattered.
+        let unmounted = observed
+            .plan
+            .unmounted
+            .iter()
+            .any(|u| o.path.starts_with(&u.dir));
+        let mut failed = false;
+        for (op, st) in &o.ops {
+            // `access(W_OK)` is a probe, never a need (no mount is planned
+            // for it), so its EROFS cannot be repaired and is no difference:
+            // the application's exit code and health say whether it mattered.
+            if !op.is_write() {
+                continue;
+            }
+            if let Some(n) = st.errors.get("EROFS") {
+                v.erofs += n;
+                if unmounted {
+                    continue;
+                }
+                failed = true;
+                v.differences
+                    .push(format!("EROFS: {op:?} on {} ({n}x)", o.path));
+            }
+        }
+        if failed {
+            v.failed.push(o.clone());
+        }
+    }
+    for before in observed.paths.iter().filter(|o| o.any_write_ok()) {
+        let Some(now) = ro.observations.iter().find(|o| o.path == before.path) else {
+            continue;
+        };
+        for (op, st) in &before.ops {
+            let Some(after) = now.ops.get(op) else {
+                continue;
+            };
+            if st.ok == 0 || !op.is_write() || after.ok > 0 || after.errors.is_empty() {
+                continue;
+            }
+            let errs: Vec<&str> = after.errors.keys().map(String::as_str).collect();
+            if errs.contains(&"EROFS") {
+                continue; // counted above
+            }
+            v.differences.push(format!(
+                "{op:?} on {} succeeded before, now fails with {}",
+                before.path,
+                errs.join(",")
+            ));
+            if let Some(m) = owner(&observed.plan.mounts, &before.path) {
+                if *op == Op::Mkdir && errs.contains(&"EEXIST") && before.path == m.target {
+                    v.forbid.insert(m.target.clone());
+                } else if m.kind == MountKind::Tmpfs {
+                    v.seed.insert(m.target.clone());
+                }
+            }
+        }
+    }
+    if observed.run.exit_code != ro.meta.exit_code {
+        v.differences.push(format!(
+            "exit code differs: observed {:?}, read-only {:?}",
+            observed.run.exit_code, ro.meta.exit_code
+        ));
+        // Without a path-level clue, a tmpfs that hides image content is the
+        // likeliest culprit: seed those.
+        if v.seed.is_empty() && v.forbid.is_empty() && v.failed.is_empty() {
+            for m in &observed.plan.mounts {
+                if m.kind == MountKind::Tmpfs
+                    && analysis::paths::entries_below(&ro.listing, &m.target)
+                        .next()
+                        .is_some()
+                {
+                    v.seed.insert(m.target.clone());
+                }
+            }
+        }
+    }
+    if observed.run.health.as_deref() == Some("healthy")
+        && ro.meta.health.as_deref() != Some("healthy")
+    {
+        v.differences
+            .push("the probe answered in the observed run but not read-only".into());
+    }
+    if observed.run.exercise_exit != ro.meta.exercise_exit {
+        let show = |e: Option<i64>| {
+            e.map_or_else(|| "did not finish".to_owned(), |c| format!("exited {c}"))
+        };
+        v.differences.push(format!(
+            "the exercise {} in the observed run, {} read-only",
+            show(observed.run.exercise_exit),
+            show(ro.meta.exercise_exit)
+        ));
+    }
+    v.differences.sort();
+    v.differences.dedup();
+    v.passed = v.differences.is_empty();
+    v
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeMap;
+
+    use super::*;
+    use crate::model::{ImageListing, MountOptions, OpStats, RunMeta};
+
+    fn obs(path: &str, op: Op, ok: u64, err: Option<&str>) -> PathObservation {
+        let mut errors = BTreeMap::new();
+        if let Some(e) = err {
+            errors.insert(e.to_owned(), 1);
+        }
+        let mut ops = BTreeMap::new();
+        ops.insert(op, OpStats { ok, errors });
+        PathObservation {
+            path: CPath::from(path),
+            ops,
+            ..Default::default()
+        }
+    }
+
+    fn mount(target: &str, kind: MountKind) -> PlannedMount {
+        PlannedMount {
+            target: CPath::from(target),
+            kind,
+            options: MountOptions::default(),
+            shadows_image_content: false,
+            evidence: crate::model::Evidence::default(),
+        }
+    }
+
+    fn ro(observations: Vec<PathObservation>, exit: i64) -> RunOutput {
+        RunOutput {
+            image: crate::model::ImageConfig::default(),
+            listing: ImageListing::default(),
+            observations,
+            meta: RunMeta {
+                exit_code: Some(exit),
+                ..RunMeta::default()
+            },
+            losses: crate::model::Losses::default(),
+            stats: crate::model::TraceStats::default(),
+        }
+    }
+
+    fn observed(paths: Vec<PathObservation>, mounts: Vec<PlannedMount>) -> Report {
+        let mut r = Report {
+            paths,
+            ..Report::default()
+        };
+        r.plan.mounts = mounts;
+        r.run.exit_code = Some(0);
+        r
+    }
+
+    #[test]
+    fn identical_outcome_passes() {
+        let rep = observed(
+            vec![obs("/run/x.pid", Op::Create, 1, None)],
+            vec![mount("/run", MountKind::Tmpfs)],
+        );
+        let v = compare(&rep, &ro(vec![obs("/run/x.pid", Op::Create, 1, None)], 0));
+        assert!(v.passed, "{:?}", v.differences);
+    }
+
+    #[test]
+    fn erofs_is_fed_back_as_a_new_need() {
+        let rep = observed(vec![], vec![]);
+        let v = compare(
+            &rep,
+            &ro(vec![obs("/var/cache/a", Op::Create, 0, Some("EROFS"))], 0),
+        );
+        assert!(!v.passed);
+        assert_eq!(v.erofs, 1);
+        assert_eq!(v.failed.len(), 1);
+    }
+
+    #[test]
+    fn erofs_below_an_unmounted_code_dir_is_expected_but_the_outcome_counts() {
+        let mut rep = observed(vec![], vec![]);
+        rep.plan.unmounted.push(crate::model::Unmounted {
+            dir: CPath::from("/app"),
+            paths: vec![CPath::from("/app/__pycache__/m.pyc")],
+            reason: "code".into(),
+            hint: None,
+        });
+        let pyc = || obs("/app/__pycache__/m.pyc", Op::Create, 0, Some("EROFS"));
+        let v = compare(&rep, &ro(vec![pyc()], 0));
+        assert!(v.passed, "a soft failure, as planned: {:?}", v.differences);
+        assert_eq!(v.erofs, 1, "still counted");
+        assert!(v.failed.is_empty(), "not fed back as a need");
+        let v = compare(&rep, &ro(vec![pyc()], 1));
+        assert!(
+            !v.passed,
+            "the app did not tolerate it: the exit code differs"
+        );
+    }
+
+    #[test]
+    fn erofs_of_an_access_probe_is_no_difference() {
+        // access(/etc/passwd, W_OK) answers EROFS read-only: a probe is
+        // never planned a mount, so flagging it would loop until the run
+        // budget is spent.
+        let rep = observed(vec![obs("/etc/passwd", Op::AccessW, 1, None)], vec![]);
+        let v = compare(
+            &rep,
+            &ro(vec![obs("/etc/passwd", Op::AccessW, 0, Some("EROFS"))], 0),
+        );
+        assert!(v.passed, "{:?}", v.differences);
+        assert_eq!(v.erofs, 0);
+    }
+
+    #[test]
+    fn eacces_under_a_tmpfs_asks_for_seeding() {
+        let rep = observed(
+            vec![obs("/srv/owned/d", Op::Create, 1, None)],
+            vec![mount("/srv/owned", MountKind::Tmpfs)],
+        );
+        let v = compare(
+            &rep,
+            &ro(vec![obs("/srv/owned/d", Op::Create, 0, Some("EACCES"))], 4),
+        );
+        assert!(v.seed.contains(&CPath::from("/srv/owned")), "{v:?}");
+        assert_eq!(
+            v.differences.len(),
+            2,
+            "the EACCES and the exit code: {:?}",
+            v.differences
+        );
+    }
+
+    #[test]
+    fn a_different_exercise_exit_status_is_a_difference() {
+        let mut rep = observed(vec![], vec![]);
+        rep.run.exercise_exit = Some(0);
+        let mut run = ro(vec![], 0);
+        run.meta.exercise_exit = Some(1);
+        let v = compare(&rep, &run);
+        assert!(!v.passed, "a failing exercise must fail verification");
+        assert_eq!(
+            v.differences,
+            ["the exercise exited 0 in the observed run, exited 1 read-only"]
+        );
+        run.meta.exercise_exit = Some(0);
+        assert!(compare(&rep, &run).passed, "the same status passes");
+    }
+
+    #[test]
+    fn eexist_on_mkdir_of_the_mount_point_moves_it_up() {
+        let rep = observed(
+            vec![obs("/var/lib/app", Op::Mkdir, 1, None)],
+            vec![mount("/var/lib/app", MountKind::Tmpfs)],
+        );
+        let v = compare(
+            &rep,
+            &ro(vec![obs("/var/lib/app", Op::Mkdir, 0, Some("EEXIST"))], 0),
+        );
+        assert!(v.forbid.contains(&CPath::from("/var/lib/app")), "{v:?}");
+    }
+}

@@ -1,0 +1,513 @@
+//! The part of a run after tracing is armed: watch the container until the
+//! window ends (it settled, exited, reached `--duration`, a signal, or the
+//! engine went away), stop it with tracing still on, drain and fold the
+//! records.
+//!
+//! The settle window ends once, for the quiet period, no new write-type
+//! operation arrived (each record is a new distinct operation: the kernel
+//! folds repeats) and the container's cgroup used next to no CPU, after the
+//! probe answered and the exercise finished. The CPU condition keeps a busy
+//! application (a batch job printing, a slow start computing) from counting
+//! as settled just because it writes nothing new.
+
+use std::{
+    path::PathBuf,
+    time::{Duration, Instant},
+};
+
+use aya::maps::{MapData, RingBuf};
+use indicatif::ProgressBar;
+
+use super::{
+    ENGINE_CALL_TIMEOUT, RunConfig, RunOutput, SessionError, Window, interrupt, note,
+    phases::Stopwatch, probe,
+};
+use crate::{
+    model::{Ended, ImageConfig, ImageListing, Phase, RunMeta, TraceStats},
+    runtime::{Engine, ExitState},
+    trace::{self, Collector, TraceError, Tracer, collect::Progress},
+};
+
+/// Above this share of one CPU over a poll interval, the container counts
+/// as busy (not settled). An idle server uses ~0; a shell loop forking
+/// `sleep` five times a second about 0.01.
+const BUSY_CPU_SHARE: f64 = 0.10;
+
+/// How often the window's conditions are checked.
+const POLL: Duration = Duration::from_millis(200);
+
+type Drained = Result<(Collector, RingBuf<MapData>), TraceError>;
+
+/// A run being observed: the drain task owns the ring until the end.
+pub(super) struct Observation<'t> {
+    tracer: &'t mut Tracer,
+    stop_tx: tokio::sync::watch::Sender<bool>,
+    prog_rx: tokio::sync::watch::Receiver<Progress>,
+    drain: tokio::task::JoinHandle<Drained>,
+}
+
+/// What the watch over the window found.
+struct Watched {
+    ended: Ended,
+    /// Set when an engine call failed (engine stopped or restarting,
+    /// container removed behind roprof's back).
+    lost: Option<String>,
+    observed: Duration,
+    probe_ok: Option<bool>,
+    exercise: Option<tokio::process::Child>,
+    exercise_exit: Option<i64>,
+    notes: Vec<String>,
+}
+
+impl Watched {
+    /// Records the exercise's status once it finished.
+    fn poll_exercise(&mut self) {
+        if let Some(ex) = self.exercise.as_mut()
+            && let Ok(Some(status)) = ex.try_wait()
+        {
+            self.exercise_exit = Some(exit_status(status));
+            self.notes.push(format!("exercise finished: {status}"));
+            self.exercise = None;
+        }
+    }
+}
+
+/// The container's CPU use, from its cgroup's `cpu.stat`.
+struct CpuWatch {
+    path: PathBuf,
+    last: Option<(Instant, u64)>,
+}
+
+impl CpuWatch {
+    /// Finds the cgroup v2 `cpu.stat` of `pid` (the container's init).
+    fn of(pid: i64) -> Option<Self> {
+        let text = std::fs::read_to_string(format!("/proc/{pid}/cgroup")).ok()?;
+        let rel = text.lines().find_map(|l| l.strip_prefix("0::"))?;
+        ["/sys/fs/cgroup/unified", "/sys/fs/cgroup"]
+            .iter()
+            .map(|root| PathBuf::from(format!("{root}{rel}/cpu.stat")))
+            .find(|p| p.is_file())
+            .map(|path| CpuWatch { path, last: None })
+    }
+
+    /// Share of one CPU used since the previous sample (`None` on the first
+    /// sample or when the file is gone: the container exited).
+    fn sample(&mut self) -> Option<f64> {
+        let text = std::fs::read_to_string(&self.path).ok()?;
+        let usec: u64 = text
+            .lines()
+            .find_map(|l| l.strip_prefix("usage_usec "))?
+            .trim()
+            .parse()
+            .ok()?;
+        let now = Instant::now();
+        let prev = self.last.replace((now, usec));
+        let (t, u) = prev?;
+        let wall = now.duration_since(t).as_secs_f64();
+        #[expect(
+            clippy::cast_precision_loss,
+            reason = "microseconds of CPU over a poll interval are far below 2^52"
+        )]
+        let cpu_secs = usec.saturating_sub(u) as f64 / 1e6;
+        (wall > 0.0).then(|| cpu_secs / wall)
+    }
+}
+
+/// When the application last showed activity, for the settle window.
+struct Settle {
+    quiet: Duration,
+    writes: u64,
+    since: Instant,
+    cpu: Option<CpuWatch>,
+}
+
+impl Settle {
+    fn update(&mut self, p: &Progress) {
+        let now = Instant::now();
+        if p.writes != self.writes {
+            self.writes = p.writes;
+            self.since = now;
+        }
+        if let Some(share) = self.cpu.as_mut().and_then(CpuWatch::sample)
+            && share > BUSY_CPU_SHARE
+        {
+            self.since = now;
+        }
+    }
+
+    fn settled(&self) -> bool {
+        self.since.elapsed() >= self.quiet
+    }
+}
+
+impl<'t> Observation<'t> {
+    /// Takes the tracer's ring and starts draining it.
+    pub(super) fn begin(tracer: &'t mut Tracer) -> Result<Self, SessionError> {
+        let ring = tracer
+            .take_ring()
+            .ok_or(TraceError::MissingMap(profiler_common::MAP_EVENTS))?;
+        let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+        let (prog_tx, prog_rx) = tokio::sync::watch::channel(Progress::default());
+        let drain = tokio::spawn(trace::drain_ring(
+            ring,
+            Collector::default(),
+            stop_rx,
+            Some(prog_tx),
+        ));
+        Ok(Observation {
+            tracer,
+            stop_tx,
+            prog_rx,
+            drain,
+        })
+    }
+
+    /// Stops draining and gives the ring back to the tracer (a run that
+    /// never started).
+    pub(super) async fn cancel(self) {
+        let _ = self.stop_tx.send(true);
+        if let Ok(Ok((_, ring))) = self.drain.await {
+            self.tracer.put_ring(ring);
+        }
+    }
+
+    /// Observes, stops (when `owned`), drains and collects.
+    #[expect(clippy::too_many_arguments, reason = "one run's inputs")]
+    pub(super) async fn observe(
+        self,
+        engine: &Engine,
+        cfg: &RunConfig,
+        id: &str,
+        image: ImageConfig,
+        listing: ImageListing,
+        pb: &ProgressBar,
+        started: Instant,
+        owned: bool,
+        sw: &mut Stopwatch,
+    ) -> Result<RunOutput, SessionError> {
+        let Observation {
+            tracer,
+            stop_tx,
+            prog_rx,
+            drain,
+        } = self;
+        sw.enter(Phase::Observe).await;
+        let mut w = watch(engine, cfg, id, &prog_rx, pb, started).await?;
+        if let Some(e) = &w.lost {
+            eprintln!(
+                "roprof: lost the Docker engine after {:.1}s of observation ({e}); the report covers what was seen until then",
+                w.observed.as_secs_f64()
+            );
+        }
+        sw.enter(Phase::Stop).await;
+        stop(engine, cfg, id, owned, pb, &mut w).await;
+        sw.enter(Phase::Collect).await;
+        // Records are submitted synchronously by the hooks, and a stopped
+        // container's processes are gone: a short pause lets the drain task
+        // catch up before it is told to finish.
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        let _ = stop_tx.send(true);
+        let (collector, ring) = drain
+            .await
+            .map_err(|e| SessionError::Trace(TraceError::Poll(std::io::Error::other(e))))??;
+        tracer.put_ring(ring);
+        let (losses, activity) = tracer.losses()?;
+        let dedup = tracer.dedup_counts()?;
+        let files = tracer.file_stats()?;
+        let state = if w.lost.is_none() {
+            match engine.state(id).await {
+                Ok(s) => s,
+                Err(e) => {
+                    w.lost = Some(e.to_string());
+                    ExitState::default()
+                }
+            }
+        } else {
+            ExitState::default()
+        };
+        let logs = if w.lost.is_none() {
+            engine.logs_tail(id, 20).await
+        } else {
+            Vec::new()
+        };
+        let collected = collector.finish(&listing, &dedup, &files);
+        w.notes.extend(run_notes(
+            owned,
+            collector.cgroup_seen.is_some(),
+            collected.detached,
+            &activity,
+            &state,
+        ));
+        if w.lost.is_some() && w.ended != Ended::Signal {
+            w.ended = Ended::EngineLost;
+        }
+        let incomplete_reason = incomplete_reason(&w, &state);
+        Ok(RunOutput {
+            image,
+            listing,
+            observations: collected.observations,
+            meta: RunMeta {
+                mode: cfg.mode.into(),
+                container_id: id.to_owned(),
+                read_only: cfg.read_only,
+                observed_secs: w.observed.as_secs_f64(),
+                ended: Some(w.ended),
+                exit_code: state.exit_code,
+                oom_killed: state.oom_killed,
+                logs_tail: logs,
+                partial_start: !owned,
+                incomplete: incomplete_reason.is_some(),
+                incomplete_reason,
+                notes: w.notes,
+                health: w.probe_ok.map(|ok| {
+                    if ok {
+                        "healthy".to_owned()
+                    } else {
+                        "unhealthy".to_owned()
+                    }
+                }),
+                exercise_exit: w.exercise_exit,
+            },
+            losses,
+            stats: activity,
+        })
+    }
+}
+
+/// Stops the container (when roprof owns it) with tracing still on, so
+/// that shutdown writes are seen; then settles the exercise's status.
+async fn stop(
+    engine: &Engine,
+    cfg: &RunConfig,
+    id: &str,
+    owned: bool,
+    pb: &ProgressBar,
+    w: &mut Watched,
+) {
+    if owned && w.lost.is_none() {
+        note(pb, cfg.quiet, "stopping container (tracing continues)");
+        // Interrupted: a short grace period, the user is waiting.
+        let t = if interrupt::interrupted() {
+            cfg.stop_timeout.min(2)
+        } else {
+            cfg.stop_timeout
+        };
+        if let Err(e) = engine.stop(id, t).await {
+            w.lost = Some(e.to_string());
+        }
+    }
+    // A quick exercise racing the container's own exit gets a moment to
+    // finish, so that its status does not depend on who won.
+    if let Some(ex) = w.exercise.as_mut()
+        && !interrupt::interrupted()
+    {
+        let _ = tokio::time::timeout(Duration::from_secs(1), ex.wait()).await;
+    }
+    w.poll_exercise();
+    if w.exercise.take().is_some() {
+        w.notes
+            .push("the exercise was still running when the window ended: it was killed".into());
+    }
+}
+
+/// What the reader of the report must know about how the run was traced.
+fn run_notes(
+    owned: bool,
+    cgroup_seen: bool,
+    detached: u64,
+    activity: &TraceStats,
+    state: &ExitState,
+) -> Vec<String> {
+    let mut notes = Vec::new();
+    if owned && !cgroup_seen {
+        notes.push("the container's cgroup was never seen being created: nothing may have been traced (cgroup v2 or the unified hierarchy is required)".into());
+    }
+    if detached > 0 {
+        notes.push(format!(
+            "{detached} paths were relative to a directory outside the container root"
+        ));
+    }
+    if activity.io_uring_setups > 0 {
+        notes.push(format!(
+            "io_uring in use ({} ring(s) set up): writes submitted through io_uring are not traced, so paths may be missing",
+            activity.io_uring_setups
+        ));
+    }
+    if let Some(e) = &state.error {
+        notes.push(format!("engine error: {e}"));
+    }
+    if !owned {
+        notes
+            .push("attached to a running container: writes before the attach were not seen".into());
+    }
+    notes
+}
+
+fn incomplete_reason(w: &Watched, state: &ExitState) -> Option<String> {
+    if interrupt::interrupted() {
+        Some(interrupt::describe())
+    } else if let Some(e) = &w.lost {
+        Some(format!(
+            "lost the Docker engine during the run ({e}): writes after {:.1}s were not seen",
+            w.observed.as_secs_f64()
+        ))
+    } else if state.oom_killed {
+        Some(format!(
+            "the container was OOM-killed after {:.1}s (exit code {}): it did not run to its normal end, so later writes were not seen; give it more memory (--memory)",
+            w.observed.as_secs_f64(),
+            state
+                .exit_code
+                .map_or_else(|| "unknown".into(), |c| c.to_string())
+        ))
+    } else {
+        None
+    }
+}
+
+/// The shell's view of an exit status: the code, or 128 + the signal.
+fn exit_status(status: std::process::ExitStatus) -> i64 {
+    use std::os::unix::process::ExitStatusExt as _;
+    status
+        .code()
+        .map(i64::from)
+        .or_else(|| status.signal().map(|s| 128 + i64::from(s)))
+        .unwrap_or(-1)
+}
+
+/// Starts `--exercise` on the host, if any.
+fn spawn_exercise(cmd: Option<&str>) -> Result<Option<tokio::process::Child>, SessionError> {
+    cmd.map(|cmd| {
+        tokio::process::Command::new("sh")
+            .arg("-c")
+            .arg(cmd)
+            .kill_on_drop(true)
+            .spawn()
+            .map_err(|source| SessionError::Exercise {
+                cmd: cmd.to_owned(),
+                source,
+            })
+    })
+    .transpose()
+}
+
+/// Why the window ended, in words, for the notes.
+fn ended_why(e: Ended) -> &'static str {
+    match e {
+        Ended::Settled => {
+            "settled: no new write-type operation and an idle container for the quiet period"
+        }
+        Ended::Exited => "the container exited",
+        Ended::Window => "the window's --duration was reached",
+        Ended::Signal => "a signal arrived",
+        Ended::EngineLost => "the Docker engine was lost",
+    }
+}
+
+/// `None` while the container runs; else how the window ended (the
+/// container exited, or the engine did not answer: `w.lost` says why).
+async fn still_running(engine: &Engine, id: &str, w: &mut Watched) -> Option<Ended> {
+    match tokio::time::timeout(ENGINE_CALL_TIMEOUT, engine.state(id)).await {
+        Ok(Ok(s)) if !s.running => Some(Ended::Exited),
+        Ok(Ok(_)) => None,
+        Ok(Err(e)) => {
+            w.lost = Some(e.to_string());
+            Some(Ended::EngineLost)
+        }
+        Err(_) => {
+            w.lost = Some(format!(
+                "the engine did not answer for {} s",
+                ENGINE_CALL_TIMEOUT.as_secs()
+            ));
+            Some(Ended::EngineLost)
+        }
+    }
+}
+
+/// Watches the window until one of its ends.
+async fn watch(
+    engine: &Engine,
+    cfg: &RunConfig,
+    id: &str,
+    prog_rx: &tokio::sync::watch::Receiver<Progress>,
+    pb: &ProgressBar,
+    started: Instant,
+) -> Result<Watched, SessionError> {
+    let mut w = Watched {
+        ended: Ended::Window,
+        lost: None,
+        observed: Duration::ZERO,
+        probe_ok: cfg.probe.as_ref().map(|_| false),
+        exercise: spawn_exercise(cfg.exercise.as_deref())?,
+        exercise_exit: None,
+        notes: Vec::new(),
+    };
+    let mut settle = match cfg.window {
+        Window::Settle(quiet) => Some(Settle {
+            quiet,
+            writes: 0,
+            since: started,
+            cpu: None,
+        }),
+        Window::Fixed => None,
+    };
+    let mut cpu_looked_up = false;
+    loop {
+        let p = *prog_rx.borrow();
+        note(
+            pb,
+            true,
+            &format!(
+                "observing: {} events, {} paths, {} EROFS",
+                p.events, p.paths, p.erofs
+            ),
+        );
+        if interrupt::interrupted() {
+            w.ended = Ended::Signal;
+            break;
+        }
+        if started.elapsed() >= cfg.duration {
+            w.ended = Ended::Window;
+            break;
+        }
+        if let (Some(url), Some(false)) = (&cfg.probe, w.probe_ok)
+            && probe::http_ok(url, Duration::from_millis(500)).await
+        {
+            w.probe_ok = Some(true);
+            w.notes.push(format!(
+                "probe {url} answered after {:.1}s",
+                started.elapsed().as_secs_f64()
+            ));
+        }
+        w.poll_exercise();
+        if let Some(end) = still_running(engine, id, &mut w).await {
+            w.ended = end;
+            break;
+        }
+        if let Some(s) = settle.as_mut() {
+            if !cpu_looked_up {
+                cpu_looked_up = true;
+                s.cpu = match engine.pid(id).await {
+                    Ok(pid) if pid > 0 => CpuWatch::of(pid),
+                    _ => None,
+                };
+            }
+            s.update(&p);
+            if s.settled()
+                && w.probe_ok != Some(false)
+                && w.exercise.is_none()
+                && started.elapsed() >= s.quiet
+            {
+                w.ended = Ended::Settled;
+                break;
+            }
+        }
+        tokio::time::sleep(POLL).await;
+    }
+    w.observed = started.elapsed();
+    let why = ended_why(w.ended);
+    w.notes.push(format!(
+        "observation ended after {:.1}s: {why}",
+        w.observed.as_secs_f64()
+    ));
+    Ok(w)
+}
