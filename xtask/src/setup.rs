@@ -39,6 +39,13 @@ pub fn setup() -> Result<()> {
             "running the rendered compose files in the privileged tests",
         )
     })?;
+    step("bpftool", || {
+        cmd::ensure_program(
+            "bpftool",
+            &["bpftool"],
+            "the privileged tests' leak checks (BPF programs and links left behind)",
+        )
+    })?;
     images::build(&[], false)
 }
 
