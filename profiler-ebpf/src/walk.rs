@@ -7,6 +7,30 @@
 
 use crate::*;
 
+/// The walk's cursor, kept in map memory (the scratch slot's `base_len`)
+/// rather than in a register: the verifier does not track map contents, so
+/// every loop iteration reaches the same abstract state whatever the
+/// component lengths were, and state pruning keeps verification linear in
+/// `MAX_DEPTH` instead of exponential. Volatile so the compiler keeps every
+/// access in memory too.
+#[derive(Clone, Copy)]
+struct Cursor(*mut u32);
+
+impl Cursor {
+    #[inline(always)]
+    fn get(self) -> u32 {
+        // SAFETY: the pointer is into the per-CPU scratch slot owned by this
+        // program invocation.
+        unsafe { core::ptr::read_volatile(self.0) }
+    }
+
+    #[inline(always)]
+    fn set(self, v: u32) {
+        // SAFETY: as in `get`.
+        unsafe { core::ptr::write_volatile(self.0, v) }
+    }
+}
+
 /// Walks from (`mnt`, `dentry`) up to the current task's root, writing the
 /// component names leaf-first, each NUL-terminated, at `buf[start..]`.
 /// Returns (bytes written, status bits).
@@ -31,41 +55,29 @@ pub(crate) fn walk(
     let mut mnt = mnt;
     let mut dentry = dentry;
     let mut mount = mnt.wrapping_sub(o.mount_mnt);
-    // `off` lives in map memory (`cell`), not in a register: the verifier
-    // does not track map contents, so every loop iteration reaches the same
-    // abstract state whatever the component lengths were, and state pruning
-    // keeps verification linear in MAX_DEPTH instead of exponential.
-    // SAFETY: cell points into the per-CPU scratch slot.
-    unsafe { core::ptr::write_volatile(cell, 0) };
+    // The cursor lives in map memory (see `Cursor`).
+    let cur = Cursor(cell);
+    cur.set(0);
     let start = if start > PATH_MAX { PATH_MAX } else { start };
     let mut i = 0u32;
     // MAX_DEPTH bounds the loop for the verifier (see profiler-common).
     while i < MAX_DEPTH {
         i += 1;
         if dentry == root_dentry && mnt == root_mnt {
-            return (unsafe { core::ptr::read_volatile(cell) }, status);
+            return (cur.get(), status);
         }
         let Ok(mnt_root) = rk::<u64>(mnt + o.vfsmount_root) else {
             count(counter::READ_ERRORS);
-            return (
-                unsafe { core::ptr::read_volatile(cell) },
-                status | STATUS_BASE_DETACHED,
-            );
+            return (cur.get(), status | STATUS_BASE_DETACHED);
         };
         if dentry == mnt_root {
             let Ok(parent) = rk::<u64>(mount + o.mount_parent) else {
-                return (
-                    unsafe { core::ptr::read_volatile(cell) },
-                    status | STATUS_BASE_DETACHED,
-                );
+                return (cur.get(), status | STATUS_BASE_DETACHED);
             };
             if parent == mount {
                 // Global root reached without meeting the task's root: the
                 // object is outside the container's root (e.g. a host fd).
-                return (
-                    unsafe { core::ptr::read_volatile(cell) },
-                    status | STATUS_BASE_DETACHED,
-                );
+                return (cur.get(), status | STATUS_BASE_DETACHED);
             }
             dentry = rk::<u64>(mount + o.mount_mountpoint).unwrap_or(0);
             mount = parent;
@@ -73,28 +85,18 @@ pub(crate) fn walk(
             continue;
         }
         let Ok(parent) = rk::<u64>(dentry + o.dentry_parent) else {
-            return (
-                unsafe { core::ptr::read_volatile(cell) },
-                status | STATUS_BASE_DETACHED,
-            );
+            return (cur.get(), status | STATUS_BASE_DETACHED);
         };
         if parent == dentry || parent == 0 {
-            return (
-                unsafe { core::ptr::read_volatile(cell) },
-                status | STATUS_BASE_DETACHED,
-            );
+            return (cur.get(), status | STATUS_BASE_DETACHED);
         }
-        // SAFETY: cell points into the per-CPU scratch slot.
-        let off = unsafe { core::ptr::read_volatile(cell) } as usize;
+        let off = cur.get() as usize;
         if off >= BASE_LIMIT {
             status |= STATUS_BASE_TRUNCATED;
-            return (unsafe { core::ptr::read_volatile(cell) }, status);
+            return (cur.get(), status);
         }
         let Ok(name) = rk::<u64>(dentry + o.dentry_name) else {
-            return (
-                unsafe { core::ptr::read_volatile(cell) },
-                status | STATUS_BASE_DETACHED,
-            );
+            return (cur.get(), status | STATUS_BASE_DETACHED);
         };
         let at = start + (off & (BASE_LIMIT - 1));
         // SAFETY: at + NAME_MAX_NUL <= PATH_MAX + BASE_LIMIT + NAME_MAX_NUL <= DATA_SIZE.
@@ -103,19 +105,12 @@ pub(crate) fn walk(
         };
         if n <= 0 {
             count(counter::READ_ERRORS);
-            return (
-                unsafe { core::ptr::read_volatile(cell) },
-                status | STATUS_BASE_DETACHED,
-            );
+            return (cur.get(), status | STATUS_BASE_DETACHED);
         }
-        // SAFETY: as above.
-        unsafe { core::ptr::write_volatile(cell, (off + n as usize) as u32) };
+        cur.set((off + n as usize) as u32);
         dentry = parent;
     }
-    (
-        unsafe { core::ptr::read_volatile(cell) },
-        status | STATUS_BASE_TRUNCATED,
-    )
+    (cur.get(), status | STATUS_BASE_TRUNCATED)
 }
 
 /// Records that the event in SCRATCH still needs its base path walked.

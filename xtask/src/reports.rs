@@ -558,18 +558,43 @@ fn cell(text: &str) -> String {
     text.replace('|', "\\|").replace('\n', " ")
 }
 
+/// The commit roprof was built from, `+ changes` when the tree differs from
+/// it (the reports are then committed on top of it).
+fn source_commit() -> String {
+    let git = |args: &[&str]| {
+        std::process::Command::new("git")
+            .args(args)
+            .current_dir(crate::workspace_root())
+            .output()
+            .ok()
+            .filter(|o| o.status.success())
+            .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_owned())
+    };
+    let Some(head) = git(&["rev-parse", "--short=12", "HEAD"]) else {
+        return "`unknown`".into();
+    };
+    let dirty = git(&["status", "--porcelain", "--untracked-files=no", "--", ":!reports"])
+        .is_some_and(|s| !s.is_empty());
+    if dirty {
+        format!("`{head}` + uncommitted changes")
+    } else {
+        format!("`{head}`")
+    }
+}
+
 fn render_readme(rows: &[Row]) -> String {
     let mut md = String::new();
     let version = rows
         .iter()
         .find_map(|r| r.roprof_version.clone())
         .unwrap_or_else(|| "?".into());
+    let commit = source_commit();
     let _ = write!(
         md,
         "# Reports\n\n\
          Real server images, built locally from Debian bookworm packages \
          (`tests/fixtures/<name>/Dockerfile`, FROM the debootstrap fixture), profiled end \
-         to end by roprof {version}:\n\n\
+         to end by roprof {version} built from commit {commit}:\n\n\
          ```sh\n\
          roprof profile --verify --duration {DURATION} -o reports/<name>/ \
          [-p 127.0.0.1:PORT:PORT] (--probe URL | --exercise CMD) roprof-fixture/<name>\n\
