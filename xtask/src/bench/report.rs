@@ -479,10 +479,13 @@ fn answer_section(md: &mut String, raw: &Value) {
     }
     let _ = writeln!(
         md,
-        "\nThe trial-and-error and `docker diff` answers put a plain tmpfs everywhere, \
-         including over `/var/log/nginx`, which hides the log files the image ships (roprof's \
-         answer above shows what it proposes there instead). Neither method sees writes that happen only later \
-         (log rotation, error paths) unless the run exercises them.\n"
+        "\nThe trial-and-error and `docker diff` answers put a plain tmpfs at every parent \
+         of what failed or changed, with no mode, owner or size, and are only right where \
+         the image has nothing to hide there: they cannot tell (roprof's tmpfs over \
+         `/var/log/nginx` is chosen because nginx opens its logs write-only with \
+         `O_APPEND|O_CREAT` and recreates them; a directory whose image files are read back \
+         gets a seeded volume). Neither method sees writes that happen only later (log \
+         rotation, error paths) unless the run exercises them.\n"
     );
 }
 
