@@ -297,8 +297,21 @@ fn docker_bench(n: &str) -> Result<(String, f64)> {
 /// The untraced container run while the bpftrace script is attached; the
 /// script's counts say whether it saw every open.
 fn bpftrace_bench(n: &str) -> Result<Sample> {
-    let mut child = Command::new("bpftrace")
-        .args(["-B", "line", "-e", BPFTRACE_PROGRAM])
+    // bpftrace's `tracepoint:` probes read their formats from tracefs,
+    // which a fresh host does not mount: mount it in a private mount
+    // namespace for bpftrace alone (unshare and sh exec, so the pid stays
+    // bpftrace's and `stop` reaches it), never on the host.
+    let mut child = Command::new("unshare")
+        .args([
+            "--mount",
+            "--propagation",
+            "private",
+            "sh",
+            "-c",
+            "mountpoint -q /sys/kernel/tracing || mount -t tracefs nodev /sys/kernel/tracing; \
+             exec bpftrace -B line -e \"$0\"",
+            BPFTRACE_PROGRAM,
+        ])
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::null())
