@@ -10,6 +10,7 @@ pub mod interrupt;
 mod observe;
 mod phases;
 pub mod probe;
+pub mod test_hook;
 
 use std::time::{Duration, Instant};
 
