@@ -8,6 +8,7 @@ use roprof::{
 
 fn main() {
     let cli = Cli::parse();
+    roprof::session::test_hook::init();
     let rt = match tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()

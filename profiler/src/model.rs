@@ -9,9 +9,14 @@ use std::{collections::BTreeMap, fmt};
 
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
+pub mod errno;
+mod round;
 mod timing;
 
-pub use self::timing::{Ended, Phase, PhaseTime};
+pub use self::{
+    round::{Health, Round, RoundKind},
+    timing::{Ended, Phase, PhaseTime},
+};
 
 pub use crate::environment::{EnvValues, EnvVar};
 
@@ -324,7 +329,9 @@ impl PathObservation {
     /// True if any operation failed with EROFS.
     #[must_use]
     pub fn any_erofs(&self) -> bool {
-        self.ops.values().any(|s| s.errors.contains_key("EROFS"))
+        self.ops
+            .values()
+            .any(|s| s.errors.contains_key(errno::EROFS))
     }
 
     /// True when every successful change to the path was appending through
@@ -702,9 +709,9 @@ pub struct RunMeta {
     /// Notes for the reader (e.g. "attached to a running container").
     #[serde(default)]
     pub notes: Vec<String>,
-    /// Health of the probe/HEALTHCHECK at the end (`healthy`, `unhealthy`, `none`).
+    /// Health of the probe/HEALTHCHECK at the end; `None` without one.
     #[serde(default)]
-    pub health: Option<String>,
+    pub health: Option<Health>,
     /// Exit status of `--exercise` (128 + N when killed by signal N); absent
     /// without an exercise or when it had not finished when the window
     /// ended (it is then killed).
@@ -740,31 +747,4 @@ pub struct Report {
     /// (`verify --repair` continues from them).
     #[serde(default)]
     pub settings: crate::analysis::Settings,
-}
-
-/// One container run of the closed loop (not `Eq`: it holds `f64`s).
-#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
-pub struct Round {
-    /// `verify`, `repair`, `iterate` or `leave-one-out`.
-    pub kind: String,
-    /// Mount targets the run had.
-    pub mounts: Vec<CPath>,
-    /// Operations that failed with EROFS.
-    pub erofs: u64,
-    /// Exit code of the container.
-    pub exit_code: Option<i64>,
-    /// Probe health, if probed.
-    pub health: Option<String>,
-    /// The round matched the observed run.
-    pub passed: bool,
-    /// What differed.
-    pub differences: Vec<String>,
-    /// What was changed for the next round, or concluded.
-    pub action: String,
-    /// Why the round's observation ended.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub ended: Option<Ended>,
-    /// Wall time of the round's phases.
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub phases: Vec<PhaseTime>,
 }

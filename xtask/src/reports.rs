@@ -573,8 +573,14 @@ fn source_commit() -> String {
     let Some(head) = git(&["rev-parse", "--short=12", "HEAD"]) else {
         return "`unknown`".into();
     };
-    let dirty = git(&["status", "--porcelain", "--untracked-files=no", "--", ":!reports"])
-        .is_some_and(|s| !s.is_empty());
+    let dirty = git(&[
+        "status",
+        "--porcelain",
+        "--untracked-files=no",
+        "--",
+        ":!reports",
+    ])
+    .is_some_and(|s| !s.is_empty());
     if dirty {
         format!("`{head}` + uncommitted changes")
     } else {

@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 
 use super::paths::{canonicalize_config_path, is_root};
 use crate::model::{
-    CPath, EntryKind, Exclusion, ImageConfig, ImageListing, Op, PathObservation, RunOptions,
+    CPath, EntryKind, Exclusion, ImageConfig, ImageListing, Op, PathObservation, RunOptions, errno,
 };
 
 /// Why a directory must be writable. Ordered by how much they say about the
@@ -201,7 +201,7 @@ fn is_dir(listing: &ImageListing, obs: &[PathObservation], i: usize) -> bool {
 pub(crate) fn needed_ops(o: &PathObservation) -> impl Iterator<Item = Op> + '_ {
     o.ops
         .iter()
-        .filter(|(op, s)| op.is_write() && (s.ok > 0 || s.errors.contains_key("EROFS")))
+        .filter(|(op, s)| op.is_write() && (s.ok > 0 || s.errors.contains_key(errno::EROFS)))
         .map(|(op, _)| *op)
 }
 
@@ -267,7 +267,10 @@ pub fn classify(
             }
             continue;
         }
-        if o.ops.iter().any(|(_, s)| s.errors.contains_key("EROFS")) {
+        if o.ops
+            .iter()
+            .any(|(_, s)| s.errors.contains_key(errno::EROFS))
+        {
             out.warnings.push(format!(
                 "{} failed with EROFS: it was already read-only in the observed run",
                 o.path

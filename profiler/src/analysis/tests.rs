@@ -508,3 +508,86 @@ fn fsync_of_a_lock_file_under_run_is_not_persistent_data() {
         ]
     );
 }
+
+/// Name, image, observations, settings, wanted mounts.
+type DataServiceCase<'a> = (
+    &'a str,
+    ImageConfig,
+    &'a [PathObservation],
+    Settings,
+    Vec<(&'a str, MountKind)>,
+);
+
+/// The data-service rule: an image that declares a VOLUME is a data
+/// service, and what it writes under its WORKDIR is its data (postgres
+/// writes its files under `WORKDIR`, fsyncing only some of them), so it gets
+/// a persistent volume even without an fsync. Without a declared VOLUME the
+/// same writes are scratch.
+#[test]
+fn data_service_workdir_writes_persist_only_when_a_volume_is_declared() {
+    use MountKind::{PersistentVolume, Tmpfs};
+    let l = listing(dirs(&["/data", "/var/lib/db", "/var/cache"]));
+    let image = |volumes: &[&str], workdir: &str| ImageConfig {
+        volumes: volumes.iter().map(|v| CPath::from(*v)).collect(),
+        workdir: workdir.to_owned(),
+        ..ImageConfig::default()
+    };
+    let db = [obs("/var/lib/db/base/1", &[Op::Create, Op::Write])];
+    let both = [
+        obs("/var/lib/db/base/1", &[Op::Create, Op::Write]),
+        obs("/var/cache/x", &[Op::Create, Op::Write]),
+    ];
+    let off = Settings {
+        persist_data_service_workdir: false,
+        ..Settings::default()
+    };
+    let cases: [DataServiceCase<'_>; 5] = [
+        (
+            "VOLUME and WORKDIR /var/lib/db: writes there persist",
+            image(&["/data"], "/var/lib/db"),
+            &db,
+            Settings::default(),
+            vec![("/var/lib/db", PersistentVolume)],
+        ),
+        (
+            "no VOLUME: the same writes are scratch",
+            image(&[], "/var/lib/db"),
+            &db,
+            Settings::default(),
+            vec![("/var/lib/db", Tmpfs)],
+        ),
+        (
+            "VOLUME: writes outside the WORKDIR stay scratch",
+            image(&["/data"], "/var/lib/db"),
+            &both,
+            Settings::default(),
+            vec![("/var/cache", Tmpfs), ("/var/lib/db", PersistentVolume)],
+        ),
+        (
+            "VOLUME but WORKDIR /: the rule would cover everything, so it is off",
+            image(&["/data"], "/"),
+            &db,
+            Settings::default(),
+            vec![("/var/lib/db", Tmpfs)],
+        ),
+        (
+            "the setting turns the rule off",
+            image(&["/data"], "/var/lib/db"),
+            &db,
+            off,
+            vec![("/var/lib/db", Tmpfs)],
+        ),
+    ];
+    for (name, config, o, settings, want) in cases {
+        let p = plan(&AnalysisInput {
+            observations: o,
+            listing: &l,
+            config: &config,
+            run_options: &RunOptions::default(),
+            settings,
+        });
+        let want: Vec<(String, MountKind)> =
+            want.into_iter().map(|(t, k)| (t.to_owned(), k)).collect();
+        assert_eq!(targets(&p), want, "{name}: {p:#?}");
+    }
+}

@@ -56,7 +56,7 @@ pub fn print_rounds(report: &Report, passed: bool) {
         eprintln!(
             "roprof: round {} ({}): {} mount(s), {} EROFS, exit {:?}: {}",
             i + 1,
-            r.kind,
+            r.kind.as_str(),
             r.mounts.len(),
             r.erofs,
             r.exit_code,

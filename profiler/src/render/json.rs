@@ -96,3 +96,110 @@ fn upgrade_v1(report: &mut Value) -> Result<(), LoadError> {
     report["schema_version"] = Value::from(SCHEMA_VERSION);
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use serde_json::{Value, json};
+
+    use super::*;
+    use crate::model::{Health, RoundKind};
+
+    /// Every report checked in, of either schema: its closed-set fields
+    /// load as enums and are written back as the same strings.
+    const REPORTS: [(&str, &str); 6] = [
+        ("v1 nginx", include_str!("testdata/nginx-v1.json")),
+        (
+            "apache2",
+            include_str!("../../../reports/apache2/report.json"),
+        ),
+        (
+            "memcached",
+            include_str!("../../../reports/memcached/report.json"),
+        ),
+        ("nginx", include_str!("../../../reports/nginx/report.json")),
+        (
+            "postgresql",
+            include_str!("../../../reports/postgresql/report.json"),
+        ),
+        ("redis", include_str!("../../../reports/redis/report.json")),
+    ];
+
+    fn closed_set_fields(v: &Value) -> Value {
+        let rounds = v["rounds"].as_array().cloned().unwrap_or_default();
+        json!({
+            "run.health": v["run"]["health"],
+            "rounds": rounds
+                .iter()
+                .map(|r| json!([r["kind"], r["health"]]))
+                .collect::<Vec<_>>(),
+        })
+    }
+
+    #[test]
+    fn checked_in_reports_keep_round_kinds_and_health_as_written() {
+        for (name, text) in REPORTS {
+            let before: Value = serde_json::from_str(text).expect("report is JSON");
+            let r = load_report(text).unwrap_or_else(|e| panic!("{name} report loads: {e}"));
+            let after: Value = serde_json::from_str(&to_json(&r).expect("json")).expect("json");
+            assert_eq!(
+                closed_set_fields(&after),
+                closed_set_fields(&before),
+                "{name}: round kinds and health written back as read"
+            );
+        }
+    }
+
+    #[test]
+    fn every_round_kind_and_health_reads_and_writes_as_its_string() {
+        let mut v: Value = serde_json::from_str(REPORTS[3].1).expect("json");
+        assert_eq!(v["schema_version"], 2, "a schema 2 report to edit");
+        v["run"]["health"] = json!("unhealthy");
+        let round = v["rounds"][0].clone();
+        let kinds = ["verify", "repair", "iterate", "leave-one-out"];
+        let healths = [
+            json!("healthy"),
+            json!("unhealthy"),
+            Value::Null,
+            json!("healthy"),
+        ];
+        v["rounds"] = kinds
+            .iter()
+            .zip(&healths)
+            .map(|(k, h)| {
+                let mut r = round.clone();
+                r["kind"] = json!(k);
+                r["health"] = h.clone();
+                r
+            })
+            .collect();
+        let r = load_report(&v.to_string()).expect("loads");
+        assert_eq!(r.run.health, Some(Health::Unhealthy));
+        assert_eq!(
+            r.rounds.iter().map(|r| r.kind).collect::<Vec<_>>(),
+            [
+                RoundKind::Verify,
+                RoundKind::Repair,
+                RoundKind::Iterate,
+                RoundKind::LeaveOneOut
+            ]
+        );
+        assert_eq!(
+            r.rounds.iter().map(|r| r.kind.as_str()).collect::<Vec<_>>(),
+            kinds
+        );
+        let out: Value = serde_json::from_str(&to_json(&r).expect("json")).expect("json");
+        assert_eq!(closed_set_fields(&out), closed_set_fields(&v));
+    }
+
+    #[test]
+    fn an_unknown_round_kind_or_health_is_refused_naming_it() {
+        for (field, value) in [("kind", "rehearse"), ("health", "starting")] {
+            let mut v: Value = serde_json::from_str(REPORTS[3].1).expect("json");
+            v["rounds"][0][field] = json!(value);
+            let e = load_report(&v.to_string())
+                .expect_err("a value outside the closed set must not load")
+                .to_string();
+            assert!(e.contains(value), "{field} {value}: {e}");
+        }
+    }
+}

@@ -9,7 +9,7 @@ use super::{
     escape_bytes,
     table::{kind_name, options_text},
 };
-use crate::model::{CPath, PathObservation, Report};
+use crate::model::{CPath, Health, PathObservation, Report, errno};
 
 /// Escapes text for Markdown: control and non-UTF-8 bytes become `\xNN`,
 /// HTML specials become entities and Markdown specials are backslashed.
@@ -67,12 +67,12 @@ pub fn markdown(report: &Report) -> String {
         let _ = writeln!(s, "| **incomplete** | {} |", escape(why.as_bytes()));
     }
     if let Some(h) = &report.run.health {
-        let _ = writeln!(s, "| health | {} |", escape(h.as_bytes()));
+        let _ = writeln!(s, "| health | {} |", h.as_str());
     }
     let verified = report.run.read_only || report.run.mode == "verify";
     if verified {
-        let status = match (report.run.exit_code, report.run.health.as_deref()) {
-            (_, Some("unhealthy")) => "failed (unhealthy)",
+        let status = match (report.run.exit_code, report.run.health) {
+            (_, Some(Health::Unhealthy)) => "failed (unhealthy)",
             (Some(c), _) if c != 0 => "failed (non-zero exit)",
             _ => "ran with --read-only",
         };
@@ -177,7 +177,7 @@ fn tree(s: &mut String, paths: &[PathObservation]) {
                 .map(|(op, st)| {
                     let mut t = format!("{} ok={}", op_name(*op), st.ok);
                     for (e, n) in &st.errors {
-                        if e == "EROFS" {
+                        if e == errno::EROFS {
                             let _ = write!(t, " **EROFS={n}**");
                         } else {
                             let _ = write!(t, " {}={n}", escape(e.as_bytes()));

@@ -390,7 +390,7 @@ fn rendered_report_satisfies_the_schema() {
 
 #[test]
 fn timings_settings_and_rounds_satisfy_the_schema() {
-    use crate::model::{Ended, Phase, PhaseTime, Round};
+    use crate::model::{Ended, Health, Phase, PhaseTime, Round, RoundKind};
     let schema: serde_json::Value = serde_json::from_str(json::SCHEMA).expect("schema is JSON");
     let mut r = sample();
     r.run.ended = Some(Ended::EngineLost);
@@ -401,16 +401,28 @@ fn timings_settings_and_rounds_satisfy_the_schema() {
     }];
     r.stats.bpf_load_secs = 1.5;
     r.settings.force_seed.insert(CPath::from("/srv/site"));
-    r.rounds.push(Round {
-        kind: "verify".into(),
-        ended: Some(Ended::Settled),
-        phases: r.stats.phases.clone(),
-        ..Round::default()
-    });
+    r.run.health = Some(Health::Unhealthy);
+    for (kind, health) in [
+        (RoundKind::Verify, Some(Health::Healthy)),
+        (RoundKind::Repair, Some(Health::Unhealthy)),
+        (RoundKind::Iterate, None),
+        (RoundKind::LeaveOneOut, Some(Health::Healthy)),
+    ] {
+        r.rounds.push(Round {
+            kind,
+            health,
+            ended: Some(Ended::Settled),
+            phases: r.stats.phases.clone(),
+            ..Round::default()
+        });
+    }
     let text = json::to_json(&r).expect("json");
     let v: serde_json::Value = serde_json::from_str(&text).expect("report is JSON");
     assert_eq!(v["run"]["ended"], "engine-lost");
     assert_eq!(v["stats"]["phases"][0]["phase"], "listing");
+    assert_eq!(v["run"]["health"], "unhealthy");
+    assert_eq!(v["rounds"][2]["health"], serde_json::Value::Null);
+    assert_eq!(v["rounds"][3]["kind"], "leave-one-out");
     validate(&schema, &schema, &v, "report");
     assert_eq!(
         json::load_report(&text).expect("loads back"),

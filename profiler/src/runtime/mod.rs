@@ -1,11 +1,17 @@
 //! The Docker Engine API (bollard): image config, the container's initial
 //! filesystem listing, and the container lifecycle. No `docker` CLI.
+//!
+//! The user's run flags are parsed in [`flags`], the exported filesystem in
+//! [`listing`]; this file only talks to the engine.
 
-use std::{collections::HashMap, io::Read};
+mod flags;
+mod listing;
+
+use std::collections::HashMap;
 
 use bollard::{
     Docker,
-    models::{ContainerCreateBody, HostConfig, PortBinding},
+    models::{ContainerCreateBody, HostConfig},
     query_parameters::{
         CreateContainerOptions, CreateImageOptions, InspectContainerOptions, LogsOptions,
         RemoveContainerOptions, StartContainerOptions, StopContainerOptions,
@@ -13,9 +19,14 @@ use bollard::{
 };
 use futures::StreamExt as _;
 
+use self::{flags::split_tmpfs, listing::ChannelReader};
+pub use self::{
+    flags::{Ports, parse_memory, parse_publish},
+    listing::parse_tar,
+};
 use crate::{
     environment::ContainerEnv,
-    model::{CPath, EntryKind, ImageConfig, ImageEntry, ImageListing, RunOptions},
+    model::{CPath, ImageConfig, ImageListing, RunOptions},
 };
 
 /// Label put on every container roprof creates.
@@ -273,16 +284,7 @@ impl Engine {
         let (tx, rx) = std::sync::mpsc::sync_channel::<Vec<u8>>(16);
         let reader = std::thread::spawn({
             let id = id.to_owned();
-            move || {
-                parse_tar(
-                    ChannelReader {
-                        rx,
-                        buf: Vec::new(),
-                        pos: 0,
-                    },
-                    &id,
-                )
-            }
+            move || parse_tar(ChannelReader::new(rx), &id)
         });
         let mut s = self.docker.export_container(id);
         while let Some(chunk) = s.next().await {
@@ -466,202 +468,5 @@ impl Engine {
             }) => Ok(()),
             Err(e) => Err(call(format!("removing volume {name}"))(e)),
         }
-    }
-}
-
-/// Parses a `--memory` value: bytes, or a number with a b/k/m/g suffix
-/// (powers of 1024, as docker does).
-pub fn parse_memory(v: &str) -> Result<i64, RuntimeError> {
-    let bad = |reason: &str| RuntimeError::Option {
-        option: "--memory",
-        value: v.to_owned(),
-        reason: reason.to_owned(),
-    };
-    let t = v.trim().to_ascii_lowercase();
-    let t = t.strip_suffix('b').filter(|r| !r.is_empty()).unwrap_or(&t);
-    let (num, mult) = match t.chars().last() {
-        Some('k') => (&t[..t.len() - 1], 1i64 << 10),
-        Some('m') => (&t[..t.len() - 1], 1 << 20),
-        Some('g') => (&t[..t.len() - 1], 1 << 30),
-        _ => (t, 1),
-    };
-    let n: i64 = num
-        .parse()
-        .map_err(|_| bad("expected a size such as 64m, 1g or 67108864"))?;
-    let bytes = n.checked_mul(mult).ok_or_else(|| bad("too large"))?;
-    // Docker refuses limits below 6 MiB.
-    if bytes < 6 << 20 {
-        return Err(bad("the minimum Docker accepts is 6m"));
-    }
-    Ok(bytes)
-}
-
-fn split_tmpfs(t: &str) -> (String, String) {
-    match t.split_once(':') {
-        Some((p, o)) => (p.to_owned(), o.to_owned()),
-        None => (t.to_owned(), String::new()),
-    }
-}
-
-type Ports = (Vec<String>, HashMap<String, Option<Vec<PortBinding>>>);
-
-/// Parses `-p` values: `[ip:][hostport:]containerport[/proto]`.
-pub fn parse_publish(values: &[String]) -> Result<Ports, RuntimeError> {
-    let mut exposed = Vec::new();
-    let mut map: HashMap<String, Option<Vec<PortBinding>>> = HashMap::new();
-    for v in values {
-        let bad = |reason: &str| RuntimeError::Option {
-            option: "--publish",
-            value: v.clone(),
-            reason: reason.into(),
-        };
-        let (spec, proto) = v.rsplit_once('/').unwrap_or((v.as_str(), "tcp"));
-        let parts: Vec<&str> = spec.rsplitn(3, ':').collect();
-        let (cport, hport, ip) = match parts.as_slice() {
-            [c] => (*c, "", ""),
-            [c, h] => (*c, *h, ""),
-            [c, h, i] => (*c, *h, *i),
-            _ => return Err(bad("expected [ip:][hostport:]containerport[/proto]")),
-        };
-        if cport.parse::<u16>().is_err() || (!hport.is_empty() && hport.parse::<u16>().is_err()) {
-            return Err(bad("ports must be numbers from 1 to 65535"));
-        }
-        let key = format!("{cport}/{proto}");
-        exposed.push(key.clone());
-        map.entry(key)
-            .or_insert_with(|| Some(Vec::new()))
-            .get_or_insert_with(Vec::new)
-            .push(PortBinding {
-                host_ip: (!ip.is_empty()).then(|| ip.to_owned()),
-                host_port: (!hport.is_empty()).then(|| hport.to_owned()),
-            });
-    }
-    Ok((exposed, map))
-}
-
-struct ChannelReader {
-    rx: std::sync::mpsc::Receiver<Vec<u8>>,
-    buf: Vec<u8>,
-    pos: usize,
-}
-
-impl Read for ChannelReader {
-    fn read(&mut self, out: &mut [u8]) -> std::io::Result<usize> {
-        while self.pos >= self.buf.len() {
-            match self.rx.recv() {
-                Ok(b) => {
-                    self.buf = b;
-                    self.pos = 0;
-                }
-                Err(_) => return Ok(0),
-            }
-        }
-        let n = out.len().min(self.buf.len() - self.pos);
-        out[..n].copy_from_slice(&self.buf[self.pos..self.pos + n]);
-        self.pos += n;
-        Ok(n)
-    }
-}
-
-/// Parses an exported filesystem tar into a listing.
-pub fn parse_tar(r: impl Read, id: &str) -> Result<ImageListing, RuntimeError> {
-    let err = |e: std::io::Error| RuntimeError::Listing {
-        id: id.into(),
-        reason: e.to_string(),
-    };
-    let mut ar = tar::Archive::new(r);
-    let mut listing = ImageListing::default();
-    for entry in ar.entries().map_err(err)? {
-        let entry = entry.map_err(err)?;
-        let h = entry.header();
-        let raw = entry.path_bytes();
-        let mut p: Vec<u8> = Vec::with_capacity(raw.len() + 1);
-        p.push(b'/');
-        p.extend_from_slice(raw.strip_prefix(b"./").unwrap_or(&raw));
-        while p.len() > 1 && p.last() == Some(&b'/') {
-            p.pop();
-        }
-        if p == b"/." {
-            p.truncate(1);
-        }
-        let kind = match h.entry_type() {
-            tar::EntryType::Directory => EntryKind::Dir,
-            tar::EntryType::Regular | tar::EntryType::Continuous => EntryKind::File,
-            tar::EntryType::Symlink => EntryKind::Symlink,
-            _ => EntryKind::Other,
-        };
-        let link_target = if kind == EntryKind::Symlink {
-            entry.link_name_bytes().map(|l| CPath::new(l.into_owned()))
-        } else {
-            None
-        };
-        let path = CPath::new(p);
-        listing.entries.insert(
-            path.clone(),
-            ImageEntry {
-                path,
-                kind,
-                mode: h.mode().map_err(err)? & 0o7777,
-                uid: u32::try_from(h.uid().map_err(err)?).unwrap_or(u32::MAX),
-                gid: u32::try_from(h.gid().map_err(err)?).unwrap_or(u32::MAX),
-                size: h.size().unwrap_or(0),
-                link_target,
-            },
-        );
-    }
-    Ok(listing)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn memory_sizes() {
-        assert_eq!(parse_memory("64m").unwrap(), 64 << 20);
-        assert_eq!(parse_memory("1G").unwrap(), 1 << 30);
-        assert_eq!(parse_memory("8192k").unwrap(), 8 << 20);
-        assert_eq!(parse_memory("67108864").unwrap(), 64 << 20);
-        assert_eq!(parse_memory("64mb").unwrap(), 64 << 20);
-        let e = parse_memory("lots").unwrap_err().to_string();
-        assert!(e.contains("--memory") && e.contains("lots"), "{e}");
-        assert!(parse_memory("1m").is_err(), "below Docker's minimum");
-        assert!(parse_memory("").is_err());
-    }
-
-    #[test]
-    fn publish_forms() {
-        let (e, m) = parse_publish(&["127.0.0.1:8080:80".into(), "53/udp".into()]).unwrap();
-        assert_eq!(e, vec!["80/tcp", "53/udp"]);
-        let b = m["80/tcp"].as_ref().unwrap();
-        assert_eq!(b[0].host_ip.as_deref(), Some("127.0.0.1"));
-        assert_eq!(b[0].host_port.as_deref(), Some("8080"));
-        assert!(parse_publish(&["x:80".into()]).is_err());
-    }
-
-    #[test]
-    fn tar_listing_keeps_types_modes_owners_and_link_targets() {
-        let mut b = tar::Builder::new(Vec::new());
-        let mut h = tar::Header::new_gnu();
-        h.set_entry_type(tar::EntryType::Directory);
-        h.set_mode(0o1777);
-        h.set_uid(0);
-        h.set_gid(0);
-        h.set_size(0);
-        b.append_data(&mut h, "tmp/", std::io::empty()).unwrap();
-        let mut h = tar::Header::new_gnu();
-        h.set_entry_type(tar::EntryType::Symlink);
-        h.set_mode(0o777);
-        h.set_uid(0);
-        h.set_gid(0);
-        h.set_size(0);
-        b.append_link(&mut h, "var/run", "/run").unwrap();
-        let data = b.into_inner().unwrap();
-        let l = parse_tar(&data[..], "x").unwrap();
-        assert_eq!(l.entries[&CPath::from("/tmp")].mode, 0o1777);
-        assert_eq!(
-            l.entries[&CPath::from("/var/run")].link_target,
-            Some(CPath::from("/run"))
-        );
     }
 }

@@ -15,15 +15,40 @@ use std::sync::{
 use super::SessionError;
 use crate::runtime::Engine;
 
-static COUNT: AtomicU32 = AtomicU32::new(0);
-static LAST: Mutex<&'static str> = Mutex::new("");
-static PHASE: Mutex<&'static str> = Mutex::new("start");
-/// Set once verification starts: the phases of its runs are reported as
-/// `verify (observe)` and so on.
-static CONTEXT: Mutex<Option<&'static str>> = Mutex::new(None);
-/// The phase the first signal arrived in.
-static SIGNAL_PHASE: Mutex<Option<String>> = Mutex::new(None);
-static CONTAINERS: Mutex<Vec<String>> = Mutex::new(Vec::new());
+/// The signal state of the process, in one place.
+///
+/// Why a static and not a value passed along with [`super::Context`]: the
+/// handler task is installed once, before any command knows whether it
+/// will build a `Context` (`attach`, `verify` and `doctor` also need it),
+/// and on a second signal it must remove every container any run
+/// registered and exit the process from inside that task, whatever the
+/// main task is doing. Readers only ask "did a signal arrive?" and "which
+/// phase is this?", so the state is behind the functions of this module
+/// and nothing else in the crate sees it.
+struct Signals {
+    /// Signals received.
+    count: AtomicU32,
+    /// Name of the last one (`SIGINT`, `SIGTERM`).
+    last: Mutex<&'static str>,
+    /// The phase the run is in.
+    phase: Mutex<&'static str>,
+    /// Set once verification starts: the phases of its runs are reported
+    /// as `verify (observe)` and so on.
+    context: Mutex<Option<&'static str>>,
+    /// The phase the first signal arrived in.
+    signal_phase: Mutex<Option<String>>,
+    /// Containers to remove on exit.
+    containers: Mutex<Vec<String>>,
+}
+
+static SIGNALS: Signals = Signals {
+    count: AtomicU32::new(0),
+    last: Mutex::new(""),
+    phase: Mutex::new("start"),
+    context: Mutex::new(None),
+    signal_phase: Mutex::new(None),
+    containers: Mutex::new(Vec::new()),
+};
 
 /// Installs the handlers; call once, inside the tokio runtime.
 pub fn install() -> std::io::Result<()> {
@@ -36,15 +61,15 @@ pub fn install() -> std::io::Result<()> {
                 _ = int.recv() => "SIGINT",
                 _ = term.recv() => "SIGTERM",
             };
-            if let Ok(mut l) = LAST.lock() {
+            if let Ok(mut l) = SIGNALS.last.lock() {
                 *l = name;
             }
-            if let Ok(mut p) = SIGNAL_PHASE.lock()
+            if let Ok(mut p) = SIGNALS.signal_phase.lock()
                 && p.is_none()
             {
                 *p = Some(phase());
             }
-            let n = COUNT.fetch_add(1, Ordering::SeqCst) + 1;
+            let n = SIGNALS.count.fetch_add(1, Ordering::SeqCst) + 1;
             if n == 1 {
                 eprintln!(
                     "roprof: {name}: finishing up (removing containers); press Ctrl-C again to force"
@@ -64,15 +89,16 @@ pub fn install() -> std::io::Result<()> {
 /// True once a signal arrived.
 #[must_use]
 pub fn interrupted() -> bool {
-    COUNT.load(Ordering::SeqCst) > 0
+    SIGNALS.count.load(Ordering::SeqCst) > 0
 }
 
 /// The error for an interrupted run, naming the signal and the phase.
 #[must_use]
 pub fn error() -> SessionError {
     SessionError::Interrupted {
-        signal: LAST.lock().map_or("a signal", |l| *l),
-        phase: SIGNAL_PHASE
+        signal: SIGNALS.last.lock().map_or("a signal", |l| *l),
+        phase: SIGNALS
+            .signal_phase
             .lock()
             .ok()
             .and_then(|p| p.clone())
@@ -95,28 +121,22 @@ pub fn describe() -> String {
 /// `observe`, `stop`, `collect`, `analyse`, `verify`).
 #[must_use]
 pub fn phase() -> String {
-    let p = PHASE.lock().map_or("unknown", |p| *p);
-    match CONTEXT.lock().ok().and_then(|c| *c) {
+    let p = SIGNALS.phase.lock().map_or("unknown", |p| *p);
+    match SIGNALS.context.lock().ok().and_then(|c| *c) {
         Some(c) if c != p => format!("{c} ({p})"),
         _ => p.to_owned(),
     }
 }
 
-/// Enters `name`. Test hook: when `ROPROF_HOLD_PHASE` names this phase,
-/// roprof says so on stderr and waits here (up to 120 s) for a signal, so
-/// that a test can interrupt every phase deterministically.
-pub async fn enter(name: &'static str) {
+/// Enters phase `name`, which names it in interruption reports.
+pub fn enter(name: &'static str) {
     if name == "verify"
-        && let Ok(mut c) = CONTEXT.lock()
+        && let Ok(mut c) = SIGNALS.context.lock()
     {
         *c = Some(name);
     }
-    if let Ok(mut p) = PHASE.lock() {
+    if let Ok(mut p) = SIGNALS.phase.lock() {
         *p = name;
-    }
-    if std::env::var("ROPROF_HOLD_PHASE").is_ok_and(|h| h == name) {
-        eprintln!("roprof: holding in phase {name} (ROPROF_HOLD_PHASE)");
-        let _ = tokio::time::timeout(std::time::Duration::from_mins(2), wait()).await;
     }
 }
 
@@ -144,14 +164,14 @@ pub async fn abortable<T>(
 
 /// Registers a container to remove on exit.
 pub fn register(id: &str) {
-    if let Ok(mut v) = CONTAINERS.lock() {
+    if let Ok(mut v) = SIGNALS.containers.lock() {
         v.push(id.to_owned());
     }
 }
 
 /// Forgets a container (removed, or kept on purpose).
 pub fn forget(id: &str) {
-    if let Ok(mut v) = CONTAINERS.lock() {
+    if let Ok(mut v) = SIGNALS.containers.lock() {
         v.retain(|x| x != id);
     }
 }
@@ -159,7 +179,11 @@ pub fn forget(id: &str) {
 /// The containers registered for removal.
 #[must_use]
 pub fn registered() -> Vec<String> {
-    CONTAINERS.lock().map(|v| v.clone()).unwrap_or_default()
+    SIGNALS
+        .containers
+        .lock()
+        .map(|v| v.clone())
+        .unwrap_or_default()
 }
 
 /// Removes every registered container.

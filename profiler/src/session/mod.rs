@@ -6,17 +6,21 @@
 mod attach;
 pub mod closed;
 mod context;
+mod error;
 pub mod interrupt;
 mod observe;
 mod phases;
 pub mod probe;
+mod progress;
+pub mod test_hook;
 
 use std::time::{Duration, Instant};
 
-use indicatif::{ProgressBar, ProgressStyle};
-
-use self::observe::Observation;
-pub use self::{attach::attach, context::Context, phases::Stopwatch};
+pub use self::{attach::attach, context::Context, error::SessionError, phases::Stopwatch};
+use self::{
+    observe::Observation,
+    progress::{bar, note},
+};
 use crate::{
     analysis::{self, AnalysisInput, Settings},
     environment::ContainerEnv,
@@ -24,48 +28,9 @@ use crate::{
         ImageConfig, ImageListing, Losses, PathObservation, Phase, Report, RunMeta, RunOptions,
         SCHEMA_VERSION, TraceStats,
     },
-    runtime::{ContainerSpec, Engine, RuntimeError},
-    trace::{Scope, TraceError},
+    runtime::{ContainerSpec, Engine},
+    trace::Scope,
 };
-
-/// Errors of a run.
-#[derive(Debug, thiserror::Error)]
-pub enum SessionError {
-    /// Engine.
-    #[error(transparent)]
-    Runtime(#[from] RuntimeError),
-    /// Tracer.
-    #[error(transparent)]
-    Trace(#[from] TraceError),
-    /// Interrupted by a signal.
-    #[error("interrupted by {signal} during {phase}; the containers were removed")]
-    Interrupted {
-        /// Signal name.
-        signal: &'static str,
-        /// Phase the run was in.
-        phase: String,
-    },
-    /// A path Docker cannot express (non-UTF-8).
-    #[error("mount target {0} is not UTF-8: Docker cannot mount it")]
-    Unrepresentable(String),
-    /// A verification run did not complete (engine lost).
-    #[error("a read-only verification run did not complete: {0}")]
-    RoundCutShort(String),
-    /// The container to attach to is not running.
-    #[error("container `{0}` is not running")]
-    NotRunning(String),
-    /// cgroup lookup failed.
-    #[error("cannot find the cgroup of {0}")]
-    Cgroup(String),
-    /// The exercise command could not run.
-    #[error("--exercise `{cmd}` could not start: {source}")]
-    Exercise {
-        /// Command.
-        cmd: String,
-        /// Cause.
-        source: std::io::Error,
-    },
-}
 
 /// Options of one run.
 #[derive(Clone, Debug)]
@@ -130,30 +95,6 @@ pub struct RunOutput {
     pub losses: Losses,
     /// Activity.
     pub stats: TraceStats,
-}
-
-fn bar(quiet: bool) -> ProgressBar {
-    use std::io::IsTerminal as _;
-    if quiet || !std::io::stderr().is_terminal() {
-        return ProgressBar::hidden();
-    }
-    let b = ProgressBar::new_spinner();
-    b.set_style(
-        ProgressStyle::with_template("{spinner} {elapsed} {msg}")
-            .unwrap_or_else(|_| ProgressStyle::default_spinner()),
-    );
-    b.enable_steady_tick(Duration::from_millis(200));
-    b
-}
-
-fn note(b: &ProgressBar, quiet: bool, msg: &str) {
-    if b.is_hidden() {
-        if !quiet {
-            eprintln!("roprof: {msg}");
-        }
-    } else {
-        b.set_message(msg.to_owned());
-    }
 }
 
 /// Runs the image under tracing once. A signal during observation ends the

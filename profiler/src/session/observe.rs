@@ -23,7 +23,7 @@ use super::{
     phases::Stopwatch, probe,
 };
 use crate::{
-    model::{Ended, ImageConfig, ImageListing, Phase, RunMeta, TraceStats},
+    model::{Ended, Health, ImageConfig, ImageListing, Phase, RunMeta, TraceStats},
     runtime::{Engine, ExitState},
     trace::{self, Collector, TraceError, Tracer, collect::Progress},
 };
@@ -259,13 +259,7 @@ impl<'t> Observation<'t> {
                 incomplete: incomplete_reason.is_some(),
                 incomplete_reason,
                 notes: w.notes,
-                health: w.probe_ok.map(|ok| {
-                    if ok {
-                        "healthy".to_owned()
-                    } else {
-                        "unhealthy".to_owned()
-                    }
-                }),
+                health: w.probe_ok.map(Health::from_ok),
                 exercise_exit: w.exercise_exit,
             },
             losses,

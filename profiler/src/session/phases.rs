@@ -2,7 +2,7 @@
 
 use std::time::Instant;
 
-use super::interrupt;
+use super::{interrupt, test_hook};
 use crate::model::{Phase, PhaseTime};
 
 /// Times consecutive phases; entering one ends the previous.
@@ -14,10 +14,12 @@ pub struct Stopwatch {
 
 impl Stopwatch {
     /// Ends the current phase and enters `phase` (which also names it for
-    /// interruption reports and the `ROPROF_HOLD_PHASE` test hook).
+    /// interruption reports), holding there first when the test hook asks
+    /// (see [`test_hook`]).
     pub async fn enter(&mut self, phase: Phase) {
         self.close();
-        interrupt::enter(phase.as_str()).await;
+        interrupt::enter(phase.as_str());
+        test_hook::hold_if_asked(phase.as_str()).await;
         self.current = Some((phase, Instant::now()));
     }
 

@@ -6,7 +6,7 @@ use std::collections::BTreeSet;
 use super::super::RunOutput;
 use crate::{
     analysis,
-    model::{CPath, MountKind, Op, PathObservation, PlannedMount, Report},
+    model::{CPath, Health, MountKind, Op, PathObservation, PlannedMount, Report, errno},
 };
 
 /// Outcome of comparing a read-only run with the observed one.
@@ -54,7 +54,7 @@ pub fn compare(observed: &Report, ro: &RunOutput) -> Verdict {
             if !op.is_write() {
                 continue;
             }
-            if let Some(n) = st.errors.get("EROFS") {
+            if let Some(n) = st.errors.get(errno::EROFS) {
                 v.erofs += n;
                 if unmounted {
                     continue;
@@ -80,7 +80,7 @@ pub fn compare(observed: &Report, ro: &RunOutput) -> Verdict {
                 continue;
             }
             let errs: Vec<&str> = after.errors.keys().map(String::as_str).collect();
-            if errs.contains(&"EROFS") {
+            if errs.contains(&errno::EROFS) {
                 continue; // counted above
             }
             v.differences.push(format!(
@@ -89,7 +89,7 @@ pub fn compare(observed: &Report, ro: &RunOutput) -> Verdict {
                 errs.join(",")
             ));
             if let Some(m) = owner(&observed.plan.mounts, &before.path) {
-                if *op == Op::Mkdir && errs.contains(&"EEXIST") && before.path == m.target {
+                if *op == Op::Mkdir && errs.contains(&errno::EEXIST) && before.path == m.target {
                     v.forbid.insert(m.target.clone());
                 } else if m.kind == MountKind::Tmpfs {
                     v.seed.insert(m.target.clone());
@@ -116,9 +116,7 @@ pub fn compare(observed: &Report, ro: &RunOutput) -> Verdict {
             }
         }
     }
-    if observed.run.health.as_deref() == Some("healthy")
-        && ro.meta.health.as_deref() != Some("healthy")
-    {
+    if observed.run.health == Some(Health::Healthy) && ro.meta.health != Some(Health::Healthy) {
         v.differences
             .push("the probe answered in the observed run but not read-only".into());
     }

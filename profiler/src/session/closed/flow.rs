@@ -5,7 +5,7 @@
 use super::{check_minimal, cut_short_reason, iterate, verify_and_repair};
 use crate::{
     analysis::Settings,
-    model::{Phase, Report},
+    model::{Phase, Report, RoundKind},
     session::{self, Context, RunConfig, RunOutput, SessionError, Stopwatch, interrupt},
 };
 
@@ -129,7 +129,7 @@ fn verification_runs(report: &Report) -> usize {
     report
         .rounds
         .iter()
-        .filter(|r| r.kind != "leave-one-out")
+        .filter(|r| r.kind != RoundKind::LeaveOneOut)
         .count()
 }
 

@@ -16,7 +16,8 @@ use super::{Context, RunConfig, RunOutput, SessionError};
 use crate::{
     analysis::{self, AnalysisInput},
     model::{
-        CPath, ImageListing, MountKind, MountPlan, PathObservation, PlannedMount, Report, Round,
+        CPath, Health, ImageListing, MountKind, MountPlan, PathObservation, PlannedMount, Report,
+        Round, RoundKind, errno,
     },
 };
 
@@ -119,13 +120,13 @@ fn targets(ms: &[PlannedMount]) -> Vec<CPath> {
 }
 
 /// A round record for read-only run `ro` with `mounts`.
-fn round_of(kind: &str, mounts: &[PlannedMount], ro: &RunOutput, v: &Verdict) -> Round {
+fn round_of(kind: RoundKind, mounts: &[PlannedMount], ro: &RunOutput, v: &Verdict) -> Round {
     Round {
-        kind: kind.into(),
+        kind,
         mounts: targets(mounts),
         erofs: v.erofs,
         exit_code: ro.meta.exit_code,
-        health: ro.meta.health.clone(),
+        health: ro.meta.health,
         passed: v.passed,
         differences: v.differences.clone(),
         action: String::new(),
@@ -150,7 +151,16 @@ pub async fn verify_and_repair(
         let ro = run_with_plan(ctx, report, &mounts, base, "verify").await?;
         let v = compare(report, &ro);
         let last = run + 1 == budget;
-        let mut round = round_of(if run == 0 { "verify" } else { "repair" }, &mounts, &ro, &v);
+        let mut round = round_of(
+            if run == 0 {
+                RoundKind::Verify
+            } else {
+                RoundKind::Repair
+            },
+            &mounts,
+            &ro,
+            &v,
+        );
         if v.passed {
             round.action = "verified".into();
             report.rounds.push(round);
@@ -238,7 +248,7 @@ fn iterate_round(out: &RunOutput, mounts: &[PlannedMount]) -> (Round, Vec<PathOb
     let erofs = failed
         .iter()
         .flat_map(|o| o.ops.values())
-        .filter_map(|s| s.errors.get("EROFS"))
+        .filter_map(|s| s.errors.get(errno::EROFS))
         .sum();
     let v = Verdict {
         passed: erofs == 0,
@@ -249,7 +259,7 @@ fn iterate_round(out: &RunOutput, mounts: &[PlannedMount]) -> (Round, Vec<PathOb
             .collect(),
         ..Verdict::default()
     };
-    let mut round = round_of("iterate", mounts, out, &v);
+    let mut round = round_of(RoundKind::Iterate, mounts, out, &v);
     round.action = if erofs == 0 {
         "clean: no EROFS".into()
     } else if mounts.is_empty() {
@@ -293,9 +303,9 @@ pub async fn check_minimal(
         listing.clone_from(&ro.listing);
         let same_outcome = ro.meta.exit_code == report.run.exit_code
             && ro.meta.exercise_exit == report.run.exercise_exit
-            && (report.run.health.as_deref() != Some("healthy")
-                || ro.meta.health.as_deref() == Some("healthy"));
-        let mut round = round_of("leave-one-out", &rest, &ro, &v);
+            && (report.run.health != Some(Health::Healthy)
+                || ro.meta.health == Some(Health::Healthy));
+        let mut round = round_of(RoundKind::LeaveOneOut, &rest, &ro, &v);
         round.action = if v.passed {
             dropped.push(m.target.clone());
             format!("{} is redundant: dropped", m.target)
@@ -344,7 +354,7 @@ pub async fn check_minimal(
         }
     };
     let v = compare(report, &ro);
-    let mut round = round_of("verify", &mounts, &ro, &v);
+    let mut round = round_of(RoundKind::Verify, &mounts, &ro, &v);
     if v.passed {
         round.action = "verified the plan without the dropped mounts".into();
         report.rounds.push(round);
