@@ -301,12 +301,13 @@ pub struct PathObservation {
     /// Mode bits passed at creation (mkdir/open `O_CREAT`), if any.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub create_mode: Option<u32>,
-    /// Successful opens for writing that were write-only with
-    /// `O_CREAT|O_APPEND` and without `O_TRUNC` (how logs are opened).
+    /// Opens for writing (successful, or refused only by a read-only root)
+    /// that were write-only with `O_CREAT|O_APPEND` and without `O_TRUNC`
+    /// (how logs are opened).
     #[serde(default, skip_serializing_if = "is_zero")]
     pub append_opens: u64,
-    /// Successful opens for writing of any other kind (`O_RDWR`, `O_TRUNC`,
-    /// write-only without `O_APPEND`).
+    /// Opens for writing of any other kind (`O_RDWR`, `O_TRUNC`, write-only
+    /// without `O_APPEND`), counted the same way.
     #[serde(default, skip_serializing_if = "is_zero")]
     pub other_write_opens: u64,
 }

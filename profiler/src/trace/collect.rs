@@ -305,7 +305,10 @@ impl Collector {
             if h.status & (STATUS_BASE_TRUNCATED | STATUS_NAME_TRUNCATED) != 0 {
                 o.truncated = true;
             }
-            if h.op == op::OPEN_WRITE && h.ret >= 0 {
+            // How the application opens the file for writing is its intent,
+            // also when a read-only root refused the open (iterate and
+            // verify rounds): the same log open fails with EROFS there.
+            if h.op == op::OPEN_WRITE && (h.ret >= 0 || h.ret == -EROFS) {
                 if is_log_open(h.flags) {
                     o.append_opens += n;
                 } else {
@@ -453,6 +456,7 @@ mod tests {
             (b"/var/log/c.log", log | O_TRUNC, 3),
             (b"/var/log/d.log", O_WRONLY | O_APPEND, 3),
             (b"/var/log/e.log", log, -13),
+            (b"/var/log/f.log", log, -EROFS),
         ]
         .into_iter()
         .enumerate()
@@ -480,9 +484,15 @@ mod tests {
                 ("/var/log/c.log".to_owned(), 0, 1),
                 ("/var/log/d.log".to_owned(), 0, 1),
                 ("/var/log/e.log".to_owned(), 0, 0),
+                ("/var/log/f.log".to_owned(), 1, 0),
             ],
             "write-only O_CREAT|O_APPEND without O_TRUNC is a log open; O_RDWR, O_TRUNC, no \
-             O_CREAT are not; failed opens count neither"
+             O_CREAT are not; failed opens count neither, but one refused by a read-only \
+             root (EROFS) shows the intent"
+        );
+        assert!(
+            got.observations[5].append_only(),
+            "f.log, seen only read-only, is append-only"
         );
         assert!(got.observations[0].append_only(), "a.log is append-only");
         assert!(
