@@ -197,7 +197,7 @@ fn revealed_files_are_0600_even_when_they_existed() {
 /// The nginx report checked in before schema 2, as `roprof` wrote it,
 /// frozen here: `reports/` is regenerated with each schema, so it cannot
 /// be relied on to keep a schema 1 report.
-const V1_REPORT: &str = include_str!("testdata/nginx-v1.json");
+const V1_REPORT: &str = include_str!("../../../tests/fixtures/v1-reports/nginx.json");
 
 #[test]
 fn schema_1_reports_still_load_and_render() {

@@ -107,7 +107,10 @@ mod tests {
     /// Every report checked in, of either schema: its closed-set fields
     /// load as enums and are written back as the same strings.
     const REPORTS: [(&str, &str); 6] = [
-        ("v1 nginx", include_str!("testdata/nginx-v1.json")),
+        (
+            "v1 nginx",
+            include_str!("../../../tests/fixtures/v1-reports/nginx.json"),
+        ),
         (
             "apache2",
             include_str!("../../../reports/apache2/report.json"),
