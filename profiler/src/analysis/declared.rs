@@ -66,20 +66,7 @@ pub fn declared_volume_mounts(
             Some(e) if e.kind == EntryKind::Dir => (e.mode & 0o7777, e.uid, e.gid),
             _ => (0o755, written[0].first.uid, written[0].first.gid),
         };
-        let ops: BTreeSet<_> = written
-            .iter()
-            .flat_map(|o| {
-                o.ops
-                    .iter()
-                    .filter(|(_, s)| s.total() > 0)
-                    .map(|(op, _)| *op)
-            })
-            .collect();
-        let processes: BTreeSet<String> = written
-            .iter()
-            .flat_map(|o| [o.first.comm.clone(), o.last.comm.clone()])
-            .filter(|c| !c.is_empty())
-            .collect();
+        let (ops, processes) = super::mounts::ops_and_processes(&written);
         out.push(PlannedMount {
             target: root.clone(),
             kind: MountKind::PersistentVolume,

@@ -345,20 +345,7 @@ fn nested_tmpfs(
         .copied()
         .collect();
     let options = options_for(ctx, &dir.path, &mine, &[], &[], MountKind::Tmpfs);
-    let ops: BTreeSet<_> = mine
-        .iter()
-        .flat_map(|o| {
-            o.ops
-                .iter()
-                .filter(|(_, s)| s.total() > 0)
-                .map(|(op, _)| *op)
-        })
-        .collect();
-    let processes: BTreeSet<String> = mine
-        .iter()
-        .flat_map(|o| [o.first.comm.clone(), o.last.comm.clone()])
-        .filter(|c| !c.is_empty())
-        .collect();
+    let (ops, processes) = ops_and_processes(&mine);
     PlannedMount {
         target: dir.path.clone(),
         kind: MountKind::Tmpfs,
@@ -468,20 +455,7 @@ fn evidence_for(
     let covered: BTreeSet<usize> = mine.iter().map(|p| p.need.obs).collect();
     let covered: Vec<&PathObservation> = covered.into_iter().map(|i| &ctx.obs[i]).collect();
     let observed: Vec<CPath> = covered.iter().map(|o| o.path.clone()).collect();
-    let ops: BTreeSet<_> = covered
-        .iter()
-        .flat_map(|o| {
-            o.ops
-                .iter()
-                .filter(|(_, s)| s.total() > 0)
-                .map(|(op, _)| *op)
-        })
-        .collect();
-    let processes: BTreeSet<String> = covered
-        .iter()
-        .flat_map(|o| [o.first.comm.clone(), o.last.comm.clone()])
-        .filter(|c| !c.is_empty())
-        .collect();
+    let (ops, processes) = ops_and_processes(&covered);
     let strongest = mine.iter().map(|p| p.need.rule).max();
     let walked: BTreeSet<&CPath> = mine
         .iter()
@@ -581,4 +555,26 @@ fn kind_reason(kind: MountKind, content: &Content) -> String {
         }
     }
     out
+}
+
+/// The operations that happened (successfully or not) on `obs` and the
+/// processes that did them: a mount's evidence.
+pub(super) fn ops_and_processes(
+    obs: &[&PathObservation],
+) -> (BTreeSet<crate::model::Op>, BTreeSet<String>) {
+    let ops = obs
+        .iter()
+        .flat_map(|o| {
+            o.ops
+                .iter()
+                .filter(|(_, s)| s.total() > 0)
+                .map(|(op, _)| *op)
+        })
+        .collect();
+    let processes = obs
+        .iter()
+        .flat_map(|o| [o.first.comm.clone(), o.last.comm.clone()])
+        .filter(|c| !c.is_empty())
+        .collect();
+    (ops, processes)
 }
