@@ -429,6 +429,15 @@ pub fn roprof_bpf_programs() -> usize {
         .count()
 }
 
+/// [`roprof_bpf_programs`] once the programs of roprof processes that have
+/// just exited are gone (the count to compare a test's end against): roprof
+/// closes its programs as it exits, after printing its answer, and the
+/// kernel releases them a moment later, possibly after the next test began.
+#[must_use]
+pub fn quiescent_bpf_programs() -> usize {
+    settled(&0, roprof_bpf_programs)
+}
+
 /// `probe()` once it equals `want`, polling for up to 5 s; else its last
 /// value. The kernel releases a closed process's BPF programs
 /// asynchronously (after an RCU grace period), so right after roprof exits

@@ -10,9 +10,9 @@ use std::time::Duration;
 
 use roprof_tests::{
     BUSYBOX_IMAGE, ContainerGuard, DockerdGuard, Finished, WRITER_IMAGE, bpf_links, build_image,
-    docker, docker_answers, dockerd_pid, path_entry, process_gone, require_privileged,
-    roprof_bpf_programs, roprof_containers, running_roprof_containers, settled, spawn_roprof,
-    start_dockerd, volume_names,
+    docker, docker_answers, dockerd_pid, path_entry, process_gone, quiescent_bpf_programs,
+    require_privileged, roprof_bpf_programs, roprof_containers, running_roprof_containers, settled,
+    spawn_roprof, start_dockerd, volume_names,
 };
 
 /// An image that declares a VOLUME (so `create` makes an anonymous volume
@@ -50,7 +50,7 @@ fn leftovers() -> Leftovers {
     Leftovers {
         containers: roprof_containers(),
         volumes: volume_names(),
-        programs: roprof_bpf_programs(),
+        programs: quiescent_bpf_programs(),
         links: bpf_links(),
     }
 }
@@ -147,7 +147,7 @@ fn a_signal_in_any_phase_leaves_nothing_and_prints_an_incomplete_report() {
 fn the_engine_restarting_mid_run_ends_observation_with_a_truthful_report() {
     require_privileged();
     let _g = ContainerGuard::new();
-    let before_programs = roprof_bpf_programs();
+    let before_programs = quiescent_bpf_programs();
     let mut r = spawn_roprof(
         &[
             "profile",

@@ -4,9 +4,9 @@
 use std::time::{Duration, Instant};
 
 use roprof_tests::{
-    ContainerGuard, NGINX_IMAGE, WRITER_IMAGE, docker, docker_ok, profile_json, require_privileged,
-    roprof, roprof_bpf_programs, roprof_containers, run_detached, running_roprof_containers,
-    settled, spawn_roprof, unique_name,
+    ContainerGuard, NGINX_IMAGE, WRITER_IMAGE, docker, docker_ok, profile_json,
+    quiescent_bpf_programs, require_privileged, roprof, roprof_bpf_programs, roprof_containers,
+    run_detached, running_roprof_containers, settled, spawn_roprof, unique_name,
 };
 
 fn http_status(port: u16) -> Option<u16> {
@@ -118,7 +118,7 @@ fn nginx_docker_line_runs_read_only_and_serves_http() {
 fn nothing_is_left_behind_after_a_run() {
     require_privileged();
     let _g = ContainerGuard::new();
-    let before = roprof_bpf_programs();
+    let before = quiescent_bpf_programs();
     let r = profile_json(&["--duration", "3s", WRITER_IMAGE]);
     assert!(
         r["run"]["exit_code"].as_i64() == Some(0),
@@ -161,7 +161,7 @@ fn signal_during(args: &[&str], n: usize, sig: i32, second: bool) -> (Option<i32
 fn sigint_during_observation_yields_an_incomplete_report_and_cleans_up() {
     require_privileged();
     let _g = ContainerGuard::new();
-    let before = roprof_bpf_programs();
+    let before = quiescent_bpf_programs();
     let (code, out, err) = signal_during(
         &[
             "profile",
@@ -205,7 +205,7 @@ fn sigint_during_observation_yields_an_incomplete_report_and_cleans_up() {
 fn sigterm_during_verification_removes_containers_and_volumes() {
     require_privileged();
     let _g = ContainerGuard::new();
-    let before = roprof_bpf_programs();
+    let before = quiescent_bpf_programs();
     let (code, _, err) = signal_during(
         &[
             "profile",
@@ -213,6 +213,9 @@ fn sigterm_during_verification_removes_containers_and_volumes() {
             "--verify",
             "--duration",
             "3s",
+            // A settled round would end before the signal arrives.
+            "--window",
+            "fixed",
             "roprof-fixture/traps:latest",
             "shadow",
         ],
