@@ -213,11 +213,18 @@ fn sigterm_during_verification_removes_containers_and_volumes() {
             "--verify",
             "--duration",
             "3s",
-            // A settled round would end before the signal arrives.
+            // The round must still be observing when the signal arrives, 1 s
+            // after its container appears: a fixed window, and a container
+            // that outlives it (the shadow trap alone exits after 1 s).
             "--window",
             "fixed",
+            "--stop-timeout",
+            "1",
+            "--entrypoint",
+            "/bin/sh",
             "roprof-fixture/traps:latest",
-            "shadow",
+            "-c",
+            "/usr/local/bin/trap.sh shadow && exec sleep 30",
         ],
         2,
         15,
