@@ -31,14 +31,64 @@ use crate::{cmd, images::image_name};
 /// per-syscall tracepoint script. Those the running kernel lacks are left
 /// out when the script is built.
 const HOOKED_SYSCALLS: &[&str] = &[
-    "open", "openat", "open_by_handle_at", "openat2", "creat", "mkdir", "mkdirat", "mknod",
-    "mknodat", "rename", "renameat", "renameat2", "link", "linkat", "symlink", "symlinkat",
-    "unlink", "unlinkat", "rmdir", "truncate", "ftruncate", "chmod", "fchmod", "fchmodat",
-    "fchmodat2", "chown", "lchown", "fchown", "fchownat", "utime", "utimes", "utimensat",
-    "futimesat", "setxattr", "lsetxattr", "fsetxattr", "removexattr", "lremovexattr",
-    "fremovexattr", "bind", "access", "faccessat", "faccessat2", "write", "pwrite64", "writev",
-    "pwritev", "pwritev2", "copy_file_range", "sendfile64", "splice", "fallocate", "fsync",
-    "fdatasync", "execve", "execveat", "io_uring_setup", "mmap",
+    "open",
+    "openat",
+    "open_by_handle_at",
+    "openat2",
+    "creat",
+    "mkdir",
+    "mkdirat",
+    "mknod",
+    "mknodat",
+    "rename",
+    "renameat",
+    "renameat2",
+    "link",
+    "linkat",
+    "symlink",
+    "symlinkat",
+    "unlink",
+    "unlinkat",
+    "rmdir",
+    "truncate",
+    "ftruncate",
+    "chmod",
+    "fchmod",
+    "fchmodat",
+    "fchmodat2",
+    "chown",
+    "lchown",
+    "fchown",
+    "fchownat",
+    "utime",
+    "utimes",
+    "utimensat",
+    "futimesat",
+    "setxattr",
+    "lsetxattr",
+    "fsetxattr",
+    "removexattr",
+    "lremovexattr",
+    "fremovexattr",
+    "bind",
+    "access",
+    "faccessat",
+    "faccessat2",
+    "write",
+    "pwrite64",
+    "writev",
+    "pwritev",
+    "pwritev2",
+    "copy_file_range",
+    "sendfile64",
+    "splice",
+    "fallocate",
+    "fsync",
+    "fdatasync",
+    "execve",
+    "execveat",
+    "io_uring_setup",
+    "mmap",
 ];
 
 /// The trivial filter both bpftrace scripts use: a lookup in a hash map
@@ -239,7 +289,12 @@ pub fn neighbour(roprof: &Path) -> Result<Attached> {
         if let Some(status) = me.child.try_wait()? {
             bail!("`{line}` exited ({status}) before its container started");
         }
-        let ps = cmd::stdout(&mut cmd::docker(["ps", "--no-trunc", "--format", "{{.Command}}"]))?;
+        let ps = cmd::stdout(&mut cmd::docker([
+            "ps",
+            "--no-trunc",
+            "--format",
+            "{{.Command}}",
+        ]))?;
         if ps.contains(&needle) {
             // Started: its hooks have been attached since before the start.
             return Ok(me);
@@ -268,13 +323,18 @@ mod tests {
         let (s, n) = hooked_syscalls_script(|s| s == "openat" || s == "write");
         assert_eq!(n, 2);
         assert!(s.contains("tracepoint:syscalls:sys_enter_openat,\ntracepoint:syscalls:sys_enter_write /@traced[pid]/"), "{s}");
-        assert!(s.contains("tracepoint:syscalls:sys_exit_write /@traced[pid]/"), "{s}");
+        assert!(
+            s.contains("tracepoint:syscalls:sys_exit_write /@traced[pid]/"),
+            "{s}"
+        );
         assert!(!s.contains("mkdir"), "{s}");
     }
 
     #[test]
     fn reads_the_hit_count() {
-        let lines: Vec<String> = ["", "@hits: 12", "@traced[0]: 1"].map(String::from).to_vec();
+        let lines: Vec<String> = ["", "@hits: 12", "@traced[0]: 1"]
+            .map(String::from)
+            .to_vec();
         assert_eq!(hits(&lines), 12);
         assert_eq!(hits(&[]), 0);
     }

@@ -235,12 +235,16 @@ fn run_variant(
         Variant::Bpftrace => bpftrace_bench(&n),
         Variant::Floor => beside(floor::floor(roprof)?, &n, |_| json!({})),
         Variant::Neighbour => beside(floor::neighbour(roprof)?, &n, |_| json!({})),
-        Variant::BpftraceAll => beside(floor::bpftrace(&scripts.all)?, &n, |l| {
-            json!({ "hits": floor::hits(l) })
-        }),
-        Variant::BpftraceHooked => beside(floor::bpftrace(&scripts.hooked)?, &n, |l| {
-            json!({ "hits": floor::hits(l) })
-        }),
+        Variant::BpftraceAll => beside(
+            floor::bpftrace(&scripts.all)?,
+            &n,
+            |l| json!({ "hits": floor::hits(l) }),
+        ),
+        Variant::BpftraceHooked => beside(
+            floor::bpftrace(&scripts.hooked)?,
+            &n,
+            |l| json!({ "hits": floor::hits(l) }),
+        ),
         Variant::HostUntraced | Variant::HostStrace => {
             let dir = work.join("host-bench");
             let _ = fs::remove_dir_all(&dir);
