@@ -29,6 +29,7 @@
 mod cgroup;
 mod dedupe;
 mod event;
+mod floor;
 mod maps;
 mod mem;
 mod sched;

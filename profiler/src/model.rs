@@ -5,15 +5,17 @@
 //! Paths are byte strings ([`CPath`]): Linux paths need not be UTF-8 and a
 //! profiler that mangles them would emit mounts for the wrong directory.
 
-use std::{collections::BTreeMap, fmt};
+use std::{collections::BTreeMap, fmt, sync::Arc};
 
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
 pub mod errno;
+mod opmap;
 mod round;
 mod timing;
 
 pub use self::{
+    opmap::{OpEntry, OpMap},
     round::{Health, Round, RoundKind},
     timing::{Ended, Phase, PhaseTime},
 };
@@ -264,8 +266,9 @@ impl OpStats {
 pub struct ProcRef {
     /// Host pid (tgid).
     pub pid: u32,
-    /// Command name (`comm`, at most 15 bytes).
-    pub comm: String,
+    /// Command name (`comm`, at most 15 bytes); shared between the many
+    /// observations one process makes.
+    pub comm: Arc<str>,
     /// Real uid.
     pub uid: u32,
     /// Real gid.
@@ -278,7 +281,7 @@ pub struct PathObservation {
     /// Canonical container path.
     pub path: CPath,
     /// Per-operation outcome counts.
-    pub ops: BTreeMap<Op, OpStats>,
+    pub ops: OpMap,
     /// Bytes passed to write-family calls.
     #[serde(default)]
     pub bytes_written: u64,

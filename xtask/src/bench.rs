@@ -17,6 +17,7 @@
 
 mod answer;
 mod chart;
+mod floor;
 mod overhead;
 mod report;
 mod throughput;

@@ -2,7 +2,7 @@
 //! separate (kernel filesystems, volumes, engine-managed files), and turn
 //! each remaining write into a *need*: a directory that must be writable.
 
-use std::collections::BTreeMap;
+use std::{borrow::Cow, collections::BTreeMap};
 
 use super::paths::{canonicalize_config_path, is_root};
 use crate::model::{
@@ -52,9 +52,10 @@ pub struct Need {
 
 /// Output of the first pass.
 #[derive(Debug, Default)]
-pub struct Classified {
-    /// Observations merged by path and sorted.
-    pub observations: Vec<PathObservation>,
+pub struct Classified<'a> {
+    /// Observations merged by path and sorted (borrowed when they already
+    /// were: a run's are, and 100k of them weigh tens of MiB).
+    pub observations: Cow<'a, [PathObservation]>,
     /// Indices of observations that are not excluded.
     pub kept: Vec<usize>,
     /// Needs, sorted.
@@ -72,6 +73,15 @@ pub struct Classified {
 /// `first`/`last` take the smallest/largest process.
 #[must_use]
 pub fn normalize(observations: &[PathObservation]) -> Vec<PathObservation> {
+    merged(observations).into_owned()
+}
+
+/// [`normalize`], borrowing when `observations` are already sorted by path
+/// with no path twice (what the collector hands over).
+fn merged(observations: &[PathObservation]) -> Cow<'_, [PathObservation]> {
+    if observations.windows(2).all(|w| w[0].path < w[1].path) {
+        return Cow::Borrowed(observations);
+    }
     let mut by_path: BTreeMap<CPath, PathObservation> = BTreeMap::new();
     for o in observations {
         match by_path.get_mut(&o.path) {
@@ -103,7 +113,7 @@ pub fn normalize(observations: &[PathObservation]) -> Vec<PathObservation> {
             }
         }
     }
-    by_path.into_values().collect()
+    Cow::Owned(by_path.into_values().collect())
 }
 
 /// A subtree that is already writable or separate, and why.
@@ -207,12 +217,12 @@ pub(crate) fn needed_ops(o: &PathObservation) -> impl Iterator<Item = Op> + '_ {
 
 /// Runs the first pass.
 #[must_use]
-pub fn classify(
-    observations: &[PathObservation],
+pub fn classify<'a>(
+    observations: &'a [PathObservation],
     listing: &ImageListing,
     zones: &[Zone],
-) -> Classified {
-    let observations = normalize(observations);
+) -> Classified<'a> {
+    let observations = merged(observations);
     let mut out = Classified::default();
     for (i, o) in observations.iter().enumerate() {
         let needs: Vec<Op> = needed_ops(o).collect();

@@ -22,7 +22,7 @@ use crate::model::{
 /// unless the user mounts something there already (`-v`, `--tmpfs`).
 #[must_use]
 pub fn declared_volume_mounts(
-    cls: &Classified,
+    cls: &Classified<'_>,
     listing: &ImageListing,
     config: &ImageConfig,
     run: &RunOptions,

@@ -573,7 +573,7 @@ pub(super) fn ops_and_processes(
         .collect();
     let processes = obs
         .iter()
-        .flat_map(|o| [o.first.comm.clone(), o.last.comm.clone()])
+        .flat_map(|o| [o.first.comm.to_string(), o.last.comm.to_string()])
         .filter(|c| !c.is_empty())
         .collect();
     (ops, processes)

@@ -46,7 +46,7 @@ pub async fn attach(
         ..Default::default()
     })?;
     let load_secs = t.elapsed().as_secs_f64();
-    let run = Observation::begin(&mut tracer)?;
+    let run = Observation::begin(&mut tracer, &listing)?;
     let mut out = run
         .observe(
             engine,

@@ -161,7 +161,7 @@ async fn run_inner(ctx: &mut Context, cfg: &RunConfig) -> Result<RunOutput, Sess
         container_ids: vec![id.clone()],
         ..Scope::default()
     })?;
-    let run = Observation::begin(tracer)?;
+    let run = Observation::begin(tracer, &listing)?;
     sw.enter(Phase::Start).await;
     if let Err(e) = interrupt::check() {
         run.cancel().await;

@@ -141,8 +141,12 @@ impl Settle {
 }
 
 impl<'t> Observation<'t> {
-    /// Takes the tracer's ring and starts draining it.
-    pub(super) fn begin(tracer: &'t mut Tracer) -> Result<Self, SessionError> {
+    /// Takes the tracer's ring and starts draining it, folding names
+    /// through `listing`'s symlinks as records arrive.
+    pub(super) fn begin(
+        tracer: &'t mut Tracer,
+        listing: &ImageListing,
+    ) -> Result<Self, SessionError> {
         let ring = tracer
             .take_ring()
             .ok_or(TraceError::MissingMap(profiler_common::MAP_EVENTS))?;
@@ -150,7 +154,7 @@ impl<'t> Observation<'t> {
         let (prog_tx, prog_rx) = tokio::sync::watch::channel(Progress::default());
         let drain = tokio::spawn(trace::drain_ring(
             ring,
-            Collector::default(),
+            Collector::with_listing(listing),
             stop_rx,
             Some(prog_tx),
         ));
@@ -230,10 +234,11 @@ impl<'t> Observation<'t> {
         } else {
             Vec::new()
         };
+        let cgroup_seen = collector.cgroup_seen.is_some();
         let collected = collector.finish(&listing, &dedup, &files);
         w.notes.extend(run_notes(
             owned,
-            collector.cgroup_seen.is_some(),
+            cgroup_seen,
             collected.detached,
             &activity,
             &state,

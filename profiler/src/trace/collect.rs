@@ -1,14 +1,27 @@
-//! Turns raw ring-buffer records into [`PathObservation`]s.
+//! Turns raw ring-buffer records into [`PathObservation`]s, aggregating as
+//! they arrive.
 //!
 //! The kernel sends each distinct operation once (later repeats are counted
 //! in the `DEDUP` map under the record's key) with the path as the kernel
 //! knows it: the canonical path of the object (successful opens, fd-based
 //! operations), or a user-supplied name plus the canonical directory it is
-//! relative to. Names are folded here, resolving symlinked directories
-//! through the image listing and the symlinks the container created.
+//! relative to. Names are folded through the image's symlinks (a symlink
+//! the container creates is not followed: its target is not recorded).
+//!
+//! Memory is proportional to distinct paths, not records: each record is
+//! folded into its path's observation on arrival (with the image's symlinks
+//! given to [`Collector::with_listing`]; without them, the raw name is kept
+//! in the observation's place and folded in [`Collector::finish`]), and
+//! only a small fixed-size note per record is kept for what is known at
+//! the end (the kernel's repeat count, the per-file write statistics).
 
-use std::collections::{BTreeMap, HashMap};
+use std::{
+    collections::HashMap,
+    hash::{BuildHasher as _, RandomState},
+    sync::Arc,
+};
 
+use hashbrown::HashTable;
 use profiler_common::{
     DedupValue, EventHeader, FileStats, STATUS_BASE_DETACHED, STATUS_BASE_IS_OBJECT,
     STATUS_BASE_TRUNCATED, STATUS_NAME_ABSOLUTE, STATUS_NAME_TRUNCATED, kind, op,
@@ -16,7 +29,7 @@ use profiler_common::{
 
 use crate::{
     analysis::paths::canonicalize,
-    model::{CPath, EntryKind, ImageListing, Op, OpStats, PathObservation, ProcRef},
+    model::{CPath, EntryKind, ImageListing, Op, PathObservation, ProcRef},
 };
 
 use profiler_common::{EROFS, O_ACCMODE, O_APPEND, O_CREAT, O_TRUNC};
@@ -66,10 +79,10 @@ impl RawEvent {
         })
     }
 
-    fn comm(&self) -> String {
+    fn comm(&self) -> Arc<str> {
         let c = &self.header.comm;
         let end = c.iter().position(|b| *b == 0).unwrap_or(c.len());
-        String::from_utf8_lossy(&c[..end]).into_owned()
+        String::from_utf8_lossy(&c[..end]).into()
     }
 
     fn base_path(&self) -> CPath {
@@ -95,7 +108,8 @@ impl RawEvent {
 pub struct Progress {
     /// Records received.
     pub events: u64,
-    /// Distinct paths so far (approximate: names are folded at the end).
+    /// Distinct paths so far (approximate without the image listing: names
+    /// are then folded at the end).
     pub paths: u64,
     /// Records carrying EROFS.
     pub erofs: u64,
@@ -124,11 +138,51 @@ impl Sink for Collector {
     }
 }
 
-/// Accumulates records during a run.
+/// How an open counts toward the append-only evidence.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum OpenKind {
+    /// Not a write open (or one that failed other than with EROFS).
+    No,
+    /// Write-only `O_CREAT|O_APPEND` without `O_TRUNC`.
+    Log,
+    /// Any other write open.
+    Other,
+}
+
+/// What is left of one record once folded into its observation: what its
+/// count, known only at the end, is added to. 32 bytes.
+#[derive(Clone, Copy, Debug)]
+struct KeyNote {
+    /// Dedupe key (`DEDUP`).
+    key: u64,
+    /// Object identity (`FILES`), 0 if unknown.
+    ident: u64,
+    /// Index into `Collector::obs`.
+    obs: u32,
+    /// Index into `Collector::senders`: the task that sent the record.
+    sender: u32,
+    /// 0 on success, else the negative errno.
+    ret: i32,
+    op: Op,
+    open: OpenKind,
+}
+
+/// Accumulates records during a run, one observation per distinct path.
 #[derive(Default)]
 pub struct Collector {
-    events: Vec<RawEvent>,
+    /// The image's symlinks (path to target), when known from the start.
+    links: Option<HashMap<CPath, CPath>>,
+    /// One per distinct path (or, without `links`, per distinct raw name).
+    obs: Vec<PathObservation>,
+    /// `obs` indices by the hash of their path (the path is stored once).
+    index: HashTable<u32>,
+    hasher: RandomState,
+    keys: Vec<KeyNote>,
+    /// Distinct senders (task, comm, uid, gid) of records: few.
+    senders: Vec<ProcRef>,
+    sender_index: HashMap<(u32, [u8; 16], u32, u32), u32>,
     procs: HashMap<u32, ProcRef>,
+    detached: u64,
     progress: Progress,
     /// The container's cgroup was seen being created.
     pub cgroup_seen: Option<u64>,
@@ -204,6 +258,23 @@ pub struct Collected {
 }
 
 impl Collector {
+    /// A collector that folds names through `listing`'s symlinks as records
+    /// arrive (what a run uses: memory stays proportional to distinct
+    /// paths). [`Collector::default`] folds them in [`Collector::finish`].
+    #[must_use]
+    pub fn with_listing(listing: &ImageListing) -> Self {
+        let links = listing
+            .entries
+            .iter()
+            .filter(|(_, e)| e.kind == EntryKind::Symlink)
+            .filter_map(|(p, e)| Some((p.clone(), e.link_target.clone()?)))
+            .collect();
+        Collector {
+            links: Some(links),
+            ..Collector::default()
+        }
+    }
+
     /// Decodes and stores one record.
     pub fn push_bytes(&mut self, bytes: &[u8]) {
         let Some(ev) = RawEvent::parse(bytes) else {
@@ -212,7 +283,11 @@ impl Collector {
         self.push(ev);
     }
 
-    /// Stores one decoded record.
+    /// Folds one decoded record in.
+    #[expect(
+        clippy::needless_pass_by_value,
+        reason = "the public API hands the decoded record over"
+    )]
     pub fn push(&mut self, ev: RawEvent) {
         self.progress.events += 1;
         match ev.header.kind {
@@ -229,14 +304,14 @@ impl Collector {
             }
             kind::CGROUP => self.cgroup_seen = Some(ev.header.key),
             kind::PATH_OP => {
-                self.progress.paths += 1;
                 if ev.header.ret == -EROFS {
                     self.progress.erofs += 1;
                 }
                 if map_op(ev.header.op, ev.header.flags).is_some_and(Op::is_write) {
                     self.progress.writes += 1;
                 }
-                self.events.push(ev);
+                self.add(&ev);
+                self.progress.paths = self.obs.len() as u64;
             }
             _ => {}
         }
@@ -251,103 +326,169 @@ impl Collector {
     /// Number of path records.
     #[must_use]
     pub fn len(&self) -> usize {
-        self.events.len()
+        self.keys.len()
     }
 
     /// True when no path record arrived.
     #[must_use]
     pub fn is_empty(&self) -> bool {
-        self.events.is_empty()
+        self.keys.is_empty()
     }
 
-    /// Folds every record into per-path observations.
+    /// Folds a path record into its observation; what depends on the final
+    /// counts is noted in `keys`.
+    fn add(&mut self, ev: &RawEvent) {
+        let h = &ev.header;
+        let Some(opk) = map_op(h.op, h.flags) else {
+            return;
+        };
+        if h.status & STATUS_BASE_DETACHED != 0 && h.status & STATUS_NAME_ABSOLUTE == 0 {
+            self.detached += 1;
+        }
+        let path = self.path_of(ev);
+        let sender = self.sender(ev);
+        let i = self.observation(path, sender);
+        let o = &mut self.obs[i as usize];
+        if h.status & (STATUS_BASE_TRUNCATED | STATUS_NAME_TRUNCATED) != 0 {
+            o.truncated = true;
+        }
+        if matches!(opk, Op::Create | Op::Mkdir) && h.ret >= 0 && o.create_mode.is_none() {
+            o.create_mode = Some(h.mode & 0o7777);
+        }
+        if matches!(opk, Op::Exec | Op::MmapExec) {
+            o.executed = true;
+        }
+        // How the application opens the file for writing is its intent,
+        // also when a read-only root refused the open (iterate and verify
+        // rounds): the same log open fails with EROFS there.
+        let open = if h.op == op::OPEN_WRITE && (h.ret >= 0 || h.ret == -EROFS) {
+            if is_log_open(h.flags) {
+                OpenKind::Log
+            } else {
+                OpenKind::Other
+            }
+        } else {
+            OpenKind::No
+        };
+        self.keys.push(KeyNote {
+            key: h.key,
+            ident: h.ident,
+            obs: i,
+            sender,
+            ret: if h.ret >= 0 {
+                0
+            } else {
+                i32::try_from(h.ret).unwrap_or(i32::MIN)
+            },
+            op: opk,
+            open,
+        });
+    }
+
+    /// The record's path: folded now with the image's symlinks when known,
+    /// else the base and the raw name joined by a NUL (no path holds one),
+    /// folded in `finish`.
+    fn path_of(&self, ev: &RawEvent) -> CPath {
+        let base = ev.base_path();
+        if ev.header.status & STATUS_BASE_IS_OBJECT != 0 {
+            return base;
+        }
+        if let Some(links) = &self.links {
+            canonicalize(&base, &ev.name, &|p: &CPath| links.get(p).cloned())
+        } else {
+            let mut raw = base.0;
+            raw.push(0);
+            raw.extend_from_slice(&ev.name);
+            CPath(raw)
+        }
+    }
+
+    /// Index of the record's sender in `senders`.
+    fn sender(&mut self, ev: &RawEvent) -> u32 {
+        let h = &ev.header;
+        let id = (h.tgid, h.comm, h.uid, h.gid);
+        if let Some(&i) = self.sender_index.get(&id) {
+            return i;
+        }
+        let i = index_u32(self.senders.len());
+        self.senders.push(ProcRef {
+            pid: h.tgid,
+            comm: ev.comm(),
+            uid: h.uid,
+            gid: h.gid,
+        });
+        self.sender_index.insert(id, i);
+        i
+    }
+
+    /// Index of `path`'s observation, created (first seen by `sender`) if new.
+    fn observation(&mut self, path: CPath, sender: u32) -> u32 {
+        let hash = self.hasher.hash_one(&path);
+        let obs = &self.obs;
+        if let Some(&i) = self.index.find(hash, |&i| obs[i as usize].path == path) {
+            return i;
+        }
+        let i = index_u32(self.obs.len());
+        let who = self.senders[sender as usize].clone();
+        self.obs.push(PathObservation {
+            path,
+            first: who.clone(),
+            last: who,
+            ..Default::default()
+        });
+        let (obs, hasher) = (&self.obs, &self.hasher);
+        self.index
+            .insert_unique(hash, i, |&j| hasher.hash_one(&obs[j as usize].path));
+        i
+    }
+
+    /// Applies the final counts and per-file statistics, folds what was not
+    /// folded on arrival, and returns the observations sorted by path.
     #[must_use]
     pub fn finish(
-        &self,
+        mut self,
         listing: &ImageListing,
         dedup: &HashMap<u64, DedupValue>,
         files: &HashMap<u64, FileStats>,
     ) -> Collected {
-        // Symlinks: the image's, overlaid with those the container created
-        // (a symlink created at runtime redirects later names through it).
-        let mut runtime_links: HashMap<CPath, CPath> = HashMap::new();
-        let mut out: BTreeMap<CPath, PathObservation> = BTreeMap::new();
-        let mut detached = 0;
-        let mut seen_keys: HashMap<u64, u32> = HashMap::new();
-        for ev in &self.events {
-            *seen_keys.entry(ev.header.key).or_default() += 1;
-        }
-        for ev in &self.events {
-            let h = &ev.header;
-            let Some(opk) = map_op(h.op, h.flags) else {
-                continue;
-            };
-            if h.status & STATUS_BASE_DETACHED != 0 && h.status & STATUS_NAME_ABSOLUTE == 0 {
-                detached += 1;
+        self.index = HashTable::new();
+        // A key carried by several records (a rare insert race in the
+        // kernel) shares its total between them.
+        let mut keys: Vec<u64> = self.keys.iter().map(|k| k.key).collect();
+        keys.sort_unstable();
+        let share = |key: u64| {
+            let lo = keys.partition_point(|k| *k < key);
+            let hi = keys.partition_point(|k| *k <= key);
+            u64::try_from(hi - lo).unwrap_or(1).max(1)
+        };
+        for o in &mut self.obs {
+            if let Some(p) = self.procs.get(&o.first.pid) {
+                o.first = p.clone();
             }
-            let lookup = |p: &CPath| -> Option<CPath> {
-                if let Some(t) = runtime_links.get(p) {
-                    return Some(t.clone());
-                }
-                listing
-                    .entries
-                    .get(p)
-                    .filter(|e| e.kind == EntryKind::Symlink)
-                    .and_then(|e| e.link_target.clone())
+        }
+        for k in &self.keys {
+            let d = dedup.get(&k.key);
+            let n = (d.map_or(1, |d| d.count) / share(k.key)).max(1);
+            let sender = &self.senders[k.sender as usize];
+            let last = match d {
+                None => self.procs.get(&sender.pid).unwrap_or(sender).clone(),
+                Some(d) => proc_of(&self.procs, d.last_tgid, sender),
             };
-            let path = if h.status & STATUS_BASE_IS_OBJECT != 0 {
-                ev.base_path()
-            } else {
-                canonicalize(&ev.base_path(), &ev.name, &lookup)
-            };
-            // Count: the kernel's dedupe entry holds the total for this key,
-            // shared by every record that carries it (a rare insert race).
-            let total = dedup.get(&h.key).map_or(1, |d| d.count);
-            let share = seen_keys.get(&h.key).copied().unwrap_or(1).max(1);
-            let n = (total / u64::from(share)).max(1);
-            let proc_first = self.proc_of(h.tgid, ev);
-            let proc_last = dedup
-                .get(&h.key)
-                .map_or_else(|| proc_first.clone(), |d| self.proc_of(d.last_tgid, ev));
-            let o = out.entry(path.clone()).or_insert_with(|| PathObservation {
-                path: path.clone(),
-                first: proc_first.clone(),
-                last: proc_last.clone(),
-                ..Default::default()
-            });
-            o.last = proc_last;
-            let st: &mut OpStats = o.ops.entry(opk).or_default();
-            if h.ret >= 0 {
+            let o = &mut self.obs[k.obs as usize];
+            o.last = last;
+            let st = o.ops.entry(k.op).or_default();
+            if k.ret == 0 {
                 st.ok += n;
             } else {
-                *st.errors.entry(errno_name(h.ret)).or_default() += n;
+                *st.errors.entry(errno_name(i64::from(k.ret))).or_default() += n;
             }
-            if h.status & (STATUS_BASE_TRUNCATED | STATUS_NAME_TRUNCATED) != 0 {
-                o.truncated = true;
+            match k.open {
+                OpenKind::Log => o.append_opens += n,
+                OpenKind::Other => o.other_write_opens += n,
+                OpenKind::No => {}
             }
-            // How the application opens the file for writing is its intent,
-            // also when a read-only root refused the open (iterate and
-            // verify rounds): the same log open fails with EROFS there.
-            if h.op == op::OPEN_WRITE && (h.ret >= 0 || h.ret == -EROFS) {
-                if is_log_open(h.flags) {
-                    o.append_opens += n;
-                } else {
-                    o.other_write_opens += n;
-                }
-            }
-            if matches!(opk, Op::Create | Op::Mkdir) && h.ret >= 0 && o.create_mode.is_none() {
-                o.create_mode = Some(h.mode & 0o7777);
-            }
-            if matches!(opk, Op::Exec | Op::MmapExec) {
-                o.executed = true;
-            }
-            if opk == Op::Symlink && h.ret >= 0 {
-                // The target text is not recorded; mark that names below this
-                // link cannot be folded through it.
-                runtime_links.remove(&path);
-            }
-            if h.ident != 0
-                && let Some(fs) = files.get(&h.ident)
+            if k.ident != 0
+                && let Some(fs) = files.get(&k.ident)
             {
                 if fs.writes > 0 {
                     o.bytes_written = o.bytes_written.max(fs.bytes);
@@ -363,179 +504,92 @@ impl Collector {
                 }
             }
         }
+        drop(keys);
+        self.keys = Vec::new();
+        let mut observations = std::mem::take(&mut self.obs);
+        if self.links.is_none() {
+            fold_late(&mut observations, listing);
+        } else {
+            observations.sort_unstable_by(|a, b| a.path.cmp(&b.path));
+        }
         Collected {
-            observations: out.into_values().collect(),
-            detached,
+            observations,
+            detached: self.detached,
         }
     }
+}
 
-    fn proc_of(&self, tgid: u32, ev: &RawEvent) -> ProcRef {
-        self.procs.get(&tgid).cloned().unwrap_or_else(|| ProcRef {
-            pid: tgid,
-            comm: if tgid == ev.header.tgid {
-                ev.comm()
-            } else {
-                String::new()
-            },
-            uid: ev.header.uid,
-            gid: ev.header.gid,
-        })
+/// `u32` index of a vector's next element. Four billion distinct paths or
+/// senders would not fit in memory anyway.
+#[expect(
+    clippy::cast_possible_truncation,
+    reason = "indices of in-memory vectors far below 2^32 (see above)"
+)]
+fn index_u32(len: usize) -> u32 {
+    len as u32
+}
+
+/// The process `tgid` as last known: its `PROC` record, else the sender's
+/// identity when it is the same task, else the bare pid.
+fn proc_of(procs: &HashMap<u32, ProcRef>, tgid: u32, sender: &ProcRef) -> ProcRef {
+    procs.get(&tgid).cloned().unwrap_or_else(|| ProcRef {
+        pid: tgid,
+        comm: if tgid == sender.pid {
+            sender.comm.clone()
+        } else {
+            Arc::from("")
+        },
+        uid: sender.uid,
+        gid: sender.gid,
+    })
+}
+
+/// Folds the names kept raw (`base NUL name`) through the listing's
+/// symlinks, sorts, and merges observations that now share a path (the
+/// earlier-created one's first process is kept).
+fn fold_late(observations: &mut Vec<PathObservation>, listing: &ImageListing) {
+    let lookup = |p: &CPath| -> Option<CPath> {
+        listing
+            .entries
+            .get(p)
+            .filter(|e| e.kind == EntryKind::Symlink)
+            .and_then(|e| e.link_target.clone())
+    };
+    for o in observations.iter_mut() {
+        if let Some(nul) = o.path.0.iter().position(|b| *b == 0) {
+            let base = CPath(o.path.0[..nul].to_vec());
+            o.path = canonicalize(&base, &o.path.0[nul + 1..], &lookup);
+        }
     }
+    // Stable: equal paths stay in creation order.
+    observations.sort_by(|a, b| a.path.cmp(&b.path));
+    let mut merged: Vec<PathObservation> = Vec::with_capacity(observations.len());
+    for o in observations.drain(..) {
+        match merged.last_mut() {
+            Some(acc) if acc.path == o.path => {
+                for (op, s) in o.ops {
+                    let a = acc.ops.entry(op).or_default();
+                    a.ok += s.ok;
+                    for (e, n) in s.errors {
+                        *a.errors.entry(e).or_default() += n;
+                    }
+                }
+                acc.bytes_written = acc.bytes_written.max(o.bytes_written);
+                acc.max_size = acc.max_size.max(o.max_size);
+                acc.executed |= o.executed;
+                acc.fsynced |= o.fsynced;
+                acc.truncated |= o.truncated;
+                acc.create_mode = acc.create_mode.or(o.create_mode);
+                acc.append_opens += o.append_opens;
+                acc.other_write_opens += o.other_write_opens;
+                acc.last = o.last;
+            }
+            _ => merged.push(o),
+        }
+    }
+    *observations = merged;
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn raw(name: &[u8], base_leaf_first: &[&[u8]], status: u32) -> Vec<u8> {
-        raw_open(name, base_leaf_first, status, O_CREAT, -30, 7)
-    }
-
-    fn raw_open(
-        name: &[u8],
-        base_leaf_first: &[&[u8]],
-        status: u32,
-        flags: u32,
-        ret: i64,
-        key: u64,
-    ) -> Vec<u8> {
-        let mut data = Vec::new();
-        data.extend_from_slice(name);
-        data.push(0);
-        let nl = data.len();
-        for c in base_leaf_first {
-            data.extend_from_slice(c);
-            data.push(0);
-        }
-        let h = EventHeader {
-            kind: kind::PATH_OP,
-            op: op::OPEN_WRITE,
-            ret,
-            key,
-            ident: 0,
-            pid: 1,
-            tgid: 1,
-            ppid: 0,
-            uid: 0,
-            gid: 0,
-            flags,
-            mode: 0o644,
-            status,
-            base_len: u32::try_from(data.len() - nl).unwrap(),
-            name_len: u32::try_from(nl).unwrap(),
-            ts: 0,
-            comm: *b"nginx\0\0\0\0\0\0\0\0\0\0\0",
-            cgroup: 0,
-        };
-        let mut v = vec![0u8; std::mem::size_of::<EventHeader>()];
-        // SAFETY: writing a POD header into a buffer of its exact size.
-        unsafe { std::ptr::write_unaligned(v.as_mut_ptr().cast(), h) };
-        v.extend_from_slice(&data);
-        v
-    }
-
-    #[test]
-    fn relative_name_joins_reversed_base_and_resolves_image_symlinks() {
-        let mut listing = ImageListing::default();
-        listing.entries.insert(
-            CPath::from("/var/run"),
-            crate::model::ImageEntry {
-                path: CPath::from("/var/run"),
-                kind: EntryKind::Symlink,
-                mode: 0o777,
-                uid: 0,
-                gid: 0,
-                size: 0,
-                link_target: Some(CPath::from("/run")),
-            },
-        );
-        let mut c = Collector::default();
-        c.push_bytes(&raw(b"run/nginx.pid", &[b"var"], 0));
-        c.push_bytes(&raw(b"/var/run/x \xff.pid", &[], STATUS_NAME_ABSOLUTE));
-        let got = c.finish(&listing, &HashMap::new(), &HashMap::new());
-        let paths: Vec<_> = got.observations.iter().map(|o| o.path.clone()).collect();
-        assert_eq!(
-            paths,
-            vec![
-                CPath::new(b"/run/nginx.pid".to_vec()),
-                CPath::new(b"/run/x \xff.pid".to_vec())
-            ]
-        );
-        assert_eq!(got.observations[0].ops[&Op::Create].errors["EROFS"], 1);
-        assert_eq!(got.observations[0].first.comm, "nginx");
-    }
-
-    #[test]
-    fn log_style_opens_are_told_apart_from_other_write_opens() {
-        let mut c = Collector::default();
-        let abs = STATUS_NAME_ABSOLUTE;
-        let log = O_WRONLY | O_CREAT | O_APPEND;
-        for (key, (name, flags, ret)) in [
-            (&b"/var/log/a.log"[..], log, 3),
-            (b"/var/log/b.log", log, 3),
-            (b"/var/log/b.log", 2 | O_CREAT | O_APPEND, 3),
-            (b"/var/log/c.log", log | O_TRUNC, 3),
-            (b"/var/log/d.log", O_WRONLY | O_APPEND, 3),
-            (b"/var/log/e.log", log, -13),
-            (b"/var/log/f.log", log, -EROFS),
-        ]
-        .into_iter()
-        .enumerate()
-        {
-            c.push_bytes(&raw_open(
-                name,
-                &[],
-                abs,
-                flags,
-                ret,
-                100 + u64::try_from(key).unwrap(),
-            ));
-        }
-        let got = c.finish(&ImageListing::default(), &HashMap::new(), &HashMap::new());
-        let counts: Vec<(String, u64, u64)> = got
-            .observations
-            .iter()
-            .map(|o| (o.path.display(), o.append_opens, o.other_write_opens))
-            .collect();
-        assert_eq!(
-            counts,
-            [
-                ("/var/log/a.log".to_owned(), 1, 0),
-                ("/var/log/b.log".to_owned(), 1, 1),
-                ("/var/log/c.log".to_owned(), 0, 1),
-                ("/var/log/d.log".to_owned(), 0, 1),
-                ("/var/log/e.log".to_owned(), 0, 0),
-                ("/var/log/f.log".to_owned(), 1, 0),
-            ],
-            "write-only O_CREAT|O_APPEND without O_TRUNC is a log open; O_RDWR, O_TRUNC, no \
-             O_CREAT are not; failed opens count neither, but one refused by a read-only \
-             root (EROFS) shows the intent"
-        );
-        assert!(
-            got.observations[5].append_only(),
-            "f.log, seen only read-only, is append-only"
-        );
-        assert!(got.observations[0].append_only(), "a.log is append-only");
-        assert!(
-            !got.observations[1].append_only(),
-            "b.log was also opened O_RDWR"
-        );
-    }
-
-    #[test]
-    fn dedupe_count_is_applied_once() {
-        let mut c = Collector::default();
-        c.push_bytes(&raw(b"/tmp/a", &[], STATUS_NAME_ABSOLUTE));
-        let mut d = HashMap::new();
-        d.insert(
-            7,
-            DedupValue {
-                count: 500,
-                last_tgid: 1,
-                last_pid: 1,
-            },
-        );
-        let got = c.finish(&ImageListing::default(), &d, &HashMap::new());
-        assert_eq!(got.observations[0].ops[&Op::Create].errors["EROFS"], 500);
-    }
-}
+#[path = "collect_tests.rs"]
+mod tests;

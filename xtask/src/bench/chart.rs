@@ -105,7 +105,9 @@ pub fn svg(raw: &Value) -> String {
         }
     };
     let ratios = [
+        ratio_bar("container_floor", "empty programs, floor (container)"),
         ratio_bar("container_roprof", "roprof (container)"),
+        ratio_bar("container_neighbour", "roprof on another container"),
         ratio_bar("container_bpftrace", "bpftrace script (container)"),
         ratio_bar("host_strace", "strace -f (host, vs host)"),
     ];

@@ -11,19 +11,16 @@
 use std::{
     collections::BTreeMap,
     fs,
-    io::{BufRead as _, BufReader},
     path::{Path, PathBuf},
-    process::{Command, Stdio},
-    sync::mpsc,
-    thread,
-    time::{Duration, Instant},
+    process::Command,
+    time::Instant,
 };
 
 use anyhow::{Context as _, Result, bail};
 use serde_json::{Value, json};
 
 use super::{
-    Sizes,
+    Sizes, floor,
     util::{self, BpfStats, Sampling},
 };
 use crate::{cmd, images::image_name};
@@ -43,15 +40,23 @@ tracepoint:syscalls:sys_enter_write /comm == "opsuite"/ { @writes = count(); }"#
 enum Variant {
     Untraced,
     Roprof,
+    Floor,
+    Neighbour,
     Bpftrace,
+    BpftraceAll,
+    BpftraceHooked,
     HostUntraced,
     HostStrace,
 }
 
-const VARIANTS: [Variant; 5] = [
+const VARIANTS: [Variant; 9] = [
     Variant::Untraced,
     Variant::Roprof,
+    Variant::Floor,
+    Variant::Neighbour,
     Variant::Bpftrace,
+    Variant::BpftraceAll,
+    Variant::BpftraceHooked,
     Variant::HostUntraced,
     Variant::HostStrace,
 ];
@@ -61,7 +66,11 @@ impl Variant {
         match self {
             Self::Untraced => "container_untraced",
             Self::Roprof => "container_roprof",
+            Self::Floor => "container_floor",
+            Self::Neighbour => "container_neighbour",
             Self::Bpftrace => "container_bpftrace",
+            Self::BpftraceAll => "container_bpftrace_idle_all_syscalls",
+            Self::BpftraceHooked => "container_bpftrace_idle_hooked_syscalls",
             Self::HostUntraced => "host_untraced",
             Self::HostStrace => "host_strace",
         }
@@ -92,6 +101,13 @@ impl Sample {
 
 pub fn run(roprof: &Path, sizes: &Sizes, work: &Path) -> Result<Value> {
     let opsuite = host_opsuite(work)?;
+    let tracepoints = floor::syscall_tracepoints().context("listing the syscall tracepoints")?;
+    let (hooked_script, hooked_n) =
+        floor::hooked_syscalls_script(|s| tracepoints.iter().any(|t| t == s));
+    let scripts = Scripts {
+        all: floor::all_syscalls_script(),
+        hooked: hooked_script,
+    };
     let mut samples: BTreeMap<Variant, Vec<Sample>> = BTreeMap::new();
     for rep in 0..sizes.reps {
         for i in 0..VARIANTS.len() {
@@ -102,7 +118,7 @@ pub fn run(roprof: &Path, sizes: &Sizes, work: &Path) -> Result<Value> {
                 sizes.reps,
                 variant.key()
             );
-            let s = run_variant(variant, roprof, &opsuite, sizes, work)
+            let s = run_variant(variant, roprof, &opsuite, sizes, work, &scripts)
                 .with_context(|| format!("overhead benchmark, {}", variant.key()))?;
             eprintln!(
                 "xtask:   {:.0} ops/s ({} ops in {} ms)",
@@ -163,9 +179,18 @@ pub fn run(roprof: &Path, sizes: &Sizes, work: &Path) -> Result<Value> {
         "reps": sizes.reps,
         "container_dir": CONTAINER_DIR,
         "bpftrace_program": BPFTRACE_PROGRAM,
+        "bpftrace_idle_all_syscalls_program": scripts.all,
+        "bpftrace_idle_hooked_syscalls_program": scripts.hooked,
+        "hooked_syscall_tracepoints": hooked_n,
         "variants": variants,
         "bpf_stats": diagnosis,
     }))
+}
+
+/// The two idle bpftrace scripts of the hook-kind comparison.
+struct Scripts {
+    all: String,
+    hooked: String,
 }
 
 fn run_variant(
@@ -174,6 +199,7 @@ fn run_variant(
     opsuite: &Path,
     sizes: &Sizes,
     work: &Path,
+    scripts: &Scripts,
 ) -> Result<Sample> {
     let n = sizes.ops.to_string();
     match v {
@@ -207,6 +233,18 @@ fn run_variant(
             })
         }
         Variant::Bpftrace => bpftrace_bench(&n),
+        Variant::Floor => beside(floor::floor(roprof)?, &n, |_| json!({})),
+        Variant::Neighbour => beside(floor::neighbour(roprof)?, &n, |_| json!({})),
+        Variant::BpftraceAll => beside(
+            floor::bpftrace(&scripts.all)?,
+            &n,
+            |l| json!({ "hits": floor::hits(l) }),
+        ),
+        Variant::BpftraceHooked => beside(
+            floor::bpftrace(&scripts.hooked)?,
+            &n,
+            |l| json!({ "hits": floor::hits(l) }),
+        ),
         Variant::HostUntraced | Variant::HostStrace => {
             let dir = work.join("host-bench");
             let _ = fs::remove_dir_all(&dir);
@@ -294,66 +332,28 @@ fn docker_bench(n: &str) -> Result<(String, f64)> {
     Ok((out, start.elapsed().as_secs_f64()))
 }
 
+/// The untraced container loop while `tool` is attached; it is stopped
+/// afterwards and `extra` reads what it printed.
+fn beside(
+    tool: floor::Attached,
+    n: &str,
+    extra: impl FnOnce(&[String]) -> Value,
+) -> Result<Sample> {
+    let result = docker_bench(n);
+    let lines = tool.stop()?;
+    let (out, wall) = result?;
+    let (ops, ns) = util::bench_line(&out)?;
+    let mut extra = extra(&lines);
+    extra["wall_secs"] = json!(wall);
+    Ok(Sample { ops, ns, extra })
+}
+
 /// The untraced container run while the bpftrace script is attached; the
 /// script's counts say whether it saw every open.
 fn bpftrace_bench(n: &str) -> Result<Sample> {
-    // bpftrace's `tracepoint:` probes read their formats from tracefs,
-    // which a fresh host does not mount: mount it in a private mount
-    // namespace for bpftrace alone (unshare and sh exec, so the pid stays
-    // bpftrace's and `stop` reaches it), never on the host.
-    let mut child = Command::new("unshare")
-        .args([
-            "--mount",
-            "--propagation",
-            "private",
-            "sh",
-            "-c",
-            "mountpoint -q /sys/kernel/tracing || mount -t tracefs nodev /sys/kernel/tracing; \
-             exec bpftrace -B line -e \"$0\"",
-            BPFTRACE_PROGRAM,
-        ])
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .context("could not start bpftrace")?;
-    let stdout = child.stdout.take().context("no bpftrace stdout pipe")?;
-    let (tx, rx) = mpsc::channel();
-    let reader = thread::spawn(move || {
-        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-            let _ = tx.send(line);
-        }
-    });
-    let pid = i32::try_from(child.id()).context("pid out of range")?;
-    let stop = |child: &mut std::process::Child| {
-        // SAFETY: kill(2) on our own child's pid; no memory is involved.
-        unsafe { libc::kill(pid, libc::SIGINT) };
-        child.wait()
-    };
-    let deadline = Instant::now() + Duration::from_mins(1);
-    loop {
-        let left = deadline.saturating_duration_since(Instant::now());
-        match rx.recv_timeout(left) {
-            Ok(line) if line.starts_with("Attaching") => break,
-            Ok(_) => {}
-            Err(_) => {
-                let _ = child.kill();
-                let _ = child.wait();
-                bail!("bpftrace did not attach within 60 s");
-            }
-        }
-    }
-    let result = docker_bench(n);
-    stop(&mut child).context("waiting for bpftrace")?;
-    let _ = reader.join();
-    let maps: Vec<String> = rx.try_iter().collect();
-    let (out, wall) = result?;
-    let (ops, ns) = util::bench_line(&out)?;
-    let (opens, writes) = bpftrace_counts(&maps, CONTAINER_DIR);
-    Ok(Sample {
-        ops,
-        ns,
-        extra: json!({ "wall_secs": wall, "opens_counted": opens, "writes_counted": writes }),
+    beside(floor::bpftrace(BPFTRACE_PROGRAM)?, n, |maps| {
+        let (opens, writes) = bpftrace_counts(maps, CONTAINER_DIR);
+        json!({ "opens_counted": opens, "writes_counted": writes })
     })
 }
 
@@ -463,5 +463,7 @@ mod tests {
         assert_eq!(Variant::HostStrace.baseline(), Variant::HostUntraced);
         assert_eq!(Variant::Roprof.baseline(), Variant::Untraced);
         assert_eq!(Variant::Bpftrace.baseline(), Variant::Untraced);
+        assert_eq!(Variant::Floor.baseline(), Variant::Untraced);
+        assert_eq!(Variant::Neighbour.baseline(), Variant::Untraced);
     }
 }

@@ -152,7 +152,7 @@ mod tests {
         ops.insert(op, OpStats { ok, errors });
         PathObservation {
             path: CPath::from(path),
-            ops,
+            ops: ops.into_iter().collect(),
             ..Default::default()
         }
     }

@@ -1,0 +1,46 @@
+//! The benchmark's floor: programs that do nothing, attached (by the hidden
+//! `roprof bench-floor`, never by a profiling run) to the same raw
+//! tracepoints as roprof's hooks. What a workload loses with these attached
+//! is the cost of the mechanism itself (the raw tracepoint's dispatch into
+//! BPF for every syscall of every process on the host), the physical limit
+//! against which the overhead of the real hooks is read.
+//!
+//! Each returns 0 at once: no context read, no map, no helper.
+
+use aya_ebpf::{macros::raw_tracepoint, programs::RawTracePointContext};
+
+/// Empty program on `sys_enter`.
+#[raw_tracepoint(tracepoint = "sys_enter")]
+pub fn floor_sys_enter(_ctx: RawTracePointContext) -> u32 {
+    0
+}
+
+/// Empty program on `sys_exit`.
+#[raw_tracepoint(tracepoint = "sys_exit")]
+pub fn floor_sys_exit(_ctx: RawTracePointContext) -> u32 {
+    0
+}
+
+/// Empty program on `sched_process_exec`.
+#[raw_tracepoint(tracepoint = "sched_process_exec")]
+pub fn floor_sched_exec(_ctx: RawTracePointContext) -> u32 {
+    0
+}
+
+/// Empty program on `sched_process_fork`.
+#[raw_tracepoint(tracepoint = "sched_process_fork")]
+pub fn floor_sched_fork(_ctx: RawTracePointContext) -> u32 {
+    0
+}
+
+/// Empty program on `sched_process_exit`.
+#[raw_tracepoint(tracepoint = "sched_process_exit")]
+pub fn floor_sched_exit(_ctx: RawTracePointContext) -> u32 {
+    0
+}
+
+/// Empty program on `cgroup_mkdir`.
+#[raw_tracepoint(tracepoint = "cgroup_mkdir")]
+pub fn floor_cgroup_mkdir(_ctx: RawTracePointContext) -> u32 {
+    0
+}

@@ -1,0 +1,341 @@
+//! The overhead benchmark's reference rows: the same untraced container loop
+//! while something else is attached to the host.
+//!
+//! - the **floor**: `roprof bench-floor` holds empty programs on the raw
+//!   tracepoints roprof hooks; what the loop loses is the cost of the
+//!   mechanism itself, the limit roprof's own overhead is read against;
+//! - the **neighbour**: roprof profiles a different, idle container; the
+//!   loop runs in another container, untraced, and pays only for roprof's
+//!   hooks rejecting its syscalls;
+//! - **hook kinds**: bpftrace with the same trivial filter (a hash-map
+//!   lookup on the pid, as roprof's first check) either on every syscall
+//!   (`tracepoint:raw_syscalls:*`) or only on the syscalls roprof hooks
+//!   (`tracepoint:syscalls:sys_{enter,exit}_*`): what an untraced neighbour
+//!   would save with per-syscall tracepoints. bpftrace 0.17 (Debian 12) has
+//!   no `rawtracepoint:` probe, so both sides are perf tracepoints.
+
+use std::{
+    io::{BufRead as _, BufReader},
+    path::Path,
+    process::{Child, Command, Stdio},
+    sync::mpsc,
+    thread,
+    time::{Duration, Instant},
+};
+
+use anyhow::{Context as _, Result, bail};
+
+use crate::{cmd, images::image_name};
+
+/// The syscalls roprof hooks (`profiler/src/trace/specs.rs`), for the
+/// per-syscall tracepoint script. Those the running kernel lacks are left
+/// out when the script is built.
+const HOOKED_SYSCALLS: &[&str] = &[
+    "open",
+    "openat",
+    "open_by_handle_at",
+    "openat2",
+    "creat",
+    "mkdir",
+    "mkdirat",
+    "mknod",
+    "mknodat",
+    "rename",
+    "renameat",
+    "renameat2",
+    "link",
+    "linkat",
+    "symlink",
+    "symlinkat",
+    "unlink",
+    "unlinkat",
+    "rmdir",
+    "truncate",
+    "ftruncate",
+    "chmod",
+    "fchmod",
+    "fchmodat",
+    "fchmodat2",
+    "chown",
+    "lchown",
+    "fchown",
+    "fchownat",
+    "utime",
+    "utimes",
+    "utimensat",
+    "futimesat",
+    "setxattr",
+    "lsetxattr",
+    "fsetxattr",
+    "removexattr",
+    "lremovexattr",
+    "fremovexattr",
+    "bind",
+    "access",
+    "faccessat",
+    "faccessat2",
+    "write",
+    "pwrite64",
+    "writev",
+    "pwritev",
+    "pwritev2",
+    "copy_file_range",
+    "sendfile64",
+    "splice",
+    "fallocate",
+    "fsync",
+    "fdatasync",
+    "execve",
+    "execveat",
+    "io_uring_setup",
+    "mmap",
+];
+
+/// The trivial filter both bpftrace scripts use: a lookup in a hash map
+/// keyed by pid that holds only pid 0, so nothing passes (roprof's hooks
+/// look the caller up in `TRACED` first).
+const FILTER: &str = "/@traced[pid]/";
+
+/// bpftrace on every syscall, like roprof's raw `sys_enter`/`sys_exit`.
+pub fn all_syscalls_script() -> String {
+    format!(
+        "BEGIN {{ @traced[0] = 1; }}\n\
+         tracepoint:raw_syscalls:sys_enter {FILTER} {{ @hits = count(); }}\n\
+         tracepoint:raw_syscalls:sys_exit {FILTER} {{ @hits = count(); }}"
+    )
+}
+
+/// bpftrace on entry and exit of the hooked syscalls only (those this
+/// kernel has a tracepoint for; the count is returned too).
+pub fn hooked_syscalls_script(available: impl Fn(&str) -> bool) -> (String, usize) {
+    let present: Vec<&str> = HOOKED_SYSCALLS
+        .iter()
+        .copied()
+        .filter(|s| available(s))
+        .collect();
+    let probes = |dir: &str| {
+        present
+            .iter()
+            .map(|s| format!("tracepoint:syscalls:sys_{dir}_{s}"))
+            .collect::<Vec<_>>()
+            .join(",\n")
+    };
+    (
+        format!(
+            "BEGIN {{ @traced[0] = 1; }}\n{} {FILTER} {{ @hits = count(); }}\n{} {FILTER} {{ @hits = count(); }}",
+            probes("enter"),
+            probes("exit")
+        ),
+        present.len(),
+    )
+}
+
+/// Which syscall tracepoints this kernel has, read from tracefs in a private
+/// mount namespace (never mounted on the host).
+pub fn syscall_tracepoints() -> Result<Vec<String>> {
+    let out = cmd::stdout(Command::new("unshare").args([
+        "--mount",
+        "--propagation",
+        "private",
+        "sh",
+        "-c",
+        "mountpoint -q /sys/kernel/tracing || mount -t tracefs nodev /sys/kernel/tracing; \
+         ls /sys/kernel/tracing/events/syscalls",
+    ]))?;
+    Ok(out
+        .lines()
+        .filter_map(|l| l.strip_prefix("sys_enter_"))
+        .map(str::to_owned)
+        .collect())
+}
+
+/// A process whose stderr is watched for a readiness line; SIGINT on drop
+/// (and waited for), so nothing stays attached however the bench ends.
+pub struct Attached {
+    child: Child,
+    lines: mpsc::Receiver<String>,
+    reader: Option<thread::JoinHandle<()>>,
+}
+
+impl Attached {
+    /// Starts `c` with the chosen stream piped and waits (at most `within`)
+    /// for a line starting with `ready`.
+    fn start(mut c: Command, stdout: bool, ready: &str, within: Duration) -> Result<Self> {
+        c.stdin(Stdio::null());
+        if stdout {
+            c.stdout(Stdio::piped()).stderr(Stdio::null());
+        } else {
+            c.stdout(Stdio::null()).stderr(Stdio::piped());
+        }
+        let line = cmd::display(&c);
+        let mut child = c
+            .spawn()
+            .with_context(|| format!("could not start `{line}`"))?;
+        let pipe: Box<dyn std::io::Read + Send> = if stdout {
+            Box::new(child.stdout.take().context("no stdout pipe")?)
+        } else {
+            Box::new(child.stderr.take().context("no stderr pipe")?)
+        };
+        let (tx, rx) = mpsc::channel();
+        let reader = thread::spawn(move || {
+            for l in BufReader::new(pipe).lines().map_while(Result::ok) {
+                let _ = tx.send(l);
+            }
+        });
+        let me = Attached {
+            child,
+            lines: rx,
+            reader: Some(reader),
+        };
+        let deadline = Instant::now() + within;
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            match me.lines.recv_timeout(left) {
+                Ok(l) if l.starts_with(ready) => return Ok(me),
+                Ok(_) => {}
+                Err(_) => bail!("`{line}` did not print `{ready}…` within {within:?}"),
+            }
+        }
+    }
+
+    /// SIGINT, wait, and the lines printed since it was ready.
+    pub fn stop(mut self) -> Result<Vec<String>> {
+        self.interrupt()?;
+        if let Some(r) = self.reader.take() {
+            let _ = r.join();
+        }
+        Ok(self.lines.try_iter().collect())
+    }
+
+    fn interrupt(&mut self) -> Result<()> {
+        if self.child.try_wait()?.is_none() {
+            let pid = i32::try_from(self.child.id()).context("pid out of range")?;
+            // SAFETY: kill(2) on our own child's pid; no memory is involved.
+            unsafe { libc::kill(pid, libc::SIGINT) };
+        }
+        self.child.wait().context("waiting for the attached tool")?;
+        Ok(())
+    }
+}
+
+impl Drop for Attached {
+    fn drop(&mut self) {
+        let _ = self.interrupt();
+    }
+}
+
+/// bpftrace running `program` (tracefs mounted in a private mount namespace
+/// for it alone; unshare and sh exec, so the pid stays bpftrace's and SIGINT
+/// reaches it), once it printed `Attaching`.
+pub fn bpftrace(program: &str) -> Result<Attached> {
+    let mut c = Command::new("unshare");
+    c.args([
+        "--mount",
+        "--propagation",
+        "private",
+        "sh",
+        "-c",
+        "mountpoint -q /sys/kernel/tracing || mount -t tracefs nodev /sys/kernel/tracing; \
+         exec bpftrace -B line -e \"$0\"",
+        program,
+    ]);
+    Attached::start(c, true, "Attaching", Duration::from_mins(2))
+}
+
+/// `roprof bench-floor`, once its programs are attached.
+pub fn floor(roprof: &Path) -> Result<Attached> {
+    let mut c = Command::new(roprof);
+    c.arg("bench-floor");
+    Attached::start(c, false, "roprof: bench-floor:", Duration::from_mins(1))
+}
+
+/// The argument the neighbour's idle container sleeps for: distinctive, so
+/// that the container can be recognised in `docker ps`.
+const IDLE_SECS: &str = "3593";
+
+/// roprof profiling an idle container (`opsuite sleep`), once that
+/// container runs (roprof attaches its programs before it starts it).
+pub fn neighbour(roprof: &Path) -> Result<Attached> {
+    let mut c = Command::new(roprof);
+    c.args([
+        "profile",
+        "--quiet",
+        "--format",
+        "docker",
+        "--window",
+        "fixed",
+        "--duration",
+        "3600s",
+        &image_name("writer"),
+        "sleep",
+        IDLE_SECS,
+    ]);
+    let line = cmd::display(&c);
+    let child = c
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .with_context(|| format!("could not start `{line}`"))?;
+    let (_tx, rx) = mpsc::channel();
+    let mut me = Attached {
+        child,
+        lines: rx,
+        reader: None,
+    };
+    let deadline = Instant::now() + Duration::from_mins(1);
+    let needle = format!("sleep {IDLE_SECS}");
+    loop {
+        if let Some(status) = me.child.try_wait()? {
+            bail!("`{line}` exited ({status}) before its container started");
+        }
+        let ps = cmd::stdout(&mut cmd::docker([
+            "ps",
+            "--no-trunc",
+            "--format",
+            "{{.Command}}",
+        ]))?;
+        if ps.contains(&needle) {
+            // Started: its hooks have been attached since before the start.
+            return Ok(me);
+        }
+        if Instant::now() > deadline {
+            bail!("`{line}` did not start its idle container within 60 s");
+        }
+        thread::sleep(Duration::from_millis(200));
+    }
+}
+
+/// The `@hits` count in bpftrace's map dump (0 if absent).
+pub fn hits(lines: &[String]) -> u64 {
+    lines
+        .iter()
+        .find_map(|l| l.strip_prefix("@hits: ")?.trim().parse().ok())
+        .unwrap_or(0)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn hooked_script_leaves_out_missing_tracepoints() {
+        let (s, n) = hooked_syscalls_script(|s| s == "openat" || s == "write");
+        assert_eq!(n, 2);
+        assert!(s.contains("tracepoint:syscalls:sys_enter_openat,\ntracepoint:syscalls:sys_enter_write /@traced[pid]/"), "{s}");
+        assert!(
+            s.contains("tracepoint:syscalls:sys_exit_write /@traced[pid]/"),
+            "{s}"
+        );
+        assert!(!s.contains("mkdir"), "{s}");
+    }
+
+    #[test]
+    fn reads_the_hit_count() {
+        let lines: Vec<String> = ["", "@hits: 12", "@traced[0]: 1"]
+            .map(String::from)
+            .to_vec();
+        assert_eq!(hits(&lines), 12);
+        assert_eq!(hits(&[]), 0);
+    }
+}
