@@ -534,8 +534,18 @@ impl Engine {
         out.lines().map(str::to_owned).collect()
     }
 
-    /// Removes a container and its anonymous volumes.
+    /// Removes a container and its anonymous volumes (under Podman, and
+    /// the tmpfs volumes made for it).
     pub async fn remove(&self, id: &str) -> Result<(), RuntimeError> {
+        let Some(libpod) = &self.libpod else {
+            return self.remove_container(id).await;
+        };
+        let volumes = libpod.tmpfs_volumes_of(id).await;
+        self.remove_container(id).await?;
+        libpod.remove_tmpfs_volumes(&volumes).await
+    }
+
+    async fn remove_container(&self, id: &str) -> Result<(), RuntimeError> {
         let opts = RemoveContainerOptions {
             force: true,
             v: true,

@@ -15,7 +15,10 @@ use hyper_util::{client::legacy::Client, rt::TokioExecutor};
 use hyperlocal::{UnixConnector, Uri};
 use serde::Deserialize;
 
-use super::{ExitState, RuntimeError, specgen::SpecGenerator};
+use super::{
+    ExitState, RuntimeError,
+    specgen::{Prepared, TMPFS_VOLUME_PREFIX},
+};
 
 /// The libpod API version roprof speaks (Podman 4.0 and newer accept it).
 const LIBPOD_API: &str = "v4.0.0";
@@ -64,6 +67,24 @@ pub struct Libpod {
 struct Inspect {
     #[serde(default)]
     state: InspectState,
+    #[serde(default)]
+    mounts: Vec<InspectMount>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+struct InspectMount {
+    #[serde(default, rename = "Type")]
+    kind: String,
+    #[serde(default)]
+    name: Option<String>,
+}
+
+fn to_json(what: &str, body: &impl serde::Serialize) -> Result<Vec<u8>, RuntimeError> {
+    serde_json::to_vec(body).map_err(|e| RuntimeError::Podman {
+        what: what.to_owned(),
+        reason: e.to_string(),
+    })
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -167,13 +188,44 @@ impl Libpod {
             .map_err(|_| fail(format!("no answer within {} s", CALL_TIMEOUT.as_secs())))?
     }
 
-    /// `POST /libpod/containers/create`: the new container's id.
-    pub async fn create(&self, spec: &SpecGenerator) -> Result<String, RuntimeError> {
-        let what = format!("creating a container from `{}` (libpod API)", spec.image());
-        let body = serde_json::to_vec(spec).map_err(|e| RuntimeError::Podman {
-            what: what.clone(),
-            reason: e.to_string(),
-        })?;
+    /// Creates the tmpfs volumes, then the container (`POST
+    /// /libpod/containers/create`); returns the container's id. Nothing is
+    /// left behind when a step fails.
+    pub async fn create(&self, p: &Prepared) -> Result<String, RuntimeError> {
+        let mut made = Vec::new();
+        let mut result = Ok(String::new());
+        for v in &p.tmpfs_volumes {
+            let what = format!("creating tmpfs volume {}", v.name);
+            let path = format!("/{LIBPOD_API}/libpod/volumes/create");
+            result = match to_json(&what, v) {
+                Ok(body) => self
+                    .call(&what, http::Method::POST, &path, Some(body))
+                    .await
+                    .map(|_| String::new()),
+                Err(e) => Err(e),
+            };
+            if result.is_err() {
+                break;
+            }
+            made.push(v.name.clone());
+        }
+        if result.is_ok() {
+            result = self.create_container(p).await;
+        }
+        if result.is_err() {
+            for name in &made {
+                let _ = self.remove_volume(name).await;
+            }
+        }
+        result
+    }
+
+    async fn create_container(&self, p: &Prepared) -> Result<String, RuntimeError> {
+        let what = format!(
+            "creating a container from `{}` (libpod API)",
+            p.spec.image()
+        );
+        let body = to_json(&what, &p.spec)?;
         let path = format!("/{LIBPOD_API}/libpod/containers/create");
         let answer = self
             .call(&what, http::Method::POST, &path, Some(body))
@@ -184,6 +236,39 @@ impl Libpod {
                 what,
                 reason: format!("unexpected answer: {e}"),
             })
+    }
+
+    async fn remove_volume(&self, name: &str) -> Result<(), RuntimeError> {
+        let what = format!("removing tmpfs volume {name}");
+        let path = format!("/{LIBPOD_API}/libpod/volumes/{name}?force=true");
+        match self.call(&what, http::Method::DELETE, &path, None).await {
+            Err(RuntimeError::Podman { reason, .. }) if reason.starts_with("HTTP 404") => Ok(()),
+            r => r.map(|_| ()),
+        }
+    }
+
+    /// The tmpfs volumes roprof made for container `id` (to remove once
+    /// the container is gone); none when it no longer exists.
+    pub async fn tmpfs_volumes_of(&self, id: &str) -> Vec<String> {
+        self.inspect(id)
+            .await
+            .map(|i| {
+                i.mounts
+                    .into_iter()
+                    .filter(|m| m.kind == "volume")
+                    .filter_map(|m| m.name)
+                    .filter(|n| n.starts_with(TMPFS_VOLUME_PREFIX))
+                    .collect()
+            })
+            .unwrap_or_default()
+    }
+
+    /// Removes the tmpfs volumes `names` (after their container).
+    pub async fn remove_tmpfs_volumes(&self, names: &[String]) -> Result<(), RuntimeError> {
+        for name in names {
+            self.remove_volume(name).await?;
+        }
+        Ok(())
     }
 
     async fn inspect(&self, id: &str) -> Result<Inspect, RuntimeError> {

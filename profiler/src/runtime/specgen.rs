@@ -15,8 +15,30 @@ use serde::Serialize;
 
 use super::{ContainerSpec, RuntimeError, flags::split_tmpfs, parse_memory, parse_publish};
 
-/// Docker's options for a `--tmpfs` given without any.
-const DOCKER_TMPFS_DEFAULTS: [&str; 4] = ["rw", "noexec", "nosuid", "nodev"];
+/// Name prefix of the tmpfs volumes made for a tmpfs with an owner; they
+/// are removed with their container.
+pub const TMPFS_VOLUME_PREFIX: &str = "roprof-tmpfs-";
+
+/// What a libpod create needs: the tmpfs volumes to create first, then
+/// the container.
+#[derive(Debug)]
+pub struct Prepared {
+    /// The create body.
+    pub spec: SpecGenerator,
+    /// `POST /libpod/volumes/create` bodies.
+    pub tmpfs_volumes: Vec<TmpfsVolume>,
+}
+
+/// A local-driver volume that is a tmpfs (libpod's volume create body).
+#[derive(Debug, Serialize, PartialEq)]
+#[serde(rename_all = "PascalCase")]
+pub struct TmpfsVolume {
+    /// Volume name ([`TMPFS_VOLUME_PREFIX`]…).
+    pub name: String,
+    driver: String,
+    label: BTreeMap<String, String>,
+    options: BTreeMap<String, String>,
+}
 
 /// The subset of libpod's `SpecGenerator` roprof fills (Podman 4.x names).
 #[derive(Debug, Default, Serialize, PartialEq)]
@@ -126,11 +148,12 @@ fn options(s: &str) -> Vec<String> {
         .collect()
 }
 
-/// The libpod create body for `spec`, labelled with `labels`.
+/// The libpod create body for `spec`, labelled with `labels`, and the
+/// tmpfs volumes it mounts.
 pub fn spec_generator(
     spec: &ContainerSpec,
     labels: BTreeMap<String, String>,
-) -> Result<SpecGenerator, RuntimeError> {
+) -> Result<Prepared, RuntimeError> {
     let run = &spec.run;
     let mut g = SpecGenerator {
         name: spec.name.clone(),
@@ -168,23 +191,123 @@ pub fn spec_generator(
         .iter()
         .map(|t| split_tmpfs(t))
         .chain(spec.extra_tmpfs.iter().cloned());
+    let mut volumes = Vec::new();
     for (target, opts) in tmpfs {
-        let mut options = options(&opts);
-        if options.is_empty() {
-            options = DOCKER_TMPFS_DEFAULTS.map(str::to_owned).to_vec();
+        let t = TmpfsOptions::docker(&target, &opts)?;
+        if t.owned {
+            // Podman refuses uid=/gid= on a tmpfs mount: a tmpfs volume
+            // of the local driver takes them (and `nocopy` keeps it
+            // empty, as Docker's tmpfs is).
+            let name = format!("{TMPFS_VOLUME_PREFIX}{}", volume_suffix(spec, volumes.len()));
+            let mut options = t.flags;
+            options.push("nocopy".into());
+            g.volumes.push(NamedVolume {
+                name: name.clone(),
+                dest: target,
+                options,
+            });
+            volumes.push(TmpfsVolume {
+                name,
+                driver: "local".into(),
+                label: g.labels.clone(),
+                options: BTreeMap::from([
+                    ("type".to_owned(), "tmpfs".to_owned()),
+                    ("device".to_owned(), "tmpfs".to_owned()),
+                    ("o".to_owned(), t.data.join(",")),
+                ]),
+            });
+        } else {
+            let mut options = t.flags;
+            options.extend(t.data);
+            options.push("notmpcopyup".into());
+            g.mounts.push(Mount {
+                destination: target,
+                kind: "tmpfs".into(),
+                source: "tmpfs".into(),
+                options,
+            });
         }
-        options.push("notmpcopyup".into());
-        g.mounts.push(Mount {
-            destination: target,
-            kind: "tmpfs".into(),
-            source: "tmpfs".into(),
-            options,
-        });
     }
     for bind in run.volumes.iter().chain(&spec.extra_binds) {
         volume(&mut g, bind)?;
     }
-    Ok(g)
+    Ok(Prepared {
+        spec: g,
+        tmpfs_volumes: volumes,
+    })
+}
+
+/// A unique enough suffix for the `n`th tmpfs volume of one container.
+fn volume_suffix(spec: &ContainerSpec, n: usize) -> String {
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_nanos());
+    let who = spec.name.clone().unwrap_or_else(|| std::process::id().to_string());
+    format!("{who}-{nanos}-{n}")
+}
+
+/// A `--tmpfs` value split the way Docker applies it: mount flags (with
+/// Docker's `noexec,nosuid,nodev` unless the value says otherwise) and
+/// the filesystem's own options.
+struct TmpfsOptions {
+    flags: Vec<String>,
+    data: Vec<String>,
+    /// `uid=` or `gid=` given.
+    owned: bool,
+}
+
+impl TmpfsOptions {
+    fn docker(target: &str, opts: &str) -> Result<Self, RuntimeError> {
+        let mut flags = vec!["rw".to_owned()];
+        let mut data = Vec::new();
+        let mut owned = false;
+        for o in options(opts) {
+            let key = o.split_once('=').map_or(o.as_str(), |(k, _)| k);
+            match key {
+                "rw" => {}
+                "ro" => flags[0] = o,
+                "exec" | "noexec" | "suid" | "nosuid" | "dev" | "nodev" | "atime" | "noatime"
+                | "relatime" | "strictatime" | "sync" | "async" => flags.push(o),
+                "uid" | "gid" => {
+                    owned = true;
+                    data.push(o);
+                }
+                _ => data.push(o),
+            }
+        }
+        for (off, on) in [("noexec", "exec"), ("nosuid", "suid"), ("nodev", "dev")] {
+            if !flags.iter().any(|f| f == off || f == on) {
+                flags.push(off.to_owned());
+            }
+        }
+        if owned {
+            // The local driver reads `size` as a quota: give tmpfs's own
+            // block count instead.
+            for d in &mut data {
+                if let Some(size) = d.strip_prefix("size=") {
+                    let bytes = tmpfs_bytes(size).ok_or_else(|| RuntimeError::Option {
+                        option: "--tmpfs",
+                        value: format!("{target}:{opts}"),
+                        reason: format!("size `{size}` is not a size Podman's tmpfs volume can take (bytes, k, m or g)"),
+                    })?;
+                    *d = format!("nr_blocks={}", bytes.div_ceil(4096));
+                }
+            }
+        }
+        Ok(Self { flags, data, owned })
+    }
+}
+
+/// A tmpfs `size=` value in bytes (`16m`, `1g`, `65536k`, `4096`).
+fn tmpfs_bytes(v: &str) -> Option<u64> {
+    let v = v.trim().to_ascii_lowercase();
+    let (num, mult) = match v.chars().last()? {
+        'k' => (&v[..v.len() - 1], 1u64 << 10),
+        'm' => (&v[..v.len() - 1], 1 << 20),
+        'g' => (&v[..v.len() - 1], 1 << 30),
+        _ => (v.as_str(), 1),
+    };
+    num.parse::<u64>().ok()?.checked_mul(mult)
 }
 
 fn ports(g: &mut SpecGenerator, publish: &[String]) -> Result<(), RuntimeError> {
@@ -307,10 +430,14 @@ mod tests {
     use super::*;
     use crate::model::RunOptions;
 
+    fn labels() -> BTreeMap<String, String> {
+        BTreeMap::from([("io.roprof.managed".to_owned(), "1".to_owned())])
+    }
+
     fn body(spec: &ContainerSpec) -> Value {
-        let labels = BTreeMap::from([("io.roprof.managed".to_owned(), "1".to_owned())]);
-        serde_json::to_value(spec_generator(spec, labels).expect("spec translates"))
-            .expect("serialises")
+        let p = spec_generator(spec, labels()).expect("spec translates");
+        assert!(p.tmpfs_volumes.is_empty(), "{:?}", p.tmpfs_volumes);
+        serde_json::to_value(p.spec).expect("serialises")
     }
 
     #[test]
@@ -332,7 +459,8 @@ mod tests {
         assert_eq!(
             b["mounts"],
             json!([{"destination": "/run", "type": "tmpfs", "source": "tmpfs",
-                    "options": ["rw", "noexec", "size=16m", "mode=755", "notmpcopyup"]}])
+                    "options": ["rw", "noexec", "nosuid", "nodev", "size=16m", "mode=755", "notmpcopyup"]}]),
+            "Docker's nosuid,nodev are added and the tmpfs starts empty"
         );
         assert_eq!(
             b["volumes"],
@@ -396,6 +524,46 @@ mod tests {
             b["resource_limits"],
             json!({"memory": {"limit": 64 << 20, "swap": 64 << 20}})
         );
+    }
+
+    #[test]
+    fn a_tmpfs_with_an_owner_becomes_an_empty_tmpfs_volume() {
+        let spec = ContainerSpec {
+            image: "img".into(),
+            read_only: true,
+            name: Some("r1".into()),
+            extra_tmpfs: vec![(
+                "/var/log/nginx".into(),
+                "rw,noexec,nosuid,nodev,size=16m,mode=755,gid=4".into(),
+            )],
+            ..ContainerSpec::default()
+        };
+        let p = spec_generator(&spec, labels()).expect("translates");
+        let b = serde_json::to_value(&p.spec).expect("serialises");
+        assert_eq!(b.get("mounts"), None, "no tmpfs mount: Podman refuses gid=");
+        let [v] = p.tmpfs_volumes.as_slice() else {
+            panic!("expected one tmpfs volume, got {:?}", p.tmpfs_volumes)
+        };
+        assert!(v.name.starts_with("roprof-tmpfs-r1-"), "{}", v.name);
+        assert_eq!(
+            serde_json::to_value(v).expect("serialises")["Options"],
+            json!({"type": "tmpfs", "device": "tmpfs",
+                   "o": "nr_blocks=4096,mode=755,gid=4"}),
+            "16m is 4096 pages; the local driver would take size= as a quota"
+        );
+        assert_eq!(
+            b["volumes"],
+            json!([{"Name": v.name, "Dest": "/var/log/nginx",
+                    "Options": ["rw", "noexec", "nosuid", "nodev", "nocopy"]}])
+        );
+        let bad = ContainerSpec {
+            extra_tmpfs: vec![("/x".into(), "uid=1,size=50%".into())],
+            ..ContainerSpec::default()
+        };
+        let e = spec_generator(&bad, labels())
+            .expect_err("a relative size cannot become a block count")
+            .to_string();
+        assert!(e.contains("--tmpfs") && e.contains("`/x:uid=1,size=50%`"), "{e}");
     }
 
     #[test]
