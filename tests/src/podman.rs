@@ -122,9 +122,9 @@ fn mine(kind: &str, id_field: &str) -> Vec<String> {
         .filter_map(|l| {
             let mut w = l.split_whitespace();
             let id = w.next()?;
-            let mine = w
-                .next()
-                .is_none_or(|o| o == me || o == "<no" || !std::path::Path::new("/proc").join(o).exists());
+            let mine = w.next().is_none_or(|o| {
+                o == me || o == "<no" || !std::path::Path::new("/proc").join(o).exists()
+            });
             mine.then(|| id.to_owned())
         })
         .collect()

@@ -159,8 +159,14 @@ fn podman_proposes_the_same_mounts_as_docker_for_the_fixtures() {
         }
         for (engine, r) in [("Docker", &docker), ("Podman", &podman)] {
             assert_eq!(
-                (r["run"]["exit_code"].as_i64(), r["run"]["exercise_exit"].as_i64()),
-                (Some(0), s.args.contains(&"--exercise".to_owned()).then_some(0)),
+                (
+                    r["run"]["exit_code"].as_i64(),
+                    r["run"]["exercise_exit"].as_i64()
+                ),
+                (
+                    Some(0),
+                    s.args.contains(&"--exercise".to_owned()).then_some(0)
+                ),
                 "{} on {engine}: the run and its exercise must succeed: {}",
                 s.image,
                 r["run"]
@@ -302,7 +308,12 @@ fn the_docker_line_runs_read_only_and_serves_under_podman_run() {
     all.push(dir.0.display().to_string());
     all.extend(args);
     let (code, _, err) = roprof_on(Engine::Podman, &all);
-    assert_eq!(code, 0, "expected `roprof {}` to exit 0; stderr:\n{err}", all.join(" "));
+    assert_eq!(
+        code,
+        0,
+        "expected `roprof {}` to exit 0; stderr:\n{err}",
+        all.join(" ")
+    );
     let script = std::fs::read_to_string(dir.0.join("docker.sh")).expect("docker.sh written");
     let line = script
         .lines()

@@ -122,7 +122,9 @@ fn ensure_service() -> Result<String> {
             "the Podman API service is not running and only root can start it; run (as root) `podman system service --time=0 unix://{SOCKET} &` and try again"
         );
     }
-    let dir = Path::new(SOCKET).parent().context("socket has a directory")?;
+    let dir = Path::new(SOCKET)
+        .parent()
+        .context("socket has a directory")?;
     fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
     let log = fs::OpenOptions::new()
         .create(true)
@@ -147,9 +149,7 @@ fn ensure_service() -> Result<String> {
             return Ok(format!("started (log: {SERVICE_LOG})"));
         }
         if let Some(status) = child.try_wait().context("waiting for podman")? {
-            bail!(
-                "`podman system service` exited ({status}) before answering; see {SERVICE_LOG}"
-            );
+            bail!("`podman system service` exited ({status}) before answering; see {SERVICE_LOG}");
         }
         thread::sleep(Duration::from_millis(300));
     }
@@ -161,7 +161,9 @@ fn ensure_service() -> Result<String> {
 
 /// The image id Docker has for `image`.
 fn docker_id(image: &str) -> Result<String> {
-    cmd::stdout(&mut cmd::docker(["image", "inspect", "--format", "{{.Id}}", image]))
+    cmd::stdout(&mut cmd::docker([
+        "image", "inspect", "--format", "{{.Id}}", image,
+    ]))
 }
 
 /// The image id Podman has for `image` (`None`: not there).
@@ -211,7 +213,11 @@ fn ensure_image(image: &str) -> Result<String> {
     }
     Ok(format!(
         "loaded ({}, id {short})",
-        if had.is_some() { "outdated" } else { "was missing" }
+        if had.is_some() {
+            "outdated"
+        } else {
+            "was missing"
+        }
     ))
 }
 

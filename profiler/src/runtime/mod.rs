@@ -224,8 +224,7 @@ impl Engine {
         let libpod = match flavor {
             Flavor::Docker => None,
             Flavor::Podman => Some(podman::Libpod::new(
-                unix_socket(&endpoint)
-                    .ok_or_else(|| RuntimeError::PodmanEndpoint { endpoint })?,
+                unix_socket(&endpoint).ok_or_else(|| RuntimeError::PodmanEndpoint { endpoint })?,
             )),
         };
         Ok(Engine {
@@ -590,7 +589,12 @@ mod tests {
                 true,
                 "unix:///run/podman/podman.sock",
             ),
-            (host("tcp://10.0.0.1:2375"), true, false, "tcp://10.0.0.1:2375"),
+            (
+                host("tcp://10.0.0.1:2375"),
+                true,
+                false,
+                "tcp://10.0.0.1:2375",
+            ),
             (None, true, true, "unix:///var/run/docker.sock"),
             (None, false, true, "unix:///run/podman/podman.sock"),
             (host(""), false, true, "unix:///run/podman/podman.sock"),

@@ -25,7 +25,7 @@ const LIBPOD_API: &str = "v4.0.0";
 /// The Docker API version prefix for the compatible calls made here.
 const COMPAT_API: &str = "v1.41";
 /// Longest wait for one call.
-const CALL_TIMEOUT: Duration = Duration::from_secs(120);
+const CALL_TIMEOUT: Duration = Duration::from_mins(2);
 
 /// Which engine answers on the socket.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

@@ -198,7 +198,10 @@ pub fn spec_generator(
             // Podman refuses uid=/gid= on a tmpfs mount: a tmpfs volume
             // of the local driver takes them (and `nocopy` keeps it
             // empty, as Docker's tmpfs is).
-            let name = format!("{TMPFS_VOLUME_PREFIX}{}", volume_suffix(spec, volumes.len()));
+            let name = format!(
+                "{TMPFS_VOLUME_PREFIX}{}",
+                volume_suffix(spec, volumes.len())
+            );
             let mut options = t.flags;
             options.push("nocopy".into());
             g.volumes.push(NamedVolume {
@@ -242,7 +245,10 @@ fn volume_suffix(spec: &ContainerSpec, n: usize) -> String {
     let nanos = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| d.as_nanos());
-    let who = spec.name.clone().unwrap_or_else(|| std::process::id().to_string());
+    let who = spec
+        .name
+        .clone()
+        .unwrap_or_else(|| std::process::id().to_string());
     format!("{who}-{nanos}-{n}")
 }
 
@@ -497,7 +503,10 @@ mod tests {
         assert_eq!(b["name"], json!("roprof-1"));
         assert_eq!(b["command"], json!(["sh", "-c", "true"]));
         assert_eq!(b["entrypoint"], json!(["/bin/env"]));
-        assert_eq!((&b["user"], &b["work_dir"]), (&json!("101:101"), &json!("/srv")));
+        assert_eq!(
+            (&b["user"], &b["work_dir"]),
+            (&json!("101:101"), &json!("/srv"))
+        );
         assert_eq!(b["read_only_filesystem"], json!(false));
         assert_eq!(
             b["mounts"],
@@ -563,7 +572,10 @@ mod tests {
         let e = spec_generator(&bad, labels())
             .expect_err("a relative size cannot become a block count")
             .to_string();
-        assert!(e.contains("--tmpfs") && e.contains("`/x:uid=1,size=50%`"), "{e}");
+        assert!(
+            e.contains("--tmpfs") && e.contains("`/x:uid=1,size=50%`"),
+            "{e}"
+        );
     }
 
     #[test]
