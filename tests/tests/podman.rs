@@ -371,3 +371,21 @@ fn the_docker_line_runs_read_only_and_serves_under_podman_run() {
         );
     }
 }
+
+#[test]
+fn doctor_names_podman_when_pointed_at_it() {
+    require_podman();
+    let (code, out, err) = roprof_on(Engine::Podman, &["doctor"]);
+    assert_eq!(
+        code, 0,
+        "expected `roprof doctor` on Podman to pass; stdout:\n{out}\nstderr:\n{err}"
+    );
+    let line = out
+        .lines()
+        .find(|l| l.contains("Docker engine"))
+        .unwrap_or_else(|| panic!("no engine line in:\n{out}"));
+    assert!(
+        line.contains("Podman Engine 4.") && line.contains("unix:///run/podman/podman.sock"),
+        "expected the engine line to name Podman and its socket: {line}"
+    );
+}
