@@ -1,7 +1,8 @@
 //! Podman through its Docker-compatible socket (issue 18): roprof pointed at
 //! `podman system service` with `DOCKER_HOST` gives the answers it gives on
 //! Docker. The fixture images are profiled on both engines and their mount
-//! plans compared; a read-only round under Podman sees `EROFS` on `/run`,
+//! plans compared (and Podman's profile must hold none of the runtime's own
+//! setup: runc's re-exec and its writes before `pivot_root`); a read-only round under Podman sees `EROFS` on `/run`,
 //! `/tmp` and `/var/tmp` (Podman's compatible create would have mounted
 //! writable tmpfs there); `--mode iterate` converges on Podman to Docker's
 //! plan; and a docker line runs read-only with `podman run`.
@@ -157,6 +158,14 @@ fn podman_proposes_the_same_mounts_as_docker_for_the_fixtures() {
                 written(&podman).join(", ")
             ));
         }
+        let setup = runtime_setup(&podman);
+        if !setup.is_empty() {
+            differences.push(format!(
+                "{}: the runtime's own setup is in Podman's profile (Docker's has none): {}",
+                s.image,
+                setup.join(", ")
+            ));
+        }
         for (engine, r) in [("Docker", &docker), ("Podman", &podman)] {
             assert_eq!(
                 (
@@ -180,6 +189,32 @@ fn podman_proposes_the_same_mounts_as_docker_for_the_fixtures() {
     );
 }
 
+/// Observed paths that are the runtime's work, not the application's: done
+/// by runc, conmon or podman, or named on the host side of the container's
+/// storage (before `pivot_root`).
+fn runtime_setup(report: &Value) -> Vec<String> {
+    report["paths"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter(|p| {
+            let by_runtime = [&p["first"]["comm"], &p["last"]["comm"]].iter().any(|c| {
+                c.as_str().is_some_and(|c| {
+                    ["runc", "conmon", "podman", "crun"]
+                        .iter()
+                        .any(|r| c.starts_with(r))
+                })
+            });
+            let host_side = p["path"].as_str().is_some_and(|x| {
+                x.starts_with("/var/lib/containers/") || x.starts_with("/run/runc/")
+            });
+            by_runtime || host_side
+        })
+        .map(|p| p["path"].to_string())
+        .take(12)
+        .collect()
+}
+
 /// The paths a report saw written (not only executed), for messages.
 fn written(report: &Value) -> Vec<String> {
     report["paths"]
@@ -192,6 +227,7 @@ fn written(report: &Value) -> Vec<String> {
                 .is_some_and(|o| o.keys().any(|k| k != "exec" && k != "mmap_exec"))
         })
         .map(|p| p["path"].to_string())
+        .take(24)
         .collect()
 }
 
