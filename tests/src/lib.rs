@@ -10,6 +10,7 @@
 
 pub mod kubelet;
 pub mod pasted;
+pub mod podman;
 
 use std::{
     ffi::OsStr,

@@ -106,6 +106,15 @@ pub fn image_name(fixture: &str) -> String {
     format!("roprof-fixture/{fixture}:latest")
 }
 
+/// The images `setup` builds (every fixture but the on-demand ones).
+pub fn default_images() -> Vec<String> {
+    FIXTURES
+        .iter()
+        .filter(|f| !f.on_demand)
+        .map(|f| image_name(f.name))
+        .collect()
+}
+
 fn fixture(name: &str) -> Result<&'static Fixture> {
     FIXTURES.iter().find(|f| f.name == name).with_context(|| {
         let known: Vec<_> = FIXTURES.iter().map(|f| f.name).collect();

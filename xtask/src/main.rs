@@ -11,6 +11,7 @@ mod cmd;
 mod demo;
 mod dist;
 mod images;
+mod podman;
 mod reports;
 mod rootfs;
 mod setup;

@@ -11,7 +11,7 @@ use std::{
 
 use anyhow::{Context as _, Result, bail};
 
-use crate::{cmd, images, step, workspace_root};
+use crate::{cmd, images, podman, step, workspace_root};
 
 /// The bpf-linker release the eBPF build is known to work with.
 const BPF_LINKER_VERSION: &str = "0.13.0";
@@ -46,7 +46,8 @@ pub fn setup() -> Result<()> {
             "the privileged tests' leak checks (BPF programs and links left behind)",
         )
     })?;
-    images::build(&[], false)
+    images::build(&[], false)?;
+    podman::setup()
 }
 
 /// Installs the Docker engine if needed and starts dockerd if it does not

@@ -89,19 +89,20 @@ async fn docker() -> Check {
     }
 }
 
-/// `Docker Engine - Community`, `Podman Engine`, …: the platform name, else
-/// a Podman component's (Debian's docker.io leaves the platform name empty).
+/// `Docker Engine - Community`, `Podman Engine`, …: a Podman component's
+/// name (Podman's platform name is the OS, e.g. `linux/amd64/debian-12`),
+/// else the platform name (Debian's docker.io leaves it empty).
 fn product(v: &bollard::models::SystemVersion) -> String {
-    v.platform
-        .as_ref()
-        .map(|p| p.name.clone())
-        .filter(|n| !n.is_empty())
+    v.components
+        .iter()
+        .flatten()
+        .map(|c| c.name.clone())
+        .find(|n| n.contains("Podman"))
         .or_else(|| {
-            v.components
-                .iter()
-                .flatten()
-                .map(|c| c.name.clone())
-                .find(|n| n.contains("Podman"))
+            v.platform
+                .as_ref()
+                .map(|p| p.name.clone())
+                .filter(|n| !n.is_empty())
         })
         .unwrap_or_else(|| "Docker Engine".into())
 }
@@ -188,5 +189,9 @@ mod tests {
         assert_eq!(product(&v), "Docker Engine");
         v.components = Some(vec![component("Podman Engine")]);
         assert_eq!(product(&v), "Podman Engine");
+        v.platform = Some(bollard::models::SystemVersionPlatform {
+            name: "linux/amd64/debian-12".into(),
+        });
+        assert_eq!(product(&v), "Podman Engine", "not Podman's OS name");
     }
 }

@@ -2,12 +2,19 @@
 //! filesystem listing, and the container lifecycle. No `docker` CLI.
 //!
 //! The user's run flags are parsed in [`flags`], the exported filesystem in
-//! [`listing`]; this file only talks to the engine.
+//! [`listing`]; this file only talks to the engine. Podman answers the same
+//! API on its own socket; where it behaves differently (read-only roots,
+//! container states), [`podman`] and [`specgen`] take over.
 
 mod flags;
 mod listing;
+mod podman;
+mod specgen;
 
-use std::collections::HashMap;
+use std::{
+    collections::{BTreeMap, HashMap},
+    path::{Path, PathBuf},
+};
 
 use bollard::{
     Docker,
@@ -23,6 +30,7 @@ use self::{flags::split_tmpfs, listing::ChannelReader};
 pub use self::{
     flags::{Ports, parse_memory, parse_publish},
     listing::parse_tar,
+    podman::Flavor,
 };
 use crate::{
     environment::ContainerEnv,
@@ -70,6 +78,22 @@ pub enum RuntimeError {
         value: String,
         /// Why.
         reason: String,
+    },
+    /// A call to Podman that bollard does not make failed.
+    #[error("Podman: {what} failed: {reason}")]
+    Podman {
+        /// What was attempted, naming the container or image.
+        what: String,
+        /// Why.
+        reason: String,
+    },
+    /// Podman answers on an endpoint roprof cannot use for its own calls.
+    #[error(
+        "Podman answers at {endpoint}, but roprof talks to Podman through its unix socket only (e.g. DOCKER_HOST=unix:///run/podman/podman.sock)"
+    )]
+    PodmanEndpoint {
+        /// The endpoint.
+        endpoint: String,
     },
     /// Reading the exported filesystem failed.
     #[error("reading the filesystem of container {id}: {reason}")]
@@ -125,26 +149,95 @@ pub struct ExitState {
 #[derive(Clone)]
 pub struct Engine {
     docker: Docker,
+    flavor: Flavor,
+    /// Set for Podman: the calls its compatible API gets wrong.
+    libpod: Option<podman::Libpod>,
 }
 
-/// The endpoint [`Engine::connect`] uses: `DOCKER_HOST`, else the default
-/// socket.
+/// Docker's default socket.
+const DOCKER_SOCKET: &str = "/var/run/docker.sock";
+/// Rootful Podman's API socket (`podman system service`, `podman.socket`).
+pub const PODMAN_SOCKET: &str = "/run/podman/podman.sock";
+
+/// The endpoint [`Engine::connect`] uses: `DOCKER_HOST`; else Docker's
+/// socket; else, when only Podman's exists, Podman's.
 #[must_use]
 pub fn endpoint() -> String {
-    std::env::var("DOCKER_HOST").unwrap_or_else(|_| "unix:///var/run/docker.sock".into())
+    choose_endpoint(
+        std::env::var("DOCKER_HOST").ok(),
+        Path::new(DOCKER_SOCKET).exists(),
+        Path::new(PODMAN_SOCKET).exists(),
+    )
+}
+
+fn choose_endpoint(docker_host: Option<String>, docker_sock: bool, podman_sock: bool) -> String {
+    match docker_host.filter(|h| !h.is_empty()) {
+        Some(h) => h,
+        None if !docker_sock && podman_sock => format!("unix://{PODMAN_SOCKET}"),
+        None => format!("unix://{DOCKER_SOCKET}"),
+    }
+}
+
+/// The socket path of a `unix://` endpoint.
+fn unix_socket(endpoint: &str) -> Option<PathBuf> {
+    endpoint
+        .strip_prefix("unix://")
+        .filter(|p| !p.is_empty())
+        .map(PathBuf::from)
+}
+
+/// The labels every container roprof creates carries.
+fn labels() -> BTreeMap<String, String> {
+    let mut labels = BTreeMap::new();
+    labels.insert(LABEL.to_owned(), "1".to_owned());
+    if let Some(owner) = std::env::var_os("ROPROF_TEST_LABEL") {
+        // Test harness only: which test process started this roprof,
+        // so suites running side by side leave each other's containers.
+        labels.insert("roprof.test".to_owned(), "1".to_owned());
+        labels.insert(
+            "roprof.test.owner".to_owned(),
+            owner.to_string_lossy().into_owned(),
+        );
+    }
+    labels
 }
 
 impl Engine {
-    /// Connects (honouring `DOCKER_HOST`) and negotiates the API version.
+    /// Connects (to [`endpoint`]), negotiates the API version and finds
+    /// out whether Docker or Podman answers.
     pub async fn connect() -> Result<Self, RuntimeError> {
+        let endpoint = endpoint();
         let unreachable = |source| RuntimeError::Unreachable {
-            endpoint: endpoint(),
+            endpoint: endpoint.clone(),
             source: Box::new(source),
         };
-        let docker = Docker::connect_with_defaults().map_err(unreachable)?;
+        let docker = if std::env::var_os("DOCKER_HOST").is_some() {
+            Docker::connect_with_defaults()
+        } else {
+            Docker::connect_with_host(&endpoint)
+        }
+        .map_err(unreachable)?;
         let docker = docker.negotiate_version().await.map_err(unreachable)?;
         docker.ping().await.map_err(unreachable)?;
-        Ok(Engine { docker })
+        let version = docker.version().await.map_err(unreachable)?;
+        let flavor = Flavor::of(&version);
+        let libpod = match flavor {
+            Flavor::Docker => None,
+            Flavor::Podman => Some(podman::Libpod::new(
+                unix_socket(&endpoint).ok_or_else(|| RuntimeError::PodmanEndpoint { endpoint })?,
+            )),
+        };
+        Ok(Engine {
+            docker,
+            flavor,
+            libpod,
+        })
+    }
+
+    /// Docker or Podman.
+    #[must_use]
+    pub fn flavor(&self) -> Flavor {
+        self.flavor
     }
 
     /// The API version in use.
@@ -217,6 +310,11 @@ impl Engine {
 
     /// Creates (does not start) a container.
     pub async fn create(&self, spec: &ContainerSpec) -> Result<String, RuntimeError> {
+        if let Some(libpod) = &self.libpod {
+            return libpod
+                .create(&specgen::spec_generator(spec, labels())?)
+                .await;
+        }
         let run = &spec.run;
         let mut tmpfs: HashMap<String, String> = HashMap::new();
         for t in run
@@ -231,17 +329,7 @@ impl Engine {
         binds.extend(spec.extra_binds.iter().cloned());
         let (exposed, ports) = parse_publish(&run.publish)?;
         let memory = run.memory.as_deref().map(parse_memory).transpose()?;
-        let mut labels = HashMap::new();
-        labels.insert(LABEL.to_owned(), "1".to_owned());
-        if let Some(owner) = std::env::var_os("ROPROF_TEST_LABEL") {
-            // Test harness only: which test process started this roprof,
-            // so suites running side by side leave each other's containers.
-            labels.insert("roprof.test".to_owned(), "1".to_owned());
-            labels.insert(
-                "roprof.test.owner".to_owned(),
-                owner.to_string_lossy().into_owned(),
-            );
-        }
+        let labels: HashMap<String, String> = labels().into_iter().collect();
         let body = ContainerCreateBody {
             image: Some(spec.image.clone()),
             cmd: (!run.command.is_empty()).then(|| run.command.clone()),
@@ -334,6 +422,9 @@ impl Engine {
 
     /// Current state.
     pub async fn state(&self, id: &str) -> Result<ExitState, RuntimeError> {
+        if let Some(libpod) = &self.libpod {
+            return libpod.state(id).await;
+        }
         let i = self
             .docker
             .inspect_container(id, None::<InspectContainerOptions>)
@@ -351,6 +442,9 @@ impl Engine {
 
     /// Host pid of the container's init (0 when not running).
     pub async fn pid(&self, id: &str) -> Result<i64, RuntimeError> {
+        if let Some(libpod) = &self.libpod {
+            return libpod.pid(id).await;
+        }
         let i = self
             .docker
             .inspect_container(id, None::<InspectContainerOptions>)
@@ -439,8 +533,18 @@ impl Engine {
         out.lines().map(str::to_owned).collect()
     }
 
-    /// Removes a container and its anonymous volumes.
+    /// Removes a container and its anonymous volumes (under Podman, and
+    /// the tmpfs volumes made for it).
     pub async fn remove(&self, id: &str) -> Result<(), RuntimeError> {
+        let Some(libpod) = &self.libpod else {
+            return self.remove_container(id).await;
+        };
+        let volumes = libpod.tmpfs_volumes_of(id).await;
+        self.remove_container(id).await?;
+        libpod.remove_tmpfs_volumes(&volumes).await
+    }
+
+    async fn remove_container(&self, id: &str) -> Result<(), RuntimeError> {
         let opts = RemoveContainerOptions {
             force: true,
             v: true,
@@ -468,5 +572,44 @@ impl Engine {
             }) => Ok(()),
             Err(e) => Err(call(format!("removing volume {name}"))(e)),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_endpoint_is_docker_host_then_dockers_socket_then_podmans() {
+        let host = |h: &str| Some(h.to_owned());
+        for (docker_host, docker_sock, podman_sock, want) in [
+            (
+                host("unix:///run/podman/podman.sock"),
+                true,
+                true,
+                "unix:///run/podman/podman.sock",
+            ),
+            (
+                host("tcp://10.0.0.1:2375"),
+                true,
+                false,
+                "tcp://10.0.0.1:2375",
+            ),
+            (None, true, true, "unix:///var/run/docker.sock"),
+            (None, false, true, "unix:///run/podman/podman.sock"),
+            (host(""), false, true, "unix:///run/podman/podman.sock"),
+            (None, false, false, "unix:///var/run/docker.sock"),
+        ] {
+            assert_eq!(
+                choose_endpoint(docker_host.clone(), docker_sock, podman_sock),
+                want,
+                "DOCKER_HOST={docker_host:?}, docker.sock {docker_sock}, podman.sock {podman_sock}"
+            );
+        }
+        assert_eq!(
+            unix_socket("unix:///run/podman/podman.sock"),
+            Some(PathBuf::from("/run/podman/podman.sock"))
+        );
+        assert_eq!(unix_socket("tcp://h:2375"), None);
     }
 }
