@@ -4,6 +4,7 @@
 //! The user's run flags are parsed in [`flags`], the exported filesystem in
 //! [`listing`]; this file only talks to the engine.
 
+mod events;
 mod flags;
 mod listing;
 
@@ -21,6 +22,7 @@ use futures::StreamExt as _;
 
 use self::{flags::split_tmpfs, listing::ChannelReader};
 pub use self::{
+    events::{ContainerInfo, LifecycleEvent},
     flags::{Ports, parse_memory, parse_publish},
     listing::parse_tar,
 };
