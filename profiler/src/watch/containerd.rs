@@ -7,13 +7,19 @@
 //! names and labels from the containers service, read at create time so
 //! that a container deleted right after it ran is still named.
 
-use std::{collections::BTreeMap, path::PathBuf};
+use std::{
+    collections::{BTreeMap, HashMap},
+    path::PathBuf,
+    sync::{Arc, Mutex},
+};
 
 use containerd_client::{
     events::{ContainerCreate, ContainerDelete, TaskExit, TaskStart},
     services::v1::{
         GetContainerRequest, SubscribeRequest, containers_client::ContainersClient,
-        events_client::EventsClient, version_client::VersionClient,
+        events_client::EventsClient,
+        snapshots::{MountsRequest, snapshots_client::SnapshotsClient},
+        version_client::VersionClient,
     },
     tonic::{Code, Request, transport::Channel},
 };
@@ -31,6 +37,9 @@ pub struct Containerd {
     channel: Channel,
     namespace: String,
     socket: PathBuf,
+    /// Image layers (overlay lower directories, top first) by image,
+    /// learnt from the first container of each image.
+    layers: Arc<Mutex<HashMap<String, Vec<PathBuf>>>>,
 }
 
 fn rpc(socket: &std::path::Path, what: &str) -> impl FnOnce(containerd_client::tonic::Status) -> WatchError {
@@ -96,6 +105,7 @@ impl Containerd {
             channel,
             namespace,
             socket,
+            layers: Arc::default(),
         })
     }
 
@@ -112,12 +122,50 @@ impl Containerd {
         if labels.get(CRI_KIND).is_some_and(|k| k == "sandbox") {
             return Ok(None);
         }
+        self.learn_layers(&c.image, &c.snapshotter, &c.snapshot_key)
+            .await;
         Ok(Some(ContainerInfo {
             name: display_name(&c.id, &labels),
             id: c.id,
             labels,
             image: c.image,
         }))
+    }
+
+    /// Records the layers of `image` from a container's snapshot (its
+    /// overlay mount's lower directories), once per image.
+    async fn learn_layers(&self, image: &str, snapshotter: &str, key: &str) {
+        if key.is_empty() || self.layers.lock().is_ok_and(|m| m.contains_key(image)) {
+            return;
+        }
+        let Ok(req) = with_ns(
+            MountsRequest {
+                snapshotter: snapshotter.to_owned(),
+                key: key.to_owned(),
+            },
+            &self.namespace,
+        ) else {
+            return;
+        };
+        if let Ok(r) = SnapshotsClient::new(self.channel.clone()).mounts(req).await {
+            let dirs: Vec<PathBuf> = r
+                .into_inner()
+                .mounts
+                .iter()
+                .flat_map(|m| super::layers::lowerdirs(&m.options))
+                .collect();
+            if !dirs.is_empty()
+                && let Ok(mut m) = self.layers.lock()
+            {
+                m.insert(image.to_owned(), dirs);
+            }
+        }
+    }
+
+    /// The layers of `image` (top first), if a container of it was seen.
+    #[must_use]
+    pub fn layers_of(&self, image: &str) -> Option<Vec<PathBuf>> {
+        self.layers.lock().ok()?.get(image).cloned()
     }
 
     /// Lifecycle events of the namespace's containers from now on.

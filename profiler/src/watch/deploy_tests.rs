@@ -11,7 +11,7 @@ const NAMESPACE: &str = include_str!("../../../deploy/kubernetes/namespace.yaml"
 const KUSTOMIZATION: &str = include_str!("../../../deploy/kubernetes/kustomization.yaml");
 
 fn host_path_of<'a>(ds: &'a DaemonSet, mount_path: &str) -> &'a str {
-    let pod = ds.spec.as_ref().unwrap().template.spec.as_ref().unwrap();
+    let pod = ds.spec.template.spec.as_ref().unwrap();
     let c = &pod.containers[0];
     let vm = c
         .volume_mounts
@@ -47,7 +47,7 @@ fn daemonset_runs_watch_on_containerd_with_what_it_needs() {
         Some("privileged"),
         "hostPID and hostPath need the privileged Pod Security level"
     );
-    let spec = ds.spec.as_ref().unwrap();
+    let spec = &ds.spec;
     let pod = spec.template.spec.as_ref().unwrap();
     assert_eq!(
         spec.selector.match_labels,

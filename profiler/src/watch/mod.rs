@@ -14,6 +14,7 @@ pub mod cgroup;
 pub mod containerd;
 pub mod demux;
 pub mod filter;
+pub mod layers;
 mod output;
 mod run;
 mod source;

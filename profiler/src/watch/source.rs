@@ -90,26 +90,42 @@ impl Source {
     ///
     /// Docker: exported from a container created from the image and never
     /// started (the watched container may be gone already: `--rm`), then
-    /// removed. containerd: the config is not read and the filesystem not
-    /// listed, which the notes say (the plan then cannot tell image
-    /// content from new files).
+    /// removed. containerd: listed from the image's layers on the host
+    /// (see [`super::layers`]); the image config is not read.
     pub async fn image(&self, image: &str) -> ImageFacts {
         match self {
             Source::Docker(e) => docker_image(e, image).await,
-            Source::Containerd(_) => ImageFacts {
-                config: ImageConfig {
-                    image: image.to_owned(),
-                    ..ImageConfig::default()
-                },
-                listing: ImageListing::default(),
-                notes: vec![format!(
-                    "containerd: the filesystem of image {image} was not listed, so the plan \
-                     cannot tell image content from new files; check each mount against the \
-                     image (`roprof profile` with Docker lists it)"
-                )],
-            },
+            Source::Containerd(c) => containerd_image(c, image).await,
         }
     }
+}
+
+async fn containerd_image(c: &Containerd, image: &str) -> ImageFacts {
+    let mut facts = ImageFacts {
+        config: ImageConfig {
+            image: image.to_owned(),
+            ..ImageConfig::default()
+        },
+        listing: ImageListing::default(),
+        notes: vec![
+            "containerd: the image config (USER, VOLUME, WORKDIR) was not read".to_owned(),
+        ],
+    };
+    let listed = match c.layers_of(image) {
+        Some(dirs) => tokio::task::spawn_blocking(move || super::layers::listing(&dirs))
+            .await
+            .map_err(|e| e.to_string())
+            .and_then(|r| r),
+        None => Err("its snapshot's layers were not found".to_owned()),
+    };
+    match listed {
+        Ok(l) => facts.listing = l,
+        Err(e) => facts.notes.push(format!(
+            "the filesystem of image {image} was not listed ({e}), so the plan cannot tell \
+             image content from new files; check each mount against the image"
+        )),
+    }
+    facts
 }
 
 async fn docker_image(engine: &Engine, image: &str) -> ImageFacts {
