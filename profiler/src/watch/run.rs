@@ -35,6 +35,10 @@ const UNRESOLVED_WAIT: Duration = Duration::from_secs(1);
 /// identified before its (empty) report is written.
 const CGROUP_WAIT: Duration = Duration::from_secs(2);
 
+/// How often a broken event stream is followed again within a minute
+/// before watch gives up on the runtime.
+const MAX_RESUBSCRIBE: usize = 5;
+
 /// What a watch wrote.
 #[derive(Debug, Default)]
 pub struct Summary {
@@ -119,13 +123,29 @@ pub async fn run(cfg: &WatchConfig) -> Result<Summary, WatchError> {
     let deadline = cfg.duration.map(|d| tokio::time::Instant::now() + d);
     let mut tick = tokio::time::interval(Duration::from_millis(100));
     let mut fatal = None;
+    // Times the event stream broke and was followed again, in the last minute.
+    let mut resubscribed: Vec<Instant> = Vec::new();
     let ended = loop {
+        resubscribed.retain(|t| t.elapsed() < Duration::from_mins(1));
         let step = tokio::select! {
             () = interrupt::wait() => break Ended::Signal,
             () = async { tokio::time::sleep_until(deadline.unwrap_or_else(tokio::time::Instant::now)).await }, if deadline.is_some() => break Ended::Window,
             Some(n) = cg_rx.recv() => w.on_cgroup(n).await,
             ev = events.next() => match ev {
                 Some(Ok(e)) => w.on_event(e).await,
+                // A broken event stream is followed again: containers
+                // created meanwhile are still identified by their cgroup.
+                Some(Err(e)) if resubscribed.len() < MAX_RESUBSCRIBE => {
+                    eprintln!("roprof: warning: {e}; following the events again");
+                    resubscribed.push(Instant::now());
+                    match w.source.events().await {
+                        Ok(s) => {
+                            events = s;
+                            Ok(())
+                        }
+                        Err(e) => Err(e),
+                    }
+                }
                 Some(Err(e)) => Err(e),
                 None => Err(WatchError::EventsEnded(w.source.name())),
             },
@@ -231,6 +251,9 @@ impl Watch {
     }
 
     async fn on_event(&mut self, e: LifecycleEvent) -> Result<(), WatchError> {
+        if std::env::var_os("ROPROF_WATCH_DEBUG").is_some() {
+            eprintln!("roprof: debug: {e:?}");
+        }
         match e {
             LifecycleEvent::Created(info) => {
                 let id = info.id.clone();
