@@ -16,3 +16,4 @@ pub mod render;
 pub mod runtime;
 pub mod session;
 pub mod trace;
+pub mod watch;

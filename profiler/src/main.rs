@@ -30,6 +30,7 @@ fn main() {
             Command::Profile(a) => Box::pin(cli::profile::run(a)).await,
             Command::Attach(a) => cli::attach::run(a).await,
             Command::Verify(a) => cli::verify::run(a, &cli::RunArgs::default()).await,
+            Command::Watch(a) => cli::watch::run(a).await,
             Command::Render(a) => cli::render::run(a),
             Command::Patch(a) => cli::patch::run(a),
             Command::Doctor(a) => cli::doctor::run(a).await,

@@ -30,6 +30,13 @@ pub fn setup() -> Result<()> {
     step(&format!("bpf-linker {BPF_LINKER_VERSION}"), || {
         ensure_bpf_linker(&toolchain)
     })?;
+    step("protoc", || {
+        cmd::ensure_program(
+            "protoc",
+            &["protobuf-compiler"],
+            "building containerd's gRPC bindings (the containerd-client crate, for `roprof watch --runtime containerd`)",
+        )
+    })?;
     step("kernel BTF and cgroup v2", check_kernel)?;
     docker_step()?;
     step("docker-compose", || {
@@ -44,6 +51,13 @@ pub fn setup() -> Result<()> {
             "bpftool",
             &["bpftool"],
             "the privileged tests' leak checks (BPF programs and links left behind)",
+        )
+    })?;
+    step("ctr", || {
+        cmd::ensure_program(
+            "ctr",
+            &["containerd"],
+            "the privileged `watch` tests drive Docker's containerd with ctr",
         )
     })?;
     images::build(&[], false)?;

@@ -8,6 +8,7 @@ pub mod patch;
 pub mod profile;
 pub mod render;
 pub mod verify;
+pub mod watch;
 
 use std::time::Duration;
 
@@ -65,6 +66,10 @@ pub enum Command {
     Render(render::RenderArgs),
     /// Patch Kubernetes manifests with a report's mounts.
     Patch(patch::PatchArgs),
+    /// Node agent: profile every new container matching --label/--name
+    /// until it exits (Docker, Podman or containerd), one report each and
+    /// one merged plan per workload.
+    Watch(watch::WatchArgs),
     /// Check whether this host can profile (kernel, BTF, cgroup v2,
     /// privileges, lockdown, a BPF smoke test, the engine, memory); exit 1
     /// naming the first blocker.

@@ -6,6 +6,7 @@
 //! API on its own socket; where it behaves differently (read-only roots,
 //! container states), [`podman`] and [`specgen`] take over.
 
+mod events;
 mod flags;
 mod listing;
 mod podman;
@@ -28,6 +29,7 @@ use futures::StreamExt as _;
 
 use self::{flags::split_tmpfs, listing::ChannelReader};
 pub use self::{
+    events::{ContainerInfo, LifecycleEvent},
     flags::{Ports, parse_memory, parse_publish},
     listing::parse_tar,
     podman::Flavor,

@@ -1,0 +1,183 @@
+//! The engine's container events (`GET /events`, `type=container`) and
+//! the identity of a container (name, labels, image), for `roprof watch`.
+
+use std::collections::{BTreeMap, HashMap};
+
+use bollard::query_parameters::{EventsOptions, InspectContainerOptions};
+use futures::{Stream, StreamExt as _};
+
+use super::{Engine, RuntimeError, call};
+
+/// What `watch` needs to know about a container.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct ContainerInfo {
+    /// Full id.
+    pub id: String,
+    /// Name (without Docker's leading `/`).
+    pub name: String,
+    /// Labels.
+    pub labels: BTreeMap<String, String>,
+    /// Image reference as the runtime gives it.
+    pub image: String,
+}
+
+/// One container lifecycle event.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum LifecycleEvent {
+    /// Created: its name and labels (kept, so that a container removed
+    /// right after it ran is still named).
+    Created(ContainerInfo),
+    /// Its first process started.
+    Started {
+        /// Container id.
+        id: String,
+    },
+    /// Its main process exited.
+    Exited {
+        /// Container id.
+        id: String,
+        /// Exit code, when the runtime says.
+        code: Option<i64>,
+    },
+    /// Removed.
+    Removed {
+        /// Container id.
+        id: String,
+    },
+}
+
+/// Engine attributes of a container event that are not labels.
+const NOT_LABELS: &[&str] = &["name", "image", "exitCode", "signal", "execDuration"];
+
+/// The lifecycle event an engine event message stands for, if any.
+#[must_use]
+pub fn lifecycle(msg: &bollard::models::EventMessage) -> Option<LifecycleEvent> {
+    let actor = msg.actor.as_ref()?;
+    let id = actor.id.clone()?;
+    let attrs = actor.attributes.clone().unwrap_or_default();
+    match msg.action.as_deref()? {
+        "create" => {
+            let labels = attrs
+                .iter()
+                .filter(|(k, _)| !NOT_LABELS.contains(&k.as_str()))
+                .map(|(k, v)| (k.clone(), v.clone()))
+                .collect();
+            Some(LifecycleEvent::Created(ContainerInfo {
+                name: attrs
+                    .get("name")
+                    .map_or_else(|| id.clone(), |n| n.trim_start_matches('/').to_owned()),
+                image: attrs.get("image").cloned().unwrap_or_default(),
+                id,
+                labels,
+            }))
+        }
+        "start" => Some(LifecycleEvent::Started { id }),
+        "die" => Some(LifecycleEvent::Exited {
+            code: attrs.get("exitCode").and_then(|c| c.parse().ok()),
+            id,
+        }),
+        "destroy" => Some(LifecycleEvent::Removed { id }),
+        _ => None,
+    }
+}
+
+impl Engine {
+    /// Container create/start/die/destroy events from now on.
+    pub fn container_events(
+        &self,
+    ) -> impl Stream<Item = Result<LifecycleEvent, RuntimeError>> + use<> {
+        let mut filters = HashMap::new();
+        filters.insert("type".to_owned(), vec!["container".to_owned()]);
+        filters.insert(
+            "event".to_owned(),
+            ["create", "start", "die", "destroy"]
+                .map(str::to_owned)
+                .to_vec(),
+        );
+        self.docker
+            .events(Some(EventsOptions {
+                filters: Some(filters),
+                ..Default::default()
+            }))
+            .filter_map(|r| async move {
+                match r {
+                    Ok(msg) => lifecycle(&msg).map(Ok),
+                    Err(e) => Some(Err(call("following the engine's events")(e))),
+                }
+            })
+    }
+
+    /// Name, labels and image of container `id`; `None` when the engine
+    /// does not know it.
+    pub async fn container_info(&self, id: &str) -> Result<Option<ContainerInfo>, RuntimeError> {
+        match self
+            .docker
+            .inspect_container(id, None::<InspectContainerOptions>)
+            .await
+        {
+            Ok(c) => {
+                let cfg = c.config.unwrap_or_default();
+                Ok(Some(ContainerInfo {
+                    id: c.id.unwrap_or_else(|| id.to_owned()),
+                    name: c
+                        .name
+                        .unwrap_or_default()
+                        .trim_start_matches('/')
+                        .to_owned(),
+                    labels: cfg.labels.unwrap_or_default().into_iter().collect(),
+                    image: c.image.or(cfg.image).unwrap_or_default(),
+                }))
+            }
+            Err(bollard::errors::Error::DockerResponseServerError {
+                status_code: 404, ..
+            }) => Ok(None),
+            Err(e) => Err(call(format!("inspecting container {id}"))(e)),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::HashMap;
+
+    use bollard::models::{EventActor, EventMessage};
+
+    use super::{LifecycleEvent, lifecycle};
+
+    fn msg(action: &str, attrs: &[(&str, &str)]) -> EventMessage {
+        EventMessage {
+            action: Some(action.to_owned()),
+            actor: Some(EventActor {
+                id: Some("abc".into()),
+                attributes: Some(
+                    attrs
+                        .iter()
+                        .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+                        .collect::<HashMap<_, _>>(),
+                ),
+            }),
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn create_carries_name_and_labels_die_the_exit_code() {
+        let Some(LifecycleEvent::Created(info)) = lifecycle(&msg(
+            "create",
+            &[("name", "web-1"), ("image", "busybox"), ("tier", "web")],
+        )) else {
+            panic!("a create event should give Created");
+        };
+        assert_eq!(info.name, "web-1");
+        assert_eq!(info.image, "busybox");
+        assert_eq!(info.labels.len(), 1, "name and image are not labels");
+        assert_eq!(
+            lifecycle(&msg("die", &[("exitCode", "3")])),
+            Some(LifecycleEvent::Exited {
+                id: "abc".into(),
+                code: Some(3)
+            })
+        );
+        assert_eq!(lifecycle(&msg("exec_start: sh", &[])), None);
+    }
+}

@@ -1,0 +1,93 @@
+//! Which container a cgroup v2 path belongs to.
+//!
+//! The kernel names the cgroup a runtime creates for a container in
+//! `cgroup_mkdir`; the container id is its leaf, in the shapes the common
+//! runtimes and cgroup drivers give it (the same table Inspektor Gadget's
+//! and Tracee's container enrichers match against):
+//!
+//! | runtime / driver | leaf |
+//! | --- | --- |
+//! | Docker, cgroupfs | `/docker/<id>` |
+//! | Docker, systemd | `docker-<id>.scope` |
+//! | Podman, systemd | `libpod-<id>.scope` (crun adds a `container` child) |
+//! | containerd CRI, systemd | `cri-containerd-<id>.scope` |
+//! | CRI-O | `crio-<id>.scope` |
+//! | containerd / ctr, cgroupfs | `/<namespace>/<id>`, `/kubepods/…/pod<uid>/<id>` |
+
+/// The container id a cgroup path names, if its leaf has one of the
+/// shapes above: 1 to 128 characters of `[A-Za-z0-9_.-]` (ctr and the CRI
+/// accept any such id; Docker's are 64 hex digits). The systemd slices
+/// (`*.slice`), and scopes of other services, name no container.
+#[must_use]
+pub fn container_id(path: &str) -> Option<String> {
+    let mut parts = path.rsplit('/').filter(|p| !p.is_empty());
+    let mut leaf = parts.next()?;
+    // crun (Podman, and runc with systemd on some distributions) puts the
+    // container's processes in a `container` child of the scope.
+    if leaf == "container" {
+        leaf = parts.next()?;
+    }
+    let id = if let Some(scope) = leaf.strip_suffix(".scope") {
+        ["docker-", "libpod-", "cri-containerd-", "crio-"]
+            .iter()
+            .find_map(|p| scope.strip_prefix(p))?
+    } else if leaf.ends_with(".slice") || leaf.ends_with(".mount") || leaf.ends_with(".service") {
+        return None;
+    } else {
+        leaf
+    };
+    let valid = !id.is_empty()
+        && id.len() <= 128
+        && id
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'.' | b'-'));
+    valid.then(|| id.to_owned())
+}
+
+/// The cgroup v2 path of process `pid` (the `0::` line of its
+/// `/proc/PID/cgroup`), for a runtime that reports the task's pid.
+#[must_use]
+pub fn of_pid(pid: u32) -> Option<String> {
+    let text = std::fs::read_to_string(format!("/proc/{pid}/cgroup")).ok()?;
+    text.lines()
+        .find_map(|l| l.strip_prefix("0::"))
+        .map(str::to_owned)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::container_id;
+
+    const ID: &str = "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef";
+
+    #[test]
+    fn runtime_cgroup_shapes() {
+        let cases = [
+            (format!("/docker/{ID}"), Some(ID)),
+            (format!("/system.slice/docker-{ID}.scope"), Some(ID)),
+            (format!("/machine.slice/libpod-{ID}.scope/container"), Some(ID)),
+            (format!("/user.slice/libpod-{ID}.scope"), Some(ID)),
+            (
+                format!("/kubepods.slice/kubepods-besteffort.slice/kubepods-besteffort-pod1.slice/cri-containerd-{ID}.scope"),
+                Some(ID),
+            ),
+            (format!("/kubepods/besteffort/pod1234/{ID}"), Some(ID)),
+            (format!("/crio-{ID}.scope"), Some(ID)),
+            ("/roprof-test-42/web-1".to_owned(), Some("web-1")),
+            ("/system.slice".to_owned(), None),
+            ("/system.slice/containerd.service".to_owned(), None),
+            ("/system.slice/session-3.scope".to_owned(), None),
+            ("/".to_owned(), None),
+            (String::new(), None),
+            (format!("/ns/{}", "x".repeat(129)), None),
+            ("/ns/bad id".to_owned(), None),
+        ];
+        for (path, want) in cases {
+            assert_eq!(
+                container_id(&path).as_deref(),
+                want,
+                "cgroup path {path} should name container {want:?}"
+            );
+        }
+    }
+}

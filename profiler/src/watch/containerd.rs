@@ -1,0 +1,281 @@
+//! containerd as `watch`'s runtime: its own gRPC API (the
+//! `containerd-client` crate) on `--containerd-socket`, in one namespace
+//! (`k8s.io` for the kubelet's CRI plugin, the one `ctr -n` names).
+//!
+//! Events come from the events service (`/containers/create`,
+//! `/tasks/start`, `/tasks/exit` of the init process, `/containers/delete`);
+//! names and labels from the containers service, read at create time so
+//! that a container deleted right after it ran is still named.
+
+use std::{
+    collections::{BTreeMap, HashMap},
+    path::PathBuf,
+    sync::{Arc, Mutex},
+};
+
+use containerd_client::{
+    events::{ContainerCreate, ContainerDelete, TaskExit, TaskStart},
+    services::v1::{
+        GetContainerRequest, SubscribeRequest, containers_client::ContainersClient,
+        events_client::EventsClient,
+        snapshots::{MountsRequest, snapshots_client::SnapshotsClient},
+        version_client::VersionClient,
+    },
+    tonic::{Code, Request, transport::Channel},
+};
+use futures::{Stream, StreamExt as _};
+
+use super::{WatchError, workload};
+use crate::runtime::{ContainerInfo, LifecycleEvent};
+
+/// CRI label telling containers from pod sandboxes (the pause container).
+const CRI_KIND: &str = "io.cri-containerd.kind";
+
+/// A connected containerd, scoped to one namespace.
+#[derive(Clone)]
+pub struct Containerd {
+    channel: Channel,
+    namespace: String,
+    socket: PathBuf,
+    /// Image layers (overlay lower directories, top first) by image,
+    /// learnt from the first container of each image.
+    layers: Arc<Mutex<HashMap<String, Vec<PathBuf>>>>,
+}
+
+fn rpc(socket: &std::path::Path, what: &str) -> impl FnOnce(containerd_client::tonic::Status) -> WatchError {
+    let (socket, what) = (socket.to_path_buf(), what.to_owned());
+    move |s| WatchError::Containerd {
+        socket,
+        what,
+        reason: format!("{}: {}", s.code(), s.message()),
+    }
+}
+
+fn with_ns<T>(msg: T, ns: &str) -> Result<Request<T>, WatchError> {
+    let mut req = Request::new(msg);
+    let v = ns
+        .parse()
+        .map_err(|_| WatchError::Usage(format!("--namespace `{ns}` is not a valid namespace")))?;
+    req.metadata_mut().insert("containerd-namespace", v);
+    Ok(req)
+}
+
+impl Containerd {
+    /// Connects and checks that containerd answers (its version).
+    pub async fn connect(socket: PathBuf, namespace: String) -> Result<Self, WatchError> {
+        let meta = std::fs::metadata(&socket).map_err(|e| WatchError::Containerd {
+            socket: socket.clone(),
+            what: "opening the socket".into(),
+            reason: e.to_string(),
+        })?;
+        {
+            use std::os::unix::fs::FileTypeExt as _;
+            if !meta.file_type().is_socket() {
+                return Err(WatchError::Containerd {
+                    socket,
+                    what: "opening the socket".into(),
+                    reason: "not a unix socket".into(),
+                });
+            }
+        }
+        let channel = containerd_client::connect(&socket)
+            .await
+            .map_err(|e| WatchError::Containerd {
+                socket: socket.clone(),
+                what: "connecting".into(),
+                reason: e.to_string(),
+            })?;
+        let version = tokio::time::timeout(
+            std::time::Duration::from_secs(10),
+            VersionClient::new(channel.clone()).version(()),
+        )
+        .await
+        .map_err(|_| WatchError::Containerd {
+            socket: socket.clone(),
+            what: "asking for its version".into(),
+            reason: "no answer within 10 s (is this containerd's gRPC socket, not its ttrpc one?)".into(),
+        })?
+        .map_err(rpc(&socket, "asking for its version"))?;
+        eprintln!(
+            "roprof: containerd {} at {}, namespace {namespace}",
+            version.into_inner().version,
+            socket.display()
+        );
+        Ok(Containerd {
+            channel,
+            namespace,
+            socket,
+            layers: Arc::default(),
+        })
+    }
+
+    /// Name, labels and image of container `id`; `None` when the
+    /// namespace has no such container, or it is a CRI pod sandbox.
+    pub async fn info(&self, id: &str) -> Result<Option<ContainerInfo>, WatchError> {
+        let req = with_ns(GetContainerRequest { id: id.to_owned() }, &self.namespace)?;
+        let c = match ContainersClient::new(self.channel.clone()).get(req).await {
+            Ok(r) => r.into_inner().container.unwrap_or_default(),
+            Err(s) if s.code() == Code::NotFound => return Ok(None),
+            Err(s) => return Err(rpc(&self.socket, &format!("getting container {id}"))(s)),
+        };
+        let labels: BTreeMap<String, String> = c.labels.into_iter().collect();
+        if labels.get(CRI_KIND).is_some_and(|k| k == "sandbox") {
+            return Ok(None);
+        }
+        self.learn_layers(&c.image, &c.snapshotter, &c.snapshot_key)
+            .await;
+        Ok(Some(ContainerInfo {
+            name: display_name(&c.id, &labels),
+            id: c.id,
+            labels,
+            image: c.image,
+        }))
+    }
+
+    /// Records the layers of `image` from a container's snapshot (its
+    /// overlay mount's lower directories), once per image.
+    async fn learn_layers(&self, image: &str, snapshotter: &str, key: &str) {
+        if key.is_empty() || self.layers.lock().is_ok_and(|m| m.contains_key(image)) {
+            return;
+        }
+        let Ok(req) = with_ns(
+            MountsRequest {
+                snapshotter: snapshotter.to_owned(),
+                key: key.to_owned(),
+            },
+            &self.namespace,
+        ) else {
+            return;
+        };
+        if let Ok(r) = SnapshotsClient::new(self.channel.clone()).mounts(req).await {
+            let dirs: Vec<PathBuf> = r
+                .into_inner()
+                .mounts
+                .iter()
+                .flat_map(|m| super::layers::lowerdirs(&m.options))
+                .collect();
+            if !dirs.is_empty()
+                && let Ok(mut m) = self.layers.lock()
+            {
+                m.insert(image.to_owned(), dirs);
+            }
+        }
+    }
+
+    /// The layers of `image` (top first), if a container of it was seen.
+    #[must_use]
+    pub fn layers_of(&self, image: &str) -> Option<Vec<PathBuf>> {
+        self.layers.lock().ok()?.get(image).cloned()
+    }
+
+    /// Lifecycle events of the namespace's containers from now on.
+    pub async fn events(
+        &self,
+    ) -> Result<impl Stream<Item = Result<LifecycleEvent, WatchError>> + use<>, WatchError> {
+        let stream = EventsClient::new(self.channel.clone())
+            .subscribe(SubscribeRequest { filters: vec![] })
+            .await
+            .map_err(rpc(&self.socket, "subscribing to events"))?
+            .into_inner();
+        let this = self.clone();
+        Ok(stream.filter_map(move |r| {
+            let this = this.clone();
+            async move {
+                match r {
+                    Ok(env) if env.namespace == this.namespace => this.lifecycle(env).await.transpose(),
+                    Ok(_) => None,
+                    Err(s) => Some(Err(rpc(&this.socket, "following events")(s))),
+                }
+            }
+        }))
+    }
+
+    async fn lifecycle(
+        &self,
+        env: containerd_client::types::Envelope,
+    ) -> Result<Option<LifecycleEvent>, WatchError> {
+        let Some(mut any) = env.event else {
+            return Ok(None);
+        };
+        // containerd leaves out the leading slash the `Any` type URL needs.
+        if !any.type_url.starts_with('/') {
+            any.type_url.insert(0, '/');
+        }
+        let bad = |e: prost::DecodeError| WatchError::Containerd {
+            socket: self.socket.clone(),
+            what: format!("decoding the event {}", env.topic),
+            reason: e.to_string(),
+        };
+        Ok(match env.topic.as_str() {
+            "/containers/create" => {
+                let c: ContainerCreate = any.to_msg().map_err(bad)?;
+                self.info(&c.id).await?.map(LifecycleEvent::Created)
+            }
+            "/tasks/start" => {
+                let t: TaskStart = any.to_msg().map_err(bad)?;
+                Some(LifecycleEvent::Started { id: t.container_id })
+            }
+            "/tasks/exit" => {
+                let t: TaskExit = any.to_msg().map_err(bad)?;
+                // An exec'd process's exit is not the container's.
+                (t.id == t.container_id || t.id.is_empty()).then(|| LifecycleEvent::Exited {
+                    code: Some(i64::from(t.exit_status)),
+                    id: t.container_id,
+                })
+            }
+            "/containers/delete" => {
+                let c: ContainerDelete = any.to_msg().map_err(bad)?;
+                Some(LifecycleEvent::Removed { id: c.id })
+            }
+            _ => None,
+        })
+    }
+}
+
+/// A readable, unique name: `<namespace>_<pod>_<container>` for a CRI
+/// container, else its id.
+#[must_use]
+pub fn display_name(id: &str, labels: &BTreeMap<String, String>) -> String {
+    match (
+        labels.get(workload::K8S_NAMESPACE),
+        labels.get(workload::K8S_POD),
+        labels.get(workload::K8S_CONTAINER),
+    ) {
+        (Some(ns), Some(pod), Some(c)) => format!("{ns}_{pod}_{c}"),
+        _ => id.to_owned(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeMap;
+
+    use super::{Containerd, display_name};
+
+    #[tokio::test]
+    async fn a_bad_socket_is_an_error_naming_it() {
+        for (path, why) in [
+            ("/nonexistent/containerd.sock", "No such file"),
+            ("/etc/hostname", "not a unix socket"),
+        ] {
+            let Err(e) = Containerd::connect(path.into(), "k8s.io".into()).await else {
+                panic!("connecting to {path} should fail");
+            };
+            let msg = e.to_string();
+            assert!(
+                msg.contains(path) && msg.contains(why) && msg.contains("--containerd-socket"),
+                "the error names the socket, the cause and the flag: {msg}"
+            );
+        }
+    }
+
+    #[test]
+    fn cri_containers_are_named_namespace_pod_container() {
+        let mut l = BTreeMap::new();
+        assert_eq!(display_name("abc", &l), "abc");
+        l.insert("io.kubernetes.pod.namespace".into(), "shop".into());
+        l.insert("io.kubernetes.pod.name".into(), "web-7d4b9c8f6d-x2v9q".into());
+        l.insert("io.kubernetes.container.name".into(), "nginx".into());
+        assert_eq!(display_name("abc", &l), "shop_web-7d4b9c8f6d-x2v9q_nginx");
+    }
+}

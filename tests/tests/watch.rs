@@ -1,0 +1,396 @@
+//! `roprof watch`, the node agent (issue 18): it profiles exactly the
+//! containers its filters select, short-lived ones included, on Docker and
+//! on containerd (driven with `ctr`), merges replicas into one plan, and
+//! leaves nothing behind when interrupted.
+
+use std::{
+    path::{Path, PathBuf},
+    process::{Command, Stdio},
+    time::Duration,
+};
+
+use roprof_tests::{
+    BUSYBOX_IMAGE, ContainerGuard, Running, TEST_LABEL, docker_ok, owner_label,
+    quiescent_bpf_programs, require_privileged, roprof_bpf_programs, roprof_containers, settled,
+    spawn_roprof, unique_name,
+};
+
+/// Docker's own containerd, where the containerd tests run in a namespace
+/// of their own.
+const CONTAINERD_SOCKET: &str = "/var/run/docker/containerd/containerd.sock";
+
+fn out_dir(prefix: &str) -> PathBuf {
+    let d = std::env::temp_dir().join(unique_name(prefix));
+    let _ = std::fs::remove_dir_all(&d);
+    d
+}
+
+/// Starts `roprof watch ARGS -o DIR` and waits until it watches.
+fn start_watch(args: &[&str], dir: &Path) -> Running {
+    let dir = dir.to_str().expect("temp dir is UTF-8");
+    let mut all = vec!["watch", "-o", dir];
+    all.extend_from_slice(args);
+    let mut r = spawn_roprof(&all, &[]);
+    r.wait_for_stderr("roprof: watching", Duration::from_secs(60));
+    r
+}
+
+/// Stops watch with SIGINT and returns its stderr, asserting exit 0.
+fn stop_watch(r: Running) -> String {
+    r.signal(libc::SIGINT);
+    let f = r.finish(Duration::from_secs(120));
+    assert_eq!(
+        f.code,
+        Some(0),
+        "watch ends with exit 0 on SIGINT; stderr:\n{}",
+        f.stderr
+    );
+    f.stderr
+}
+
+fn report(dir: &Path, name: &str, stderr: &str) -> serde_json::Value {
+    let p = dir.join(name).join("report.json");
+    let text = std::fs::read_to_string(&p).unwrap_or_else(|e| {
+        panic!(
+            "expected a report at {} ({e}); the directory holds {:?}; stderr:\n{stderr}",
+            p.display(),
+            subdirs(dir)
+        )
+    });
+    serde_json::from_str(&text).unwrap_or_else(|e| panic!("{} is not JSON: {e}", p.display()))
+}
+
+fn subdirs(dir: &Path) -> Vec<String> {
+    let mut v: Vec<String> = std::fs::read_dir(dir)
+        .map(|rd| {
+            rd.filter_map(Result::ok)
+                .filter(|e| e.path().is_dir())
+                .map(|e| e.file_name().to_string_lossy().into_owned())
+                .collect()
+        })
+        .unwrap_or_default();
+    v.sort();
+    v
+}
+
+fn paths(r: &serde_json::Value) -> Vec<String> {
+    r["paths"]
+        .as_array()
+        .map(|a| {
+            a.iter()
+                .filter_map(|p| p["path"].as_str().map(str::to_owned))
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+fn assert_paths(r: &serde_json::Value, want: &[&str], what: &str) {
+    let have = paths(r);
+    for w in want {
+        assert!(
+            have.iter().any(|p| p == w),
+            "{what}: expected {w} among the observed paths, got {have:?}"
+        );
+    }
+}
+
+fn run_labelled(name: &str, labels: &[String], detach: bool, script: &str) {
+    let mut args: Vec<String> = vec!["run".into()];
+    if detach {
+        args.push("-d".into());
+    } else {
+        args.push("--rm".into());
+    }
+    for l in [TEST_LABEL.to_owned(), owner_label()]
+        .iter()
+        .chain(labels)
+    {
+        args.push("--label".into());
+        args.push(l.clone());
+    }
+    args.extend(["--name".into(), name.into(), BUSYBOX_IMAGE.into()]);
+    args.extend(["sh".into(), "-c".into(), script.into()]);
+    docker_ok(&args);
+}
+
+#[test]
+fn docker_watch_profiles_exactly_the_labelled_containers() {
+    require_privileged();
+    let _g = ContainerGuard::new();
+    let before = quiescent_bpf_programs();
+    let dir = out_dir("roprof-watch");
+    let tag = unique_name("w");
+    let select = format!("roprof.watch={tag}");
+    let w = start_watch(&["--label", &select], &dir);
+    let quick = unique_name("quick");
+    let long = unique_name("long");
+    let other = unique_name("unlabelled");
+    // Lives a few milliseconds, and is removed at once (--rm).
+    run_labelled(&quick, std::slice::from_ref(&select), false, "echo q > /tmp/quick");
+    run_labelled(
+        &long,
+        std::slice::from_ref(&select),
+        true,
+        "mkdir -p /var/cache/app && echo x > /var/cache/app/data && sleep 300",
+    );
+    run_labelled(&other, &[], true, "echo u > /tmp/unlabelled && sleep 300");
+    std::thread::sleep(Duration::from_secs(3));
+    let err = stop_watch(w);
+    let got = subdirs(&dir);
+    let mut want = vec![quick.clone(), long.clone()];
+    want.sort();
+    assert_eq!(
+        got, want,
+        "exactly the two labelled containers have reports (not {other}); stderr:\n{err}"
+    );
+    let q = report(&dir, &quick, &err);
+    assert_paths(&q, &["/tmp/quick"], "the container that lived milliseconds");
+    assert_eq!(q["run"]["incomplete"], false, "it exited on its own");
+    assert_eq!(q["run"]["ended"], "exited");
+    assert_eq!(q["run"]["mode"], "watch");
+    let l = report(&dir, &long, &err);
+    assert_paths(&l, &["/var/cache/app/data"], "the long-running container");
+    assert_eq!(
+        l["run"]["incomplete"], true,
+        "still running at SIGINT: its report is marked incomplete"
+    );
+    for f in ["docker.sh", "compose.yaml", "k8s.yaml", "report.md", "table.txt"] {
+        assert!(
+            dir.join(&long).join(f).is_file(),
+            "every format is written beside report.json: {f} is missing"
+        );
+    }
+    assert!(
+        !paths(&l).iter().any(|p| p.contains("unlabelled")),
+        "no record of the unlabelled container leaks into another report"
+    );
+    assert_eq!(roprof_containers(), 0, "no listing container is left");
+    assert_eq!(
+        settled(&before, roprof_bpf_programs),
+        before,
+        "the BPF programs are unloaded"
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn docker_watch_merges_replicas_into_one_plan() {
+    require_privileged();
+    let _g = ContainerGuard::new();
+    let dir = out_dir("roprof-watch-replicas");
+    let tag = unique_name("r");
+    let select = format!("roprof.watch={tag}");
+    let project = unique_name("proj");
+    let labels = [
+        select.clone(),
+        format!("com.docker.compose.project={project}"),
+        "com.docker.compose.service=web".to_owned(),
+    ];
+    let w = start_watch(&["--label", &select], &dir);
+    let a = unique_name("web-1");
+    let b = unique_name("web-2");
+    run_labelled(&a, &labels, false, "mkdir -p /var/cache/web && echo 1 > /var/cache/web/one");
+    run_labelled(&b, &labels, false, "mkdir -p /var/cache/web && echo 2 > /var/cache/web/two; echo t > /tmp/t");
+    std::thread::sleep(Duration::from_secs(3));
+    let err = stop_watch(w);
+    let key = format!("compose-{project}-web");
+    assert_eq!(
+        subdirs(&dir),
+        {
+            let mut v = vec![a.clone(), b.clone(), key.clone()];
+            v.sort();
+            v
+        },
+        "one report per replica and one merged plan; stderr:\n{err}"
+    );
+    let m = report(&dir, &key, &err);
+    assert_paths(
+        &m,
+        &["/var/cache/web/one", "/var/cache/web/two", "/tmp/t"],
+        "the merged plan",
+    );
+    let notes = m["run"]["notes"].to_string();
+    assert!(
+        notes.contains("2 replicas") && notes.contains(&a) && notes.contains(&b),
+        "the merged report names its replicas: {notes}"
+    );
+    let targets: Vec<String> = m["plan"]["mounts"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|x| x["target"].as_str().map(str::to_owned))
+        .collect();
+    assert!(
+        targets.iter().any(|t| t == "/var/cache/web" || t == "/var/cache"),
+        "the merged plan mounts the replicas' shared cache, got {targets:?}"
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// `ctr` against Docker's containerd in namespace `ns`.
+fn ctr(ns: &str, args: &[&str]) -> std::process::Output {
+    Command::new("ctr")
+        .args(["-a", CONTAINERD_SOCKET, "-n", ns])
+        .args(args)
+        .stdin(Stdio::null())
+        .output()
+        .unwrap_or_else(|e| panic!("expected ctr to run: {e}"))
+}
+
+fn ctr_ok(ns: &str, args: &[&str]) -> String {
+    let o = ctr(ns, args);
+    assert!(
+        o.status.success(),
+        "expected `ctr -n {ns} {}` to succeed: {}",
+        args.join(" "),
+        String::from_utf8_lossy(&o.stderr)
+    );
+    String::from_utf8_lossy(&o.stdout).into_owned()
+}
+
+/// A containerd namespace with the busybox fixture imported; removes its
+/// tasks, containers, images and itself when dropped.
+struct Namespace(String);
+
+impl Namespace {
+    fn new() -> Self {
+        let ns = format!("roprof-test-{}", std::process::id());
+        let ns = Namespace(ns);
+        let save = Command::new("docker")
+            .args(["save", BUSYBOX_IMAGE])
+            .stdout(Stdio::piped())
+            .spawn()
+            .expect("docker save runs");
+        let import = Command::new("ctr")
+            .args(["-a", CONTAINERD_SOCKET, "-n", &ns.0, "images", "import", "-"])
+            .stdin(save.stdout.expect("piped"))
+            .output()
+            .expect("ctr images import runs");
+        assert!(
+            import.status.success(),
+            "importing {BUSYBOX_IMAGE} into containerd namespace {}: {}",
+            ns.0,
+            String::from_utf8_lossy(&import.stderr)
+        );
+        ns
+    }
+
+    fn image(&self) -> String {
+        // `docker save` of a local tag imports as docker.io/<name>.
+        let list = ctr_ok(&self.0, &["images", "ls", "-q"]);
+        list.lines()
+            .find(|l| l.contains("roprof-fixture/busybox"))
+            .unwrap_or_else(|| panic!("the imported image is listed: {list}"))
+            .to_owned()
+    }
+}
+
+impl Drop for Namespace {
+    fn drop(&mut self) {
+        let ns = self.0.clone();
+        let out = ctr(&ns, &["containers", "ls", "-q"]);
+        for id in String::from_utf8_lossy(&out.stdout).lines() {
+            let _ = ctr(&ns, &["tasks", "kill", "-s", "SIGKILL", id]);
+            std::thread::sleep(Duration::from_millis(200));
+            let _ = ctr(&ns, &["tasks", "rm", "-f", id]);
+            let _ = ctr(&ns, &["containers", "rm", id]);
+        }
+        let out = ctr(&ns, &["images", "ls", "-q"]);
+        for img in String::from_utf8_lossy(&out.stdout).lines() {
+            let _ = ctr(&ns, &["images", "rm", "--sync", img]);
+        }
+        let _ = ctr(&ns, &["content", "prune", "references"]);
+        let _ = ctr("default", &["namespaces", "rm", &ns]);
+    }
+}
+
+#[test]
+fn containerd_watch_profiles_exactly_the_labelled_containers() {
+    require_privileged();
+    let ns = Namespace::new();
+    let image = ns.image();
+    let before = quiescent_bpf_programs();
+    let dir = out_dir("roprof-watch-ctr");
+    let w = start_watch(
+        &[
+            "--runtime",
+            "containerd",
+            "--containerd-socket",
+            CONTAINERD_SOCKET,
+            "--namespace",
+            &ns.0,
+            "--label",
+            "roprof.watch=yes",
+        ],
+        &dir,
+    );
+    // A short-lived container (removed with its task: --rm), a long one,
+    // and one without the label.
+    ctr_ok(
+        &ns.0,
+        &[
+            "run", "--rm", "--label", "roprof.watch=yes", &image, "quick", "sh", "-c",
+            "echo q > /tmp/quick",
+        ],
+    );
+    ctr_ok(
+        &ns.0,
+        &[
+            "run", "-d", "--label", "roprof.watch=yes", &image, "long", "sh", "-c",
+            "mkdir -p /var/cache/app && echo x > /var/cache/app/data && sleep 300",
+        ],
+    );
+    ctr_ok(
+        &ns.0,
+        &[
+            "run", "-d", &image, "unlabelled", "sh", "-c",
+            "echo u > /tmp/unlabelled && sleep 300",
+        ],
+    );
+    std::thread::sleep(Duration::from_secs(3));
+    let err = stop_watch(w);
+    assert_eq!(
+        subdirs(&dir),
+        ["long", "quick"],
+        "exactly the two labelled containers have reports; stderr:\n{err}"
+    );
+    let q = report(&dir, "quick", &err);
+    assert_paths(&q, &["/tmp/quick"], "the short-lived ctr container");
+    assert_eq!(q["run"]["incomplete"], false);
+    let l = report(&dir, "long", &err);
+    assert_paths(&l, &["/var/cache/app/data"], "the long ctr container");
+    assert_eq!(l["run"]["incomplete"], true, "running at SIGINT");
+    drop(ns);
+    assert_eq!(
+        settled(&before, roprof_bpf_programs),
+        before,
+        "the BPF programs are unloaded"
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn a_bad_containerd_socket_is_a_clear_error() {
+    require_privileged();
+    let dir = out_dir("roprof-watch-bad");
+    let r = spawn_roprof(
+        &[
+            "watch",
+            "--runtime",
+            "containerd",
+            "--containerd-socket",
+            "/nonexistent/containerd.sock",
+            "-o",
+            dir.to_str().unwrap(),
+        ],
+        &[],
+    );
+    let f = r.finish(Duration::from_secs(30));
+    assert_eq!(f.code, Some(1), "a bad socket exits 1: {}", f.stderr);
+    assert!(
+        f.stderr.contains("/nonexistent/containerd.sock") && f.stderr.contains("--containerd-socket"),
+        "the error names the socket and the flag: {}",
+        f.stderr
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}
