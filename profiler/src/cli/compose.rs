@@ -72,7 +72,9 @@ pub async fn run(args: &ProfileArgs, file: &Path) -> anyhow::Result<i32> {
     let engine = Engine::connect().await?;
     check_images(&engine, &project, &selected).await?;
     let mut ctx = Context::new(engine.clone(), args.ringbuf_bytes);
-    let mut run = ProjectRun::start(&engine, &project).await.map_err(unwrap_session)?;
+    let mut run = ProjectRun::start(&engine, &project)
+        .await
+        .map_err(unwrap_session)?;
     let res = profile_all(args, &mut ctx, &mut run, &selected).await;
     run.finish(&mut ctx).await;
     let code = match res {
@@ -99,18 +101,22 @@ fn select<'p>(project: &'p Project, names: &[String]) -> Result<Vec<&'p Service>
     names
         .iter()
         .map(|n| {
-            project.services.iter().find(|s| &s.name == n).ok_or_else(|| {
-                let all: Vec<&str> = project.services.iter().map(|s| s.name.as_str()).collect();
-                ComposeError::Key {
-                    file: project.file.display().to_string(),
-                    line: lines.line_of(&["services"]),
-                    key: "services".into(),
-                    reason: format!(
-                        "--service {n}: no such service (the file has: {})",
-                        all.join(", ")
-                    ),
-                }
-            })
+            project
+                .services
+                .iter()
+                .find(|s| &s.name == n)
+                .ok_or_else(|| {
+                    let all: Vec<&str> = project.services.iter().map(|s| s.name.as_str()).collect();
+                    ComposeError::Key {
+                        file: project.file.display().to_string(),
+                        line: lines.line_of(&["services"]),
+                        key: "services".into(),
+                        reason: format!(
+                            "--service {n}: no such service (the file has: {})",
+                            all.join(", ")
+                        ),
+                    }
+                })
         })
         .collect()
 }
@@ -135,7 +141,11 @@ async fn check_images(
         }
     }
     let lines = compose::lines::Lines::new(&project.text);
-    for s in project.services.iter().filter(|s| needed.contains(s.name.as_str())) {
+    for s in project
+        .services
+        .iter()
+        .filter(|s| needed.contains(s.name.as_str()))
+    {
         if !engine.has_image(&s.image).await {
             let path = ["services", s.name.as_str(), "image"];
             return Err(ComposeError::Key {
@@ -159,7 +169,11 @@ async fn profile_all(
     run: &mut ProjectRun<'_>,
     selected: &[&Service],
 ) -> anyhow::Result<Vec<Profiled>> {
-    let how = if args.verify { Loop::Verify } else { Loop::None };
+    let how = if args.verify {
+        Loop::Verify
+    } else {
+        Loop::None
+    };
     let mut done = Vec::new();
     for svc in selected {
         eprintln!("roprof: services.{}: profiling {}", svc.name, svc.image);
@@ -229,7 +243,8 @@ fn hardening(p: &Profiled, taken: &mut BTreeSet<String>) -> Hardening {
     let Some(mut svc) = file.services.into_values().next() else {
         return Hardening::default();
     };
-    svc.tmpfs.truncate(svc.tmpfs.len().saturating_sub(r.tmpfs.len()));
+    svc.tmpfs
+        .truncate(svc.tmpfs.len().saturating_sub(r.tmpfs.len()));
     svc.volumes
         .truncate(svc.volumes.len().saturating_sub(r.volumes.len()));
     let mut named = Vec::new();
@@ -292,12 +307,18 @@ async fn finish(
             code = EXIT_VERIFY_FAILED;
         }
         if !p.report.losses.is_clean() && !args.allow_loss && code == 0 {
-            eprintln!("roprof: services.{}: the profile is INCOMPLETE: {:?}", p.name, p.report.losses);
+            eprintln!(
+                "roprof: services.{}: the profile is INCOMPLETE: {:?}",
+                p.name, p.report.losses
+            );
             code = EXIT_LOSS;
         }
     }
     if let Some(p) = done.iter().find(|p| p.report.run.incomplete) {
-        eprintln!("roprof: services.{}: not writing a hardened file from a partial profile", p.name);
+        eprintln!(
+            "roprof: services.{}: not writing a hardened file from a partial profile",
+            p.name
+        );
         return Ok(super::incomplete_exit("profile", &p.report));
     }
     let mut taken = BTreeSet::new();
@@ -318,7 +339,10 @@ async fn finish(
         std::fs::write(&file, &text).with_context(|| format!("writing {}", file.display()))?;
     }
     if out.is_some() {
-        eprintln!("roprof: wrote the hardened compose file to {}", file.display());
+        eprintln!(
+            "roprof: wrote the hardened compose file to {}",
+            file.display()
+        );
     } else {
         print!("{text}");
     }
@@ -342,7 +366,8 @@ async fn compose_verify(
         .iter()
         .map(|p| Expect {
             service: p.name.clone(),
-            exits: (p.report.run.ended == Some(Ended::Exited)).then_some(p.report.run.exit_code.unwrap_or(0)),
+            exits: (p.report.run.ended == Some(Ended::Exited))
+                .then_some(p.report.run.exit_code.unwrap_or(0)),
         })
         .collect();
     let limit = args.observe.duration * 3;

@@ -88,7 +88,10 @@ impl<'a> Lines<'a> {
             }
             let mut t = l.trim();
             // `- key: v`: an item, then a key two columns in.
-            while let Some(item) = t.strip_prefix("- ").or(if t == "-" { Some("") } else { None }) {
+            while let Some(item) = t
+                .strip_prefix("- ")
+                .or(if t == "-" { Some("") } else { None })
+            {
                 while stack
                     .last()
                     .is_some_and(|(i, k)| *i > indent || (*i == indent && k == "-"))
@@ -240,7 +243,10 @@ volumes:
         assert_eq!(l.item_indent(vols), Some(4));
         let db = l.key(&["services", "db"]).unwrap();
         assert_eq!(l.block_end(db), 12);
-        assert_eq!(l.key(&["services", "web", "ports"]).unwrap().rest, "[\"80:80\"]");
+        assert_eq!(
+            l.key(&["services", "web", "ports"]).unwrap().rest,
+            "[\"80:80\"]"
+        );
         let children: Vec<_> = l
             .children(&["services"])
             .map(|k| k.path[1].clone())

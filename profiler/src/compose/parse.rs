@@ -275,7 +275,7 @@ impl Reader<'_> {
     }
 
     fn service(&self, name: &str, m: &Mapping) -> Result<Service, ComposeError> {
-        let at = |key: &'static str| [ "services", name, key ];
+        let at = |key: &'static str| ["services", name, key];
         let image = match (m.get("image"), m.get("build")) {
             (Some(v), _) => self.string(&at("image"), v)?,
             (None, Some(_)) => {
@@ -288,7 +288,10 @@ impl Reader<'_> {
             (None, None) => return Err(self.err(&["services", name], "no `image:`")),
         };
         let opt = |key: &'static str| -> Result<Option<String>, ComposeError> {
-            m.get(key).filter(|v| !v.is_null()).map(|v| self.string(&at(key), v)).transpose()
+            m.get(key)
+                .filter(|v| !v.is_null())
+                .map(|v| self.string(&at(key), v))
+                .transpose()
         };
         Ok(Service {
             name: name.to_owned(),
@@ -329,7 +332,11 @@ impl Reader<'_> {
     }
 
     /// A string or a list of strings.
-    pub(super) fn list(&self, path: &[&str], v: Option<&Value>) -> Result<Vec<String>, ComposeError> {
+    pub(super) fn list(
+        &self,
+        path: &[&str],
+        v: Option<&Value>,
+    ) -> Result<Vec<String>, ComposeError> {
         match v {
             None | Some(Value::Null) => Ok(Vec::new()),
             Some(Value::Sequence(s)) => s.iter().map(|x| self.string(path, x)).collect(),
@@ -401,7 +408,9 @@ impl Reader<'_> {
 
     fn short_volume(&self, path: &[&str], s: &str) -> Result<Volume, ComposeError> {
         let parts: Vec<&str> = s.split(':').collect();
-        let ro = parts.get(2).is_some_and(|o| o.split(',').any(|o| o == "ro"));
+        let ro = parts
+            .get(2)
+            .is_some_and(|o| o.split(',').any(|o| o == "ro"));
         match parts.as_slice() {
             [target] => Ok(Volume::Anonymous {
                 target: (*target).to_owned(),
@@ -413,12 +422,15 @@ impl Reader<'_> {
 
     fn long_volume(&self, path: &[&str], m: &Mapping) -> Result<Volume, ComposeError> {
         let get = |k: &str| m.get(k).map(|v| self.string(path, v)).transpose();
-        let target = get("target")?.ok_or_else(|| self.err(path, "a long-syntax volume needs `target:`"))?;
+        let target =
+            get("target")?.ok_or_else(|| self.err(path, "a long-syntax volume needs `target:`"))?;
         let ro = m.get("read_only").and_then(Value::as_bool).unwrap_or(false);
         match (get("type")?.as_deref(), get("source")?) {
             (Some("tmpfs"), _) => Err(self.err(
                 path,
-                format!("the tmpfs at {target} is in long syntax; write it under `tmpfs:` for roprof"),
+                format!(
+                    "the tmpfs at {target} is in long syntax; write it under `tmpfs:` for roprof"
+                ),
             )),
             (_, None) => Ok(Volume::Anonymous { target }),
             (Some("bind"), Some(src)) => Ok(Volume::Bind {
@@ -479,9 +491,7 @@ impl Reader<'_> {
                     let cond = match v.get("condition").and_then(Value::as_str) {
                         None | Some("service_started") => Condition::Started,
                         Some("service_healthy") => Condition::Healthy,
-                        Some("service_completed_successfully") => {
-                            Condition::CompletedSuccessfully
-                        }
+                        Some("service_completed_successfully") => Condition::CompletedSuccessfully,
                         Some(c) => {
                             return Err(self.err(path, format!("unknown condition `{c}`")));
                         }
@@ -508,7 +518,9 @@ fn opt_words(
     match v {
         None | Some(Value::Null) => Ok(None),
         Some(Value::Sequence(s)) => Ok(Some(
-            s.iter().map(|x| r.string(path, x)).collect::<Result<_, _>>()?,
+            s.iter()
+                .map(|x| r.string(path, x))
+                .collect::<Result<_, _>>()?,
         )),
         Some(x) => {
             let s = r.string(path, x)?;
@@ -532,7 +544,9 @@ pub fn interpolate(s: &str, var: impl Fn(&str) -> Option<String>) -> Result<Stri
             out.push('$');
             rest = r;
         } else if let Some(r) = rest.strip_prefix('{') {
-            let end = r.find('}').ok_or_else(|| format!("unterminated `${{` in `{s}`"))?;
+            let end = r
+                .find('}')
+                .ok_or_else(|| format!("unterminated `${{` in `{s}`"))?;
             let expr = &r[..end];
             rest = &r[end + 1..];
             let (name, op, arg) = match expr.find([':', '-', '?']) {

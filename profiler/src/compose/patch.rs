@@ -49,8 +49,7 @@ pub fn harden(
         },
         Err(why) => why,
     };
-    let text =
-        serde_yaml_ng::to_string(&want).map_err(|e| ComposeError::Write(e.to_string()))?;
+    let text = serde_yaml_ng::to_string(&want).map_err(|e| ComposeError::Write(e.to_string()))?;
     Ok((text, Some(why)))
 }
 
@@ -130,7 +129,10 @@ fn textual(text: &str, services: &[Hardening]) -> Result<String, String> {
         if !svc.rest.is_empty() {
             return Err(format!("services.{} is written inline", h.service));
         }
-        let ci = lines.children(&path).next().map_or(svc.indent + 2, |k| k.indent);
+        let ci = lines
+            .children(&path)
+            .next()
+            .map_or(svc.indent + 2, |k| k.indent);
         let pad = " ".repeat(ci);
         let end = lines.block_end(svc);
         let mut tail = Vec::new();
@@ -157,9 +159,9 @@ fn textual(text: &str, services: &[Hardening]) -> Result<String, String> {
             }
             match lines.key(&["services", &h.service, key]) {
                 Some(k) if k.rest.is_empty() => {
-                    let ii = lines.item_indent(k).ok_or_else(|| {
-                        format!("services.{}.{key} has no block list", h.service)
-                    })?;
+                    let ii = lines
+                        .item_indent(k)
+                        .ok_or_else(|| format!("services.{}.{key} has no block list", h.service))?;
                     let block = lines.block_end(k);
                     after
                         .entry(block)
@@ -189,7 +191,10 @@ fn textual(text: &str, services: &[Hardening]) -> Result<String, String> {
         match lines.key(&["volumes"]) {
             Some(k) if k.rest.is_empty() => {
                 let ci = lines.children(&["volumes"]).next().map_or(2, |c| c.indent);
-                after.entry(lines.block_end(k)).or_default().extend(entries(ci));
+                after
+                    .entry(lines.block_end(k))
+                    .or_default()
+                    .extend(entries(ci));
             }
             Some(k) if k.rest == "{}" => {
                 replace.insert(k.line, "volumes:".into());
@@ -206,7 +211,11 @@ fn textual(text: &str, services: &[Hardening]) -> Result<String, String> {
     let mut out = String::new();
     let all = lines.lines();
     // `split` yields an empty last line after a final newline.
-    let count = if text.ends_with('\n') { all.len() - 1 } else { all.len() };
+    let count = if text.ends_with('\n') {
+        all.len() - 1
+    } else {
+        all.len()
+    };
     for (n, l) in all.iter().take(count).enumerate() {
         out.push_str(replace.get(&n).map_or(*l, String::as_str));
         out.push_str(eol);

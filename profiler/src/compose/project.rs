@@ -97,7 +97,11 @@ impl<'p> ProjectRun<'p> {
         for (i, v) in svc.volumes.iter().enumerate() {
             let ro = |ro: bool| if ro { ":ro" } else { "" };
             volume.push(match v {
-                Volume::Bind { source, target, ro: r } => format!("{source}:{target}{}", ro(*r)),
+                Volume::Bind {
+                    source,
+                    target,
+                    ro: r,
+                } => format!("{source}:{target}{}", ro(*r)),
                 Volume::Named {
                     name,
                     target,
@@ -185,7 +189,12 @@ impl<'p> ProjectRun<'p> {
             Ok(())
         }
         let mut out = Vec::new();
-        visit(&self.project.services, &target.name, &mut Vec::new(), &mut out)?;
+        visit(
+            &self.project.services,
+            &target.name,
+            &mut Vec::new(),
+            &mut out,
+        )?;
         out.retain(|s| s.name != target.name);
         Ok(out)
     }
@@ -209,7 +218,10 @@ impl<'p> ProjectRun<'p> {
             interrupt::register(&id);
             self.containers.push((dep.name.clone(), id.clone()));
             self.engine.start(&id).await?;
-            eprintln!("roprof: services.{}: started (dependency, not traced)", dep.name);
+            eprintln!(
+                "roprof: services.{}: started (dependency, not traced)",
+                dep.name
+            );
         }
         self.wait_for(target).await
     }
@@ -233,7 +245,13 @@ impl<'p> ProjectRun<'p> {
         Ok(())
     }
 
-    async fn not_ready(&self, name: &str, id: &str, what: &'static str, why: String) -> ProjectError {
+    async fn not_ready(
+        &self,
+        name: &str,
+        id: &str,
+        what: &'static str,
+        why: String,
+    ) -> ProjectError {
         let logs = self.engine.logs_tail(id, 10).await;
         ProjectError::NotReady {
             service: name.to_owned(),
@@ -247,7 +265,12 @@ impl<'p> ProjectRun<'p> {
         }
     }
 
-    async fn until_healthy(&self, name: &str, id: &str, limit: Duration) -> Result<(), ProjectError> {
+    async fn until_healthy(
+        &self,
+        name: &str,
+        id: &str,
+        limit: Duration,
+    ) -> Result<(), ProjectError> {
         let deadline = Instant::now() + limit;
         loop {
             interrupt::check()?;
@@ -275,7 +298,12 @@ impl<'p> ProjectRun<'p> {
         }
     }
 
-    async fn until_exit_0(&self, name: &str, id: &str, limit: Duration) -> Result<(), ProjectError> {
+    async fn until_exit_0(
+        &self,
+        name: &str,
+        id: &str,
+        limit: Duration,
+    ) -> Result<(), ProjectError> {
         let deadline = Instant::now() + limit;
         loop {
             interrupt::check()?;
@@ -284,11 +312,15 @@ impl<'p> ProjectRun<'p> {
                 Some(0) if !state.running => return Ok(()),
                 Some(c) if !state.running => {
                     let why = format!("it exited with code {c}");
-                    return Err(self.not_ready(name, id, "completed successfully", why).await);
+                    return Err(self
+                        .not_ready(name, id, "completed successfully", why)
+                        .await);
                 }
                 _ if Instant::now() > deadline => {
                     let why = format!("still running after {}s", limit.as_secs());
-                    return Err(self.not_ready(name, id, "completed successfully", why).await);
+                    return Err(self
+                        .not_ready(name, id, "completed successfully", why)
+                        .await);
                 }
                 _ => tokio::time::sleep(Duration::from_millis(250)).await,
             }
@@ -331,7 +363,12 @@ fn health_limit(h: &bollard::models::HealthConfig) -> Duration {
             .filter(|n| *n > 0)
             .map_or(default, |n| n.div_ceil(1_000_000_000))
     };
-    let retries = h.retries.and_then(|r| u64::try_from(r).ok()).filter(|r| *r > 0).unwrap_or(3);
-    let total = secs(h.start_period, 0) + (secs(h.interval, 30) + secs(h.timeout, 30)) * (retries + 1);
+    let retries = h
+        .retries
+        .and_then(|r| u64::try_from(r).ok())
+        .filter(|r| *r > 0)
+        .unwrap_or(3);
+    let total =
+        secs(h.start_period, 0) + (secs(h.interval, 30) + secs(h.timeout, 30)) * (retries + 1);
     Duration::from_secs(total.max(10))
 }
