@@ -59,8 +59,10 @@ impl Drop for ProjectDir {
 fn free_port() -> u16 {
     TcpListener::bind("127.0.0.1:0")
         .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .unwrap_or_else(|e| panic!("expected a free port on 127.0.0.1: {e}"))
+        .map_or_else(
+            |e| panic!("expected a free port on 127.0.0.1: {e}"),
+            |a| a.port(),
+        )
 }
 
 const CGI: &str = r#"#!/bin/sh

@@ -75,7 +75,7 @@ pub async fn run(args: &ProfileArgs, file: &Path) -> anyhow::Result<i32> {
     let mut run = ProjectRun::start(&engine, &project)
         .await
         .map_err(unwrap_session)?;
-    let res = profile_all(args, &mut ctx, &mut run, &selected).await;
+    let res = Box::pin(profile_all(args, &mut ctx, &mut run, &selected)).await;
     run.finish(&mut ctx).await;
     let code = match res {
         Ok(done) => finish(args, &engine, &project, done).await,

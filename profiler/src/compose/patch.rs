@@ -114,71 +114,84 @@ fn append(svc: &mut Mapping, key: &str, items: Vec<Value>) {
     }
 }
 
+/// Lines to insert after a line (0-based), in order, and replaced lines.
+#[derive(Default)]
+struct Edits {
+    after: BTreeMap<usize, Vec<String>>,
+    replace: BTreeMap<usize, String>,
+}
+
+/// The edits for one service.
+fn service_edits(lines: &Lines<'_>, h: &Hardening, edits: &mut Edits) -> Result<(), String> {
+    let Edits { after, replace } = edits;
+    let path = ["services", h.service.as_str()];
+    let svc = lines
+        .key(&path)
+        .ok_or_else(|| format!("services.{} was not found in the text", h.service))?;
+    if !svc.rest.is_empty() {
+        return Err(format!("services.{} is written inline", h.service));
+    }
+    let ci = lines
+        .children(&path)
+        .next()
+        .map_or(svc.indent + 2, |k| k.indent);
+    let pad = " ".repeat(ci);
+    let end = lines.block_end(svc);
+    let mut tail = Vec::new();
+    match lines.key(&["services", &h.service, "read_only"]) {
+        Some(k) if k.rest == "true" => {}
+        Some(k) => {
+            replace.insert(k.line, format!("{pad}read_only: true"));
+        }
+        None => tail.push(format!("{pad}read_only: true")),
+    }
+    let tmpfs = h
+        .tmpfs
+        .iter()
+        .map(|t| yaml(&vec![t]).map_err(|e| e.to_string()))
+        .collect::<Result<Vec<_>, _>>()?;
+    let volumes = h
+        .volumes
+        .iter()
+        .map(|v| yaml(&vec![v]).map_err(|e| e.to_string()))
+        .collect::<Result<Vec<_>, _>>()?;
+    for (key, items) in [("tmpfs", tmpfs), ("volumes", volumes)] {
+        if items.is_empty() {
+            continue;
+        }
+        match lines.key(&["services", &h.service, key]) {
+            Some(k) if k.rest.is_empty() => {
+                let ii = lines
+                    .item_indent(k)
+                    .ok_or_else(|| format!("services.{}.{key} has no block list", h.service))?;
+                let block = lines.block_end(k);
+                after
+                    .entry(block)
+                    .or_default()
+                    .extend(items.iter().map(|i| indent(i, ii)));
+            }
+            Some(_) => {
+                return Err(format!("services.{}.{key} is written inline", h.service));
+            }
+            None => {
+                tail.push(format!("{pad}{key}:"));
+                tail.extend(items.iter().map(|i| indent(i, ci + 2)));
+            }
+        }
+    }
+    after.entry(end).or_default().extend(tail);
+    Ok(())
+}
+
 /// The text with the changes inserted; `Err(why)` when a place cannot be
 /// patched as text.
 fn textual(text: &str, services: &[Hardening]) -> Result<String, String> {
     let lines = Lines::new(text);
-    // Text to insert after a line (0-based), in order; replaced lines.
-    let mut after: BTreeMap<usize, Vec<String>> = BTreeMap::new();
-    let mut replace: BTreeMap<usize, String> = BTreeMap::new();
+    let mut edits = Edits::default();
     for h in services {
-        let path = ["services", h.service.as_str()];
-        let svc = lines
-            .key(&path)
-            .ok_or_else(|| format!("services.{} was not found in the text", h.service))?;
-        if !svc.rest.is_empty() {
-            return Err(format!("services.{} is written inline", h.service));
-        }
-        let ci = lines
-            .children(&path)
-            .next()
-            .map_or(svc.indent + 2, |k| k.indent);
-        let pad = " ".repeat(ci);
-        let end = lines.block_end(svc);
-        let mut tail = Vec::new();
-        match lines.key(&["services", &h.service, "read_only"]) {
-            Some(k) if k.rest == "true" => {}
-            Some(k) => {
-                replace.insert(k.line, format!("{pad}read_only: true"));
-            }
-            None => tail.push(format!("{pad}read_only: true")),
-        }
-        let tmpfs = h
-            .tmpfs
-            .iter()
-            .map(|t| yaml(&vec![t]).map_err(|e| e.to_string()))
-            .collect::<Result<Vec<_>, _>>()?;
-        let volumes = h
-            .volumes
-            .iter()
-            .map(|v| yaml(&vec![v]).map_err(|e| e.to_string()))
-            .collect::<Result<Vec<_>, _>>()?;
-        for (key, items) in [("tmpfs", tmpfs), ("volumes", volumes)] {
-            if items.is_empty() {
-                continue;
-            }
-            match lines.key(&["services", &h.service, key]) {
-                Some(k) if k.rest.is_empty() => {
-                    let ii = lines
-                        .item_indent(k)
-                        .ok_or_else(|| format!("services.{}.{key} has no block list", h.service))?;
-                    let block = lines.block_end(k);
-                    after
-                        .entry(block)
-                        .or_default()
-                        .extend(items.iter().map(|i| indent(i, ii)));
-                }
-                Some(_) => {
-                    return Err(format!("services.{}.{key} is written inline", h.service));
-                }
-                None => {
-                    tail.push(format!("{pad}{key}:"));
-                    tail.extend(items.iter().map(|i| indent(i, ci + 2)));
-                }
-            }
-        }
-        after.entry(end).or_default().extend(tail);
+        service_edits(&lines, h, &mut edits)?;
     }
+    let Edits { after, replace } = &mut edits;
     let named: Vec<&String> = services.iter().flat_map(|h| &h.named).collect();
     let mut trailer = Vec::new();
     if !named.is_empty() {
