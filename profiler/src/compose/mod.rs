@@ -14,6 +14,9 @@ pub mod patch;
 pub mod project;
 pub mod verify;
 
+#[cfg(test)]
+mod tests;
+
 pub use self::{
     parse::{Project, Service, load},
     patch::{Hardening, harden},

@@ -159,6 +159,12 @@ pub fn load(file: &Path) -> Result<Project, ComposeError> {
         file: shown.clone(),
         source,
     })?;
+    from_text(file, text)
+}
+
+/// Reads `text` as the content of `file`.
+pub fn from_text(file: &Path, text: String) -> Result<Project, ComposeError> {
+    let shown = file.display().to_string();
     let mut doc: Value = serde_yaml_ng::from_str(&text).map_err(|e| {
         let (line, column) = e.location().map_or((1, 1), |l| (l.line(), l.column()));
         ComposeError::Yaml {
