@@ -379,3 +379,30 @@ fn a_dependency_that_is_not_a_service_is_named() {
         ],
     );
 }
+
+#[test]
+fn sigint_while_a_dependency_starts_removes_the_containers_network_and_volumes() {
+    require_privileged();
+    let _guard = ContainerGuard::new();
+    let (dir, file, _port) = project_with_web();
+    let path = file.display().to_string();
+    let mut run = roprof_tests::spawn_roprof(&["profile", "--compose", &path], &[]);
+    run.wait_for_stderr(
+        "services.db: started (dependency, not traced)",
+        Duration::from_secs(60),
+    );
+    run.signal(libc::SIGINT);
+    let done = run.finish(Duration::from_secs(60));
+    assert_eq!(
+        done.code,
+        Some(130),
+        "expected exit 130 after SIGINT:\n{}",
+        done.stderr
+    );
+    assert!(
+        done.stdout.is_empty(),
+        "expected no hardened file from an interrupted profile, got:\n{}",
+        done.stdout
+    );
+    assert_nothing_left(&dir.project());
+}
