@@ -389,10 +389,10 @@ fn sigint_while_a_dependency_starts_removes_the_containers_network_and_volumes()
     let mut run = roprof_tests::spawn_roprof(&["profile", "--compose", &path], &[]);
     run.wait_for_stderr(
         "services.db: started (dependency, not traced)",
-        Duration::from_secs(60),
+        Duration::from_mins(1),
     );
     run.signal(libc::SIGINT);
-    let done = run.finish(Duration::from_secs(60));
+    let done = run.finish(Duration::from_mins(1));
     assert_eq!(
         done.code,
         Some(130),

@@ -35,14 +35,15 @@ pub struct ComposeArgs {
     /// its own image, command, environment, user, ports, tmpfs and volumes,
     /// and its dependencies running; print the file hardened (or write it
     /// to -o FILE). With --verify, the hardened file is also run with
-    /// docker-compose and compared.
+    /// docker-compose and compared. --probe and --exercise apply to every
+    /// profiled service (pick one with --service).
     #[arg(
         long,
         value_name = "FILE",
         conflicts_with_all = [
             "image", "command", "check_minimal", "env", "env_file", "volume", "tmpfs",
             "publish", "user", "workdir", "entrypoint", "network", "cap_add", "security_opt",
-            "memory", "keep", "read_only"
+            "memory", "keep", "read_only", "format"
         ]
     )]
     pub compose: Option<PathBuf>,

@@ -8,6 +8,7 @@
 //! the original text, keeping everything else, comments included.
 
 mod health;
+mod interpolate;
 pub mod lines;
 pub mod parse;
 pub mod patch;

@@ -170,8 +170,16 @@ fn service_edits(lines: &Lines<'_>, h: &Hardening, edits: &mut Edits) -> Result<
                     .or_default()
                     .extend(items.iter().map(|i| indent(i, ii)));
             }
-            Some(_) => {
-                return Err(format!("services.{}.{key} is written inline", h.service));
+            Some(k) => {
+                // `tmpfs: /run` or `tmpfs: [/run, /tmp]`: the line becomes a
+                // block list of the same items followed by the new ones.
+                let existing = inline_items(&k.rest)
+                    .ok_or_else(|| format!("services.{}.{key} is written inline", h.service))?;
+                replace.insert(k.line, format!("{pad}{key}:"));
+                after
+                    .entry(k.line)
+                    .or_default()
+                    .extend(existing.iter().chain(&items).map(|i| indent(i, ci + 2)));
             }
             None => {
                 tail.push(format!("{pad}{key}:"));
@@ -242,6 +250,23 @@ fn textual(text: &str, services: &[Hardening]) -> Result<String, String> {
         out.push_str(eol);
     }
     Ok(out)
+}
+
+/// The items of an inline value that is a scalar or a flow list of
+/// scalars, each as a one-item YAML sequence; `None` for anything else.
+fn inline_items(rest: &str) -> Option<Vec<String>> {
+    let items = match serde_yaml_ng::from_str::<Value>(rest).ok()? {
+        Value::Sequence(s) => s,
+        v @ (Value::String(_) | Value::Number(_)) => vec![v],
+        _ => return None,
+    };
+    items
+        .iter()
+        .map(|i| match i {
+            Value::String(_) | Value::Number(_) => yaml(&vec![i]).ok(),
+            _ => None,
+        })
+        .collect()
 }
 
 /// A YAML scalar for `s` (quoted when it needs to be).

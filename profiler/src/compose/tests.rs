@@ -220,21 +220,47 @@ volumes:
 }
 
 #[test]
-fn an_inline_list_falls_back_to_a_reserialised_file_that_says_why() {
-    let p = project("services:\n  web:\n    image: web # c\n    tmpfs: [/tmp]\n");
+fn inline_lists_become_block_lists_of_the_same_items() {
+    let p = project(
+        "services:\n  web:\n    image: web # c\n    tmpfs: [/tmp, \"/x:size=1m\"]\n  db:\n    image: db\n    tmpfs: /tmp\n",
+    );
+    let (text, lost) = harden(&p, &[plan("web"), plan("db")]).unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(lost, None, "expected a textual patch:\n{text}");
+    assert!(
+        text.contains(
+            "    image: web # c\n    tmpfs:\n      - /tmp\n      - /x:size=1m\n      - /run:"
+        ),
+        "{text}"
+    );
+    assert!(
+        text.contains("    tmpfs:\n      - /tmp\n      - /run:"),
+        "{text}"
+    );
+}
+
+#[test]
+fn what_cannot_be_patched_as_text_is_reserialised_and_says_why() {
+    let p = project("services:\n  web: {image: web}\n");
     let (text, lost) = harden(&p, &[plan("web")]).unwrap_or_else(|e| panic!("{e}"));
     let why = lost.unwrap_or_else(|| panic!("expected the fallback:\n{text}"));
-    assert!(
-        why.contains("services.web.tmpfs is written inline"),
-        "{why}"
-    );
+    assert!(why.contains("services.web is written inline"), "{why}");
     let doc: serde_yaml_ng::Value =
         serde_yaml_ng::from_str(&text).unwrap_or_else(|e| panic!("{e}\n{text}"));
     let web = &doc["services"]["web"];
+    assert_eq!(web["image"].as_str(), Some("web"));
     assert_eq!(web["read_only"].as_bool(), Some(true));
-    assert_eq!(web["tmpfs"][0].as_str(), Some("/tmp"));
-    assert_eq!(web["tmpfs"].as_sequence().map(Vec::len), Some(2));
+    assert_eq!(web["tmpfs"].as_sequence().map(Vec::len), Some(1));
     assert!(doc["volumes"]["roprof-web-data-0"].is_mapping());
+}
+
+#[test]
+fn keys_that_change_writes_but_are_not_applied_are_named() {
+    let p =
+        project("services:\n  web:\n    image: web\n    restart: always\n    privileged: true\n");
+    assert_eq!(
+        p.ignored,
+        ["/srv/app/compose.yaml:5: services.web.privileged: not applied while profiling"]
+    );
 }
 
 #[test]
