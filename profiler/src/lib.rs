@@ -9,6 +9,7 @@
 
 pub mod analysis;
 pub mod cli;
+pub mod compose;
 pub mod doctor;
 pub mod environment;
 pub mod model;

@@ -147,6 +147,32 @@ pub fn compose_up(yaml: &str) -> Result<ComposeProject, String> {
     }
 }
 
+/// Runs `docker-compose -p UNIQUE -f FILE up -d` on a file in its project
+/// directory (relative paths in it resolve there); the file is removed
+/// with the project.
+pub fn compose_up_file(file: &std::path::Path) -> Result<ComposeProject, String> {
+    let name = unique_name("roprof").replace('-', "");
+    let p = ComposeProject {
+        name,
+        file: file.to_path_buf(),
+    };
+    let out = p.compose().args(["up", "-d"]).output().unwrap_or_else(|e| {
+        panic!(
+            "expected docker-compose to run (apt-get install docker-compose, or \
+                 `cargo xtask setup`): {e}"
+        )
+    });
+    if out.status.success() {
+        Ok(p)
+    } else {
+        Err(format!(
+            "docker-compose up -f {} failed: {}",
+            file.display(),
+            String::from_utf8_lossy(&out.stderr).trim()
+        ))
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

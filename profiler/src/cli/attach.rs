@@ -68,6 +68,7 @@ pub async fn run(args: &AttachArgs) -> anyhow::Result<i32> {
         extra_binds: vec![],
         mode: "attach",
         ringbuf_bytes: None,
+        extras: crate::runtime::ServiceExtras::default(),
     };
     let out = session::attach(&engine, &cfg, &args.container).await?;
     let mut report = session::report(out, run, Settings::default());

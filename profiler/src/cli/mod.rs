@@ -2,6 +2,7 @@
 
 pub mod attach;
 pub mod completions;
+pub mod compose;
 pub mod doctor;
 pub mod floor;
 pub mod patch;

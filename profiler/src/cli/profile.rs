@@ -30,7 +30,8 @@ pub struct ProfileArgs {
     /// Output format on stdout.
     #[arg(long, value_enum, default_value = "table")]
     pub format: Format,
-    /// Write every format into this directory.
+    /// Write every format into this directory (with --compose: write the
+    /// hardened compose file to this path instead of stdout).
     #[arg(short = 'o', long = "output-dir")]
     pub output_dir: Option<PathBuf>,
     /// Keep the container after the run.
@@ -76,8 +77,12 @@ pub struct ProfileArgs {
     /// docker-run-like options.
     #[command(flatten)]
     pub run: RunArgs,
+    /// `--compose FILE` and `--service NAME`.
+    #[command(flatten)]
+    pub compose: super::compose::ComposeArgs,
     /// Image to profile.
-    pub image: String,
+    #[arg(required_unless_present = "compose")]
+    pub image: Option<String>,
     /// Command and arguments (replace the image's CMD).
     #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
     pub command: Vec<String>,
@@ -94,6 +99,9 @@ pub enum Mode {
 
 /// Runs `profile`.
 pub async fn run(args: &ProfileArgs) -> anyhow::Result<i32> {
+    if let Some(file) = &args.compose.compose {
+        return Box::pin(super::compose::run(args, file)).await;
+    }
     let how = closed_loop(args);
     let (run_opts, env) = args.run.to_options(&args.command, args.reveal_env)?;
     super::warn_unset(&env);
@@ -101,7 +109,7 @@ pub async fn run(args: &ProfileArgs) -> anyhow::Result<i32> {
     crate::doctor::preflight(args.ringbuf_bytes)?;
     let engine = Engine::connect().await?;
     let cfg = RunConfig {
-        image: args.image.clone(),
+        image: args.image.clone().unwrap_or_default(),
         run: run_opts,
         env,
         duration: args.observe.duration,
@@ -116,6 +124,7 @@ pub async fn run(args: &ProfileArgs) -> anyhow::Result<i32> {
         extra_binds: vec![],
         mode: "profile",
         ringbuf_bytes: args.ringbuf_bytes,
+        extras: crate::runtime::ServiceExtras::default(),
     };
     // The eBPF programs load in the background from here on.
     let mut ctx = Context::new(engine, args.ringbuf_bytes);

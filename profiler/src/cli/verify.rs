@@ -114,6 +114,7 @@ pub async fn run(args: &VerifyArgs, run_args: &RunArgs) -> anyhow::Result<i32> {
         extra_binds: vec![],
         mode: "verify",
         ringbuf_bytes: None,
+        extras: crate::runtime::ServiceExtras::default(),
     };
     let mut ctx = Context::new(engine, None);
     // Repairs continue from the settings the plan was made with.

@@ -11,6 +11,7 @@ mod flags;
 mod listing;
 mod podman;
 mod specgen;
+mod network;
 
 use std::{
     collections::{BTreeMap, HashMap},
@@ -33,6 +34,7 @@ pub use self::{
     flags::{Ports, parse_memory, parse_publish},
     listing::parse_tar,
     podman::Flavor,
+    network::Health,
 };
 use crate::{
     environment::ContainerEnv,
@@ -132,6 +134,20 @@ pub struct ContainerSpec {
     pub extra_binds: Vec<String>,
     /// Container name.
     pub name: Option<String>,
+    /// Settings of a compose service that have no `docker run` flag here.
+    pub extras: ServiceExtras,
+}
+
+/// What a compose service sets beyond [`RunOptions`]: its aliases on the
+/// project network, its healthcheck, and an entrypoint of several words.
+#[derive(Clone, Debug, Default)]
+pub struct ServiceExtras {
+    /// DNS aliases on `RunOptions::network` (the service name).
+    pub network_aliases: Vec<String>,
+    /// The service's healthcheck (replaces the image's).
+    pub healthcheck: Option<bollard::models::HealthConfig>,
+    /// The whole entrypoint (`--entrypoint` takes one word only).
+    pub entrypoint: Option<Vec<String>>,
 }
 
 /// Final state of a container.
@@ -335,7 +351,13 @@ impl Engine {
         let body = ContainerCreateBody {
             image: Some(spec.image.clone()),
             cmd: (!run.command.is_empty()).then(|| run.command.clone()),
-            entrypoint: run.entrypoint.as_ref().map(|e| vec![e.clone()]),
+            entrypoint: spec
+                .extras
+                .entrypoint
+                .clone()
+                .or_else(|| run.entrypoint.as_ref().map(|e| vec![e.clone()])),
+            healthcheck: spec.extras.healthcheck.clone(),
+            networking_config: network::aliases(run.network.as_deref(), &spec.extras),
             env: (!spec.env.entries().is_empty()).then(|| spec.env.entries().to_vec()),
             user: run.user.clone(),
             working_dir: run.workdir.clone(),

@@ -131,6 +131,18 @@ impl Context {
         }));
     }
 
+    /// Between the rounds of a compose project: finishes the background
+    /// removals and removes the containers still registered, keeping the
+    /// loaded tracer for the next service.
+    pub async fn remove_now(&mut self) {
+        for h in self.pending.drain(..) {
+            let _ = h.await;
+        }
+        for id in interrupt::registered() {
+            let _ = remove_or_wait(&self.engine, &id).await;
+        }
+    }
+
     /// After the answer: finishes the background removals, removes the
     /// containers still registered, and unloads the eBPF programs.
     pub async fn teardown(mut self) {

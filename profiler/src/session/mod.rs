@@ -67,6 +67,8 @@ pub struct RunConfig {
     pub mode: &'static str,
     /// Ring buffer size override.
     pub ringbuf_bytes: Option<u32>,
+    /// A compose service's aliases, healthcheck and entrypoint.
+    pub extras: crate::runtime::ServiceExtras,
 }
 
 /// How an observation window ends (besides the container exiting, a
@@ -143,6 +145,7 @@ async fn run_inner(ctx: &mut Context, cfg: &RunConfig) -> Result<RunOutput, Sess
         extra_tmpfs: cfg.extra_tmpfs.clone(),
         extra_binds: cfg.extra_binds.clone(),
         name: None,
+        extras: cfg.extras.clone(),
     };
     sw.enter(Phase::Create).await;
     interrupt::check()?;
