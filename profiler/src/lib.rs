@@ -11,6 +11,7 @@ pub mod analysis;
 pub mod cli;
 pub mod doctor;
 pub mod environment;
+pub mod kube;
 pub mod model;
 pub mod render;
 pub mod runtime;

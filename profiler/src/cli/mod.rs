@@ -3,6 +3,7 @@
 pub mod attach;
 pub mod completions;
 pub mod doctor;
+pub mod manifest;
 pub mod patch;
 pub mod profile;
 pub mod render;
@@ -196,6 +197,7 @@ impl RunArgs {
             cap_add: self.cap_add.clone(),
             security_opt: self.security_opt.clone(),
             memory: self.memory.clone(),
+            group_add: Vec::new(),
             command: command.to_vec(),
         };
         if !reveal {

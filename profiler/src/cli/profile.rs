@@ -76,8 +76,18 @@ pub struct ProfileArgs {
     /// docker-run-like options.
     #[command(flatten)]
     pub run: RunArgs,
+    /// Profile a container of this Kubernetes manifest's pod template (Pod,
+    /// Deployment, StatefulSet, DaemonSet, ReplicaSet, Job, CronJob), run
+    /// with the kubelet's semantics; prints the manifest patched (see
+    /// `roprof patch`).
+    #[arg(long, value_name = "FILE", conflicts_with_all = ["image", "command"])]
+    pub manifest: Option<PathBuf>,
+    /// With --manifest: the container to profile (default: the first).
+    #[arg(long, value_name = "NAME", requires = "manifest")]
+    pub container: Option<String>,
     /// Image to profile.
-    pub image: String,
+    #[arg(required_unless_present = "manifest")]
+    pub image: Option<String>,
     /// Command and arguments (replace the image's CMD).
     #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
     pub command: Vec<String>,
@@ -94,6 +104,9 @@ pub enum Mode {
 
 /// Runs `profile`.
 pub async fn run(args: &ProfileArgs) -> anyhow::Result<i32> {
+    if let Some(path) = &args.manifest {
+        return super::manifest::run(args, path).await;
+    }
     let how = closed_loop(args);
     let (run_opts, env) = args.run.to_options(&args.command, args.reveal_env)?;
     super::warn_unset(&env);
@@ -101,7 +114,7 @@ pub async fn run(args: &ProfileArgs) -> anyhow::Result<i32> {
     crate::doctor::preflight(args.ringbuf_bytes)?;
     let engine = Engine::connect().await?;
     let cfg = RunConfig {
-        image: args.image.clone(),
+        image: args.image.clone().unwrap_or_default(),
         run: run_opts,
         env,
         duration: args.observe.duration,
