@@ -246,6 +246,13 @@ fn finish(
         eprintln!("roprof: wrote {} files to {}", files.len(), dir.display());
     }
     print!("{patched}");
+    if let Some(exit) = report.run.exit_code.filter(|c| *c != 0)
+        && report.run.ended == Some(crate::model::Ended::Exited)
+    {
+        eprintln!(
+            "roprof: warning: the container exited {exit} on its own during the profile: the              patch covers only what it wrote before (its last log lines are in the report)"
+        );
+    }
     if report.run.incomplete {
         code = super::incomplete_exit("profile", &report);
     }

@@ -105,8 +105,27 @@ fn parse_error(path: &Path, first_line: usize, what: &str, e: &serde_yaml_ng::Er
         line,
         column,
         what: what.to_owned(),
-        reason: e.to_string(),
+        reason: file_lines(&e.to_string(), first_line),
     }
+}
+
+/// The parser counts lines from the document's start: `at line N` in its
+/// messages becomes the line in the file.
+fn file_lines(msg: &str, first_line: usize) -> String {
+    let mut out = String::with_capacity(msg.len());
+    let mut rest = msg;
+    while let Some(i) = rest.find("line ") {
+        out.push_str(&rest[..i + 5]);
+        rest = &rest[i + 5..];
+        let digits = rest.len() - rest.trim_start_matches(|c: char| c.is_ascii_digit()).len();
+        match rest[..digits].parse::<usize>() {
+            Ok(n) => out.push_str(&(n + first_line - 1).to_string()),
+            Err(_) => out.push_str(&rest[..digits]),
+        }
+        rest = &rest[digits..];
+    }
+    out.push_str(rest);
+    out
 }
 
 fn typed<T: serde::de::DeserializeOwned>(

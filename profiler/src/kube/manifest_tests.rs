@@ -68,6 +68,8 @@ fn bad_yaml_names_the_line_in_the_file() {
     assert!(e.contains("YAML"), "{e}");
     let line: usize = e.split(':').nth(1).and_then(|l| l.parse().ok()).expect("a line number");
     assert!((28..=30).contains(&line), "line {line} in {e}");
+    // The parser's own `at line N` counts from the file's start too.
+    assert!(!e.contains("at line 4 "), "document-relative line in {e}");
 }
 
 #[test]
