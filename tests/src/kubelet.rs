@@ -63,7 +63,7 @@ fn fail<T>(msg: impl Into<String>) -> Result<T, PodError> {
 
 /// The pod template of the first workload in `yaml` (a multi-document
 /// manifest; comments allowed): a `Deployment`, `StatefulSet`, `DaemonSet`,
-/// `ReplicaSet`, `Job`, `CronJob` or `Pod`. A StatefulSet's
+/// `ReplicaSet`, `Job`, `CronJob` or `Pod`. A `StatefulSet`'s
 /// `volumeClaimTemplates` become claims of the same name, as its
 /// controller makes them.
 pub fn pod_spec(yaml: &str) -> Result<PodSpec, PodError> {
@@ -78,9 +78,17 @@ pub fn pod_spec(yaml: &str) -> Result<PodSpec, PodError> {
         let kind = kind.as_str();
         let bad = |e: serde_yaml_ng::Error| PodError(format!("not a valid {kind}: {e}\n{yaml}"));
         let spec = match kind {
-            "Deployment" => serde_yaml_ng::from_value::<Deployment>(v).map_err(bad)?.spec.template.spec,
+            "Deployment" => {
+                serde_yaml_ng::from_value::<Deployment>(v)
+                    .map_err(bad)?
+                    .spec
+                    .template
+                    .spec
+            }
             "StatefulSet" => {
-                let s = serde_yaml_ng::from_value::<StatefulSet>(v).map_err(bad)?.spec;
+                let s = serde_yaml_ng::from_value::<StatefulSet>(v)
+                    .map_err(bad)?
+                    .spec;
                 s.template.spec.map(|mut spec| {
                     for c in s.volume_claim_templates.iter().flatten() {
                         let name = c.metadata.name.clone().unwrap_or_default();
@@ -96,7 +104,13 @@ pub fn pod_spec(yaml: &str) -> Result<PodSpec, PodError> {
                     spec
                 })
             }
-            "DaemonSet" => serde_yaml_ng::from_value::<DaemonSet>(v).map_err(bad)?.spec.template.spec,
+            "DaemonSet" => {
+                serde_yaml_ng::from_value::<DaemonSet>(v)
+                    .map_err(bad)?
+                    .spec
+                    .template
+                    .spec
+            }
             "ReplicaSet" => serde_yaml_ng::from_value::<ReplicaSet>(v)
                 .map_err(bad)?
                 .spec
@@ -561,7 +575,12 @@ fn container_args(
         a.extend(["-e".into(), format!("{}={value}", e.name)]);
         vars.push((e.name.clone(), value));
     }
-    let command: Vec<String> = c.command.iter().flatten().map(|s| expand(s, &vars)).collect();
+    let command: Vec<String> = c
+        .command
+        .iter()
+        .flatten()
+        .map(|s| expand(s, &vars))
+        .collect();
     if let Some(first) = command.first() {
         a.extend(["--entrypoint".into(), first.clone()]);
     }
@@ -591,41 +610,5 @@ fn sub_path(host: &Path, sub: &str) -> Result<PathBuf, PodError> {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn dollar_references() {
-        let vars = vec![("A".to_owned(), "x".to_owned())];
-        assert_eq!(expand("-D$(A)/$(B)", &vars), "-Dx/$(B)");
-        assert_eq!(expand("$$(A) $5 $(A", &vars), "$(A) $5 $(A");
-    }
-
-    #[test]
-    fn a_statefulset_gets_its_claim_templates() {
-        let yaml = "kind: Service\nmetadata: {name: s}\n---\napiVersion: apps/v1\nkind: StatefulSet\nmetadata: {name: db}\nspec:\n  serviceName: db\n  selector: {}\n  template:\n    spec:\n      containers:\n      - name: a\n        image: x\n  volumeClaimTemplates:\n  - metadata: {name: data}\n";
-        let spec = pod_spec(yaml).expect("parses");
-        let v = spec.volumes.expect("a claim volume");
-        assert_eq!(v[0].name, "data");
-        assert!(v[0].persistent_volume_claim.is_some());
-    }
-
-    #[test]
-    fn quantities() {
-        assert_eq!(quantity_bytes("16Mi"), Some(16 << 20));
-        assert_eq!(quantity_bytes("2Gi"), Some(2 << 30));
-        assert_eq!(quantity_bytes("4096"), Some(4096));
-        assert_eq!(quantity_bytes("1.5Mi"), None);
-    }
-
-    #[test]
-    fn unknown_fields_are_refused() {
-        let yaml = "apiVersion: apps/v1\nkind: Deployment\nmetadata: {name: a}\nspec:\n  selector: {}\n  template:\n    spec:\n      containers:\n      - name: a\n        image: x\n        workingDir: /srv\n      volumes:\n      - name: h\n        hostPath: {path: /etc}\n";
-        let spec = pod_spec(yaml).expect("parses");
-        let err = check_known(&spec).expect_err("must refuse").0;
-        assert!(
-            err.contains("volume h") && err.contains("container a"),
-            "{err}"
-        );
-    }
-}
+#[path = "kubelet_tests.rs"]
+mod tests;

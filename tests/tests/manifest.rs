@@ -1,4 +1,4 @@
-//! `roprof profile --manifest` (issue 21): a StatefulSet of a non-root
+//! `roprof profile --manifest` (issue 21): a `StatefulSet` of a non-root
 //! database is profiled from its manifest, run with the kubelet's semantics,
 //! and the patched manifest it prints runs healthy and read-only under the
 //! tests' own kubelet emulation (`tests/KUBELET_EMULATION.md`). Bad
@@ -12,8 +12,8 @@ use std::{
 };
 
 use roprof_tests::{
-    BUSYBOX_IMAGE, ContainerGuard, docker, docker_ok, kubelet, owner, require_privileged,
-    roprof, unique_name,
+    BUSYBOX_IMAGE, ContainerGuard, docker, docker_ok, kubelet, owner, require_privileged, roprof,
+    unique_name,
 };
 
 fn fixture() -> PathBuf {
@@ -72,9 +72,16 @@ fn write_manifest(dir: &Path, name: &str, text: &str) -> PathBuf {
 /// claim, a CHECKPOINT).
 fn postgres_answers(container: &str) -> Result<String, String> {
     let deadline = Instant::now() + Duration::from_secs(40);
-    while !docker(["exec", container, "pg_isready", "-q", "-h", "/var/run/postgresql"])
-        .status
-        .success()
+    while !docker([
+        "exec",
+        container,
+        "pg_isready",
+        "-q",
+        "-h",
+        "/var/run/postgresql",
+    ])
+    .status
+    .success()
     {
         if Instant::now() > deadline {
             let logs = docker(["logs", container]);
@@ -100,7 +107,12 @@ fn postgres_answers(container: &str) -> Result<String, String> {
          SELECT sum(v) FROM m;",
     ]);
     if out.status.success() {
-        Ok(String::from_utf8_lossy(&out.stdout).lines().last().unwrap_or_default().trim().to_owned())
+        Ok(String::from_utf8_lossy(&out.stdout)
+            .lines()
+            .last()
+            .unwrap_or_default()
+            .trim()
+            .to_owned())
     } else {
         Err(format!(
             "psql failed: {}",
@@ -139,7 +151,8 @@ fn postgres_statefulset_is_profiled_verified_and_its_patched_manifest_runs_read_
         "expected the untouched Service document byte for byte at the top; got:\n{patched}"
     );
     assert!(
-        patched.contains("readOnlyRootFilesystem: true") && patched.contains("mountPath: /run/postgresql"),
+        patched.contains("readOnlyRootFilesystem: true")
+            && patched.contains("mountPath: /run/postgresql"),
         "expected the postgres container patched read-only with a mount on /run/postgresql; got:\n{patched}"
     );
     let report: serde_json::Value = serde_json::from_str(
@@ -147,7 +160,10 @@ fn postgres_statefulset_is_profiled_verified_and_its_patched_manifest_runs_read_
     )
     .expect("report.json parses");
     let _ = std::fs::remove_dir_all(&out_dir);
-    assert_eq!(report["run_options"]["user"], "100:102", "runAsUser/runAsGroup reach the run");
+    assert_eq!(
+        report["run_options"]["user"], "100:102",
+        "runAsUser/runAsGroup reach the run"
+    );
     let rounds = report["rounds"].as_array().expect("rounds");
     let last = rounds.last().expect("a verification round");
     assert!(
@@ -204,10 +220,17 @@ fn bad_manifests_are_refused_naming_the_file_line_and_key() {
     );
     // (file, manifest, extra args, expected `file:line`, expected text)
     let cases: Vec<(&str, String, Vec<&str>, &str, &str)> = vec![
-        ("bad.yaml", BAD_YAML.into(), vec![], "bad.yaml:11:1: YAML:", "while parsing a flow sequence at line 10 column 16"),
+        (
+            "bad.yaml",
+            BAD_YAML.into(),
+            vec![],
+            "bad.yaml:11:1: YAML:",
+            "while parsing a flow sequence at line 10 column 16",
+        ),
         (
             "service.yaml",
-            "apiVersion: v1\nkind: Service\nmetadata: {name: s}\nspec: {ports: [{port: 80}]}\n".into(),
+            "apiVersion: v1\nkind: Service\nmetadata: {name: s}\nspec: {ports: [{port: 80}]}\n"
+                .into(),
             vec![],
             "service.yaml:2: kind:",
             "Service/s has no pod template",
@@ -251,7 +274,12 @@ fn bad_manifests_are_refused_naming_the_file_line_and_key() {
     let mut failures = Vec::new();
     for (file, text, extra, at, want) in cases {
         let path = write_manifest(&dir, file, &text);
-        let mut args = vec!["profile", "--quiet", "--manifest", path.to_str().expect("utf-8")];
+        let mut args = vec![
+            "profile",
+            "--quiet",
+            "--manifest",
+            path.to_str().expect("utf-8"),
+        ];
         args.extend(extra);
         let (code, out, err) = roprof(&args);
         let at_full = if at.is_empty() {

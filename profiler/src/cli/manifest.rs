@@ -90,7 +90,10 @@ pub async fn run(args: &ProfileArgs, path: &Path) -> anyhow::Result<i32> {
     }
     let cfg = config(args, &pod, args.read_only);
     let mut ctx = Context::new(engine, args.ringbuf_bytes);
-    let res = profile_and_patch(args, &mut ctx, &cfg, &manifest, &c.name, pod).await;
+    let res = Box::pin(profile_and_patch(
+        args, &mut ctx, &cfg, &manifest, &c.name, pod,
+    ))
+    .await;
     ctx.teardown().await;
     let (report, patched, verdict) = res?;
     finish(args, &cfg, report, &patched, verdict)
@@ -135,7 +138,11 @@ async fn profile_and_patch(
         max_mounts: args.max_mounts,
         ..Settings::default()
     };
-    let how = if args.verify { Loop::Verify } else { Loop::None };
+    let how = if args.verify {
+        Loop::Verify
+    } else {
+        Loop::None
+    };
     let p = flow::profile(ctx, cfg, settings, how, args.max_runs).await?;
     drop(pod);
     let mut report = p.report;
@@ -173,7 +180,10 @@ async fn verify_patched(
         .context("reading back the patched manifest")?;
     let (w, c) = m.select(Some(container))?;
     if !args.quiet {
-        eprintln!("roprof: running the patched {} with the kubelet's semantics", w.describe());
+        eprintln!(
+            "roprof: running the patched {} with the kubelet's semantics",
+            w.describe()
+        );
     }
     let pod = kube::prepare(&ctx.engine, &m, w, c, args.quiet)
         .await
@@ -194,7 +204,12 @@ async fn verify_patched(
     }
     report.rounds.push(Round {
         kind: RoundKind::Verify,
-        mounts: report.plan.mounts.iter().map(|m| m.target.clone()).collect(),
+        mounts: report
+            .plan
+            .mounts
+            .iter()
+            .map(|m| m.target.clone())
+            .collect(),
         erofs: v.erofs,
         exit_code: ro.meta.exit_code,
         health: ro.meta.health,
@@ -210,7 +225,11 @@ async fn verify_patched(
     });
     report.run.notes.push(format!(
         "the patched manifest {} with the kubelet's semantics",
-        if v.passed { "verified" } else { "FAILED verification" }
+        if v.passed {
+            "verified"
+        } else {
+            "FAILED verification"
+        }
     ));
     Ok(v.passed)
 }

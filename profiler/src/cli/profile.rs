@@ -77,7 +77,7 @@ pub struct ProfileArgs {
     #[command(flatten)]
     pub run: RunArgs,
     /// Profile a container of this Kubernetes manifest's pod template (Pod,
-    /// Deployment, StatefulSet, DaemonSet, ReplicaSet, Job, CronJob), run
+    /// `Deployment`, `StatefulSet`, `DaemonSet`, `ReplicaSet`, `Job`, `CronJob`), run
     /// with the kubelet's semantics; prints the manifest patched (see
     /// `roprof patch`).
     #[arg(long, value_name = "FILE", conflicts_with_all = ["image", "command"])]
@@ -105,7 +105,7 @@ pub enum Mode {
 /// Runs `profile`.
 pub async fn run(args: &ProfileArgs) -> anyhow::Result<i32> {
     if let Some(path) = &args.manifest {
-        return super::manifest::run(args, path).await;
+        return Box::pin(super::manifest::run(args, path)).await;
     }
     let how = closed_loop(args);
     let (run_opts, env) = args.run.to_options(&args.command, args.reveal_env)?;

@@ -12,7 +12,10 @@ use std::{collections::BTreeMap, time::Duration};
 
 use k8s_openapi::api::core::v1::{Container, PodSecurityContext, SecurityContext};
 
-use super::{KubeError, Manifest, Workload, volumes::{PodVolumes, quantity_bytes}};
+use super::{
+    KubeError, Manifest, Workload,
+    volumes::{PodVolumes, quantity_bytes},
+};
 use crate::{
     environment::{ContainerEnv, EnvVar},
     model::RunOptions,
@@ -67,7 +70,12 @@ pub async fn prepare(
     for (i, init) in inits.iter().enumerate() {
         let t = translate(engine, manifest, w, init, &volumes, &mut notes).await?;
         if !quiet {
-            eprintln!("roprof: running initContainer {} ({}/{})", init.name, i + 1, inits.len());
+            eprintln!(
+                "roprof: running initContainer {} ({}/{})",
+                init.name,
+                i + 1,
+                inits.len()
+            );
         }
         run_to_completion(engine, init, t).await?;
     }
@@ -82,7 +90,12 @@ pub async fn prepare(
     })
 }
 
-async fn check_image(engine: &Engine, manifest: &Manifest, w: &Workload, c: &Container) -> Result<(), KubeError> {
+async fn check_image(
+    engine: &Engine,
+    manifest: &Manifest,
+    w: &Workload,
+    c: &Container,
+) -> Result<(), KubeError> {
     let hints = [&format!("name: {}", c.name) as &str, "image:"];
     let key = format!("container {}: image", c.name);
     let Some(image) = c.image.as_deref().filter(|i| !i.is_empty()) else {
@@ -118,13 +131,12 @@ pub fn expand(s: &str, vars: &BTreeMap<String, String>) -> String {
             && let Some(end) = r.find(')')
         {
             let name = &r[..end];
-            match vars.get(name) {
-                Some(v) => out.push_str(v),
-                None => {
-                    out.push_str("$(");
-                    out.push_str(name);
-                    out.push(')');
-                }
+            if let Some(v) = vars.get(name) {
+                out.push_str(v);
+            } else {
+                out.push_str("$(");
+                out.push_str(name);
+                out.push(')');
             }
             rest = &r[end + 1..];
         } else {
@@ -147,63 +159,31 @@ async fn translate(
     let image = c.image.clone().unwrap_or_default();
     let psc = w.spec.security_context.clone().unwrap_or_default();
     let sc = c.security_context.clone().unwrap_or_default();
-    // Environment, in order: each value may refer to the ones before it.
-    let mut vars: BTreeMap<String, String> = BTreeMap::new();
-    let mut env = Vec::new();
-    if c.env_from.as_ref().is_some_and(|e| !e.is_empty()) {
-        notes.push(format!(
-            "container {}: envFrom is not reproduced; the container ran without those variables",
-            c.name
-        ));
-    }
-    for e in c.env.iter().flatten() {
-        if e.value_from.is_some() {
-            notes.push(format!(
-                "container {}: env {} comes from valueFrom, which is not reproduced; the \
-                 container ran without it",
-                c.name, e.name
-            ));
-            continue;
-        }
-        let value = expand(e.value.as_deref().unwrap_or_default(), &vars);
-        vars.insert(e.name.clone(), value.clone());
-        env.push(EnvVar {
-            name: e.name.clone(),
-            value: Some(value),
-        });
-    }
+    let (env, vars) = environment(c, notes);
     let values = ContainerEnv::resolve(&env, &[], |_| Ok(None)).map_err(|e| {
-        manifest.error_at(w, &[&format!("name: {}", c.name), "env:"], format!("container {}: env", c.name), e.to_string())
+        manifest.error_at(
+            w,
+            &[&format!("name: {}", c.name), "env:"],
+            format!("container {}: env", c.name),
+            e.to_string(),
+        )
     })?;
-    let command: Vec<String> = c.command.iter().flatten().map(|s| expand(s, &vars)).collect();
+    let command: Vec<String> = c
+        .command
+        .iter()
+        .flatten()
+        .map(|s| expand(s, &vars))
+        .collect();
     let args: Vec<String> = c.args.iter().flatten().map(|s| expand(s, &vars)).collect();
     let (entrypoint, cmd) = match command.split_first() {
-        Some((first, rest)) => (Some(first.clone()), rest.iter().chain(&args).cloned().collect()),
+        Some((first, rest)) => (
+            Some(first.clone()),
+            rest.iter().chain(&args).cloned().collect(),
+        ),
         None => (None, args),
     };
     let user = identity(engine, manifest, w, c, &sc, &psc, &image).await?;
-    let mut security_opt = Vec::new();
-    if sc.allow_privilege_escalation == Some(false) {
-        security_opt.push("no-new-privileges".to_owned());
-    }
-    // The kubelet runs containers unconfined unless a profile is asked
-    // for; RuntimeDefault is the engine's default profile.
-    match sc
-        .seccomp_profile
-        .as_ref()
-        .or(psc.seccomp_profile.as_ref())
-        .map(|p| p.type_.as_str())
-    {
-        Some("RuntimeDefault") => {}
-        None | Some("Unconfined") => security_opt.push("seccomp=unconfined".into()),
-        Some(other) => notes.push(format!(
-            "container {}: seccompProfile {other} is not reproduced; it ran with the engine's default",
-            c.name
-        )),
-    }
-    if sc.capabilities.as_ref().and_then(|x| x.drop.as_ref()).is_some_and(|d| !d.is_empty()) {
-        notes.push(format!("container {}: capabilities.drop is not reproduced", c.name));
-    }
+    let security_opt = security_opts(c, &sc, &psc, notes);
     let memory = c
         .resources
         .as_ref()
@@ -242,6 +222,79 @@ async fn translate(
     })
 }
 
+/// The literal variables in order (each value may refer to the ones
+/// before it), and their values for `$(VAR)` in command and args;
+/// `valueFrom` and `envFrom` are noted as not reproduced.
+fn environment(c: &Container, notes: &mut Vec<String>) -> (Vec<EnvVar>, BTreeMap<String, String>) {
+    // Environment, in order: each value may refer to the ones before it.
+    let mut vars: BTreeMap<String, String> = BTreeMap::new();
+    let mut env = Vec::new();
+    if c.env_from.as_ref().is_some_and(|e| !e.is_empty()) {
+        notes.push(format!(
+            "container {}: envFrom is not reproduced; the container ran without those variables",
+            c.name
+        ));
+    }
+    for e in c.env.iter().flatten() {
+        if e.value_from.is_some() {
+            notes.push(format!(
+                "container {}: env {} comes from valueFrom, which is not reproduced; the \
+                 container ran without it",
+                c.name, e.name
+            ));
+            continue;
+        }
+        let value = expand(e.value.as_deref().unwrap_or_default(), &vars);
+        vars.insert(e.name.clone(), value.clone());
+        env.push(EnvVar {
+            name: e.name.clone(),
+            value: Some(value),
+        });
+    }
+    (env, vars)
+}
+
+/// `--security-opt` values: no-new-privileges, and the kubelet's default
+/// of no seccomp profile.
+fn security_opts(
+    c: &Container,
+    sc: &SecurityContext,
+    psc: &PodSecurityContext,
+    notes: &mut Vec<String>,
+) -> Vec<String> {
+    let mut security_opt = Vec::new();
+    if sc.allow_privilege_escalation == Some(false) {
+        security_opt.push("no-new-privileges".to_owned());
+    }
+    // The kubelet runs containers unconfined unless a profile is asked
+    // for; RuntimeDefault is the engine's default profile.
+    match sc
+        .seccomp_profile
+        .as_ref()
+        .or(psc.seccomp_profile.as_ref())
+        .map(|p| p.type_.as_str())
+    {
+        Some("RuntimeDefault") => {}
+        None | Some("Unconfined") => security_opt.push("seccomp=unconfined".into()),
+        Some(other) => notes.push(format!(
+            "container {}: seccompProfile {other} is not reproduced; it ran with the engine's default",
+            c.name
+        )),
+    }
+    if sc
+        .capabilities
+        .as_ref()
+        .and_then(|x| x.drop.as_ref())
+        .is_some_and(|d| !d.is_empty())
+    {
+        notes.push(format!(
+            "container {}: capabilities.drop is not reproduced",
+            c.name
+        ));
+    }
+    security_opt
+}
+
 /// `uid[:gid]` from `runAsUser`/`runAsGroup` (container over pod), after
 /// the kubelet's `runAsNonRoot` check.
 async fn identity(
@@ -263,7 +316,8 @@ async fn identity(
             format!("{why}: the kubelet refuses to start it (CreateContainerConfigError)"),
         )
     };
-    let needs_image_user = uid.is_none() && (gid.is_some() || sc.run_as_non_root.or(psc.run_as_non_root) == Some(true));
+    let needs_image_user = uid.is_none()
+        && (gid.is_some() || sc.run_as_non_root.or(psc.run_as_non_root) == Some(true));
     let image_user = if needs_image_user {
         engine.image_config(image).await?.user
     } else {
@@ -362,9 +416,12 @@ mod tests {
 
     #[test]
     fn dollar_references_expand_like_kubernetes() {
-        let vars = [("A".to_owned(), "x".to_owned()), ("B".to_owned(), "y z".to_owned())]
-            .into_iter()
-            .collect();
+        let vars = [
+            ("A".to_owned(), "x".to_owned()),
+            ("B".to_owned(), "y z".to_owned()),
+        ]
+        .into_iter()
+        .collect();
         for (input, want) in [
             ("$(A)", "x"),
             ("-D$(A)/$(B)", "-Dx/y z"),

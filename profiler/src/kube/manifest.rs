@@ -17,7 +17,8 @@ use super::KubeError;
 use crate::render::patch::split_documents;
 
 /// Kinds `--manifest` takes, for messages.
-pub const WORKLOAD_KINDS: &str = "Pod, Deployment, StatefulSet, DaemonSet, ReplicaSet, Job or CronJob";
+pub const WORKLOAD_KINDS: &str =
+    "Pod, Deployment, StatefulSet, DaemonSet, ReplicaSet, Job or CronJob";
 
 /// One document with a pod template.
 #[derive(Clone, Debug)]
@@ -30,7 +31,7 @@ pub struct Workload {
     pub prefix: &'static str,
     /// The pod template's spec.
     pub spec: PodSpec,
-    /// Names of a StatefulSet's `volumeClaimTemplates`: each is a claim
+    /// Names of a `StatefulSet`'s `volumeClaimTemplates`: each is a claim
     /// volume of that name in the pod.
     pub claims: Vec<String>,
     body: String,
@@ -62,7 +63,12 @@ impl Workload {
     }
 
     fn container_names(&self) -> String {
-        let names: Vec<&str> = self.spec.containers.iter().map(|c| c.name.as_str()).collect();
+        let names: Vec<&str> = self
+            .spec
+            .containers
+            .iter()
+            .map(|c| c.name.as_str())
+            .collect();
         format!("{} [{}]", self.describe(), names.join(", "))
     }
 }
@@ -168,13 +174,19 @@ impl Manifest {
                 continue;
             }
             let doc: Value = typed(path, body, first_line, "YAML")?;
-            m.add(path, doc, body, first_line)?;
+            m.add(path, &doc, body, first_line)?;
         }
         m.text = text;
         Ok(m)
     }
 
-    fn add(&mut self, path: &Path, doc: Value, body: &str, first_line: usize) -> Result<(), KubeError> {
+    fn add(
+        &mut self,
+        path: &Path,
+        doc: &Value,
+        body: &str,
+        first_line: usize,
+    ) -> Result<(), KubeError> {
         let kind_line = line_of(body, first_line, &["kind:"]);
         let Some(kind) = doc.get("kind").and_then(Value::as_str).map(str::to_owned) else {
             return Err(KubeError::At {
@@ -217,11 +229,19 @@ impl Manifest {
             }
             "ReplicaSet" => {
                 let r: ReplicaSet = typed(path, body, first_line, &what)?;
-                ("spec.template.spec", r.spec.template.and_then(|t| t.spec), Vec::new())
+                (
+                    "spec.template.spec",
+                    r.spec.template.and_then(|t| t.spec),
+                    Vec::new(),
+                )
             }
             "Job" => {
                 let j: Job = typed(path, body, first_line, &what)?;
-                ("spec.template.spec", j.spec.and_then(|s| s.template.spec), Vec::new())
+                (
+                    "spec.template.spec",
+                    j.spec.and_then(|s| s.template.spec),
+                    Vec::new(),
+                )
             }
             "CronJob" => {
                 let c: CronJob = typed(path, body, first_line, &what)?;
@@ -282,7 +302,10 @@ impl Manifest {
                             .join(", ")
                     ),
                 ),
-                None => (1, format!("no documents; --manifest takes {WORKLOAD_KINDS}")),
+                None => (
+                    1,
+                    format!("no documents; --manifest takes {WORKLOAD_KINDS}"),
+                ),
             };
             return Err(KubeError::At {
                 path: self.path.clone(),
@@ -297,7 +320,11 @@ impl Manifest {
             }
         }
         let first = &self.workloads[0];
-        let seen: Vec<String> = self.workloads.iter().map(Workload::container_names).collect();
+        let seen: Vec<String> = self
+            .workloads
+            .iter()
+            .map(Workload::container_names)
+            .collect();
         Err(KubeError::At {
             path: self.path.clone(),
             line: first.line_of(&["containers:"]),

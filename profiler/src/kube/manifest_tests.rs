@@ -50,7 +50,11 @@ fn finds_the_statefulset_its_containers_and_claims() {
 
 #[test]
 fn an_unknown_container_names_file_line_key_and_the_containers() {
-    let e = parse(STS).expect("parses").select(Some("pg")).expect_err("no pg").to_string();
+    let e = parse(STS)
+        .expect("parses")
+        .select(Some("pg"))
+        .expect_err("no pg")
+        .to_string();
     assert!(
         e.starts_with("db.yaml:17: spec.template.spec.containers:")
             && e.contains("\"pg\"")
@@ -66,7 +70,11 @@ fn bad_yaml_names_the_line_in_the_file() {
     // The broken line is line 29 of the file (line 4 of the third document).
     assert!(e.starts_with("db.yaml:2"), "{e}");
     assert!(e.contains("YAML"), "{e}");
-    let line: usize = e.split(':').nth(1).and_then(|l| l.parse().ok()).expect("a line number");
+    let line: usize = e
+        .split(':')
+        .nth(1)
+        .and_then(|l| l.parse().ok())
+        .expect("a line number");
     assert!((28..=30).contains(&line), "line {line} in {e}");
     // The parser's own `at line N` counts from the file's start too.
     assert!(!e.contains("at line 4 "), "document-relative line in {e}");
@@ -75,7 +83,11 @@ fn bad_yaml_names_the_line_in_the_file() {
 #[test]
 fn a_kind_without_pod_template_is_refused_naming_its_line() {
     let text = "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: c}\ndata: {a: b}\n---\napiVersion: v1\nkind: Service\nmetadata: {name: s}\n";
-    let e = parse(text).expect("parses").select(None).expect_err("no workload").to_string();
+    let e = parse(text)
+        .expect("parses")
+        .select(None)
+        .expect_err("no workload")
+        .to_string();
     assert!(
         e.starts_with("db.yaml:7: kind: Service/s has no pod template"),
         "{e}"

@@ -4,10 +4,10 @@
 //!
 //! - `emptyDir`: a new directory `root:root 0777`; with `medium: Memory` a
 //!   tmpfs (`mode=1777`, `size=` the `sizeLimit`) mounted on it;
-//! - `persistentVolumeClaim` and a StatefulSet's `volumeClaimTemplates`: a
+//! - `persistentVolumeClaim` and a `StatefulSet`'s `volumeClaimTemplates`: a
 //!   new claim, `root:root 0755` with an empty `lost+found` (`0700`), as a
 //!   freshly formatted ext4 volume;
-//! - `configMap` / `secret`: the keys of the ConfigMap or Secret document of
+//! - `configMap` / `secret`: the keys of the `ConfigMap` or `Secret` document of
 //!   the same file, as files (`defaultMode`, else 0644; `items` honoured),
 //!   always mounted read-only. One that is not in the file is an error: its
 //!   content cannot be reproduced;
@@ -21,6 +21,7 @@
 use std::{
     collections::BTreeMap,
     ffi::CString,
+    fmt::Write as _,
     os::unix::{ffi::OsStrExt as _, fs::MetadataExt as _, fs::PermissionsExt as _},
     path::{Path, PathBuf},
 };
@@ -67,7 +68,13 @@ fn host_err(volume: &str, path: &Path, e: impl std::fmt::Display) -> KubeError {
     }
 }
 
-fn set_owner_mode(volume: &str, path: &Path, uid: u32, gid: u32, mode: u32) -> Result<(), KubeError> {
+fn set_owner_mode(
+    volume: &str,
+    path: &Path,
+    uid: u32,
+    gid: u32,
+    mode: u32,
+) -> Result<(), KubeError> {
     std::os::unix::fs::chown(path, Some(uid), Some(gid))
         .and_then(|()| std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode)))
         .map_err(|e| host_err(volume, path, e))
@@ -162,7 +169,7 @@ impl PodVolumes {
                     let b = quantity_bytes(&q.0).ok_or_else(|| {
                         at("emptyDir", format!("sizeLimit {:?} is not a quantity", q.0))
                     })?;
-                    opts.push_str(&format!(",size={b}"));
+                    let _ = write!(opts, ",size={b}");
                 }
                 mount_tmpfs(&v.name, &dir, &opts)?;
                 self.tmpfs.push(dir.clone());
@@ -235,20 +242,31 @@ impl PodVolumes {
     ) -> Result<(), KubeError> {
         let dir = self.dir_for(volume, true)?;
         set_owner_mode(volume, &dir, 0, 0, 0o755)?;
-        let mode = |m: Option<i32>| u32::try_from(m.or(default_mode).unwrap_or(0o644)).unwrap_or(0o644) & 0o777;
+        let mode = |m: Option<i32>| {
+            u32::try_from(m.or(default_mode).unwrap_or(0o644)).unwrap_or(0o644) & 0o777
+        };
         let chosen: Vec<(String, String, u32)> = match items {
             Some(items) => items
                 .iter()
                 .map(|it| (it.key.clone(), it.path.clone(), mode(it.mode)))
                 .collect(),
-            None => files.keys().map(|k| (k.clone(), k.clone(), mode(None))).collect(),
+            None => files
+                .keys()
+                .map(|k| (k.clone(), k.clone(), mode(None)))
+                .collect(),
         };
         for (key, rel, m) in chosen {
             let Some(content) = files.get(&key) else {
-                return Err(at("items", format!("key {key:?} is not in the document's data")));
+                return Err(at(
+                    "items",
+                    format!("key {key:?} is not in the document's data"),
+                ));
             };
             if rel.starts_with('/') || rel.split('/').any(|c| c == "..") {
-                return Err(at("items", format!("path {rel:?} must be relative, without ..")));
+                return Err(at(
+                    "items",
+                    format!("path {rel:?} must be relative, without .."),
+                ));
             }
             let p = dir.join(&rel);
             if let Some(parent) = p.parent() {
@@ -263,13 +281,22 @@ impl PodVolumes {
     /// `-v HOST:TARGET[:ro]` binds for `c`'s `volumeMounts` (a `subPath`
     /// directory the volume lacks is created root-owned with the mode of
     /// the volume's root, as the kubelet does).
-    pub fn binds(&self, manifest: &Manifest, w: &Workload, c: &Container) -> Result<Vec<String>, KubeError> {
+    pub fn binds(
+        &self,
+        manifest: &Manifest,
+        w: &Workload,
+        c: &Container,
+    ) -> Result<Vec<String>, KubeError> {
         let mut binds = Vec::new();
         for (i, m) in c.volume_mounts.iter().flatten().enumerate() {
             let at = |reason: String| {
                 manifest.error_at(
                     w,
-                    &[&format!("name: {}", c.name), "volumeMounts:", &format!("mountPath: {}", m.mount_path)],
+                    &[
+                        &format!("name: {}", c.name),
+                        "volumeMounts:",
+                        &format!("mountPath: {}", m.mount_path),
+                    ],
                     format!("volumeMounts[{i}] of container {}", c.name),
                     reason,
                 )
@@ -293,7 +320,10 @@ impl PodVolumes {
                 None => host.clone(),
             };
             if m.mount_path.contains(':') {
-                return Err(at(format!("mountPath {:?}: a ':' cannot be passed to Docker", m.mount_path)));
+                return Err(at(format!(
+                    "mountPath {:?}: a ':' cannot be passed to Docker",
+                    m.mount_path
+                )));
             }
             let ro = *forced_ro || m.read_only == Some(true);
             binds.push(format!(
@@ -335,7 +365,8 @@ fn mount_tmpfs(volume: &str, dir: &Path, opts: &str) -> Result<(), KubeError> {
 
 fn fs_group(volume: &str, dir: &Path, psc: &PodSecurityContext) -> Result<(), KubeError> {
     let Some(g) = psc.fs_group else { return Ok(()) };
-    let g = u32::try_from(g).map_err(|_| host_err(volume, dir, format!("fsGroup {g} is not a gid")))?;
+    let g =
+        u32::try_from(g).map_err(|_| host_err(volume, dir, format!("fsGroup {g} is not a gid")))?;
     apply_fs_group(volume, dir, g)
 }
 
