@@ -354,3 +354,64 @@ fn inline_config_map_and_secret_are_mounted_read_only_and_value_from_is_reported
     );
     assert_clean(&before, "after the ConfigMap/Secret pod");
 }
+
+#[test]
+fn sigint_leaves_no_containers_volumes_or_tmpfs_and_prints_no_patch() {
+    require_privileged();
+    let _g = ContainerGuard::new();
+    let before = pod_dirs();
+    let dir = std::env::temp_dir().join(unique_name("manifest-int"));
+    std::fs::create_dir_all(&dir).expect("temp dir");
+    let text = format!(
+        "apiVersion: apps/v1\nkind: Deployment\nmetadata: {{name: d}}\nspec:\n  selector: {{}}\n  \
+         template:\n    spec:\n      initContainers:\n      - name: prepare\n        image: {BUSYBOX_IMAGE}\n        \
+         command: [sh, -c, 'echo ready > /cache/state']\n        volumeMounts: [{{name: cache, mountPath: /cache}}]\n      \
+         containers:\n      - name: app\n        image: {BUSYBOX_IMAGE}\n        \
+         command: [sh, -c, 'while :; do date > /tmp/now; sleep 1; done']\n        \
+         volumeMounts: [{{name: cache, mountPath: /cache}}]\n      volumes:\n      - name: cache\n        \
+         emptyDir: {{medium: Memory, sizeLimit: 8Mi}}\n"
+    );
+    let path = write_manifest(&dir, "d.yaml", &text);
+    let child = std::process::Command::new(roprof_tests::roprof_bin())
+        .args([
+            "profile",
+            "--quiet",
+            "--duration",
+            "60s",
+            "--window",
+            "fixed",
+            "--manifest",
+        ])
+        .arg(&path)
+        .env("ROPROF_TEST_LABEL", owner())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("roprof starts");
+    // Past the initContainer and into the observation window.
+    thread::sleep(Duration::from_secs(8));
+    let pid = i32::try_from(child.id()).expect("a pid");
+    // SAFETY: kill with a valid pid and signal has no memory effects.
+    unsafe {
+        libc::kill(pid, libc::SIGINT);
+    }
+    let out = child.wait_with_output().expect("roprof exits");
+    let _ = std::fs::remove_dir_all(&dir);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(
+        out.status.code(),
+        Some(130),
+        "SIGINT exits 130; stderr:\n{err}"
+    );
+    assert!(
+        out.stdout.is_empty(),
+        "a patch from an interrupted run must not be printed; stdout:\n{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+    let mounts = std::fs::read_to_string("/proc/mounts").unwrap_or_default();
+    assert!(
+        !mounts.contains("roprof-pod-"),
+        "expected the emptyDir's tmpfs unmounted after SIGINT; /proc/mounts:\n{mounts}"
+    );
+    assert_clean(&before, "after SIGINT");
+}

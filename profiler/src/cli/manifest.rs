@@ -264,7 +264,16 @@ fn finish(
         let files = render::write_all(&report, dir)?;
         eprintln!("roprof: wrote {} files to {}", files.len(), dir.display());
     }
-    print!("{patched}");
+    if report.run.incomplete {
+        // A patch from a partial run must not be applied: no manifest on
+        // stdout (the report under -o says what was seen).
+        eprintln!(
+            "roprof: no patched manifest: the profile did not finish, so its mounts cannot be \
+             trusted"
+        );
+    } else {
+        print!("{patched}");
+    }
     if let Some(exit) = report.run.exit_code.filter(|c| *c != 0)
         && report.run.ended == Some(crate::model::Ended::Exited)
     {
