@@ -104,6 +104,26 @@ pub struct Progress {
     pub writes: u64,
 }
 
+/// Where drained ring-buffer records go: a [`Collector`] for one
+/// container, or a router that hands each record to its container's
+/// collector by [`EventHeader::cgroup`].
+pub trait Sink {
+    /// Takes one raw record.
+    fn push_bytes(&mut self, bytes: &[u8]);
+    /// Live counts for the progress line.
+    fn progress(&self) -> Progress;
+}
+
+impl Sink for Collector {
+    fn push_bytes(&mut self, bytes: &[u8]) {
+        Collector::push_bytes(self, bytes);
+    }
+
+    fn progress(&self) -> Progress {
+        Collector::progress(self)
+    }
+}
+
 /// Accumulates records during a run.
 #[derive(Default)]
 pub struct Collector {
@@ -405,6 +425,7 @@ mod tests {
             name_len: u32::try_from(nl).unwrap(),
             ts: 0,
             comm: *b"nginx\0\0\0\0\0\0\0\0\0\0\0",
+            cgroup: 0,
         };
         let mut v = vec![0u8; std::mem::size_of::<EventHeader>()];
         // SAFETY: writing a POD header into a buffer of its exact size.
