@@ -481,6 +481,10 @@ pub struct RunOptions {
     /// `--memory` limit as given (`64m`, `1g`, bytes).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub memory: Option<String>,
+    /// `--group-add`: supplementary groups (a pod's `fsGroup` and
+    /// `supplementalGroups` under `--manifest`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub group_add: Vec<String>,
     /// Command and arguments after the image.
     #[serde(default)]
     pub command: Vec<String>,

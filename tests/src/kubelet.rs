@@ -12,9 +12,14 @@ use std::{
 };
 
 use k8s_openapi::api::{
-    apps::v1::Deployment,
-    core::v1::{Container, PodSecurityContext, PodSpec, SecurityContext, Volume},
+    apps::v1::{DaemonSet, Deployment, ReplicaSet, StatefulSet},
+    batch::v1::{CronJob, Job},
+    core::v1::{
+        Container, PersistentVolumeClaimVolumeSource, Pod as PodObject, PodSecurityContext,
+        PodSpec, SecurityContext, Volume,
+    },
 };
+use serde::Deserialize as _;
 
 use crate::{TEST_LABEL, docker, docker_ok, unique_name};
 
@@ -56,14 +61,113 @@ fn fail<T>(msg: impl Into<String>) -> Result<T, PodError> {
     Err(PodError(msg.into()))
 }
 
-/// The pod template of the one Deployment in `yaml` (comments allowed).
+/// The pod template of the first workload in `yaml` (a multi-document
+/// manifest; comments allowed): a `Deployment`, `StatefulSet`, `DaemonSet`,
+/// `ReplicaSet`, `Job`, `CronJob` or `Pod`. A `StatefulSet`'s
+/// `volumeClaimTemplates` become claims of the same name, as its
+/// controller makes them.
 pub fn pod_spec(yaml: &str) -> Result<PodSpec, PodError> {
-    let d: Deployment = serde_yaml_ng::from_str(yaml)
-        .map_err(|e| PodError(format!("not a Deployment: {e}\n{yaml}")))?;
-    d.spec
-        .template
-        .spec
-        .ok_or_else(|| PodError("the Deployment has no pod template spec".into()))
+    for doc in serde_yaml_ng::Deserializer::from_str(yaml) {
+        let v = serde_yaml_ng::Value::deserialize(doc)
+            .map_err(|e| PodError(format!("not YAML: {e}\n{yaml}")))?;
+        let kind = v
+            .get("kind")
+            .and_then(serde_yaml_ng::Value::as_str)
+            .unwrap_or_default()
+            .to_owned();
+        let kind = kind.as_str();
+        let bad = |e: serde_yaml_ng::Error| PodError(format!("not a valid {kind}: {e}\n{yaml}"));
+        let spec = match kind {
+            "Deployment" => {
+                serde_yaml_ng::from_value::<Deployment>(v)
+                    .map_err(bad)?
+                    .spec
+                    .template
+                    .spec
+            }
+            "StatefulSet" => {
+                let s = serde_yaml_ng::from_value::<StatefulSet>(v)
+                    .map_err(bad)?
+                    .spec;
+                s.template.spec.map(|mut spec| {
+                    for c in s.volume_claim_templates.iter().flatten() {
+                        let name = c.metadata.name.clone().unwrap_or_default();
+                        spec.volumes.get_or_insert_with(Vec::new).push(Volume {
+                            name: name.clone(),
+                            persistent_volume_claim: Some(PersistentVolumeClaimVolumeSource {
+                                claim_name: name,
+                                read_only: None,
+                            }),
+                            ..Volume::default()
+                        });
+                    }
+                    spec
+                })
+            }
+            "DaemonSet" => {
+                serde_yaml_ng::from_value::<DaemonSet>(v)
+                    .map_err(bad)?
+                    .spec
+                    .template
+                    .spec
+            }
+            "ReplicaSet" => serde_yaml_ng::from_value::<ReplicaSet>(v)
+                .map_err(bad)?
+                .spec
+                .template
+                .and_then(|t| t.spec),
+            "Job" => serde_yaml_ng::from_value::<Job>(v)
+                .map_err(bad)?
+                .spec
+                .and_then(|s| s.template.spec),
+            "CronJob" => serde_yaml_ng::from_value::<CronJob>(v)
+                .map_err(bad)?
+                .spec
+                .job_template
+                .spec
+                .and_then(|s| s.template.spec),
+            "Pod" => serde_yaml_ng::from_value::<PodObject>(v).map_err(bad)?.spec,
+            _ => continue,
+        };
+        return spec.ok_or_else(|| PodError(format!("the {kind} has no pod template spec")));
+    }
+    fail(format!("no workload with a pod template in:\n{yaml}"))
+}
+
+/// Kubernetes' `$(VAR)` expansion of `command`, `args` and `env` values:
+/// `$$` is a literal `$`; an unknown reference stays as written.
+fn expand(s: &str, vars: &[(String, String)]) -> String {
+    let mut out = String::new();
+    let mut chars = s.char_indices().peekable();
+    while let Some((i, ch)) = chars.next() {
+        if ch != '$' {
+            out.push(ch);
+            continue;
+        }
+        match chars.peek() {
+            Some((_, '$')) => {
+                chars.next();
+                out.push('$');
+            }
+            Some((_, '(')) => {
+                let rest = &s[i + 2..];
+                if let Some(end) = rest.find(')') {
+                    let name = &rest[..end];
+                    match vars.iter().rev().find(|(n, _)| n == name) {
+                        Some((_, v)) => out.push_str(v),
+                        None => out.push_str(&s[i..i + 3 + end]),
+                    }
+                    for _ in 0..=end + 1 {
+                        chars.next();
+                    }
+                } else {
+                    out.push('$');
+                }
+            }
+            _ => out.push('$'),
+        }
+    }
+    out
 }
 
 /// Starts the pod of the Deployment in `yaml`: volumes as the kubelet makes
@@ -465,19 +569,24 @@ fn container_args(
         }
         a.extend(["--mount".into(), spec]);
     }
+    let mut vars: Vec<(String, String)> = Vec::new();
     for e in c.env.iter().flatten() {
-        a.extend([
-            "-e".into(),
-            format!("{}={}", e.name, e.value.clone().unwrap_or_default()),
-        ]);
+        let value = expand(e.value.as_deref().unwrap_or_default(), &vars);
+        a.extend(["-e".into(), format!("{}={value}", e.name)]);
+        vars.push((e.name.clone(), value));
     }
-    let command = c.command.clone().unwrap_or_default();
+    let command: Vec<String> = c
+        .command
+        .iter()
+        .flatten()
+        .map(|s| expand(s, &vars))
+        .collect();
     if let Some(first) = command.first() {
         a.extend(["--entrypoint".into(), first.clone()]);
     }
     a.push(image);
     a.extend(command.iter().skip(1).cloned());
-    a.extend(c.args.iter().flatten().cloned());
+    a.extend(c.args.iter().flatten().map(|s| expand(s, &vars)));
     Ok(a)
 }
 
@@ -501,25 +610,5 @@ fn sub_path(host: &Path, sub: &str) -> Result<PathBuf, PodError> {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn quantities() {
-        assert_eq!(quantity_bytes("16Mi"), Some(16 << 20));
-        assert_eq!(quantity_bytes("2Gi"), Some(2 << 30));
-        assert_eq!(quantity_bytes("4096"), Some(4096));
-        assert_eq!(quantity_bytes("1.5Mi"), None);
-    }
-
-    #[test]
-    fn unknown_fields_are_refused() {
-        let yaml = "apiVersion: apps/v1\nkind: Deployment\nmetadata: {name: a}\nspec:\n  selector: {}\n  template:\n    spec:\n      containers:\n      - name: a\n        image: x\n        workingDir: /srv\n      volumes:\n      - name: h\n        hostPath: {path: /etc}\n";
-        let spec = pod_spec(yaml).expect("parses");
-        let err = check_known(&spec).expect_err("must refuse").0;
-        assert!(
-            err.contains("volume h") && err.contains("container a"),
-            "{err}"
-        );
-    }
-}
+#[path = "kubelet_tests.rs"]
+mod tests;

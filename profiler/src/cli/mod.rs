@@ -5,6 +5,7 @@ pub mod completions;
 pub mod compose;
 pub mod doctor;
 pub mod floor;
+pub mod manifest;
 pub mod patch;
 pub mod profile;
 pub mod render;
@@ -207,6 +208,7 @@ impl RunArgs {
             cap_add: self.cap_add.clone(),
             security_opt: self.security_opt.clone(),
             memory: self.memory.clone(),
+            group_add: Vec::new(),
             command: command.to_vec(),
         };
         if !reveal {

@@ -80,8 +80,17 @@ pub struct ProfileArgs {
     /// `--compose FILE` and `--service NAME`.
     #[command(flatten)]
     pub compose: super::compose::ComposeArgs,
+    /// Profile a container of this Kubernetes manifest's pod template (Pod,
+    /// `Deployment`, `StatefulSet`, `DaemonSet`, `ReplicaSet`, `Job`, `CronJob`), run
+    /// with the kubelet's semantics; prints the manifest patched (see
+    /// `roprof patch`).
+    #[arg(long, value_name = "FILE", conflicts_with_all = ["image", "command", "compose"])]
+    pub manifest: Option<PathBuf>,
+    /// With --manifest: the container to profile (default: the first).
+    #[arg(long, value_name = "NAME", requires = "manifest")]
+    pub container: Option<String>,
     /// Image to profile.
-    #[arg(required_unless_present = "compose")]
+    #[arg(required_unless_present_any = ["compose", "manifest"])]
     pub image: Option<String>,
     /// Command and arguments (replace the image's CMD).
     #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
@@ -101,6 +110,9 @@ pub enum Mode {
 pub async fn run(args: &ProfileArgs) -> anyhow::Result<i32> {
     if let Some(file) = &args.compose.compose {
         return Box::pin(super::compose::run(args, file)).await;
+    }
+    if let Some(path) = &args.manifest {
+        return Box::pin(super::manifest::run(args, path)).await;
     }
     let how = closed_loop(args);
     let (run_opts, env) = args.run.to_options(&args.command, args.reveal_env)?;

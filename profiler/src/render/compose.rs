@@ -109,6 +109,9 @@ pub struct Service {
     /// Security options (`--security-opt`).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub security_opt: Vec<String>,
+    /// Supplementary groups (`--group-add`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub group_add: Vec<String>,
     /// Memory limit.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub mem_limit: Option<String>,
@@ -138,6 +141,7 @@ pub fn compose_file(report: &Report) -> ComposeFile {
         network_mode: r.network.clone(),
         cap_add: r.cap_add.clone(),
         security_opt: r.security_opt.clone(),
+        group_add: r.group_add.clone(),
         mem_limit: r.memory.clone(),
         memswap_limit: r.memory.clone(),
         ..Service::default()

@@ -43,6 +43,7 @@ pub fn docker_words(report: &Report) -> Vec<String> {
         }
     }
     pairs("--cap-add", &r.cap_add, &mut w);
+    pairs("--group-add", &r.group_add, &mut w);
     pairs("--security-opt", &r.security_opt, &mut w);
     w.push(report.image.image.clone());
     w.extend(r.command.iter().cloned());

@@ -106,7 +106,7 @@ pub fn patch_manifests(
 
 /// Splits a multi-document stream into (separator line, body) pairs, so
 /// that concatenating them gives the input back exactly.
-fn split_documents(text: &str) -> Vec<(&str, &str)> {
+pub(crate) fn split_documents(text: &str) -> Vec<(&str, &str)> {
     let mut docs = Vec::new();
     let mut sep_start = 0;
     let mut body_start = 0;

@@ -311,6 +311,17 @@ impl Engine {
         })
     }
 
+    /// Whether `image` is present locally (never pulls).
+    pub async fn has_image(&self, image: &str) -> Result<bool, RuntimeError> {
+        match self.docker.inspect_image(image).await {
+            Ok(_) => Ok(true),
+            Err(bollard::errors::Error::DockerResponseServerError {
+                status_code: 404, ..
+            }) => Ok(false),
+            Err(e) => Err(call(format!("inspecting image `{image}`"))(e)),
+        }
+    }
+
     async fn pull(&self, image: &str) -> Result<(), RuntimeError> {
         let opts = CreateImageOptions {
             from_image: Some(image.into()),
@@ -369,6 +380,7 @@ impl Engine {
                 port_bindings: (!ports.is_empty()).then_some(ports),
                 network_mode: run.network.clone(),
                 cap_add: (!run.cap_add.is_empty()).then(|| run.cap_add.clone()),
+                group_add: (!run.group_add.is_empty()).then(|| run.group_add.clone()),
                 security_opt: (!run.security_opt.is_empty()).then(|| run.security_opt.clone()),
                 readonly_rootfs: Some(spec.read_only),
                 memory,
