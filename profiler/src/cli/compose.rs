@@ -147,7 +147,7 @@ async fn check_images(
         .iter()
         .filter(|s| needed.contains(s.name.as_str()))
     {
-        if !engine.has_image(&s.image).await {
+        if !matches!(engine.has_image(&s.image).await, Ok(true)) {
             let path = ["services", s.name.as_str(), "image"];
             return Err(ComposeError::Key {
                 file: project.file.display().to_string(),

@@ -121,6 +121,7 @@ fn config(args: &ProfileArgs, pod: &PodRun, read_only: bool) -> RunConfig {
         extra_binds: vec![],
         mode: "profile",
         ringbuf_bytes: args.ringbuf_bytes,
+        extras: crate::runtime::ServiceExtras::default(),
     }
 }
 

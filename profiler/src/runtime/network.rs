@@ -68,11 +68,6 @@ impl Engine {
         }
     }
 
-    /// Whether `image` is present locally (never pulls).
-    pub async fn has_image(&self, image: &str) -> bool {
-        self.docker.inspect_image(image).await.is_ok()
-    }
-
     /// The container's health.
     pub async fn health(&self, id: &str) -> Result<Health, RuntimeError> {
         let i = self

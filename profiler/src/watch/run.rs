@@ -348,7 +348,7 @@ impl Watch {
         let files = self.tracer.file_stats()?;
         let (losses, stats) = self.tracer.losses()?;
         let sets: Vec<_> = collectors
-            .iter()
+            .into_iter()
             .map(|c| c.finish(&image.listing, &dedup, &files).observations)
             .collect();
         let observations = if sets.len() == 1 {
