@@ -81,6 +81,8 @@ services:
     image: roprof-fixture/busybox:latest
     # httpd serves the CGI, which caches the last answer
     command: ["sh", "-c", "mkdir -p /var/cache/web && exec httpd -f -p 8080 -h /www"]
+    # httpd ignores SIGTERM as PID 1
+    stop_grace_period: 2s
     ports:
       - "127.0.0.1:{port}:8080"
     volumes:

@@ -206,7 +206,7 @@ async fn profile_one(
         env,
         duration: args.observe.duration,
         window: args.observe.window(),
-        stop_timeout: args.observe.stop_timeout,
+        stop_timeout: svc.stop_grace_secs.unwrap_or(args.observe.stop_timeout),
         exercise: args.observe.exercise.clone(),
         probe: args.observe.probe.clone(),
         keep: false,

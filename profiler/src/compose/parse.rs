@@ -34,6 +34,8 @@ pub const SUPPORTED: &[&str] = &[
     "security_opt",
     "mem_limit",
     "read_only",
+    "stop_signal",
+    "stop_grace_period",
 ];
 
 /// Keys that do not change what a container writes (no warning).
@@ -44,7 +46,6 @@ const INERT: &[&str] = &[
     "logging",
     "expose",
     "networks",
-    "stop_grace_period",
     "profiles",
     "deploy",
     "memswap_limit",
@@ -133,6 +134,10 @@ pub struct Service {
     pub security_opt: Vec<String>,
     /// Memory limit.
     pub mem_limit: Option<String>,
+    /// Stop signal.
+    pub stop_signal: Option<String>,
+    /// Seconds between the stop signal and SIGKILL.
+    pub stop_grace_secs: Option<i32>,
 }
 
 /// The compose file.
@@ -321,6 +326,19 @@ impl Reader<'_> {
             cap_add: self.list(&at("cap_add"), m.get("cap_add"))?,
             security_opt: self.list(&at("security_opt"), m.get("security_opt"))?,
             mem_limit: opt("mem_limit")?,
+            stop_signal: opt("stop_signal")?,
+            stop_grace_secs: opt("stop_grace_period")?
+                .map(|g| {
+                    super::health::nanos(&g)
+                        .and_then(|n| i32::try_from((n + 999_999_999) / 1_000_000_000).ok())
+                        .ok_or_else(|| {
+                            self.err(
+                                &at("stop_grace_period"),
+                                format!("`{g}` is not a duration (e.g. 10s, 1m30s)"),
+                            )
+                        })
+                })
+                .transpose()?,
         })
     }
 

@@ -159,6 +159,7 @@ impl<'p> ProjectRun<'p> {
             network_aliases: vec![svc.name.clone()],
             healthcheck: svc.healthcheck.clone(),
             entrypoint: svc.entrypoint.clone(),
+            stop_signal: svc.stop_signal.clone(),
         };
         Ok((opts, env, extras))
     }

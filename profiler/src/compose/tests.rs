@@ -87,6 +87,8 @@ services:
       TOKEN:
     env_file: web.env
     user: \"101\"
+    stop_signal: SIGQUIT
+    stop_grace_period: 1m30s
     ports:
       - 8080:80
       - target: 443
@@ -116,6 +118,8 @@ volumes:
     assert_eq!(web.environment, ["MODE=prod", "TOKEN"]);
     assert_eq!(web.env_file, ["/srv/app/web.env"]);
     assert_eq!(web.user.as_deref(), Some("101"));
+    assert_eq!(web.stop_signal.as_deref(), Some("SIGQUIT"));
+    assert_eq!(web.stop_grace_secs, Some(90));
     assert_eq!(web.ports, ["8080:80", "127.0.0.1:8443:443"]);
     assert_eq!(web.tmpfs, ["/run"]);
     assert_eq!(

@@ -148,6 +148,8 @@ pub struct ServiceExtras {
     pub healthcheck: Option<bollard::models::HealthConfig>,
     /// The whole entrypoint (`--entrypoint` takes one word only).
     pub entrypoint: Option<Vec<String>>,
+    /// The service's `stop_signal` (replaces the image's).
+    pub stop_signal: Option<String>,
 }
 
 /// Final state of a container.
@@ -368,6 +370,7 @@ impl Engine {
                 .clone()
                 .or_else(|| run.entrypoint.as_ref().map(|e| vec![e.clone()])),
             healthcheck: spec.extras.healthcheck.clone(),
+            stop_signal: spec.extras.stop_signal.clone(),
             networking_config: network::aliases(run.network.as_deref(), &spec.extras),
             env: (!spec.env.entries().is_empty()).then(|| spec.env.entries().to_vec()),
             user: run.user.clone(),
