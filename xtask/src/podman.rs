@@ -75,13 +75,18 @@ fn ensure_containers_conf() -> Result<String> {
         fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
     }
     fs::write(path, &new).with_context(|| format!("writing {CONTAINERS_CONF}"))?;
+    let kept = if old.is_some() {
+        "other settings kept"
+    } else {
+        "new file"
+    };
+    let running = if service_answers() {
+        "; the Podman service already running keeps the old setting: restart it"
+    } else {
+        ""
+    };
     Ok(format!(
-        "set default_ulimits = [] in [containers] ({}; a Podman service already running keeps the old setting until restarted)",
-        if old.is_some() {
-            "other settings kept"
-        } else {
-            "new file"
-        }
+        "set default_ulimits = [] in [containers] ({kept}){running}"
     ))
 }
 
