@@ -294,8 +294,10 @@ fn verify_compares_the_exit_status_of_the_exercise() {
     // The exercise passes once (the observed run), then fails: the
     // read-only run must not count as the same behaviour.
     let mark = std::env::temp_dir().join(unique_name("roprof-exercise-mark"));
+    // It also prints: stdout is the report, so what the exercise says
+    // goes to stderr.
     let exercise = format!(
-        "if [ -e {m} ]; then exit 3; else touch {m}; fi",
+        "echo exercise-says-hello; if [ -e {m} ]; then exit 3; else touch {m}; fi",
         m = mark.display()
     );
     let (code, out, err) = roprof([
@@ -319,6 +321,10 @@ fn verify_compares_the_exit_status_of_the_exercise() {
     assert!(
         err.contains("the exercise exited 0 in the observed run, exited 3 read-only"),
         "the difference is shown:\n{err}"
+    );
+    assert!(
+        !out.contains("exercise-says-hello") && err.contains("exercise-says-hello"),
+        "the exercise's output goes to stderr, not into the report on stdout"
     );
 }
 

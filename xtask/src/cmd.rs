@@ -134,6 +134,17 @@ pub fn ensure_program(program: &str, packages: &[&str], why: &str) -> Result<Str
 /// `apt-get install -y PACKAGES` (after one `apt-get update`), or an error
 /// naming the packages when this is not a Debian machine we are root on.
 pub fn apt_install(packages: &[&str], why: &str) -> Result<()> {
+    apt_get_install(packages, why, &[])
+}
+
+/// [`apt_install`] without the packages' recommendations (for podman: its
+/// recommends pull in systemd's user session, buildah and rootless tools
+/// the tests do not use).
+pub fn apt_install_no_recommends(packages: &[&str], why: &str) -> Result<()> {
+    apt_get_install(packages, why, &["--no-install-recommends"])
+}
+
+fn apt_get_install(packages: &[&str], why: &str, options: &[&str]) -> Result<()> {
     if !is_root() || !is_debian() {
         bail!(
             "{why} needs the Debian package(s) `{}`; install them by hand \
@@ -148,6 +159,7 @@ pub fn apt_install(packages: &[&str], why: &str) -> Result<()> {
     }
     run(Command::new("apt-get")
         .args(["install", "-y", "-q"])
+        .args(options)
         .args(packages)
         .env("DEBIAN_FRONTEND", "noninteractive")
         .stdin(Stdio::null()))

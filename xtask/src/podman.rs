@@ -31,19 +31,27 @@ const SERVICE_WAIT: Duration = Duration::from_secs(30);
 /// Installs podman, configures it, starts its API service and loads the
 /// fixture images.
 pub fn setup() -> Result<()> {
-    step("podman", || {
-        cmd::ensure_program(
-            "podman",
-            &["podman"],
-            "the privileged tests that run roprof against Podman",
-        )
-    })?;
+    step("podman", ensure_podman)?;
     step(&format!("podman {CONTAINERS_CONF}"), ensure_containers_conf)?;
     step(&format!("podman API service at {SOCKET}"), ensure_service)?;
     for image in images::default_images() {
         step(&format!("podman image {image}"), || ensure_image(&image))?;
     }
     Ok(())
+}
+
+fn ensure_podman() -> Result<String> {
+    if cmd::which("podman").is_some() {
+        return Ok("ok (already present)".into());
+    }
+    cmd::apt_install_no_recommends(
+        &["podman"],
+        "the privileged tests that run roprof against Podman",
+    )?;
+    if cmd::which("podman").is_none() {
+        bail!("installed podman but `podman` is still missing");
+    }
+    Ok("installed podman (without recommends)".into())
 }
 
 /// Podman's default `nofile` ulimit (from containers.conf, above this
@@ -67,13 +75,18 @@ fn ensure_containers_conf() -> Result<String> {
         fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
     }
     fs::write(path, &new).with_context(|| format!("writing {CONTAINERS_CONF}"))?;
+    let kept = if old.is_some() {
+        "other settings kept"
+    } else {
+        "new file"
+    };
+    let running = if service_answers() {
+        "; the Podman service already running keeps the old setting: restart it"
+    } else {
+        ""
+    };
     Ok(format!(
-        "set default_ulimits = [] in [containers] ({}; a Podman service already running keeps the old setting until restarted)",
-        if old.is_some() {
-            "other settings kept"
-        } else {
-            "new file"
-        }
+        "set default_ulimits = [] in [containers] ({kept}){running}"
     ))
 }
 

@@ -7,16 +7,14 @@
 //! container states), [`podman`] and [`specgen`] take over.
 
 mod events;
+mod endpoint;
 mod flags;
 mod listing;
 mod podman;
 mod specgen;
 mod network;
 
-use std::{
-    collections::{BTreeMap, HashMap},
-    path::{Path, PathBuf},
-};
+use std::collections::{BTreeMap, HashMap};
 
 use bollard::{
     Docker,
@@ -28,14 +26,16 @@ use bollard::{
 };
 use futures::StreamExt as _;
 
-use self::{flags::split_tmpfs, listing::ChannelReader};
+use self::endpoint::unix_socket;
 pub use self::{
     events::{ContainerInfo, LifecycleEvent},
+    endpoint::{PODMAN_SOCKET, endpoint},
     flags::{Ports, parse_memory, parse_publish},
     listing::parse_tar,
     podman::Flavor,
     network::Health,
 };
+use self::{flags::split_tmpfs, listing::ChannelReader};
 use crate::{
     environment::ContainerEnv,
     model::{CPath, ImageConfig, ImageListing, RunOptions},
@@ -172,38 +172,6 @@ pub struct Engine {
     flavor: Flavor,
     /// Set for Podman: the calls its compatible API gets wrong.
     libpod: Option<podman::Libpod>,
-}
-
-/// Docker's default socket.
-const DOCKER_SOCKET: &str = "/var/run/docker.sock";
-/// Rootful Podman's API socket (`podman system service`, `podman.socket`).
-pub const PODMAN_SOCKET: &str = "/run/podman/podman.sock";
-
-/// The endpoint [`Engine::connect`] uses: `DOCKER_HOST`; else Docker's
-/// socket; else, when only Podman's exists, Podman's.
-#[must_use]
-pub fn endpoint() -> String {
-    choose_endpoint(
-        std::env::var("DOCKER_HOST").ok(),
-        Path::new(DOCKER_SOCKET).exists(),
-        Path::new(PODMAN_SOCKET).exists(),
-    )
-}
-
-fn choose_endpoint(docker_host: Option<String>, docker_sock: bool, podman_sock: bool) -> String {
-    match docker_host.filter(|h| !h.is_empty()) {
-        Some(h) => h,
-        None if !docker_sock && podman_sock => format!("unix://{PODMAN_SOCKET}"),
-        None => format!("unix://{DOCKER_SOCKET}"),
-    }
-}
-
-/// The socket path of a `unix://` endpoint.
-fn unix_socket(endpoint: &str) -> Option<PathBuf> {
-    endpoint
-        .strip_prefix("unix://")
-        .filter(|p| !p.is_empty())
-        .map(PathBuf::from)
 }
 
 /// The labels every container roprof creates carries.
@@ -611,44 +579,5 @@ impl Engine {
             }) => Ok(()),
             Err(e) => Err(call(format!("removing volume {name}"))(e)),
         }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn the_endpoint_is_docker_host_then_dockers_socket_then_podmans() {
-        let host = |h: &str| Some(h.to_owned());
-        for (docker_host, docker_sock, podman_sock, want) in [
-            (
-                host("unix:///run/podman/podman.sock"),
-                true,
-                true,
-                "unix:///run/podman/podman.sock",
-            ),
-            (
-                host("tcp://10.0.0.1:2375"),
-                true,
-                false,
-                "tcp://10.0.0.1:2375",
-            ),
-            (None, true, true, "unix:///var/run/docker.sock"),
-            (None, false, true, "unix:///run/podman/podman.sock"),
-            (host(""), false, true, "unix:///run/podman/podman.sock"),
-            (None, false, false, "unix:///var/run/docker.sock"),
-        ] {
-            assert_eq!(
-                choose_endpoint(docker_host.clone(), docker_sock, podman_sock),
-                want,
-                "DOCKER_HOST={docker_host:?}, docker.sock {docker_sock}, podman.sock {podman_sock}"
-            );
-        }
-        assert_eq!(
-            unix_socket("unix:///run/podman/podman.sock"),
-            Some(PathBuf::from("/run/podman/podman.sock"))
-        );
-        assert_eq!(unix_socket("tcp://h:2375"), None);
     }
 }

@@ -11,6 +11,7 @@
 //! as settled just because it writes nothing new.
 
 use std::{
+    os::fd::AsFd as _,
     path::PathBuf,
     time::{Duration, Instant},
 };
@@ -376,11 +377,13 @@ fn exit_status(status: std::process::ExitStatus) -> i64 {
 /// Starts `--exercise` on the host, if any.
 fn spawn_exercise(cmd: Option<&str>) -> Result<Option<tokio::process::Child>, SessionError> {
     cmd.map(|cmd| {
-        tokio::process::Command::new("sh")
-            .arg("-c")
-            .arg(cmd)
-            .kill_on_drop(true)
-            .spawn()
+        // Its output goes to stderr: stdout is the report.
+        let mut c = tokio::process::Command::new("sh");
+        c.arg("-c").arg(cmd).kill_on_drop(true);
+        if let Ok(err) = std::io::stderr().as_fd().try_clone_to_owned() {
+            c.stdout(std::process::Stdio::from(err));
+        }
+        c.spawn()
             .map_err(|source| SessionError::Exercise {
                 cmd: cmd.to_owned(),
                 source,
