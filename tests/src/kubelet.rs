@@ -21,7 +21,7 @@ use k8s_openapi::api::{
 };
 use serde::Deserialize as _;
 
-use crate::{TEST_LABEL, docker, docker_ok, unique_name};
+use crate::{TEST_LABEL, docker, docker_ok, owner_label, unique_name};
 
 /// A pod started by [`run_deployment`]; everything it made is removed when
 /// it is dropped (containers, tmpfs mounts, host directories).
@@ -414,6 +414,8 @@ fn image_groups(image: &str, uid: i64) -> Vec<u32> {
         "--rm",
         "--label",
         TEST_LABEL,
+        "--label",
+        &owner_label(),
         "--user",
         &uid.to_string(),
         "--entrypoint",
@@ -523,6 +525,10 @@ fn container_args(
         cname.into(),
         "--label".into(),
         TEST_LABEL.into(),
+        // Without the owner mark another test process's guard takes the
+        // pod's containers for leftovers and removes them mid-test.
+        "--label".into(),
+        owner_label(),
     ];
     a.extend(identity_args(c, &sc, psc, &image)?);
     if sc.read_only_root_filesystem == Some(true) {

@@ -9,7 +9,7 @@ use std::{
     process::{Command, Stdio},
 };
 
-use crate::{TEST_LABEL, docker, unique_name};
+use crate::{TEST_LABEL, docker, owner_label, unique_name};
 
 /// A container started from a `docker run` line.
 pub struct DockerLine {
@@ -62,7 +62,10 @@ pub fn run_docker_line(output: &str) -> Result<DockerLine, String> {
     };
     let cmd = line.replacen(
         "docker run ",
-        &format!("docker run -d --name {name} --label {TEST_LABEL} "),
+        &format!(
+            "docker run -d --name {name} --label {TEST_LABEL} --label {} ",
+            owner_label()
+        ),
         1,
     );
     let out = Command::new("sh")

@@ -264,6 +264,17 @@ fn bad_manifests_are_refused_naming_the_file_line_and_key() {
             "ConfigMap \"settings\" is not in this file",
         ),
         (
+            "nonroot.yaml",
+            format!(
+                "apiVersion: v1\nkind: Pod\nmetadata: {{name: p}}\nspec:\n  securityContext: \
+                 {{runAsNonRoot: true, runAsUser: 0}}\n  containers:\n  - name: app\n    \
+                 image: {BUSYBOX_IMAGE}\n"
+            ),
+            vec![],
+            "nonroot.yaml:7: container app: securityContext.runAsNonRoot:",
+            "runAsNonRoot with runAsUser 0",
+        ),
+        (
             "init.yaml",
             failing_init,
             vec![],

@@ -91,7 +91,12 @@ pub async fn run(args: &ProfileArgs, path: &Path) -> anyhow::Result<i32> {
     let cfg = config(args, &pod, args.read_only);
     let mut ctx = Context::new(engine, args.ringbuf_bytes);
     let res = Box::pin(profile_and_patch(
-        args, &mut ctx, &cfg, &manifest, &c.name, pod,
+        args,
+        &mut ctx,
+        &cfg,
+        &manifest,
+        (w, &c.name),
+        pod,
     ))
     .await;
     ctx.teardown().await;
@@ -132,7 +137,7 @@ async fn profile_and_patch(
     ctx: &mut Context,
     cfg: &RunConfig,
     manifest: &Manifest,
-    container: &str,
+    (workload, container): (&kube::Workload, &str),
     pod: PodRun,
 ) -> anyhow::Result<(Report, String, Option<bool>)> {
     let settings = Settings {
@@ -149,10 +154,19 @@ async fn profile_and_patch(
     let mut report = p.report;
     let mut verdict = p.verdict;
     report.run.notes.extend(kube_notes(manifest));
-    let patched = render::patch::patch_manifests(&manifest.text, &report, Some(container))
+    let patched = manifest
+        .patch(workload, &report, container)
         .with_context(|| format!("patching {}", manifest.path.display()))?;
     if verdict == Some(true) && !report.run.incomplete {
-        let ok = verify_patched(args, ctx, manifest, &patched, container, &mut report).await?;
+        let ok = verify_patched(
+            args,
+            ctx,
+            manifest,
+            &patched,
+            (workload.doc, container),
+            &mut report,
+        )
+        .await?;
         verdict = Some(ok);
     }
     Ok((report, patched, verdict))
@@ -174,12 +188,20 @@ async fn verify_patched(
     ctx: &mut Context,
     manifest: &Manifest,
     patched: &str,
-    container: &str,
+    (doc, container): (usize, &str),
     report: &mut Report,
 ) -> anyhow::Result<bool> {
     let m = Manifest::parse(&manifest.path, patched.to_owned())
         .context("reading back the patched manifest")?;
-    let (w, c) = m.select(Some(container))?;
+    let w = m
+        .workload_at(doc)
+        .context("the patched manifest lost the profiled workload")?;
+    let c = w
+        .spec
+        .containers
+        .iter()
+        .find(|c| c.name == container)
+        .context("the patched workload lost the profiled container")?;
     if !args.quiet {
         eprintln!(
             "roprof: running the patched {} with the kubelet's semantics",

@@ -80,10 +80,10 @@ pub struct ProfileArgs {
     /// `--compose FILE` and `--service NAME`.
     #[command(flatten)]
     pub compose: super::compose::ComposeArgs,
-    /// Profile a container of this Kubernetes manifest's pod template (Pod,
-    /// `Deployment`, `StatefulSet`, `DaemonSet`, `ReplicaSet`, `Job`, `CronJob`), run
-    /// with the kubelet's semantics; prints the manifest patched (see
-    /// `roprof patch`).
+    /// Profile a container of this Kubernetes manifest's pod template (a
+    /// pod, deployment, stateful set, daemon set, replica set, job or cron
+    /// job), run with the kubelet's semantics; prints the manifest patched (see
+    /// `roprof patch`) instead of --format (-o still writes every format).
     #[arg(long, value_name = "FILE", conflicts_with_all = ["image", "command", "compose"])]
     pub manifest: Option<PathBuf>,
     /// With --manifest: the container to profile (default: the first).
@@ -113,6 +113,15 @@ pub async fn run(args: &ProfileArgs) -> anyhow::Result<i32> {
     }
     if let Some(path) = &args.manifest {
         return Box::pin(super::manifest::run(args, path)).await;
+    }
+    if args.container.is_some() {
+        use clap::CommandFactory as _;
+        super::Cli::command()
+            .error(
+                clap::error::ErrorKind::MissingRequiredArgument,
+                "--container selects a container of --manifest FILE; profile an image without it",
+            )
+            .exit();
     }
     let how = closed_loop(args);
     let (run_opts, env) = args.run.to_options(&args.command, args.reveal_env)?;

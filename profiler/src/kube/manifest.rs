@@ -34,6 +34,8 @@ pub struct Workload {
     /// Names of a `StatefulSet`'s `volumeClaimTemplates`: each is a claim
     /// volume of that name in the pod.
     pub claims: Vec<String>,
+    /// Index of its document in the file (blank documents counted).
+    pub doc: usize,
     body: String,
     first_line: usize,
 }
@@ -164,7 +166,7 @@ impl Manifest {
             others: Vec::new(),
         };
         let mut offset = 0;
-        for (sep, body) in split_documents(&text) {
+        for (doc_index, (sep, body)) in split_documents(&text).into_iter().enumerate() {
             let first_line = text[..offset + sep.len()].matches('\n').count() + 1;
             offset += sep.len() + body.len();
             if body.lines().all(|l| {
@@ -174,7 +176,7 @@ impl Manifest {
                 continue;
             }
             let doc: Value = typed(path, body, first_line, "YAML")?;
-            m.add(path, &doc, body, first_line)?;
+            m.add(path, &doc, body, (doc_index, first_line))?;
         }
         m.text = text;
         Ok(m)
@@ -185,7 +187,7 @@ impl Manifest {
         path: &Path,
         doc: &Value,
         body: &str,
-        first_line: usize,
+        (doc_index, first_line): (usize, usize),
     ) -> Result<(), KubeError> {
         let kind_line = line_of(body, first_line, &["kind:"]);
         let Some(kind) = doc.get("kind").and_then(Value::as_str).map(str::to_owned) else {
@@ -278,6 +280,7 @@ impl Manifest {
             prefix,
             spec,
             claims,
+            doc: doc_index,
             body: body.to_owned(),
             first_line,
         });
@@ -353,6 +356,38 @@ impl Manifest {
         self.secrets
             .iter()
             .find(|c| c.metadata.name.as_deref() == Some(name))
+    }
+
+    /// The manifest with only `w`'s document patched with `report`'s plan
+    /// for `container` (other documents byte for byte, even workloads with
+    /// a container of the same name).
+    pub fn patch(
+        &self,
+        w: &Workload,
+        report: &crate::model::Report,
+        container: &str,
+    ) -> Result<String, crate::render::patch::PatchError> {
+        let mut out = String::with_capacity(self.text.len() + 1024);
+        for (i, (sep, body)) in split_documents(&self.text).into_iter().enumerate() {
+            out.push_str(sep);
+            if i == w.doc {
+                out.push_str(&crate::render::patch::patch_manifests(
+                    body,
+                    report,
+                    Some(container),
+                )?);
+            } else {
+                out.push_str(body);
+            }
+        }
+        Ok(out)
+    }
+
+    /// The workload of document `doc` (after [`Self::patch`], the same
+    /// workload in the patched text).
+    #[must_use]
+    pub fn workload_at(&self, doc: usize) -> Option<&Workload> {
+        self.workloads.iter().find(|w| w.doc == doc)
     }
 
     /// An error at the line of `hints` in `w`.

@@ -101,3 +101,21 @@ fn a_workload_with_a_wrong_field_type_names_the_line() {
     assert!(e.starts_with("db.yaml:11:"), "{e}");
     assert!(e.contains("Deployment/d"), "{e}");
 }
+
+#[test]
+fn only_the_profiled_workload_is_patched_even_when_another_has_the_same_container() {
+    let one = "# first\napiVersion: apps/v1\nkind: Deployment\nmetadata: {name: a}\nspec:\n  selector: {}\n  template:\n    spec:\n      containers: [{name: app, image: x}]\n";
+    let two = "apiVersion: apps/v1\nkind: Deployment\nmetadata: {name: b}\nspec:\n  selector: {}\n  template:\n    spec:\n      containers: [{name: app, image: x}]\n";
+    let m = parse(&format!("{one}---\n{two}")).expect("parses");
+    let w = m.workload_at(1).expect("the second document's workload");
+    assert_eq!(w.describe(), "Deployment/b");
+    let out = m
+        .patch(w, &crate::model::Report::default(), "app")
+        .expect("patches");
+    let (first, second) = out.split_once("---\n").expect("two documents");
+    assert_eq!(first, one, "the other workload is untouched, byte for byte");
+    assert!(
+        second.contains("readOnlyRootFilesystem: true"),
+        "the profiled workload is patched:\n{second}"
+    );
+}
