@@ -280,6 +280,10 @@ pub struct Inflight {
     /// For [`argkind::WRITE_RET`]: the written file's inode address (its
     /// size is read at exit). 0 otherwise.
     pub obj: u64,
+    /// cgroup id of the caller's container (its `TRACED` value), part of
+    /// every dedupe key: the same absolute name, or a file on a volume
+    /// several containers share, is a different operation in each.
+    pub cgroup: u64,
 }
 
 /// Value of the `DEDUP` map.
@@ -564,7 +568,7 @@ mod layout {
     };
 
     const _: () = assert!(size_of::<SyscallSpec>() == 20);
-    const _: () = assert!(size_of::<Inflight>() == 72);
+    const _: () = assert!(size_of::<Inflight>() == 80);
     const _: () = assert!(size_of::<DedupValue>() == 16);
     const _: () = assert!(size_of::<FileStats>() == 32);
     const _: () = assert!(size_of::<Counters>() == 8 * counter::COUNT);

@@ -49,7 +49,17 @@ pub(crate) fn current_task() -> u64 {
 /// Is `tgid` traced? The bitmap first (a load), then the map.
 #[inline(always)]
 pub(crate) fn tgid_traced(tgid: u32) -> bool {
-    tgid_maybe_traced(tgid) && TRACED.get_ptr(tgid).is_some()
+    traced_cgroup(tgid).is_some()
+}
+
+/// The container (cgroup id) of a traced `tgid`; `None` when untraced.
+#[inline(always)]
+pub(crate) fn traced_cgroup(tgid: u32) -> Option<u64> {
+    if !tgid_maybe_traced(tgid) {
+        return None;
+    }
+    // SAFETY: the map value is a plain u64 read once.
+    TRACED.get_ptr(tgid).map(|v| unsafe { *v })
 }
 
 /// `false`: `tgid` is certainly not traced (its `TRACED_BITS` bit is clear).

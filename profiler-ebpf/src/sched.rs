@@ -59,7 +59,8 @@ pub(crate) fn try_sched_exec(ctx: &RawTracePointContext) -> Result<(), i64> {
     // script its interpreter.
     let mm = rk::<u64>(current_task() + o.task_mm)?;
     let exe = rk::<u64>(mm + o.mm_exe_file)?;
-    if exe != 0 && object_is_new(cfg, op::EXEC, 0, pid_tgid, exe, 0) {
+    let cg = traced_cgroup(tgid).unwrap_or(0);
+    if exe != 0 && object_is_new(cfg, op::EXEC, 0, pid_tgid, exe, 0, cg) {
         q.object(op::EXEC, 0, pid_tgid, exe, 0, 0);
     }
     // A script (or a binfmt_misc handler) replaced `interp`: record the
