@@ -101,7 +101,12 @@ pub async fn run(cfg: &WatchConfig) -> Result<Summary, WatchError> {
     let (cg_tx, mut cg_rx) = tokio::sync::mpsc::unbounded_channel();
     let demux = Arc::new(Mutex::new(Demux::new(cg_tx)));
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
-    let drain = tokio::spawn(demux::drain(ring, demux.clone(), stop_rx));
+    let drain = tokio::spawn(crate::trace::drain_ring(
+        ring,
+        demux::Shared(demux.clone()),
+        stop_rx,
+        None,
+    ));
     let mut w = Watch {
         source,
         tracer,
