@@ -10,8 +10,8 @@ use std::{
 };
 
 use roprof_tests::{
-    BUSYBOX_IMAGE, ContainerGuard, Running, TEST_LABEL, docker_ok, owner_label,
-    require_privileged, roprof_containers, settled, spawn_roprof, unique_name,
+    BUSYBOX_IMAGE, ContainerGuard, Running, TEST_LABEL, docker_ok, owner_label, require_privileged,
+    roprof_containers, settled, spawn_roprof, unique_name,
 };
 
 /// Docker's own containerd, where the containerd tests run in a namespace
@@ -68,7 +68,7 @@ fn start_watch(args: &[&str], dir: &Path) -> Watch {
     let mut all = vec!["watch", "-o", dir];
     all.extend_from_slice(args);
     let mut run = spawn_roprof(&all, &[]);
-    run.wait_for_stderr("roprof: watching", Duration::from_secs(60));
+    run.wait_for_stderr("roprof: watching", Duration::from_mins(1));
     let progs = prog_ids(run.pid());
     assert!(
         progs.len() >= 6,
@@ -81,7 +81,7 @@ fn start_watch(args: &[&str], dir: &Path) -> Watch {
 /// gone; returns its stderr.
 fn stop_watch(w: Watch) -> String {
     w.run.signal(libc::SIGINT);
-    let f = w.run.finish(Duration::from_secs(120));
+    let f = w.run.finish(Duration::from_mins(2));
     assert_eq!(
         f.code,
         Some(0),
@@ -155,10 +155,7 @@ fn run_labelled(name: &str, labels: &[String], detach: bool, script: &str) {
     } else {
         args.push("--rm".into());
     }
-    for l in [TEST_LABEL.to_owned(), owner_label()]
-        .iter()
-        .chain(labels)
-    {
+    for l in [TEST_LABEL.to_owned(), owner_label()].iter().chain(labels) {
         args.push("--label".into());
         args.push(l.clone());
     }
@@ -179,7 +176,12 @@ fn docker_watch_profiles_exactly_the_labelled_containers() {
     let long = unique_name("long");
     let other = unique_name("unlabelled");
     // Lives a few milliseconds, and is removed at once (--rm).
-    run_labelled(&quick, std::slice::from_ref(&select), false, "echo q > /tmp/quick");
+    run_labelled(
+        &quick,
+        std::slice::from_ref(&select),
+        false,
+        "echo q > /tmp/quick",
+    );
     run_labelled(
         &long,
         std::slice::from_ref(&select),
@@ -207,7 +209,13 @@ fn docker_watch_profiles_exactly_the_labelled_containers() {
         l["run"]["incomplete"], true,
         "still running at SIGINT: its report is marked incomplete"
     );
-    for f in ["docker.sh", "compose.yaml", "k8s.yaml", "report.md", "table.txt"] {
+    for f in [
+        "docker.sh",
+        "compose.yaml",
+        "k8s.yaml",
+        "report.md",
+        "table.txt",
+    ] {
         assert!(
             dir.join(&long).join(f).is_file(),
             "every format is written beside report.json: {f} is missing"
@@ -237,8 +245,18 @@ fn docker_watch_merges_replicas_into_one_plan() {
     let w = start_watch(&["--label", &select], &dir);
     let a = unique_name("web-1");
     let b = unique_name("web-2");
-    run_labelled(&a, &labels, false, "mkdir -p /var/cache/web && echo 1 > /var/cache/web/one");
-    run_labelled(&b, &labels, false, "mkdir -p /var/cache/web && echo 2 > /var/cache/web/two; echo t > /tmp/t");
+    run_labelled(
+        &a,
+        &labels,
+        false,
+        "mkdir -p /var/cache/web && echo 1 > /var/cache/web/one",
+    );
+    run_labelled(
+        &b,
+        &labels,
+        false,
+        "mkdir -p /var/cache/web && echo 2 > /var/cache/web/two; echo t > /tmp/t",
+    );
     std::thread::sleep(Duration::from_secs(3));
     let err = stop_watch(w);
     let key = format!("compose-{project}-web");
@@ -308,16 +326,29 @@ impl Namespace {
     fn new() -> Self {
         let ns = format!("roprof-test-{}", std::process::id());
         let ns = Namespace(ns);
-        let save = Command::new("docker")
+        let mut save = Command::new("docker")
             .args(["save", BUSYBOX_IMAGE])
             .stdout(Stdio::piped())
             .spawn()
             .expect("docker save runs");
         let import = Command::new("ctr")
-            .args(["-a", CONTAINERD_SOCKET, "-n", &ns.0, "images", "import", "-"])
-            .stdin(save.stdout.expect("piped"))
+            .args([
+                "-a",
+                CONTAINERD_SOCKET,
+                "-n",
+                &ns.0,
+                "images",
+                "import",
+                "-",
+            ])
+            .stdin(save.stdout.take().expect("piped"))
             .output()
             .expect("ctr images import runs");
+        let saved = save.wait().expect("docker save is waited for");
+        assert!(
+            saved.success(),
+            "docker save {BUSYBOX_IMAGE} failed: {saved}"
+        );
         assert!(
             import.status.success(),
             "importing {BUSYBOX_IMAGE} into containerd namespace {}: {}",
@@ -380,21 +411,40 @@ fn containerd_watch_profiles_exactly_the_labelled_containers() {
     ctr_ok(
         &ns.0,
         &[
-            "run", "--rm", "--label", "roprof.watch=yes", &image, "quick", "sh", "-c",
+            "run",
+            "--rm",
+            "--label",
+            "roprof.watch=yes",
+            &image,
+            "quick",
+            "sh",
+            "-c",
             "echo q > /tmp/quick",
         ],
     );
     ctr_ok(
         &ns.0,
         &[
-            "run", "-d", "--label", "roprof.watch=yes", &image, "long", "sh", "-c",
+            "run",
+            "-d",
+            "--label",
+            "roprof.watch=yes",
+            &image,
+            "long",
+            "sh",
+            "-c",
             "mkdir -p /var/cache/app && echo x > /var/cache/app/data && sleep 300",
         ],
     );
     ctr_ok(
         &ns.0,
         &[
-            "run", "-d", &image, "unlabelled", "sh", "-c",
+            "run",
+            "-d",
+            &image,
+            "unlabelled",
+            "sh",
+            "-c",
             "echo u > /tmp/unlabelled && sleep 300",
         ],
     );
@@ -434,7 +484,8 @@ fn a_bad_containerd_socket_is_a_clear_error() {
     let f = r.finish(Duration::from_secs(30));
     assert_eq!(f.code, Some(1), "a bad socket exits 1: {}", f.stderr);
     assert!(
-        f.stderr.contains("/nonexistent/containerd.sock") && f.stderr.contains("--containerd-socket"),
+        f.stderr.contains("/nonexistent/containerd.sock")
+            && f.stderr.contains("--containerd-socket"),
         "the error names the socket and the flag: {}",
         f.stderr
     );

@@ -20,12 +20,12 @@ use bollard::{
 };
 use futures::StreamExt as _;
 
-use self::{flags::split_tmpfs, listing::ChannelReader};
 pub use self::{
     events::{ContainerInfo, LifecycleEvent},
     flags::{Ports, parse_memory, parse_publish},
     listing::parse_tar,
 };
+use self::{flags::split_tmpfs, listing::ChannelReader};
 use crate::{
     environment::ContainerEnv,
     model::{CPath, ImageConfig, ImageListing, RunOptions},

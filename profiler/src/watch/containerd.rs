@@ -16,7 +16,8 @@ use std::{
 use containerd_client::{
     events::{ContainerCreate, ContainerDelete, TaskExit, TaskStart},
     services::v1::{
-        GetContainerRequest, SubscribeRequest, containers_client::ContainersClient,
+        GetContainerRequest, SubscribeRequest,
+        containers_client::ContainersClient,
         events_client::EventsClient,
         snapshots::{MountsRequest, snapshots_client::SnapshotsClient},
         version_client::VersionClient,
@@ -42,7 +43,10 @@ pub struct Containerd {
     layers: Arc<Mutex<HashMap<String, Vec<PathBuf>>>>,
 }
 
-fn rpc(socket: &std::path::Path, what: &str) -> impl FnOnce(containerd_client::tonic::Status) -> WatchError {
+fn rpc(
+    socket: &std::path::Path,
+    what: &str,
+) -> impl FnOnce(containerd_client::tonic::Status) -> WatchError {
     let (socket, what) = (socket.to_path_buf(), what.to_owned());
     move |s| WatchError::Containerd {
         socket,
@@ -78,13 +82,14 @@ impl Containerd {
                 });
             }
         }
-        let channel = containerd_client::connect(&socket)
-            .await
-            .map_err(|e| WatchError::Containerd {
-                socket: socket.clone(),
-                what: "connecting".into(),
-                reason: e.to_string(),
-            })?;
+        let channel =
+            containerd_client::connect(&socket)
+                .await
+                .map_err(|e| WatchError::Containerd {
+                    socket: socket.clone(),
+                    what: "connecting".into(),
+                    reason: e.to_string(),
+                })?;
         let version = tokio::time::timeout(
             std::time::Duration::from_secs(10),
             VersionClient::new(channel.clone()).version(()),
@@ -93,7 +98,8 @@ impl Containerd {
         .map_err(|_| WatchError::Containerd {
             socket: socket.clone(),
             what: "asking for its version".into(),
-            reason: "no answer within 10 s (is this containerd's gRPC socket, not its ttrpc one?)".into(),
+            reason: "no answer within 10 s (is this containerd's gRPC socket, not its ttrpc one?)"
+                .into(),
         })?
         .map_err(rpc(&socket, "asking for its version"))?;
         eprintln!(
@@ -182,7 +188,9 @@ impl Containerd {
             let this = this.clone();
             async move {
                 match r {
-                    Ok(env) if env.namespace == this.namespace => this.lifecycle(env).await.transpose(),
+                    Ok(env) if env.namespace == this.namespace => {
+                        this.lifecycle(env).await.transpose()
+                    }
                     Ok(_) => None,
                     Err(s) => Some(Err(rpc(&this.socket, "following events")(s))),
                 }
@@ -274,7 +282,10 @@ mod tests {
         let mut l = BTreeMap::new();
         assert_eq!(display_name("abc", &l), "abc");
         l.insert("io.kubernetes.pod.namespace".into(), "shop".into());
-        l.insert("io.kubernetes.pod.name".into(), "web-7d4b9c8f6d-x2v9q".into());
+        l.insert(
+            "io.kubernetes.pod.name".into(),
+            "web-7d4b9c8f6d-x2v9q".into(),
+        );
         l.insert("io.kubernetes.container.name".into(), "nginx".into());
         assert_eq!(display_name("abc", &l), "shop_web-7d4b9c8f6d-x2v9q_nginx");
     }

@@ -14,10 +14,7 @@ use std::{
 
 use profiler_common::kind;
 
-use crate::trace::{
-    Collector, RawEvent, Sink,
-    collect::Progress,
-};
+use crate::trace::{Collector, RawEvent, Sink, collect::Progress};
 
 /// A cgroup seen being created: its id and path as the kernel gave them.
 #[derive(Clone, Debug, PartialEq, Eq)]

@@ -57,7 +57,11 @@ fn daemonset_runs_watch_on_containerd_with_what_it_needs() {
             .and_then(|m: &ObjectMeta| m.labels.clone()),
         "the selector must select the template's pods"
     );
-    assert_eq!(pod.host_pid, Some(true), "hostPID: host pids in the records");
+    assert_eq!(
+        pod.host_pid,
+        Some(true),
+        "hostPID: host pids in the records"
+    );
     assert_eq!(pod.automount_service_account_token, Some(false));
     let c = &pod.containers[0];
     let args = c.args.clone().unwrap_or_default();
@@ -101,7 +105,9 @@ fn daemonset_runs_watch_on_containerd_with_what_it_needs() {
         let before = &DAEMONSET[..at];
         let last_line = before.trim_end().lines().last().unwrap_or_default();
         assert!(
-            before.rfind("# Why:").is_some_and(|w| before[w..].lines().count() <= 6)
+            before
+                .rfind("# Why:")
+                .is_some_and(|w| before[w..].lines().count() <= 6)
                 && last_line.trim_start().starts_with('#'),
             "volume {} should follow a `# Why:` comment",
             v.name

@@ -107,9 +107,7 @@ async fn containerd_image(c: &Containerd, image: &str) -> ImageFacts {
             ..ImageConfig::default()
         },
         listing: ImageListing::default(),
-        notes: vec![
-            "containerd: the image config (USER, VOLUME, WORKDIR) was not read".to_owned(),
-        ],
+        notes: vec!["containerd: the image config (USER, VOLUME, WORKDIR) was not read".to_owned()],
     };
     let listed = match c.layers_of(image) {
         Some(dirs) => tokio::task::spawn_blocking(move || super::layers::listing(&dirs))
@@ -134,7 +132,9 @@ async fn docker_image(engine: &Engine, image: &str) -> ImageFacts {
         Ok(c) => facts.config = c,
         Err(e) => {
             facts.config.image = image.to_owned();
-            facts.notes.push(format!("the image config was not read: {e}"));
+            facts
+                .notes
+                .push(format!("the image config was not read: {e}"));
         }
     }
     let spec = ContainerSpec {
