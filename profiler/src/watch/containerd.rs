@@ -24,7 +24,7 @@ use containerd_client::{
     },
     tonic::{Code, Request, transport::Channel},
 };
-use futures::{Stream, StreamExt as _};
+use futures::Stream;
 
 use super::{WatchError, workload};
 use crate::runtime::{ContainerInfo, LifecycleEvent};
@@ -175,27 +175,47 @@ impl Containerd {
     }
 
     /// Lifecycle events of the namespace's containers from now on.
-    pub async fn events(
-        &self,
-    ) -> Result<impl Stream<Item = Result<LifecycleEvent, WatchError>> + use<>, WatchError> {
-        let stream = EventsClient::new(self.channel.clone())
-            .subscribe(SubscribeRequest { filters: vec![] })
-            .await
-            .map_err(rpc(&self.socket, "subscribing to events"))?
-            .into_inner();
+    ///
+    /// The subscription runs in a task of its own: containerd's gRPC server
+    /// sends the response headers of the event stream only with its first
+    /// event, so awaiting the call itself would wait for one. The request
+    /// is sent at once, so containers created from here on are seen.
+    pub fn events(&self) -> impl Stream<Item = Result<LifecycleEvent, WatchError>> + use<> {
+        let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
         let this = self.clone();
-        Ok(stream.filter_map(move |r| {
-            let this = this.clone();
-            async move {
-                match r {
-                    Ok(env) if env.namespace == this.namespace => {
-                        this.lifecycle(env).await.transpose()
+        tokio::spawn(async move {
+            let res = EventsClient::new(this.channel.clone())
+                .subscribe(SubscribeRequest { filters: vec![] })
+                .await;
+            let mut stream = match res {
+                Ok(r) => r.into_inner(),
+                Err(s) => {
+                    let _ = tx.send(Err(rpc(&this.socket, "subscribing to events")(s)));
+                    return;
+                }
+            };
+            loop {
+                let item = match stream.message().await {
+                    Ok(Some(env)) if env.namespace == this.namespace => {
+                        match this.lifecycle(env).await {
+                            Ok(Some(e)) => Ok(e),
+                            Ok(None) => continue,
+                            Err(e) => Err(e),
+                        }
                     }
-                    Ok(_) => None,
-                    Err(s) => Some(Err(rpc(&this.socket, "following events")(s))),
+                    Ok(Some(_)) => continue,
+                    // The stream ended: the receiver sees the channel close.
+                    Ok(None) => return,
+                    Err(s) => Err(rpc(&this.socket, "following events")(s)),
+                };
+                let failed = item.is_err();
+                // The receiver is gone: watch ended.
+                if tx.send(item).is_err() || failed {
+                    return;
                 }
             }
-        }))
+        });
+        futures::stream::unfold(rx, |mut rx| async move { rx.recv().await.map(|x| (x, rx)) })
     }
 
     async fn lifecycle(

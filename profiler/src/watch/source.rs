@@ -73,7 +73,7 @@ impl Source {
     pub async fn events(&self) -> Result<Events, WatchError> {
         Ok(match self {
             Source::Docker(e) => Box::pin(e.container_events().map(|r| r.map_err(Into::into))),
-            Source::Containerd(c) => Box::pin(c.events().await?),
+            Source::Containerd(c) => Box::pin(c.events()),
         })
     }
 
