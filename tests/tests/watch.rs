@@ -286,6 +286,12 @@ fn docker_watch_merges_replicas_into_one_plan() {
         .flatten()
         .filter_map(|x| x["target"].as_str().map(str::to_owned))
         .collect();
+    // Both replicas ran the same `mkdir -p /var/cache/web`: each one's own
+    // report has it (records of one container never stand for another's).
+    for r in [&a, &b] {
+        let rep = report(&dir, r, &err);
+        assert_paths(&rep, &["/var/cache", "/var/cache/web"], r);
+    }
     for p in ["/var/cache/web/one", "/var/cache/web/two", "/tmp/t"] {
         assert!(
             targets
