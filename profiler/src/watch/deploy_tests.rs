@@ -82,6 +82,11 @@ fn daemonset_runs_watch_on_containerd_with_what_it_needs() {
     assert_eq!(host_path_of(&ds, flag("-o")), "/var/lib/roprof/reports");
     assert_eq!(host_path_of(&ds, "/sys/fs/cgroup"), "/sys/fs/cgroup");
     assert_eq!(host_path_of(&ds, "/sys/kernel/btf"), "/sys/kernel/btf");
+    // The image layers are listed at the host paths containerd reports.
+    assert_eq!(
+        host_path_of(&ds, "/var/lib/containerd"),
+        "/var/lib/containerd"
+    );
     let sc = c.security_context.as_ref().unwrap();
     let caps = sc.capabilities.as_ref().unwrap();
     let added = caps.add.clone().unwrap_or_default();
