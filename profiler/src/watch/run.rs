@@ -92,7 +92,7 @@ pub async fn run(cfg: &WatchConfig) -> Result<Summary, WatchError> {
     let source = Source::connect(&cfg.runtime).await?;
     // Subscribed before the programs load: a container created meanwhile
     // is still known by name when its cgroup shows up.
-    let mut events = source.events().await?;
+    let mut events = source.events();
     if !cfg.quiet {
         eprintln!("roprof: loading the eBPF programs");
     }
@@ -185,7 +185,8 @@ impl Watch {
                     Some(Err(e)) if resubscribed.len() < MAX_RESUBSCRIBE => {
                         eprintln!("roprof: warning: {e}; following the events again");
                         resubscribed.push(Instant::now());
-                        self.source.events().await.map(|s| *events = s)
+                        *events = self.source.events();
+                        Ok(())
                     }
                     Some(Err(e)) => Err(e),
                     None => Err(WatchError::EventsEnded(self.source.name())),
