@@ -39,6 +39,11 @@ pub const MAP_CONTAINER_IDS: &str = "CONTAINER_IDS";
 /// Podman ids are 64 hex digits, containerd lets any id through (its limit
 /// is 76 bytes), and `cri-containerd-<id>.scope` adds 21.
 pub const ID_MAX: usize = 128;
+/// `TRACED_BITS`: one bit per possible tgid (`PID_MAX_LIMIT` is 2^22 on
+/// 64-bit kernels), 64 per entry.
+pub const TRACED_BITS_LEN: u32 = 1 << 16;
+/// Map of one bit per traced tgid (see `TRACED_BITS_LEN`).
+pub const MAP_TRACED_BITS: &str = "TRACED_BITS";
 /// Entries of `CONTAINER_IDS` (six leaf forms per container).
 pub const CONTAINER_IDS_LEN: u32 = 1024;
 

@@ -269,6 +269,11 @@ pub fn sys_exit(ctx: RawTracePointContext) -> u32 {
 pub(crate) fn try_sys_exit(ctx: &RawTracePointContext) -> Result<(), i64> {
     // SAFETY: helper without arguments.
     let pid_tgid = unsafe { bh::bpf_get_current_pid_tgid() };
+    // Only traced processes have in-flight entries: the bitmap turns the
+    // others away before the hash lookup.
+    if !tgid_maybe_traced((pid_tgid >> 32) as u32) {
+        return Ok(());
+    }
     // SAFETY: the map value is copied out before removal.
     let Some(inf) = (unsafe { INFLIGHT.get(pid_tgid) }).copied() else {
         return Ok(());
