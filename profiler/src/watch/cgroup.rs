@@ -31,7 +31,10 @@ pub fn container_id(path: &str) -> Option<String> {
         ["docker-", "libpod-", "cri-containerd-", "crio-"]
             .iter()
             .find_map(|p| scope.strip_prefix(p))?
-    } else if leaf.ends_with(".slice") || leaf.ends_with(".mount") || leaf.ends_with(".service") {
+    } else if matches!(
+        leaf.rsplit_once('.'),
+        Some((_, "slice" | "mount" | "service" | "socket"))
+    ) {
         return None;
     } else {
         leaf
@@ -65,10 +68,15 @@ mod tests {
         let cases = [
             (format!("/docker/{ID}"), Some(ID)),
             (format!("/system.slice/docker-{ID}.scope"), Some(ID)),
-            (format!("/machine.slice/libpod-{ID}.scope/container"), Some(ID)),
+            (
+                format!("/machine.slice/libpod-{ID}.scope/container"),
+                Some(ID),
+            ),
             (format!("/user.slice/libpod-{ID}.scope"), Some(ID)),
             (
-                format!("/kubepods.slice/kubepods-besteffort.slice/kubepods-besteffort-pod1.slice/cri-containerd-{ID}.scope"),
+                format!(
+                    "/kubepods.slice/kubepods-besteffort.slice/kubepods-besteffort-pod1.slice/cri-containerd-{ID}.scope"
+                ),
                 Some(ID),
             ),
             (format!("/kubepods/besteffort/pod1234/{ID}"), Some(ID)),

@@ -16,14 +16,15 @@ use std::{
 use containerd_client::{
     events::{ContainerCreate, ContainerDelete, TaskExit, TaskStart},
     services::v1::{
-        GetContainerRequest, SubscribeRequest, containers_client::ContainersClient,
+        GetContainerRequest, SubscribeRequest,
+        containers_client::ContainersClient,
         events_client::EventsClient,
         snapshots::{MountsRequest, snapshots_client::SnapshotsClient},
         version_client::VersionClient,
     },
     tonic::{Code, Request, transport::Channel},
 };
-use futures::{Stream, StreamExt as _};
+use futures::Stream;
 
 use super::{WatchError, workload};
 use crate::runtime::{ContainerInfo, LifecycleEvent};
@@ -42,7 +43,10 @@ pub struct Containerd {
     layers: Arc<Mutex<HashMap<String, Vec<PathBuf>>>>,
 }
 
-fn rpc(socket: &std::path::Path, what: &str) -> impl FnOnce(containerd_client::tonic::Status) -> WatchError {
+fn rpc(
+    socket: &std::path::Path,
+    what: &str,
+) -> impl FnOnce(containerd_client::tonic::Status) -> WatchError {
     let (socket, what) = (socket.to_path_buf(), what.to_owned());
     move |s| WatchError::Containerd {
         socket,
@@ -78,13 +82,14 @@ impl Containerd {
                 });
             }
         }
-        let channel = containerd_client::connect(&socket)
-            .await
-            .map_err(|e| WatchError::Containerd {
-                socket: socket.clone(),
-                what: "connecting".into(),
-                reason: e.to_string(),
-            })?;
+        let channel =
+            containerd_client::connect(&socket)
+                .await
+                .map_err(|e| WatchError::Containerd {
+                    socket: socket.clone(),
+                    what: "connecting".into(),
+                    reason: e.to_string(),
+                })?;
         let version = tokio::time::timeout(
             std::time::Duration::from_secs(10),
             VersionClient::new(channel.clone()).version(()),
@@ -93,7 +98,8 @@ impl Containerd {
         .map_err(|_| WatchError::Containerd {
             socket: socket.clone(),
             what: "asking for its version".into(),
-            reason: "no answer within 10 s (is this containerd's gRPC socket, not its ttrpc one?)".into(),
+            reason: "no answer within 10 s (is this containerd's gRPC socket, not its ttrpc one?)"
+                .into(),
         })?
         .map_err(rpc(&socket, "asking for its version"))?;
         eprintln!(
@@ -169,25 +175,47 @@ impl Containerd {
     }
 
     /// Lifecycle events of the namespace's containers from now on.
-    pub async fn events(
-        &self,
-    ) -> Result<impl Stream<Item = Result<LifecycleEvent, WatchError>> + use<>, WatchError> {
-        let stream = EventsClient::new(self.channel.clone())
-            .subscribe(SubscribeRequest { filters: vec![] })
-            .await
-            .map_err(rpc(&self.socket, "subscribing to events"))?
-            .into_inner();
+    ///
+    /// The subscription runs in a task of its own: containerd's gRPC server
+    /// sends the response headers of the event stream only with its first
+    /// event, so awaiting the call itself would wait for one. The request
+    /// is sent at once, so containers created from here on are seen.
+    pub fn events(&self) -> impl Stream<Item = Result<LifecycleEvent, WatchError>> + use<> {
+        let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
         let this = self.clone();
-        Ok(stream.filter_map(move |r| {
-            let this = this.clone();
-            async move {
-                match r {
-                    Ok(env) if env.namespace == this.namespace => this.lifecycle(env).await.transpose(),
-                    Ok(_) => None,
-                    Err(s) => Some(Err(rpc(&this.socket, "following events")(s))),
+        tokio::spawn(async move {
+            let res = EventsClient::new(this.channel.clone())
+                .subscribe(SubscribeRequest { filters: vec![] })
+                .await;
+            let mut stream = match res {
+                Ok(r) => r.into_inner(),
+                Err(s) => {
+                    let _ = tx.send(Err(rpc(&this.socket, "subscribing to events")(s)));
+                    return;
+                }
+            };
+            loop {
+                let item = match stream.message().await {
+                    Ok(Some(env)) if env.namespace == this.namespace => {
+                        match this.lifecycle(env).await {
+                            Ok(Some(e)) => Ok(e),
+                            Ok(None) => continue,
+                            Err(e) => Err(e),
+                        }
+                    }
+                    Ok(Some(_)) => continue,
+                    // The stream ended: the receiver sees the channel close.
+                    Ok(None) => return,
+                    Err(s) => Err(rpc(&this.socket, "following events")(s)),
+                };
+                let failed = item.is_err();
+                // The receiver is gone: watch ended.
+                if tx.send(item).is_err() || failed {
+                    return;
                 }
             }
-        }))
+        });
+        futures::stream::unfold(rx, |mut rx| async move { rx.recv().await.map(|x| (x, rx)) })
     }
 
     async fn lifecycle(
@@ -274,7 +302,10 @@ mod tests {
         let mut l = BTreeMap::new();
         assert_eq!(display_name("abc", &l), "abc");
         l.insert("io.kubernetes.pod.namespace".into(), "shop".into());
-        l.insert("io.kubernetes.pod.name".into(), "web-7d4b9c8f6d-x2v9q".into());
+        l.insert(
+            "io.kubernetes.pod.name".into(),
+            "web-7d4b9c8f6d-x2v9q".into(),
+        );
         l.insert("io.kubernetes.container.name".into(), "nginx".into());
         assert_eq!(display_name("abc", &l), "shop_web-7d4b9c8f6d-x2v9q_nginx");
     }

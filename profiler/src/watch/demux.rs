@@ -12,11 +12,9 @@ use std::{
     sync::{Arc, Mutex},
 };
 
-use aya::maps::{MapData, RingBuf};
 use profiler_common::kind;
-use tokio::io::unix::AsyncFd;
 
-use crate::trace::{Collector, RawEvent, TraceError};
+use crate::trace::{Collector, RawEvent, Sink, collect::Progress};
 
 /// A cgroup seen being created: its id and path as the kernel gave them.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -89,38 +87,25 @@ impl Demux {
     }
 }
 
-/// Drains `ring` into the shared demultiplexer until `stop` fires, then
-/// drains what is left and returns the ring.
-pub async fn drain(
-    ring: RingBuf<MapData>,
-    demux: Arc<Mutex<Demux>>,
-    mut stop: tokio::sync::watch::Receiver<bool>,
-) -> Result<RingBuf<MapData>, TraceError> {
-    // SAFETY: the RingBuf owns its map fd, which stays open and unchanged
-    // until the RingBuf (owned by the AsyncFd) is dropped.
-    let mut fd = unsafe { AsyncFd::register_with_interest(ring, tokio::io::Interest::READABLE) }
-        .map_err(|e| TraceError::Poll(e.into_parts().1))?;
-    let pour = |ring: &mut RingBuf<MapData>| {
+/// The demultiplexer shared between the drain task (which pushes) and the
+/// watch loop (which takes and forgets).
+#[derive(Clone)]
+pub struct Shared(pub Arc<Mutex<Demux>>);
+
+impl Sink for Shared {
+    fn push_bytes(&mut self, bytes: &[u8]) {
         // A poisoned lock means the watch loop panicked: records are moot.
-        if let Ok(mut d) = demux.lock() {
-            while let Some(item) = ring.next() {
-                d.push_bytes(&item);
-            }
-        }
-    };
-    loop {
-        tokio::select! {
-            guard = fd.readable_mut() => {
-                let mut guard = guard.map_err(TraceError::Poll)?;
-                pour(guard.get_inner_mut());
-                guard.clear_ready();
-            }
-            _ = stop.changed() => break,
+        if let Ok(mut d) = self.0.lock() {
+            d.push_bytes(bytes);
         }
     }
-    let mut ring = fd.into_inner();
-    pour(&mut ring);
-    Ok(ring)
+
+    fn progress(&self) -> Progress {
+        Progress {
+            events: self.0.lock().map_or(0, |d| d.records),
+            ..Progress::default()
+        }
+    }
 }
 
 #[cfg(test)]
@@ -137,8 +122,7 @@ mod tests {
         h.kind = kind;
         h.op = op::MKDIR;
         h.key = key;
-        // MERGE(trace): h.cgroup = cgroup;
-        let _ = cgroup;
+        h.cgroup = cgroup;
         h.status = STATUS_NAME_ABSOLUTE;
         h.name_len = u32::try_from(data.len()).unwrap();
         let mut v = vec![0u8; std::mem::size_of::<EventHeader>()];
@@ -149,7 +133,6 @@ mod tests {
     }
 
     #[test]
-    #[ignore = "MERGE(trace): needs EventHeader::cgroup"]
     fn records_go_to_their_cgroup_and_forgotten_ones_are_dropped() {
         let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
         let mut d = Demux::new(tx);

@@ -57,7 +57,11 @@ fn daemonset_runs_watch_on_containerd_with_what_it_needs() {
             .and_then(|m: &ObjectMeta| m.labels.clone()),
         "the selector must select the template's pods"
     );
-    assert_eq!(pod.host_pid, Some(true), "hostPID: host pids in the records");
+    assert_eq!(
+        pod.host_pid,
+        Some(true),
+        "hostPID: host pids in the records"
+    );
     assert_eq!(pod.automount_service_account_token, Some(false));
     let c = &pod.containers[0];
     let args = c.args.clone().unwrap_or_default();
@@ -78,6 +82,11 @@ fn daemonset_runs_watch_on_containerd_with_what_it_needs() {
     assert_eq!(host_path_of(&ds, flag("-o")), "/var/lib/roprof/reports");
     assert_eq!(host_path_of(&ds, "/sys/fs/cgroup"), "/sys/fs/cgroup");
     assert_eq!(host_path_of(&ds, "/sys/kernel/btf"), "/sys/kernel/btf");
+    // The image layers are listed at the host paths containerd reports.
+    assert_eq!(
+        host_path_of(&ds, "/var/lib/containerd"),
+        "/var/lib/containerd"
+    );
     let sc = c.security_context.as_ref().unwrap();
     let caps = sc.capabilities.as_ref().unwrap();
     let added = caps.add.clone().unwrap_or_default();
@@ -101,7 +110,9 @@ fn daemonset_runs_watch_on_containerd_with_what_it_needs() {
         let before = &DAEMONSET[..at];
         let last_line = before.trim_end().lines().last().unwrap_or_default();
         assert!(
-            before.rfind("# Why:").is_some_and(|w| before[w..].lines().count() <= 6)
+            before
+                .rfind("# Why:")
+                .is_some_and(|w| before[w..].lines().count() <= 6)
                 && last_line.trim_start().starts_with('#'),
             "volume {} should follow a `# Why:` comment",
             v.name

@@ -105,11 +105,7 @@ mod tests {
 
     #[test]
     fn labels_and_name_all_must_match() {
-        let f = Filter::parse(
-            &["roprof.watch=yes".into(), "tier".into()],
-            Some("shop-*"),
-        )
-        .unwrap();
+        let f = Filter::parse(&["roprof.watch=yes".into(), "tier".into()], Some("shop-*")).unwrap();
         let mut l = BTreeMap::new();
         l.insert("roprof.watch".to_owned(), "yes".to_owned());
         assert!(!f.matches("shop-1", &l), "label `tier` is missing");

@@ -22,7 +22,12 @@ pub fn lowerdirs(options: &[String]) -> Vec<PathBuf> {
     options
         .iter()
         .find_map(|o| o.strip_prefix("lowerdir="))
-        .map(|l| l.split(':').filter(|s| !s.is_empty()).map(PathBuf::from).collect())
+        .map(|l| {
+            l.split(':')
+                .filter(|s| !s.is_empty())
+                .map(PathBuf::from)
+                .collect()
+        })
         .unwrap_or_default()
 }
 
@@ -117,7 +122,11 @@ fn apply(l: &mut ImageListing, root: &Path) -> std::io::Result<()> {
                     mode: meta.mode() & 0o7777,
                     uid: meta.uid(),
                     gid: meta.gid(),
-                    size: if kind == EntryKind::File { meta.size() } else { 0 },
+                    size: if kind == EntryKind::File {
+                        meta.size()
+                    } else {
+                        0
+                    },
                     link_target,
                 },
             );
@@ -178,7 +187,10 @@ mod tests {
         assert!(has("/etc"), "untouched lower directories stay");
         assert_eq!(!has("/etc/old"), root, "a whiteout removes the lower file");
         assert_eq!(l.entries[&CPath::from("/etc/app")].kind, EntryKind::File);
-        assert!(!has("/etc/app/a.conf"), "a file over a directory hides below");
+        assert!(
+            !has("/etc/app/a.conf"),
+            "a file over a directory hides below"
+        );
         assert_eq!(l.entries[&CPath::from("/var")].kind, EntryKind::Symlink);
         assert!(!has("/var/run"));
         assert_eq!(

@@ -69,7 +69,9 @@ pub enum WatchError {
         source: std::io::Error,
     },
     /// The runtime's event stream ended.
-    #[error("the {0} event stream ended: the runtime stopped or restarted; the reports so far are written")]
+    #[error(
+        "the {0} event stream ended: the runtime stopped or restarted; the reports so far are written"
+    )]
     EventsEnded(&'static str),
 }
 

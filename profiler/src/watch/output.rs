@@ -113,9 +113,8 @@ fn report_of(
 ) -> Report {
     meta.notes.extend(image.notes.iter().cloned());
     if !losses.is_clean() {
-        meta.notes.push(
-            "the loss counters are the watch's, shared by every container it traced".into(),
-        );
+        meta.notes
+            .push("the loss counters are the watch's, shared by every container it traced".into());
     }
     session::report(
         RunOutput {
@@ -133,12 +132,7 @@ fn report_of(
 
 /// One plan for the replicas of workload `key`: their observations
 /// merged ([`workload::merge`]), incomplete when any replica's is.
-fn merged_report(
-    key: &str,
-    replicas: &[Finished],
-    losses: &Losses,
-    stats: &TraceStats,
-) -> Report {
+fn merged_report(key: &str, replicas: &[Finished], losses: &Losses, stats: &TraceStats) -> Report {
     let obs: Vec<&[PathObservation]> = replicas.iter().map(|r| &r.observations[..]).collect();
     let first = &replicas[0];
     let names: Vec<String> = replicas

@@ -7,13 +7,14 @@ use std::{
     time::{Duration, Instant},
 };
 
+use aya::maps::{MapData, RingBuf};
 use futures::StreamExt as _;
 
 use super::{
     Filter, WatchConfig, WatchError, cgroup,
     demux::{self, Demux, NewCgroup},
     output::{Finished, Outputs},
-    source::{ImageCache, Source},
+    source::{Events, ImageCache, Source},
     tracing, workload,
 };
 use crate::{
@@ -77,127 +78,175 @@ struct Watch {
     out: Outputs,
 }
 
+/// The drain task and its stop switch.
+struct Drain {
+    stop: tokio::sync::watch::Sender<bool>,
+    task: tokio::task::JoinHandle<Result<(demux::Shared, RingBuf<MapData>), TraceError>>,
+}
+
+type NewCgroups = tokio::sync::mpsc::UnboundedReceiver<NewCgroup>;
+
 /// Runs `watch` until a signal, `--duration`, or the runtime's events end.
 pub async fn run(cfg: &WatchConfig) -> Result<Summary, WatchError> {
     let out = Outputs::new(&cfg.out_dir)?;
     let source = Source::connect(&cfg.runtime).await?;
     // Subscribed before the programs load: a container created meanwhile
     // is still known by name when its cgroup shows up.
-    let mut events = source.events().await?;
+    let mut events = source.events();
     if !cfg.quiet {
         eprintln!("roprof: loading the eBPF programs");
     }
-    let ringbuf = cfg.ringbuf_bytes;
-    let mut tracer = interrupt::abortable(async move {
-        tokio::task::spawn_blocking(move || tracing::start(ringbuf))
-            .await
-            .map_err(|e| TraceError::Poll(std::io::Error::other(e)))?
-            .map_err(crate::session::SessionError::from)
-    })
-    .await?;
-    let ring = tracer
-        .take_ring()
-        .ok_or(TraceError::MissingMap(profiler_common::MAP_EVENTS))?;
-    let (cg_tx, mut cg_rx) = tokio::sync::mpsc::unbounded_channel();
-    let demux = Arc::new(Mutex::new(Demux::new(cg_tx)));
-    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
-    let drain = tokio::spawn(demux::drain(ring, demux.clone(), stop_rx));
-    let mut w = Watch {
-        source,
-        tracer,
-        demux,
-        filter: cfg.filter.clone(),
-        quiet: cfg.quiet,
-        known: HashMap::new(),
-        tracked: HashMap::new(),
-        unresolved: Vec::new(),
-        ignored: Vec::new(),
-        images: ImageCache::default(),
-        out,
-    };
+    let tracer = load_tracer(cfg.ringbuf_bytes).await?;
+    let (mut w, mut cg_rx, drain) = Watch::begin(cfg, source, tracer, out)?;
     eprintln!(
         "roprof: watching {} for new containers; reports go to {} (Ctrl-C to stop)",
         w.source.name(),
         cfg.out_dir.display()
     );
-    let deadline = cfg.duration.map(|d| tokio::time::Instant::now() + d);
-    let mut tick = tokio::time::interval(Duration::from_millis(100));
-    let mut fatal = None;
-    // Times the event stream broke and was followed again, in the last minute.
-    let mut resubscribed: Vec<Instant> = Vec::new();
-    let ended = loop {
-        resubscribed.retain(|t| t.elapsed() < Duration::from_mins(1));
-        let step = tokio::select! {
-            () = interrupt::wait() => break Ended::Signal,
-            () = async { tokio::time::sleep_until(deadline.unwrap_or_else(tokio::time::Instant::now)).await }, if deadline.is_some() => break Ended::Window,
-            Some(n) = cg_rx.recv() => w.on_cgroup(n).await,
-            ev = events.next() => match ev {
-                Some(Ok(e)) => w.on_event(e).await,
-                // A broken event stream is followed again: containers
-                // created meanwhile are still identified by their cgroup.
-                Some(Err(e)) if resubscribed.len() < MAX_RESUBSCRIBE => {
-                    eprintln!("roprof: warning: {e}; following the events again");
-                    resubscribed.push(Instant::now());
-                    match w.source.events().await {
-                        Ok(s) => {
-                            events = s;
-                            Ok(())
-                        }
-                        Err(e) => Err(e),
-                    }
-                }
-                Some(Err(e)) => Err(e),
-                None => Err(WatchError::EventsEnded(w.source.name())),
-            },
-            _ = tick.tick() => w.on_tick().await,
-        };
-        if let Err(e) = step {
-            fatal = Some(e);
-            break Ended::EngineLost;
-        }
-    };
-    // The last records and cgroups in flight, then every container still
-    // running is reported cut short.
-    tokio::time::sleep(GRACE).await;
-    while let Ok(n) = cg_rx.try_recv() {
-        if let Err(e) = w.on_cgroup(n).await {
-            fatal.get_or_insert(e);
-        }
+    let (ended, mut fatal) = w.follow(&mut events, &mut cg_rx, cfg.duration).await;
+    w.wind_down(&mut cg_rx, ended, &mut fatal).await;
+    let summary = w.end(drain).await?;
+    match fatal {
+        Some(e) => Err(e),
+        None => Ok(summary),
     }
-    let why = match (&fatal, ended) {
-        (_, Ended::Signal) => interrupt::describe(),
-        (Some(e), _) => format!("watch ended on an error: {e}"),
-        _ => "watch's --duration ended while the container was running".to_owned(),
-    };
-    let ids: Vec<String> = w.tracked.keys().cloned().collect();
-    for id in ids {
-        if let Err(e) = w.finish(&id, Some((ended, why.clone()))).await {
-            eprintln!("roprof: {e}");
-            fatal.get_or_insert(e);
-        }
-    }
-    let _ = stop_tx.send(true);
-    let _ = drain.await;
-    let (losses, _) = w.tracer.losses()?;
-    // Detaching waits for RCU grace periods: after the answers, not before.
-    let tracer = w.tracer;
-    let _ = tokio::task::spawn_blocking(move || drop(tracer)).await;
-    // The containers created to list images, should one have stayed.
-    if let Source::Docker(engine) = &w.source {
-        interrupt::remove_all(engine).await;
-    }
-    if let Some(e) = fatal {
-        return Err(e);
-    }
-    Ok(Summary {
-        containers: w.out.containers,
-        merged: w.out.merged.into_values().collect(),
-        ignored: w.ignored.len(),
-        losses,
+}
+
+/// Loads the programs in watch mode off the async threads (a signal
+/// abandons the wait).
+async fn load_tracer(ringbuf: Option<u32>) -> Result<Tracer, WatchError> {
+    Ok(interrupt::abortable(async move {
+        tokio::task::spawn_blocking(move || tracing::start(ringbuf))
+            .await
+            .map_err(|e| TraceError::Poll(std::io::Error::other(e)))?
+            .map_err(crate::session::SessionError::from)
     })
+    .await?)
 }
 
 impl Watch {
+    /// Starts draining the tracer's ring into the demultiplexer.
+    fn begin(
+        cfg: &WatchConfig,
+        source: Source,
+        mut tracer: Tracer,
+        out: Outputs,
+    ) -> Result<(Self, NewCgroups, Drain), WatchError> {
+        let ring = tracer
+            .take_ring()
+            .ok_or(TraceError::MissingMap(profiler_common::MAP_EVENTS))?;
+        let (cg_tx, cg_rx) = tokio::sync::mpsc::unbounded_channel();
+        let demux = Arc::new(Mutex::new(Demux::new(cg_tx)));
+        let (stop, stop_rx) = tokio::sync::watch::channel(false);
+        let task = tokio::spawn(crate::trace::drain_ring(
+            ring,
+            demux::Shared(demux.clone()),
+            stop_rx,
+            None,
+        ));
+        let w = Watch {
+            source,
+            tracer,
+            demux,
+            filter: cfg.filter.clone(),
+            quiet: cfg.quiet,
+            known: HashMap::new(),
+            tracked: HashMap::new(),
+            unresolved: Vec::new(),
+            ignored: Vec::new(),
+            images: ImageCache::default(),
+            out,
+        };
+        Ok((w, cg_rx, Drain { stop, task }))
+    }
+
+    /// Follows events and new cgroups until a signal, the deadline, or an
+    /// error; returns why it ended.
+    async fn follow(
+        &mut self,
+        events: &mut Events,
+        cg_rx: &mut NewCgroups,
+        duration: Option<Duration>,
+    ) -> (Ended, Option<WatchError>) {
+        let deadline = duration.map(|d| tokio::time::Instant::now() + d);
+        let mut tick = tokio::time::interval(Duration::from_millis(100));
+        // Times the event stream broke and was followed again, in the last minute.
+        let mut resubscribed: Vec<Instant> = Vec::new();
+        loop {
+            resubscribed.retain(|t| t.elapsed() < Duration::from_mins(1));
+            let step = tokio::select! {
+                () = interrupt::wait() => return (Ended::Signal, None),
+                () = async { tokio::time::sleep_until(deadline.unwrap_or_else(tokio::time::Instant::now)).await }, if deadline.is_some() => return (Ended::Window, None),
+                Some(n) = cg_rx.recv() => self.on_cgroup(n).await,
+                ev = events.next() => match ev {
+                    Some(Ok(e)) => self.on_event(e),
+                    // A broken event stream is followed again: containers
+                    // created meanwhile are still identified by their cgroup.
+                    Some(Err(e)) if resubscribed.len() < MAX_RESUBSCRIBE => {
+                        eprintln!("roprof: warning: {e}; following the events again");
+                        resubscribed.push(Instant::now());
+                        *events = self.source.events();
+                        Ok(())
+                    }
+                    Some(Err(e)) => Err(e),
+                    None => Err(WatchError::EventsEnded(self.source.name())),
+                },
+                _ = tick.tick() => self.on_tick().await,
+            };
+            if let Err(e) = step {
+                return (Ended::EngineLost, Some(e));
+            }
+        }
+    }
+
+    /// The last records and cgroups in flight, then every container still
+    /// running is reported cut short.
+    async fn wind_down(
+        &mut self,
+        cg_rx: &mut NewCgroups,
+        ended: Ended,
+        fatal: &mut Option<WatchError>,
+    ) {
+        tokio::time::sleep(GRACE).await;
+        while let Ok(n) = cg_rx.try_recv() {
+            if let Err(e) = self.on_cgroup(n).await {
+                fatal.get_or_insert(e);
+            }
+        }
+        let why = match (&fatal, ended) {
+            (_, Ended::Signal) => interrupt::describe(),
+            (Some(e), _) => format!("watch ended on an error: {e}"),
+            _ => "watch's --duration ended while the container was running".to_owned(),
+        };
+        let ids: Vec<String> = self.tracked.keys().cloned().collect();
+        for id in ids {
+            if let Err(e) = self.finish(&id, Some((ended, why.clone()))).await {
+                eprintln!("roprof: {e}");
+                fatal.get_or_insert(e);
+            }
+        }
+    }
+
+    /// Stops the drain, unloads the programs, removes what roprof created.
+    async fn end(self, drain: Drain) -> Result<Summary, WatchError> {
+        let _ = drain.stop.send(true);
+        let _ = drain.task.await;
+        let (losses, _) = self.tracer.losses()?;
+        // Detaching waits for RCU grace periods: after the answers.
+        let tracer = self.tracer;
+        let _ = tokio::task::spawn_blocking(move || drop(tracer)).await;
+        // The containers created to list images, should one have stayed.
+        if let Source::Docker(engine) = &self.source {
+            interrupt::remove_all(engine).await;
+        }
+        Ok(Summary {
+            containers: self.out.containers,
+            merged: self.out.merged.into_values().collect(),
+            ignored: self.ignored.len(),
+            losses,
+        })
+    }
+
     fn selected(&self, info: &ContainerInfo) -> bool {
         !info.labels.contains_key(runtime::LABEL) && self.filter.matches(&info.name, &info.labels)
     }
@@ -218,12 +267,11 @@ impl Watch {
             Some(i) => Some(i.clone()),
             None => self.source.info(&id).await?,
         };
-        match info {
-            Some(info) => self.decide(info, n.id),
-            None => {
-                self.unresolved.push((n, id, Instant::now()));
-                Ok(())
-            }
+        if let Some(info) = info {
+            self.decide(info, n.id)
+        } else {
+            self.unresolved.push((n, id, Instant::now()));
+            Ok(())
         }
     }
 
@@ -250,7 +298,7 @@ impl Watch {
         Ok(())
     }
 
-    async fn on_event(&mut self, e: LifecycleEvent) -> Result<(), WatchError> {
+    fn on_event(&mut self, e: LifecycleEvent) -> Result<(), WatchError> {
         if std::env::var_os("ROPROF_WATCH_DEBUG").is_some() {
             eprintln!("roprof: debug: {e:?}");
         }
@@ -305,7 +353,8 @@ impl Watch {
             .filter(|(_, _, t)| t.elapsed() >= UNRESOLVED_WAIT)
             .map(|(n, id, _)| (n.clone(), id.clone()))
             .collect();
-        self.unresolved.retain(|(_, _, t)| t.elapsed() < UNRESOLVED_WAIT);
+        self.unresolved
+            .retain(|(_, _, t)| t.elapsed() < UNRESOLVED_WAIT);
         for (n, id) in stale {
             match self.source.info(&id).await? {
                 Some(info) => self.decide(info, n.id)?,
@@ -318,7 +367,11 @@ impl Watch {
             .iter()
             .filter(|(_, t)| {
                 t.exited.is_some_and(|(at, _)| {
-                    let wait = if t.cgroups.is_empty() { CGROUP_WAIT } else { GRACE };
+                    let wait = if t.cgroups.is_empty() {
+                        CGROUP_WAIT
+                    } else {
+                        GRACE
+                    };
                     at.elapsed() >= wait
                 })
             })

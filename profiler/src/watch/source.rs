@@ -70,11 +70,15 @@ impl Source {
     }
 
     /// Lifecycle events from now on.
-    pub async fn events(&self) -> Result<Events, WatchError> {
-        Ok(match self {
-            Source::Docker(e) => Box::pin(e.container_events().map(|r| r.map_err(Into::into))),
-            Source::Containerd(c) => Box::pin(c.events().await?),
-        })
+    /// (Subscribing failures arrive as the stream's first item.)
+    #[must_use]
+    pub fn events(&self) -> Events {
+        match self {
+            // Polled at once by a task of its own, so that the request is
+            // made now, not when the loop first asks (streams are lazy).
+            Source::Docker(e) => forward(e.container_events().map(|r| r.map_err(Into::into))),
+            Source::Containerd(c) => Box::pin(c.events()),
+        }
     }
 
     /// A container's identity; `None` when the runtime (namespace) has no
@@ -100,6 +104,23 @@ impl Source {
     }
 }
 
+/// Drives `s` in a task from now on; its items come out of the returned
+/// stream (dropping it ends the task at the next item).
+fn forward(s: impl Stream<Item = Result<LifecycleEvent, WatchError>> + Send + 'static) -> Events {
+    let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
+    tokio::spawn(async move {
+        let mut s = std::pin::pin!(s);
+        while let Some(item) = s.next().await {
+            if tx.send(item).is_err() {
+                return;
+            }
+        }
+    });
+    Box::pin(futures::stream::unfold(rx, |mut rx| async move {
+        rx.recv().await.map(|x| (x, rx))
+    }))
+}
+
 async fn containerd_image(c: &Containerd, image: &str) -> ImageFacts {
     let mut facts = ImageFacts {
         config: ImageConfig {
@@ -107,9 +128,7 @@ async fn containerd_image(c: &Containerd, image: &str) -> ImageFacts {
             ..ImageConfig::default()
         },
         listing: ImageListing::default(),
-        notes: vec![
-            "containerd: the image config (USER, VOLUME, WORKDIR) was not read".to_owned(),
-        ],
+        notes: vec!["containerd: the image config (USER, VOLUME, WORKDIR) was not read".to_owned()],
     };
     let listed = match c.layers_of(image) {
         Some(dirs) => tokio::task::spawn_blocking(move || super::layers::listing(&dirs))
@@ -134,7 +153,9 @@ async fn docker_image(engine: &Engine, image: &str) -> ImageFacts {
         Ok(c) => facts.config = c,
         Err(e) => {
             facts.config.image = image.to_owned();
-            facts.notes.push(format!("the image config was not read: {e}"));
+            facts
+                .notes
+                .push(format!("the image config was not read: {e}"));
         }
     }
     let spec = ContainerSpec {

@@ -142,7 +142,11 @@ mod tests {
     #[test]
     fn workload_keys() {
         assert_eq!(
-            key(&labels(&[(COMPOSE_PROJECT, "shop"), (COMPOSE_SERVICE, "web")])).as_deref(),
+            key(&labels(&[
+                (COMPOSE_PROJECT, "shop"),
+                (COMPOSE_SERVICE, "web")
+            ]))
+            .as_deref(),
             Some("compose-shop-web")
         );
         let k8s = |pod: &str| {
@@ -152,15 +156,25 @@ mod tests {
                 (K8S_CONTAINER, "nginx"),
             ]))
         };
-        assert_eq!(k8s("web-7d4b9c8f6d-x2v9q").as_deref(), Some("k8s-prod-web-nginx"));
+        assert_eq!(
+            k8s("web-7d4b9c8f6d-x2v9q").as_deref(),
+            Some("k8s-prod-web-nginx")
+        );
         assert_eq!(k8s("web-7d4b9c8f6d-bq5zt"), k8s("web-7d4b9c8f6d-x2v9q"));
         assert_eq!(k8s("agent-k5t8r").as_deref(), Some("k8s-prod-agent-nginx"));
         assert_eq!(k8s("db-0").as_deref(), Some("k8s-prod-db-nginx"));
         assert_eq!(k8s("db-1"), k8s("db-0"));
-        assert_eq!(k8s("standalone").as_deref(), Some("k8s-prod-standalone-nginx"));
+        assert_eq!(
+            k8s("standalone").as_deref(),
+            Some("k8s-prod-standalone-nginx")
+        );
         assert_eq!(key(&labels(&[("app", "x")])), None);
         assert_eq!(
-            key(&labels(&[(COMPOSE_PROJECT, "a/b"), (COMPOSE_SERVICE, "..")])).as_deref(),
+            key(&labels(&[
+                (COMPOSE_PROJECT, "a/b"),
+                (COMPOSE_SERVICE, "..")
+            ]))
+            .as_deref(),
             Some("compose-a_b-..")
         );
         assert_eq!(dir_name(".."), "_..");
