@@ -9,9 +9,13 @@
 
 /// Ring buffer carrying [`EventHeader`] + variable path data to userspace.
 pub const MAP_EVENTS: &str = "EVENTS";
-/// `u64` cgroup v2 ids of the target container(s) (key) → 1.
+/// `u64` cgroup v2 ids of the target container(s) (key) → 1. An LRU map:
+/// in [`SCOPE_ALL`] mode every new cgroup lands here until userspace
+/// forgets those that are not containers.
 pub const MAP_TARGET_CGROUPS: &str = "TARGET_CGROUPS";
-/// Thread-group ids being traced (key) → 1.
+/// Thread-group ids being traced (key) → the cgroup v2 id of the container
+/// each belongs to (0 if unknown, attach mode): records carry it as
+/// [`EventHeader::cgroup`].
 pub const MAP_TRACED: &str = "TRACED";
 /// Syscall number (index) → [`SyscallSpec`].
 pub const MAP_SPECS: &str = "SPECS";
@@ -27,8 +31,29 @@ pub const MAP_COUNTERS: &str = "COUNTERS";
 pub const MAP_SCRATCH: &str = "SCRATCH";
 /// Single-entry array holding the [`Config`].
 pub const MAP_CONFIG: &str = "CONFIG";
-/// 64 bytes: the hex id of the container whose cgroup we wait for.
-pub const MAP_CONTAINER_ID: &str = "CONTAINER_ID";
+/// cgroup leaf names (key: the name's bytes, zero-padded to [`ID_MAX`]) →
+/// 1: every form a runtime names a container's cgroup with, for each
+/// container to target when `cgroup_mkdir` sees it ([`SCOPE_IDS`] mode).
+pub const MAP_CONTAINER_IDS: &str = "CONTAINER_IDS";
+/// Longest cgroup leaf name matched in the kernel, with its NUL: Docker and
+/// Podman ids are 64 hex digits, containerd lets any id through (its limit
+/// is 76 bytes), and `cri-containerd-<id>.scope` adds 21.
+pub const ID_MAX: usize = 128;
+/// Entries of `CONTAINER_IDS` (six leaf forms per container).
+pub const CONTAINER_IDS_LEN: u32 = 1024;
+
+/// [`Config::scope_mode`]: no cgroup is targeted on creation (attach mode:
+/// the cgroups and processes are seeded by userspace).
+pub const SCOPE_NONE: u32 = 0;
+/// [`Config::scope_mode`]: a new cgroup whose leaf name carries an id of
+/// `CONTAINER_IDS` is targeted (`<id>`, `docker-<id>.scope`,
+/// `libpod-<id>.scope`, `cri-containerd-<id>.scope`, `crio-<id>.scope`, and
+/// crun's `<…>/container` sub-cgroup of those).
+pub const SCOPE_IDS: u32 = 1;
+/// [`Config::scope_mode`]: every new cgroup is targeted and reported (a
+/// `CGROUP` record with its path); userspace forgets those it does not want
+/// (`roprof watch`).
+pub const SCOPE_ALL: u32 = 2;
 
 /// Program names (the Rust function names in `profiler-ebpf`).
 pub const PROG_SYS_ENTER: &str = "sys_enter";
@@ -397,6 +422,16 @@ pub struct Offsets {
     /// Bit of that word set while a 32-bit (compat) syscall runs; 0 = none.
     /// Compat syscalls use another numbering, so they are not interpreted.
     pub compat_mask: u64,
+    /// `task_struct.nsproxy`.
+    pub task_nsproxy: u64,
+    /// `nsproxy.mnt_ns`.
+    pub nsproxy_mnt_ns: u64,
+    /// `mnt_namespace.ns.inum` (`ns` is a `struct ns_common`).
+    pub mnt_ns_inum: u64,
+    /// `kernfs_node.name`.
+    pub kernfs_name: u64,
+    /// `kernfs_node.__parent` (`parent` before 6.14).
+    pub kernfs_parent: u64,
 }
 
 /// Run configuration written by userspace before attaching.
@@ -405,16 +440,21 @@ pub struct Offsets {
 pub struct Config {
     /// Struct offsets for this kernel.
     pub offsets: Offsets,
-    /// 1: the `CONTAINER_ID` map holds an id to match on `cgroup_mkdir`.
-    pub match_container_id: u32,
+    /// One of [`SCOPE_NONE`], [`SCOPE_IDS`], [`SCOPE_ALL`]: what
+    /// `cgroup_mkdir` targets.
+    pub scope_mode: u32,
     /// 1: dedupe in the kernel (off only for benchmarks of raw event rates).
     pub dedupe: u32,
     /// 1 (attach mode): a write through a file that is not in `FILES` is
     /// checked for a regular file opened for writing; such a file was opened
     /// before tracing began, and is recorded at its first write.
     pub pre_opened: u32,
-    /// Padding, always 0.
-    pub _pad: u32,
+    /// Inode number of the host's mount namespace (`/proc/1/ns/mnt`). A
+    /// process in a target cgroup becomes traced at its first exec made
+    /// from another mount namespace: the runtime's own execs in the
+    /// cgroup (runc re-executing itself from a memfd under Podman) happen
+    /// before it unshares, the entrypoint's after. 0: any exec counts.
+    pub host_mnt_ns: u32,
 }
 
 /// Bits of [`EventHeader::status`].
@@ -473,6 +513,9 @@ pub struct EventHeader {
     pub ts: u64,
     /// Task command name.
     pub comm: [u8; 16],
+    /// cgroup v2 id of the traced container the record belongs to (the
+    /// `TRACED` value of the process; for `CGROUP` records the new cgroup).
+    pub cgroup: u64,
 }
 
 /// One event as it sits in the per-CPU scratch slot.
@@ -522,7 +565,8 @@ mod layout {
     const _: () = assert!(size_of::<Counters>() == 8 * counter::COUNT);
     const _: () = assert!(size_of::<Offsets>().is_multiple_of(8));
     const _: () = assert!(size_of::<Config>() == size_of::<Offsets>() + 16);
-    const _: () = assert!(size_of::<EventHeader>() == 96);
+    const _: () = assert!(size_of::<EventHeader>() == 104);
+    const _: () = assert!(offset_of!(EventHeader, cgroup) == 96);
     const _: () = assert!(offset_of!(EventHeader, ret) == 8);
     const _: () = assert!(offset_of!(EventHeader, key) == 16);
     const _: () = assert!(offset_of!(EventHeader, ident) == 24);
@@ -530,5 +574,5 @@ mod layout {
     const _: () = assert!(offset_of!(EventHeader, base_len) == 64);
     const _: () = assert!(offset_of!(EventHeader, ts) == 72);
     const _: () = assert!(offset_of!(EventHeader, comm) == 80);
-    const _: () = assert!(size_of::<EventBuf>() == 96 + super::DATA_SIZE);
+    const _: () = assert!(size_of::<EventBuf>() == 104 + super::DATA_SIZE);
 }

@@ -1,9 +1,10 @@
-//! `cgroup_mkdir`: the container's cgroup id, learnt as the runtime creates it.
+//! `cgroup_mkdir`: the containers' cgroup ids, learnt as the runtime creates
+//! them.
 
 use crate::*;
 
 /// Raw tracepoint `cgroup_mkdir(struct cgroup *cgrp, const char *path)`:
-/// learns the container's cgroup v2 id the moment the runtime creates it.
+/// learns a container's cgroup v2 id the moment the runtime creates it.
 /// Raw, so that attaching it needs no tracefs (the classic tracepoint's
 /// record layout is only published there).
 #[raw_tracepoint(tracepoint = "cgroup_mkdir")]
@@ -13,12 +14,48 @@ pub fn cgroup_mkdir(ctx: RawTracePointContext) -> u32 {
     }
 }
 
-/// Length of a full container id (hex).
-pub(crate) const ID_LEN: usize = 64;
+/// Is the cgroup whose kernfs node is `kn` a container of `CONTAINER_IDS`?
+///
+/// The leaf name is looked up whole: userspace inserts every form a
+/// runtime gives it for each id (`<id>`, `docker-<id>.scope`,
+/// `libpod-<id>.scope`, `libpod-<id>`, `cri-containerd-<id>.scope`,
+/// `crio-<id>.scope`), so no parsing loop runs here (byte loops with early
+/// exits over a path multiply the verifier's states past its budget).
+/// crun puts the processes in a `container` child of that cgroup, which
+/// stands for its parent.
+#[inline(always)]
+fn names_container(o: &Offsets, kn: u64) -> bool {
+    let mut key = [0u8; ID_MAX];
+    if read_name(o, kn, &mut key).is_err() {
+        return false;
+    }
+    if CONTAINER_IDS.get_ptr(key).is_some() {
+        return true;
+    }
+    if key[..10] != *b"container\0" {
+        return false;
+    }
+    let Ok(parent) = rk::<u64>(kn + o.kernfs_parent) else {
+        return false;
+    };
+    key = [0u8; ID_MAX];
+    read_name(o, parent, &mut key).is_ok() && CONTAINER_IDS.get_ptr(key).is_some()
+}
+
+/// Reads a kernfs node's name (NUL-terminated, the rest of `key` stays 0).
+#[inline(always)]
+fn read_name(o: &Offsets, kn: u64, key: &mut [u8; ID_MAX]) -> Result<(), i64> {
+    let name = rk::<u64>(kn + o.kernfs_name)?;
+    // SAFETY: at most ID_MAX bytes into `key`.
+    let n = unsafe {
+        bh::bpf_probe_read_kernel_str(key.as_mut_ptr().cast(), ID_MAX as u32, name as *const _)
+    };
+    if n <= 1 { Err(-1) } else { Ok(()) }
+}
 
 pub(crate) fn try_cgroup_mkdir(ctx: &RawTracePointContext) -> Result<(), i64> {
     let Some(cfg) = config() else { return Ok(()) };
-    if cfg.match_container_id == 0 {
+    if cfg.scope_mode != SCOPE_IDS && cfg.scope_mode != SCOPE_ALL {
         return Ok(());
     }
     let o = &cfg.offsets;
@@ -30,9 +67,9 @@ pub(crate) fn try_cgroup_mkdir(ctx: &RawTracePointContext) -> Result<(), i64> {
     }
     let kn = rk::<u64>(cgrp + o.cgroup_kn)?;
     let id = rk::<u64>(kn + o.kernfs_id)?;
-    let Some(want) = CONTAINER_ID.get(0) else {
+    if cfg.scope_mode == SCOPE_IDS && !names_container(o, kn) {
         return Ok(());
-    };
+    }
     let Some(ev) = SCRATCH.get_ptr_mut(0) else {
         return Ok(());
     };
@@ -42,38 +79,7 @@ pub(crate) fn try_cgroup_mkdir(ctx: &RawTracePointContext) -> Result<(), i64> {
     let buf = evr.data.as_mut_ptr();
     // SAFETY: at most PATH_MAX bytes into data[0..PATH_MAX].
     let n = unsafe { bh::bpf_probe_read_kernel_str(buf.cast(), PATH_MAX as u32, path as *const _) };
-    if n <= 0 {
-        return Ok(());
-    }
-    let len = n as usize; // includes the NUL
-    // The leaf is `<id>` (cgroupfs driver) or `docker-<id>.scope` /
-    // `libpod-<id>.scope` (systemd driver): compare the 64 bytes that end
-    // either at the NUL or 6 bytes (".scope") before it.
-    let mut matched = false;
-    let mut variant = 0usize;
-    while variant < 2 {
-        let tail = if variant == 0 { 1 } else { 7 };
-        variant += 1;
-        if len < ID_LEN + tail || len > PATH_MAX {
-            continue;
-        }
-        let start = (len - tail - ID_LEN) & (PATH_MAX - 1);
-        let mut eq = true;
-        let mut i = 0;
-        while i < ID_LEN {
-            // SAFETY: start < PATH_MAX and i < 64: inside the data area.
-            if unsafe { *buf.add(start + i) } != want[i] {
-                eq = false;
-                break;
-            }
-            i += 1;
-        }
-        if eq {
-            matched = true;
-            break;
-        }
-    }
-    if !matched {
+    if n <= 1 || n as usize > PATH_MAX {
         return Ok(());
     }
     let _ = TARGET_CGROUPS.insert(id, 1, 0);
@@ -81,6 +87,9 @@ pub(crate) fn try_cgroup_mkdir(ctx: &RawTracePointContext) -> Result<(), i64> {
     let pid_tgid = unsafe { bh::bpf_get_current_pid_tgid() };
     fill_header(&mut evr.header, kind::CGROUP, 0, 0, pid_tgid);
     evr.header.key = id;
+    evr.header.cgroup = id;
+    // The path (with its NUL) is the record's name.
+    evr.header.name_len = n as u32;
     submit(ev);
     Ok(())
 }

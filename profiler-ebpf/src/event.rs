@@ -24,6 +24,22 @@ pub(crate) fn fill_header(h: &mut EventHeader, k: u32, opc: u32, ret: i64, pid_t
     h.ident = 0;
     h.key = 0;
     h.ppid = 0;
+    // `cgroup` is left alone: it is stamped once per program run by
+    // `stamp_cgroup` (a map lookup inlined into each of `emit`'s record
+    // builders costs the verifier ~270k instructions).
+}
+
+/// Writes the current process's container (its `TRACED` value) into the
+/// scratch header, for every record the tail-called stages build from it:
+/// they run on this CPU, in turn, before anything else can use the slot.
+#[inline(always)]
+pub(crate) fn stamp_cgroup(pid_tgid: u64) {
+    if let Some(ev) = SCRATCH.get_ptr_mut(0) {
+        // SAFETY: per-CPU scratch slot; the map value is a plain u64.
+        unsafe {
+            (*ev).header.cgroup = TRACED.get_ptr((pid_tgid >> 32) as u32).map_or(0, |v| *v);
+        }
+    }
 }
 
 #[inline(always)]

@@ -9,11 +9,15 @@
 //! (available everywhere, unlike fentry or BPF LSM) are needed.
 //!
 //! Scoping: a process is traced once it is in `TRACED`. It gets there by
-//! exec'ing inside a target cgroup (so the runtime's setup inside the
-//! container, before the entrypoint's exec, is not traced), or by being forked
-//! by a traced process. The target cgroup id is learnt in the kernel from
-//! `cgroup_mkdir` by matching the container id, so nothing between container
-//! start and the first exec races with userspace.
+//! exec'ing inside a target cgroup from a mount namespace other than the
+//! host's (so the runtime's setup inside the container, before the
+//! entrypoint's exec, is not traced, even when runc re-executes itself in
+//! the cgroup as it does under Podman), or by being forked by a traced
+//! process. The target cgroup id is learnt in the kernel from
+//! `cgroup_mkdir` by matching the container ids, so nothing between
+//! container start and the first exec races with userspace. Each traced
+//! process carries its container's cgroup id, and so does every record:
+//! one tracer serves several containers.
 #![no_std]
 #![no_main]
 #![allow(static_mut_refs)]
@@ -33,14 +37,15 @@ mod walk;
 use aya_ebpf::{
     helpers::generated as bh,
     macros::{map, raw_tracepoint},
-    maps::{Array, HashMap, PerCpuArray, ProgramArray, RingBuf},
+    maps::{Array, HashMap, LruHashMap, PerCpuArray, ProgramArray, RingBuf},
     programs::RawTracePointContext,
 };
 use profiler_common::{
-    BASE_LIMIT, Config, Counters, DATA_SIZE, DedupValue, EventBuf, EventHeader, FileStats,
-    Inflight, JUMP_EMIT, JUMP_WALK, MAX_DEPTH, NAME_MAX_NUL, NO_ARG, Offsets, PATH_MAX, SPECS_LEN,
-    STATUS_BASE_DETACHED, STATUS_BASE_IS_OBJECT, STATUS_BASE_TRUNCATED, STATUS_NAME_ABSOLUTE,
-    STATUS_NAME_TRUNCATED, SyscallSpec, argkind, counter, kind, op, specflag,
+    BASE_LIMIT, CONTAINER_IDS_LEN, Config, Counters, DATA_SIZE, DedupValue, EventBuf, EventHeader,
+    FileStats, ID_MAX, Inflight, JUMP_EMIT, JUMP_WALK, MAX_DEPTH, NAME_MAX_NUL, NO_ARG, Offsets,
+    PATH_MAX, SCOPE_ALL, SCOPE_IDS, SPECS_LEN, STATUS_BASE_DETACHED, STATUS_BASE_IS_OBJECT,
+    STATUS_BASE_TRUNCATED, STATUS_NAME_ABSOLUTE, STATUS_NAME_TRUNCATED, SyscallSpec, argkind,
+    counter, kind, op, specflag,
 };
 
 use dedupe::*;

@@ -8,10 +8,14 @@ use crate::*;
 /// raises it. Its pages are mapped into roprof, so it is also most of its RSS.
 #[map]
 pub(crate) static EVENTS: RingBuf = RingBuf::with_byte_size(4 << 20, 0);
+/// LRU: in `SCOPE_ALL` mode every cgroup created on the host lands here
+/// until userspace forgets it; an LRU cannot fill up with cgroups nobody
+/// forgot.
 #[map]
-pub(crate) static TARGET_CGROUPS: HashMap<u64, u32> = HashMap::with_max_entries(64, 0);
+pub(crate) static TARGET_CGROUPS: LruHashMap<u64, u32> = LruHashMap::with_max_entries(8192, 0);
+/// tgid → cgroup id of the container the process belongs to.
 #[map]
-pub(crate) static TRACED: HashMap<u32, u32> = HashMap::with_max_entries(16384, 0);
+pub(crate) static TRACED: HashMap<u32, u64> = HashMap::with_max_entries(16384, 0);
 #[map]
 pub(crate) static SPECS: Array<SyscallSpec> = Array::with_max_entries(SPECS_LEN, 0);
 #[map]
@@ -31,7 +35,8 @@ pub(crate) static SCRATCH: PerCpuArray<EventBuf> = PerCpuArray::with_max_entries
 #[map]
 pub(crate) static CONFIG: Array<Config> = Array::with_max_entries(1, 0);
 #[map]
-pub(crate) static CONTAINER_ID: Array<[u8; 64]> = Array::with_max_entries(1, 0);
+pub(crate) static CONTAINER_IDS: HashMap<[u8; ID_MAX], u32> =
+    HashMap::with_max_entries(CONTAINER_IDS_LEN, 0);
 /// Slot 0: the `emit` program. `sys_exit` queues path jobs and tail-calls it,
 /// so the path walk and name hash are verified once, in a program of their
 /// own, instead of once per call site (which exceeds the 1M-instruction

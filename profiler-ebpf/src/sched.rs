@@ -17,23 +17,33 @@ pub(crate) fn try_sched_exec(ctx: &RawTracePointContext) -> Result<(), i64> {
     // SAFETY: helpers without pointer arguments.
     let pid_tgid = unsafe { bh::bpf_get_current_pid_tgid() };
     let tgid = (pid_tgid >> 32) as u32;
+    let Some(cfg) = config() else { return Ok(()) };
+    let o = &cfg.offsets;
     if !tgid_traced(tgid) {
+        // SAFETY: helper without arguments.
         let cg = unsafe { bh::bpf_get_current_cgroup_id() };
         if TARGET_CGROUPS.get_ptr(cg).is_none() {
             return Ok(());
         }
-        if TRACED.insert(tgid, 1, 0).is_err() {
+        // The entrypoint's exec comes from the container's own mount
+        // namespace; an exec in the cgroup from the host's is the runtime
+        // (runc re-executing itself from a memfd before it unshares, as it
+        // does under Podman), whose setup writes are not the application's.
+        if cfg.host_mnt_ns != 0 && mnt_ns_inum(o) == Some(cfg.host_mnt_ns) {
+            return Ok(());
+        }
+        if TRACED.insert(tgid, cg, 0).is_err() {
             count(counter::TRACED_FULL);
             return Ok(());
         }
     }
-    let Some(cfg) = config() else { return Ok(()) };
-    let o = &cfg.offsets;
     // A PROC record (not deduped) so userspace knows the new comm.
     if let Some(ev) = SCRATCH.get_ptr_mut(0) {
         // SAFETY: per-CPU scratch slot owned by this invocation.
         let evr = unsafe { &mut *ev };
         fill_header(&mut evr.header, kind::PROC, 0, 0, pid_tgid);
+        // SAFETY: the map value is a plain u64 read once.
+        evr.header.cgroup = TRACED.get_ptr(tgid).map_or(0, |v| unsafe { *v });
         let parent = rk::<u64>(current_task() + o.task_real_parent).unwrap_or(0);
         evr.header.ppid = rk::<u32>(parent + o.task_tgid).unwrap_or(0);
         submit(ev);
@@ -77,16 +87,20 @@ pub fn sched_fork(ctx: RawTracePointContext) -> u32 {
 pub(crate) fn try_sched_fork(ctx: &RawTracePointContext) -> Result<(), i64> {
     // SAFETY: helper without arguments.
     let pid_tgid = unsafe { bh::bpf_get_current_pid_tgid() };
-    if !tgid_traced((pid_tgid >> 32) as u32) {
+    // Untraced parents (nearly every fork on the host) leave at once. The
+    // child belongs to its parent's container.
+    let Some(parent) = TRACED.get_ptr((pid_tgid >> 32) as u32) else {
         return Ok(());
-    }
+    };
+    // SAFETY: the map value is a plain u64 read once.
+    let cg = unsafe { *parent };
     let Some(cfg) = config() else { return Ok(()) };
     let child: u64 = ctx.arg(1);
     let child_tgid = rk::<u32>(child + cfg.offsets.task_tgid)?;
     if child_tgid == (pid_tgid >> 32) as u32 {
         return Ok(()); // a thread of a traced process
     }
-    if TRACED.insert(child_tgid, 1, 0).is_err() {
+    if TRACED.insert(child_tgid, cg, 0).is_err() {
         count(counter::TRACED_FULL);
     }
     Ok(())
@@ -102,4 +116,12 @@ pub fn sched_exit(_ctx: RawTracePointContext) -> u32 {
         let _ = TRACED.remove((pid_tgid >> 32) as u32);
     }
     0
+}
+
+/// Inode number of the current task's mount namespace.
+#[inline(always)]
+fn mnt_ns_inum(o: &Offsets) -> Option<u32> {
+    let nsproxy = rk::<u64>(current_task() + o.task_nsproxy).ok()?;
+    let mnt_ns = rk::<u64>(nsproxy + o.nsproxy_mnt_ns).ok()?;
+    rk::<u32>(mnt_ns + o.mnt_ns_inum).ok()
 }

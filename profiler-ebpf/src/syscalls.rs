@@ -527,6 +527,7 @@ impl Queue<'_> {
     #[inline(always)]
     pub(crate) fn run(self, ctx: &RawTracePointContext) -> Result<(), i64> {
         if self.0.n > 0 {
+            stamp_cgroup(self.0.items[0].pid_tgid);
             // SAFETY: JUMP slot 0 holds `emit`, a raw tracepoint program
             // taking the same context. A tail call only returns on failure
             // (slot empty, or the 33-call chain limit): nothing is emitted.

@@ -158,7 +158,7 @@ async fn run_inner(ctx: &mut Context, cfg: &RunConfig) -> Result<RunOutput, Sess
     note(&pb, cfg.quiet, "attaching eBPF programs");
     let tracer = ctx.tracer().await?;
     tracer.reset_for(&Scope {
-        container_id: Some(id.clone()),
+        container_ids: vec![id.clone()],
         ..Scope::default()
     })?;
     let run = Observation::begin(tracer, &listing)?;

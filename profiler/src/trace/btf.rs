@@ -321,6 +321,12 @@ impl Btf {
             kernfs_id: self.offset_of("kernfs_node", &["id"])?,
             cgroup_root: self.offset_of("cgroup", &["root"])?,
             cgroup_root_hierarchy_id: self.offset_of("cgroup_root", &["hierarchy_id"])?,
+            task_nsproxy: self.offset_of("task_struct", &["nsproxy"])?,
+            nsproxy_mnt_ns: self.offset_of("nsproxy", &["mnt_ns"])?,
+            mnt_ns_inum: self.offset_of("mnt_namespace", &["ns"])?
+                + self.offset_of("ns_common", &["inum"])?,
+            kernfs_name: self.offset_of("kernfs_node", &["name"])?,
+            kernfs_parent: self.offset_of("kernfs_node", &["__parent", "parent"])?,
         })
     }
 }

@@ -118,6 +118,26 @@ pub struct Progress {
     pub writes: u64,
 }
 
+/// Where drained ring-buffer records go: a [`Collector`] for one
+/// container, or a router that hands each record to its container's
+/// collector by [`EventHeader::cgroup`].
+pub trait Sink {
+    /// Takes one raw record.
+    fn push_bytes(&mut self, bytes: &[u8]);
+    /// Live counts for the progress line.
+    fn progress(&self) -> Progress;
+}
+
+impl Sink for Collector {
+    fn push_bytes(&mut self, bytes: &[u8]) {
+        Collector::push_bytes(self, bytes);
+    }
+
+    fn progress(&self) -> Progress {
+        Collector::progress(self)
+    }
+}
+
 /// How an open counts toward the append-only evidence.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum OpenKind {

@@ -40,6 +40,7 @@ fn raw_open(
         name_len: u32::try_from(nl).unwrap(),
         ts: 0,
         comm: *b"nginx\0\0\0\0\0\0\0\0\0\0\0",
+        cgroup: 0,
     };
     let mut v = vec![0u8; std::mem::size_of::<EventHeader>()];
     // SAFETY: writing a POD header into a buffer of its exact size.

@@ -18,14 +18,15 @@ use aya::{
     programs::RawTracePoint,
 };
 use profiler_common::{
-    Config, Counters, DedupValue, FileStats, JUMP_EMIT, JUMP_WALK, MAP_CONFIG, MAP_CONTAINER_ID,
-    MAP_COUNTERS, MAP_DEDUP, MAP_EVENTS, MAP_FILES, MAP_JUMP, MAP_SPECS, MAP_TARGET_CGROUPS,
-    MAP_TRACED, PROG_CGROUP_MKDIR, PROG_EMIT, PROG_EXEC, PROG_EXIT, PROG_FORK, PROG_SYS_ENTER,
-    PROG_SYS_EXIT, PROG_WALK, SyscallSpec, counter,
+    Config, Counters, DedupValue, FileStats, ID_MAX, JUMP_EMIT, JUMP_WALK, MAP_CONFIG,
+    MAP_CONTAINER_IDS, MAP_COUNTERS, MAP_DEDUP, MAP_EVENTS, MAP_FILES, MAP_JUMP, MAP_SPECS,
+    MAP_TARGET_CGROUPS, MAP_TRACED, PROG_CGROUP_MKDIR, PROG_EMIT, PROG_EXEC, PROG_EXIT, PROG_FORK,
+    PROG_SYS_ENTER, PROG_SYS_EXIT, PROG_WALK, SCOPE_ALL, SCOPE_IDS, SCOPE_NONE, SyscallSpec,
+    counter,
 };
 
 pub use self::{
-    collect::{Collector, RawEvent},
+    collect::{Collector, RawEvent, Sink},
     reuse::drain_ring,
 };
 use crate::model::{Losses, TraceStats};
@@ -99,8 +100,18 @@ fn map_err(map: &'static str) -> impl FnOnce(aya::maps::MapError) -> TraceError 
 /// How the tracer selects processes.
 #[derive(Clone, Debug, Default)]
 pub struct Scope {
-    /// Container id whose cgroup creation starts tracing (profile mode).
-    pub container_id: Option<String>,
+    /// Containers whose cgroup creation starts tracing (profile mode): ids
+    /// of up to [`ID_MAX`] bytes, matched against the cgroup's leaf name
+    /// (`<id>`, `docker-<id>.scope`, `libpod-<id>.scope`,
+    /// `cri-containerd-<id>.scope`, `crio-<id>.scope`, crun's `container`
+    /// child of those). Records carry the cgroup id of their container
+    /// ([`profiler_common::EventHeader::cgroup`]); `CGROUP` records map
+    /// each cgroup id to its path.
+    pub container_ids: Vec<String>,
+    /// Every cgroup created while tracing is a candidate, and reported with
+    /// its path (`roprof watch`); forget the unwanted ones with
+    /// [`Tracer::forget_cgroup`]. Takes precedence over `container_ids`.
+    pub all_containers: bool,
     /// Already-known cgroup v2 ids (attach mode).
     pub cgroup_ids: Vec<u64>,
     /// Already-running processes to trace (attach mode).
@@ -112,6 +123,69 @@ pub struct Scope {
     /// Attach mode: files opened for writing before tracing began are
     /// recognised at their first write (see `Config::pre_opened`).
     pub pre_opened: bool,
+}
+
+impl Scope {
+    /// What `cgroup_mkdir` targets under this scope.
+    fn mode(&self) -> u32 {
+        if self.all_containers {
+            SCOPE_ALL
+        } else if self.container_ids.is_empty() {
+            SCOPE_NONE
+        } else {
+            SCOPE_IDS
+        }
+    }
+}
+
+/// Inode number of the host's mount namespace: that of pid 1 as this
+/// process sees it (the host's when roprof runs on the host, or in a pod
+/// with `hostPID`), else roprof's own; 0 when neither is readable, which
+/// makes any exec in a target cgroup start tracing. Read from the link
+/// text (`mnt:[4026531840]`): stat on the link's target can be refused
+/// where readlink is not.
+fn host_mnt_ns() -> u32 {
+    ["/proc/1/ns/mnt", "/proc/self/ns/mnt"]
+        .iter()
+        .find_map(|p| {
+            let link = std::fs::read_link(p).ok()?;
+            let text = link.to_str()?;
+            text.strip_prefix("mnt:[")?.strip_suffix(']')?.parse().ok()
+        })
+        .unwrap_or(0)
+}
+
+/// How runtimes name a container's cgroup: `<id>` (cgroupfs driver:
+/// Docker's `/docker/<id>`, containerd's `/<namespace>/<id>`), and the
+/// systemd driver's scopes.
+const LEAF_FORMS: [(&str, &str); 6] = [
+    ("", ""),
+    ("docker-", ".scope"),
+    ("libpod-", ".scope"),
+    ("libpod-", ""),
+    ("cri-containerd-", ".scope"),
+    ("crio-", ".scope"),
+];
+
+/// The `CONTAINER_IDS` keys of a container id: each cgroup leaf name a
+/// runtime may give it.
+fn id_keys(id: &str) -> Result<Vec<[u8; ID_MAX]>, TraceError> {
+    let longest = "cri-containerd-".len() + ".scope".len();
+    if id.is_empty() || id.len() + longest >= ID_MAX || id.bytes().any(|c| c == b'/' || c == 0) {
+        return Err(TraceError::Cgroup(format!(
+            "container id `{id}` cannot be matched against cgroup names (1 to {} bytes, no `/`)",
+            ID_MAX - 1 - longest
+        )));
+    }
+    Ok(LEAF_FORMS
+        .iter()
+        .map(|(pre, post)| {
+            let mut key = [0u8; ID_MAX];
+            let name = format!("{pre}{id}{post}");
+            key[..name.len()].copy_from_slice(name.as_bytes());
+            key
+        })
+        .collect())
 }
 
 /// Loaded and attached tracer.
@@ -143,10 +217,10 @@ impl Tracer {
             .map_err(|e| TraceError::Load(Box::new(e)))?;
         let cfg = Config {
             offsets,
-            match_container_id: u32::from(scope.container_id.is_some()),
+            scope_mode: scope.mode(),
             dedupe: u32::from(!scope.no_dedupe),
             pre_opened: u32::from(scope.pre_opened),
-            _pad: 0,
+            host_mnt_ns: host_mnt_ns(),
         };
         {
             let mut a: Array<_, Config> = Array::try_from(
@@ -264,8 +338,58 @@ impl Tracer {
     pub fn traced_count(&self) -> usize {
         self.ebpf
             .map(MAP_TRACED)
-            .and_then(|m| HashMap::<_, u32, u32>::try_from(m).ok())
+            .and_then(|m| HashMap::<_, u32, u64>::try_from(m).ok())
             .map_or(0, |m| m.keys().count())
+    }
+
+    /// Targets one more container while tracing (its cgroup is matched when
+    /// the runtime creates it).
+    pub fn add_container_id(&mut self, id: &str) -> Result<(), TraceError> {
+        let keys = id_keys(id)?;
+        let mut a: HashMap<_, [u8; ID_MAX], u32> = HashMap::try_from(
+            self.ebpf
+                .map_mut(MAP_CONTAINER_IDS)
+                .ok_or(TraceError::MissingMap(MAP_CONTAINER_IDS))?,
+        )
+        .map_err(map_err(MAP_CONTAINER_IDS))?;
+        for key in keys {
+            a.insert(key, 1, 0).map_err(map_err(MAP_CONTAINER_IDS))?;
+        }
+        Ok(())
+    }
+
+    /// Stops tracing a cgroup (a candidate of [`Scope::all_containers`]
+    /// that is not wanted, or a container that is done): it is no longer a
+    /// target, and its traced processes leave the traced set. A process
+    /// forked between the walk and the removal may stay; its records carry
+    /// the forgotten cgroup id, which callers drop.
+    pub fn forget_cgroup(&mut self, cgroup: u64) -> Result<(), TraceError> {
+        {
+            let mut a: HashMap<_, u64, u32> = HashMap::try_from(
+                self.ebpf
+                    .map_mut(MAP_TARGET_CGROUPS)
+                    .ok_or(TraceError::MissingMap(MAP_TARGET_CGROUPS))?,
+            )
+            .map_err(map_err(MAP_TARGET_CGROUPS))?;
+            // Absent already (LRU eviction, never targeted) is fine.
+            let _ = a.remove(&cgroup);
+        }
+        let mut a: HashMap<_, u32, u64> = HashMap::try_from(
+            self.ebpf
+                .map_mut(MAP_TRACED)
+                .ok_or(TraceError::MissingMap(MAP_TRACED))?,
+        )
+        .map_err(map_err(MAP_TRACED))?;
+        let gone: Vec<u32> = a
+            .iter()
+            .filter_map(Result::ok)
+            .filter(|(_, cg)| *cg == cgroup)
+            .map(|(pid, _)| pid)
+            .collect();
+        for pid in gone {
+            let _ = a.remove(&pid);
+        }
+        Ok(())
     }
 }
 
@@ -273,16 +397,17 @@ impl Tracer {
 /// cgroup creation starts tracing, known cgroup ids and member pids (attach).
 /// Used at load and by [`Tracer::reset_for`].
 fn seed_scope(ebpf: &mut Ebpf, scope: &Scope) -> Result<(), TraceError> {
-    if let Some(id) = &scope.container_id {
-        let bytes: [u8; 64] = id.as_bytes().try_into().map_err(|_| {
-            TraceError::Cgroup(format!("container id `{id}` is not a full 64-character id"))
-        })?;
-        let mut a: Array<_, [u8; 64]> = Array::try_from(
-            ebpf.map_mut(MAP_CONTAINER_ID)
-                .ok_or(TraceError::MissingMap(MAP_CONTAINER_ID))?,
+    {
+        let mut a: HashMap<_, [u8; ID_MAX], u32> = HashMap::try_from(
+            ebpf.map_mut(MAP_CONTAINER_IDS)
+                .ok_or(TraceError::MissingMap(MAP_CONTAINER_IDS))?,
         )
-        .map_err(map_err(MAP_CONTAINER_ID))?;
-        a.set(0, bytes, 0).map_err(map_err(MAP_CONTAINER_ID))?;
+        .map_err(map_err(MAP_CONTAINER_IDS))?;
+        for id in &scope.container_ids {
+            for key in id_keys(id)? {
+                a.insert(key, 1, 0).map_err(map_err(MAP_CONTAINER_IDS))?;
+            }
+        }
     }
     {
         let mut a: HashMap<_, u64, u32> = HashMap::try_from(
@@ -294,13 +419,19 @@ fn seed_scope(ebpf: &mut Ebpf, scope: &Scope) -> Result<(), TraceError> {
             a.insert(id, 1, 0).map_err(map_err(MAP_TARGET_CGROUPS))?;
         }
     }
-    let mut a: HashMap<_, u32, u32> = HashMap::try_from(
+    let mut a: HashMap<_, u32, u64> = HashMap::try_from(
         ebpf.map_mut(MAP_TRACED)
             .ok_or(TraceError::MissingMap(MAP_TRACED))?,
     )
     .map_err(map_err(MAP_TRACED))?;
+    // Attach mode: the processes' container is the one cgroup given, if
+    // there is exactly one.
+    let cg = match scope.cgroup_ids.as_slice() {
+        [one] => *one,
+        _ => 0,
+    };
     for pid in &scope.pids {
-        a.insert(pid, 1, 0).map_err(map_err(MAP_TRACED))?;
+        a.insert(pid, cg, 0).map_err(map_err(MAP_TRACED))?;
     }
     Ok(())
 }
@@ -415,11 +546,69 @@ where
 
 /// Drains `ring` into `collector` until `stop` fires, then drains what is
 /// left. Returns the collector (see [`drain_ring`] to keep the ring).
-pub async fn drain(
+pub async fn drain<S: Sink>(
     ring: RingBuf<MapData>,
-    collector: Collector,
+    collector: S,
     stop: tokio::sync::watch::Receiver<bool>,
     progress: Option<tokio::sync::watch::Sender<collect::Progress>>,
-) -> Result<Collector, TraceError> {
+) -> Result<S, TraceError> {
     Ok(drain_ring(ring, collector, stop, progress).await?.0)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn text(key: &[u8; ID_MAX]) -> &str {
+        let end = key.iter().position(|b| *b == 0).unwrap_or(ID_MAX);
+        std::str::from_utf8(&key[..end]).unwrap()
+    }
+
+    #[test]
+    fn every_cgroup_leaf_form_of_an_id_is_a_key() {
+        let keys = id_keys("web-1").expect("a containerd-style id is fine");
+        let names: Vec<&str> = keys.iter().map(text).collect();
+        assert_eq!(
+            names,
+            [
+                "web-1",
+                "docker-web-1.scope",
+                "libpod-web-1.scope",
+                "libpod-web-1",
+                "cri-containerd-web-1.scope",
+                "crio-web-1.scope"
+            ]
+        );
+        // Zero-padded: the kernel reads the leaf with its NUL into a zeroed key.
+        assert!(keys.iter().all(|k| k[ID_MAX - 1] == 0));
+        let hex = "a".repeat(64);
+        assert_eq!(id_keys(&hex).unwrap().len(), 6);
+    }
+
+    #[test]
+    fn ids_that_cannot_be_cgroup_names_are_refused_by_name() {
+        for bad in ["", "a/b", &"x".repeat(107)] {
+            let e = id_keys(bad).expect_err("refused").to_string();
+            assert!(e.contains("cannot be matched"), "{e}");
+        }
+        assert!(
+            id_keys(&"x".repeat(106)).is_ok(),
+            "the longest id that fits"
+        );
+    }
+
+    #[test]
+    fn scope_mode_follows_the_scope() {
+        assert_eq!(Scope::default().mode(), SCOPE_NONE);
+        let ids = Scope {
+            container_ids: vec!["a".into()],
+            ..Scope::default()
+        };
+        assert_eq!(ids.mode(), SCOPE_IDS);
+        let all = Scope {
+            all_containers: true,
+            ..ids
+        };
+        assert_eq!(all.mode(), SCOPE_ALL);
+    }
 }

@@ -8,12 +8,13 @@
 
 use aya::maps::{Array, HashMap, MapData, PerCpuArray, PerCpuValues, RingBuf};
 use profiler_common::{
-    Config, Counters, DedupValue, FileStats, Inflight, MAP_CONFIG, MAP_COUNTERS, MAP_DEDUP,
-    MAP_FILES, MAP_INFLIGHT, MAP_TARGET_CGROUPS, MAP_TRACED, counter,
+    Config, Counters, DedupValue, FileStats, ID_MAX, Inflight, MAP_CONFIG, MAP_CONTAINER_IDS,
+    MAP_COUNTERS, MAP_DEDUP, MAP_FILES, MAP_INFLIGHT, MAP_TARGET_CGROUPS, MAP_TRACED, SCOPE_NONE,
+    counter,
 };
 use tokio::io::unix::AsyncFd;
 
-use super::{Collector, Scope, TraceError, Tracer, collect, map_err};
+use super::{Scope, Sink, TraceError, Tracer, collect, map_err};
 
 /// Deletes every entry of a hash map (keys first: deleting while walking
 /// with `get_next_key` can restart the walk).
@@ -41,9 +42,10 @@ impl Tracer {
     pub fn reset_for(&mut self, scope: &Scope) -> Result<(), TraceError> {
         // Stop matching first, so that nothing new is targeted while the
         // maps are cleared.
-        self.set_match(false)?;
+        self.set_mode(SCOPE_NONE)?;
         clear::<u64, u32>(&mut self.ebpf, MAP_TARGET_CGROUPS)?;
-        clear::<u32, u32>(&mut self.ebpf, MAP_TRACED)?;
+        clear::<u32, u64>(&mut self.ebpf, MAP_TRACED)?;
+        clear::<[u8; ID_MAX], u32>(&mut self.ebpf, MAP_CONTAINER_IDS)?;
         clear::<u64, Inflight>(&mut self.ebpf, MAP_INFLIGHT)?;
         clear::<u64, DedupValue>(&mut self.ebpf, MAP_DEDUP)?;
         clear::<u64, FileStats>(&mut self.ebpf, MAP_FILES)?;
@@ -71,15 +73,13 @@ impl Tracer {
             while ring.next().is_some() {}
         }
         super::seed_scope(&mut self.ebpf, scope)?;
-        if scope.container_id.is_some() {
-            self.set_match(true)?;
-        }
+        self.set_mode(scope.mode())?;
         Ok(())
     }
 
-    /// Turns matching of the container id on `cgroup_mkdir` on or off,
-    /// keeping the rest of the configuration `start` wrote.
-    fn set_match(&mut self, on: bool) -> Result<(), TraceError> {
+    /// Sets what `cgroup_mkdir` targets, keeping the rest of the
+    /// configuration `start` wrote.
+    fn set_mode(&mut self, mode: u32) -> Result<(), TraceError> {
         let mut a: Array<_, Config> = Array::try_from(
             self.ebpf
                 .map_mut(MAP_CONFIG)
@@ -87,7 +87,7 @@ impl Tracer {
         )
         .map_err(map_err(MAP_CONFIG))?;
         let mut cfg = a.get(&0, 0).map_err(map_err(MAP_CONFIG))?;
-        cfg.match_container_id = u32::from(on);
+        cfg.scope_mode = mode;
         a.set(0, cfg, 0).map_err(map_err(MAP_CONFIG))
     }
 
@@ -97,14 +97,15 @@ impl Tracer {
     }
 }
 
-/// Drains `ring` into `collector` until `stop` fires, then drains what is
-/// left; returns the collector and the ring (see [`Tracer::put_ring`]).
-pub async fn drain_ring(
+/// Drains `ring` into `collector` (a [`Collector`], or any [`Sink`], e.g.
+/// one that routes records by container) until `stop` fires, then drains
+/// what is left; returns the sink and the ring (see [`Tracer::put_ring`]).
+pub async fn drain_ring<S: Sink>(
     ring: RingBuf<MapData>,
-    mut collector: Collector,
+    mut collector: S,
     mut stop: tokio::sync::watch::Receiver<bool>,
     progress: Option<tokio::sync::watch::Sender<collect::Progress>>,
-) -> Result<(Collector, RingBuf<MapData>), TraceError> {
+) -> Result<(S, RingBuf<MapData>), TraceError> {
     // SAFETY: the RingBuf owns its map fd, which stays open and unchanged
     // until the RingBuf (owned by the AsyncFd) is dropped.
     let mut fd = unsafe { AsyncFd::register_with_interest(ring, tokio::io::Interest::READABLE) }
