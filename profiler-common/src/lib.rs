@@ -39,6 +39,11 @@ pub const MAP_CONTAINER_IDS: &str = "CONTAINER_IDS";
 /// Podman ids are 64 hex digits, containerd lets any id through (its limit
 /// is 76 bytes), and `cri-containerd-<id>.scope` adds 21.
 pub const ID_MAX: usize = 128;
+/// `TRACED_BITS`: one bit per possible tgid (`PID_MAX_LIMIT` is 2^22 on
+/// 64-bit kernels), 64 per entry.
+pub const TRACED_BITS_LEN: u32 = 1 << 16;
+/// Map of one bit per traced tgid (see `TRACED_BITS_LEN`).
+pub const MAP_TRACED_BITS: &str = "TRACED_BITS";
 /// Entries of `CONTAINER_IDS` (six leaf forms per container).
 pub const CONTAINER_IDS_LEN: u32 = 1024;
 
@@ -275,6 +280,10 @@ pub struct Inflight {
     /// For [`argkind::WRITE_RET`]: the written file's inode address (its
     /// size is read at exit). 0 otherwise.
     pub obj: u64,
+    /// cgroup id of the caller's container (its `TRACED` value), part of
+    /// every dedupe key: the same absolute name, or a file on a volume
+    /// several containers share, is a different operation in each.
+    pub cgroup: u64,
 }
 
 /// Value of the `DEDUP` map.
@@ -559,7 +568,7 @@ mod layout {
     };
 
     const _: () = assert!(size_of::<SyscallSpec>() == 20);
-    const _: () = assert!(size_of::<Inflight>() == 72);
+    const _: () = assert!(size_of::<Inflight>() == 80);
     const _: () = assert!(size_of::<DedupValue>() == 16);
     const _: () = assert!(size_of::<FileStats>() == 32);
     const _: () = assert!(size_of::<Counters>() == 8 * counter::COUNT);

@@ -78,12 +78,16 @@ pub(crate) fn seen_before(cfg: &Config, key: u64, pid_tgid: u64) -> bool {
     }
 }
 
-/// Dedupe key of an operation on the object with inode identity `ident`.
+/// Dedupe key of an operation on the object with inode identity `ident`,
+/// by a process of container `cg`.
 #[inline(always)]
-pub(crate) fn object_key(opc: u32, ret: i64, ident: u64, flags: u64) -> u64 {
+pub(crate) fn object_key(opc: u32, ret: i64, ident: u64, flags: u64, cg: u64) -> u64 {
     mix(
-        mix(mix(u64::from(opc), ret as u64), ident),
-        flags & (O_ACCMODE | O_CREAT | O_TRUNC | O_APPEND),
+        mix(
+            mix(mix(u64::from(opc), ret as u64), ident),
+            flags & (O_ACCMODE | O_CREAT | O_TRUNC | O_APPEND),
+        ),
+        cg,
     )
 }
 
@@ -97,7 +101,8 @@ pub(crate) fn object_is_new(
     pid_tgid: u64,
     file: u64,
     flags: u64,
+    cg: u64,
 ) -> bool {
     let ident = file_ident(&cfg.offsets, file);
-    ident != 0 && !seen_before(cfg, object_key(opc, ret, ident, flags), pid_tgid)
+    ident != 0 && !seen_before(cfg, object_key(opc, ret, ident, flags, cg), pid_tgid)
 }

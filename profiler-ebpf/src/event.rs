@@ -82,12 +82,14 @@ pub(crate) fn emit_object(
         count(counter::READ_ERRORS);
         return;
     }
-    let key = object_key(opc, ret, ident, flags);
     let Some(ev) = SCRATCH.get_ptr_mut(0) else {
         return;
     };
     // SAFETY: per-CPU scratch slot owned by this program invocation.
     let evr = unsafe { &mut *ev };
+    // The container stamped before the tail call: the key is the one
+    // `object_is_new` checked.
+    let key = object_key(opc, ret, ident, flags, evr.header.cgroup);
     fill_header(&mut evr.header, kind::PATH_OP, opc, ret, pid_tgid);
     evr.header.key = key;
     evr.header.ident = ident;
@@ -171,7 +173,7 @@ pub(crate) fn emit_named(
     } else {
         dentry_ident(o, dentry)
     };
-    let mut key = object_key(opc, ret, dir_ident, flags);
+    let mut key = object_key(opc, ret, dir_ident, flags, evr.header.cgroup);
     key = hash_bytes(key, buf, name_len);
     if seen_before(cfg, key, pid_tgid) {
         return;

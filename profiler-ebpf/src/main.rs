@@ -20,6 +20,10 @@
 //! one tracer serves several containers.
 #![no_std]
 #![no_main]
+// The bpfel target has no `AtomicU64`: atomic adds use the intrinsic there
+// (the host build, for clippy, uses `AtomicU64`).
+#![cfg_attr(target_arch = "bpf", feature(core_intrinsics))]
+#![cfg_attr(target_arch = "bpf", allow(internal_features))]
 #![allow(static_mut_refs)]
 
 mod cgroup;
@@ -44,8 +48,8 @@ use profiler_common::{
     BASE_LIMIT, CONTAINER_IDS_LEN, Config, Counters, DATA_SIZE, DedupValue, EventBuf, EventHeader,
     FileStats, ID_MAX, Inflight, JUMP_EMIT, JUMP_WALK, MAX_DEPTH, NAME_MAX_NUL, NO_ARG, Offsets,
     PATH_MAX, SCOPE_ALL, SCOPE_IDS, SPECS_LEN, STATUS_BASE_DETACHED, STATUS_BASE_IS_OBJECT,
-    STATUS_BASE_TRUNCATED, STATUS_NAME_ABSOLUTE, STATUS_NAME_TRUNCATED, SyscallSpec, argkind,
-    counter, kind, op, specflag,
+    STATUS_BASE_TRUNCATED, STATUS_NAME_ABSOLUTE, STATUS_NAME_TRUNCATED, SyscallSpec,
+    TRACED_BITS_LEN, argkind, counter, kind, op, specflag,
 };
 
 use dedupe::*;

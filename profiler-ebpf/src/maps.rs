@@ -13,6 +13,14 @@ pub(crate) static EVENTS: RingBuf = RingBuf::with_byte_size(4 << 20, 0);
 /// forgot.
 #[map]
 pub(crate) static TARGET_CGROUPS: LruHashMap<u64, u32> = LruHashMap::with_max_entries(8192, 0);
+/// One bit per tgid (pid_max is at most 2^22): set for every process put in
+/// `TRACED`, cleared when it exits. The two syscall hooks run for every
+/// syscall on the host; an array lookup is inlined by the verifier into a
+/// load, so untraced processes (nearly all) leave after a load and a bit
+/// test instead of a hash lookup. A superset of `TRACED` (forgotten
+/// processes keep their bit until they exit), checked before it.
+#[map]
+pub(crate) static TRACED_BITS: Array<u64> = Array::with_max_entries(TRACED_BITS_LEN, 0);
 /// tgid → cgroup id of the container the process belongs to.
 #[map]
 pub(crate) static TRACED: HashMap<u32, u64> = HashMap::with_max_entries(16384, 0);

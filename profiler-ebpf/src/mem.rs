@@ -46,9 +46,87 @@ pub(crate) fn current_task() -> u64 {
     unsafe { bh::bpf_get_current_task() }
 }
 
+/// Is `tgid` traced? The bitmap first (a load), then the map.
 #[inline(always)]
 pub(crate) fn tgid_traced(tgid: u32) -> bool {
-    TRACED.get_ptr(tgid).is_some()
+    traced_cgroup(tgid).is_some()
+}
+
+/// The container (cgroup id) of a traced `tgid`; `None` when untraced.
+#[inline(always)]
+pub(crate) fn traced_cgroup(tgid: u32) -> Option<u64> {
+    if !tgid_maybe_traced(tgid) {
+        return None;
+    }
+    // SAFETY: the map value is a plain u64 read once.
+    TRACED.get_ptr(tgid).map(|v| unsafe { *v })
+}
+
+/// `false`: `tgid` is certainly not traced (its `TRACED_BITS` bit is clear).
+#[inline(always)]
+pub(crate) fn tgid_maybe_traced(tgid: u32) -> bool {
+    TRACED_BITS
+        .get(tgid >> 6)
+        .is_some_and(|w| *w & (1u64 << (tgid & 63)) != 0)
+}
+
+/// Puts `tgid` in `TRACED` (container `cg`) and sets its bit first, so the
+/// bitmap never misses a traced process. `false` when `TRACED` is full.
+#[inline(always)]
+pub(crate) fn trace_tgid(tgid: u32, cg: u64) -> bool {
+    let bit = 1u64 << (tgid & 63);
+    if let Some(w) = TRACED_BITS.get_ptr_mut(tgid >> 6) {
+        // SAFETY: array value pointer. Only events of this tgid change its
+        // bit (its exec, its creation by fork, its exit), and they do not
+        // run concurrently; other bits of the word change by atomic adds
+        // (BPF_XADD, available on every kernel this supports), so no
+        // update is lost.
+        unsafe {
+            if *w & bit == 0 {
+                atomic_add(w, bit);
+            }
+        }
+    }
+    TRACED.insert(tgid, cg, 0).is_ok()
+}
+
+/// `*w += v` as one atomic instruction whose result is unused, which LLVM
+/// emits as `BPF_XADD` (every kernel; the fetching forms need 5.12). The
+/// `bpfel` target has no `AtomicU64`, hence the intrinsic.
+#[cfg(target_arch = "bpf")]
+#[inline(always)]
+unsafe fn atomic_add(w: *mut u64, v: u64) {
+    // SAFETY: the caller passes a valid, aligned map value pointer.
+    unsafe {
+        core::intrinsics::atomic_xadd::<u64, u64, { core::intrinsics::AtomicOrdering::Relaxed }>(
+            w, v,
+        );
+    }
+}
+
+/// Host build (clippy only): the same through `AtomicU64`.
+#[cfg(not(target_arch = "bpf"))]
+#[inline(always)]
+unsafe fn atomic_add(w: *mut u64, v: u64) {
+    // SAFETY: the caller passes a valid, aligned pointer.
+    unsafe { core::sync::atomic::AtomicU64::from_ptr(w) }
+        .fetch_add(v, core::sync::atomic::Ordering::Relaxed);
+}
+
+/// Takes `tgid` out of `TRACED` and clears its bit (process exit).
+#[inline(always)]
+pub(crate) fn untrace_tgid(tgid: u32) {
+    let bit = 1u64 << (tgid & 63);
+    if let Some(w) = TRACED_BITS.get_ptr_mut(tgid >> 6) {
+        // SAFETY: as in `trace_tgid`.
+        unsafe {
+            if *w & bit == 0 {
+                return; // never traced: nothing to remove
+            }
+            atomic_add(w, bit.wrapping_neg());
+        }
+    }
+    let _ = TRACED.remove(tgid);
 }
 
 /// The `struct file *` behind `fd` of the current task, or 0.

@@ -32,7 +32,7 @@ pub(crate) fn try_sched_exec(ctx: &RawTracePointContext) -> Result<(), i64> {
         if cfg.host_mnt_ns != 0 && mnt_ns_inum(o) == Some(cfg.host_mnt_ns) {
             return Ok(());
         }
-        if TRACED.insert(tgid, cg, 0).is_err() {
+        if !trace_tgid(tgid, cg) {
             count(counter::TRACED_FULL);
             return Ok(());
         }
@@ -59,7 +59,8 @@ pub(crate) fn try_sched_exec(ctx: &RawTracePointContext) -> Result<(), i64> {
     // script its interpreter.
     let mm = rk::<u64>(current_task() + o.task_mm)?;
     let exe = rk::<u64>(mm + o.mm_exe_file)?;
-    if exe != 0 && object_is_new(cfg, op::EXEC, 0, pid_tgid, exe, 0) {
+    let cg = traced_cgroup(tgid).unwrap_or(0);
+    if exe != 0 && object_is_new(cfg, op::EXEC, 0, pid_tgid, exe, 0, cg) {
         q.object(op::EXEC, 0, pid_tgid, exe, 0, 0);
     }
     // A script (or a binfmt_misc handler) replaced `interp`: record the
@@ -89,6 +90,9 @@ pub(crate) fn try_sched_fork(ctx: &RawTracePointContext) -> Result<(), i64> {
     let pid_tgid = unsafe { bh::bpf_get_current_pid_tgid() };
     // Untraced parents (nearly every fork on the host) leave at once. The
     // child belongs to its parent's container.
+    if !tgid_maybe_traced((pid_tgid >> 32) as u32) {
+        return Ok(());
+    }
     let Some(parent) = TRACED.get_ptr((pid_tgid >> 32) as u32) else {
         return Ok(());
     };
@@ -100,7 +104,7 @@ pub(crate) fn try_sched_fork(ctx: &RawTracePointContext) -> Result<(), i64> {
     if child_tgid == (pid_tgid >> 32) as u32 {
         return Ok(()); // a thread of a traced process
     }
-    if TRACED.insert(child_tgid, cg, 0).is_err() {
+    if !trace_tgid(child_tgid, cg) {
         count(counter::TRACED_FULL);
     }
     Ok(())
@@ -113,7 +117,7 @@ pub fn sched_exit(_ctx: RawTracePointContext) -> u32 {
     // SAFETY: helper without arguments.
     let pid_tgid = unsafe { bh::bpf_get_current_pid_tgid() };
     if (pid_tgid >> 32) as u32 == pid_tgid as u32 {
-        let _ = TRACED.remove((pid_tgid >> 32) as u32);
+        untrace_tgid((pid_tgid >> 32) as u32);
     }
     0
 }

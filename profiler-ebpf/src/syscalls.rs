@@ -65,6 +65,7 @@ fn adopt_pre_opened(
     pid_tgid: u64,
     file: u64,
     len: u64,
+    cg: u64,
 ) -> Result<(), i64> {
     let o = &cfg.offsets;
     let fmode = rk::<u32>(file + o.file_mode)?;
@@ -87,7 +88,7 @@ fn adopt_pre_opened(
     if FILES.insert(file_ident(o, file), st, BPF_NOEXIST).is_err() {
         return Ok(()); // another CPU adopted it first, or the map is full
     }
-    if !object_is_new(cfg, op::WRITE, 0, pid_tgid, file, 1) {
+    if !object_is_new(cfg, op::WRITE, 0, pid_tgid, file, 1, cg) {
         return Ok(());
     }
     let Some(jobs) = JOBS.get_ptr_mut(0) else {
@@ -139,9 +140,9 @@ pub(crate) fn in_compat_syscall(o: &Offsets) -> bool {
 pub(crate) fn try_sys_enter(ctx: &RawTracePointContext) -> Result<(), i64> {
     // SAFETY: helper without arguments.
     let pid_tgid = unsafe { bh::bpf_get_current_pid_tgid() };
-    if !tgid_traced((pid_tgid >> 32) as u32) {
+    let Some(cg) = traced_cgroup((pid_tgid >> 32) as u32) else {
         return Ok(());
-    }
+    };
     let nr: i64 = ctx.arg(1);
     if !(0..i64::from(SPECS_LEN)).contains(&nr) {
         return Ok(());
@@ -180,7 +181,7 @@ pub(crate) fn try_sys_enter(ctx: &RawTracePointContext) -> Result<(), i64> {
             };
             let unknown = account_write(cfg, arg(&args, spec.fd_arg), len, false, false);
             if unknown != 0 && cfg.pre_opened != 0 {
-                return adopt_pre_opened(ctx, cfg, pid_tgid, unknown, len);
+                return adopt_pre_opened(ctx, cfg, pid_tgid, unknown, len, cg);
             }
             return Ok(());
         }
@@ -210,6 +211,7 @@ pub(crate) fn try_sys_enter(ctx: &RawTracePointContext) -> Result<(), i64> {
                 args,
                 flags: ident,
                 obj: inode,
+                cgroup: cg,
             };
             if INFLIGHT.insert(pid_tgid, inf, 0).is_err() {
                 count(counter::INFLIGHT_FULL);
@@ -251,6 +253,7 @@ pub(crate) fn try_sys_enter(ctx: &RawTracePointContext) -> Result<(), i64> {
         args,
         flags,
         obj: 0,
+        cgroup: cg,
     };
     if INFLIGHT.insert(pid_tgid, inf, 0).is_err() {
         count(counter::INFLIGHT_FULL);
@@ -269,6 +272,11 @@ pub fn sys_exit(ctx: RawTracePointContext) -> u32 {
 pub(crate) fn try_sys_exit(ctx: &RawTracePointContext) -> Result<(), i64> {
     // SAFETY: helper without arguments.
     let pid_tgid = unsafe { bh::bpf_get_current_pid_tgid() };
+    // Only traced processes have in-flight entries: the bitmap turns the
+    // others away before the hash lookup.
+    if !tgid_maybe_traced((pid_tgid >> 32) as u32) {
+        return Ok(());
+    }
     // SAFETY: the map value is copied out before removal.
     let Some(inf) = (unsafe { INFLIGHT.get(pid_tgid) }).copied() else {
         return Ok(());
@@ -322,7 +330,7 @@ pub(crate) fn try_sys_exit(ctx: &RawTracePointContext) -> Result<(), i64> {
         argkind::FD | argkind::MMAP => {
             let file = fd_file(&cfg.offsets, arg(a, spec.fd_arg) as i64);
             if file != 0 {
-                if object_is_new(cfg, spec.op, ret, pid_tgid, file, inf.flags) {
+                if object_is_new(cfg, spec.op, ret, pid_tgid, file, inf.flags, inf.cgroup) {
                     q.object(spec.op, ret, pid_tgid, file, inf.flags, mode);
                 }
                 if spec.argkind == argkind::MMAP && ret >= 0 {
@@ -364,7 +372,7 @@ pub(crate) fn try_sys_exit(ctx: &RawTracePointContext) -> Result<(), i64> {
                     {
                         count(counter::FILES_FULL);
                     }
-                    if object_is_new(cfg, opc, ret, pid_tgid, file, inf.flags) {
+                    if object_is_new(cfg, opc, ret, pid_tgid, file, inf.flags, inf.cgroup) {
                         q.object(opc, ret, pid_tgid, file, inf.flags, mode);
                     }
                     return q.run(ctx);
@@ -385,7 +393,9 @@ pub(crate) fn try_sys_exit(ctx: &RawTracePointContext) -> Result<(), i64> {
                     && (name_ptr == 0 || inf.flags & AT_EMPTY_PATH != 0);
                 if empty_fd {
                     let file = fd_file(&cfg.offsets, dirfd);
-                    if file != 0 && object_is_new(cfg, opc, ret, pid_tgid, file, inf.flags) {
+                    if file != 0
+                        && object_is_new(cfg, opc, ret, pid_tgid, file, inf.flags, inf.cgroup)
+                    {
                         q.object(opc, ret, pid_tgid, file, inf.flags, mode);
                     }
                 } else if name_ptr != 0 {

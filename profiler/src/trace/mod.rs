@@ -20,9 +20,9 @@ use aya::{
 use profiler_common::{
     Config, Counters, DedupValue, FileStats, ID_MAX, JUMP_EMIT, JUMP_WALK, MAP_CONFIG,
     MAP_CONTAINER_IDS, MAP_COUNTERS, MAP_DEDUP, MAP_EVENTS, MAP_FILES, MAP_JUMP, MAP_SPECS,
-    MAP_TARGET_CGROUPS, MAP_TRACED, PROG_CGROUP_MKDIR, PROG_EMIT, PROG_EXEC, PROG_EXIT, PROG_FORK,
-    PROG_SYS_ENTER, PROG_SYS_EXIT, PROG_WALK, SCOPE_ALL, SCOPE_IDS, SCOPE_NONE, SyscallSpec,
-    counter,
+    MAP_TARGET_CGROUPS, MAP_TRACED, MAP_TRACED_BITS, PROG_CGROUP_MKDIR, PROG_EMIT, PROG_EXEC,
+    PROG_EXIT, PROG_FORK, PROG_SYS_ENTER, PROG_SYS_EXIT, PROG_WALK, SCOPE_ALL, SCOPE_IDS,
+    SCOPE_NONE, SyscallSpec, counter,
 };
 
 pub use self::{
@@ -432,6 +432,19 @@ fn seed_scope(ebpf: &mut Ebpf, scope: &Scope) -> Result<(), TraceError> {
     };
     for pid in &scope.pids {
         a.insert(pid, cg, 0).map_err(map_err(MAP_TRACED))?;
+    }
+    // Their bits in the bitmap the syscall hooks check first (written
+    // before the hooks are attached, or between runs: no kernel update of
+    // the same word races with these).
+    let mut bits: Array<_, u64> = Array::try_from(
+        ebpf.map_mut(MAP_TRACED_BITS)
+            .ok_or(TraceError::MissingMap(MAP_TRACED_BITS))?,
+    )
+    .map_err(map_err(MAP_TRACED_BITS))?;
+    for pid in &scope.pids {
+        let word = bits.get(&(pid >> 6), 0).map_err(map_err(MAP_TRACED_BITS))?;
+        bits.set(pid >> 6, word | 1 << (pid & 63), 0)
+            .map_err(map_err(MAP_TRACED_BITS))?;
     }
     Ok(())
 }
