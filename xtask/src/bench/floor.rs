@@ -155,6 +155,8 @@ pub struct Attached {
     child: Child,
     lines: mpsc::Receiver<String>,
     reader: Option<thread::JoinHandle<()>>,
+    /// The line that said it was ready.
+    ready_line: String,
 }
 
 impl Attached {
@@ -182,16 +184,20 @@ impl Attached {
                 let _ = tx.send(l);
             }
         });
-        let me = Attached {
+        let mut me = Attached {
             child,
             lines: rx,
             reader: Some(reader),
+            ready_line: String::new(),
         };
         let deadline = Instant::now() + within;
         loop {
             let left = deadline.saturating_duration_since(Instant::now());
             match me.lines.recv_timeout(left) {
-                Ok(l) if l.starts_with(ready) => return Ok(me),
+                Ok(l) if l.starts_with(ready) => {
+                    me.ready_line = l;
+                    return Ok(me);
+                }
                 Ok(_) => {}
                 Err(_) => bail!("`{line}` did not print `{ready}…` within {within:?}"),
             }
@@ -239,7 +245,33 @@ pub fn bpftrace(program: &str) -> Result<Attached> {
          exec bpftrace -B line -e \"$0\"",
         program,
     ]);
-    Attached::start(c, true, "Attaching", Duration::from_mins(2))
+    let me = Attached::start(c, true, "Attaching", Duration::from_mins(2))?;
+    // bpftrace 0.17 prints `Attaching N probes...` before it loads and
+    // attaches them one by one (seconds for a hundred probes on a loaded
+    // machine): wait until it holds a perf event per probe.
+    let probes: usize = me
+        .ready_line
+        .split_whitespace()
+        .nth(1)
+        .and_then(|n| n.parse().ok())
+        .unwrap_or(0);
+    let fd_dir = format!("/proc/{}/fd", me.child.id());
+    let deadline = Instant::now() + Duration::from_mins(2);
+    loop {
+        let perf_events = std::fs::read_dir(&fd_dir).map_or(0, |d| {
+            d.filter_map(Result::ok)
+                .filter_map(|e| std::fs::read_link(e.path()).ok())
+                .filter(|t| t.to_string_lossy().contains("perf_event"))
+                .count()
+        });
+        if perf_events >= probes {
+            return Ok(me);
+        }
+        if Instant::now() > deadline {
+            bail!("bpftrace attached {perf_events} of {probes} probes within 120 s");
+        }
+        thread::sleep(Duration::from_millis(100));
+    }
 }
 
 /// `roprof bench-floor`, once its programs are attached.
@@ -282,6 +314,7 @@ pub fn neighbour(roprof: &Path) -> Result<Attached> {
         child,
         lines: rx,
         reader: None,
+        ready_line: String::new(),
     };
     let deadline = Instant::now() + Duration::from_mins(1);
     let needle = format!("sleep {IDLE_SECS}");
