@@ -6,13 +6,13 @@
 //! API on its own socket; where it behaves differently (read-only roots,
 //! container states), [`podman`] and [`specgen`] take over.
 
-mod events;
 mod endpoint;
+mod events;
 mod flags;
 mod listing;
+mod network;
 mod podman;
 mod specgen;
-mod network;
 
 use std::collections::{BTreeMap, HashMap};
 
@@ -28,12 +28,12 @@ use futures::StreamExt as _;
 
 use self::endpoint::unix_socket;
 pub use self::{
-    events::{ContainerInfo, LifecycleEvent},
     endpoint::{PODMAN_SOCKET, endpoint},
+    events::{ContainerInfo, LifecycleEvent},
     flags::{Ports, parse_memory, parse_publish},
     listing::parse_tar,
-    podman::Flavor,
     network::Health,
+    podman::Flavor,
 };
 use self::{flags::split_tmpfs, listing::ChannelReader};
 use crate::{

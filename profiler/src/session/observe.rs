@@ -383,11 +383,10 @@ fn spawn_exercise(cmd: Option<&str>) -> Result<Option<tokio::process::Child>, Se
         if let Ok(err) = std::io::stderr().as_fd().try_clone_to_owned() {
             c.stdout(std::process::Stdio::from(err));
         }
-        c.spawn()
-            .map_err(|source| SessionError::Exercise {
-                cmd: cmd.to_owned(),
-                source,
-            })
+        c.spawn().map_err(|source| SessionError::Exercise {
+            cmd: cmd.to_owned(),
+            source,
+        })
     })
     .transpose()
 }
