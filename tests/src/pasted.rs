@@ -130,24 +130,9 @@ impl Drop for ComposeProject {
 /// (panics when `docker-compose` is missing: install Debian's
 /// `docker-compose`, as `cargo xtask setup` does).
 pub fn compose_up(yaml: &str) -> Result<ComposeProject, String> {
-    let name = unique_name("roprof").replace('-', "");
-    let file = std::env::temp_dir().join(format!("{name}.yaml"));
+    let file = std::env::temp_dir().join(format!("{}.yaml", unique_name("roprof")));
     std::fs::write(&file, yaml).map_err(|e| format!("{}: {e}", file.display()))?;
-    let p = ComposeProject { name, file };
-    let out = p.compose().args(["up", "-d"]).output().unwrap_or_else(|e| {
-        panic!(
-            "expected docker-compose to run (apt-get install docker-compose, or \
-                 `cargo xtask setup`): {e}"
-        )
-    });
-    if out.status.success() {
-        Ok(p)
-    } else {
-        Err(format!(
-            "docker-compose up failed: {}\n{yaml}",
-            String::from_utf8_lossy(&out.stderr).trim()
-        ))
-    }
+    compose_up_file(&file).map_err(|e| format!("{e}\n{yaml}"))
 }
 
 /// Runs `docker-compose -p UNIQUE -f FILE up -d` on a file in its project
