@@ -79,12 +79,15 @@ pub(crate) fn seen_before(cfg: &Config, key: u64, pid_tgid: u64) -> bool {
 }
 
 /// Dedupe key of an operation on the object with inode identity `ident`,
-/// by a process of container `cg`.
+/// by a process of container `cg`. Successes are one outcome whatever they
+/// returned: an open's fd number is not part of what was done, and opening
+/// the same log as fd 3 and then fd 7 is one operation, not two.
 #[inline(always)]
 pub(crate) fn object_key(opc: u32, ret: i64, ident: u64, flags: u64, cg: u64) -> u64 {
+    let outcome = if ret > 0 { 0 } else { ret };
     mix(
         mix(
-            mix(mix(u64::from(opc), ret as u64), ident),
+            mix(mix(u64::from(opc), outcome as u64), ident),
             flags & (O_ACCMODE | O_CREAT | O_TRUNC | O_APPEND),
         ),
         cg,
@@ -103,6 +106,27 @@ pub(crate) fn object_is_new(
     flags: u64,
     cg: u64,
 ) -> bool {
-    let ident = file_ident(&cfg.offsets, file);
+    ident_is_new(
+        cfg,
+        opc,
+        ret,
+        pid_tgid,
+        file_ident(&cfg.offsets, file),
+        flags,
+        cg,
+    )
+}
+
+/// [`object_is_new`] for an object whose identity is known already.
+#[inline(always)]
+pub(crate) fn ident_is_new(
+    cfg: &Config,
+    opc: u32,
+    ret: i64,
+    pid_tgid: u64,
+    ident: u64,
+    flags: u64,
+    cg: u64,
+) -> bool {
     ident != 0 && !seen_before(cfg, object_key(opc, ret, ident, flags, cg), pid_tgid)
 }

@@ -161,7 +161,7 @@ pub(crate) fn emit_named(
             Err(_) => (0, 0),
         }
     } else {
-        let f = fd_file(o, i64::from(dirfd as i32));
+        let f = fd_file(o, current_task(), i64::from(dirfd as i32));
         if f == 0 {
             (0, 0)
         } else {

@@ -46,10 +46,10 @@ use aya_ebpf::{
 };
 use profiler_common::{
     BASE_LIMIT, CONTAINER_IDS_LEN, Config, Counters, DATA_SIZE, DedupValue, EventBuf, EventHeader,
-    FileStats, ID_MAX, Inflight, JUMP_EMIT, JUMP_WALK, MAX_DEPTH, NAME_MAX_NUL, NO_ARG, Offsets,
-    PATH_MAX, SCOPE_ALL, SCOPE_IDS, SPECS_LEN, STATUS_BASE_DETACHED, STATUS_BASE_IS_OBJECT,
-    STATUS_BASE_TRUNCATED, STATUS_NAME_ABSOLUTE, STATUS_NAME_TRUNCATED, SyscallSpec,
-    TRACED_BITS_LEN, argkind, counter, kind, op, specflag,
+    FileStats, ID_MAX, INFLIGHT_SLOTS_DEFAULT, Inflight, JUMP_EMIT, JUMP_WALK, MAX_DEPTH,
+    NAME_MAX_NUL, NO_ARG, Offsets, PATH_MAX, SCOPE_ALL, SCOPE_IDS, SPECS_LEN, STATUS_BASE_DETACHED,
+    STATUS_BASE_IS_OBJECT, STATUS_BASE_TRUNCATED, STATUS_NAME_ABSOLUTE, STATUS_NAME_TRUNCATED,
+    SyscallSpec, TRACED_BITS_LEN, argkind, counter, kind, op, specflag,
 };
 
 use dedupe::*;

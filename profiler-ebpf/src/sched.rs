@@ -116,6 +116,11 @@ pub(crate) fn try_sched_fork(ctx: &RawTracePointContext) -> Result<(), i64> {
 pub fn sched_exit(_ctx: RawTracePointContext) -> u32 {
     // SAFETY: helper without arguments.
     let pid_tgid = unsafe { bh::bpf_get_current_pid_tgid() };
+    if !tgid_maybe_traced((pid_tgid >> 32) as u32) {
+        return 0;
+    }
+    // A thread killed in a syscall leaves no record for its tid's next owner.
+    forget_inflight(pid_tgid);
     if (pid_tgid >> 32) as u32 == pid_tgid as u32 {
         untrace_tgid((pid_tgid >> 32) as u32);
     }

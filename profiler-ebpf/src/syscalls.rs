@@ -21,13 +21,20 @@ pub(crate) fn arg(args: &[u64; 6], idx: u8) -> u64 {
 /// Returns the `struct file *` when the file has no entry (not opened for
 /// writing while traced), else 0.
 #[inline(always)]
-pub(crate) fn account_write(cfg: &Config, fd: u64, len: u64, fsync: bool, exec_map: bool) -> u64 {
+pub(crate) fn account_write(
+    cfg: &Config,
+    task: u64,
+    fd: u64,
+    len: u64,
+    fsync: bool,
+    exec_map: bool,
+) -> u64 {
     let o = &cfg.offsets;
-    let file = fd_file(o, fd as i64);
+    let file = fd_file(o, task, fd as i64);
     if file == 0 {
         return 0;
     }
-    let ident = file_ident(o, file);
+    let (inode, ident) = file_inode_ident(o, file);
     let Some(st) = FILES.get_ptr_mut(ident) else {
         return file;
     };
@@ -40,7 +47,6 @@ pub(crate) fn account_write(cfg: &Config, fd: u64, len: u64, fsync: bool, exec_m
         } else {
             (*st).bytes += len;
             (*st).writes += 1;
-            let inode = rk::<u64>(file + o.file_inode).unwrap_or(0);
             let size = rk::<i64>(inode + o.inode_size).unwrap_or(0) as u64;
             // i_size + len: exact for appends, an upper bound for overwrites;
             // one kernel read less than also reading f_pos on this hot path.
@@ -51,6 +57,58 @@ pub(crate) fn account_write(cfg: &Config, fd: u64, len: u64, fsync: bool, exec_m
         }
     }
     0
+}
+
+/// Stores the arguments of a hooked syscall for `sys_exit`: in the
+/// thread's slot, or the hash map for tids past the slots.
+#[inline(always)]
+fn stash(pid_tgid: u64, inf: &Inflight) {
+    if let Some(s) = INFLIGHT_SLOTS.get_ptr_mut(pid_tgid as u32) {
+        // SAFETY: array value pointer; only this thread uses its slot, and
+        // its syscalls do not overlap.
+        unsafe {
+            (*s).inf = *inf;
+            (*s).pid_tgid = pid_tgid;
+        }
+        return;
+    }
+    if INFLIGHT.insert(pid_tgid, *inf, 0).is_err() {
+        count(counter::INFLIGHT_FULL);
+    }
+}
+
+/// Takes the record [`stash`] left for this thread's current syscall.
+#[inline(always)]
+fn take(pid_tgid: u64) -> Option<Inflight> {
+    if let Some(s) = INFLIGHT_SLOTS.get_ptr_mut(pid_tgid as u32) {
+        // SAFETY: as in `stash`.
+        unsafe {
+            if (*s).pid_tgid != pid_tgid {
+                return None;
+            }
+            (*s).pid_tgid = 0;
+            return Some((*s).inf);
+        }
+    }
+    // SAFETY: the map value is copied out before removal.
+    let inf = (unsafe { INFLIGHT.get(pid_tgid) }).copied()?;
+    let _ = INFLIGHT.remove(pid_tgid);
+    Some(inf)
+}
+
+/// Drops an exiting thread's record, if a syscall never returned to it.
+#[inline(always)]
+pub(crate) fn forget_inflight(pid_tgid: u64) {
+    if let Some(s) = INFLIGHT_SLOTS.get_ptr_mut(pid_tgid as u32) {
+        // SAFETY: as in `stash`; the thread is exiting.
+        unsafe {
+            if (*s).pid_tgid == pid_tgid {
+                (*s).pid_tgid = 0;
+            }
+        }
+        return;
+    }
+    let _ = INFLIGHT.remove(pid_tgid);
 }
 
 /// Attach mode: a write through `file`, which has no `FILES` entry. When it
@@ -103,8 +161,10 @@ fn adopt_pre_opened(
 }
 
 /// Raw tracepoint `sys_enter(struct pt_regs *regs, long id)`: every
-/// syscall of every task; untraced tasks and unhooked syscalls leave after
-/// one map lookup each.
+/// syscall of every task. Untraced tasks leave after a bit test, unhooked
+/// syscalls of traced ones after an array load; only hooked syscalls of
+/// traced processes pay a hash lookup (`TRACED`, the authority the bitmap
+/// only prefilters).
 #[raw_tracepoint(tracepoint = "sys_enter")]
 pub fn sys_enter(ctx: RawTracePointContext) -> u32 {
     match try_sys_enter(&ctx) {
@@ -132,17 +192,16 @@ pub(crate) fn word(w: &[u64; 8], i: u64) -> u64 {
 /// Is the current syscall a 32-bit (compat) one? Its number means
 /// something else; such calls are not interpreted.
 #[inline(always)]
-pub(crate) fn in_compat_syscall(o: &Offsets) -> bool {
-    o.compat_mask != 0
-        && rk::<u32>(current_task() + o.compat_off).unwrap_or(0) as u64 & o.compat_mask != 0
+pub(crate) fn in_compat_syscall(o: &Offsets, task: u64) -> bool {
+    o.compat_mask != 0 && rk::<u32>(task + o.compat_off).unwrap_or(0) as u64 & o.compat_mask != 0
 }
 
 pub(crate) fn try_sys_enter(ctx: &RawTracePointContext) -> Result<(), i64> {
     // SAFETY: helper without arguments.
     let pid_tgid = unsafe { bh::bpf_get_current_pid_tgid() };
-    let Some(cg) = traced_cgroup((pid_tgid >> 32) as u32) else {
+    if !tgid_maybe_traced((pid_tgid >> 32) as u32) {
         return Ok(());
-    };
+    }
     let nr: i64 = ctx.arg(1);
     if !(0..i64::from(SPECS_LEN)).contains(&nr) {
         return Ok(());
@@ -155,7 +214,8 @@ pub(crate) fn try_sys_enter(ctx: &RawTracePointContext) -> Result<(), i64> {
     }
     let Some(cfg) = config() else { return Ok(()) };
     let o = &cfg.offsets;
-    if in_compat_syscall(o) {
+    let task = current_task();
+    if in_compat_syscall(o, task) {
         return Ok(());
     }
     let regs: u64 = ctx.arg(0);
@@ -179,14 +239,19 @@ pub(crate) fn try_sys_enter(ctx: &RawTracePointContext) -> Result<(), i64> {
             } else {
                 arg(&args, spec.mode_arg)
             };
-            let unknown = account_write(cfg, arg(&args, spec.fd_arg), len, false, false);
+            // Writes only add to the `FILES` entries of files a traced
+            // process opened for writing: no `TRACED` lookup.
+            let unknown = account_write(cfg, task, arg(&args, spec.fd_arg), len, false, false);
             if unknown != 0 && cfg.pre_opened != 0 {
+                let Some(cg) = traced_cgroup((pid_tgid >> 32) as u32) else {
+                    return Ok(());
+                };
                 return adopt_pre_opened(ctx, cfg, pid_tgid, unknown, len, cg);
             }
             return Ok(());
         }
         argkind::FSYNC => {
-            account_write(cfg, arg(&args, spec.fd_arg), 0, true, false);
+            account_write(cfg, task, arg(&args, spec.fd_arg), 0, true, false);
             return Ok(());
         }
         argkind::URING => {
@@ -197,25 +262,22 @@ pub(crate) fn try_sys_enter(ctx: &RawTracePointContext) -> Result<(), i64> {
             // Only files opened for writing by the container are accounted:
             // sockets and pipes (most `writev`/`sendfile`/`splice` traffic)
             // leave here without an in-flight record.
-            let file = fd_file(o, arg(&args, spec.fd_arg) as i64);
+            let file = fd_file(o, task, arg(&args, spec.fd_arg) as i64);
             if file == 0 {
                 return Ok(());
             }
-            let ident = file_ident(o, file);
+            let (inode, ident) = file_inode_ident(o, file);
             if FILES.get_ptr(ident).is_none() {
                 return Ok(());
             }
-            let inode = rk::<u64>(file + o.file_inode).unwrap_or(0);
             let inf = Inflight {
                 nr: nr as u64,
                 args,
                 flags: ident,
                 obj: inode,
-                cgroup: cg,
+                cgroup: 0,
             };
-            if INFLIGHT.insert(pid_tgid, inf, 0).is_err() {
-                count(counter::INFLIGHT_FULL);
-            }
+            stash(pid_tgid, &inf);
             return Ok(());
         }
         argkind::MMAP => {
@@ -248,6 +310,11 @@ pub(crate) fn try_sys_enter(ctx: &RawTracePointContext) -> Result<(), i64> {
     } else if spec.flags_arg != NO_ARG {
         flags = arg(&args, spec.flags_arg);
     }
+    // Everything that leaves a record is checked against `TRACED` (the
+    // bitmap is a superset of it) and carries the container.
+    let Some(cg) = traced_cgroup((pid_tgid >> 32) as u32) else {
+        return Ok(());
+    };
     let inf = Inflight {
         nr: nr as u64,
         args,
@@ -255,9 +322,7 @@ pub(crate) fn try_sys_enter(ctx: &RawTracePointContext) -> Result<(), i64> {
         obj: 0,
         cgroup: cg,
     };
-    if INFLIGHT.insert(pid_tgid, inf, 0).is_err() {
-        count(counter::INFLIGHT_FULL);
-    }
+    stash(pid_tgid, &inf);
     Ok(())
 }
 
@@ -277,11 +342,9 @@ pub(crate) fn try_sys_exit(ctx: &RawTracePointContext) -> Result<(), i64> {
     if !tgid_maybe_traced((pid_tgid >> 32) as u32) {
         return Ok(());
     }
-    // SAFETY: the map value is copied out before removal.
-    let Some(inf) = (unsafe { INFLIGHT.get(pid_tgid) }).copied() else {
+    let Some(inf) = take(pid_tgid) else {
         return Ok(());
     };
-    let _ = INFLIGHT.remove(pid_tgid);
     let ret: i64 = ctx.arg(1);
     // The entry recorded the syscall number (only hooked ones are stashed).
     let nr = inf.nr;
@@ -292,6 +355,7 @@ pub(crate) fn try_sys_exit(ctx: &RawTracePointContext) -> Result<(), i64> {
         return Ok(());
     };
     let Some(cfg) = config() else { return Ok(()) };
+    let task = current_task();
     if spec.argkind == argkind::WRITE_RET {
         if ret > 0
             && let Some(st) = FILES.get_ptr_mut(inf.flags)
@@ -328,13 +392,13 @@ pub(crate) fn try_sys_exit(ctx: &RawTracePointContext) -> Result<(), i64> {
     q.0.next = 0;
     match spec.argkind {
         argkind::FD | argkind::MMAP => {
-            let file = fd_file(&cfg.offsets, arg(a, spec.fd_arg) as i64);
+            let file = fd_file(&cfg.offsets, task, arg(a, spec.fd_arg) as i64);
             if file != 0 {
                 if object_is_new(cfg, spec.op, ret, pid_tgid, file, inf.flags, inf.cgroup) {
                     q.object(spec.op, ret, pid_tgid, file, inf.flags, mode);
                 }
                 if spec.argkind == argkind::MMAP && ret >= 0 {
-                    account_write(cfg, arg(a, spec.fd_arg), 0, false, true);
+                    account_write(cfg, task, arg(a, spec.fd_arg), 0, false, true);
                 }
             }
         }
@@ -361,18 +425,20 @@ pub(crate) fn try_sys_exit(ctx: &RawTracePointContext) -> Result<(), i64> {
             if spec.op == op::OPEN_WRITE && ret >= 0 {
                 // Success: the new fd names the canonical object (symlinks,
                 // `..` and bind mounts already resolved by the kernel).
-                let file = fd_file(&cfg.offsets, ret);
+                let file = fd_file(&cfg.offsets, task, ret);
                 if file != 0 {
                     let ident = file_ident(&cfg.offsets, file);
-                    if FILES.get_ptr(ident).is_none()
-                        && FILES
-                            .insert(ident, FileStats::default(), BPF_NOEXIST)
-                            .is_err()
-                        && FILES.get_ptr(ident).is_none()
-                    {
-                        count(counter::FILES_FULL);
-                    }
-                    if object_is_new(cfg, opc, ret, pid_tgid, file, inf.flags, inf.cgroup) {
+                    // A repeat (deduped) open found its `FILES` entry made
+                    // the first time: only a new one looks there.
+                    if ident_is_new(cfg, opc, ret, pid_tgid, ident, inf.flags, inf.cgroup) {
+                        if FILES.get_ptr(ident).is_none()
+                            && FILES
+                                .insert(ident, FileStats::default(), BPF_NOEXIST)
+                                .is_err()
+                            && FILES.get_ptr(ident).is_none()
+                        {
+                            count(counter::FILES_FULL);
+                        }
                         q.object(opc, ret, pid_tgid, file, inf.flags, mode);
                     }
                     return q.run(ctx);
@@ -392,7 +458,7 @@ pub(crate) fn try_sys_exit(ctx: &RawTracePointContext) -> Result<(), i64> {
                 let empty_fd = spec.flags & specflag::EMPTY_IS_FD != 0
                     && (name_ptr == 0 || inf.flags & AT_EMPTY_PATH != 0);
                 if empty_fd {
-                    let file = fd_file(&cfg.offsets, dirfd);
+                    let file = fd_file(&cfg.offsets, task, dirfd);
                     if file != 0
                         && object_is_new(cfg, opc, ret, pid_tgid, file, inf.flags, inf.cgroup)
                     {

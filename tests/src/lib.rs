@@ -339,8 +339,18 @@ where
     I: IntoIterator<Item = S>,
     S: AsRef<OsStr>,
 {
+    roprof_env(args, &[])
+}
+
+/// [`roprof`] with extra environment variables.
+pub fn roprof_env<I, S>(args: I, env: &[(&str, &str)]) -> (i32, String, String)
+where
+    I: IntoIterator<Item = S>,
+    S: AsRef<OsStr>,
+{
     let mut cmd = Command::new(roprof_bin());
     cmd.args(args)
+        .envs(env.iter().copied())
         .stdin(Stdio::null())
         .env("ROPROF_TEST_LABEL", owner());
     let line = format!("{cmd:?}");
@@ -358,9 +368,15 @@ where
 /// parsed report.
 #[must_use]
 pub fn profile_json(args: &[&str]) -> serde_json::Value {
+    profile_json_env(args, &[])
+}
+
+/// [`profile_json`] with extra environment variables for roprof.
+#[must_use]
+pub fn profile_json_env(args: &[&str], env: &[(&str, &str)]) -> serde_json::Value {
     let mut all = vec!["profile", "--quiet", "--format", "json"];
     all.extend_from_slice(args);
-    let (code, out, err) = roprof(&all);
+    let (code, out, err) = roprof_env(&all, env);
     assert_eq!(
         code,
         0,

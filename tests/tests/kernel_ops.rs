@@ -3,7 +3,8 @@
 //! read-only run, and reports loss instead of hiding it.
 
 use roprof_tests::{
-    ContainerGuard, WRITER_IMAGE, op_result, path_entry, profile_json, require_privileged, roprof,
+    ContainerGuard, WRITER_IMAGE, op_result, path_entry, profile_json, profile_json_env,
+    require_privileged, roprof,
 };
 
 /// (path, op) pairs opsuite performs, with the canonical path the kernel
@@ -36,6 +37,63 @@ const CANONICAL: &[(&str, &str)] = &[
     ("/srv/owned/data.txt", "create"),
     ("/tmp/scratch.txt", "create"),
 ];
+
+/// Each path's operations as (path, op, succeeded at least once, errors).
+fn outcomes(r: &serde_json::Value) -> std::collections::BTreeSet<(String, String, bool, String)> {
+    let mut out = std::collections::BTreeSet::new();
+    for p in r["paths"].as_array().expect("paths array") {
+        let path = p["path"].to_string();
+        for (op, o) in p["ops"].as_object().expect("ops object") {
+            let errs = o["errors"]
+                .as_object()
+                .map(|m| m.keys().cloned().collect::<Vec<_>>().join(","))
+                .unwrap_or_default();
+            out.insert((
+                path.clone(),
+                op.clone(),
+                o["ok"].as_u64().unwrap_or(0) > 0,
+                errs,
+            ));
+        }
+    }
+    out
+}
+
+/// A hooked syscall's arguments wait for its exit in the thread's slot
+/// (one per tid up to pid_max), or in a hash map for tids past the slots
+/// (hosts whose pid_max is above the slots' cap). `ROPROF_INFLIGHT_SLOTS=1`
+/// sends every thread through the hash map: the report must not change.
+#[test]
+fn syscalls_kept_in_the_hash_map_past_the_slots_give_the_same_report() {
+    require_privileged();
+    let _g = ContainerGuard::new();
+    let slots = profile_json(&["--duration", "8s", WRITER_IMAGE]);
+    let hashed = profile_json_env(
+        &["--duration", "8s", WRITER_IMAGE],
+        &[("ROPROF_INFLIGHT_SLOTS", "1")],
+    );
+    for (path, op) in CANONICAL {
+        let (ok, errs) = op_result(&hashed, path, op);
+        assert!(
+            ok >= 1 && errs.is_empty(),
+            "through the hash map, expected {op} on {path} to succeed, got ok={ok} errors={errs:?}"
+        );
+    }
+    let (a, b) = (outcomes(&slots), outcomes(&hashed));
+    assert_eq!(
+        a.symmetric_difference(&b).collect::<Vec<_>>(),
+        Vec::<&(String, String, bool, String)>::new(),
+        "slots and hash map must report the same operations and outcomes"
+    );
+    for r in [&slots, &hashed] {
+        assert_eq!(
+            r["losses"]["inflight_full"].as_u64(),
+            Some(0),
+            "no in-flight record lost: {}",
+            r["losses"]
+        );
+    }
+}
 
 #[test]
 fn writable_run_reports_every_operation_at_its_canonical_path() {

@@ -18,11 +18,12 @@ use aya::{
     programs::RawTracePoint,
 };
 use profiler_common::{
-    Config, Counters, DedupValue, FileStats, ID_MAX, JUMP_EMIT, JUMP_WALK, MAP_CONFIG,
-    MAP_CONTAINER_IDS, MAP_COUNTERS, MAP_DEDUP, MAP_EVENTS, MAP_FILES, MAP_JUMP, MAP_SPECS,
-    MAP_TARGET_CGROUPS, MAP_TRACED, MAP_TRACED_BITS, PROG_CGROUP_MKDIR, PROG_EMIT, PROG_EXEC,
-    PROG_EXIT, PROG_FORK, PROG_SYS_ENTER, PROG_SYS_EXIT, PROG_WALK, SCOPE_ALL, SCOPE_IDS,
-    SCOPE_NONE, SyscallSpec, counter,
+    Config, Counters, DedupValue, FileStats, ID_MAX, INFLIGHT_SLOTS_DEFAULT, INFLIGHT_SLOTS_MAX,
+    INFLIGHT_SLOTS_MIN, JUMP_EMIT, JUMP_WALK, MAP_CONFIG, MAP_CONTAINER_IDS, MAP_COUNTERS,
+    MAP_DEDUP, MAP_EVENTS, MAP_FILES, MAP_INFLIGHT_SLOTS, MAP_JUMP, MAP_SPECS, MAP_TARGET_CGROUPS,
+    MAP_TRACED, MAP_TRACED_BITS, PROG_CGROUP_MKDIR, PROG_EMIT, PROG_EXEC, PROG_EXIT, PROG_FORK,
+    PROG_SYS_ENTER, PROG_SYS_EXIT, PROG_WALK, SCOPE_ALL, SCOPE_IDS, SCOPE_NONE, SyscallSpec,
+    counter,
 };
 
 pub use self::{
@@ -138,6 +139,31 @@ impl Scope {
     }
 }
 
+/// Size of the per-tid in-flight slots: one per possible tid
+/// (`kernel.pid_max`), within the bounds that keep the array small; tids
+/// above it (only where pid_max was raised) use the `INFLIGHT` hash map.
+/// `ROPROF_INFLIGHT_SLOTS` overrides it (down to 1, so that a test can send
+/// every thread through the hash map).
+fn inflight_slots() -> u32 {
+    if let Some(n) = std::env::var("ROPROF_INFLIGHT_SLOTS")
+        .ok()
+        .and_then(|s| s.parse::<u32>().ok())
+    {
+        return n.clamp(1, INFLIGHT_SLOTS_MAX);
+    }
+    let pid_max = std::fs::read_to_string("/proc/sys/kernel/pid_max")
+        .ok()
+        .and_then(|s| s.trim().parse::<u32>().ok());
+    slots_for(pid_max)
+}
+
+/// [`inflight_slots`] for a pid_max read (or not).
+fn slots_for(pid_max: Option<u32>) -> u32 {
+    pid_max.map_or(INFLIGHT_SLOTS_DEFAULT, |n| {
+        n.clamp(INFLIGHT_SLOTS_MIN, INFLIGHT_SLOTS_MAX)
+    })
+}
+
 /// Inode number of the host's mount namespace: that of pid 1 as this
 /// process sees it (the host's when roprof runs on the host, or in a pod
 /// with `hostPID`), else roprof's own; 0 when neither is readable, which
@@ -204,6 +230,7 @@ impl Tracer {
         }
         let offsets = btf::Btf::from_sys_fs()?.offsets()?;
         let mut loader = EbpfLoader::new();
+        loader.map_max_entries(MAP_INFLIGHT_SLOTS, inflight_slots());
         if let Some(n) = scope.ringbuf_bytes {
             if !n.is_power_of_two() || n < 4096 {
                 return Err(TraceError::Cgroup(format!(
@@ -571,6 +598,22 @@ pub async fn drain<S: Sink>(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn inflight_slots_cover_pid_max_within_bounds() {
+        assert_eq!(
+            slots_for(Some(32_768)),
+            32_768,
+            "the usual pid_max: a slot per tid"
+        );
+        assert_eq!(
+            slots_for(Some(4_194_304)),
+            INFLIGHT_SLOTS_MAX,
+            "big hosts: capped"
+        );
+        assert_eq!(slots_for(Some(300)), INFLIGHT_SLOTS_MIN);
+        assert_eq!(slots_for(None), INFLIGHT_SLOTS_DEFAULT);
+    }
 
     fn text(key: &[u8; ID_MAX]) -> &str {
         let end = key.iter().position(|b| *b == 0).unwrap_or(ID_MAX);
