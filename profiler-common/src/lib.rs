@@ -47,12 +47,12 @@ pub const MAP_TRACED_BITS: &str = "TRACED_BITS";
 /// `INFLIGHT_SLOTS`: per-tid slots for in-flight syscalls, sized at load
 /// from `kernel.pid_max` within [`INFLIGHT_SLOTS_MIN`, `INFLIGHT_SLOTS_MAX`]
 /// (88 bytes each: 2.8 MiB for the usual 32768; tids above the size use
-/// the `INFLIGHT` hash map). The compiled size, used when pid_max cannot be
+/// the `INFLIGHT` hash map). The compiled size, used when `pid_max` cannot be
 /// read, is the usual default.
 pub const INFLIGHT_SLOTS_DEFAULT: u32 = 32_768;
 /// Smallest `INFLIGHT_SLOTS` size.
 pub const INFLIGHT_SLOTS_MIN: u32 = 1024;
-/// Largest `INFLIGHT_SLOTS` size (5.6 MiB): hosts with a larger pid_max
+/// Largest `INFLIGHT_SLOTS` size (5.6 MiB): hosts with a larger `pid_max`
 /// (2^22 on big machines) use the hash map for the tids above it.
 pub const INFLIGHT_SLOTS_MAX: u32 = 65_536;
 /// Map of per-tid in-flight syscall slots.

@@ -141,7 +141,7 @@ pub(crate) fn rk_two(addr: u64, a: u64, b: u64) -> Result<(u64, u64), i64> {
         let w = rk::<[u64; 2]>(addr + a)?;
         return Ok((w[0], w[1]));
     }
-    if b > a && (b - a) % 8 == 0 && b - a < 48 {
+    if b > a && (b - a).is_multiple_of(8) && b - a < 48 {
         let w = rk::<[u64; 6]>(addr + a)?;
         let second = match (b - a) / 8 {
             2 => w[2],

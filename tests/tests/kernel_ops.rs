@@ -60,8 +60,8 @@ fn outcomes(r: &serde_json::Value) -> std::collections::BTreeSet<(String, String
 }
 
 /// A hooked syscall's arguments wait for its exit in the thread's slot
-/// (one per tid up to pid_max), or in a hash map for tids past the slots
-/// (hosts whose pid_max is above the slots' cap). `ROPROF_INFLIGHT_SLOTS=1`
+/// (one per tid up to `pid_max`), or in a hash map for tids past the slots
+/// (hosts whose `pid_max` is above the slots' cap). `ROPROF_INFLIGHT_SLOTS=1`
 /// sends every thread through the hash map: the report must not change.
 #[test]
 fn syscalls_kept_in_the_hash_map_past_the_slots_give_the_same_report() {

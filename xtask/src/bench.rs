@@ -88,7 +88,9 @@ pub fn bench(quick: bool, render_only: bool) -> Result<()> {
     let work = crate::target_dir()?.join("bench");
     fs::create_dir_all(&work).with_context(|| format!("creating {}", work.display()))?;
 
-    let machine = util::machine(&roprof)?;
+    let mut machine = util::machine(&roprof)?;
+    let stats_off = util::BpfStats::disable()?;
+    machine["bpf_stats_enabled_at_start"] = json!(stats_off.previous());
     eprintln!(
         "xtask: bench on {}",
         machine["summary"].as_str().unwrap_or("?")
@@ -105,7 +107,7 @@ pub fn bench(quick: bool, render_only: bool) -> Result<()> {
     eprintln!("xtask: [3/3] time and runs to a working read-only nginx ...");
     let answer = answer::run(&roprof, &sizes)?;
 
-    let mut machine = machine;
+    drop(stats_off);
     machine["load_after"] = json!(util::loadavg());
     let raw: Value = json!({
         "schema": "roprof-bench/1",

@@ -141,7 +141,7 @@ impl Scope {
 
 /// Size of the per-tid in-flight slots: one per possible tid
 /// (`kernel.pid_max`), within the bounds that keep the array small; tids
-/// above it (only where pid_max was raised) use the `INFLIGHT` hash map.
+/// above it (only where `pid_max` was raised) use the `INFLIGHT` hash map.
 /// `ROPROF_INFLIGHT_SLOTS` overrides it (down to 1, so that a test can send
 /// every thread through the hash map).
 fn inflight_slots() -> u32 {
@@ -157,7 +157,7 @@ fn inflight_slots() -> u32 {
     slots_for(pid_max)
 }
 
-/// [`inflight_slots`] for a pid_max read (or not).
+/// [`inflight_slots`] for a `pid_max` read (or not).
 fn slots_for(pid_max: Option<u32>) -> u32 {
     pid_max.map_or(INFLIGHT_SLOTS_DEFAULT, |n| {
         n.clamp(INFLIGHT_SLOTS_MIN, INFLIGHT_SLOTS_MAX)

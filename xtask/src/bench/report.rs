@@ -113,7 +113,9 @@ pub fn markdown(raw: &Value) -> String {
         md,
         "**Machine**: {} (`nproc` = {}, `uname -r` = {}). Load average before {:?}, after {:?}; \
          other roprof sessions' `sys_enter` programs loaded at the start: {} (they run on \
-         every traced syscall of every process, including ours). The machine is small and \
+         every traced syscall of every process, including ours); `kernel.bpf_stats_enabled` \
+         was {} at the start and was held at 0 for every timed row (on, each run of each BPF \
+         program pays two clock reads). The machine is small and \
          shared, so every timing is a **median of interleaved repetitions** (each repetition \
          runs every variant once, starting with a different one each time), shown with \
          min–max, and compared as a **ratio**; nothing here is asserted or gates a test.\n",
@@ -135,6 +137,9 @@ pub fn markdown(raw: &Value) -> String {
             .map(f)
             .collect::<Vec<_>>(),
         m["other_roprof_tracers_before"],
+        m["bpf_stats_enabled_at_start"]
+            .as_str()
+            .unwrap_or("not recorded"),
     );
     let _ = writeln!(md, "![Benchmark chart](bench.svg)\n");
 

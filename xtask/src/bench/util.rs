@@ -395,11 +395,28 @@ const BPF_STATS: &str = "/proc/sys/kernel/bpf_stats_enabled";
 
 impl BpfStats {
     pub fn enable() -> Result<Self> {
+        Self::set("1")
+    }
+
+    /// Turns the statistics off: while they are on, every run of every BPF
+    /// program on the host pays two clock reads, which would inflate every
+    /// traced row (and the floor) of the timed comparison. A host where
+    /// someone left them on is measured as a fresh one is.
+    pub fn disable() -> Result<Self> {
+        Self::set("0")
+    }
+
+    /// The value found before this guard changed it.
+    pub fn previous(&self) -> &str {
+        &self.previous
+    }
+
+    fn set(value: &str) -> Result<Self> {
         let previous = fs::read_to_string(BPF_STATS)
             .with_context(|| format!("reading {BPF_STATS}"))?
             .trim()
             .to_owned();
-        fs::write(BPF_STATS, "1").with_context(|| format!("writing {BPF_STATS}"))?;
+        fs::write(BPF_STATS, value).with_context(|| format!("writing {BPF_STATS}"))?;
         Ok(Self { previous })
     }
 }
