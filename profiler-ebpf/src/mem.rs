@@ -154,11 +154,109 @@ pub(crate) fn rk_two(addr: u64, a: u64, b: u64) -> Result<(u64, u64), i64> {
     Ok((rk::<u64>(addr + a)?, rk::<u64>(addr + b)?))
 }
 
+// Read-only globals (`.rodata`, frozen before the programs load): the
+// verifier sees their values as constants. Userspace sets them with
+// `override_global` on kernels that have `bpf_get_current_task_btf` (5.11);
+// left at 0, the `bpf_probe_read_kernel` paths below are the only ones the
+// verifier walks.
+/// 1: the current task is read through its BTF pointer (plain loads, which
+/// the verifier types against the kernel's BTF and the JIT guards with an
+/// exception table) instead of one `bpf_probe_read_kernel` call per field.
+#[unsafe(no_mangle)]
+static ROPROF_TASK_BTF: u64 = 0;
+/// `task_struct.files`, as a constant the verifier can check the loads with.
+#[unsafe(no_mangle)]
+static ROPROF_TASK_FILES: u64 = 0;
+/// `files_struct.fdt`.
+#[unsafe(no_mangle)]
+static ROPROF_FILES_FDT: u64 = 0;
+/// `fdtable.max_fds`.
+#[unsafe(no_mangle)]
+static ROPROF_FDT_MAX_FDS: u64 = 0;
+/// `fdtable.fd`.
+#[unsafe(no_mangle)]
+static ROPROF_FDT_FD: u64 = 0;
+/// Offset of the compat-syscall word in `task_struct` (0: not checked).
+#[unsafe(no_mangle)]
+static ROPROF_COMPAT_OFF: u64 = 0;
+
+/// `Offsets::sys_regs_idx`, as constants: the verifier resolves `word()`'s
+/// match on each index at load time instead of walking its eight arms for
+/// each of six arguments (8^6 paths when they do not prune), and the
+/// program runs no branch for them.
+#[unsafe(no_mangle)]
+static ROPROF_SYS_REGS_IDX: [u64; 6] = [0; 6];
+
+/// Word index of syscall argument `i` (< 6) in the `pt_regs` window.
+#[inline(always)]
+pub(crate) fn sys_reg_idx(i: usize) -> u64 {
+    // SAFETY: a static read in bounds; volatile as in `ro`.
+    unsafe { core::ptr::read_volatile(&ROPROF_SYS_REGS_IDX[i]) }
+}
+
+#[inline(always)]
+fn ro(v: &'static u64) -> u64 {
+    // SAFETY: a static; volatile so the compiler does not fold the
+    // compile-time 0 the loader overrides.
+    unsafe { core::ptr::read_volatile(v) }
+}
+
+/// Is the current task read through its BTF pointer?
+#[inline(always)]
+pub(crate) fn task_btf() -> bool {
+    ro(&ROPROF_TASK_BTF) != 0
+}
+
+/// The word holding the compat-syscall flag of the current task (`task`
+/// is its address from `bpf_get_current_task`, for the fallback read).
+#[inline(always)]
+pub(crate) fn compat_word(o: &Offsets, task: u64) -> u64 {
+    if task_btf() {
+        // SAFETY: a BTF pointer from the helper; the load is checked by the
+        // verifier against `task_struct` at this constant offset.
+        unsafe {
+            let t = bh::bpf_get_current_task_btf() as *const u8;
+            u64::from(*(t.add(ro(&ROPROF_COMPAT_OFF) as usize) as *const u32))
+        }
+    } else {
+        u64::from(rk::<u32>(task + o.compat_off).unwrap_or(0))
+    }
+}
+
+/// `fdtable.fd` and `max_fds` of the current task through its BTF pointer:
+/// three plain loads instead of three helper calls.
+#[inline(always)]
+fn fd_array_btf() -> (u64, u64) {
+    // SAFETY: BTF pointers; each load is typed by the verifier (task_struct
+    // -> files_struct -> fdtable) and a faulting one reads 0.
+    unsafe {
+        let t = bh::bpf_get_current_task_btf() as *const u8;
+        let files = *(t.add(ro(&ROPROF_TASK_FILES) as usize) as *const *const u8);
+        if files.is_null() {
+            return (0, 0);
+        }
+        let fdt = *(files.add(ro(&ROPROF_FILES_FDT) as usize) as *const *const u8);
+        if fdt.is_null() {
+            return (0, 0);
+        }
+        let max = *(fdt.add(ro(&ROPROF_FDT_MAX_FDS) as usize) as *const u32);
+        let arr = *(fdt.add(ro(&ROPROF_FDT_FD) as usize) as *const u64);
+        (u64::from(max), arr)
+    }
+}
+
 /// The `struct file *` behind `fd` of `task` (the current task), or 0.
 #[inline(always)]
 pub(crate) fn fd_file(o: &Offsets, task: u64, fd: i64) -> u64 {
     if fd < 0 {
         return 0;
+    }
+    if task_btf() {
+        let (max, arr) = fd_array_btf();
+        if arr == 0 || fd as u64 >= max {
+            return 0;
+        }
+        return rk::<u64>(arr + (fd as u64) * 8).unwrap_or(0);
     }
     let Ok(files) = rk::<u64>(task + o.task_files) else {
         return 0;

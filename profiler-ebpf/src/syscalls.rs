@@ -193,7 +193,7 @@ pub(crate) fn word(w: &[u64; 8], i: u64) -> u64 {
 /// something else; such calls are not interpreted.
 #[inline(always)]
 pub(crate) fn in_compat_syscall(o: &Offsets, task: u64) -> bool {
-    o.compat_mask != 0 && rk::<u32>(task + o.compat_off).unwrap_or(0) as u64 & o.compat_mask != 0
+    o.compat_mask != 0 && compat_word(o, task) & o.compat_mask != 0
 }
 
 pub(crate) fn try_sys_enter(ctx: &RawTracePointContext) -> Result<(), i64> {
@@ -223,12 +223,12 @@ pub(crate) fn try_sys_enter(ctx: &RawTracePointContext) -> Result<(), i64> {
     // registers; each argument's word index comes from BTF.
     let window = rk::<[u64; 8]>(regs + o.sys_regs_base)?;
     let args: [u64; 6] = [
-        word(&window, o.sys_regs_idx[0]),
-        word(&window, o.sys_regs_idx[1]),
-        word(&window, o.sys_regs_idx[2]),
-        word(&window, o.sys_regs_idx[3]),
-        word(&window, o.sys_regs_idx[4]),
-        word(&window, o.sys_regs_idx[5]),
+        word(&window, sys_reg_idx(0)),
+        word(&window, sys_reg_idx(1)),
+        word(&window, sys_reg_idx(2)),
+        word(&window, sys_reg_idx(3)),
+        word(&window, sys_reg_idx(4)),
+        word(&window, sys_reg_idx(5)),
     ];
     let mut flags = 0u64;
     match spec.argkind {

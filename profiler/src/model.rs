@@ -662,6 +662,12 @@ pub struct TraceStats {
     /// at load (its budget is 1M per program; kernels 5.16 and later report it).
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub verified_insns: BTreeMap<String, u32>,
+    /// How the kernel side read the current task on its hot path: `btf`
+    /// (plain loads through `bpf_get_current_task_btf`, Linux 5.11+) or
+    /// `probe_read` (a helper call per field: older kernels, or a verifier
+    /// that refused the first).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub task_reads: Option<String>,
     /// Wall time per phase of the run, in order (a closed loop adds
     /// `verify`; each round has its own in `rounds`).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]

@@ -228,4 +228,32 @@ fn every_program_stays_well_inside_the_verifier_budget() {
             "{prog} took {n} of the verifier's 1,000,000 instructions: one more branch in the walk or the name hash may make loading fail with E2BIG"
         );
     }
+    // This kernel (>= 5.11) must take the BTF-pointer variant: a verifier
+    // refusal falls back to probe reads silently for users, not here.
+    assert_eq!(
+        r["stats"]["task_reads"].as_str(),
+        Some("btf"),
+        "the hot path reads the task through its BTF pointer on this kernel: {}",
+        r["stats"]
+    );
+    let probe = roprof_tests::profile_json_env(
+        &["--duration", "2s", roprof_tests::BUSYBOX_IMAGE, "true"],
+        &[("ROPROF_TASK_BTF", "0")],
+    );
+    assert_eq!(
+        probe["stats"]["task_reads"].as_str(),
+        Some("probe_read"),
+        "ROPROF_TASK_BTF=0 loads the probe-read variant: {}",
+        probe["stats"]
+    );
+    let pv = probe["stats"]["verified_insns"]
+        .as_object()
+        .expect("verified_insns of the probe-read variant");
+    for (prog, n) in pv {
+        let n = n.as_u64().unwrap_or(u64::MAX);
+        assert!(
+            n < 800_000,
+            "probe-read variant: {prog} took {n} of the verifier's 1,000,000 instructions"
+        );
+    }
 }

@@ -21,9 +21,9 @@ use profiler_common::{
     Config, Counters, DedupValue, FileStats, ID_MAX, INFLIGHT_SLOTS_DEFAULT, INFLIGHT_SLOTS_MAX,
     INFLIGHT_SLOTS_MIN, JUMP_EMIT, JUMP_WALK, MAP_CONFIG, MAP_CONTAINER_IDS, MAP_COUNTERS,
     MAP_DEDUP, MAP_EVENTS, MAP_FILES, MAP_INFLIGHT_SLOTS, MAP_JUMP, MAP_SPECS, MAP_TARGET_CGROUPS,
-    MAP_TRACED, MAP_TRACED_BITS, PROG_CGROUP_MKDIR, PROG_EMIT, PROG_EXEC, PROG_EXIT, PROG_FORK,
-    PROG_SYS_ENTER, PROG_SYS_EXIT, PROG_WALK, SCOPE_ALL, SCOPE_IDS, SCOPE_NONE, SyscallSpec,
-    counter,
+    MAP_TRACED, MAP_TRACED_BITS, Offsets, PROG_CGROUP_MKDIR, PROG_EMIT, PROG_EXEC, PROG_EXIT,
+    PROG_FORK, PROG_SYS_ENTER, PROG_SYS_EXIT, PROG_WALK, SCOPE_ALL, SCOPE_IDS, SCOPE_NONE,
+    SyscallSpec, counter,
 };
 
 pub use self::{
@@ -139,6 +139,73 @@ impl Scope {
     }
 }
 
+/// The programs `attach_hooks` attaches, in its order.
+const HOOKS: [(&str, &str); 6] = [
+    (PROG_CGROUP_MKDIR, "cgroup_mkdir"),
+    (PROG_EXIT, "sched_process_exit"),
+    (PROG_FORK, "sched_process_fork"),
+    (PROG_EXEC, "sched_process_exec"),
+    (PROG_SYS_EXIT, "sys_exit"),
+    (PROG_SYS_ENTER, "sys_enter"),
+];
+
+/// Loads the object and every program through the verifier (nothing is
+/// attached yet, so a refusal leaves nothing behind and the caller can try
+/// the other variant).
+fn load_verified(
+    offsets: &Offsets,
+    scope: &Scope,
+    task_btf: bool,
+    verified: &mut BTreeMap<String, u32>,
+) -> Result<Ebpf, TraceError> {
+    let mut ebpf = load_object(offsets, scope, task_btf)?;
+    load_stages(&mut ebpf, verified)?;
+    for (name, _) in HOOKS {
+        load_program(&mut ebpf, name, verified)?;
+    }
+    Ok(ebpf)
+}
+
+/// Loads the eBPF object: per-tid slots sized for this host, the ring
+/// buffer's size, and the read-only globals that choose how the current
+/// task is read (see `task_btf_wanted`).
+fn load_object(offsets: &Offsets, scope: &Scope, task_btf: bool) -> Result<Ebpf, TraceError> {
+    let globals: [(&str, u64); 6] = [
+        ("ROPROF_TASK_BTF", u64::from(task_btf)),
+        ("ROPROF_TASK_FILES", offsets.task_files),
+        ("ROPROF_FILES_FDT", offsets.files_fdt),
+        ("ROPROF_FDT_MAX_FDS", offsets.fdt_max_fds),
+        ("ROPROF_FDT_FD", offsets.fdt_fd),
+        ("ROPROF_COMPAT_OFF", offsets.compat_off),
+    ];
+    let mut loader = EbpfLoader::new();
+    loader.map_max_entries(MAP_INFLIGHT_SLOTS, inflight_slots());
+    if let Some(n) = scope.ringbuf_bytes {
+        loader.map_max_entries(MAP_EVENTS, n);
+    }
+    for (name, value) in &globals {
+        loader.override_global(name, value, true);
+    }
+    loader.override_global("ROPROF_SYS_REGS_IDX", &offsets.sys_regs_idx, true);
+    loader
+        .load(EBPF_OBJECT)
+        .map_err(|e| TraceError::Load(Box::new(e)))
+}
+
+/// Read the current task through `bpf_get_current_task_btf` (Linux 5.11)
+/// and plain loads, instead of a `bpf_probe_read_kernel` call per field, on
+/// the hot path (fd -> file, the compat flag). `ROPROF_TASK_BTF=0` forces
+/// the probe reads older kernels use (tests run both).
+fn task_btf_wanted() -> bool {
+    if std::env::var("ROPROF_TASK_BTF").is_ok_and(|v| v == "0") {
+        return false;
+    }
+    std::fs::read_to_string("/proc/sys/kernel/osrelease")
+        .ok()
+        .and_then(|r| crate::doctor::host::parse_release(r.trim()))
+        .is_some_and(|v| v >= (5, 11))
+}
+
 /// Size of the per-tid in-flight slots: one per possible tid
 /// (`kernel.pid_max`), within the bounds that keep the array small; tids
 /// above it (only where `pid_max` was raised) use the `INFLIGHT` hash map.
@@ -220,6 +287,8 @@ pub struct Tracer {
     ring: Option<RingBuf<MapData>>,
     attached: usize,
     verified: BTreeMap<String, u32>,
+    /// The programs read the current task through its BTF pointer.
+    task_btf: bool,
 }
 
 impl Tracer {
@@ -229,19 +298,29 @@ impl Tracer {
             return Err(TraceError::NoObject);
         }
         let offsets = btf::Btf::from_sys_fs()?.offsets()?;
-        let mut loader = EbpfLoader::new();
-        loader.map_max_entries(MAP_INFLIGHT_SLOTS, inflight_slots());
-        if let Some(n) = scope.ringbuf_bytes {
-            if !n.is_power_of_two() || n < 4096 {
-                return Err(TraceError::Cgroup(format!(
-                    "ring buffer size {n} must be a power of two of at least 4096 bytes"
-                )));
-            }
-            loader.map_max_entries(MAP_EVENTS, n);
+        if let Some(n) = scope.ringbuf_bytes
+            && (!n.is_power_of_two() || n < 4096)
+        {
+            return Err(TraceError::Cgroup(format!(
+                "ring buffer size {n} must be a power of two of at least 4096 bytes"
+            )));
         }
-        let mut ebpf = loader
-            .load(EBPF_OBJECT)
-            .map_err(|e| TraceError::Load(Box::new(e)))?;
+        let mut task_btf = task_btf_wanted();
+        // Instructions the verifier processed per program (kernels >= 5.16
+        // report it): `emit` is the largest, so this is shown to warn
+        // before a change makes loading fail with E2BIG.
+        let mut verified = BTreeMap::new();
+        let mut ebpf = match load_verified(&offsets, scope, task_btf, &mut verified) {
+            Ok(ebpf) => ebpf,
+            // A kernel whose verifier refuses the BTF-pointer loads still
+            // gets the probe-read programs every kernel >= 5.8 takes.
+            Err(_) if task_btf => {
+                task_btf = false;
+                verified.clear();
+                load_verified(&offsets, scope, false, &mut verified)?
+            }
+            Err(e) => return Err(e),
+        };
         let cfg = Config {
             offsets,
             scope_mode: scope.mode(),
@@ -264,17 +343,13 @@ impl Tracer {
                 .ok_or(TraceError::MissingMap(MAP_EVENTS))?,
         )
         .map_err(map_err(MAP_EVENTS))?;
-        // Instructions the verifier processed per program (kernels >= 5.16
-        // report it): `emit` is the largest, so this is shown to warn
-        // before a change makes loading fail with E2BIG.
-        let mut verified = BTreeMap::new();
-        load_stages(&mut ebpf, &mut verified)?;
-        let attached = attach_hooks(&mut ebpf, &mut verified)?;
+        let attached = attach_hooks(&mut ebpf)?;
         Ok(Tracer {
             ebpf,
             ring: Some(ring),
             attached,
             verified,
+            task_btf,
         })
     }
 
@@ -333,6 +408,7 @@ impl Tracer {
                 dedup_full: c[counter::DEDUP_FULL],
                 io_uring_setups: c[counter::IO_URING_SETUPS],
                 verified_insns: self.verified.clone(),
+                task_reads: Some(if self.task_btf { "btf" } else { "probe_read" }.to_owned()),
                 ..TraceStats::default()
             },
         ))
@@ -539,20 +615,10 @@ fn load_stages(ebpf: &mut Ebpf, verified: &mut BTreeMap<String, u32>) -> Result<
 /// container's first exec cannot slip between attach calls; exits before
 /// enters: an entry recorded without its exit program attached would leave
 /// a stale in-flight record.
-fn attach_hooks(
-    ebpf: &mut Ebpf,
-    verified: &mut BTreeMap<String, u32>,
-) -> Result<usize, TraceError> {
+fn attach_hooks(ebpf: &mut Ebpf) -> Result<usize, TraceError> {
     let mut attached = 0;
-    for (name, tp) in [
-        (PROG_CGROUP_MKDIR, "cgroup_mkdir"),
-        (PROG_EXIT, "sched_process_exit"),
-        (PROG_FORK, "sched_process_fork"),
-        (PROG_EXEC, "sched_process_exec"),
-        (PROG_SYS_EXIT, "sys_exit"),
-        (PROG_SYS_ENTER, "sys_enter"),
-    ] {
-        load_program(ebpf, name, verified)?
+    for (name, tp) in HOOKS {
+        program::<RawTracePoint>(ebpf, name)?
             .attach(tp)
             .map_err(prog_err(
                 name,
