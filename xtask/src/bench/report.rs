@@ -248,12 +248,22 @@ fn overhead_goals(md: &mut String, raw: &Value) {
         "\n**Goal: roprof ≥ 0.95 of untraced throughput or within 0.02 of the floor, \
          whichever is higher (here {goal:.3}) — {}** (measured {ratio:.3}; floor \
          {floor:.3}, so roprof's own share of the loss is {own:.3} of untraced).\n\n\
-         **Goal: a neighbour keeps ≥ 0.99 of untraced — {}** (measured {neighbour:.3}).\n\n\
+         **Goal: a neighbour keeps ≥ 0.99 of untraced — {}** (measured {neighbour:.3}; \
+         {beyond:.3} of untraced beyond the floor of {floor:.3}).{physics}\n\n\
          Per-syscall tracepoints against every-syscall hooks, for a neighbour (same filter, \
          bpftrace): {tp:.3} against {all:.3} of untraced.\n",
         met(ratio >= goal),
         met(neighbour >= 0.99),
         own = floor - ratio,
+        beyond = floor - neighbour,
+        physics = if floor < 0.99 {
+            " The floor is what any program on these hooks costs every process on the host \
+             (each syscall takes the kernel's traced slow path and enters BPF twice); a goal \
+             above the floor cannot be met by the hooks this machine allows (fentry, BPF LSM \
+             and kprobes are refused here)."
+        } else {
+            ""
+        },
         tp = f(&variant(raw, "container_bpftrace_idle_hooked_syscalls")["ratio_of_medians"]),
         all = f(&variant(raw, "container_bpftrace_idle_all_syscalls")["ratio_of_medians"]),
     );
