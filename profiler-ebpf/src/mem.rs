@@ -207,6 +207,13 @@ pub(crate) fn task_btf() -> bool {
     ro(&ROPROF_TASK_BTF) != 0
 }
 
+/// The current task's address for the probe-read paths of [`fd_file`] and
+/// [`compat_word`]; 0 (and no helper call) when they read its BTF pointer.
+#[inline(always)]
+pub(crate) fn task_for_probes() -> u64 {
+    if task_btf() { 0 } else { current_task() }
+}
+
 /// The word holding the compat-syscall flag of the current task (`task`
 /// is its address from `bpf_get_current_task`, for the fallback read).
 #[inline(always)]

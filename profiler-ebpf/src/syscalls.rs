@@ -214,7 +214,7 @@ pub(crate) fn try_sys_enter(ctx: &RawTracePointContext) -> Result<(), i64> {
     }
     let Some(cfg) = config() else { return Ok(()) };
     let o = &cfg.offsets;
-    let task = current_task();
+    let task = task_for_probes();
     if in_compat_syscall(o, task) {
         return Ok(());
     }
@@ -355,7 +355,7 @@ pub(crate) fn try_sys_exit(ctx: &RawTracePointContext) -> Result<(), i64> {
         return Ok(());
     };
     let Some(cfg) = config() else { return Ok(()) };
-    let task = current_task();
+    let task = task_for_probes();
     if spec.argkind == argkind::WRITE_RET {
         if ret > 0
             && let Some(st) = FILES.get_ptr_mut(inf.flags)
