@@ -21,9 +21,11 @@ use crate::images::image_name;
 
 /// A tmpfs in the container: the writes are traced like any other, and
 /// removing the container does not have to delete 100k files from an
-/// overlayfs layer (tens of seconds on this machine).
+/// overlayfs layer (tens of seconds on this machine). Each 1-byte file
+/// takes a 4 KiB page: 100k of them need 400 MiB (256 MiB ran out at the
+/// 65,536th file, and every later write failed with ENOSPC).
 const DIR: &str = "/tmp/m";
-const TMPFS: &str = "/tmp/m:rw,size=256m";
+const TMPFS: &str = "/tmp/m:rw,size=512m";
 
 pub fn run(roprof: &Path, sizes: &Sizes, work: &Path) -> Result<Value> {
     let args = |format: &str| -> Vec<String> {
@@ -52,6 +54,14 @@ pub fn run(roprof: &Path, sizes: &Sizes, work: &Path) -> Result<Value> {
     let json_run = util::run_roprof(roprof, &args("json"), work, Sampling::Maps)
         .context("churn under roprof --format json")?;
     let report = parse_report(&json_run)?;
+    // The workload must have done what the table says it did.
+    let code = report["run"]["exit_code"].as_i64();
+    if code != Some(0) {
+        anyhow::bail!(
+            "the churn workload exited {code:?} in the container: {}",
+            logs_tail(&report)
+        );
+    }
     let churn = util::tagged_fields(&logs_tail(&report), "CHURN")
         .context("no CHURN line in the report's logs_tail")?;
     let events = report["stats"]["events"].as_u64().unwrap_or(0);
