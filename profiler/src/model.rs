@@ -288,10 +288,11 @@ pub struct PathObservation {
     /// Largest size the file reached.
     #[serde(default)]
     pub max_size: u64,
-    /// First process that touched it.
-    pub first: ProcRef,
-    /// Latest process that touched it.
-    pub last: ProcRef,
+    /// First process that touched it (shared: a run's 100k paths are
+    /// touched by a few processes).
+    pub first: Arc<ProcRef>,
+    /// Latest process that touched it (shared, as `first`).
+    pub last: Arc<ProcRef>,
     /// The path was executed or mapped executable.
     #[serde(default)]
     pub executed: bool,
@@ -579,7 +580,9 @@ pub struct Exclusion {
     /// The path.
     pub path: CPath,
     /// Why (e.g. "kernel filesystem /proc", "declared VOLUME /data").
-    pub reason: String,
+    /// Shared: a run may exclude 100k paths for the same reason (a user's
+    /// `--tmpfs`), and one copy of the text does for all of them.
+    pub reason: Arc<str>,
 }
 
 /// Writes the plan deliberately leaves without a mount: they will fail with

@@ -70,8 +70,8 @@ pub(super) fn obs(path: &str, ops: &[Op]) -> PathObservation {
             .collect(),
         bytes_written: u64::from(ops.contains(&Op::Write)) * 1000,
         max_size: u64::from(ops.contains(&Op::Write)) * 1000,
-        first: proc_.clone(),
-        last: proc_,
+        first: proc_.clone().into(),
+        last: proc_.into(),
         ..PathObservation::default()
     }
 }
