@@ -15,7 +15,7 @@ mod round;
 mod timing;
 
 pub use self::{
-    opmap::{OpEntry, OpMap},
+    opmap::{ErrorCounts, OpEntry, OpMap},
     round::{Health, Round, RoundKind},
     timing::{Ended, Phase, PhaseTime},
 };
@@ -249,8 +249,8 @@ pub struct OpStats {
     /// Successful calls.
     pub ok: u64,
     /// Failed calls by errno name (`EROFS`, `ENOENT`, …).
-    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
-    pub errors: BTreeMap<String, u64>,
+    #[serde(default, skip_serializing_if = "ErrorCounts::is_empty")]
+    pub errors: ErrorCounts,
 }
 
 impl OpStats {

@@ -1,12 +1,10 @@
 //! Table-driven tests of the planner, plus builders shared with the property
 //! tests.
 
-use std::collections::BTreeMap;
-
 use super::{AnalysisInput, NO_WRITES, Settings, plan};
 use crate::model::{
-    CPath, EntryKind, ImageConfig, ImageEntry, ImageListing, MountKind, MountPlan, Op, OpStats,
-    PathObservation, ProcRef, RunOptions,
+    CPath, EntryKind, ErrorCounts, ImageConfig, ImageEntry, ImageListing, MountKind, MountPlan, Op,
+    OpStats, PathObservation, ProcRef, RunOptions,
 };
 
 pub(super) fn entry(path: &str, kind: EntryKind) -> ImageEntry {
@@ -63,7 +61,7 @@ pub(super) fn obs(path: &str, ops: &[Op]) -> PathObservation {
                     *op,
                     OpStats {
                         ok: 1,
-                        errors: BTreeMap::new(),
+                        errors: ErrorCounts::default(),
                     },
                 )
             })
