@@ -100,7 +100,7 @@ impl RawEvent {
         if p.is_empty() {
             p.push(b'/');
         }
-        CPath(p)
+        CPath::new(p)
     }
 }
 
@@ -397,10 +397,11 @@ impl Collector {
         if let Some(links) = &self.links {
             canonicalize(&base, &ev.name, &|p: &CPath| links.get(p).cloned())
         } else {
-            let mut raw = base.0;
+            let mut raw = Vec::with_capacity(base.0.len() + 1 + ev.name.len());
+            raw.extend_from_slice(&base.0);
             raw.push(0);
             raw.extend_from_slice(&ev.name);
-            CPath(raw)
+            CPath::new(raw)
         }
     }
 
@@ -558,7 +559,7 @@ fn fold_late(observations: &mut Vec<PathObservation>, listing: &ImageListing) {
     };
     for o in observations.iter_mut() {
         if let Some(nul) = o.path.0.iter().position(|b| *b == 0) {
-            let base = CPath(o.path.0[..nul].to_vec());
+            let base = CPath::new(&o.path.0[..nul]);
             o.path = canonicalize(&base, &o.path.0[nul + 1..], &lookup);
         }
     }
