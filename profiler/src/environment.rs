@@ -344,7 +344,15 @@ pub fn apply_policy(report: &mut Report, env: &ContainerEnv, reveal: bool) -> Ve
     }
     let plan = &mut report.plan;
     plan.warnings.iter_mut().for_each(scrub);
-    plan.excluded.iter_mut().for_each(|x| scrub(&mut x.reason));
+    for x in &mut plan.excluded {
+        // Reasons are shared between exclusions: only one holding a value
+        // gets a copy of its own.
+        if secrets.iter().any(|(_, v)| x.reason.contains(v.as_str())) {
+            let mut reason = x.reason.to_string();
+            scrub(&mut reason);
+            x.reason = reason.into();
+        }
+    }
     plan.mounts
         .iter_mut()
         .for_each(|m| scrub(&mut m.evidence.reason));

@@ -7,6 +7,7 @@ use roprof::{
 };
 
 fn main() {
+    one_malloc_arena();
     let cli = Cli::parse();
     roprof::session::test_hook::init();
     let rt = match tokio::runtime::Builder::new_multi_thread()
@@ -60,3 +61,29 @@ fn main() {
         }
     }
 }
+
+/// Makes glibc's allocator serve every thread from one arena.
+///
+/// roprof's threads take turns rather than allocate side by side: a tokio
+/// worker fills the collector while the container runs (one record per
+/// distinct operation: ~10 MiB at 100k paths, hash table and notes
+/// included), then the main thread finishes the observations and plans.
+/// With an arena per thread (glibc's default, up to 8 per core), what the
+/// worker frees at the end (the notes, the index) stays in its arena and
+/// cannot serve the main thread's allocations, so the two add up in the
+/// peak RSS; with one they overlap (5 to 8 MiB less at 100k paths). The
+/// arena's lock is uncontended in this pattern, and each thread keeps its
+/// own cache of small chunks (tcache). musl (the release binary) has no
+/// per-thread arenas.
+#[cfg(target_env = "gnu")]
+fn one_malloc_arena() {
+    // SAFETY: mallopt only sets an allocator parameter; it runs first in
+    // main, before any other thread exists. Its result is ignored: a glibc
+    // that refuses it keeps its default, which is only less frugal.
+    unsafe {
+        libc::mallopt(libc::M_ARENA_MAX, 1);
+    }
+}
+
+#[cfg(not(target_env = "gnu"))]
+fn one_malloc_arena() {}

@@ -15,7 +15,7 @@ mod round;
 mod timing;
 
 pub use self::{
-    opmap::{OpEntry, OpMap},
+    opmap::{ErrorCounts, OpEntry, OpMap},
     round::{Health, Round, RoundKind},
     timing::{Ended, Phase, PhaseTime},
 };
@@ -40,14 +40,24 @@ pub const OLDEST_SCHEMA_VERSION: u32 = 1;
 ///
 /// Serialised as a JSON string when it is valid UTF-8, otherwise as
 /// `{"hex": "2f746d70..."}` so no byte is lost.
-#[derive(Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Default)]
-pub struct CPath(pub Vec<u8>);
+///
+/// Immutable and shared: a clone is a reference count, so the exclusions,
+/// evidence and image entries that name a path hold the observation's
+/// bytes instead of copies (a run may see 100k paths).
+#[derive(Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct CPath(pub Arc<[u8]>);
+
+impl Default for CPath {
+    fn default() -> Self {
+        Self(Arc::from(&[][..]))
+    }
+}
 
 impl CPath {
     /// Builds a path from bytes.
     #[must_use]
     pub fn new(bytes: impl Into<Vec<u8>>) -> Self {
-        Self(bytes.into())
+        Self(bytes.into().into())
     }
 
     /// The raw bytes.
@@ -95,12 +105,13 @@ impl CPath {
     /// Joins one component.
     #[must_use]
     pub fn join(&self, name: &[u8]) -> CPath {
-        let mut v = self.0.clone();
+        let mut v = Vec::with_capacity(self.0.len() + 1 + name.len());
+        v.extend_from_slice(&self.0);
         if v.last() != Some(&b'/') {
             v.push(b'/');
         }
         v.extend_from_slice(name);
-        CPath(v)
+        CPath::new(v)
     }
 }
 
@@ -118,7 +129,7 @@ impl fmt::Display for CPath {
 
 impl From<&str> for CPath {
     fn from(s: &str) -> Self {
-        CPath(s.as_bytes().to_vec())
+        CPath(s.as_bytes().into())
     }
 }
 
@@ -144,9 +155,9 @@ impl<'de> Deserialize<'de> for CPath {
             Hex { hex: String },
         }
         match Repr::deserialize(d)? {
-            Repr::Text(t) => Ok(CPath(t.into_bytes())),
+            Repr::Text(t) => Ok(CPath::new(t)),
             Repr::Hex { hex: h } => unhex(&h)
-                .map(CPath)
+                .map(CPath::new)
                 .ok_or_else(|| serde::de::Error::custom(format!("invalid hex path {h:?}"))),
         }
     }
@@ -249,8 +260,8 @@ pub struct OpStats {
     /// Successful calls.
     pub ok: u64,
     /// Failed calls by errno name (`EROFS`, `ENOENT`, …).
-    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
-    pub errors: BTreeMap<String, u64>,
+    #[serde(default, skip_serializing_if = "ErrorCounts::is_empty")]
+    pub errors: ErrorCounts,
 }
 
 impl OpStats {
@@ -288,10 +299,11 @@ pub struct PathObservation {
     /// Largest size the file reached.
     #[serde(default)]
     pub max_size: u64,
-    /// First process that touched it.
-    pub first: ProcRef,
-    /// Latest process that touched it.
-    pub last: ProcRef,
+    /// First process that touched it (shared: a run's 100k paths are
+    /// touched by a few processes).
+    pub first: Arc<ProcRef>,
+    /// Latest process that touched it (shared, as `first`).
+    pub last: Arc<ProcRef>,
     /// The path was executed or mapped executable.
     #[serde(default)]
     pub executed: bool,
@@ -579,7 +591,9 @@ pub struct Exclusion {
     /// The path.
     pub path: CPath,
     /// Why (e.g. "kernel filesystem /proc", "declared VOLUME /data").
-    pub reason: String,
+    /// Shared: a run may exclude 100k paths for the same reason (a user's
+    /// `--tmpfs`), and one copy of the text does for all of them.
+    pub reason: Arc<str>,
 }
 
 /// Writes the plan deliberately leaves without a mount: they will fail with

@@ -2,7 +2,7 @@
 //! separate (kernel filesystems, volumes, engine-managed files), and turn
 //! each remaining write into a *need*: a directory that must be writable.
 
-use std::{borrow::Cow, collections::BTreeMap};
+use std::{borrow::Cow, collections::BTreeMap, sync::Arc};
 
 use super::paths::{canonicalize_config_path, is_root};
 use crate::model::{
@@ -123,8 +123,9 @@ pub struct Zone {
     pub root: CPath,
     /// Whole subtree (`true`) or only this exact path.
     pub subtree: bool,
-    /// Reason recorded in the exclusion.
-    pub reason: String,
+    /// Reason recorded in the exclusion (shared by every path excluded
+    /// for it).
+    pub reason: Arc<str>,
 }
 
 /// The zones the plan never mounts over.
@@ -135,7 +136,7 @@ pub fn zones(listing: &ImageListing, config: &ImageConfig, run: &RunOptions) -> 
         out.push(Zone {
             root: CPath::from(k),
             subtree: true,
-            reason: format!("kernel filesystem {k} (mounted by the runtime)"),
+            reason: format!("kernel filesystem {k} (mounted by the runtime)").into(),
         });
     }
     for f in ["/etc/hosts", "/etc/hostname", "/etc/resolv.conf"] {
@@ -146,7 +147,7 @@ pub fn zones(listing: &ImageListing, config: &ImageConfig, run: &RunOptions) -> 
             out.push(Zone {
                 root: p,
                 subtree: false,
-                reason: format!("{f} is bind-mounted by the container engine"),
+                reason: format!("{f} is bind-mounted by the container engine").into(),
             });
         }
     }
@@ -156,7 +157,8 @@ pub fn zones(listing: &ImageListing, config: &ImageConfig, run: &RunOptions) -> 
             subtree: true,
             reason: format!(
                 "declared VOLUME {v} (a persistent volume of its own when the run writes there)"
-            ),
+            )
+            .into(),
         });
     }
     for v in &run.volumes {
@@ -166,7 +168,7 @@ pub fn zones(listing: &ImageListing, config: &ImageConfig, run: &RunOptions) -> 
         out.push(Zone {
             root: canonicalize_config_path(listing, dst.as_bytes()),
             subtree: true,
-            reason: format!("user volume -v {v}"),
+            reason: format!("user volume -v {v}").into(),
         });
     }
     for t in &run.tmpfs {
@@ -174,7 +176,7 @@ pub fn zones(listing: &ImageListing, config: &ImageConfig, run: &RunOptions) -> 
         out.push(Zone {
             root: canonicalize_config_path(listing, dst.as_bytes()),
             subtree: true,
-            reason: format!("user tmpfs --tmpfs {t}"),
+            reason: format!("user tmpfs --tmpfs {t}").into(),
         });
     }
     out.retain(|z| !is_root(&z.root));
@@ -272,7 +274,8 @@ pub fn classify<'a>(
                     reason: format!(
                         "writes failed in the writable run too ({}): not a need",
                         errs.into_iter().collect::<Vec<_>>().join(", ")
-                    ),
+                    )
+                    .into(),
                 });
             }
             continue;

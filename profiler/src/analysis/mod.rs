@@ -117,15 +117,16 @@ pub struct AnalysisInput<'a> {
 #[must_use]
 pub fn plan(input: &AnalysisInput<'_>) -> MountPlan {
     let zones = zones(input.listing, input.config, input.run_options);
-    let cls = classify(input.observations, input.listing, &zones);
+    let mut cls = classify(input.observations, input.listing, &zones);
     let ctx = Ctx {
         listing: input.listing,
         obs: &cls.observations,
         kept: &cls.kept,
         settings: &input.settings,
     };
-    let mut warnings = cls.warnings.clone();
-    let mut excluded = cls.excluded.clone();
+    // Taken, not cloned: a run may exclude 100k paths.
+    let mut warnings = std::mem::take(&mut cls.warnings);
+    let mut excluded = std::mem::take(&mut cls.excluded);
     let data_workdir = data_service_workdir(input);
 
     let mut placed = Vec::new();
@@ -154,12 +155,14 @@ pub fn plan(input: &AnalysisInput<'_>) -> MountPlan {
             }
         }
     }
+    let at_root_why: std::sync::Arc<str> =
+        "write directly in / (or in directories the application creates there): no mount can \
+         cover it"
+            .into();
     for p in &at_root {
         excluded.push(Exclusion {
             path: p.clone(),
-            reason: "write directly in / (or in directories the application creates there): \
-                     no mount can cover it"
-                .into(),
+            reason: at_root_why.clone(),
         });
         warnings.push(format!(
             "{p}: written directly in / or below a directory the application creates in /; no \
@@ -206,7 +209,7 @@ pub fn plan(input: &AnalysisInput<'_>) -> MountPlan {
                 .to_owned(),
         );
     }
-    excluded.sort_by(|a, b| (&a.path, &a.reason).cmp(&(&b.path, &b.reason)));
+    excluded.sort_unstable_by(|a, b| (&a.path, &a.reason).cmp(&(&b.path, &b.reason)));
     excluded.dedup();
     let mut seen = BTreeSet::new();
     warnings.retain(|w| seen.insert(w.clone()));
@@ -242,7 +245,7 @@ fn leave_out(
                 .to_owned();
             excluded.push(Exclusion {
                 path: m.target.clone(),
-                reason: format!("mount dropped: {reason}"),
+                reason: format!("mount dropped: {reason}").into(),
             });
             unmounted.push(Unmounted {
                 dir: m.target.clone(),
@@ -284,10 +287,11 @@ fn unmounted_over_code(
         );
         let paths: Vec<CPath> = paths.iter().cloned().collect();
         let hint = is_pycache(&paths).then(|| PYCACHE_HINT.to_owned());
+        let excluded_why: std::sync::Arc<str> = format!("no mount: {reason}").into();
         for p in &paths {
             excluded.push(Exclusion {
                 path: p.clone(),
-                reason: format!("no mount: {reason}"),
+                reason: excluded_why.clone(),
             });
         }
         warnings.push(format!(

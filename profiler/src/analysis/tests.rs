@@ -1,12 +1,10 @@
 //! Table-driven tests of the planner, plus builders shared with the property
 //! tests.
 
-use std::collections::BTreeMap;
-
 use super::{AnalysisInput, NO_WRITES, Settings, plan};
 use crate::model::{
-    CPath, EntryKind, ImageConfig, ImageEntry, ImageListing, MountKind, MountPlan, Op, OpStats,
-    PathObservation, ProcRef, RunOptions,
+    CPath, EntryKind, ErrorCounts, ImageConfig, ImageEntry, ImageListing, MountKind, MountPlan, Op,
+    OpStats, PathObservation, ProcRef, RunOptions,
 };
 
 pub(super) fn entry(path: &str, kind: EntryKind) -> ImageEntry {
@@ -63,15 +61,15 @@ pub(super) fn obs(path: &str, ops: &[Op]) -> PathObservation {
                     *op,
                     OpStats {
                         ok: 1,
-                        errors: BTreeMap::new(),
+                        errors: ErrorCounts::default(),
                     },
                 )
             })
             .collect(),
         bytes_written: u64::from(ops.contains(&Op::Write)) * 1000,
         max_size: u64::from(ops.contains(&Op::Write)) * 1000,
-        first: proc_.clone(),
-        last: proc_,
+        first: proc_.clone().into(),
+        last: proc_.into(),
         ..PathObservation::default()
     }
 }

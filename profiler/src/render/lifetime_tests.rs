@@ -58,8 +58,8 @@ fn postgres() -> Report {
     };
     r.paths.push(PathObservation {
         path: CPath::from("/run/postgresql/x"),
-        first: who.clone(),
-        last: who,
+        first: who.clone().into(),
+        last: who.into(),
         ..PathObservation::default()
     });
     r

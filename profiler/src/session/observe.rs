@@ -217,8 +217,6 @@ impl<'t> Observation<'t> {
             .map_err(|e| SessionError::Trace(TraceError::Poll(std::io::Error::other(e))))??;
         tracer.put_ring(ring);
         let (losses, activity) = tracer.losses()?;
-        let dedup = tracer.dedup_counts()?;
-        let files = tracer.file_stats()?;
         let state = if w.lost.is_none() {
             match engine.state(id).await {
                 Ok(s) => s,
@@ -236,7 +234,13 @@ impl<'t> Observation<'t> {
             Vec::new()
         };
         let cgroup_seen = collector.cgroup_seen.is_some();
+        // The kernel's counts are read per record, in place: a copy of
+        // its maps would weigh ~10 MiB at 100k paths.
+        let dedup = tracer.dedup_lookup()?;
+        let files = tracer.file_lookup()?;
         let collected = collector.finish(&listing, &dedup, &files);
+        dedup.check()?;
+        files.check()?;
         w.notes.extend(run_notes(
             owned,
             cgroup_seen,

@@ -27,6 +27,7 @@ use profiler_common::{
     STATUS_BASE_TRUNCATED, STATUS_NAME_ABSOLUTE, STATUS_NAME_TRUNCATED, kind, op,
 };
 
+use super::lookup::Lookup;
 use crate::{
     analysis::paths::canonicalize,
     model::{CPath, EntryKind, ImageListing, Op, PathObservation, ProcRef},
@@ -99,7 +100,7 @@ impl RawEvent {
         if p.is_empty() {
             p.push(b'/');
         }
-        CPath(p)
+        CPath::new(p)
     }
 }
 
@@ -179,9 +180,9 @@ pub struct Collector {
     hasher: RandomState,
     keys: Vec<KeyNote>,
     /// Distinct senders (task, comm, uid, gid) of records: few.
-    senders: Vec<ProcRef>,
+    senders: Vec<Arc<ProcRef>>,
     sender_index: HashMap<(u32, [u8; 16], u32, u32), u32>,
-    procs: HashMap<u32, ProcRef>,
+    procs: HashMap<u32, Arc<ProcRef>>,
     detached: u64,
     progress: Progress,
     /// The container's cgroup was seen being created.
@@ -294,12 +295,12 @@ impl Collector {
             kind::PROC => {
                 self.procs.insert(
                     ev.header.tgid,
-                    ProcRef {
+                    Arc::new(ProcRef {
                         pid: ev.header.tgid,
                         comm: ev.comm(),
                         uid: ev.header.uid,
                         gid: ev.header.gid,
-                    },
+                    }),
                 );
             }
             kind::CGROUP => self.cgroup_seen = Some(ev.header.key),
@@ -396,10 +397,11 @@ impl Collector {
         if let Some(links) = &self.links {
             canonicalize(&base, &ev.name, &|p: &CPath| links.get(p).cloned())
         } else {
-            let mut raw = base.0;
+            let mut raw = Vec::with_capacity(base.0.len() + 1 + ev.name.len());
+            raw.extend_from_slice(&base.0);
             raw.push(0);
             raw.extend_from_slice(&ev.name);
-            CPath(raw)
+            CPath::new(raw)
         }
     }
 
@@ -411,12 +413,12 @@ impl Collector {
             return i;
         }
         let i = index_u32(self.senders.len());
-        self.senders.push(ProcRef {
+        self.senders.push(Arc::new(ProcRef {
             pid: h.tgid,
             comm: ev.comm(),
             uid: h.uid,
             gid: h.gid,
-        });
+        }));
         self.sender_index.insert(id, i);
         i
     }
@@ -448,8 +450,8 @@ impl Collector {
     pub fn finish(
         mut self,
         listing: &ImageListing,
-        dedup: &HashMap<u64, DedupValue>,
-        files: &HashMap<u64, FileStats>,
+        dedup: &impl Lookup<DedupValue>,
+        files: &impl Lookup<FileStats>,
     ) -> Collected {
         self.index = HashTable::new();
         // A key carried by several records (a rare insert race in the
@@ -467,7 +469,7 @@ impl Collector {
             }
         }
         for k in &self.keys {
-            let d = dedup.get(&k.key);
+            let d = dedup.lookup(k.key);
             let n = (d.map_or(1, |d| d.count) / share(k.key)).max(1);
             let sender = &self.senders[k.sender as usize];
             let last = match d {
@@ -488,7 +490,7 @@ impl Collector {
                 OpenKind::No => {}
             }
             if k.ident != 0
-                && let Some(fs) = files.get(&k.ident)
+                && let Some(fs) = files.lookup(k.ident)
             {
                 if fs.writes > 0 {
                     o.bytes_written = o.bytes_written.max(fs.bytes);
@@ -531,17 +533,17 @@ fn index_u32(len: usize) -> u32 {
 
 /// The process `tgid` as last known: its `PROC` record, else the sender's
 /// identity when it is the same task, else the bare pid.
-fn proc_of(procs: &HashMap<u32, ProcRef>, tgid: u32, sender: &ProcRef) -> ProcRef {
-    procs.get(&tgid).cloned().unwrap_or_else(|| ProcRef {
-        pid: tgid,
-        comm: if tgid == sender.pid {
-            sender.comm.clone()
-        } else {
-            Arc::from("")
-        },
-        uid: sender.uid,
-        gid: sender.gid,
-    })
+fn proc_of(procs: &HashMap<u32, Arc<ProcRef>>, tgid: u32, sender: &Arc<ProcRef>) -> Arc<ProcRef> {
+    match procs.get(&tgid) {
+        Some(p) => p.clone(),
+        None if tgid == sender.pid => sender.clone(),
+        None => Arc::new(ProcRef {
+            pid: tgid,
+            comm: Arc::from(""),
+            uid: sender.uid,
+            gid: sender.gid,
+        }),
+    }
 }
 
 /// Folds the names kept raw (`base NUL name`) through the listing's
@@ -557,7 +559,7 @@ fn fold_late(observations: &mut Vec<PathObservation>, listing: &ImageListing) {
     };
     for o in observations.iter_mut() {
         if let Some(nul) = o.path.0.iter().position(|b| *b == 0) {
-            let base = CPath(o.path.0[..nul].to_vec());
+            let base = CPath::new(&o.path.0[..nul]);
             o.path = canonicalize(&base, &o.path.0[nul + 1..], &lookup);
         }
     }

@@ -7,6 +7,7 @@
 
 pub mod btf;
 pub mod collect;
+pub mod lookup;
 mod reuse;
 pub mod specs;
 
@@ -28,6 +29,7 @@ use profiler_common::{
 
 pub use self::{
     collect::{Collector, RawEvent, Sink},
+    lookup::{KernelLookup, Lookup},
     reuse::drain_ring,
 };
 use crate::model::{Losses, TraceStats};
@@ -423,6 +425,24 @@ impl Tracer {
         )
         .map_err(map_err(MAP_DEDUP))?;
         m.iter().map(|r| r.map_err(map_err(MAP_DEDUP))).collect()
+    }
+
+    /// Dedupe counts, read one key at a time (see [`lookup`]).
+    pub fn dedup_lookup(&self) -> Result<KernelLookup<'_, DedupValue>, TraceError> {
+        let map = self
+            .ebpf
+            .map(MAP_DEDUP)
+            .ok_or(TraceError::MissingMap(MAP_DEDUP))?;
+        KernelLookup::new(MAP_DEDUP, map)
+    }
+
+    /// Per-file write statistics, read one key at a time (see [`lookup`]).
+    pub fn file_lookup(&self) -> Result<KernelLookup<'_, FileStats>, TraceError> {
+        let map = self
+            .ebpf
+            .map(MAP_FILES)
+            .ok_or(TraceError::MissingMap(MAP_FILES))?;
+        KernelLookup::new(MAP_FILES, map)
     }
 
     /// Per-file write statistics by dentry.

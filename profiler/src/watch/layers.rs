@@ -44,7 +44,7 @@ pub fn listing(top_first: &[PathBuf]) -> Result<ImageListing, String> {
 }
 
 fn remove_below(l: &mut ImageListing, dir: &CPath, keep_dir: bool) {
-    let mut prefix = dir.0.clone();
+    let mut prefix = dir.0.to_vec();
     if prefix != b"/" {
         prefix.push(b'/');
     }
@@ -77,7 +77,7 @@ fn apply(l: &mut ImageListing, root: &Path) -> std::io::Result<()> {
         for e in std::fs::read_dir(&dir)? {
             let e = e?;
             let meta = e.path().symlink_metadata()?;
-            let mut p = cdir.0.clone();
+            let mut p = cdir.0.to_vec();
             if p != b"/" {
                 p.push(b'/');
             }

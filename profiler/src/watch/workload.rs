@@ -130,7 +130,7 @@ mod tests {
     use std::collections::BTreeMap;
 
     use super::*;
-    use crate::model::{CPath, Op, OpStats};
+    use crate::model::{CPath, ErrorCounts, Op, OpStats};
 
     fn labels(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
         pairs
@@ -191,7 +191,7 @@ mod tests {
             Op::Create,
             OpStats {
                 ok,
-                errors: BTreeMap::new(),
+                errors: ErrorCounts::default(),
             },
         );
         o

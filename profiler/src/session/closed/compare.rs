@@ -149,7 +149,13 @@ mod tests {
             errors.insert(e.to_owned(), 1);
         }
         let mut ops = BTreeMap::new();
-        ops.insert(op, OpStats { ok, errors });
+        ops.insert(
+            op,
+            OpStats {
+                ok,
+                errors: errors.into(),
+            },
+        );
         PathObservation {
             path: CPath::from(path),
             ops: ops.into_iter().collect(),
