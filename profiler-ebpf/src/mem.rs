@@ -313,15 +313,11 @@ pub(crate) fn dentry_ident(o: &Offsets, dentry: u64) -> u64 {
 /// [`dentry_ident`] of the file behind a `struct file` (0 if unreadable).
 #[inline(always)]
 pub(crate) fn file_ident(o: &Offsets, file: u64) -> u64 {
-    match rk::<u64>(file + o.file_path + o.path_dentry) {
-        Ok(dentry) if dentry != 0 => dentry_ident(o, dentry),
-        _ => 0,
-    }
+    file_inode_ident(o, file).1
 }
 
-/// `file.f_inode` and [`file_ident`] of `file`, the inode and the dentry
-/// read together when they are close in `struct file` (`(0, 0)` if
-/// unreadable).
+/// `file.f_inode` and the [`dentry_ident`] of `file`'s dentry, read together
+/// when they are close in `struct file` (0 for what could not be read).
 #[inline(always)]
 pub(crate) fn file_inode_ident(o: &Offsets, file: u64) -> (u64, u64) {
     let d = o.file_path + o.path_dentry;

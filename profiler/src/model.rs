@@ -336,6 +336,31 @@ fn is_zero(n: &u64) -> bool {
 }
 
 impl PathObservation {
+    /// Folds `later`, an observation of the same file seen after this one
+    /// (another spelling of its path, or another replica's), into this one:
+    /// operation counts add up; bytes and sizes take the larger, since each
+    /// side read the same file's counters; flags are set when either set
+    /// them; the creation mode and first process stay this one's when it
+    /// has them; the last process becomes `later`'s.
+    pub fn absorb_later(&mut self, later: &PathObservation) {
+        for (op, s) in &later.ops {
+            let a = self.ops.entry(*op).or_default();
+            a.ok += s.ok;
+            for (e, n) in &s.errors {
+                *a.errors.entry(e.clone()).or_default() += n;
+            }
+        }
+        self.bytes_written = self.bytes_written.max(later.bytes_written);
+        self.max_size = self.max_size.max(later.max_size);
+        self.last = later.last.clone();
+        self.executed |= later.executed;
+        self.fsynced |= later.fsynced;
+        self.truncated |= later.truncated;
+        self.create_mode = self.create_mode.or(later.create_mode);
+        self.append_opens += later.append_opens;
+        self.other_write_opens += later.other_write_opens;
+    }
+
     /// True if any write-type operation on this path succeeded.
     #[must_use]
     pub fn any_write_ok(&self) -> bool {

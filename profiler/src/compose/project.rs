@@ -237,10 +237,8 @@ impl<'p> ProjectRun<'p> {
             let limit = dep
                 .and_then(|d| d.healthcheck.as_ref())
                 .map_or(Duration::from_mins(2), health_limit);
-            match cond {
-                Condition::Started => {}
-                Condition::Healthy => self.until_healthy(name, id, limit).await?,
-                Condition::CompletedSuccessfully => self.until_exit_0(name, id, limit).await?,
+            if *cond != Condition::Started {
+                self.until(name, id, *cond, limit).await?;
             }
         }
         Ok(())
@@ -266,65 +264,61 @@ impl<'p> ProjectRun<'p> {
         }
     }
 
-    async fn until_healthy(
+    /// Polls dependency `name` until `cond` holds (`Ok`), can no longer
+    /// hold, or `limit` passes (an error naming why, with its last logs).
+    async fn until(
         &self,
         name: &str,
         id: &str,
+        cond: Condition,
         limit: Duration,
     ) -> Result<(), ProjectError> {
+        let wanted = if cond == Condition::Healthy {
+            "healthy"
+        } else {
+            "completed successfully"
+        };
         let deadline = Instant::now() + limit;
         loop {
             interrupt::check()?;
             let state = self.engine.state(id).await?;
-            if !state.running {
-                let why = format!("it exited with code {}", state.exit_code.unwrap_or(-1));
-                return Err(self.not_ready(name, id, "healthy", why).await);
-            }
-            match self.engine.health(id).await? {
-                Health::Healthy => return Ok(()),
-                Health::None => {
-                    let why = "it has no healthcheck (condition: service_healthy)".to_owned();
-                    return Err(self.not_ready(name, id, "healthy", why).await);
+            let verdict = match cond {
+                Condition::Started => Ok(true),
+                Condition::Healthy if !state.running => Err(format!(
+                    "it exited with code {}",
+                    state.exit_code.unwrap_or(-1)
+                )),
+                Condition::Healthy => match self.engine.health(id).await? {
+                    Health::Healthy => Ok(true),
+                    Health::None => {
+                        Err("it has no healthcheck (condition: service_healthy)".to_owned())
+                    }
+                    Health::Unhealthy => Err("its healthcheck failed".to_owned()),
+                    Health::Starting => Ok(false),
+                },
+                Condition::CompletedSuccessfully => match state.exit_code {
+                    Some(0) if !state.running => Ok(true),
+                    Some(c) if !state.running => Err(format!("it exited with code {c}")),
+                    _ => Ok(false),
+                },
+            };
+            let why = match verdict {
+                Ok(true) => return Ok(()),
+                Err(why) => why,
+                Ok(false) if Instant::now() > deadline => {
+                    let still = if cond == Condition::Healthy {
+                        "still starting"
+                    } else {
+                        "still running"
+                    };
+                    format!("{still} after {}s", limit.as_secs())
                 }
-                Health::Unhealthy => {
-                    let why = "its healthcheck failed".to_owned();
-                    return Err(self.not_ready(name, id, "healthy", why).await);
+                Ok(false) => {
+                    tokio::time::sleep(Duration::from_millis(250)).await;
+                    continue;
                 }
-                Health::Starting if Instant::now() > deadline => {
-                    let why = format!("still starting after {}s", limit.as_secs());
-                    return Err(self.not_ready(name, id, "healthy", why).await);
-                }
-                Health::Starting => tokio::time::sleep(Duration::from_millis(250)).await,
-            }
-        }
-    }
-
-    async fn until_exit_0(
-        &self,
-        name: &str,
-        id: &str,
-        limit: Duration,
-    ) -> Result<(), ProjectError> {
-        let deadline = Instant::now() + limit;
-        loop {
-            interrupt::check()?;
-            let state = self.engine.state(id).await?;
-            match state.exit_code {
-                Some(0) if !state.running => return Ok(()),
-                Some(c) if !state.running => {
-                    let why = format!("it exited with code {c}");
-                    return Err(self
-                        .not_ready(name, id, "completed successfully", why)
-                        .await);
-                }
-                _ if Instant::now() > deadline => {
-                    let why = format!("still running after {}s", limit.as_secs());
-                    return Err(self
-                        .not_ready(name, id, "completed successfully", why)
-                        .await);
-                }
-                _ => tokio::time::sleep(Duration::from_millis(250)).await,
-            }
+            };
+            return Err(self.not_ready(name, id, wanted, why).await);
         }
     }
 

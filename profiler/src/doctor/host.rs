@@ -53,7 +53,7 @@ pub fn parse_release(release: &str) -> Option<(u32, u32)> {
 }
 
 /// The running kernel's release (`uname -r`).
-fn kernel_release() -> std::io::Result<String> {
+pub fn kernel_release() -> std::io::Result<String> {
     std::fs::read_to_string("/proc/sys/kernel/osrelease").map(|s| s.trim().to_owned())
 }
 

@@ -568,24 +568,7 @@ fn fold_late(observations: &mut Vec<PathObservation>, listing: &ImageListing) {
     let mut merged: Vec<PathObservation> = Vec::with_capacity(observations.len());
     for o in observations.drain(..) {
         match merged.last_mut() {
-            Some(acc) if acc.path == o.path => {
-                for (op, s) in o.ops {
-                    let a = acc.ops.entry(op).or_default();
-                    a.ok += s.ok;
-                    for (e, n) in s.errors {
-                        *a.errors.entry(e).or_default() += n;
-                    }
-                }
-                acc.bytes_written = acc.bytes_written.max(o.bytes_written);
-                acc.max_size = acc.max_size.max(o.max_size);
-                acc.executed |= o.executed;
-                acc.fsynced |= o.fsynced;
-                acc.truncated |= o.truncated;
-                acc.create_mode = acc.create_mode.or(o.create_mode);
-                acc.append_opens += o.append_opens;
-                acc.other_write_opens += o.other_write_opens;
-                acc.last = o.last;
-            }
+            Some(acc) if acc.path == o.path => acc.absorb_later(&o),
             _ => merged.push(o),
         }
     }

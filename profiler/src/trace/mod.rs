@@ -202,9 +202,9 @@ fn task_btf_wanted() -> bool {
     if std::env::var("ROPROF_TASK_BTF").is_ok_and(|v| v == "0") {
         return false;
     }
-    std::fs::read_to_string("/proc/sys/kernel/osrelease")
+    crate::doctor::host::kernel_release()
         .ok()
-        .and_then(|r| crate::doctor::host::parse_release(r.trim()))
+        .and_then(|r| crate::doctor::host::parse_release(&r))
         .is_some_and(|v| v >= (5, 11))
 }
 

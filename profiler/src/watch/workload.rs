@@ -100,25 +100,7 @@ pub fn merge(replicas: &[&[PathObservation]]) -> Vec<PathObservation> {
                 Entry::Vacant(v) => {
                     v.insert(o.clone());
                 }
-                Entry::Occupied(mut e) => {
-                    let m = e.get_mut();
-                    for (op, st) in &o.ops {
-                        let s = m.ops.entry(*op).or_default();
-                        s.ok += st.ok;
-                        for (errno, n) in &st.errors {
-                            *s.errors.entry(errno.clone()).or_default() += n;
-                        }
-                    }
-                    m.bytes_written = m.bytes_written.max(o.bytes_written);
-                    m.max_size = m.max_size.max(o.max_size);
-                    m.last = o.last.clone();
-                    m.executed |= o.executed;
-                    m.fsynced |= o.fsynced;
-                    m.truncated |= o.truncated;
-                    m.create_mode = m.create_mode.or(o.create_mode);
-                    m.append_opens += o.append_opens;
-                    m.other_write_opens += o.other_write_opens;
-                }
+                Entry::Occupied(mut e) => e.get_mut().absorb_later(o),
             }
         }
     }

@@ -130,18 +130,27 @@ pub fn hooked_syscalls_script(available: impl Fn(&str) -> bool) -> (String, usiz
     )
 }
 
+/// `sh -c SCRIPT ARGS…` in a private mount namespace with tracefs mounted
+/// there (never on the host: a fresh host has none, and roprof must not
+/// depend on one left behind).
+fn with_private_tracefs(script: &str, args: &[&str]) -> Command {
+    let mut c = Command::new("unshare");
+    c.args(["--mount", "--propagation", "private", "sh", "-c"])
+        .arg(format!(
+            "mountpoint -q /sys/kernel/tracing || mount -t tracefs nodev /sys/kernel/tracing; \
+             {script}"
+        ))
+        .args(args);
+    c
+}
+
 /// Which syscall tracepoints this kernel has, read from tracefs in a private
-/// mount namespace (never mounted on the host).
+/// mount namespace.
 pub fn syscall_tracepoints() -> Result<Vec<String>> {
-    let out = cmd::stdout(Command::new("unshare").args([
-        "--mount",
-        "--propagation",
-        "private",
-        "sh",
-        "-c",
-        "mountpoint -q /sys/kernel/tracing || mount -t tracefs nodev /sys/kernel/tracing; \
-         ls /sys/kernel/tracing/events/syscalls",
-    ]))?;
+    let out = cmd::stdout(&mut with_private_tracefs(
+        "ls /sys/kernel/tracing/events/syscalls",
+        &[],
+    ))?;
     Ok(out
         .lines()
         .filter_map(|l| l.strip_prefix("sys_enter_"))
@@ -234,17 +243,7 @@ impl Drop for Attached {
 /// for it alone; unshare and sh exec, so the pid stays bpftrace's and SIGINT
 /// reaches it), once it printed `Attaching`.
 pub fn bpftrace(program: &str) -> Result<Attached> {
-    let mut c = Command::new("unshare");
-    c.args([
-        "--mount",
-        "--propagation",
-        "private",
-        "sh",
-        "-c",
-        "mountpoint -q /sys/kernel/tracing || mount -t tracefs nodev /sys/kernel/tracing; \
-         exec bpftrace -B line -e \"$0\"",
-        program,
-    ]);
+    let c = with_private_tracefs("exec bpftrace -B line -e \"$0\"", &[program]);
     let me = Attached::start(c, true, "Attaching", Duration::from_mins(2))?;
     // bpftrace 0.17 prints `Attaching N probes...` before it loads and
     // attaches them one by one (seconds for a hundred probes on a loaded
