@@ -1,7 +1,14 @@
 //! `cgroup_mkdir`: the containers' cgroup ids, learnt as the runtime creates
 //! them.
 
-use crate::*;
+use aya_ebpf::{helpers::generated as bh, macros::raw_tracepoint, programs::RawTracePointContext};
+use profiler_common::{ID_MAX, Offsets, PATH_MAX, SCOPE_ALL, SCOPE_IDS, kind};
+
+use crate::{
+    event::{fill_header, submit},
+    maps::{CONTAINER_IDS, SCRATCH, TARGET_CGROUPS},
+    mem::{config, rk},
+};
 
 /// Raw tracepoint `cgroup_mkdir(struct cgroup *cgrp, const char *path)`:
 /// learns a container's cgroup v2 id the moment the runtime creates it.

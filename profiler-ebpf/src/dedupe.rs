@@ -1,7 +1,12 @@
 //! In-kernel dedupe: repeated identical operations are counted in `DEDUP`
 //! and sent once.
 
-use crate::*;
+use profiler_common::{Config, DedupValue, PATH_MAX, counter};
+
+use crate::{
+    maps::{BPF_NOEXIST, DEDUP, EEXIST, O_ACCMODE, O_APPEND, O_CREAT, O_TRUNC},
+    mem::{count, file_ident},
+};
 
 /// Hashes `len` bytes of `buf` eight at a time (bytes past `len` are
 /// masked off: the scratch slot holds stale data there). 512 iterations

@@ -1,7 +1,18 @@
 //! Building ring-buffer records: headers, object records (the file
 //! behind an fd) and named records (a name relative to a directory).
 
-use crate::*;
+use aya_ebpf::helpers::generated as bh;
+use profiler_common::{
+    Config, EventBuf, EventHeader, PATH_MAX, STATUS_BASE_DETACHED, STATUS_BASE_IS_OBJECT,
+    STATUS_NAME_ABSOLUTE, STATUS_NAME_TRUNCATED, counter, kind,
+};
+
+use crate::{
+    dedupe::{hash_bytes, object_key, seen_before},
+    maps::{AT_FDCWD, EVENTS, HEADER, SCRATCH, TRACED},
+    mem::{count, current_task, dentry_ident, fd_file, read_path, rk},
+    walk::request_walk,
+};
 
 #[inline(always)]
 pub(crate) fn fill_header(h: &mut EventHeader, k: u32, opc: u32, ret: i64, pid_tgid: u64) {
@@ -60,7 +71,7 @@ pub(crate) fn submit(ev: *mut EventBuf) {
 }
 
 /// Builds the record for an object operation already found new by
-/// [`object_is_new`].
+/// [`object_is_new`](crate::dedupe::object_is_new).
 #[inline(always)]
 pub(crate) fn emit_object(
     cfg: &Config,

@@ -23,8 +23,13 @@
 // The bpfel target has no `AtomicU64`: atomic adds use the intrinsic there
 // (the host build, for clippy, uses `AtomicU64`).
 #![cfg_attr(target_arch = "bpf", feature(core_intrinsics))]
-#![cfg_attr(target_arch = "bpf", allow(internal_features))]
-#![allow(static_mut_refs)]
+#![cfg_attr(
+    target_arch = "bpf",
+    expect(
+        internal_features,
+        reason = "`core::intrinsics::atomic_xadd` is how `mem::atomic_add` gets a BPF_XADD on a target without `AtomicU64`"
+    )
+)]
 
 mod cgroup;
 mod dedupe;
@@ -38,27 +43,6 @@ mod stages;
 mod syscalls;
 mod walk;
 
-use aya_ebpf::{
-    helpers::generated as bh,
-    macros::{map, raw_tracepoint},
-    maps::{Array, HashMap, LruHashMap, PerCpuArray, ProgramArray, RingBuf},
-    programs::RawTracePointContext,
-};
-use profiler_common::{
-    BASE_LIMIT, CONTAINER_IDS_LEN, Config, Counters, DATA_SIZE, DedupValue, EventBuf, EventHeader,
-    FileStats, ID_MAX, INFLIGHT_SLOTS_DEFAULT, Inflight, JUMP_EMIT, JUMP_WALK, MAX_DEPTH,
-    NAME_MAX_NUL, NO_ARG, Offsets, PATH_MAX, SCOPE_ALL, SCOPE_IDS, SPECS_LEN, STATUS_BASE_DETACHED,
-    STATUS_BASE_IS_OBJECT, STATUS_BASE_TRUNCATED, STATUS_NAME_ABSOLUTE, STATUS_NAME_TRUNCATED,
-    SyscallSpec, TRACED_BITS_LEN, argkind, counter, kind, op, specflag,
-};
-
-use dedupe::*;
-use event::*;
-use maps::*;
-use mem::*;
-use syscalls::*;
-use walk::*;
-
 #[cfg(not(test))]
 #[panic_handler]
 fn panic(_info: &core::panic::PanicInfo) -> ! {
@@ -68,6 +52,3 @@ fn panic(_info: &core::panic::PanicInfo) -> ! {
 #[unsafe(link_section = "license")]
 #[unsafe(no_mangle)]
 static LICENSE: [u8; 13] = *b"Dual MIT/GPL\0";
-
-// Keep unused-import lint quiet for constants only used in some cfgs.
-const _: usize = DATA_SIZE;

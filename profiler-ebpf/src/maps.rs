@@ -1,7 +1,14 @@
 //! Maps, the per-CPU job queue shared by the tail-called stages, and the
 //! kernel ABI constants the programs need.
 
-use crate::*;
+use aya_ebpf::{
+    macros::map,
+    maps::{Array, HashMap, LruHashMap, PerCpuArray, ProgramArray, RingBuf},
+};
+use profiler_common::{
+    CONTAINER_IDS_LEN, Config, Counters, DedupValue, EventBuf, EventHeader, FileStats, ID_MAX,
+    INFLIGHT_SLOTS_DEFAULT, Inflight, SPECS_LEN, SyscallSpec, TRACED_BITS_LEN,
+};
 
 /// 4 MiB: with in-kernel dedupe only distinct operations are sent (~200
 /// bytes each), so ~20k can queue before userspace drains; `--ringbuf-bytes`

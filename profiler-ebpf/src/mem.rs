@@ -1,7 +1,13 @@
 //! Kernel-memory helpers: typed reads, the current task, fd → file, and
 //! the identity dedupe keys and `FILES` use.
 
-use crate::*;
+use aya_ebpf::helpers::generated as bh;
+use profiler_common::{Config, Offsets, counter};
+
+use crate::{
+    dedupe::mix,
+    maps::{CONFIG, COUNTERS, TRACED, TRACED_BITS},
+};
 
 #[inline(always)]
 pub(crate) fn count(idx: usize) {

@@ -1,7 +1,19 @@
 //! Process lifecycle: who is traced (exec in the target cgroup, fork of a
 //! traced process) and what was executed.
 
-use crate::*;
+use aya_ebpf::{helpers::generated as bh, macros::raw_tracepoint, programs::RawTracePointContext};
+use profiler_common::{Offsets, counter, kind, op};
+
+use crate::{
+    dedupe::object_is_new,
+    event::{fill_header, submit},
+    maps::{JOBS, SCRATCH, TARGET_CGROUPS, TRACED},
+    mem::{
+        config, count, current_task, rk, tgid_maybe_traced, tgid_traced, trace_tgid, traced_cgroup,
+        untrace_tgid,
+    },
+    syscalls::{Queue, forget_inflight},
+};
 
 /// Raw tracepoint `sched_process_exec(struct task_struct *p, pid_t
 /// old_pid, struct linux_binprm *bprm)`: raw, like `sys_exit`, because it

@@ -1,6 +1,14 @@
 //! The tail-called stages (never attached; reached through `JUMP`).
 
-use crate::*;
+use aya_ebpf::{macros::raw_tracepoint, programs::RawTracePointContext};
+use profiler_common::{JUMP_EMIT, JUMP_WALK, counter};
+
+use crate::{
+    event::{emit_named, emit_object},
+    maps::{JOB_NAMED_KERNEL, JOB_OBJECT, JOBS, JUMP},
+    mem::{config, count},
+    walk::finish_walk,
+};
 
 /// Builds and sends the queued path jobs, one per invocation, tail-calling
 /// itself for the next one. Never attached; reached through `JUMP`.

@@ -2,7 +2,25 @@
 //! syscalls (or accounts writes), `sys_exit` resolves them and queues path
 //! jobs for `emit`.
 
-use crate::*;
+use aya_ebpf::{helpers::generated as bh, macros::raw_tracepoint, programs::RawTracePointContext};
+use profiler_common::{
+    Config, FileStats, Inflight, JUMP_EMIT, NO_ARG, Offsets, PATH_MAX, SPECS_LEN, argkind, counter,
+    op, specflag,
+};
+
+use crate::{
+    dedupe::{ident_is_new, object_is_new},
+    event::stamp_cgroup,
+    maps::{
+        AF_UNIX, AT_EMPTY_PATH, AT_FDCWD, AT_REMOVEDIR, BPF_NOEXIST, FILES, FMODE_WRITE, INFLIGHT,
+        INFLIGHT_SLOTS, JOB_NAMED, JOB_NAMED_KERNEL, JOB_OBJECT, JOBS, JUMP, Job, Jobs, O_ACCMODE,
+        O_APPEND, O_CREAT, O_TRUNC, PROT_EXEC, S_IFMT, S_IFREG, SPECS, SUN_PATH_MAX, W_OK,
+    },
+    mem::{
+        compat_word, config, count, fd_file, file_ident, file_inode_ident, rk, sys_reg_idx,
+        task_for_probes, tgid_maybe_traced, traced_cgroup,
+    },
+};
 
 #[inline(always)]
 pub(crate) fn arg(args: &[u64; 6], idx: u8) -> u64 {
@@ -573,7 +591,10 @@ impl Queue<'_> {
     }
 
     #[inline(always)]
-    #[allow(clippy::too_many_arguments)]
+    #[expect(
+        clippy::too_many_arguments,
+        reason = "one named `Job`'s fields, as `emit_named` takes them back; each call site fills them from its own syscall's arguments"
+    )]
     pub(crate) fn named(
         &mut self,
         opc: u32,

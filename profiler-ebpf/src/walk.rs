@@ -5,7 +5,17 @@
 //! iteration is explored once; any branch added inside the loop multiplies
 //! what `emit` and `walk_prog` cost to verify (E2BIG at load when over).
 
-use crate::*;
+use aya_ebpf::helpers::generated as bh;
+use profiler_common::{
+    BASE_LIMIT, Config, MAX_DEPTH, NAME_MAX_NUL, Offsets, PATH_MAX, STATUS_BASE_DETACHED,
+    STATUS_BASE_TRUNCATED, counter,
+};
+
+use crate::{
+    event::submit,
+    maps::{JOBS, SCRATCH},
+    mem::{count, current_task, read_path, rk},
+};
 
 /// The walk's cursor, kept in map memory (the scratch slot's `base_len`)
 /// rather than in a register: the verifier does not track map contents, so
