@@ -12,6 +12,7 @@ pub mod cli;
 pub mod compose;
 pub mod doctor;
 pub mod environment;
+pub mod host;
 pub mod kube;
 pub mod model;
 pub mod render;

@@ -6,9 +6,9 @@ use clap::Args;
 
 use super::{EXIT_LOSS, parse_duration};
 use crate::{
-    analysis::Settings,
     environment::ContainerEnv,
     model::RunOptions,
+    model::Settings,
     render::Format,
     runtime::Engine,
     session::{self, RunConfig},

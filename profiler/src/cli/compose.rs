@@ -13,12 +13,12 @@ use clap::Args;
 
 use super::{EXIT_LOSS, EXIT_VERIFY_FAILED, profile::ProfileArgs};
 use crate::{
-    analysis::Settings,
     compose::{
         self, ComposeError, Hardening, Project, Service,
         project::{ProjectError, ProjectRun},
         verify::{self, Expect},
     },
+    model::Settings,
     model::{Ended, MountKind, Report},
     render::compose::{VolumeEntry, compose_file},
     runtime::Engine,

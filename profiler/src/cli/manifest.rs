@@ -15,8 +15,8 @@ use super::{
     profile::{Mode, ProfileArgs},
 };
 use crate::{
-    analysis::Settings,
     kube::{self, KubeError, Manifest, PodRun},
+    model::Settings,
     model::{Report, Round, RoundKind},
     render,
     runtime::Engine,

@@ -7,8 +7,8 @@ use clap::Args;
 
 use super::{DEFAULT_MAX_RUNS, EXIT_LOSS, EXIT_VERIFY_FAILED, ObserveArgs, RunArgs, verify};
 use crate::{
-    analysis::Settings,
     environment::ContainerEnv,
+    model::Settings,
     render::{self, Format},
     runtime::Engine,
     session::{

@@ -4,8 +4,8 @@ use std::fmt::Write as _;
 
 use tabled::{builder::Builder, settings::Style};
 
-use super::{docker::docker_script_body, escape_bytes, size_mi};
-use crate::model::{MountKind, PlannedMount, Report};
+use super::{docker::docker_script_body, escape_bytes};
+use crate::model::{MountKind, PlannedMount, Report, size_mi};
 
 /// Short name of a mount kind for tables.
 #[must_use]

@@ -22,8 +22,9 @@ use self::{
     progress::{bar, note},
 };
 use crate::{
-    analysis::{self, AnalysisInput, Settings},
+    analysis::{self, AnalysisInput},
     environment::ContainerEnv,
+    model::Settings,
     model::{
         ImageConfig, ImageListing, Losses, PathObservation, Phase, Report, RunMeta, RunOptions,
         SCHEMA_VERSION, TraceStats,

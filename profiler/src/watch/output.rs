@@ -9,7 +9,7 @@ use std::{
 
 use super::{WatchError, source::ImageFacts, workload};
 use crate::{
-    analysis::Settings,
+    model::Settings,
     model::{Ended, Losses, PathObservation, Report, RunMeta, RunOptions, TraceStats},
     render,
     session::{self, RunOutput},

@@ -11,13 +11,14 @@ use aya::maps::{MapData, RingBuf};
 use futures::StreamExt as _;
 
 use super::{
-    Filter, WatchConfig, WatchError, cgroup,
+    Filter, WatchConfig, WatchError,
     demux::{self, Demux, NewCgroup},
     output::{Finished, Outputs},
     source::{Events, ImageCache, Source},
     tracing, workload,
 };
 use crate::{
+    host::cgroup,
     model::{Ended, Losses, RunMeta},
     runtime::{self, ContainerInfo, LifecycleEvent},
     session::interrupt,

@@ -4,7 +4,7 @@
 
 use super::{check_minimal, cut_short_reason, iterate, verify_and_repair};
 use crate::{
-    analysis::Settings,
+    model::Settings,
     model::{Phase, Report, RoundKind},
     session::{self, Context, RunConfig, RunOutput, SessionError, Stopwatch, interrupt},
 };

@@ -50,7 +50,7 @@ async fn run_with_plan(
         match m.kind {
             MountKind::Tmpfs => cfg
                 .extra_tmpfs
-                .push((target.to_owned(), crate::render::docker::tmpfs_options(m))),
+                .push((target.to_owned(), m.options.tmpfs_options())),
             MountKind::SeededVolume | MountKind::PersistentVolume => {
                 // Fresh per round: a seeded volume is filled from the image
                 // only while empty.
