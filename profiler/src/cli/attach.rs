@@ -66,7 +66,7 @@ pub async fn run(args: &AttachArgs) -> anyhow::Result<i32> {
         read_only: false,
         extra_tmpfs: vec![],
         extra_binds: vec![],
-        mode: "attach",
+        mode: crate::model::RunMode::Attach,
         ringbuf_bytes: None,
         extras: crate::runtime::ServiceExtras::default(),
     };

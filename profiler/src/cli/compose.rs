@@ -214,7 +214,7 @@ async fn profile_one(
         read_only: false,
         extra_tmpfs: vec![],
         extra_binds: vec![],
-        mode: "profile",
+        mode: crate::model::RunMode::Profile,
         ringbuf_bytes: args.ringbuf_bytes,
         extras,
     };

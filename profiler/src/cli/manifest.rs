@@ -124,7 +124,7 @@ fn config(args: &ProfileArgs, pod: &PodRun, read_only: bool) -> RunConfig {
         read_only,
         extra_tmpfs: vec![],
         extra_binds: vec![],
-        mode: "profile",
+        mode: crate::model::RunMode::Profile,
         ringbuf_bytes: args.ringbuf_bytes,
         extras: crate::runtime::ServiceExtras::default(),
     }
@@ -212,7 +212,7 @@ async fn verify_patched(
         .await
         .map_err(lift)?;
     let mut cfg = config(args, &pod, pod.read_only);
-    cfg.mode = "verify";
+    cfg.mode = crate::model::RunMode::Verify;
     let ro = session::run(ctx, &cfg).await;
     if let Ok(o) = &ro {
         ctx.remove_later(o.meta.container_id.clone(), Vec::new());

@@ -143,7 +143,7 @@ pub async fn run(args: &ProfileArgs) -> anyhow::Result<i32> {
         read_only: args.read_only || args.mode == Mode::Iterate,
         extra_tmpfs: vec![],
         extra_binds: vec![],
-        mode: "profile",
+        mode: crate::model::RunMode::Profile,
         ringbuf_bytes: args.ringbuf_bytes,
         extras: crate::runtime::ServiceExtras::default(),
     };

@@ -112,7 +112,7 @@ pub async fn run(args: &VerifyArgs, run_args: &RunArgs) -> anyhow::Result<i32> {
         read_only: true,
         extra_tmpfs: vec![],
         extra_binds: vec![],
-        mode: "verify",
+        mode: crate::model::RunMode::Verify,
         ringbuf_bytes: None,
         extras: crate::runtime::ServiceExtras::default(),
     };

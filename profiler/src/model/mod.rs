@@ -22,10 +22,10 @@ pub use self::{
     opmap::{ErrorCounts, OpEntry, OpMap},
     path::{CPath, MAX_SYMLINK_HOPS, canonicalize},
     plan::{
-        Evidence, Exclusion, MountKind, MountOptions, MountPlan, PlannedMount, Settings, Unmounted,
-        size_mi,
+        Evidence, Exclusion, MountKind, MountOptions, MountPlan, MountRule, PlannedMount, Settings,
+        Unmounted, size_mi,
     },
-    report::{Losses, Report, RunMeta, TraceStats},
+    report::{Losses, Report, RunMeta, RunMode, TaskReads, TraceStats},
     round::{Health, Round, RoundKind},
     run::{EnvValues, EnvVar, RunOptions},
     timing::{Ended, Phase, PhaseTime},

@@ -132,11 +132,62 @@ pub fn size_mi(bytes: u64) -> String {
     }
 }
 
+/// The rule that chose a mount point, serialised as the short name users
+/// see in the evidence (`parent-of-new-entry`, …).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum MountRule {
+    /// A new entry was created in (or removed from) an app-made entry's dir.
+    #[default]
+    ParentOfNewEntry,
+    /// A file the app created was written in place.
+    AppFileModified,
+    /// A directory was changed in place (chmod, chown, utimes, xattr).
+    DirModifiedInPlace,
+    /// A file of the image was removed or renamed away.
+    ImageFileRemoved,
+    /// A file of the image was written in place.
+    ImageFileModified,
+    /// The directory the application created is not a mount point: its
+    /// nearest ancestor in the image is.
+    NearestImageAncestor,
+    /// Nested candidates folded into one mount.
+    NestedFolded,
+    /// Merged to stay within `--max-mounts`.
+    MaxMountsMerge,
+    /// Data to persist (a persistent volume).
+    PersistentData,
+    /// An image directory below a planned tmpfs that the run used.
+    ImageDirUnderTmpfs,
+    /// A VOLUME the image declares.
+    DeclaredVolume,
+}
+
+impl MountRule {
+    /// The short name users see.
+    #[must_use]
+    pub fn as_str(self) -> &'static str {
+        match self {
+            MountRule::ParentOfNewEntry => "parent-of-new-entry",
+            MountRule::AppFileModified => "app-file-modified",
+            MountRule::DirModifiedInPlace => "dir-modified-in-place",
+            MountRule::ImageFileRemoved => "image-file-removed",
+            MountRule::ImageFileModified => "image-file-modified",
+            MountRule::NearestImageAncestor => "nearest-image-ancestor",
+            MountRule::NestedFolded => "nested-folded",
+            MountRule::MaxMountsMerge => "max-mounts-merge",
+            MountRule::PersistentData => "persistent-data",
+            MountRule::ImageDirUnderTmpfs => "image-dir-under-tmpfs",
+            MountRule::DeclaredVolume => "declared-volume",
+        }
+    }
+}
+
 /// Why a mount is in the plan.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Evidence {
-    /// Short name of the rule that chose this mount point.
-    pub rule: String,
+    /// The rule that chose this mount point.
+    pub rule: MountRule,
     /// Human explanation.
     pub reason: String,
     /// Observed paths this mount covers.

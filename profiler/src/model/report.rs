@@ -63,7 +63,7 @@ pub struct TraceStats {
     /// `probe_read` (a helper call per field: older kernels, or a verifier
     /// that refused the first).
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub task_reads: Option<String>,
+    pub task_reads: Option<TaskReads>,
     /// Wall time per phase of the run, in order (a closed loop adds
     /// `verify`; each round has its own in `rounds`).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
@@ -83,8 +83,8 @@ pub struct TraceStats {
     reason = "report fields users read, each a yes/no of its own"
 )]
 pub struct RunMeta {
-    /// `profile`, `attach`, `verify`, or `iterate`.
-    pub mode: String,
+    /// `profile`, `attach`, `verify`, `iterate` or `watch`.
+    pub mode: RunMode,
     /// Container id.
     #[serde(default)]
     pub container_id: String,
@@ -157,4 +157,46 @@ pub struct Report {
     /// (`verify --repair` continues from them).
     #[serde(default)]
     pub settings: Settings,
+}
+
+/// Which workflow made a run, as the report's `run.mode` says.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RunMode {
+    /// `roprof profile` (and `--compose`, `--manifest`).
+    #[default]
+    Profile,
+    /// `roprof attach`.
+    Attach,
+    /// A read-only run with a plan (`roprof verify`, `--verify`).
+    Verify,
+    /// `--mode iterate`.
+    Iterate,
+    /// `roprof watch`.
+    Watch,
+}
+
+impl RunMode {
+    /// The name users see.
+    #[must_use]
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RunMode::Profile => "profile",
+            RunMode::Attach => "attach",
+            RunMode::Verify => "verify",
+            RunMode::Iterate => "iterate",
+            RunMode::Watch => "watch",
+        }
+    }
+}
+
+/// How the kernel side read the current task on its hot path.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum TaskReads {
+    /// Plain loads through `bpf_get_current_task_btf` (Linux 5.11+).
+    Btf,
+    /// A `bpf_probe_read_kernel` call per field (older kernels, or a
+    /// verifier that refused the BTF variant).
+    ProbeRead,
 }

@@ -24,11 +24,11 @@ use self::{
 use crate::{
     analysis::{self, AnalysisInput},
     environment::ContainerEnv,
-    model::Settings,
     model::{
         ImageConfig, ImageListing, Losses, PathObservation, Phase, Report, RunMeta, RunOptions,
         SCHEMA_VERSION, TraceStats,
     },
+    model::{RunMode, Settings},
     runtime::{ContainerSpec, Engine},
     trace::Scope,
 };
@@ -65,7 +65,7 @@ pub struct RunConfig {
     /// Volume binds from a plan (verify).
     pub extra_binds: Vec<String>,
     /// Mode name for the report.
-    pub mode: &'static str,
+    pub mode: RunMode,
     /// Ring buffer size override.
     pub ringbuf_bytes: Option<u32>,
     /// A compose service's aliases, healthcheck and entrypoint.
@@ -249,7 +249,7 @@ pub fn unobserved_report(cfg: &RunConfig, why: &str) -> Report {
         },
         run_options: cfg.run.clone(),
         run: RunMeta {
-            mode: cfg.mode.into(),
+            mode: cfg.mode,
             read_only: cfg.read_only,
             incomplete: true,
             incomplete_reason: Some(why.to_owned()),

@@ -257,7 +257,7 @@ impl<'t> Observation<'t> {
             listing,
             observations: collected.observations,
             meta: RunMeta {
-                mode: cfg.mode.into(),
+                mode: cfg.mode,
                 container_id: id.to_owned(),
                 read_only: cfg.read_only,
                 observed_secs: w.observed.as_secs_f64(),

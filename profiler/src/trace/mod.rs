@@ -32,7 +32,7 @@ pub use self::{
     lookup::{KernelLookup, Lookup},
     reuse::drain_ring,
 };
-use crate::model::{Losses, TraceStats};
+use crate::model::{Losses, TaskReads, TraceStats};
 
 /// The eBPF object built by `build.rs`.
 pub(crate) static EBPF_OBJECT: &[u8] =
@@ -392,7 +392,11 @@ impl Tracer {
                 dedup_full: c[counter::DEDUP_FULL],
                 io_uring_setups: c[counter::IO_URING_SETUPS],
                 verified_insns: self.verified.clone(),
-                task_reads: Some(if self.task_btf { "btf" } else { "probe_read" }.to_owned()),
+                task_reads: Some(if self.task_btf {
+                    TaskReads::Btf
+                } else {
+                    TaskReads::ProbeRead
+                }),
                 ..TraceStats::default()
             },
         ))

@@ -19,7 +19,7 @@ use super::{
 };
 use crate::{
     host::cgroup,
-    model::{Ended, Losses, RunMeta},
+    model::{Ended, Losses, RunMeta, RunMode},
     runtime::{self, ContainerInfo, LifecycleEvent},
     session::interrupt,
     trace::{Collector, TraceError, Tracer},
@@ -420,7 +420,7 @@ impl Watch {
         }
         let end = t.exited.map_or_else(Instant::now, |(at, _)| at);
         let meta = RunMeta {
-            mode: "watch".into(),
+            mode: RunMode::Watch,
             container_id: t.info.id.clone(),
             observed_secs: end.duration_since(t.since).as_secs_f64(),
             ended: Some(cut.as_ref().map_or(Ended::Exited, |(e, _)| *e)),
