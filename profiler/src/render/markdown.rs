@@ -48,11 +48,8 @@ pub fn markdown(report: &Report) -> String {
     );
     let _ = writeln!(s, "| | |\n|---|---|");
     let _ = writeln!(s, "| image | {} |", escape(report.image.image.as_bytes()));
-    let _ = writeln!(
-        s,
-        "| mode | {} |",
-        escape(report.run.mode.as_str().as_bytes())
-    );
+    let mode = report.run.mode.as_str().as_bytes();
+    let _ = writeln!(s, "| mode | {} |", escape(mode));
     let _ = writeln!(s, "| observed for | {:.1} s |", report.run.observed_secs);
     let _ = writeln!(s, "| mounts | {} |", p.mounts.len());
     let _ = writeln!(s, "| excluded paths | {} |", p.excluded.len());
