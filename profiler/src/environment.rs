@@ -6,7 +6,7 @@
 //! shows names only, so the closed loop can reuse the real values while
 //! nothing writes them down. Reports and every rendered format keep the
 //! variables' names ([`EnvVar`] without a value) and refer to env files by
-//! path, unless `--reveal-env` ([`EnvValues::Revealed`]).
+//! path, unless `--reveal-env` ([`crate::model::EnvValues::Revealed`]).
 //!
 //! [`apply_policy`] is the one place outputs pass through: it drops the
 //! values from the run options and removes them from the free text a run
@@ -15,9 +15,7 @@
 
 use std::{fmt, path::PathBuf};
 
-use serde::{Deserialize, Serialize};
-
-use crate::model::Report;
+use crate::model::{EnvVar, Report};
 
 /// Errors reading `-e` and `--env-file`. None of them quotes a value.
 #[derive(Debug, thiserror::Error)]
@@ -77,40 +75,6 @@ pub enum EnvError {
         /// The variable.
         name: String,
     },
-}
-
-/// One variable given with `-e`: its name, and its value only in a report
-/// written with `--reveal-env` (or read from a schema 1 report).
-#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct EnvVar {
-    /// Variable name.
-    pub name: String,
-    /// Value as given; `None` when withheld or passed through (`-e NAME`).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub value: Option<String>,
-}
-
-impl fmt::Debug for EnvVar {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let mut d = f.debug_struct("EnvVar");
-        d.field("name", &self.name);
-        if self.value.is_some() {
-            d.field("value", &"<not shown>");
-        }
-        d.finish()
-    }
-}
-
-/// Whether a report holds the `-e` values it was given.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum EnvValues {
-    /// Names only (the default): whoever runs the output exports the
-    /// variables first.
-    #[default]
-    Withheld,
-    /// Values written as given (`--reveal-env`; files are then 0600).
-    Revealed,
 }
 
 /// What the container is given, in Docker's order (env files, then `-e`):

@@ -3,10 +3,10 @@
 
 use std::path::Path;
 
-use super::{
-    ContainerEnv, EnvError, EnvValues, EnvVar, apply_policy, parse_env_args, parse_env_file,
+use super::{ContainerEnv, EnvError, apply_policy, parse_env_args, parse_env_file};
+use crate::model::{
+    CPath, EnvValues, EnvVar, Exclusion, PathObservation, Report, Round, RunOptions,
 };
-use crate::model::{CPath, Exclusion, PathObservation, Report, Round, RunOptions};
 
 #[expect(
     clippy::unnecessary_wraps,

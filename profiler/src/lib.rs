@@ -1,20 +1,28 @@
 //! roprof: profile the writable paths of a container so it can run with a
 //! read-only root filesystem.
 //!
-//! Layers: [`trace`] (eBPF loading and draining), [`runtime`] (Docker Engine
-//! API), [`session`] (one profiling run), [`analysis`] (pure: observations in,
-//! mount plan out), [`render`] (one file per output format), [`cli`];
-//! [`environment`] keeps the values of `-e`/`--env-file` out of every output;
-//! [`doctor`] checks whether the host can profile at all.
+//! Layers, bottom first; each module imports only those listed before it
+//! (ARCHITECTURE.md; `tests/layers.rs` checks it):
+//! [`host`] (kernel and cgroup facts), [`model`] (the data every layer
+//! speaks: observations, plan, report), [`environment`] (the `-e` values,
+//! kept out of every output), [`analysis`] (pure: observations in, mount
+//! plan out), [`render`] (one file per output format), [`runtime`] (Docker,
+//! Podman and containerd), [`trace`] (eBPF loading and draining),
+//! [`doctor`] (can this host profile?), [`session`] (one profiling run and
+//! the closed loop), [`request`] (what the user asked for, and the exit
+//! code it ends with), [`compose`] and [`kube`] (profiling a compose
+//! service or a pod template), [`watch`] (the node agent). The command
+//! line is the binary's (`src/cli/`), above all of them.
 
 pub mod analysis;
-pub mod cli;
 pub mod compose;
 pub mod doctor;
 pub mod environment;
+pub mod host;
 pub mod kube;
 pub mod model;
 pub mod render;
+pub mod request;
 pub mod runtime;
 pub mod session;
 pub mod trace;

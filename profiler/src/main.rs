@@ -1,10 +1,14 @@
 //! The `roprof` binary: parses the command line, runs, maps errors to exit codes.
+//!
+//! The command-line layer ([`cli`]) lives here, above the `roprof`
+//! library: it turns arguments into the library's requests and prints the
+//! results; the library never sees clap.
+
+mod cli;
 
 use clap::Parser as _;
-use roprof::{
-    cli::{self, Cli, Command, EXIT_INTERRUPTED},
-    session::SessionError,
-};
+use cli::{Cli, Command, EXIT_INTERRUPTED};
+use roprof::session::SessionError;
 
 fn main() {
     one_malloc_arena();

@@ -6,7 +6,8 @@ use std::{borrow::Cow, collections::BTreeMap, sync::Arc};
 
 use super::paths::{canonicalize_config_path, is_root};
 use crate::model::{
-    CPath, EntryKind, Exclusion, ImageConfig, ImageListing, Op, PathObservation, RunOptions, errno,
+    CPath, EntryKind, Exclusion, ImageConfig, ImageListing, MountRule, Op, PathObservation,
+    RunOptions, errno,
 };
 
 /// Why a directory must be writable. Ordered by how much they say about the
@@ -25,16 +26,14 @@ pub enum NeedRule {
     ImageFileModified,
 }
 
-impl NeedRule {
-    /// Short rule name for the evidence.
-    #[must_use]
-    pub fn name(self) -> &'static str {
-        match self {
-            NeedRule::ParentOfNewEntry => "parent-of-new-entry",
-            NeedRule::AppFileModified => "app-file-modified",
-            NeedRule::DirModified => "dir-modified-in-place",
-            NeedRule::ImageFileRemoved => "image-file-removed",
-            NeedRule::ImageFileModified => "image-file-modified",
+impl From<NeedRule> for MountRule {
+    fn from(r: NeedRule) -> Self {
+        match r {
+            NeedRule::ParentOfNewEntry => MountRule::ParentOfNewEntry,
+            NeedRule::AppFileModified => MountRule::AppFileModified,
+            NeedRule::DirModified => MountRule::DirModifiedInPlace,
+            NeedRule::ImageFileRemoved => MountRule::ImageFileRemoved,
+            NeedRule::ImageFileModified => MountRule::ImageFileModified,
         }
     }
 }

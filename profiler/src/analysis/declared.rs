@@ -14,8 +14,8 @@ use super::{
     paths::{canonicalize_config_path, entries_below, is_root},
 };
 use crate::model::{
-    CPath, EntryKind, Evidence, ImageConfig, ImageListing, MountKind, MountOptions, PlannedMount,
-    RunOptions,
+    CPath, EntryKind, Evidence, ImageConfig, ImageListing, MountKind, MountOptions, MountRule,
+    PlannedMount, RunOptions,
 };
 
 /// A persistent mount for every declared `VOLUME` with writes below it,
@@ -81,7 +81,7 @@ pub fn declared_volume_mounts(
             },
             shadows_image_content: entries_below(listing, &root).next().is_some(),
             evidence: Evidence {
-                rule: "declared-volume".into(),
+                rule: MountRule::DeclaredVolume,
                 reason: format!(
                     "{} written path(s) below {root}, which the image declares as a VOLUME: data \
                      meant to outlive the container. Persistent volume: Docker would only mount \

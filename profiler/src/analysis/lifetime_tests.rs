@@ -6,7 +6,7 @@ use super::{
     tests::{dirs, entry, listing, obs},
 };
 use crate::model::{
-    CPath, EntryKind, ImageConfig, ImageEntry, ImageListing, MountKind, MountPlan, Op,
+    CPath, EntryKind, ImageConfig, ImageEntry, ImageListing, MountKind, MountPlan, MountRule, Op,
     PathObservation, RunOptions,
 };
 
@@ -169,7 +169,7 @@ fn used_empty_image_dirs_under_a_tmpfs_get_nested_tmpfs_with_their_mode() {
         "no volume of any kind for /run"
     );
     assert_eq!(p.mounts[1].options.mode, 0o1777, "the image's mode");
-    assert_eq!(p.mounts[1].evidence.rule, "image-dir-under-tmpfs");
+    assert_eq!(p.mounts[1].evidence.rule, MountRule::ImageDirUnderTmpfs);
     assert!(
         p.warnings.iter().any(|w| w.contains("/run/mount")),
         "the unused one is noted: {:?}",

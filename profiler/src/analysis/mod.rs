@@ -40,8 +40,6 @@ mod tests;
 
 use std::collections::{BTreeMap, BTreeSet};
 
-pub use paths::canonicalize;
-
 use self::{
     classify::{classify, zones},
     mounts::{Ctx, Placed, finalize, fold_nested, merge_to_budget},
@@ -49,54 +47,11 @@ use self::{
 };
 use crate::model::{
     CPath, Exclusion, ImageConfig, ImageListing, MountPlan, PathObservation, PlannedMount,
-    RunOptions, Unmounted,
+    RunOptions, Settings, Unmounted,
 };
 
 /// The warning of a run that wrote nothing.
 pub const NO_WRITES: &str = "no writes observed: the image runs read-only as is";
-
-/// Knobs of the planner. Saved in the report (`settings`), so that a
-/// closed loop resumed from a saved report keeps its repairs and budget.
-#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
-#[serde(default)]
-pub struct Settings {
-    /// Merge mounts until at most this many remain.
-    pub max_mounts: Option<usize>,
-    /// Smallest size limit proposed for a mount that saw bytes.
-    pub min_size_bytes: u64,
-    /// Headroom factor applied to the peak bytes seen.
-    pub size_factor: u64,
-    /// Treat writes under WORKDIR of an image that declares VOLUMEs (a data
-    /// service) as data to persist.
-    pub persist_data_service_workdir: bool,
-    /// Mount targets that must be seeded volumes (repairs after a
-    /// verification showed a tmpfs hid something the application needed).
-    pub force_seed: BTreeSet<CPath>,
-    /// Directories that must not be mount points (repairs after `mkdir` of a
-    /// mount point failed with EEXIST): the next eligible ancestor is used.
-    pub forbid_points: BTreeSet<CPath>,
-    /// Mount targets dropped because leave-one-out showed them redundant.
-    pub drop: BTreeSet<CPath>,
-    /// Mount targets dropped because leave-one-out showed that without
-    /// them writes fail softly (EROFS, same outcome): recorded in the
-    /// plan's `unmounted`, with a hint when one is known.
-    pub soft: BTreeSet<CPath>,
-}
-
-impl Default for Settings {
-    fn default() -> Self {
-        Self {
-            max_mounts: None,
-            min_size_bytes: 16 * 1024 * 1024,
-            size_factor: 2,
-            persist_data_service_workdir: true,
-            force_seed: BTreeSet::new(),
-            forbid_points: BTreeSet::new(),
-            drop: BTreeSet::new(),
-            soft: BTreeSet::new(),
-        }
-    }
-}
 
 /// Everything the planner reads.
 #[derive(Clone, Debug)]

@@ -13,8 +13,8 @@ use super::{
     paths::{common_ancestor, depth, entries_below, is_root},
 };
 use crate::model::{
-    CPath, EntryKind, Evidence, ImageEntry, ImageListing, MountKind, MountOptions, PathObservation,
-    PlannedMount,
+    CPath, EntryKind, Evidence, ImageEntry, ImageListing, MountKind, MountOptions, MountRule,
+    PathObservation, PlannedMount,
 };
 
 const MIB: u64 = 1024 * 1024;
@@ -352,7 +352,7 @@ fn nested_tmpfs(
         shadows_image_content: false,
         options,
         evidence: Evidence {
-            rule: "image-dir-under-tmpfs".into(),
+            rule: MountRule::ImageDirUnderTmpfs,
             reason: format!(
                 "The image has {} below the tmpfs at {parent} and the run used it; the parent \
                  holds no image files, so a tmpfs of its own brings the directory back with \
@@ -463,20 +463,20 @@ fn evidence_for(
         .map(|p| &p.need.dir)
         .collect();
     let rule = if kind == MountKind::PersistentVolume {
-        "persistent-data"
+        MountRule::PersistentData
     } else if merged.contains(target) {
-        "max-mounts-merge"
+        MountRule::MaxMountsMerge
     } else if mine.iter().any(|p| p.point != *target) {
-        "nested-folded"
+        MountRule::NestedFolded
     } else if !walked.is_empty()
         && matches!(
             strongest,
             Some(NeedRule::ParentOfNewEntry | NeedRule::AppFileModified)
         )
     {
-        "nearest-image-ancestor"
+        MountRule::NearestImageAncestor
     } else {
-        strongest.map_or("parent-of-new-entry", NeedRule::name)
+        strongest.map_or(MountRule::ParentOfNewEntry, MountRule::from)
     };
     let mut reason = format!(
         "{} written path(s) need {target} writable; it is the deepest directory covering them \
@@ -498,7 +498,7 @@ fn evidence_for(
     }
     reason.push_str(&kind_reason(kind, content));
     Evidence {
-        rule: rule.to_owned(),
+        rule,
         reason,
         paths: observed,
         ops: ops.into_iter().collect(),

@@ -1,81 +1,10 @@
-//! Path helpers: canonicalisation of names the tracer sees relative to a
-//! directory, and queries on the image listing (symlinks, subtrees).
+//! Path helpers: queries on the image listing (symlinks, subtrees), and
+//! canonicalisation of config paths through it.
 //!
 //! Everything works on raw bytes: a container path need not be UTF-8 and a
 //! single changed byte would put a mount on the wrong directory.
 
-use std::collections::VecDeque;
-
-use crate::model::{CPath, EntryKind, ImageEntry, ImageListing};
-
-/// The kernel's limit on symlinks followed while resolving one path
-/// (`MAXSYMLINKS`); past it the kernel returns `ELOOP`.
-pub const MAX_SYMLINK_HOPS: usize = 40;
-
-/// Joins `name` onto the canonical absolute `base` and folds it into a
-/// canonical path.
-///
-/// - An absolute `name` starts again from `/`.
-/// - `.` is dropped, `..` goes to the parent (`..` at `/` stays at `/`), as
-///   the kernel does after symlinks are resolved.
-/// - Directory components that are symlinks (as told by `symlinks`, which
-///   returns the verbatim link target of a path that is a symlink) are
-///   replaced by their target, relative to the link's parent or absolute, at
-///   most [`MAX_SYMLINK_HOPS`] times; past that the rest is kept literally.
-/// - The final component is not resolved (the operation acts on the link
-///   itself, as `unlink`, `lstat` or `O_NOFOLLOW` do), unless the name ends
-///   with `/`, which makes it a directory component like the others.
-/// - Every other byte is kept exactly (spaces, newlines, non-UTF-8).
-#[must_use]
-pub fn canonicalize(
-    base: &CPath,
-    name: &[u8],
-    symlinks: &dyn Fn(&CPath) -> Option<CPath>,
-) -> CPath {
-    let mut cur = if name.first() == Some(&b'/') || base.as_bytes().first() != Some(&b'/') {
-        CPath::new(b"/".to_vec())
-    } else {
-        base.clone()
-    };
-    let trailing_slash = name.last() == Some(&b'/');
-    let mut pending: VecDeque<Vec<u8>> = split(name).collect();
-    let mut hops = 0;
-    while let Some(comp) = pending.pop_front() {
-        match comp.as_slice() {
-            b"." => {}
-            b".." => cur = cur.parent(),
-            _ => {
-                let next = cur.join(&comp);
-                let is_final = pending.is_empty() && !trailing_slash;
-                let target = if is_final || hops >= MAX_SYMLINK_HOPS {
-                    None
-                } else {
-                    symlinks(&next)
-                };
-                match target {
-                    Some(target) => {
-                        hops += 1;
-                        if target.as_bytes().first() == Some(&b'/') {
-                            cur = CPath::new(b"/".to_vec());
-                        }
-                        for c in split(target.as_bytes()).rev() {
-                            pending.push_front(c);
-                        }
-                    }
-                    None => cur = next,
-                }
-            }
-        }
-    }
-    cur
-}
-
-fn split(bytes: &[u8]) -> impl DoubleEndedIterator<Item = Vec<u8>> + '_ {
-    bytes
-        .split(|b| *b == b'/')
-        .filter(|c| !c.is_empty())
-        .map(<[u8]>::to_vec)
-}
+use crate::model::{CPath, EntryKind, ImageEntry, ImageListing, canonicalize};
 
 /// A symlink callback for [`canonicalize`] backed by the image listing.
 pub fn listing_symlinks(listing: &ImageListing) -> impl Fn(&CPath) -> Option<CPath> + '_ {

@@ -7,7 +7,7 @@ use super::{
     tests::{entry, listing, obs},
 };
 use crate::model::{
-    CPath, EntryKind, ImageConfig, ImageEntry, ImageListing, MountKind, MountPlan, Op,
+    CPath, EntryKind, ImageConfig, ImageEntry, ImageListing, MountKind, MountPlan, MountRule, Op,
     PathObservation, RunOptions,
 };
 
@@ -123,7 +123,7 @@ proptest! {
         for m in &p.mounts {
             prop_assert!(m.target != CPath::from("/"), "never mount /");
             let e = l.entries.get(&m.target);
-            let declared = m.evidence.rule == "declared-volume";
+            let declared = m.evidence.rule == MountRule::DeclaredVolume;
             prop_assert!(
                 declared || e.is_some_and(|e| e.kind == EntryKind::Dir),
                 "{:?} must be an image dir (or a declared VOLUME)", m.target
@@ -134,8 +134,8 @@ proptest! {
                         && m.kind != MountKind::PersistentVolume;
                     let image_dir_in_tmpfs = n.kind == MountKind::Tmpfs
                         && m.kind == MountKind::Tmpfs
-                        && n.evidence.rule == "image-dir-under-tmpfs";
-                    let declared_inside = n.evidence.rule == "declared-volume";
+                        && n.evidence.rule == MountRule::ImageDirUnderTmpfs;
+                    let declared_inside = n.evidence.rule == MountRule::DeclaredVolume;
                     prop_assert!(
                         persistent_inside || image_dir_in_tmpfs || declared_inside,
                         "{:?} nested in {:?} with no reason to differ", n.target, m.target
@@ -152,7 +152,7 @@ proptest! {
                 let hidden = below
                     .iter()
                     .any(|e| !p.mounts.iter().any(|n| n.target == e.path));
-                if hidden && m.evidence.rule != "image-dir-under-tmpfs" {
+                if hidden && m.evidence.rule != MountRule::ImageDirUnderTmpfs {
                     let needle = format!("tmpfs at {}", m.target);
                     prop_assert!(p.warnings.iter().any(|w| w.contains(&needle)), "hidden empty dirs under {:?} must be noted", m.target);
                 }

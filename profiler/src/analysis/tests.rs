@@ -3,8 +3,8 @@
 
 use super::{AnalysisInput, NO_WRITES, Settings, plan};
 use crate::model::{
-    CPath, EntryKind, ErrorCounts, ImageConfig, ImageEntry, ImageListing, MountKind, MountPlan, Op,
-    OpStats, PathObservation, ProcRef, RunOptions,
+    CPath, EntryKind, ErrorCounts, ImageConfig, ImageEntry, ImageListing, MountKind, MountPlan,
+    MountRule, Op, OpStats, PathObservation, ProcRef, RunOptions,
 };
 
 pub(super) fn entry(path: &str, kind: EntryKind) -> ImageEntry {
@@ -308,7 +308,7 @@ fn planner_table() {
         }
         for m in &p.mounts {
             assert!(
-                !m.evidence.paths.is_empty() && !m.evidence.rule.is_empty(),
+                !m.evidence.paths.is_empty(),
                 "{}: every mount carries evidence, got {m:?}",
                 c.name
             );
@@ -413,7 +413,7 @@ fn max_mounts_merges_cheapest_first() {
         ["/var/cache", "/var/log"],
         "a and b merge into /var/cache"
     );
-    assert_eq!(p.mounts[0].evidence.rule, "max-mounts-merge");
+    assert_eq!(p.mounts[0].evidence.rule, MountRule::MaxMountsMerge);
 }
 
 #[test]

@@ -4,12 +4,12 @@ use std::time::Duration;
 
 use clap::Args;
 
-use super::{EXIT_LOSS, parse_duration};
-use crate::{
-    analysis::Settings,
+use super::parse_duration;
+use roprof::{
     environment::ContainerEnv,
-    model::RunOptions,
+    model::{RunMode, RunOptions, Settings},
     render::Format,
+    request::Observe,
     runtime::Engine,
     session::{self, RunConfig},
 };
@@ -39,7 +39,7 @@ pub struct AttachArgs {
 /// Runs `attach`.
 pub async fn run(args: &AttachArgs) -> anyhow::Result<i32> {
     // The doctor's host checks, before anything is created.
-    crate::doctor::preflight(None)?;
+    roprof::doctor::preflight(None)?;
     let engine = Engine::connect().await?;
     // The container's own volumes and tmpfs mounts: the plan must not
     // propose a mount over them (they are writable already).
@@ -50,10 +50,7 @@ pub async fn run(args: &AttachArgs) -> anyhow::Result<i32> {
         tmpfs,
         ..RunOptions::default()
     };
-    let cfg = RunConfig {
-        image: String::new(),
-        run: run.clone(),
-        env: ContainerEnv::default(),
+    let observe = Observe {
         duration: args.duration,
         // Attached mid-run: the application is past its start, so there is
         // nothing to settle; the whole window is observed.
@@ -61,25 +58,21 @@ pub async fn run(args: &AttachArgs) -> anyhow::Result<i32> {
         stop_timeout: 10,
         exercise: args.exercise.clone(),
         probe: None,
+    };
+    let cfg = RunConfig {
         keep: true,
         quiet: args.quiet,
-        read_only: false,
-        extra_tmpfs: vec![],
-        extra_binds: vec![],
-        mode: "attach",
-        ringbuf_bytes: None,
-        extras: crate::runtime::ServiceExtras::default(),
+        ..observe.config(
+            String::new(),
+            run.clone(),
+            ContainerEnv::default(),
+            RunMode::Attach,
+        )
     };
     let out = session::attach(&engine, &cfg, &args.container).await?;
     let mut report = session::report(out, run, Settings::default());
     report.stats.peak_rss_kib = super::render::peak_rss_kib().unwrap_or(0);
     eprintln!("roprof: attached mid-run: writes before the attach were not seen");
     super::render::print_report(&report, args.format)?;
-    Ok(if report.run.incomplete {
-        super::incomplete_exit("profile", &report)
-    } else if report.losses.is_clean() || args.allow_loss {
-        0
-    } else {
-        EXIT_LOSS
-    })
+    Ok(super::exit_code("profile", &report, None, args.allow_loss))
 }

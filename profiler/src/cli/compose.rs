@@ -11,14 +11,16 @@ use std::{
 use anyhow::Context as _;
 use clap::Args;
 
-use super::{EXIT_LOSS, EXIT_VERIFY_FAILED, profile::ProfileArgs};
-use crate::{
-    analysis::Settings,
+use roprof::request::{EXIT_VERIFY_FAILED, Outcome, outcome};
+
+use super::profile::ProfileArgs;
+use roprof::{
     compose::{
         self, ComposeError, Hardening, Project, Service,
         project::{ProjectError, ProjectRun},
         verify::{self, Expect},
     },
+    model::Settings,
     model::{Ended, MountKind, Report},
     render::compose::{VolumeEntry, compose_file},
     runtime::Engine,
@@ -40,10 +42,9 @@ pub struct ComposeArgs {
     #[arg(
         long,
         value_name = "FILE",
+        conflicts_with_all = super::GIVEN_BY_THE_FILE,
         conflicts_with_all = [
-            "image", "command", "check_minimal", "env", "env_file", "volume", "tmpfs",
-            "publish", "user", "workdir", "entrypoint", "network", "cap_add", "security_opt",
-            "memory", "keep", "read_only", "format"
+            "image", "command", "check_minimal", "publish", "keep", "read_only", "format"
         ]
     )]
     pub compose: Option<PathBuf>,
@@ -69,7 +70,7 @@ pub async fn run(args: &ProfileArgs, file: &Path) -> anyhow::Result<i32> {
         eprintln!("roprof: warning: {w}");
     }
     let selected = select(&project, &args.compose.service)?;
-    crate::doctor::preflight(args.ringbuf_bytes)?;
+    roprof::doctor::preflight(args.ringbuf_bytes)?;
     let engine = Engine::connect().await?;
     check_images(&engine, &project, &selected).await?;
     let mut ctx = Context::new(engine.clone(), args.ringbuf_bytes);
@@ -200,23 +201,20 @@ async fn profile_one(
     let (opts, env, extras) = run.options(svc, args.reveal_env).map_err(unwrap_session)?;
     super::warn_unset(&env);
     run.start_dependencies(svc).await.map_err(unwrap_session)?;
+    let mut observe = args.observe.observe();
+    if let Some(grace) = svc.stop_grace_secs {
+        observe.stop_timeout = grace;
+    }
     let cfg = RunConfig {
-        image: svc.image.clone(),
-        run: opts,
-        env,
-        duration: args.observe.duration,
-        window: args.observe.window(),
-        stop_timeout: svc.stop_grace_secs.unwrap_or(args.observe.stop_timeout),
-        exercise: args.observe.exercise.clone(),
-        probe: args.observe.probe.clone(),
-        keep: false,
         quiet: args.quiet,
-        read_only: false,
-        extra_tmpfs: vec![],
-        extra_binds: vec![],
-        mode: "profile",
         ringbuf_bytes: args.ringbuf_bytes,
         extras,
+        ..observe.config(
+            svc.image.clone(),
+            opts,
+            env,
+            roprof::model::RunMode::Profile,
+        )
     };
     let settings = Settings {
         max_mounts: args.max_mounts,
@@ -298,21 +296,16 @@ async fn finish(
     project: &Project,
     done: Vec<Profiled>,
 ) -> anyhow::Result<i32> {
-    let mut code = 0;
     for p in &done {
         summary(p);
-        for w in crate::render::unrepresentable(&p.report) {
+        for w in roprof::render::unrepresentable(&p.report) {
             eprintln!("roprof: warning: services.{}: {w}", p.name);
         }
-        if p.verdict == Some(false) {
-            code = EXIT_VERIFY_FAILED;
-        }
-        if !p.report.losses.is_clean() && !args.allow_loss && code == 0 {
+        if !p.report.losses.is_clean() && !args.allow_loss {
             eprintln!(
                 "roprof: services.{}: the profile is INCOMPLETE: {:?}",
                 p.name, p.report.losses
             );
-            code = EXIT_LOSS;
         }
     }
     if let Some(p) = done.iter().find(|p| p.report.run.incomplete) {
@@ -320,8 +313,20 @@ async fn finish(
             "roprof: services.{}: not writing a hardened file from a partial profile",
             p.name
         );
-        return Ok(super::incomplete_exit("profile", &p.report));
+        return Ok(super::exit_code(
+            "profile",
+            &p.report,
+            p.verdict,
+            args.allow_loss,
+        ));
     }
+    // The worst outcome of the services.
+    let mut code = done
+        .iter()
+        .map(|p| outcome(&p.report, p.verdict, args.allow_loss))
+        .min()
+        .unwrap_or(Outcome::Success)
+        .code();
     let mut taken = BTreeSet::new();
     let hardenings: Vec<Hardening> = done.iter().map(|p| hardening(p, &mut taken)).collect();
     let (text, lost) = compose::harden(project, &hardenings)?;

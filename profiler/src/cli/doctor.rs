@@ -4,7 +4,7 @@
 
 use clap::Args;
 
-use crate::doctor::{self, DEFAULT_RING_BYTES};
+use roprof::doctor::{self, DEFAULT_RING_BYTES};
 
 /// Arguments of `doctor`.
 #[derive(Debug, Args)]

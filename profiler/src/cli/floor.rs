@@ -10,7 +10,7 @@ use aya::{EbpfLoader, programs::RawTracePoint};
 use clap::Args;
 use profiler_common::FLOOR_PROGRAMS;
 
-use crate::{session::interrupt, trace::EBPF_OBJECT};
+use roprof::{session::interrupt, trace::EBPF_OBJECT};
 
 /// Arguments of `bench-floor`.
 #[derive(Debug, Args)]

@@ -1,6 +1,6 @@
 //! `roprof profile --manifest FILE [--container NAME]`: profiles a
 //! container of a Kubernetes workload's pod template, run on Docker with
-//! the kubelet's semantics (see [`crate::kube`]), and prints the manifest
+//! the kubelet's semantics (see [`roprof::kube`]), and prints the manifest
 //! patched as `roprof patch` patches it (untouched documents byte for
 //! byte). With `--verify`, the plan is verified and repaired as for an
 //! image, then the patched pod itself is run read-only, initContainers and
@@ -10,13 +10,10 @@ use std::path::Path;
 
 use anyhow::Context as _;
 
-use super::{
-    EXIT_LOSS, EXIT_VERIFY_FAILED,
-    profile::{Mode, ProfileArgs},
-};
-use crate::{
-    analysis::Settings,
+use super::profile::{Mode, ProfileArgs};
+use roprof::{
     kube::{self, KubeError, Manifest, PodRun},
+    model::Settings,
     model::{Report, Round, RoundKind},
     render,
     runtime::Engine,
@@ -37,30 +34,18 @@ fn lift(e: KubeError) -> anyhow::Error {
     }
 }
 
-/// Refuses `docker run` options with `--manifest`: the manifest gives them.
+/// Refuses the closed loops `--manifest` has not: the `docker run`
+/// options the pod template gives are refused by clap already
+/// ([`super::GIVEN_BY_THE_FILE`]).
 fn refuse_run_flags(args: &ProfileArgs) {
     use clap::CommandFactory as _;
-    let r = &args.run;
-    let given = !r.env.is_empty()
-        || !r.env_file.is_empty()
-        || !r.volume.is_empty()
-        || !r.tmpfs.is_empty()
-        || r.user.is_some()
-        || r.workdir.is_some()
-        || r.entrypoint.is_some()
-        || r.network.is_some()
-        || !r.cap_add.is_empty()
-        || !r.security_opt.is_empty()
-        || r.memory.is_some()
-        || args.mode == Mode::Iterate
-        || args.check_minimal;
-    if given {
+    if args.mode == Mode::Iterate || args.check_minimal {
         super::Cli::command()
             .error(
                 clap::error::ErrorKind::ArgumentConflict,
-                "--manifest takes the command, environment, user, working directory and volumes \
-                 from the pod template: only -p/--publish (for --probe) may be added; --mode \
-                 iterate and --check-minimal are not available with --manifest",
+                "--mode iterate and --check-minimal are not available with --manifest (it takes \
+                 the command, environment, user, working directory and volumes from the pod \
+                 template; only -p/--publish, for --probe, may be added)",
             )
             .exit();
     }
@@ -80,7 +65,7 @@ pub async fn run(args: &ProfileArgs, path: &Path) -> anyhow::Result<i32> {
             c.name
         );
     }
-    crate::doctor::preflight(args.ringbuf_bytes)?;
+    roprof::doctor::preflight(args.ringbuf_bytes)?;
     let engine = Engine::connect().await?;
     let pod = kube::prepare(&engine, &manifest, w, c, args.quiet)
         .await
@@ -111,22 +96,15 @@ fn config(args: &ProfileArgs, pod: &PodRun, read_only: bool) -> RunConfig {
         run.withhold_env_values();
     }
     RunConfig {
-        image: pod.image.clone(),
-        run,
-        env: pod.env.clone(),
-        duration: args.observe.duration,
-        window: args.observe.window(),
-        stop_timeout: args.observe.stop_timeout,
-        exercise: args.observe.exercise.clone(),
-        probe: args.observe.probe.clone(),
-        keep: false,
         quiet: args.quiet,
         read_only,
-        extra_tmpfs: vec![],
-        extra_binds: vec![],
-        mode: "profile",
         ringbuf_bytes: args.ringbuf_bytes,
-        extras: crate::runtime::ServiceExtras::default(),
+        ..args.observe.observe().config(
+            pod.image.clone(),
+            run,
+            pod.env.clone(),
+            roprof::model::RunMode::Profile,
+        )
     }
 }
 
@@ -212,7 +190,7 @@ async fn verify_patched(
         .await
         .map_err(lift)?;
     let mut cfg = config(args, &pod, pod.read_only);
-    cfg.mode = "verify";
+    cfg.mode = roprof::model::RunMode::Verify;
     let ro = session::run(ctx, &cfg).await;
     if let Ok(o) = &ro {
         ctx.remove_later(o.meta.container_id.clone(), Vec::new());
@@ -270,12 +248,8 @@ fn finish(
     patched: &str,
     verdict: Option<bool>,
 ) -> anyhow::Result<i32> {
-    let mut code = 0;
     if let Some(ok) = verdict {
         super::verify::print_rounds(&report, ok);
-        if !ok {
-            code = EXIT_VERIFY_FAILED;
-        }
     }
     report.stats.peak_rss_kib = super::render::peak_rss_kib().unwrap_or(0);
     super::withhold_env(&mut report, &cfg.env, args.reveal_env);
@@ -298,20 +272,17 @@ fn finish(
         print!("{patched}");
     }
     if let Some(exit) = report.run.exit_code.filter(|c| *c != 0)
-        && report.run.ended == Some(crate::model::Ended::Exited)
+        && report.run.ended == Some(roprof::model::Ended::Exited)
     {
         eprintln!(
-            "roprof: warning: the container exited {exit} on its own during the profile: the              patch covers only what it wrote before (its last log lines are in the report)"
+            "roprof: warning: the container exited {exit} on its own during the profile: the \
+             patch covers only what it wrote before (its last log lines are in the report)"
         );
     }
-    if report.run.incomplete {
-        code = super::incomplete_exit("profile", &report);
-    }
-    if !report.losses.is_clean() {
-        eprintln!("roprof: the profile is INCOMPLETE: {:?}", report.losses);
-        if !args.allow_loss && code == 0 {
-            code = EXIT_LOSS;
-        }
-    }
-    Ok(code)
+    Ok(super::exit_code(
+        "profile",
+        &report,
+        verdict,
+        args.allow_loss,
+    ))
 }

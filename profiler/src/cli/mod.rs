@@ -16,20 +16,12 @@ use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand};
 
-use crate::{
-    environment::{self, ContainerEnv, EnvError},
-    model::{EnvValues, RunOptions},
+use roprof::{
+    environment::{self, ContainerEnv},
+    request::{Observe, Outcome, RunRequest},
 };
 
-/// Exit code: the profile lost events or truncated paths (see `--allow-loss`).
-pub const EXIT_LOSS: i32 = 3;
-/// Exit code: verification failed.
-pub const EXIT_VERIFY_FAILED: i32 = 4;
-/// Exit code: the run was cut short without a signal (the Docker engine was
-/// lost, or the container was OOM-killed); the report is marked incomplete.
-pub const EXIT_INCOMPLETE: i32 = 5;
-/// Exit code: interrupted by SIGINT/SIGTERM.
-pub const EXIT_INTERRUPTED: i32 = 130;
+pub use roprof::request::{DEFAULT_MAX_RUNS, EXIT_INTERRUPTED};
 
 /// roprof: find the paths a container writes, then run it with a read-only root.
 #[derive(Debug, Parser)]
@@ -86,9 +78,23 @@ pub enum Command {
     BenchFloor(floor::FloorArgs),
 }
 
-/// Container runs a verify/repair or iterate loop may spend unless told
-/// (`profile --max-runs`, `verify --max-runs`).
-pub const DEFAULT_MAX_RUNS: usize = 4;
+/// The `docker run` options that a compose service or a pod template
+/// gives itself: refused beside `--compose` and `--manifest` (clap ids of
+/// [`RunArgs`]' fields). `-p` is not among them: `--manifest` takes it
+/// for `--probe`, and `--compose` refuses it with its own list.
+pub const GIVEN_BY_THE_FILE: [&str; 11] = [
+    "env",
+    "env_file",
+    "volume",
+    "tmpfs",
+    "user",
+    "workdir",
+    "entrypoint",
+    "network",
+    "cap_add",
+    "security_opt",
+    "memory",
+];
 
 /// How the observation window ends.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
@@ -127,12 +133,18 @@ pub struct ObserveArgs {
 }
 
 impl ObserveArgs {
-    /// The session's window.
+    /// The library's observation request for these options.
     #[must_use]
-    pub fn window(&self) -> crate::session::Window {
-        match self.window {
-            WindowKind::Settle => crate::session::Window::Settle(self.settle),
-            WindowKind::Fixed => crate::session::Window::Fixed,
+    pub fn observe(&self) -> Observe {
+        Observe {
+            duration: self.duration,
+            window: match self.window {
+                WindowKind::Settle => roprof::session::Window::Settle(self.settle),
+                WindowKind::Fixed => roprof::session::Window::Fixed,
+            },
+            stop_timeout: self.stop_timeout,
+            exercise: self.exercise.clone(),
+            probe: self.probe.clone(),
         }
     }
 }
@@ -182,23 +194,13 @@ pub struct RunArgs {
 }
 
 impl RunArgs {
-    /// The run options as a report records them (`-e` values kept only
-    /// when `reveal`), and the container's environment with its values
-    /// (env files read, pass-through names looked up in roprof's own
-    /// environment).
-    pub fn to_options(
-        &self,
-        command: &[String],
-        reveal: bool,
-    ) -> Result<(RunOptions, ContainerEnv), EnvError> {
-        let env = environment::parse_env_args(&self.env)?;
-        let env_files = environment::absolute_env_files(&self.env_file)?;
-        let values = ContainerEnv::resolve(&env, &env_files, environment::from_process)?;
-        let mut opts = RunOptions {
-            env,
-            env_files,
-            env_values: EnvValues::Revealed,
-            volumes: self.volume.clone(),
+    /// The library's request for these options.
+    #[must_use]
+    pub fn request(&self) -> RunRequest {
+        RunRequest {
+            env: self.env.clone(),
+            env_file: self.env_file.clone(),
+            volume: self.volume.clone(),
             tmpfs: self.tmpfs.clone(),
             publish: self.publish.clone(),
             user: self.user.clone(),
@@ -208,13 +210,7 @@ impl RunArgs {
             cap_add: self.cap_add.clone(),
             security_opt: self.security_opt.clone(),
             memory: self.memory.clone(),
-            group_add: Vec::new(),
-            command: command.to_vec(),
-        };
-        if !reveal {
-            opts.withhold_env_values();
         }
-        Ok((opts, values))
     }
 }
 
@@ -225,40 +221,49 @@ pub fn warn_unset(env: &ContainerEnv) {
         eprintln!(
             "roprof: warning: -e {}: not set in roprof's environment, so the container runs \
              without it (export it first; under sudo: sudo --preserve-env={0} …)",
-            crate::render::escape_bytes(name.as_bytes())
+            roprof::render::escape_bytes(name.as_bytes())
         );
     }
 }
 
 /// Applies the output policy (see [`environment::apply_policy`]) and
 /// warns about values that are part of observed paths.
-pub fn withhold_env(report: &mut crate::model::Report, env: &ContainerEnv, reveal: bool) {
+pub fn withhold_env(report: &mut roprof::model::Report, env: &ContainerEnv, reveal: bool) {
     for name in environment::apply_policy(report, env, reveal) {
         eprintln!(
             "roprof: warning: the value of {} is part of an observed path; paths are evidence \
              and are written as observed",
-            crate::render::escape_bytes(name.as_bytes())
+            roprof::render::escape_bytes(name.as_bytes())
         );
     }
 }
 
-/// Says on stderr why `report` is incomplete and returns the exit code for
-/// it: [`EXIT_INTERRUPTED`] after a signal, else [`EXIT_INCOMPLETE`].
+/// Says on stderr what the outcome means (why the run is incomplete, what
+/// was lost) and returns the exit code: one rule for every workflow (see
+/// [`roprof::request::outcome`]). `what` is `profile` or `verification`.
 #[must_use]
-pub fn incomplete_exit(what: &str, report: &crate::model::Report) -> i32 {
-    eprintln!(
-        "roprof: the {what} is INCOMPLETE: {}",
-        report
-            .run
-            .incomplete_reason
-            .as_deref()
-            .unwrap_or("the run was cut short")
-    );
-    if crate::session::interrupt::interrupted() {
-        EXIT_INTERRUPTED
-    } else {
-        EXIT_INCOMPLETE
+pub fn exit_code(
+    what: &str,
+    report: &roprof::model::Report,
+    verdict: Option<bool>,
+    allow_loss: bool,
+) -> i32 {
+    let outcome = roprof::request::outcome(report, verdict, allow_loss);
+    match outcome {
+        Outcome::Interrupted | Outcome::Incomplete => eprintln!(
+            "roprof: the {what} is INCOMPLETE: {}",
+            report
+                .run
+                .incomplete_reason
+                .as_deref()
+                .unwrap_or("the run was cut short")
+        ),
+        _ => {}
     }
+    if !report.losses.is_clean() {
+        eprintln!("roprof: the profile is INCOMPLETE: {:?}", report.losses);
+    }
+    outcome.code()
 }
 
 /// Parses `10s`, `500ms`, `2m`, or plain seconds.

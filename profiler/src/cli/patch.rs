@@ -5,7 +5,7 @@ use std::path::PathBuf;
 use anyhow::Context as _;
 use clap::Args;
 
-use crate::render;
+use roprof::render;
 
 /// Arguments of `patch`.
 #[derive(Debug, Args)]

@@ -5,10 +5,10 @@ use std::path::PathBuf;
 use anyhow::Context as _;
 use clap::Args;
 
-use super::{DEFAULT_MAX_RUNS, EXIT_LOSS, EXIT_VERIFY_FAILED, ObserveArgs, RunArgs, verify};
-use crate::{
-    analysis::Settings,
+use super::{DEFAULT_MAX_RUNS, ObserveArgs, RunArgs, verify};
+use roprof::{
     environment::ContainerEnv,
+    model::{RunMode, Settings},
     render::{self, Format},
     runtime::Engine,
     session::{
@@ -84,7 +84,12 @@ pub struct ProfileArgs {
     /// pod, deployment, stateful set, daemon set, replica set, job or cron
     /// job), run with the kubelet's semantics; prints the manifest patched (see
     /// `roprof patch`) instead of --format (-o still writes every format).
-    #[arg(long, value_name = "FILE", conflicts_with_all = ["image", "command", "compose"])]
+    #[arg(
+        long,
+        value_name = "FILE",
+        conflicts_with_all = ["image", "command", "compose"],
+        conflicts_with_all = super::GIVEN_BY_THE_FILE
+    )]
     pub manifest: Option<PathBuf>,
     /// With --manifest: the container to profile (default: the first).
     #[arg(long, value_name = "NAME", requires = "manifest")]
@@ -124,28 +129,22 @@ pub async fn run(args: &ProfileArgs) -> anyhow::Result<i32> {
             .exit();
     }
     let how = closed_loop(args);
-    let (run_opts, env) = args.run.to_options(&args.command, args.reveal_env)?;
+    let (run_opts, env) = args.run.request().resolve(&args.command, args.reveal_env)?;
     super::warn_unset(&env);
     // The doctor's host checks, before anything is created.
-    crate::doctor::preflight(args.ringbuf_bytes)?;
+    roprof::doctor::preflight(args.ringbuf_bytes)?;
     let engine = Engine::connect().await?;
     let cfg = RunConfig {
-        image: args.image.clone().unwrap_or_default(),
-        run: run_opts,
-        env,
-        duration: args.observe.duration,
-        window: args.observe.window(),
-        stop_timeout: args.observe.stop_timeout,
-        exercise: args.observe.exercise.clone(),
-        probe: args.observe.probe.clone(),
         keep: args.keep,
         quiet: args.quiet,
         read_only: args.read_only || args.mode == Mode::Iterate,
-        extra_tmpfs: vec![],
-        extra_binds: vec![],
-        mode: "profile",
         ringbuf_bytes: args.ringbuf_bytes,
-        extras: crate::runtime::ServiceExtras::default(),
+        ..args.observe.observe().config(
+            args.image.clone().unwrap_or_default(),
+            run_opts,
+            env,
+            RunMode::Profile,
+        )
     };
     // The eBPF programs load in the background from here on.
     let mut ctx = Context::new(engine, args.ringbuf_bytes);
@@ -156,15 +155,10 @@ pub async fn run(args: &ProfileArgs) -> anyhow::Result<i32> {
     let res = flow::profile(&mut ctx, &cfg, settings, how, args.max_runs).await;
     let code = match res {
         Ok(p) => {
-            // An incomplete report picks its own exit code in `finish`.
-            let mut code = 0;
             if let Some(ok) = p.verdict {
                 verify::print_rounds(&p.report, ok);
-                if !ok {
-                    code = EXIT_VERIFY_FAILED;
-                }
             }
-            finish(args, &cfg.env, p.report, code)
+            finish(args, &cfg.env, p.report, p.verdict)
         }
         Err(e) => Err(e.into()),
     };
@@ -200,10 +194,9 @@ fn closed_loop(args: &ProfileArgs) -> Loop {
 fn finish(
     args: &ProfileArgs,
     env: &ContainerEnv,
-    mut report: crate::model::Report,
-    code: i32,
+    mut report: roprof::model::Report,
+    verdict: Option<bool>,
 ) -> anyhow::Result<i32> {
-    let mut code = code;
     report.stats.peak_rss_kib = super::render::peak_rss_kib().unwrap_or(0);
     super::withhold_env(&mut report, env, args.reveal_env);
     let report = &report;
@@ -216,14 +209,10 @@ fn finish(
         eprintln!("roprof: wrote {} files to {}", files.len(), dir.display());
     }
     super::render::print_report(report, args.format)?;
-    if report.run.incomplete {
-        code = super::incomplete_exit("profile", report);
-    }
-    if !report.losses.is_clean() {
-        eprintln!("roprof: the profile is INCOMPLETE: {:?}", report.losses);
-        if !args.allow_loss && code == 0 {
-            code = EXIT_LOSS;
-        }
-    }
-    Ok(code)
+    Ok(super::exit_code(
+        "profile",
+        report,
+        verdict,
+        args.allow_loss,
+    ))
 }

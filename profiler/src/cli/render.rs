@@ -5,7 +5,7 @@ use std::path::PathBuf;
 use anyhow::Context as _;
 use clap::Args;
 
-use crate::{
+use roprof::{
     environment::ContainerEnv,
     render::{self, Format},
 };
@@ -38,7 +38,7 @@ pub fn run(args: &RenderArgs) -> anyhow::Result<i32> {
 /// Prints `report` in `format` on stdout. JSON is streamed (a report of
 /// 100k paths is tens of MiB: building it as a string would double roprof's
 /// peak memory); the other formats are small.
-pub fn print_report(report: &crate::model::Report, format: Format) -> anyhow::Result<()> {
+pub fn print_report(report: &roprof::model::Report, format: Format) -> anyhow::Result<()> {
     use std::io::Write as _;
     let stdout = std::io::stdout();
     let mut out = std::io::BufWriter::new(stdout.lock());

@@ -7,8 +7,8 @@ use std::path::PathBuf;
 use anyhow::Context as _;
 use clap::Args;
 
-use super::{DEFAULT_MAX_RUNS, EXIT_VERIFY_FAILED, ObserveArgs, RunArgs, render::ensure_nl};
-use crate::{
+use super::{DEFAULT_MAX_RUNS, ObserveArgs, RunArgs, render::ensure_nl};
+use roprof::{
     environment::{self, ContainerEnv},
     model::Report,
     render::{self, Format},
@@ -82,9 +82,9 @@ pub async fn run(args: &VerifyArgs, run_args: &RunArgs) -> anyhow::Result<i32> {
     let mut report = render::json::load_report(&text)
         .with_context(|| format!("loading report {}", args.report.display()))?;
     // The doctor's host checks, before anything is created.
-    crate::doctor::preflight(None)?;
+    roprof::doctor::preflight(None)?;
     let mut run = report.run_options.clone();
-    let (extra, _) = run_args.to_options(&[], true)?;
+    let (extra, _) = run_args.request().resolve(&[], true)?;
     run.publish.extend(extra.publish);
     run.env.extend(extra.env);
     run.env_files.extend(extra.env_files);
@@ -95,26 +95,17 @@ pub async fn run(args: &VerifyArgs, run_args: &RunArgs) -> anyhow::Result<i32> {
     super::warn_unset(&env);
     run.withhold_env_values();
     let engine = Engine::connect().await?;
+    let image = args
+        .image
+        .clone()
+        .unwrap_or_else(|| report.image.image.clone());
     let cfg = RunConfig {
-        image: args
-            .image
-            .clone()
-            .unwrap_or_else(|| report.image.image.clone()),
-        run,
-        env,
-        duration: args.observe.duration,
-        window: args.observe.window(),
-        stop_timeout: args.observe.stop_timeout,
-        exercise: args.observe.exercise.clone(),
-        probe: args.observe.probe.clone(),
-        keep: false,
         quiet: args.quiet,
         read_only: true,
-        extra_tmpfs: vec![],
-        extra_binds: vec![],
-        mode: "verify",
-        ringbuf_bytes: None,
-        extras: crate::runtime::ServiceExtras::default(),
+        ..args
+            .observe
+            .observe()
+            .config(image, run, env, roprof::model::RunMode::Verify)
     };
     let mut ctx = Context::new(engine, None);
     // Repairs continue from the settings the plan was made with.
@@ -134,11 +125,11 @@ fn conclude(
     args: &VerifyArgs,
     env: &ContainerEnv,
     report: &mut Report,
-    res: Result<bool, crate::session::SessionError>,
+    res: Result<bool, roprof::session::SessionError>,
 ) -> anyhow::Result<i32> {
     let cut_short = match res {
-        Ok(passed) if !crate::session::interrupt::interrupted() => Ok(passed),
-        Ok(_) => Err(crate::session::interrupt::describe()),
+        Ok(passed) if !roprof::session::interrupt::interrupted() => Ok(passed),
+        Ok(_) => Err(roprof::session::interrupt::describe()),
         Err(e) => Err(closed::cut_short_reason(&e).ok_or(e)?),
     };
     let passed = match cut_short {
@@ -156,9 +147,5 @@ fn conclude(
         super::withhold_env(report, env, args.reveal_env);
         print!("{}", ensure_nl(render::render(report, f)?));
     }
-    Ok(match passed {
-        None => super::incomplete_exit("verification", report),
-        Some(true) => 0,
-        Some(false) => EXIT_VERIFY_FAILED,
-    })
+    Ok(super::exit_code("verification", report, passed, true))
 }

@@ -1,11 +1,13 @@
-//! `roprof watch`: the node-agent mode (see [`crate::watch`]).
+//! `roprof watch`: the node-agent mode (see [`roprof::watch`]).
 
 use std::{path::PathBuf, time::Duration};
 
 use clap::Args;
 
-use super::{EXIT_LOSS, parse_duration};
-use crate::watch::{self, Filter, RuntimeKind, WatchConfig};
+use roprof::request::EXIT_LOSS;
+
+use super::parse_duration;
+use roprof::watch::{self, Filter, RuntimeKind, WatchConfig};
 
 /// Which runtime `watch` follows.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
@@ -69,7 +71,7 @@ pub async fn run(args: &WatchArgs) -> anyhow::Result<i32> {
             namespace: args.namespace.clone(),
         },
     };
-    crate::doctor::preflight(args.ringbuf_bytes)?;
+    roprof::doctor::preflight(args.ringbuf_bytes)?;
     let summary = watch::run(&WatchConfig {
         runtime,
         filter,

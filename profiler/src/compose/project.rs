@@ -17,9 +17,9 @@ use super::{
     parse::{Condition, Volume},
 };
 use crate::{
-    cli::RunArgs,
     environment::{ContainerEnv, EnvError},
     model::RunOptions,
+    request::RunRequest,
     runtime::{ContainerSpec, Engine, Health, RuntimeError, ServiceExtras},
     session::{Context, SessionError, interrupt},
 };
@@ -133,7 +133,7 @@ impl<'p> ProjectRun<'p> {
                 }
             });
         }
-        let args = RunArgs {
+        let args = RunRequest {
             env: svc.environment.clone(),
             env_file: svc.env_file.clone(),
             volume,
@@ -148,7 +148,7 @@ impl<'p> ProjectRun<'p> {
             memory: svc.mem_limit.clone(),
         };
         let (mut opts, env) =
-            args.to_options(&svc.command, reveal)
+            args.resolve(&svc.command, reveal)
                 .map_err(|source| ProjectError::Env {
                     service: svc.name.clone(),
                     source,

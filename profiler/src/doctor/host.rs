@@ -6,13 +6,13 @@
 use std::{ffi::CString, path::Path};
 
 use super::{Check, CheckId, Status};
+use crate::host::{
+    cgroup::{ROOT as CGROUP_ROOT, UNIFIED as CGROUP_UNIFIED, v2_membership},
+    kernel_release, parse_release,
+};
 
 /// Where the kernel publishes its own BTF.
 pub const BTF_PATH: &str = "/sys/kernel/btf/vmlinux";
-/// The cgroup v2 mount on a pure v2 host.
-pub const CGROUP_ROOT: &str = "/sys/fs/cgroup";
-/// The unified (v2) hierarchy on a hybrid v1/v2 host.
-pub const CGROUP_UNIFIED: &str = "/sys/fs/cgroup/unified";
 /// The lockdown LSM's state (securityfs).
 pub const LOCKDOWN_PATH: &str = "/sys/kernel/security/lockdown";
 
@@ -38,24 +38,6 @@ const CAP_BPF: u32 = 39;
 const MEMORY_BESIDES_RING: u64 = 128 << 20;
 /// Below the ring buffer plus this, loading is likely to fail outright.
 const MEMORY_HARD_MINIMUM: u64 = 32 << 20;
-
-/// Parses `major.minor` from a kernel release such as `6.1.0-18-amd64`.
-#[must_use]
-pub fn parse_release(release: &str) -> Option<(u32, u32)> {
-    let mut parts = release.trim().split(['.', '-']);
-    let major = parts.next()?.parse().ok()?;
-    let minor: String = parts
-        .next()?
-        .chars()
-        .take_while(char::is_ascii_digit)
-        .collect();
-    Some((major, minor.parse().ok()?))
-}
-
-/// The running kernel's release (`uname -r`).
-pub fn kernel_release() -> std::io::Result<String> {
-    std::fs::read_to_string("/proc/sys/kernel/osrelease").map(|s| s.trim().to_owned())
-}
 
 /// Kernel version >= [`MIN_KERNEL`].
 #[must_use]
@@ -138,12 +120,6 @@ fn is_cgroup2(path: &Path) -> Result<bool, String> {
             .map(|_| true)
             .map_err(|e| format!("{} is cgroup2 but unreadable: {e}", path.display())),
     }
-}
-
-/// The path of the `0::` (cgroup v2) line of `/proc/<pid>/cgroup`.
-#[must_use]
-pub fn v2_membership(proc_cgroup: &str) -> Option<&str> {
-    proc_cgroup.lines().find_map(|l| l.strip_prefix("0::"))
 }
 
 /// cgroup v2 at `/sys/fs/cgroup`, or the hybrid unified hierarchy; failing
@@ -263,7 +239,7 @@ pub fn privileges() -> Check {
             }
         },
     };
-    let kernel = kernel_release().ok().and_then(|r| parse_release(&r));
+    let kernel = crate::host::kernel_version();
     let who = if creds.euid == 0 {
         "root".to_owned()
     } else {
@@ -511,11 +487,5 @@ mod tests {
         let inside = cgroup_at(&dir, &unified, "4:memory:/docker/abc\n0::/docker/abc\n");
         assert_eq!(inside.status, Status::Warn, "{}", inside.detail);
         assert!(inside.detail.contains("/docker/abc"), "{}", inside.detail);
-    }
-
-    #[test]
-    fn v2_lines() {
-        assert_eq!(v2_membership("1:cpu:/\n0::/docker/x\n"), Some("/docker/x"));
-        assert_eq!(v2_membership("1:cpu:/\n"), None);
     }
 }

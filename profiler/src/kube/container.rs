@@ -17,8 +17,8 @@ use super::{
     volumes::{PodVolumes, quantity_bytes},
 };
 use crate::{
-    environment::{ContainerEnv, EnvVar},
-    model::RunOptions,
+    environment::ContainerEnv,
+    model::{EnvVar, RunOptions},
     runtime::{ContainerSpec, Engine},
     session::interrupt,
 };

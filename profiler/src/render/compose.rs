@@ -10,9 +10,7 @@ use std::{collections::BTreeMap, fmt::Write as _};
 
 use serde::{Deserialize, Serialize};
 
-use super::{
-    RenderError, docker::tmpfs_options, escape_bytes, omission_comments, utf8_mounts, volume_name,
-};
+use super::{RenderError, escape_bytes, omission_comments, utf8_mounts, volume_name};
 use crate::model::{MountKind, Report};
 
 /// The compose file.
@@ -150,7 +148,8 @@ pub fn compose_file(report: &Report) -> ComposeFile {
     for (i, (m, target)) in utf8_mounts(report).enumerate() {
         match m.kind {
             MountKind::Tmpfs if !target.contains([':', ',']) => {
-                svc.tmpfs.push(format!("{target}:{}", tmpfs_options(m)));
+                svc.tmpfs
+                    .push(format!("{target}:{}", m.options.tmpfs_options()));
             }
             MountKind::Tmpfs => svc.volumes.push(VolumeEntry::Long(LongVolume {
                 kind: "tmpfs".into(),

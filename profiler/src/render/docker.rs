@@ -7,7 +7,7 @@
 //! holding `:` or `,` (which those flags split on) goes through
 //! `--mount type=…,dst=…` with the field CSV-quoted, as Docker parses it.
 
-use super::{omission_comments, size_mi, utf8_mounts, volume_name};
+use super::{omission_comments, utf8_mounts, volume_name};
 use crate::model::{MountKind, PlannedMount, Report};
 
 /// The words of the command line, unquoted.
@@ -86,7 +86,10 @@ fn mount_words(report: &Report, index: usize, m: &PlannedMount, target: &str) ->
     let awkward = target.contains([':', ',']);
     match m.kind {
         MountKind::Tmpfs if !awkward => {
-            vec!["--tmpfs".into(), format!("{target}:{}", tmpfs_options(m))]
+            vec![
+                "--tmpfs".into(),
+                format!("{target}:{}", m.options.tmpfs_options()),
+            ]
         }
         MountKind::Tmpfs => {
             let mut fields = vec!["type=tmpfs".to_owned(), csv_field(&format!("dst={target}"))];
@@ -118,34 +121,6 @@ fn mount_words(report: &Report, index: usize, m: &PlannedMount, target: &str) ->
             }
         }
     }
-}
-
-/// `rw,noexec,nosuid,nodev,size=16m,mode=1777,uid=…,gid=…`, leaving out
-/// Docker's defaults for mode (1777) and owner (0).
-#[must_use]
-pub fn tmpfs_options(m: &PlannedMount) -> String {
-    let o = &m.options;
-    let mut v = vec!["rw".to_owned()];
-    v.push(if o.noexec { "noexec" } else { "exec" }.into());
-    v.push(if o.nosuid { "nosuid" } else { "suid" }.into());
-    v.push(if o.nodev { "nodev" } else { "dev" }.into());
-    if let Some(s) = o.size_bytes {
-        let mi = size_mi(s);
-        v.push(match mi.strip_suffix("Mi") {
-            Some(n) => format!("size={n}m"),
-            None => format!("size={s}"),
-        });
-    }
-    if o.mode != 0o1777 {
-        v.push(format!("mode={:o}", o.mode));
-    }
-    if o.uid != 0 {
-        v.push(format!("uid={}", o.uid));
-    }
-    if o.gid != 0 {
-        v.push(format!("gid={}", o.gid));
-    }
-    v.join(",")
 }
 
 /// A `--mount` field, CSV-quoted when it holds `,` or `"` (Docker reads the

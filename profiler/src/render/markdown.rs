@@ -9,7 +9,7 @@ use super::{
     escape_bytes,
     table::{kind_name, options_text},
 };
-use crate::model::{CPath, Health, PathObservation, Report, errno};
+use crate::model::{CPath, Health, PathObservation, Report, RunMode, errno};
 
 /// Escapes text for Markdown: control and non-UTF-8 bytes become `\xNN`,
 /// HTML specials become entities and Markdown specials are backslashed.
@@ -48,7 +48,8 @@ pub fn markdown(report: &Report) -> String {
     );
     let _ = writeln!(s, "| | |\n|---|---|");
     let _ = writeln!(s, "| image | {} |", escape(report.image.image.as_bytes()));
-    let _ = writeln!(s, "| mode | {} |", escape(report.run.mode.as_bytes()));
+    let mode = report.run.mode.as_str().as_bytes();
+    let _ = writeln!(s, "| mode | {} |", escape(mode));
     let _ = writeln!(s, "| observed for | {:.1} s |", report.run.observed_secs);
     let _ = writeln!(s, "| mounts | {} |", p.mounts.len());
     let _ = writeln!(s, "| excluded paths | {} |", p.excluded.len());
@@ -69,7 +70,7 @@ pub fn markdown(report: &Report) -> String {
     if let Some(h) = &report.run.health {
         let _ = writeln!(s, "| health | {} |", h.as_str());
     }
-    let verified = report.run.read_only || report.run.mode == "verify";
+    let verified = report.run.read_only || report.run.mode == RunMode::Verify;
     if verified {
         let status = match (report.run.exit_code, report.run.health) {
             (_, Some(Health::Unhealthy)) => "failed (unhealthy)",
@@ -94,7 +95,7 @@ pub fn markdown(report: &Report) -> String {
                 esc(&m.target),
                 kind_name(m.kind),
                 escape(options_text(m).as_bytes()),
-                escape(m.evidence.rule.as_bytes()),
+                escape(m.evidence.rule.as_str().as_bytes()),
                 escape(m.evidence.reason.as_bytes())
             );
         }

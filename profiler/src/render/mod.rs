@@ -305,17 +305,6 @@ pub fn volume_name(report: &Report, index: usize, mount: &PlannedMount) -> Strin
     format!("{head}{suffix}")
 }
 
-/// Size for humans and tools: `16Mi`-style when a whole number of MiB.
-#[must_use]
-pub fn size_mi(bytes: u64) -> String {
-    const MIB: u64 = 1024 * 1024;
-    if bytes.is_multiple_of(MIB) {
-        format!("{}Mi", bytes / MIB)
-    } else {
-        bytes.to_string()
-    }
-}
-
 /// Escapes control and non-UTF-8 bytes as `\xNN` (for comments and tables).
 #[must_use]
 pub fn escape_bytes(bytes: &[u8]) -> String {

@@ -36,8 +36,8 @@ use k8s_openapi::{
     apimachinery::pkg::api::resource::Quantity,
 };
 
-use super::{escape_bytes, size_mi, utf8_mounts, volume_name};
-use crate::model::{MountKind, PlannedMount, Report};
+use super::{escape_bytes, utf8_mounts, volume_name};
+use crate::model::{MountKind, PlannedMount, Report, size_mi};
 
 /// Where initContainers mount the volume they prepare.
 pub const SEED_DIR: &str = "/roprof-seed";

@@ -4,8 +4,8 @@ use std::fmt::Write as _;
 
 use tabled::{builder::Builder, settings::Style};
 
-use super::{docker::docker_script_body, escape_bytes, size_mi};
-use crate::model::{MountKind, PlannedMount, Report};
+use super::{docker::docker_script_body, escape_bytes};
+use crate::model::{MountKind, PlannedMount, Report, size_mi};
 
 /// Short name of a mount kind for tables.
 #[must_use]
@@ -46,7 +46,7 @@ pub fn options_text(m: &PlannedMount) -> String {
 pub fn table(report: &Report) -> String {
     let mut summary = Builder::default();
     summary.push_record(["image", &report.image.image]);
-    summary.push_record(["mode", &report.run.mode]);
+    summary.push_record(["mode", report.run.mode.as_str()]);
     summary.push_record(["observed paths", &report.paths.len().to_string()]);
     summary.push_record(["mounts", &report.plan.mounts.len().to_string()]);
     summary.push_record(["excluded", &report.plan.excluded.len().to_string()]);
@@ -81,7 +81,7 @@ pub fn table(report: &Report) -> String {
                 escape_bytes(m.target.as_bytes()),
                 kind_name(m.kind).to_owned(),
                 options_text(m),
-                m.evidence.rule.clone(),
+                m.evidence.rule.as_str().to_owned(),
                 m.evidence.paths.len().to_string(),
             ]);
         }

@@ -11,8 +11,8 @@ use super::{
     write_all,
 };
 use crate::model::{
-    CPath, EnvValues, EnvVar, Evidence, MountKind, MountOptions, MountPlan, PlannedMount, Report,
-    RunOptions, SCHEMA_VERSION,
+    CPath, EnvValues, EnvVar, Evidence, MountKind, MountOptions, MountPlan, MountRule,
+    PlannedMount, Report, RunMode, RunOptions, SCHEMA_VERSION,
 };
 
 const HOSTILE: &str = "/srv/it's $HOME `x` \"q\"";
@@ -34,7 +34,7 @@ fn mount(target: &[u8], kind: MountKind) -> PlannedMount {
         },
         shadows_image_content: kind != MountKind::Tmpfs,
         evidence: Evidence {
-            rule: "parent-of-new-entry".into(),
+            rule: MountRule::ParentOfNewEntry,
             reason: "test | with `pipes`".into(),
             paths: vec![CPath::new(target.to_vec()).join(b"f")],
             ..Evidence::default()
@@ -71,7 +71,7 @@ fn report(mounts: Vec<PlannedMount>) -> Report {
         ..Report::default()
     };
     r.image.image = "docker.io/library/nginx:1.27".into();
-    r.run.mode = "profile".into();
+    r.run.mode = RunMode::Profile;
     r
 }
 

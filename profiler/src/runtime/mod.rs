@@ -6,9 +6,11 @@
 //! API on its own socket; where it behaves differently (read-only roots,
 //! container states), [`podman`] and [`specgen`] take over.
 
+pub mod containerd;
 mod endpoint;
 mod events;
 mod flags;
+pub mod layers;
 mod listing;
 mod network;
 mod podman;

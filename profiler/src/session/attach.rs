@@ -72,19 +72,18 @@ pub async fn attach(
 fn cgroup_of(pid: i64) -> Result<(u64, Vec<u32>), String> {
     use std::os::unix::fs::MetadataExt as _;
     let text = std::fs::read_to_string(format!("/proc/{pid}/cgroup")).map_err(|e| e.to_string())?;
-    let rel = text.lines().find_map(|l| l.strip_prefix("0::")).ok_or(
+    let rel = crate::host::cgroup::v2_membership(&text).ok_or(
         "no cgroup v2 (unified) membership; roprof needs cgroup v2 or the hybrid unified hierarchy",
     )?;
-    for root in ["/sys/fs/cgroup/unified", "/sys/fs/cgroup"] {
-        let dir = format!("{root}{rel}");
+    for dir in crate::host::cgroup::dirs_of(rel) {
         let Ok(meta) = std::fs::metadata(&dir) else {
             continue;
         };
-        if !std::path::Path::new(&format!("{dir}/cgroup.procs")).exists() {
+        let procs_file = dir.join("cgroup.procs");
+        if !procs_file.exists() {
             continue;
         }
-        let procs =
-            std::fs::read_to_string(format!("{dir}/cgroup.procs")).map_err(|e| e.to_string())?;
+        let procs = std::fs::read_to_string(&procs_file).map_err(|e| e.to_string())?;
         let pids = procs
             .lines()
             .filter_map(|l| l.trim().parse().ok())

@@ -13,7 +13,7 @@ use std::sync::{
 };
 
 use super::SessionError;
-use crate::runtime::Engine;
+use crate::{model::Phase, runtime::Engine};
 
 /// The signal state of the process, in one place.
 ///
@@ -31,10 +31,10 @@ struct Signals {
     /// Name of the last one (`SIGINT`, `SIGTERM`).
     last: Mutex<&'static str>,
     /// The phase the run is in.
-    phase: Mutex<&'static str>,
+    phase: Mutex<Phase>,
     /// Set once verification starts: the phases of its runs are reported
     /// as `verify (observe)` and so on.
-    context: Mutex<Option<&'static str>>,
+    context: Mutex<Option<Phase>>,
     /// The phase the first signal arrived in.
     signal_phase: Mutex<Option<String>>,
     /// Containers to remove on exit.
@@ -44,7 +44,7 @@ struct Signals {
 static SIGNALS: Signals = Signals {
     count: AtomicU32::new(0),
     last: Mutex::new(""),
-    phase: Mutex::new("start"),
+    phase: Mutex::new(Phase::Start),
     context: Mutex::new(None),
     signal_phase: Mutex::new(None),
     containers: Mutex::new(Vec::new()),
@@ -121,22 +121,24 @@ pub fn describe() -> String {
 /// `observe`, `stop`, `collect`, `analyse`, `verify`).
 #[must_use]
 pub fn phase() -> String {
-    let p = SIGNALS.phase.lock().map_or("unknown", |p| *p);
+    let Ok(p) = SIGNALS.phase.lock().map(|p| *p) else {
+        return "unknown".to_owned();
+    };
     match SIGNALS.context.lock().ok().and_then(|c| *c) {
-        Some(c) if c != p => format!("{c} ({p})"),
-        _ => p.to_owned(),
+        Some(c) if c != p => format!("{} ({})", c.as_str(), p.as_str()),
+        _ => p.as_str().to_owned(),
     }
 }
 
-/// Enters phase `name`, which names it in interruption reports.
-pub fn enter(name: &'static str) {
-    if name == "verify"
+/// Enters `phase`, which names it in interruption reports.
+pub fn enter(phase: Phase) {
+    if phase == Phase::Verify
         && let Ok(mut c) = SIGNALS.context.lock()
     {
-        *c = Some(name);
+        *c = Some(phase);
     }
     if let Ok(mut p) = SIGNALS.phase.lock() {
-        *p = name;
+        *p = phase;
     }
 }
 

@@ -22,12 +22,13 @@ use self::{
     progress::{bar, note},
 };
 use crate::{
-    analysis::{self, AnalysisInput, Settings},
+    analysis::{self, AnalysisInput},
     environment::ContainerEnv,
     model::{
         ImageConfig, ImageListing, Losses, PathObservation, Phase, Report, RunMeta, RunOptions,
         SCHEMA_VERSION, TraceStats,
     },
+    model::{RunMode, Settings},
     runtime::{ContainerSpec, Engine},
     trace::Scope,
 };
@@ -64,7 +65,7 @@ pub struct RunConfig {
     /// Volume binds from a plan (verify).
     pub extra_binds: Vec<String>,
     /// Mode name for the report.
-    pub mode: &'static str,
+    pub mode: RunMode,
     /// Ring buffer size override.
     pub ringbuf_bytes: Option<u32>,
     /// A compose service's aliases, healthcheck and entrypoint.
@@ -248,7 +249,7 @@ pub fn unobserved_report(cfg: &RunConfig, why: &str) -> Report {
         },
         run_options: cfg.run.clone(),
         run: RunMeta {
-            mode: cfg.mode.into(),
+            mode: cfg.mode,
             read_only: cfg.read_only,
             incomplete: true,
             incomplete_reason: Some(why.to_owned()),

@@ -24,6 +24,7 @@ use super::{
     phases::Stopwatch, probe,
 };
 use crate::{
+    host::cgroup,
     model::{Ended, Health, ImageConfig, ImageListing, Phase, RunMeta, TraceStats},
     runtime::{Engine, ExitState},
     trace::{self, Collector, TraceError, Tracer, collect::Progress},
@@ -82,11 +83,10 @@ struct CpuWatch {
 impl CpuWatch {
     /// Finds the cgroup v2 `cpu.stat` of `pid` (the container's init).
     fn of(pid: i64) -> Option<Self> {
-        let text = std::fs::read_to_string(format!("/proc/{pid}/cgroup")).ok()?;
-        let rel = text.lines().find_map(|l| l.strip_prefix("0::"))?;
-        ["/sys/fs/cgroup/unified", "/sys/fs/cgroup"]
-            .iter()
-            .map(|root| PathBuf::from(format!("{root}{rel}/cpu.stat")))
+        let rel = cgroup::of_pid(u32::try_from(pid).ok()?)?;
+        cgroup::dirs_of(&rel)
+            .into_iter()
+            .map(|dir| dir.join("cpu.stat"))
             .find(|p| p.is_file())
             .map(|path| CpuWatch { path, last: None })
     }
@@ -257,7 +257,7 @@ impl<'t> Observation<'t> {
             listing,
             observations: collected.observations,
             meta: RunMeta {
-                mode: cfg.mode.into(),
+                mode: cfg.mode,
                 container_id: id.to_owned(),
                 read_only: cfg.read_only,
                 observed_secs: w.observed.as_secs_f64(),

@@ -18,7 +18,7 @@ impl Stopwatch {
     /// (see [`test_hook`]).
     pub async fn enter(&mut self, phase: Phase) {
         self.close();
-        interrupt::enter(phase.as_str());
+        interrupt::enter(phase);
         test_hook::hold_if_asked(phase.as_str()).await;
         self.current = Some((phase, Instant::now()));
     }

@@ -29,7 +29,7 @@ use profiler_common::{
 
 use super::lookup::Lookup;
 use crate::{
-    analysis::paths::canonicalize,
+    model::canonicalize,
     model::{CPath, EntryKind, ImageListing, Op, PathObservation, ProcRef},
 };
 

@@ -32,11 +32,10 @@ pub use self::{
     lookup::{KernelLookup, Lookup},
     reuse::drain_ring,
 };
-use crate::model::{Losses, TraceStats};
+use crate::model::{Losses, TaskReads, TraceStats};
 
 /// The eBPF object built by `build.rs`.
-pub(crate) static EBPF_OBJECT: &[u8] =
-    aya::include_bytes_aligned!(concat!(env!("OUT_DIR"), "/profiler"));
+pub static EBPF_OBJECT: &[u8] = aya::include_bytes_aligned!(concat!(env!("OUT_DIR"), "/profiler"));
 
 /// Errors of the tracing layer.
 #[derive(Debug, thiserror::Error)]
@@ -202,10 +201,7 @@ fn task_btf_wanted() -> bool {
     if std::env::var("ROPROF_TASK_BTF").is_ok_and(|v| v == "0") {
         return false;
     }
-    crate::doctor::host::kernel_release()
-        .ok()
-        .and_then(|r| crate::doctor::host::parse_release(&r))
-        .is_some_and(|v| v >= (5, 11))
+    crate::host::kernel_version().is_some_and(|v| v >= (5, 11))
 }
 
 /// Size of the per-tid in-flight slots: one per possible tid
@@ -220,10 +216,7 @@ fn inflight_slots() -> u32 {
     {
         return n.clamp(1, INFLIGHT_SLOTS_MAX);
     }
-    let pid_max = std::fs::read_to_string("/proc/sys/kernel/pid_max")
-        .ok()
-        .and_then(|s| s.trim().parse::<u32>().ok());
-    slots_for(pid_max)
+    slots_for(crate::host::pid_max())
 }
 
 /// [`inflight_slots`] for a `pid_max` read (or not).
@@ -250,18 +243,6 @@ fn host_mnt_ns() -> u32 {
         .unwrap_or(0)
 }
 
-/// How runtimes name a container's cgroup: `<id>` (cgroupfs driver:
-/// Docker's `/docker/<id>`, containerd's `/<namespace>/<id>`), and the
-/// systemd driver's scopes.
-const LEAF_FORMS: [(&str, &str); 6] = [
-    ("", ""),
-    ("docker-", ".scope"),
-    ("libpod-", ".scope"),
-    ("libpod-", ""),
-    ("cri-containerd-", ".scope"),
-    ("crio-", ".scope"),
-];
-
 /// The `CONTAINER_IDS` keys of a container id: each cgroup leaf name a
 /// runtime may give it.
 fn id_keys(id: &str) -> Result<Vec<[u8; ID_MAX]>, TraceError> {
@@ -272,7 +253,7 @@ fn id_keys(id: &str) -> Result<Vec<[u8; ID_MAX]>, TraceError> {
             ID_MAX - 1 - longest
         )));
     }
-    Ok(LEAF_FORMS
+    Ok(crate::host::cgroup::LEAF_FORMS
         .iter()
         .map(|(pre, post)| {
             let mut key = [0u8; ID_MAX];
@@ -410,7 +391,11 @@ impl Tracer {
                 dedup_full: c[counter::DEDUP_FULL],
                 io_uring_setups: c[counter::IO_URING_SETUPS],
                 verified_insns: self.verified.clone(),
-                task_reads: Some(if self.task_btf { "btf" } else { "probe_read" }.to_owned()),
+                task_reads: Some(if self.task_btf {
+                    TaskReads::Btf
+                } else {
+                    TaskReads::ProbeRead
+                }),
                 ..TraceStats::default()
             },
         ))

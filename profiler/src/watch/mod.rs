@@ -10,11 +10,8 @@
 //! records per cgroup, [`cgroup`] maps a cgroup to its container id, and
 //! the loop in [`run`] keeps the selected containers and forgets the rest.
 
-pub mod cgroup;
-pub mod containerd;
 pub mod demux;
 pub mod filter;
-pub mod layers;
 mod output;
 mod run;
 mod source;
@@ -39,18 +36,8 @@ pub enum WatchError {
     #[error(transparent)]
     Runtime(#[from] crate::runtime::RuntimeError),
     /// containerd did not answer as expected.
-    #[error(
-        "containerd at {}: {what} failed: {reason} (is containerd running? give its socket with --containerd-socket)",
-        socket.display()
-    )]
-    Containerd {
-        /// The socket.
-        socket: PathBuf,
-        /// What was attempted.
-        what: String,
-        /// Why it failed.
-        reason: String,
-    },
+    #[error(transparent)]
+    Containerd(#[from] crate::runtime::containerd::ContainerdError),
     /// Loading the tracer was interrupted or failed.
     #[error(transparent)]
     Session(#[from] crate::session::SessionError),

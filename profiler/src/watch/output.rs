@@ -9,8 +9,8 @@ use std::{
 
 use super::{WatchError, source::ImageFacts, workload};
 use crate::{
-    analysis::Settings,
     model::{Ended, Losses, PathObservation, Report, RunMeta, RunOptions, TraceStats},
+    model::{RunMode, Settings},
     render,
     session::{self, RunOutput},
 };
@@ -151,7 +151,7 @@ fn merged_report(key: &str, replicas: &[Finished], losses: &Losses, stats: &Trac
         })
         .collect();
     let meta = RunMeta {
-        mode: "watch".into(),
+        mode: RunMode::Watch,
         observed_secs: replicas.iter().map(|r| r.meta.observed_secs).sum(),
         ended: Some(if incomplete.is_empty() {
             Ended::Exited

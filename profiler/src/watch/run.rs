@@ -11,14 +11,15 @@ use aya::maps::{MapData, RingBuf};
 use futures::StreamExt as _;
 
 use super::{
-    Filter, WatchConfig, WatchError, cgroup,
+    Filter, WatchConfig, WatchError,
     demux::{self, Demux, NewCgroup},
     output::{Finished, Outputs},
     source::{Events, ImageCache, Source},
     tracing, workload,
 };
 use crate::{
-    model::{Ended, Losses, RunMeta},
+    host::cgroup,
+    model::{Ended, Losses, RunMeta, RunMode},
     runtime::{self, ContainerInfo, LifecycleEvent},
     session::interrupt,
     trace::{Collector, TraceError, Tracer},
@@ -419,7 +420,7 @@ impl Watch {
         }
         let end = t.exited.map_or_else(Instant::now, |(at, _)| at);
         let meta = RunMeta {
-            mode: "watch".into(),
+            mode: RunMode::Watch,
             container_id: t.info.id.clone(),
             observed_secs: end.duration_since(t.since).as_secs_f64(),
             ended: Some(cut.as_ref().map_or(Ended::Exited, |(e, _)| *e)),

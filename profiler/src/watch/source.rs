@@ -5,7 +5,8 @@ use std::{collections::HashMap, path::PathBuf, pin::Pin};
 
 use futures::{Stream, StreamExt as _};
 
-use super::{WatchError, containerd::Containerd};
+use super::WatchError;
+use crate::runtime::containerd::Containerd;
 use crate::{
     model::{ImageConfig, ImageListing},
     runtime::{ContainerInfo, ContainerSpec, Engine, LifecycleEvent},
@@ -77,7 +78,7 @@ impl Source {
             // Polled at once by a task of its own, so that the request is
             // made now, not when the loop first asks (streams are lazy).
             Source::Docker(e) => forward(e.container_events().map(|r| r.map_err(Into::into))),
-            Source::Containerd(c) => Box::pin(c.events()),
+            Source::Containerd(c) => Box::pin(c.events().map(|r| r.map_err(Into::into))),
         }
     }
 
@@ -86,7 +87,7 @@ impl Source {
     pub async fn info(&self, id: &str) -> Result<Option<ContainerInfo>, WatchError> {
         match self {
             Source::Docker(e) => Ok(e.container_info(id).await?),
-            Source::Containerd(c) => c.info(id).await,
+            Source::Containerd(c) => Ok(c.info(id).await?),
         }
     }
 
@@ -131,7 +132,7 @@ async fn containerd_image(c: &Containerd, image: &str) -> ImageFacts {
         notes: vec!["containerd: the image config (USER, VOLUME, WORKDIR) was not read".to_owned()],
     };
     let listed = match c.layers_of(image) {
-        Some(dirs) => tokio::task::spawn_blocking(move || super::layers::listing(&dirs))
+        Some(dirs) => tokio::task::spawn_blocking(move || crate::runtime::layers::listing(&dirs))
             .await
             .map_err(|e| e.to_string())
             .and_then(|r| r),

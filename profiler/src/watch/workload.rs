@@ -19,12 +19,7 @@ use crate::model::PathObservation;
 pub const COMPOSE_PROJECT: &str = "com.docker.compose.project";
 /// Compose service label.
 pub const COMPOSE_SERVICE: &str = "com.docker.compose.service";
-/// CRI: the pod's namespace.
-pub const K8S_NAMESPACE: &str = "io.kubernetes.pod.namespace";
-/// CRI: the pod's name.
-pub const K8S_POD: &str = "io.kubernetes.pod.name";
-/// CRI: the container's name in the pod spec.
-pub const K8S_CONTAINER: &str = "io.kubernetes.container.name";
+pub use crate::runtime::containerd::{K8S_CONTAINER, K8S_NAMESPACE, K8S_POD};
 
 /// The workload a container is a replica of, as a directory name under
 /// `-o DIR`; `None` for a container that belongs to none.

@@ -4,8 +4,8 @@
 
 use super::{check_minimal, cut_short_reason, iterate, verify_and_repair};
 use crate::{
-    analysis::Settings,
     model::{Phase, Report, RoundKind},
+    model::{RunMode, Settings},
     session::{self, Context, RunConfig, RunOutput, SessionError, Stopwatch, interrupt},
 };
 
@@ -66,7 +66,7 @@ pub async fn profile(
         let res = match (how, first) {
             (Loop::None, _) => Ok(None),
             (Loop::Iterate, Some(first)) => {
-                report.run.mode = "iterate".into();
+                report.run.mode = RunMode::Iterate;
                 sw.enter(Phase::Verify).await;
                 iterate(ctx, &mut report, &first, cfg, max_runs)
                     .await

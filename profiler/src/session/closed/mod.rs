@@ -16,8 +16,8 @@ use super::{Context, RunConfig, RunOutput, SessionError};
 use crate::{
     analysis::{self, AnalysisInput},
     model::{
-        CPath, Health, ImageListing, MountKind, MountPlan, PathObservation, PlannedMount, Report,
-        Round, RoundKind, errno,
+        CPath, Health, ImageListing, MountKind, MountPlan, MountRule, PathObservation,
+        PlannedMount, Report, Round, RoundKind, RunMode, errno,
     },
 };
 
@@ -27,7 +27,7 @@ async fn run_with_plan(
     report: &Report,
     mounts: &[PlannedMount],
     base: &RunConfig,
-    kind: &'static str,
+    kind: RunMode,
 ) -> Result<RunOutput, SessionError> {
     let mut cfg = base.clone();
     cfg.read_only = true;
@@ -50,11 +50,15 @@ async fn run_with_plan(
         match m.kind {
             MountKind::Tmpfs => cfg
                 .extra_tmpfs
-                .push((target.to_owned(), crate::render::docker::tmpfs_options(m))),
+                .push((target.to_owned(), m.options.tmpfs_options())),
             MountKind::SeededVolume | MountKind::PersistentVolume => {
                 // Fresh per round: a seeded volume is filled from the image
                 // only while empty.
-                let name = format!("roprof-{kind}-{tag}-{}-{round}-{i}", std::process::id());
+                let name = format!(
+                    "roprof-{}-{tag}-{}-{round}-{i}",
+                    kind.as_str(),
+                    std::process::id()
+                );
                 cfg.extra_binds.push(format!("{name}:{target}"));
                 volumes.push(name);
             }
@@ -148,7 +152,7 @@ pub async fn verify_and_repair(
     let budget = max_runs.max(1);
     for run in 0..budget {
         let mounts = report.plan.mounts.clone();
-        let ro = run_with_plan(ctx, report, &mounts, base, "verify").await?;
+        let ro = run_with_plan(ctx, report, &mounts, base, RunMode::Verify).await?;
         let v = compare(report, &ro);
         let last = run + 1 == budget;
         let mut round = round_of(
@@ -216,7 +220,7 @@ pub async fn iterate(
         report.paths.clone_from(&all);
         replan(report, &[], &first.listing);
         let mounts = report.plan.mounts.clone();
-        let ro = run_with_plan(ctx, report, &mounts, base, "iterate").await?;
+        let ro = run_with_plan(ctx, report, &mounts, base, RunMode::Iterate).await?;
         let (round, failed) = iterate_round(&ro, &mounts);
         let clean = round.passed;
         report.rounds.push(round);
@@ -290,7 +294,10 @@ pub async fn check_minimal(
     // A declared VOLUME's mount is not tested: without it Docker mounts an
     // anonymous volume there, so the run would look the same, but a kubelet
     // mounts nothing and the data would not outlive the container.
-    for m in all.iter().filter(|m| m.evidence.rule != "declared-volume") {
+    for m in all
+        .iter()
+        .filter(|m| m.evidence.rule != MountRule::DeclaredVolume)
+    {
         let rest: Vec<PlannedMount> = all
             .iter()
             .filter(|x| {
@@ -298,7 +305,7 @@ pub async fn check_minimal(
             })
             .cloned()
             .collect();
-        let ro = run_with_plan(ctx, report, &rest, base, "verify").await?;
+        let ro = run_with_plan(ctx, report, &rest, base, RunMode::Verify).await?;
         let v = compare(report, &ro);
         listing.clone_from(&ro.listing);
         let same_outcome = ro.meta.exit_code == report.run.exit_code
@@ -345,7 +352,7 @@ pub async fn check_minimal(
     report.settings.soft.extend(soft.iter().cloned());
     replan_keeping_warnings(report, &listing, &verified.warnings);
     let mounts = report.plan.mounts.clone();
-    let ro = match run_with_plan(ctx, report, &mounts, base, "verify").await {
+    let ro = match run_with_plan(ctx, report, &mounts, base, RunMode::Verify).await {
         Ok(ro) => ro,
         Err(e) => {
             // Cut short: the plan that stands is the one that verified.

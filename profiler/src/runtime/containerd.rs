@@ -1,4 +1,4 @@
-//! containerd as `watch`'s runtime: its own gRPC API (the
+//! containerd as a runtime beside Docker and Podman: its own gRPC API (the
 //! `containerd-client` crate) on `--containerd-socket`, in one namespace
 //! (`k8s.io` for the kubelet's CRI plugin, the one `ctr -n` names).
 //!
@@ -26,8 +26,35 @@ use containerd_client::{
 };
 use futures::Stream;
 
-use super::{WatchError, workload};
-use crate::runtime::{ContainerInfo, LifecycleEvent};
+use super::{ContainerInfo, LifecycleEvent};
+
+/// CRI: the pod's namespace.
+pub const K8S_NAMESPACE: &str = "io.kubernetes.pod.namespace";
+/// CRI: the pod's name.
+pub const K8S_POD: &str = "io.kubernetes.pod.name";
+/// CRI: the container's name in the pod spec.
+pub const K8S_CONTAINER: &str = "io.kubernetes.container.name";
+
+/// Errors talking to containerd, naming the socket.
+#[derive(Debug, thiserror::Error)]
+pub enum ContainerdError {
+    /// A bad value given by the user (the namespace).
+    #[error("{0}")]
+    Usage(String),
+    /// containerd did not answer as expected.
+    #[error(
+        "containerd at {}: {what} failed: {reason} (is containerd running? give its socket with --containerd-socket)",
+        socket.display()
+    )]
+    Rpc {
+        /// The socket.
+        socket: PathBuf,
+        /// What was attempted.
+        what: String,
+        /// Why it failed.
+        reason: String,
+    },
+}
 
 /// CRI label telling containers from pod sandboxes (the pause container).
 const CRI_KIND: &str = "io.cri-containerd.kind";
@@ -46,28 +73,28 @@ pub struct Containerd {
 fn rpc(
     socket: &std::path::Path,
     what: &str,
-) -> impl FnOnce(containerd_client::tonic::Status) -> WatchError {
+) -> impl FnOnce(containerd_client::tonic::Status) -> ContainerdError {
     let (socket, what) = (socket.to_path_buf(), what.to_owned());
-    move |s| WatchError::Containerd {
+    move |s| ContainerdError::Rpc {
         socket,
         what,
         reason: format!("{}: {}", s.code(), s.message()),
     }
 }
 
-fn with_ns<T>(msg: T, ns: &str) -> Result<Request<T>, WatchError> {
+fn with_ns<T>(msg: T, ns: &str) -> Result<Request<T>, ContainerdError> {
     let mut req = Request::new(msg);
-    let v = ns
-        .parse()
-        .map_err(|_| WatchError::Usage(format!("--namespace `{ns}` is not a valid namespace")))?;
+    let v = ns.parse().map_err(|_| {
+        ContainerdError::Usage(format!("--namespace `{ns}` is not a valid namespace"))
+    })?;
     req.metadata_mut().insert("containerd-namespace", v);
     Ok(req)
 }
 
 impl Containerd {
     /// Connects and checks that containerd answers (its version).
-    pub async fn connect(socket: PathBuf, namespace: String) -> Result<Self, WatchError> {
-        let meta = std::fs::metadata(&socket).map_err(|e| WatchError::Containerd {
+    pub async fn connect(socket: PathBuf, namespace: String) -> Result<Self, ContainerdError> {
+        let meta = std::fs::metadata(&socket).map_err(|e| ContainerdError::Rpc {
             socket: socket.clone(),
             what: "opening the socket".into(),
             reason: e.to_string(),
@@ -75,7 +102,7 @@ impl Containerd {
         {
             use std::os::unix::fs::FileTypeExt as _;
             if !meta.file_type().is_socket() {
-                return Err(WatchError::Containerd {
+                return Err(ContainerdError::Rpc {
                     socket,
                     what: "opening the socket".into(),
                     reason: "not a unix socket".into(),
@@ -85,7 +112,7 @@ impl Containerd {
         let channel =
             containerd_client::connect(&socket)
                 .await
-                .map_err(|e| WatchError::Containerd {
+                .map_err(|e| ContainerdError::Rpc {
                     socket: socket.clone(),
                     what: "connecting".into(),
                     reason: e.to_string(),
@@ -95,7 +122,7 @@ impl Containerd {
             VersionClient::new(channel.clone()).version(()),
         )
         .await
-        .map_err(|_| WatchError::Containerd {
+        .map_err(|_| ContainerdError::Rpc {
             socket: socket.clone(),
             what: "asking for its version".into(),
             reason: "no answer within 10 s (is this containerd's gRPC socket, not its ttrpc one?)"
@@ -117,7 +144,7 @@ impl Containerd {
 
     /// Name, labels and image of container `id`; `None` when the
     /// namespace has no such container, or it is a CRI pod sandbox.
-    pub async fn info(&self, id: &str) -> Result<Option<ContainerInfo>, WatchError> {
+    pub async fn info(&self, id: &str) -> Result<Option<ContainerInfo>, ContainerdError> {
         let req = with_ns(GetContainerRequest { id: id.to_owned() }, &self.namespace)?;
         let c = match ContainersClient::new(self.channel.clone()).get(req).await {
             Ok(r) => r.into_inner().container.unwrap_or_default(),
@@ -180,7 +207,7 @@ impl Containerd {
     /// sends the response headers of the event stream only with its first
     /// event, so awaiting the call itself would wait for one. The request
     /// is sent at once, so containers created from here on are seen.
-    pub fn events(&self) -> impl Stream<Item = Result<LifecycleEvent, WatchError>> + use<> {
+    pub fn events(&self) -> impl Stream<Item = Result<LifecycleEvent, ContainerdError>> + use<> {
         let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
         let this = self.clone();
         tokio::spawn(async move {
@@ -221,7 +248,7 @@ impl Containerd {
     async fn lifecycle(
         &self,
         env: containerd_client::types::Envelope,
-    ) -> Result<Option<LifecycleEvent>, WatchError> {
+    ) -> Result<Option<LifecycleEvent>, ContainerdError> {
         let Some(mut any) = env.event else {
             return Ok(None);
         };
@@ -229,7 +256,7 @@ impl Containerd {
         if !any.type_url.starts_with('/') {
             any.type_url.insert(0, '/');
         }
-        let bad = |e: prost::DecodeError| WatchError::Containerd {
+        let bad = |e: prost::DecodeError| ContainerdError::Rpc {
             socket: self.socket.clone(),
             what: format!("decoding the event {}", env.topic),
             reason: e.to_string(),
@@ -265,9 +292,9 @@ impl Containerd {
 #[must_use]
 pub fn display_name(id: &str, labels: &BTreeMap<String, String>) -> String {
     match (
-        labels.get(workload::K8S_NAMESPACE),
-        labels.get(workload::K8S_POD),
-        labels.get(workload::K8S_CONTAINER),
+        labels.get(K8S_NAMESPACE),
+        labels.get(K8S_POD),
+        labels.get(K8S_CONTAINER),
     ) {
         (Some(ns), Some(pod), Some(c)) => format!("{ns}_{pod}_{c}"),
         _ => id.to_owned(),

@@ -1,4 +1,5 @@
-//! Which container a cgroup v2 path belongs to.
+//! cgroup v2: where the hierarchy is mounted, which cgroup a process is
+//! in, and which container a cgroup path belongs to.
 //!
 //! The kernel names the cgroup a runtime creates for a container in
 //! `cgroup_mkdir`; the container id is its leaf, in the shapes the common
@@ -28,9 +29,10 @@ pub fn container_id(path: &str) -> Option<String> {
         leaf = parts.next()?;
     }
     let id = if let Some(scope) = leaf.strip_suffix(".scope") {
-        ["docker-", "libpod-", "cri-containerd-", "crio-"]
+        LEAF_FORMS
             .iter()
-            .find_map(|p| scope.strip_prefix(p))?
+            .filter(|(pre, post)| !pre.is_empty() && *post == ".scope")
+            .find_map(|(pre, _)| scope.strip_prefix(pre))?
     } else if matches!(
         leaf.rsplit_once('.'),
         Some((_, "slice" | "mount" | "service" | "socket"))
@@ -47,19 +49,56 @@ pub fn container_id(path: &str) -> Option<String> {
     valid.then(|| id.to_owned())
 }
 
+/// The cgroup v2 mount on a pure v2 host.
+pub const ROOT: &str = "/sys/fs/cgroup";
+/// The unified (v2) hierarchy on a hybrid v1/v2 host.
+pub const UNIFIED: &str = "/sys/fs/cgroup/unified";
+
+/// How runtimes name a container's cgroup leaf, as `(prefix, suffix)`
+/// around the id: `<id>` (cgroupfs driver: Docker's `/docker/<id>`,
+/// containerd's `/<namespace>/<id>`), and the systemd driver's scopes.
+/// [`container_id`] reads these shapes; the tracer matches them in the
+/// kernel.
+pub const LEAF_FORMS: [(&str, &str); 6] = [
+    ("", ""),
+    ("docker-", ".scope"),
+    ("libpod-", ".scope"),
+    ("libpod-", ""),
+    ("cri-containerd-", ".scope"),
+    ("crio-", ".scope"),
+];
+
+/// The path of the `0::` (cgroup v2) line of a `/proc/<pid>/cgroup` text.
+#[must_use]
+pub fn v2_membership(proc_cgroup: &str) -> Option<&str> {
+    proc_cgroup.lines().find_map(|l| l.strip_prefix("0::"))
+}
+
 /// The cgroup v2 path of process `pid` (the `0::` line of its
 /// `/proc/PID/cgroup`), for a runtime that reports the task's pid.
 #[must_use]
 pub fn of_pid(pid: u32) -> Option<String> {
     let text = std::fs::read_to_string(format!("/proc/{pid}/cgroup")).ok()?;
-    text.lines()
-        .find_map(|l| l.strip_prefix("0::"))
-        .map(str::to_owned)
+    v2_membership(&text).map(str::to_owned)
+}
+
+/// The directories a cgroup v2 path `rel` (as [`of_pid`] gives it) may be
+/// at: under the hybrid host's unified hierarchy first, then the pure v2
+/// mount.
+#[must_use]
+pub fn dirs_of(rel: &str) -> [std::path::PathBuf; 2] {
+    [UNIFIED, ROOT].map(|root| std::path::PathBuf::from(format!("{root}{rel}")))
 }
 
 #[cfg(test)]
 mod tests {
-    use super::container_id;
+    use super::{container_id, v2_membership};
+
+    #[test]
+    fn the_v2_line_is_found() {
+        assert_eq!(v2_membership("1:cpu:/\n0::/docker/x\n"), Some("/docker/x"));
+        assert_eq!(v2_membership("1:cpu:/\n"), None);
+    }
 
     const ID: &str = "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef";
 

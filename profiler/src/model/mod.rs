@@ -1,0 +1,46 @@
+//! The data model every layer speaks: observations from a run, the image's
+//! listing and config, the mount plan, and the saved report (JSON schema
+//! `schema/report.schema.json`, versioned by [`SCHEMA_VERSION`]).
+//!
+//! Paths are byte strings ([`CPath`]): Linux paths need not be UTF-8 and a
+//! profiler that mangles them would emit mounts for the wrong directory.
+
+pub mod errno;
+mod image;
+mod observation;
+mod opmap;
+mod path;
+mod plan;
+mod report;
+mod round;
+mod run;
+mod timing;
+
+pub use self::{
+    image::{EntryKind, ImageConfig, ImageEntry, ImageListing},
+    observation::{Op, OpStats, PathObservation, ProcRef},
+    opmap::{ErrorCounts, OpEntry, OpMap},
+    path::{CPath, MAX_SYMLINK_HOPS, canonicalize},
+    plan::{
+        Evidence, Exclusion, MountKind, MountOptions, MountPlan, MountRule, PlannedMount, Settings,
+        Unmounted, size_mi,
+    },
+    report::{Losses, Report, RunMeta, RunMode, TaskReads, TraceStats},
+    round::{Health, Round, RoundKind},
+    run::{EnvValues, EnvVar, RunOptions},
+    timing::{Ended, Phase, PhaseTime},
+};
+
+/// Version of the JSON report format. Bump on any incompatible change.
+///
+/// 2: `run_options.env` holds names (values only with `--reveal-env`,
+/// marked by `run_options.env_values`), and `run_options.env_files` the
+/// `--env-file` paths; `seeded_volume` means a volatile seeded mount (fresh
+/// for each container: an anonymous volume, not a named one), nested tmpfs
+/// mounts may appear, observations count append-only opens, and the plan
+/// lists `unmounted` writes. Version 1 reports (env as `NAME=value`
+/// strings) still load and render: see [`crate::render::json`].
+pub const SCHEMA_VERSION: u32 = 2;
+
+/// The oldest report version this build still reads.
+pub const OLDEST_SCHEMA_VERSION: u32 = 1;

@@ -1,0 +1,202 @@
+//! The saved report: the run's metadata, what was observed, and the plan.
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+
+use super::{
+    Ended, Health, ImageConfig, MountPlan, PathObservation, PhaseTime, Round, RunOptions, Settings,
+};
+
+/// What was lost or truncated during a run (all zero in a complete profile).
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Losses {
+    /// Events dropped because the ring buffer was full.
+    pub ringbuf_drops: u64,
+    /// Paths the kernel could not read in full.
+    pub truncated_paths: u64,
+    /// Syscalls whose exit could not be matched (in-flight map full).
+    pub inflight_full: u64,
+    /// Processes that could not be followed (traced map full).
+    pub traced_full: u64,
+    /// Files whose byte counts are missing (files map full).
+    pub files_full: u64,
+    /// Kernel reads that failed while building events.
+    pub read_errors: u64,
+    /// Events lost because a tail call to the next kernel stage failed.
+    #[serde(default)]
+    pub tail_call_fails: u64,
+}
+
+impl Losses {
+    /// True when nothing was lost (truncated paths count as a loss).
+    #[must_use]
+    pub fn is_clean(&self) -> bool {
+        *self == Losses::default()
+    }
+}
+
+/// Counters of tracer activity (not losses), and where the time went (not
+/// `Eq`: it holds `f64`s).
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct TraceStats {
+    /// Records received from the kernel.
+    pub events: u64,
+    /// Operations folded into dedupe entries in the kernel.
+    pub deduped: u64,
+    /// Dedupe map was full (events then sent without dedupe).
+    pub dedup_full: u64,
+    /// roprof's own peak resident memory (`VmHWM`) when the report was
+    /// written, in KiB; 0 when unknown.
+    #[serde(default)]
+    pub peak_rss_kib: u64,
+    /// `io_uring_setup` calls by the container's processes: writes
+    /// submitted through `io_uring` are not traced.
+    #[serde(default)]
+    pub io_uring_setups: u64,
+    /// Instructions the kernel's verifier processed for each eBPF program
+    /// at load (its budget is 1M per program; kernels 5.16 and later report it).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub verified_insns: BTreeMap<String, u32>,
+    /// How the kernel side read the current task on its hot path: `btf`
+    /// (plain loads through `bpf_get_current_task_btf`, Linux 5.11+) or
+    /// `probe_read` (a helper call per field: older kernels, or a verifier
+    /// that refused the first).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub task_reads: Option<TaskReads>,
+    /// Wall time per phase of the run, in order (a closed loop adds
+    /// `verify`; each round has its own in `rounds`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub phases: Vec<PhaseTime>,
+    /// Seconds the eBPF programs took to load, verify and attach; this runs
+    /// in the background, overlapping `inspect`, `create` and `listing`, and
+    /// happens once per roprof process.
+    #[serde(default)]
+    pub bpf_load_secs: f64,
+}
+
+/// Metadata of the run that produced the observations (not `Eq`: it holds
+/// an `f64`).
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[expect(
+    clippy::struct_excessive_bools,
+    reason = "report fields users read, each a yes/no of its own"
+)]
+pub struct RunMeta {
+    /// `profile`, `attach`, `verify`, `iterate` or `watch`.
+    pub mode: RunMode,
+    /// Container id.
+    #[serde(default)]
+    pub container_id: String,
+    /// The run had `--read-only` (verify, iterate rounds).
+    #[serde(default)]
+    pub read_only: bool,
+    /// Seconds observed.
+    pub observed_secs: f64,
+    /// Why the observation window ended (absent in reports of roprof
+    /// versions before it was recorded).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ended: Option<Ended>,
+    /// Exit code, if the container exited.
+    #[serde(default)]
+    pub exit_code: Option<i64>,
+    /// Killed by the OOM killer.
+    #[serde(default)]
+    pub oom_killed: bool,
+    /// Last lines of the container's log.
+    #[serde(default)]
+    pub logs_tail: Vec<String>,
+    /// Writes before this point were not seen (attach mode).
+    #[serde(default)]
+    pub partial_start: bool,
+    /// The run did not cover the container's normal life: interrupted by a
+    /// signal, the engine was lost, or the container was OOM-killed.
+    #[serde(default)]
+    pub incomplete: bool,
+    /// Why the report is incomplete.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub incomplete_reason: Option<String>,
+    /// Notes for the reader (e.g. "attached to a running container").
+    #[serde(default)]
+    pub notes: Vec<String>,
+    /// Health of the probe/HEALTHCHECK at the end; `None` without one.
+    #[serde(default)]
+    pub health: Option<Health>,
+    /// Exit status of `--exercise` (128 + N when killed by signal N); absent
+    /// without an exercise or when it had not finished when the window
+    /// ended (it is then killed).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub exercise_exit: Option<i64>,
+}
+
+/// A saved profile: everything needed to re-render any format.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct Report {
+    /// [`SCHEMA_VERSION`](super::SCHEMA_VERSION).
+    pub schema_version: u32,
+    /// roprof version that wrote it.
+    pub roprof_version: String,
+    /// The image.
+    pub image: ImageConfig,
+    /// The user's run options.
+    pub run_options: RunOptions,
+    /// Run metadata.
+    pub run: RunMeta,
+    /// Losses; a report with losses is not trustworthy.
+    pub losses: Losses,
+    /// Tracer activity.
+    pub stats: TraceStats,
+    /// Every observed path, sorted.
+    pub paths: Vec<PathObservation>,
+    /// The plan.
+    pub plan: MountPlan,
+    /// Closed-loop rounds (verify, repair, iterate, leave-one-out), in order.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub rounds: Vec<Round>,
+    /// The planner's settings the plan was made with, repairs included
+    /// (`verify --repair` continues from them).
+    #[serde(default)]
+    pub settings: Settings,
+}
+
+/// Which workflow made a run, as the report's `run.mode` says.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RunMode {
+    /// `roprof profile` (and `--compose`, `--manifest`).
+    #[default]
+    Profile,
+    /// `roprof attach`.
+    Attach,
+    /// A read-only run with a plan (`roprof verify`, `--verify`).
+    Verify,
+    /// `--mode iterate`.
+    Iterate,
+    /// `roprof watch`.
+    Watch,
+}
+
+impl RunMode {
+    /// The name users see.
+    #[must_use]
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RunMode::Profile => "profile",
+            RunMode::Attach => "attach",
+            RunMode::Verify => "verify",
+            RunMode::Iterate => "iterate",
+            RunMode::Watch => "watch",
+        }
+    }
+}
+
+/// How the kernel side read the current task on its hot path.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum TaskReads {
+    /// Plain loads through `bpf_get_current_task_btf` (Linux 5.11+).
+    Btf,
+    /// A `bpf_probe_read_kernel` call per field (older kernels, or a
+    /// verifier that refused the BTF variant).
+    ProbeRead,
+}
