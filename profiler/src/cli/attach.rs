@@ -74,7 +74,11 @@ pub async fn run(args: &AttachArgs) -> anyhow::Result<i32> {
     let mut report = session::report(out, run, Settings::default());
     report.stats.peak_rss_kib = super::render::peak_rss_kib().unwrap_or(0);
     eprintln!("roprof: attached mid-run: writes before the attach were not seen");
-    super::render::print_report(&report, args.format)?;
+    super::render::print_report(
+        &report,
+        args.format,
+        &crate::render::RenderOptions::default(),
+    )?;
     Ok(if report.run.incomplete {
         super::incomplete_exit("profile", &report)
     } else if report.losses.is_clean() || args.allow_loss {
