@@ -128,11 +128,13 @@ fn header(report: &Report, prefix: Option<&HelmPrefix>) -> String {
         None => key.to_owned(),
     };
     let mut h = format!(
-        "# roprof: Helm values for {image} with a read-only root filesystem.\n\
-         # For a chart whose templates append `{ev}` to the pod's volumes, `{evm}` to the\n\
-         # container's volumeMounts, put `{csc}` in the container's securityContext and\n\
-         # `{ic}` before the chart's own initContainers (bitnami's common templates;\n\
-         # many prometheus-community charts): `helm upgrade --install … -f helm-values.yaml`.\n\
+        "# roprof: Helm values for {image} with a read-only root filesystem, for a chart\n\
+         # whose templates (bitnami's common ones, many prometheus-community charts):\n\
+         #   append `{ev}` to the pod's volumes,\n\
+         #   append `{evm}` to the main container's volumeMounts,\n\
+         #   put `{csc}` into that container's securityContext,\n\
+         #   put `{ic}` before the chart's own initContainers.\n\
+         # Use it with `helm upgrade --install … -f helm-values.yaml`.\n\
          # - Helm replaces lists, it does not append them: if your values already set one of\n\
          #   these lists, add these entries to yours instead of passing a second -f.\n\
          # - A chart without extraVolumes/extraVolumeMounts cannot take this fragment: add\n\
