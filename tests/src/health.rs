@@ -1,7 +1,6 @@
 //! Is a server up and doing its work: the checks the pasted-output tests
-//! (`tests/tests/helm.rs`) run against a fixture started from rendered
-//! output. The same checks as `tests/tests/rendered.rs`'s, in the library so
-//! that more than one test file can use them.
+//! (`tests/tests/rendered.rs`, `tests/tests/helm.rs`) run against a fixture
+//! started from rendered output.
 
 use std::{
     io::{Read as _, Write as _},
