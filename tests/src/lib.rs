@@ -8,6 +8,8 @@
 //! [`require_privileged`], which fails the test loudly when that environment
 //! is missing: a privileged test never passes by skipping.
 
+pub mod chart;
+pub mod health;
 pub mod kubelet;
 pub mod pasted;
 pub mod podman;

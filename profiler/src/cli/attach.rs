@@ -73,6 +73,10 @@ pub async fn run(args: &AttachArgs) -> anyhow::Result<i32> {
     let mut report = session::report(out, run, Settings::default());
     report.stats.peak_rss_kib = super::render::peak_rss_kib().unwrap_or(0);
     eprintln!("roprof: attached mid-run: writes before the attach were not seen");
-    super::render::print_report(&report, args.format)?;
+    super::render::print_report(
+        &report,
+        args.format,
+        &roprof::render::RenderOptions::default(),
+    )?;
     Ok(super::exit_code("profile", &report, None, args.allow_loss))
 }

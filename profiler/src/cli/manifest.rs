@@ -258,7 +258,10 @@ fn finish(
     }
     if let Some(dir) = &args.output_dir {
         std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
-        let files = render::write_all(&report, dir)?;
+        let options = render::RenderOptions {
+            helm_prefix: args.helm_prefix.clone(),
+        };
+        let files = render::write_all_with(&report, dir, &options)?;
         eprintln!("roprof: wrote {} files to {}", files.len(), dir.display());
     }
     if report.run.incomplete {

@@ -34,6 +34,11 @@ pub struct ProfileArgs {
     /// hardened compose file to this path instead of stdout).
     #[arg(short = 'o', long = "output-dir")]
     pub output_dir: Option<PathBuf>,
+    /// With --format helm (and helm-values.yaml under -o): put the values
+    /// under this component key (`server`, `controller`; dotted for a
+    /// deeper one), as charts with several components expect.
+    #[arg(long, value_name = "KEY")]
+    pub helm_prefix: Option<roprof::render::helm::HelmPrefix>,
     /// Keep the container after the run.
     #[arg(long)]
     pub keep: bool,
@@ -200,15 +205,18 @@ fn finish(
     report.stats.peak_rss_kib = super::render::peak_rss_kib().unwrap_or(0);
     super::withhold_env(&mut report, env, args.reveal_env);
     let report = &report;
+    let options = render::RenderOptions {
+        helm_prefix: args.helm_prefix.clone(),
+    };
     for w in render::unrepresentable(report) {
         eprintln!("roprof: warning: {w}");
     }
     if let Some(dir) = &args.output_dir {
         std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
-        let files = render::write_all(report, dir)?;
+        let files = render::write_all_with(report, dir, &options)?;
         eprintln!("roprof: wrote {} files to {}", files.len(), dir.display());
     }
-    super::render::print_report(report, args.format)?;
+    super::render::print_report(report, args.format, &options)?;
     Ok(super::exit_code(
         "profile",
         report,

@@ -22,6 +22,11 @@ pub struct RenderArgs {
     /// written with --reveal-env); without it, names only.
     #[arg(long)]
     pub reveal_env: bool,
+    /// With --format helm (and helm-values.yaml under -o): put the values
+    /// under this component key (`server`, `controller`; dotted for a
+    /// deeper one), as charts with several components expect.
+    #[arg(long, value_name = "KEY")]
+    pub helm_prefix: Option<roprof::render::helm::HelmPrefix>,
 }
 
 /// Runs `render`.
@@ -31,14 +36,21 @@ pub fn run(args: &RenderArgs) -> anyhow::Result<i32> {
     let mut report = render::json::load_report(&text)
         .with_context(|| format!("loading report {}", args.report.display()))?;
     super::withhold_env(&mut report, &ContainerEnv::default(), args.reveal_env);
-    print_report(&report, args.format)?;
+    let options = render::RenderOptions {
+        helm_prefix: args.helm_prefix.clone(),
+    };
+    print_report(&report, args.format, &options)?;
     Ok(0)
 }
 
 /// Prints `report` in `format` on stdout. JSON is streamed (a report of
 /// 100k paths is tens of MiB: building it as a string would double roprof's
 /// peak memory); the other formats are small.
-pub fn print_report(report: &roprof::model::Report, format: Format) -> anyhow::Result<()> {
+pub fn print_report(
+    report: &roprof::model::Report,
+    format: Format,
+    options: &render::RenderOptions,
+) -> anyhow::Result<()> {
     use std::io::Write as _;
     let stdout = std::io::stdout();
     let mut out = std::io::BufWriter::new(stdout.lock());
@@ -46,7 +58,7 @@ pub fn print_report(report: &roprof::model::Report, format: Format) -> anyhow::R
         serde_json::to_writer_pretty(&mut out, report)?;
         out.write_all(b"\n")?;
     } else {
-        out.write_all(ensure_nl(render::render(report, format)?).as_bytes())?;
+        out.write_all(ensure_nl(render::render_with(report, format, options)?).as_bytes())?;
     }
     out.flush()?;
     Ok(())

@@ -35,6 +35,16 @@ fn header(report: &Report, what: &str, parts: &PodParts) -> String {
          # volumes into your own workload (or use a kustomize patch / `roprof patch`).\n",
         image = escape_bytes(report.image.image.as_bytes())
     );
+    h.push_str(&parts_comments(report, parts));
+    h
+}
+
+/// The comment lines every Kubernetes-shaped output (the Deployments, the
+/// kustomize patch, the Helm values) carries about its pod parts: how the
+/// initContainers work, when they need root, the lifetime of seeded
+/// volumes, the parts' notes and the left-out mounts.
+pub(super) fn parts_comments(report: &Report, parts: &PodParts) -> String {
+    let mut h = String::new();
     if !parts.init_containers.is_empty() {
         h.push_str(
             "# The init-* initContainers prepare each volume (copy the image's content, set the\n\

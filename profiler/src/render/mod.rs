@@ -16,6 +16,7 @@
 pub mod compose;
 pub mod docker;
 pub mod env;
+pub mod helm;
 pub mod json;
 pub mod k8s;
 pub mod markdown;
@@ -25,6 +26,8 @@ pub mod table;
 
 #[cfg(test)]
 mod env_tests;
+#[cfg(test)]
+mod helm_tests;
 #[cfg(test)]
 mod lifetime_tests;
 #[cfg(test)]
@@ -54,6 +57,9 @@ pub enum Format {
     K8sRestricted,
     /// A kustomize strategic-merge patch.
     Kustomize,
+    /// Helm values for a chart's `extraVolumes`/`extraVolumeMounts` (see
+    /// `--helm-prefix`).
+    Helm,
     /// The saved report.
     Json,
     /// A Markdown report for a pull request.
@@ -62,7 +68,7 @@ pub enum Format {
 
 impl Format {
     /// Every format, in `write_all` order.
-    pub const ALL: [Format; 8] = [
+    pub const ALL: [Format; 9] = [
         Format::Json,
         Format::Markdown,
         Format::Docker,
@@ -70,6 +76,7 @@ impl Format {
         Format::K8s,
         Format::K8sRestricted,
         Format::Kustomize,
+        Format::Helm,
         Format::Table,
     ];
 
@@ -83,6 +90,7 @@ impl Format {
             Format::K8s => "k8s",
             Format::K8sRestricted => "k8s-restricted",
             Format::Kustomize => "kustomize",
+            Format::Helm => "helm",
             Format::Json => "json",
             Format::Markdown => "markdown",
         }
@@ -96,6 +104,7 @@ impl Format {
             Format::K8s => "k8s.yaml",
             Format::K8sRestricted => "k8s-restricted.yaml",
             Format::Kustomize => "kustomize.yaml",
+            Format::Helm => "helm-values.yaml",
             Format::Json => "report.json",
             Format::Markdown => "report.md",
         }
@@ -125,7 +134,7 @@ pub enum RenderError {
     /// Unknown `--format`.
     #[error(
         "unknown format {0:?} (expected \
-         table|docker|compose|k8s|k8s-restricted|kustomize|json|markdown)"
+         table|docker|compose|k8s|k8s-restricted|kustomize|helm|json|markdown)"
     )]
     UnknownFormat(String),
     /// JSON serialisation.
@@ -149,8 +158,24 @@ pub enum RenderError {
     },
 }
 
-/// Renders `report` in `format`.
+/// What shapes an output beyond its format.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct RenderOptions {
+    /// `--helm-prefix`: the component key the Helm values go under.
+    pub helm_prefix: Option<helm::HelmPrefix>,
+}
+
+/// Renders `report` in `format`, with the default [`RenderOptions`].
 pub fn render(report: &Report, format: Format) -> Result<String, RenderError> {
+    render_with(report, format, &RenderOptions::default())
+}
+
+/// Renders `report` in `format`.
+pub fn render_with(
+    report: &Report,
+    format: Format,
+    options: &RenderOptions,
+) -> Result<String, RenderError> {
     Ok(match format {
         Format::Table => table::table(report),
         Format::Docker => docker::docker_script_body(report),
@@ -160,6 +185,7 @@ pub fn render(report: &Report, format: Format) -> Result<String, RenderError> {
             k8s::deployment_for(report, k8s::DEFAULT_NAME, k8s::Security::Restricted)?
         }
         Format::Kustomize => k8s::kustomize_patch(report, k8s::DEFAULT_NAME)?,
+        Format::Helm => helm::values(report, options.helm_prefix.as_ref())?,
         Format::Json => json::to_json(report)?,
         Format::Markdown => markdown::markdown(report),
     })
@@ -169,11 +195,21 @@ pub fn render(report: &Report, format: Format) -> Result<String, RenderError> {
 /// values (`--reveal-env`): readable by their owner only.
 pub const REVEALED_FILE_MODE: u32 = 0o600;
 
+/// Writes every format into `dir` with the default [`RenderOptions`] (see
+/// [`write_all_with`]).
+pub fn write_all(report: &Report, dir: &Path) -> Result<Vec<PathBuf>, RenderError> {
+    write_all_with(report, dir, &RenderOptions::default())
+}
+
 /// Writes every format into `dir` (created if missing); returns the files.
 /// A report that holds env values ([`EnvValues::Revealed`]) is written into
 /// files of mode [`REVEALED_FILE_MODE`], existing files included; other
 /// files are created with the umask's mode.
-pub fn write_all(report: &Report, dir: &Path) -> Result<Vec<PathBuf>, RenderError> {
+pub fn write_all_with(
+    report: &Report,
+    dir: &Path,
+    options: &RenderOptions,
+) -> Result<Vec<PathBuf>, RenderError> {
     let private = report.run_options.env_values == EnvValues::Revealed;
     fs::create_dir_all(dir).map_err(|source| RenderError::Write {
         path: dir.to_path_buf(),
@@ -181,7 +217,7 @@ pub fn write_all(report: &Report, dir: &Path) -> Result<Vec<PathBuf>, RenderErro
     })?;
     let mut out = Vec::new();
     for f in Format::ALL {
-        let mut text = render(report, f)?;
+        let mut text = render_with(report, f, options)?;
         if f == Format::Docker {
             text = format!("#!/bin/sh\n{text}");
         }
