@@ -17,7 +17,7 @@ use crate::{cmd, images, setup, step, workspace_root};
 pub fn bench(quick: bool, render_only: bool) -> Result<()> {
     let out = workspace_root().join("reports");
     if render_only {
-        let bench = build(false)?;
+        let bench = build(Build::RenderOnly)?;
         return cmd::run(Command::new(bench).arg("--out").arg(&out).arg("render"));
     }
     step(
@@ -26,8 +26,8 @@ pub fn bench(quick: bool, render_only: bool) -> Result<()> {
     )?;
     setup::docker_step()?;
     images::build(&["writer".into(), "nginx".into()], false)?;
+    let bench = build(Build::Measure)?;
     let roprof = crate::target_dir()?.join("release").join("roprof");
-    let bench = build(true)?;
     let work = crate::target_dir()?.join("bench");
     let mut c = Command::new(bench);
     c.arg("--out")
@@ -43,37 +43,45 @@ pub fn bench(quick: bool, render_only: bool) -> Result<()> {
     cmd::run(&mut c)
 }
 
-/// `cargo build --release -p roprof-bench` (and `-p profiler`, in the same
-/// build so that they share the roprof library): the path of roprof-bench.
-fn build(with_roprof: bool) -> Result<PathBuf> {
-    let target = crate::target_dir()?.join("release");
-    let bin = target.join("roprof-bench");
-    let what = if with_roprof {
+/// What roprof-bench is built for.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Build {
+    /// Measuring: release roprof-bench and roprof, in one cargo build so
+    /// that they share the roprof library.
+    Measure,
+    /// Rendering only: a debug roprof-bench (the artifacts `cargo test`
+    /// leaves serve it).
+    RenderOnly,
+}
+
+/// Builds roprof-bench (and roprof, to measure); the path of roprof-bench.
+fn build(what: Build) -> Result<PathBuf> {
+    let release = what == Build::Measure;
+    let target = crate::target_dir()?.join(if release { "release" } else { "debug" });
+    let mut want = vec![target.join("roprof-bench")];
+    let mut c = cmd::cargo();
+    c.args(["build", "-p", "roprof-bench"]);
+    if release {
+        c.args(["--release", "-p", "profiler"]);
+        want.push(target.join("roprof"));
+    }
+    let name = if release {
         "build roprof and roprof-bench (release)"
     } else {
-        "build roprof-bench (release)"
+        "build roprof-bench"
     };
-    step(what, || {
-        let mut c = cmd::cargo();
-        c.args(["build", "--release", "-p", "roprof-bench"]);
-        if with_roprof {
-            c.args(["-p", "profiler"]);
-        }
+    step(name, || {
         cmd::run(&mut c)?;
-        let mut built = vec![bin.clone()];
-        if with_roprof {
-            built.push(target.join("roprof"));
-        }
-        for b in &built {
+        for b in &want {
             anyhow::ensure!(
                 b.is_file(),
                 "the build succeeded but {} is missing",
                 b.display()
             );
         }
-        Ok(format!("ok ({})", bin.display()))
+        Ok(format!("ok ({})", want[0].display()))
     })?;
-    Ok(bin)
+    Ok(want.swap_remove(0))
 }
 
 /// The tools the comparisons run, installed through apt when missing.
