@@ -94,18 +94,6 @@ pub const PROG_CGROUP_MKDIR: &str = "cgroup_mkdir";
 /// `roprof doctor`'s smoke test: an empty raw tracepoint program, loaded and
 /// attached to `sys_enter` for a moment (never by a profiling run).
 pub const PROG_DOCTOR_SMOKE: &str = "doctor_smoke";
-/// The benchmark floor (`roprof bench-floor`, hidden): empty programs on
-/// the raw tracepoints roprof hooks, as (program, tracepoint) pairs in the
-/// order they are attached.
-pub const FLOOR_PROGRAMS: [(&str, &str); 6] = [
-    ("floor_cgroup_mkdir", "cgroup_mkdir"),
-    ("floor_sched_exit", "sched_process_exit"),
-    ("floor_sched_fork", "sched_process_fork"),
-    ("floor_sched_exec", "sched_process_exec"),
-    ("floor_sys_exit", "sys_exit"),
-    ("floor_sys_enter", "sys_enter"),
-];
-
 /// Entries of the `SPECS` array: syscall numbers at or above it are not
 /// hooked on any architecture roprof supports.
 pub const SPECS_LEN: u32 = 1024;

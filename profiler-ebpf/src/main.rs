@@ -34,7 +34,6 @@
 mod cgroup;
 mod dedupe;
 mod event;
-mod floor;
 mod maps;
 mod mem;
 mod sched;

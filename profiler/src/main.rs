@@ -41,7 +41,6 @@ fn main() {
             Command::Doctor(a) => cli::doctor::run(a).await,
             Command::Completions(a) => Ok(cli::completions::completions(a)),
             Command::Man(a) => cli::completions::man(a),
-            Command::BenchFloor(a) => cli::floor::run(a).await,
         }
     });
     match res {

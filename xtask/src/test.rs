@@ -73,9 +73,9 @@ pub fn test(harness_args: &[String]) -> Result<bool> {
             counts: None,
             took: started.elapsed(),
         });
-        // profiler-ebpf is a bpfel target crate: its binary cannot be built
-        // as a host test harness. --no-fail-fast: one failing test binary
-        // must not hide the results of the others.
+        // profiler-ebpf and roprof-bench-ebpf are bpfel target crates: their
+        // binaries cannot be built as a host test harness. --no-fail-fast:
+        // one failing test binary must not hide the results of the others.
         phases.push(cargo_test_phase(
             "unit tests",
             cmd::cargo().args([
@@ -86,6 +86,8 @@ pub fn test(harness_args: &[String]) -> Result<bool> {
                 "roprof-tests",
                 "--exclude",
                 "profiler-ebpf",
+                "--exclude",
+                "roprof-bench-ebpf",
             ]),
         ));
 
@@ -237,9 +239,9 @@ fn parse_result_line(line: &str) -> Option<Counts> {
 }
 
 /// `cargo fmt --check`, then clippy with warnings denied over every crate:
-/// the workspace (pedantic, from `[workspace.lints]`) and the eBPF crate
+/// the workspace (pedantic, from `[workspace.lints]`) and the eBPF crates
 /// (clippy's defaults, checked for the host with `panic=abort` in a target
-/// directory of its own, since it is `no_std`).
+/// directory of their own, since they are `no_std`).
 fn lint() -> Result<()> {
     cmd::run(cmd::cargo().args(["fmt", "--all", "--", "--check"]))
         .context("formatting differs: run `cargo fmt --all`")?;
@@ -248,6 +250,8 @@ fn lint() -> Result<()> {
         "--workspace",
         "--exclude",
         "profiler-ebpf",
+        "--exclude",
+        "roprof-bench-ebpf",
         "--all-targets",
         "--",
         "-D",
@@ -256,7 +260,16 @@ fn lint() -> Result<()> {
     let target = crate::workspace_root().join("target/clippy-ebpf");
     cmd::run(
         cmd::cargo()
-            .args(["clippy", "-p", "profiler-ebpf", "--", "-D", "warnings"])
+            .args([
+                "clippy",
+                "-p",
+                "profiler-ebpf",
+                "-p",
+                "roprof-bench-ebpf",
+                "--",
+                "-D",
+                "warnings",
+            ])
             .env("RUSTFLAGS", "-C panic=abort")
             .env("CARGO_TARGET_DIR", target),
     )

@@ -4,7 +4,6 @@ pub mod attach;
 pub mod completions;
 pub mod compose;
 pub mod doctor;
-pub mod floor;
 pub mod manifest;
 pub mod patch;
 pub mod profile;
@@ -72,10 +71,6 @@ pub enum Command {
     Completions(completions::CompletionsArgs),
     /// Print the man page (or write all pages with --out-dir).
     Man(completions::ManArgs),
-    /// Benchmark floor: attach empty programs to roprof's tracepoints and
-    /// hold them (used by `cargo xtask bench`).
-    #[command(hide = true)]
-    BenchFloor(floor::FloorArgs),
 }
 
 /// The `docker run` options that a compose service or a pod template

@@ -35,7 +35,8 @@ pub use self::{
 use crate::model::{Losses, TaskReads, TraceStats};
 
 /// The eBPF object built by `build.rs`.
-pub static EBPF_OBJECT: &[u8] = aya::include_bytes_aligned!(concat!(env!("OUT_DIR"), "/profiler"));
+pub(crate) static EBPF_OBJECT: &[u8] =
+    aya::include_bytes_aligned!(concat!(env!("OUT_DIR"), "/profiler"));
 
 /// Errors of the tracing layer.
 #[derive(Debug, thiserror::Error)]

@@ -23,10 +23,17 @@ use std::{
 };
 
 use anyhow::{Context as _, Result, bail};
-use serde_json::{Value, json};
 
-use super::{Sizes, util};
-use crate::{cmd, demo, images::image_name};
+use crate::{
+    cmd,
+    docker::{self, image_name},
+    roprof_report::RoprofReport,
+    schema::{
+        self, Answer, AttemptExtra, DiffAttempt, Method, MethodResult, NaiveRound, RoprofAttempt,
+        RunStopAttempt, Sizes, TrialAndErrorAttempt,
+    },
+    util,
+};
 
 const MAX_ROUNDS: usize = 10;
 /// How long a started nginx gets to answer before it counts as failed.
@@ -41,62 +48,24 @@ const PORT_NAIVE: u16 = 18192;
 const PORT_DIFF: u16 = 18193;
 const PORT_RUN_STOP: u16 = 18194;
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-enum Method {
-    Roprof,
-    RoprofProfile,
-    RoprofIterate,
-    RunStop,
-    Naive,
-    Diff,
-}
+use schema::Attempt;
 
-const METHODS: [Method; 6] = [
-    Method::Roprof,
-    Method::RoprofProfile,
-    Method::RoprofIterate,
-    Method::RunStop,
-    Method::Naive,
-    Method::Diff,
-];
-
-impl Method {
-    fn key(self) -> &'static str {
-        match self {
-            Self::Roprof => "roprof_verify",
-            Self::RoprofProfile => "roprof_profile",
-            Self::RoprofIterate => "roprof_iterate",
-            Self::RunStop => "docker_run_stop",
-            Self::Naive => "trial_and_error",
-            Self::Diff => "docker_diff",
-        }
-    }
-}
-
-/// One method's attempt.
-struct Attempt {
-    wall_secs: f64,
-    runs: usize,
-    works: bool,
-    answer: Vec<String>,
-    extra: Value,
-}
-
-pub fn run(roprof: &Path, sizes: &Sizes) -> Result<Value> {
-    let mut results: Vec<(Method, Vec<Attempt>)> = METHODS.iter().map(|&m| (m, vec![])).collect();
+pub fn run(roprof: &Path, sizes: &Sizes, work: &Path) -> Result<Answer> {
+    let mut results: Vec<(Method, Vec<Attempt>)> =
+        Method::ALL.iter().map(|&m| (m, vec![])).collect();
     for rep in 0..sizes.answer_reps {
-        for i in 0..METHODS.len() {
-            let idx = (rep + i) % METHODS.len();
-            let method = METHODS[idx];
+        for i in 0..Method::ALL.len() {
+            let idx = (rep + i) % Method::ALL.len();
+            let method = Method::ALL[idx];
             eprintln!(
-                "xtask: answer rep {}/{}: {}",
+                "roprof-bench: answer rep {}/{}: {}",
                 rep + 1,
                 sizes.answer_reps,
                 method.key()
             );
             let attempt = match method {
                 Method::Roprof | Method::RoprofProfile | Method::RoprofIterate => {
-                    with_roprof(roprof, method)
+                    with_roprof(roprof, method, work)
                 }
                 Method::RunStop => run_and_stop(),
                 Method::Naive => trial_and_error(),
@@ -104,36 +73,33 @@ pub fn run(roprof: &Path, sizes: &Sizes) -> Result<Value> {
             }
             .with_context(|| format!("time-to-answer benchmark, {}", method.key()))?;
             eprintln!(
-                "xtask:   {:.1} s, {} runs, works: {}",
+                "roprof-bench:   {:.1} s, {} runs, works: {}",
                 attempt.wall_secs, attempt.runs, attempt.works
             );
             results[idx].1.push(attempt);
         }
     }
-    let mut methods = serde_json::Map::new();
-    for (method, attempts) in &results {
-        let walls: Vec<f64> = attempts.iter().map(|a| a.wall_secs).collect();
-        methods.insert(
-            method.key().into(),
-            json!({
-                "wall_secs": util::summary(&walls).map(util::Summary::json),
-                "runs": attempts.iter().map(|a| a.runs).collect::<Vec<_>>(),
-                "works": attempts.iter().map(|a| a.works).collect::<Vec<_>>(),
-                "attempts": attempts.iter().map(|a| json!({
-                    "wall_secs": a.wall_secs, "runs": a.runs, "works": a.works,
-                    "answer": a.answer, "extra": a.extra,
-                })).collect::<Vec<_>>(),
-            }),
-        );
-    }
-    Ok(json!({
-        "image": image_name("nginx"),
-        "reps": sizes.answer_reps,
-        "max_rounds": MAX_ROUNDS,
-        "start_timeout_secs": START_TIMEOUT.as_secs(),
-        "roprof_duration": ROPROF_DURATION,
-        "methods": methods,
-    }))
+    let methods = results
+        .into_iter()
+        .map(|(method, attempts)| {
+            let walls: Vec<f64> = attempts.iter().map(|a| a.wall_secs).collect();
+            let result = MethodResult {
+                wall_secs: util::summary(&walls),
+                runs: attempts.iter().map(|a| a.runs).collect(),
+                works: attempts.iter().map(|a| a.works).collect(),
+                attempts,
+            };
+            (method, result)
+        })
+        .collect();
+    Ok(Answer {
+        image: image_name("nginx"),
+        reps: sizes.answer_reps,
+        max_rounds: MAX_ROUNDS,
+        start_timeout_secs: START_TIMEOUT.as_secs(),
+        roprof_duration: ROPROF_DURATION.into(),
+        methods,
+    })
 }
 
 fn container_name(what: &str) -> String {
@@ -156,10 +122,8 @@ fn publish(port: u16) -> String {
 
 /// `roprof profile` as `method` says (`--verify`, plain, or `--mode
 /// iterate`), then its proposed `docker run` line, checked once more.
-fn with_roprof(roprof: &Path, method: Method) -> Result<Attempt> {
-    let out_dir = crate::target_dir()?
-        .join("bench")
-        .join(format!("answer-{}", method.key()));
+fn with_roprof(roprof: &Path, method: Method, work: &Path) -> Result<Attempt> {
+    let out_dir = work.join(format!("answer-{}", method.key()));
     if out_dir.exists() {
         std::fs::remove_dir_all(&out_dir)
             .with_context(|| format!("removing {}", out_dir.display()))?;
@@ -193,25 +157,25 @@ fn with_roprof(roprof: &Path, method: Method) -> Result<Attempt> {
             util::tail(&lines.join("\n"), 20)
         );
     }
-    let report: Value = std::fs::read_to_string(out_dir.join("report.json"))
-        .ok()
-        .and_then(|t| serde_json::from_str(&t).ok())
-        .unwrap_or(Value::Null);
-    let rounds = report["rounds"].as_array().map_or(0, Vec::len);
+    let report = RoprofReport::from_dir(&out_dir);
+    let rounds = report
+        .as_ref()
+        .and_then(|r| r.rounds.as_ref())
+        .map_or(0, Vec::len);
     // Container runs: the observed run plus each closed-loop round; in
     // iterate mode the first round is the first run.
     let runs = match method {
         Method::RoprofIterate => rounds.max(1),
         _ => 1 + rounds,
     };
-    let words = demo::docker_run_words(&stdout)?;
+    let words = docker::docker_run_words(&stdout)?;
 
     // The independent check: roprof's own line, detached, on another port.
     let name = container_name("check");
-    let args = demo::detached_run_args(&words, &name, &publish(PORT_CHECK));
+    let args = docker::detached_run_args(&words, &name, &publish(PORT_CHECK));
     let mut cleanup = util::Cleanup {
         containers: vec![name.clone()],
-        volumes: demo::named_volumes(&args),
+        volumes: docker::named_volumes(&args),
     };
     let started = cmd::succeeds(&mut cmd::docker(&args));
     let status = if started {
@@ -227,20 +191,18 @@ fn with_roprof(roprof: &Path, method: Method) -> Result<Attempt> {
         runs,
         works: status == Some(200),
         answer: words,
-        extra: json!({
-            "roprof_exit_code": code,
-            "verified": code == 0,
-            "check_status": status,
-            "check_runs_not_counted": 1,
-            "secs_per_run": secs_per_run,
-            "ended": report["run"]["ended"],
-            "phases": report["stats"]["phases"],
-            "bpf_load_secs": report["stats"]["bpf_load_secs"],
-            "rounds": report["rounds"].as_array().map(|rs| rs.iter().map(|r| json!({
-                "kind": r["kind"], "passed": r["passed"], "ended": r["ended"], "phases": r["phases"],
-            })).collect::<Vec<_>>()),
-            "progress": progress,
-        }),
+        extra: AttemptExtra::Roprof(Box::new(RoprofAttempt {
+            roprof_exit_code: code,
+            verified: code == 0,
+            check_status: status,
+            check_runs_not_counted: 1,
+            secs_per_run,
+            ended: report.as_ref().and_then(|r| r.run.ended.clone()),
+            phases: report.as_ref().map(|r| r.stats.phases.clone()),
+            bpf_load_secs: report.as_ref().and_then(|r| r.stats.bpf_load_secs),
+            rounds: report.and_then(|r| r.rounds),
+            progress,
+        })),
     })
 }
 
@@ -271,7 +233,7 @@ fn run_and_stop() -> Result<Attempt> {
         runs: 1,
         works: status == Some(200),
         answer: vec![],
-        extra: json!({ "status": status }),
+        extra: AttemptExtra::RunStop(RunStopAttempt { status }),
     })
 }
 
@@ -298,7 +260,11 @@ fn trial_and_error() -> Result<Attempt> {
         };
         let logs = docker_logs(&name);
         let found = erofs_paths(&logs);
-        rounds.push(json!({ "mounts": mounts.clone(), "status": status, "erofs": found.clone() }));
+        rounds.push(NaiveRound {
+            mounts: mounts.clone(),
+            status,
+            erofs: found.clone(),
+        });
         if status == Some(200) {
             works = true;
             break;
@@ -319,7 +285,7 @@ fn trial_and_error() -> Result<Attempt> {
         runs: rounds.len(),
         works,
         answer: tmpfs_flags(&mounts),
-        extra: json!({ "rounds": rounds }),
+        extra: AttemptExtra::TrialAndError(TrialAndErrorAttempt { rounds }),
     })
 }
 
@@ -342,7 +308,7 @@ fn docker_diff() -> Result<Attempt> {
     let first = wait_http(&name, loopback(PORT_DIFF));
     // Exercise it a little more, as one would before trusting the diff.
     for _ in 0..5 {
-        let _ = demo::http_status(loopback(PORT_DIFF));
+        let _ = docker::http_status(loopback(PORT_DIFF));
     }
     let diff = cmd::stdout(&mut cmd::docker(["diff", &name]))?;
     drop(cleanup);
@@ -364,7 +330,11 @@ fn docker_diff() -> Result<Attempt> {
         runs: 2,
         works: status == Some(200),
         answer: tmpfs_flags(&mounts),
-        extra: json!({ "writable_status": first, "diff": diff.lines().collect::<Vec<_>>(), "check_status": status }),
+        extra: AttemptExtra::Diff(DiffAttempt {
+            writable_status: first,
+            diff: diff.lines().map(str::to_owned).collect(),
+            check_status: status,
+        }),
     })
 }
 
@@ -416,7 +386,7 @@ fn tmpfs_flags(mounts: &[String]) -> Vec<String> {
 fn wait_http(name: &str, addr: SocketAddr) -> Option<u16> {
     let deadline = Instant::now() + START_TIMEOUT;
     while Instant::now() < deadline {
-        if let Ok(status) = demo::http_status(addr) {
+        if let Ok(status) = docker::http_status(addr) {
             return Some(status);
         }
         let running = cmd::stdout(&mut cmd::docker([

@@ -1,9 +1,9 @@
 //! The overhead benchmark's reference rows: the same untraced container loop
 //! while something else is attached to the host.
 //!
-//! - the **floor**: `roprof bench-floor` holds empty programs on the raw
-//!   tracepoints roprof hooks; what the loop loses is the cost of the
-//!   mechanism itself, the limit roprof's own overhead is read against;
+//! - the **floor** ([`crate::floor`]): empty programs on the raw tracepoints
+//!   roprof hooks, held by the bench itself; what the loop loses is the cost
+//!   of the mechanism itself, the limit roprof's own overhead is read against;
 //! - the **neighbour**: roprof profiles a different, idle container; the
 //!   loop runs in another container, untraced, and pays only for roprof's
 //!   hooks rejecting its syscalls;
@@ -25,71 +25,7 @@ use std::{
 
 use anyhow::{Context as _, Result, bail};
 
-use crate::{cmd, images::image_name};
-
-/// The syscalls roprof hooks (`profiler/src/trace/specs.rs`), for the
-/// per-syscall tracepoint script. Those the running kernel lacks are left
-/// out when the script is built.
-const HOOKED_SYSCALLS: &[&str] = &[
-    "open",
-    "openat",
-    "open_by_handle_at",
-    "openat2",
-    "creat",
-    "mkdir",
-    "mkdirat",
-    "mknod",
-    "mknodat",
-    "rename",
-    "renameat",
-    "renameat2",
-    "link",
-    "linkat",
-    "symlink",
-    "symlinkat",
-    "unlink",
-    "unlinkat",
-    "rmdir",
-    "truncate",
-    "ftruncate",
-    "chmod",
-    "fchmod",
-    "fchmodat",
-    "fchmodat2",
-    "chown",
-    "lchown",
-    "fchown",
-    "fchownat",
-    "utime",
-    "utimes",
-    "utimensat",
-    "futimesat",
-    "setxattr",
-    "lsetxattr",
-    "fsetxattr",
-    "removexattr",
-    "lremovexattr",
-    "fremovexattr",
-    "bind",
-    "access",
-    "faccessat",
-    "faccessat2",
-    "write",
-    "pwrite64",
-    "writev",
-    "pwritev",
-    "pwritev2",
-    "copy_file_range",
-    "sendfile64",
-    "splice",
-    "fallocate",
-    "fsync",
-    "fdatasync",
-    "execve",
-    "execveat",
-    "io_uring_setup",
-    "mmap",
-];
+use crate::{cmd, docker::image_name};
 
 /// The trivial filter both bpftrace scripts use: a lookup in a hash map
 /// keyed by pid that holds only pid 0, so nothing passes (roprof's hooks
@@ -105,14 +41,25 @@ pub fn all_syscalls_script() -> String {
     )
 }
 
-/// bpftrace on entry and exit of the hooked syscalls only (those this
-/// kernel has a tracepoint for; the count is returned too).
-pub fn hooked_syscalls_script(available: impl Fn(&str) -> bool) -> (String, usize) {
-    let present: Vec<&str> = HOOKED_SYSCALLS
+/// The tracepoint names (`sys_enter_NAME`) of the syscalls roprof hooks
+/// ([`roprof::trace::specs::hooks`], the list its kernel side is given)
+/// that this kernel has. The kernel names a tracepoint after the syscall's
+/// `SYSCALL_DEFINE`, which for a few is not the name of its number
+/// (`sendfile` is `sendfile64`): `NAME64` is taken when `NAME` is missing.
+pub fn hooked_tracepoints(available: impl Fn(&str) -> bool) -> Vec<String> {
+    roprof::trace::specs::hooks()
         .iter()
-        .copied()
-        .filter(|s| available(s))
-        .collect();
+        .filter_map(|h| {
+            [h.name.to_owned(), format!("{}64", h.name)]
+                .into_iter()
+                .find(|t| available(t))
+        })
+        .collect()
+}
+
+/// bpftrace on entry and exit of the given syscall tracepoints only (the
+/// count is returned too).
+pub fn hooked_syscalls_script(present: &[String]) -> (String, usize) {
     let probes = |dir: &str| {
         present
             .iter()
@@ -273,13 +220,6 @@ pub fn bpftrace(program: &str) -> Result<Attached> {
     }
 }
 
-/// `roprof bench-floor`, once its programs are attached.
-pub fn floor(roprof: &Path) -> Result<Attached> {
-    let mut c = Command::new(roprof);
-    c.arg("bench-floor");
-    Attached::start(c, false, "roprof: bench-floor:", Duration::from_mins(1))
-}
-
 /// The argument the neighbour's idle container sleeps for: distinctive, so
 /// that the container can be recognised in `docker ps`.
 const IDLE_SECS: &str = "3593";
@@ -351,8 +291,22 @@ mod tests {
     use super::*;
 
     #[test]
-    fn hooked_script_leaves_out_missing_tracepoints() {
-        let (s, n) = hooked_syscalls_script(|s| s == "openat" || s == "write");
+    fn hooked_tracepoints_come_from_roprofs_list() {
+        let all = hooked_tracepoints(|_| true);
+        assert_eq!(
+            all.len(),
+            roprof::trace::specs::hooks().len(),
+            "every hook has a tracepoint on a kernel that has them all"
+        );
+        assert!(all.iter().any(|t| t == "openat"), "{all:?}");
+        let some = hooked_tracepoints(|t| t == "openat" || t == "sendfile64");
+        assert_eq!(some, ["openat", "sendfile64"], "sendfile is sendfile64");
+        assert!(hooked_tracepoints(|t| t == "notasyscall").is_empty());
+    }
+
+    #[test]
+    fn hooked_script_names_only_the_given_tracepoints() {
+        let (s, n) = hooked_syscalls_script(&["openat".to_owned(), "write".to_owned()]);
         assert_eq!(n, 2);
         assert!(s.contains("tracepoint:syscalls:sys_enter_openat,\ntracepoint:syscalls:sys_enter_write /@traced[pid]/"), "{s}");
         assert!(

@@ -12,24 +12,12 @@ use std::{
 };
 
 use anyhow::{Context as _, Result, bail};
-use serde_json::{Value, json};
+use serde::Deserialize;
 
-use crate::cmd;
-
-/// Median and range of a set of measurements.
-#[derive(Clone, Copy, Debug, PartialEq)]
-pub struct Summary {
-    pub median: f64,
-    pub min: f64,
-    pub max: f64,
-    pub n: usize,
-}
-
-impl Summary {
-    pub fn json(self) -> Value {
-        json!({ "median": self.median, "min": self.min, "max": self.max, "n": self.n })
-    }
-}
+use crate::{
+    cmd,
+    schema::{Machine, Summary},
+};
 
 /// Median (mean of the middle two for an even count), min and max; `None`
 /// for an empty set.
@@ -97,7 +85,7 @@ pub fn loadavg() -> Vec<f64> {
 }
 
 /// What the report says about the machine and the software measured.
-pub fn machine(roprof: &Path) -> Result<Value> {
+pub fn machine(roprof: &Path, workspace: &Path) -> Result<Machine> {
     let nproc = thread::available_parallelism().map_or(0, std::num::NonZero::get);
     let kernel = cmd::stdout(Command::new("uname").arg("-r"))?;
     let cpuinfo = fs::read_to_string("/proc/cpuinfo").unwrap_or_default();
@@ -127,7 +115,7 @@ pub fn machine(roprof: &Path) -> Result<Value> {
     let commit = cmd::stdout(
         Command::new("git")
             .args(["rev-parse", "--short", "HEAD"])
-            .current_dir(crate::workspace_root()),
+            .current_dir(workspace),
     )
     .unwrap_or_else(|_| "unknown".into());
     let date = cmd::stdout(Command::new("date").args(["-u", "+%Y-%m-%d %H:%M UTC"]))
@@ -136,37 +124,58 @@ pub fn machine(roprof: &Path) -> Result<Value> {
         "{nproc} CPUs ({cpu}), {:.1} GiB RAM, Linux {kernel}, Docker {docker}",
         f64::from(u32::try_from(mem_kb / 1024).unwrap_or(u32::MAX)) / 1024.0
     );
-    Ok(json!({
-        "summary": summary,
-        "nproc": nproc,
-        "cpu": cpu,
-        "mem_kib": mem_kb,
-        "kernel": kernel,
-        "docker": docker,
-        "roprof": roprof_version,
-        "commit": commit,
-        "date": date,
-        "load_before": loadavg(),
-        "other_roprof_tracers_before": foreign_tracers(&BTreeSet::new()),
-    }))
+    Ok(Machine {
+        summary,
+        nproc,
+        cpu,
+        mem_kib: mem_kb,
+        kernel,
+        docker,
+        roprof: roprof_version,
+        commit,
+        date,
+        load_before: loadavg(),
+        load_after: Vec::new(),
+        other_roprof_tracers_before: foreign_tracers(&BTreeSet::new()),
+        bpf_stats_enabled_at_start: None,
+    })
 }
 
 /// How many `sys_enter` programs other than `ours` are loaded: other roprof
 /// sessions on this machine, which also run on every traced syscall.
 pub fn foreign_tracers(ours: &BTreeSet<u64>) -> usize {
-    bpftool_json(&["prog", "show"])
-        .ok()
-        .and_then(|v| v.as_array().cloned())
+    bpftool_progs()
         .unwrap_or_default()
         .iter()
-        .filter(|p| p["name"] == "sys_enter")
-        .filter(|p| !p["id"].as_u64().is_some_and(|id| ours.contains(&id)))
+        .filter(|p| p.name.as_deref() == Some("sys_enter"))
+        .filter(|p| !ours.contains(&p.id))
         .count()
 }
 
-fn bpftool_json(args: &[&str]) -> Result<Value> {
+/// An entry of `bpftool -j prog show` (the fields read here).
+#[derive(Deserialize)]
+struct BpftoolProg {
+    id: u64,
+    name: Option<String>,
+    run_cnt: Option<u64>,
+    run_time_ns: Option<u64>,
+}
+
+/// An entry of `bpftool -j map show` (the fields read here).
+#[derive(Deserialize)]
+struct BpftoolMap {
+    id: u64,
+    name: Option<String>,
+    bytes_memlock: Option<u64>,
+}
+
+fn bpftool_json<T: serde::de::DeserializeOwned>(args: &[&str]) -> Result<T> {
     let text = cmd::stdout(Command::new("bpftool").arg("-j").args(args))?;
     serde_json::from_str(&text).context("parsing bpftool's JSON")
+}
+
+fn bpftool_progs() -> Result<Vec<BpftoolProg>> {
+    bpftool_json(&["prog", "show"])
 }
 
 /// The BPF object ids (`map_id:` or `prog_id:` lines) behind the open file
@@ -341,16 +350,13 @@ fn sample(pid: u32, sampling: Sampling, run: &mut RoprofRun) {
             if ids.is_empty() {
                 return;
             }
-            let Ok(Value::Array(maps)) = bpftool_json(&["map", "show"]) else {
+            let Ok(maps) = bpftool_json::<Vec<BpftoolMap>>(&["map", "show"]) else {
                 return;
             };
             let mut by_name = BTreeMap::new();
-            for m in maps
-                .iter()
-                .filter(|m| m["id"].as_u64().is_some_and(|id| ids.contains(&id)))
-            {
-                let name = m["name"].as_str().unwrap_or("?").to_owned();
-                *by_name.entry(name).or_insert(0) += m["bytes_memlock"].as_u64().unwrap_or(0);
+            for m in maps.into_iter().filter(|m| ids.contains(&m.id)) {
+                let name = m.name.unwrap_or_else(|| "?".to_owned());
+                *by_name.entry(name).or_insert(0) += m.bytes_memlock.unwrap_or(0);
             }
             let total: u64 = by_name.values().sum();
             if total >= run.map_memlock_max {
@@ -360,18 +366,13 @@ fn sample(pid: u32, sampling: Sampling, run: &mut RoprofRun) {
         }
         Sampling::Progs => {
             let ids = fd_object_ids(pid, "prog_id:");
-            let Ok(Value::Array(progs)) = bpftool_json(&["prog", "show"]) else {
+            let Ok(progs) = bpftool_progs() else {
                 return;
             };
             let stats: BTreeMap<String, (u64, u64)> = progs
-                .iter()
-                .filter(|p| p["id"].as_u64().is_some_and(|id| ids.contains(&id)))
-                .filter_map(|p| {
-                    Some((
-                        p["name"].as_str()?.to_owned(),
-                        (p["run_cnt"].as_u64()?, p["run_time_ns"].as_u64()?),
-                    ))
-                })
+                .into_iter()
+                .filter(|p| ids.contains(&p.id))
+                .filter_map(|p| Some((p.name?, (p.run_cnt?, p.run_time_ns?))))
                 .collect();
             // Keep each program's largest count: roprof closes its programs
             // one by one on the way out.

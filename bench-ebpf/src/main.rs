@@ -1,11 +1,14 @@
-//! The benchmark's floor: programs that do nothing, attached (by the hidden
-//! `roprof bench-floor`, never by a profiling run) to the same raw
-//! tracepoints as roprof's hooks. What a workload loses with these attached
+//! The benchmark's floor: programs that do nothing, attached by
+//! `roprof-bench` (never by roprof: they are not in its object) to the same
+//! raw tracepoints as roprof's hooks. What a workload loses with these attached
 //! is the cost of the mechanism itself (the raw tracepoint's dispatch into
 //! BPF for every syscall of every process on the host), the physical limit
 //! against which the overhead of the real hooks is read.
 //!
-//! Each returns 0 at once: no context read, no map, no helper.
+//! Each returns 0 at once: no context read, no map, no helper. Their names
+//! are `FLOOR_PROGRAMS` in this crate's library.
+#![no_std]
+#![no_main]
 
 use aya_ebpf::{macros::raw_tracepoint, programs::RawTracePointContext};
 
@@ -44,3 +47,13 @@ pub fn floor_sched_exit(_ctx: RawTracePointContext) -> u32 {
 pub fn floor_cgroup_mkdir(_ctx: RawTracePointContext) -> u32 {
     0
 }
+
+#[cfg(not(test))]
+#[panic_handler]
+fn panic(_info: &core::panic::PanicInfo) -> ! {
+    loop {}
+}
+
+#[unsafe(link_section = "license")]
+#[unsafe(no_mangle)]
+static LICENSE: [u8; 13] = *b"Dual MIT/GPL\0";

@@ -10,14 +10,13 @@
 use std::path::Path;
 
 use anyhow::{Context as _, Result};
-use serde_json::{Value, json};
 
-use super::{
-    Sizes,
-    overhead::{logs_tail, parse_report},
+use crate::{
+    docker::image_name,
+    roprof_report::RoprofReport,
+    schema::{Sizes, Throughput},
     util::{self, Sampling},
 };
-use crate::images::image_name;
 
 /// A tmpfs in the container: the writes are traced like any other, and
 /// removing the container does not have to delete 100k files from an
@@ -27,7 +26,7 @@ use crate::images::image_name;
 const DIR: &str = "/tmp/m";
 const TMPFS: &str = "/tmp/m:rw,size=512m";
 
-pub fn run(roprof: &Path, sizes: &Sizes, work: &Path) -> Result<Value> {
+pub fn run(roprof: &Path, sizes: &Sizes, work: &Path) -> Result<Throughput> {
     let args = |format: &str| -> Vec<String> {
         [
             "profile",
@@ -53,22 +52,22 @@ pub fn run(roprof: &Path, sizes: &Sizes, work: &Path) -> Result<Value> {
 
     let json_run = util::run_roprof(roprof, &args("json"), work, Sampling::Maps)
         .context("churn under roprof --format json")?;
-    let report = parse_report(&json_run)?;
+    let report = RoprofReport::from_run(&json_run)?;
     // The workload must have done what the table says it did.
-    let code = report["run"]["exit_code"].as_i64();
+    let code = report.run.exit_code;
     if code != Some(0) {
         anyhow::bail!(
             "the churn workload exited {code:?} in the container: {}",
-            logs_tail(&report)
+            report.logs_tail()
         );
     }
-    let churn = util::tagged_fields(&logs_tail(&report), "CHURN")
+    let churn = util::tagged_fields(&report.logs_tail(), "CHURN")
         .context("no CHURN line in the report's logs_tail")?;
-    let events = report["stats"]["events"].as_u64().unwrap_or(0);
-    let deduped = report["stats"]["deduped"].as_u64().unwrap_or(0);
-    let observed = report["run"]["observed_secs"].as_f64().unwrap_or(0.0);
+    let events = report.stats.events;
+    let deduped = report.stats.deduped;
+    let observed = report.run.observed_secs.unwrap_or(0.0);
     let workload_ns = churn.get("ns").copied().unwrap_or(0);
-    let paths = report["paths"].as_array().map_or(0, Vec::len);
+    let paths = report.paths.len();
     #[expect(clippy::cast_precision_loss, reason = "counts far below 2^52")]
     let (events_f, deduped_f, ops_f, ns_f) = (
         events as f64,
@@ -78,46 +77,54 @@ pub fn run(roprof: &Path, sizes: &Sizes, work: &Path) -> Result<Value> {
     );
     let cpu = json_run.time.user_secs + json_run.time.sys_secs;
     eprintln!(
-        "xtask:   {events} events, {deduped} deduped in {observed:.1} s; peak RSS {} KiB",
+        "roprof-bench:   {events} events, {deduped} deduped in {observed:.1} s; peak RSS {} KiB",
         json_run.time.max_rss_kib
     );
 
     let docker_run = util::run_roprof(roprof, &args("docker"), work, Sampling::Maps)
         .context("churn under roprof --format docker")?;
     eprintln!(
-        "xtask:   --format docker: peak RSS {} KiB",
+        "roprof-bench:   --format docker: peak RSS {} KiB",
         docker_run.time.max_rss_kib
     );
 
-    Ok(json!({
-        "ops": sizes.churn_ops,
-        "distinct": sizes.churn_distinct,
-        "dir": DIR,
-        "tmpfs": TMPFS,
-        "exit_code": json_run.exit_code,
-        "wall_secs": json_run.wall_secs,
-        "observed_secs": observed,
-        "workload_ns": workload_ns,
-        "workload_ops_per_sec": if ns_f > 0.0 { ops_f * 1e9 / ns_f } else { 0.0 },
-        "events": events,
-        "deduped": deduped,
-        "stats": report["stats"],
-        "losses": report["losses"],
-        "paths_in_report": paths,
-        "events_per_sec": if observed > 0.0 { events_f / observed } else { 0.0 },
-        "kernel_handled_per_sec": if observed > 0.0 { (events_f + deduped_f) / observed } else { 0.0 },
-        "roprof_cpu_secs": cpu,
-        "roprof_user_secs": json_run.time.user_secs,
-        "roprof_sys_secs": json_run.time.sys_secs,
-        "max_rss_kib_json": json_run.time.max_rss_kib,
-        "sampled_rss_kib_json": json_run.sampled_rss_kib,
-        "json_report_bytes": json_run.stdout.len(),
-        "max_rss_kib_docker": docker_run.time.max_rss_kib,
-        "sampled_rss_kib_docker": docker_run.sampled_rss_kib,
-        "exit_code_docker": docker_run.exit_code,
-        "map_memlock_bytes": json_run.map_memlock_max,
-        "maps": json_run.maps_at_max,
-        "map_memlock_bytes_docker_run": docker_run.map_memlock_max,
-        "other_roprof_tracers": json_run.foreign_tracers.max(docker_run.foreign_tracers),
-    }))
+    Ok(Throughput {
+        ops: sizes.churn_ops,
+        distinct: sizes.churn_distinct,
+        dir: DIR.into(),
+        tmpfs: TMPFS.into(),
+        exit_code: json_run.exit_code,
+        wall_secs: json_run.wall_secs,
+        observed_secs: observed,
+        workload_ns,
+        workload_ops_per_sec: if ns_f > 0.0 { ops_f * 1e9 / ns_f } else { 0.0 },
+        events,
+        deduped,
+        stats: report.stats,
+        losses: report.losses,
+        paths_in_report: paths,
+        events_per_sec: if observed > 0.0 {
+            events_f / observed
+        } else {
+            0.0
+        },
+        kernel_handled_per_sec: if observed > 0.0 {
+            (events_f + deduped_f) / observed
+        } else {
+            0.0
+        },
+        roprof_cpu_secs: cpu,
+        roprof_user_secs: json_run.time.user_secs,
+        roprof_sys_secs: json_run.time.sys_secs,
+        max_rss_kib_json: json_run.time.max_rss_kib,
+        sampled_rss_kib_json: json_run.sampled_rss_kib,
+        json_report_bytes: json_run.stdout.len(),
+        max_rss_kib_docker: docker_run.time.max_rss_kib,
+        sampled_rss_kib_docker: docker_run.sampled_rss_kib,
+        exit_code_docker: docker_run.exit_code,
+        map_memlock_bytes: json_run.map_memlock_max,
+        maps: json_run.maps_at_max,
+        map_memlock_bytes_docker_run: docker_run.map_memlock_max,
+        other_roprof_tracers: json_run.foreign_tracers.max(docker_run.foreign_tracers),
+    })
 }

@@ -4,9 +4,10 @@
 
 use std::fmt::Write as _;
 
-use serde_json::Value;
-
-use super::report::{f, variant};
+use crate::{
+    report::{f, ratio},
+    schema::{Bench, Method, Variant},
+};
 
 fn esc(s: &str) -> String {
     s.replace('&', "&amp;")
@@ -92,52 +93,48 @@ fn panel(
 }
 
 /// The chart: throughput ratios, then time to a working nginx.
-pub fn svg(raw: &Value) -> String {
-    let ratio_bar = |key: &str, label: &str| {
-        let v = variant(raw, key);
-        let r = f(&v["ratio_of_medians"]);
+pub fn svg(b: &Bench) -> String {
+    let ratio_bar = |v: Variant, label: &str| {
+        let r = ratio(&b.overhead, v);
+        let paired = b.overhead.variant(v).and_then(|x| x.paired_ratio);
         Bar {
             label: label.into(),
             value: r,
-            lo: f(&v["paired_ratio"]["min"]),
-            hi: f(&v["paired_ratio"]["max"]),
+            lo: f(paired.map(|s| s.min)),
+            hi: f(paired.map(|s| s.max)),
             note: format!("{r:.3}"),
         }
     };
     let ratios = [
-        ratio_bar("container_floor", "empty programs, floor (container)"),
-        ratio_bar("container_roprof", "roprof (container)"),
-        ratio_bar("container_neighbour", "roprof on another container"),
-        ratio_bar("container_bpftrace", "bpftrace script (container)"),
-        ratio_bar("host_strace", "strace -f (host, vs host)"),
+        ratio_bar(Variant::Floor, "empty programs, floor (container)"),
+        ratio_bar(Variant::Roprof, "roprof (container)"),
+        ratio_bar(Variant::Neighbour, "roprof on another container"),
+        ratio_bar(Variant::Bpftrace, "bpftrace script (container)"),
+        ratio_bar(Variant::HostStrace, "strace -f (host, vs host)"),
     ];
-    let methods = &raw["answer"]["methods"];
-    let answer_bar = |key: &str, label: &str| {
-        let m = &methods[key];
-        let s = &m["wall_secs"];
-        let runs = m["runs"]
-            .as_array()
-            .and_then(|r| r.last())
-            .map_or_else(|| "?".into(), Value::to_string);
-        let works = m["works"]
-            .as_array()
-            .is_some_and(|w| !w.is_empty() && w.iter().all(|x| x == true));
+    let answer_bar = |m: Method, label: &str| {
+        let r = b.answer.method(m);
+        let s = r.and_then(|r| r.wall_secs);
+        let runs = r
+            .and_then(|r| r.runs.last())
+            .map_or_else(|| "?".into(), ToString::to_string);
+        let works = r.is_some_and(|r| !r.works.is_empty() && r.works.iter().all(|&w| w));
+        let median = f(s.map(|s| s.median));
         Bar {
             label: label.into(),
-            value: f(&s["median"]),
-            lo: f(&s["min"]),
-            hi: f(&s["max"]),
+            value: median,
+            lo: f(s.map(|s| s.min)),
+            hi: f(s.map(|s| s.max)),
             note: format!(
-                "{:.1} s, {runs} runs, {}",
-                f(&s["median"]),
+                "{median:.1} s, {runs} runs, {}",
                 if works { "works" } else { "does not work" }
             ),
         }
     };
     let answers = [
-        answer_bar("roprof_verify", "roprof profile --verify"),
-        answer_bar("trial_and_error", "trial and error"),
-        answer_bar("docker_diff", "docker diff"),
+        answer_bar(Method::Roprof, "roprof profile --verify"),
+        answer_bar(Method::Naive, "trial and error"),
+        answer_bar(Method::Diff, "docker diff"),
     ];
     let max_wall = answers
         .iter()
@@ -169,7 +166,7 @@ pub fn svg(raw: &Value) -> String {
         y + 4.0,
         esc(&format!(
             "cargo xtask bench, {} — see bench.md for how each figure was measured",
-            raw["machine"]["summary"].as_str().unwrap_or("")
+            b.machine.summary
         ))
     );
     format!(
@@ -182,14 +179,16 @@ pub fn svg(raw: &Value) -> String {
 
 #[cfg(test)]
 mod tests {
-    use serde_json::json;
-
     use super::*;
 
     #[test]
     fn svg_is_well_formed_even_with_missing_numbers() {
-        let raw = json!({ "machine": { "summary": "a <b> & c" } });
-        let s = svg(&raw);
+        let mut b: Bench = serde_json::from_str(include_str!("../../reports/bench.json"))
+            .expect("reports/bench.json fits the schema");
+        b.machine.summary = "a <b> & c".into();
+        b.overhead.variants.clear();
+        b.answer.methods.clear();
+        let s = svg(&b);
         assert!(
             s.starts_with("<svg") && s.trim_end().ends_with("</svg>"),
             "an SVG document: {s}"
@@ -199,5 +198,16 @@ mod tests {
             "text must be escaped: {s}"
         );
         assert!(!s.contains("NaN\""), "no NaN coordinates expected in {s}");
+    }
+
+    #[test]
+    fn the_checked_in_chart_is_what_the_json_draws() {
+        let b: Bench = serde_json::from_str(include_str!("../../reports/bench.json"))
+            .expect("reports/bench.json fits the schema");
+        assert_eq!(
+            svg(&b),
+            include_str!("../../reports/bench.svg"),
+            "reports/bench.svg should be what `cargo xtask bench --render` draws"
+        );
     }
 }

@@ -16,14 +16,18 @@ use std::{
     time::Instant,
 };
 
-use anyhow::{Context as _, Result, bail};
-use serde_json::{Value, json};
+use anyhow::{Context as _, Result};
 
-use super::{
-    Sizes, floor,
+use crate::{
+    attached, cmd,
+    docker::image_name,
+    floor::Floor,
+    roprof_report::RoprofReport,
+    schema::{
+        self, Diagnosis, Overhead, ProgramStats, Run, RunExtra, Sizes, Variant, VariantResult,
+    },
     util::{self, BpfStats, Sampling},
 };
-use crate::{cmd, images::image_name};
 
 /// Where the benchmark writes inside the container (its root filesystem,
 /// an overlayfs upper layer, as a real workload's writes would be).
@@ -36,60 +40,11 @@ const BPFTRACE_PROGRAM: &str = r#"tracepoint:syscalls:sys_enter_openat /comm == 
 tracepoint:syscalls:sys_exit_openat /@fname[tid]/ { @opens[str(@fname[tid])] = count(); delete(@fname[tid]); }
 tracepoint:syscalls:sys_enter_write /comm == "opsuite"/ { @writes = count(); }"#;
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
-enum Variant {
-    Untraced,
-    Roprof,
-    Floor,
-    Neighbour,
-    Bpftrace,
-    BpftraceAll,
-    BpftraceHooked,
-    HostUntraced,
-    HostStrace,
-}
-
-const VARIANTS: [Variant; 9] = [
-    Variant::Untraced,
-    Variant::Roprof,
-    Variant::Floor,
-    Variant::Neighbour,
-    Variant::Bpftrace,
-    Variant::BpftraceAll,
-    Variant::BpftraceHooked,
-    Variant::HostUntraced,
-    Variant::HostStrace,
-];
-
-impl Variant {
-    fn key(self) -> &'static str {
-        match self {
-            Self::Untraced => "container_untraced",
-            Self::Roprof => "container_roprof",
-            Self::Floor => "container_floor",
-            Self::Neighbour => "container_neighbour",
-            Self::Bpftrace => "container_bpftrace",
-            Self::BpftraceAll => "container_bpftrace_idle_all_syscalls",
-            Self::BpftraceHooked => "container_bpftrace_idle_hooked_syscalls",
-            Self::HostUntraced => "host_untraced",
-            Self::HostStrace => "host_strace",
-        }
-    }
-
-    /// The untraced run a variant is compared with.
-    fn baseline(self) -> Self {
-        match self {
-            Self::HostUntraced | Self::HostStrace => Self::HostUntraced,
-            _ => Self::Untraced,
-        }
-    }
-}
-
 /// One timed run: what opsuite reported, plus whatever else was measured.
 struct Sample {
     ops: u64,
     ns: u64,
-    extra: Value,
+    extra: RunExtra,
 }
 
 impl Sample {
@@ -99,21 +54,21 @@ impl Sample {
     }
 }
 
-pub fn run(roprof: &Path, sizes: &Sizes, work: &Path) -> Result<Value> {
+pub fn run(roprof: &Path, sizes: &Sizes, work: &Path) -> Result<Overhead> {
     let opsuite = host_opsuite(work)?;
-    let tracepoints = floor::syscall_tracepoints().context("listing the syscall tracepoints")?;
-    let (hooked_script, hooked_n) =
-        floor::hooked_syscalls_script(|s| tracepoints.iter().any(|t| t == s));
+    let tracepoints = attached::syscall_tracepoints().context("listing the syscall tracepoints")?;
+    let hooked = attached::hooked_tracepoints(|s| tracepoints.iter().any(|t| t == s));
+    let (hooked_script, hooked_n) = attached::hooked_syscalls_script(&hooked);
     let scripts = Scripts {
-        all: floor::all_syscalls_script(),
+        all: attached::all_syscalls_script(),
         hooked: hooked_script,
     };
     let mut samples: BTreeMap<Variant, Vec<Sample>> = BTreeMap::new();
     for rep in 0..sizes.reps {
-        for i in 0..VARIANTS.len() {
-            let variant = VARIANTS[(rep + i) % VARIANTS.len()];
+        for i in 0..Variant::ALL.len() {
+            let variant = Variant::ALL[(rep + i) % Variant::ALL.len()];
             eprintln!(
-                "xtask: overhead rep {}/{}: {}",
+                "roprof-bench: overhead rep {}/{}: {}",
                 rep + 1,
                 sizes.reps,
                 variant.key()
@@ -121,7 +76,7 @@ pub fn run(roprof: &Path, sizes: &Sizes, work: &Path) -> Result<Value> {
             let s = run_variant(variant, roprof, &opsuite, sizes, work, &scripts)
                 .with_context(|| format!("overhead benchmark, {}", variant.key()))?;
             eprintln!(
-                "xtask:   {:.0} ops/s ({} ops in {} ms)",
+                "roprof-bench:   {:.0} ops/s ({} ops in {} ms)",
                 s.ops_per_sec(),
                 s.ops,
                 s.ns / 1_000_000
@@ -130,7 +85,7 @@ pub fn run(roprof: &Path, sizes: &Sizes, work: &Path) -> Result<Value> {
         }
     }
 
-    let mut variants = serde_json::Map::new();
+    let mut variants = BTreeMap::new();
     for (&v, runs) in &samples {
         let rates: Vec<f64> = runs.iter().map(Sample::ops_per_sec).collect();
         let base = &samples[&v.baseline()];
@@ -145,46 +100,56 @@ pub fn run(roprof: &Path, sizes: &Sizes, work: &Path) -> Result<Value> {
         let base_rate = util::summary(&base.iter().map(Sample::ops_per_sec).collect::<Vec<_>>())
             .context("no baseline runs")?;
         variants.insert(
-            v.key().into(),
-            json!({
-                "baseline": v.baseline().key(),
-                "ops_per_sec": rate.json(),
-                "ratio_of_medians": rate.median / base_rate.median,
-                "paired_ratio": util::summary(&paired).map(util::Summary::json),
-                "runs": runs.iter().map(|s| json!({
-                    "ops": s.ops, "ns": s.ns, "ops_per_sec": s.ops_per_sec(), "extra": s.extra,
-                })).collect::<Vec<_>>(),
-            }),
+            v,
+            VariantResult {
+                baseline: v.baseline(),
+                ops_per_sec: rate,
+                ratio_of_medians: rate.median / base_rate.median,
+                paired_ratio: util::summary(&paired),
+                runs: runs
+                    .iter()
+                    .map(|s| Run {
+                        ops: s.ops,
+                        ns: s.ns,
+                        ops_per_sec: s.ops_per_sec(),
+                        extra: s.extra.clone(),
+                    })
+                    .collect(),
+            },
         );
     }
 
-    eprintln!("xtask: overhead: where roprof's time goes (bpf_stats_enabled, one extra run) ...");
+    eprintln!(
+        "roprof-bench: overhead: where roprof's time goes (bpf_stats_enabled, one extra run) ..."
+    );
     let diagnosis = diagnose(roprof, sizes, work).unwrap_or_else(|e| {
-        eprintln!("xtask: warning: the bpf_stats run failed: {e:#}");
-        json!({ "error": format!("{e:#}") })
+        eprintln!("roprof-bench: warning: the bpf_stats run failed: {e:#}");
+        Diagnosis::Failed {
+            error: format!("{e:#}"),
+        }
     });
-    eprintln!("xtask: overhead: peak RSS by ring-buffer size (two small runs) ...");
-    let mut rss_by_ringbuf = serde_json::Map::new();
-    for bytes in [1u32 << 20, 16 << 20] {
+    eprintln!("roprof-bench: overhead: peak RSS by ring-buffer size (two small runs) ...");
+    let mut rss_by_ringbuf = BTreeMap::new();
+    for bytes in [1u64 << 20, 16 << 20] {
         let mut args = roprof_args("1000");
         args.splice(1..1, ["--ringbuf-bytes".to_owned(), bytes.to_string()]);
         let run = util::run_roprof(roprof, &args, work, Sampling::None)?;
-        parse_report(&run)?;
-        rss_by_ringbuf.insert(bytes.to_string(), json!(run.time.max_rss_kib));
+        RoprofReport::from_run(&run)?;
+        rss_by_ringbuf.insert(bytes, run.time.max_rss_kib);
     }
-    Ok(json!({
-        "rss_kib_by_ringbuf_bytes": rss_by_ringbuf,
-        "ops": sizes.ops,
-        "strace_ops": sizes.strace_ops,
-        "reps": sizes.reps,
-        "container_dir": CONTAINER_DIR,
-        "bpftrace_program": BPFTRACE_PROGRAM,
-        "bpftrace_idle_all_syscalls_program": scripts.all,
-        "bpftrace_idle_hooked_syscalls_program": scripts.hooked,
-        "hooked_syscall_tracepoints": hooked_n,
-        "variants": variants,
-        "bpf_stats": diagnosis,
-    }))
+    Ok(Overhead {
+        rss_kib_by_ringbuf_bytes: rss_by_ringbuf,
+        ops: sizes.ops,
+        strace_ops: sizes.strace_ops,
+        reps: sizes.reps,
+        container_dir: CONTAINER_DIR.into(),
+        bpftrace_program: BPFTRACE_PROGRAM.into(),
+        bpftrace_idle_all_syscalls_program: scripts.all,
+        bpftrace_idle_hooked_syscalls_program: scripts.hooked,
+        hooked_syscall_tracepoints: hooked_n,
+        variants,
+        bpf_stats: diagnosis,
+    })
 }
 
 /// The two idle bpftrace scripts of the hook-kind comparison.
@@ -209,42 +174,64 @@ fn run_variant(
             Ok(Sample {
                 ops,
                 ns,
-                extra: json!({ "wall_secs": wall }),
+                extra: RunExtra {
+                    wall_secs: Some(wall),
+                    ..RunExtra::default()
+                },
             })
         }
         Variant::Roprof => {
             let run = util::run_roprof(roprof, &roprof_args(&n), work, Sampling::None)?;
-            let report = parse_report(&run)?;
-            let logs = logs_tail(&report);
-            let (ops, ns) = util::bench_line(&logs)?;
+            let report = RoprofReport::from_run(&run)?;
+            let (ops, ns) = util::bench_line(&report.logs_tail())?;
             Ok(Sample {
                 ops,
                 ns,
-                extra: json!({
-                    "wall_secs": run.wall_secs,
-                    "exit_code": run.exit_code,
-                    "max_rss_kib": run.time.max_rss_kib,
-                    "user_secs": run.time.user_secs,
-                    "sys_secs": run.time.sys_secs,
-                    "observed_secs": report["run"]["observed_secs"],
-                    "stats": report["stats"],
-                    "losses": report["losses"],
-                }),
+                extra: RunExtra {
+                    wall_secs: Some(run.wall_secs),
+                    exit_code: Some(run.exit_code),
+                    max_rss_kib: Some(run.time.max_rss_kib),
+                    user_secs: Some(run.time.user_secs),
+                    sys_secs: Some(run.time.sys_secs),
+                    observed_secs: report.run.observed_secs,
+                    stats: Some(report.stats),
+                    losses: Some(report.losses),
+                    ..RunExtra::default()
+                },
             })
         }
         Variant::Bpftrace => bpftrace_bench(&n),
-        Variant::Floor => beside(floor::floor(roprof)?, &n, |_| json!({})),
-        Variant::Neighbour => beside(floor::neighbour(roprof)?, &n, |_| json!({})),
-        Variant::BpftraceAll => beside(
-            floor::bpftrace(&scripts.all)?,
-            &n,
-            |l| json!({ "hits": floor::hits(l) }),
-        ),
-        Variant::BpftraceHooked => beside(
-            floor::bpftrace(&scripts.hooked)?,
-            &n,
-            |l| json!({ "hits": floor::hits(l) }),
-        ),
+        Variant::Floor => {
+            let floor = Floor::attach()?;
+            beside(
+                &n,
+                move || {
+                    drop(floor);
+                    Ok(())
+                },
+                |()| RunExtra::default(),
+            )
+        }
+        Variant::Neighbour => {
+            let tool = attached::neighbour(roprof)?;
+            beside(&n, || tool.stop(), |_| RunExtra::default())
+        }
+        Variant::BpftraceAll | Variant::BpftraceHooked => {
+            let script = if v == Variant::BpftraceAll {
+                &scripts.all
+            } else {
+                &scripts.hooked
+            };
+            let tool = attached::bpftrace(script)?;
+            beside(
+                &n,
+                || tool.stop(),
+                |l| RunExtra {
+                    hits: Some(attached::hits(&l)),
+                    ..RunExtra::default()
+                },
+            )
+        }
         Variant::HostUntraced | Variant::HostStrace => {
             let dir = work.join("host-bench");
             let _ = fs::remove_dir_all(&dir);
@@ -262,7 +249,10 @@ fn run_variant(
             Ok(Sample {
                 ops,
                 ns,
-                extra: json!({ "dir": dir }),
+                extra: RunExtra {
+                    dir: Some(dir),
+                    ..RunExtra::default()
+                },
             })
         }
     }
@@ -288,36 +278,6 @@ fn roprof_args(n: &str) -> Vec<String> {
     .collect()
 }
 
-pub fn parse_report(run: &util::RoprofRun) -> Result<Value> {
-    if !matches!(run.exit_code, 0 | 3) {
-        bail!(
-            "roprof exited {} (expected 0, or 3 for a lossy profile): {}",
-            run.exit_code,
-            util::tail(&run.stderr, 20)
-        );
-    }
-    serde_json::from_str(&run.stdout).with_context(|| {
-        format!(
-            "roprof's stdout is not a JSON report: {}",
-            util::tail(&run.stdout, 5)
-        )
-    })
-}
-
-/// The report's `run.logs_tail`, one line per entry.
-pub fn logs_tail(report: &Value) -> String {
-    report["run"]["logs_tail"]
-        .as_array()
-        .map(|lines| {
-            lines
-                .iter()
-                .filter_map(Value::as_str)
-                .collect::<Vec<_>>()
-                .join("\n")
-        })
-        .unwrap_or_default()
-}
-
 /// `docker run --rm writer bench N /tmp/b`: its stdout and wall seconds.
 fn docker_bench(n: &str) -> Result<(String, f64)> {
     let start = Instant::now();
@@ -332,29 +292,41 @@ fn docker_bench(n: &str) -> Result<(String, f64)> {
     Ok((out, start.elapsed().as_secs_f64()))
 }
 
-/// The untraced container loop while `tool` is attached; it is stopped
-/// afterwards and `extra` reads what it printed.
-fn beside(
-    tool: floor::Attached,
+/// The untraced container loop while something is attached; `stop`
+/// detaches it afterwards (however the loop went), and `extra` reads what
+/// it left.
+fn beside<T>(
     n: &str,
-    extra: impl FnOnce(&[String]) -> Value,
+    stop: impl FnOnce() -> Result<T>,
+    extra: impl FnOnce(T) -> RunExtra,
 ) -> Result<Sample> {
     let result = docker_bench(n);
-    let lines = tool.stop()?;
+    let left = stop()?;
     let (out, wall) = result?;
     let (ops, ns) = util::bench_line(&out)?;
-    let mut extra = extra(&lines);
-    extra["wall_secs"] = json!(wall);
+    let extra = RunExtra {
+        wall_secs: Some(wall),
+        ..extra(left)
+    };
     Ok(Sample { ops, ns, extra })
 }
 
 /// The untraced container run while the bpftrace script is attached; the
 /// script's counts say whether it saw every open.
 fn bpftrace_bench(n: &str) -> Result<Sample> {
-    beside(floor::bpftrace(BPFTRACE_PROGRAM)?, n, |maps| {
-        let (opens, writes) = bpftrace_counts(maps, CONTAINER_DIR);
-        json!({ "opens_counted": opens, "writes_counted": writes })
-    })
+    let tool = attached::bpftrace(BPFTRACE_PROGRAM)?;
+    beside(
+        n,
+        || tool.stop(),
+        |maps| {
+            let (opens, writes) = bpftrace_counts(&maps, CONTAINER_DIR);
+            RunExtra {
+                opens_counted: Some(opens),
+                writes_counted: Some(writes),
+                ..RunExtra::default()
+            }
+        },
+    )
 }
 
 /// Sum of `@opens[DIR/…]` and the `@writes` count in bpftrace's map dump.
@@ -401,7 +373,7 @@ fn host_opsuite(work: &Path) -> Result<PathBuf> {
 /// count and time of roprof's own programs every 100 ms: the cost per
 /// invocation, and invocations per benchmark operation. Kept out of the timed
 /// comparison because the statistics themselves cost time.
-fn diagnose(roprof: &Path, sizes: &Sizes, work: &Path) -> Result<Value> {
+fn diagnose(roprof: &Path, sizes: &Sizes, work: &Path) -> Result<Diagnosis> {
     let run = {
         let _stats = BpfStats::enable()?;
         util::run_roprof(
@@ -411,9 +383,9 @@ fn diagnose(roprof: &Path, sizes: &Sizes, work: &Path) -> Result<Value> {
             Sampling::Progs,
         )?
     };
-    let report = parse_report(&run)?;
-    let (ops, ns) = util::bench_line(&logs_tail(&report))?;
-    let mut progs = serde_json::Map::new();
+    let report = RoprofReport::from_run(&run)?;
+    let (ops, ns) = util::bench_line(&report.logs_tail())?;
+    let mut progs = BTreeMap::new();
     let mut ns_per_op = 0.0;
     for (name, &(cnt, time)) in &run.prog_stats {
         if cnt == 0 {
@@ -424,18 +396,24 @@ fn diagnose(roprof: &Path, sizes: &Sizes, work: &Path) -> Result<Value> {
         ns_per_op += avg * per_op;
         progs.insert(
             name.clone(),
-            json!({ "run_cnt": cnt, "run_time_ns": time, "avg_ns": avg, "runs_per_op": per_op }),
+            ProgramStats {
+                run_cnt: cnt,
+                run_time_ns: time,
+                avg_ns: avg,
+                runs_per_op: per_op,
+            },
         );
     }
     #[expect(clippy::cast_precision_loss, reason = "counts far below 2^52")]
     let op_ns = ns as f64 / ops as f64;
-    Ok(json!({
-        "ops": ops,
-        "ns_per_op_total": op_ns,
-        "bpf_ns_per_op": ns_per_op,
-        "programs": progs,
-        "note": "last sample of `bpftool prog show` taken <=100 ms before roprof exited; \
-                 runs_per_op may be slightly low",
+    Ok(Diagnosis::Measured(schema::BpfStats {
+        ops,
+        ns_per_op_total: op_ns,
+        bpf_ns_per_op: ns_per_op,
+        programs: progs,
+        note: "last sample of `bpftool prog show` taken <=100 ms before roprof exited; \
+               runs_per_op may be slightly low"
+            .into(),
     }))
 }
 

@@ -1,0 +1,55 @@
+//! The floor row: the bench loads its own object (the `floor` binary of
+//! `roprof-bench-ebpf`, built by build.rs) and attaches its empty programs
+//! to the raw tracepoints roprof hooks, for as long as the returned value
+//! lives. roprof's shipped object does not carry them, and roprof has no
+//! subcommand for them.
+
+use anyhow::{Context as _, Result, bail};
+use aya::{Ebpf, EbpfLoader, programs::RawTracePoint};
+use roprof_bench_ebpf::FLOOR_PROGRAMS;
+
+/// The floor object, empty when built with `AYA_BUILD_SKIP`.
+static FLOOR_OBJECT: &[u8] = aya::include_bytes_aligned!(concat!(env!("OUT_DIR"), "/floor"));
+
+/// The floor programs, attached; dropping this detaches and unloads them.
+pub struct Floor {
+    _ebpf: Ebpf,
+}
+
+impl Floor {
+    /// Loads the floor object and attaches each of its programs.
+    pub fn attach() -> Result<Self> {
+        if FLOOR_OBJECT.is_empty() {
+            bail!(
+                "roprof-bench was built without its floor eBPF object (AYA_BUILD_SKIP); \
+                 build it with the eBPF toolchain (`cargo xtask setup`)"
+            );
+        }
+        let mut ebpf = EbpfLoader::new()
+            .load(FLOOR_OBJECT)
+            .context("loading the floor eBPF object")?;
+        for (prog, tp) in FLOOR_PROGRAMS {
+            let p: &mut RawTracePoint = ebpf
+                .program_mut(prog)
+                .with_context(|| format!("the floor object has no program `{prog}`"))?
+                .try_into()
+                .with_context(|| format!("floor program `{prog}` is not a raw tracepoint"))?;
+            p.load()
+                .with_context(|| format!("loading floor program `{prog}`"))?;
+            p.attach(tp)
+                .with_context(|| format!("attaching floor program `{prog}` to {tp}"))?;
+        }
+        eprintln!(
+            "roprof-bench: floor: {} empty programs attached ({})",
+            FLOOR_PROGRAMS.len(),
+            FLOOR_PROGRAMS.map(|(_, tp)| tp).join(", ")
+        );
+        Ok(Self { _ebpf: ebpf })
+    }
+}
+
+impl Drop for Floor {
+    fn drop(&mut self) {
+        eprintln!("roprof-bench: floor: detaching");
+    }
+}
