@@ -30,6 +30,9 @@ pub struct ProfileArgs {
     /// Output format on stdout.
     #[arg(long, value_enum, default_value = "table")]
     pub format: Format,
+    /// Kubernetes names for the k8s and kustomize formats.
+    #[command(flatten)]
+    pub k8s: super::render::K8sArgs,
     /// Write every format into this directory (with --compose: write the
     /// hardened compose file to this path instead of stdout).
     #[arg(short = 'o', long = "output-dir")]
@@ -212,10 +215,11 @@ fn finish(
     }
     if let Some(dir) = &args.output_dir {
         std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
-        let files = render::write_all(report, dir)?;
+        let names = args.k8s.names(&report.image.image);
+        let files = render::write_all_with(report, dir, &names)?;
         eprintln!("roprof: wrote {} files to {}", files.len(), dir.display());
     }
-    super::render::print_report(report, args.format)?;
+    super::render::print_report_with(report, args.format, &args.k8s)?;
     if report.run.incomplete {
         code = super::incomplete_exit("profile", report);
     }

@@ -18,10 +18,41 @@ pub struct RenderArgs {
     /// Output format.
     #[arg(long, value_enum, default_value = "table")]
     pub format: Format,
+    /// Kubernetes names for the k8s and kustomize formats.
+    #[command(flatten)]
+    pub k8s: K8sArgs,
     /// Print the -e values a report holds (schema 1 reports, and reports
     /// written with --reveal-env); without it, names only.
     #[arg(long)]
     pub reveal_env: bool,
+}
+
+/// `--k8s-name` and `--k8s-container`.
+#[derive(Debug, Args, Clone, Default)]
+pub struct K8sArgs {
+    /// Name of the Deployment the k8s formats write and the kustomize patch
+    /// targets (default: the image's name, e.g. `redis`).
+    #[arg(long, value_name = "NAME", value_parser = k8s_name)]
+    pub k8s_name: Option<String>,
+    /// Name of the container in it (default: the image's name).
+    #[arg(long, value_name = "NAME", value_parser = k8s_name)]
+    pub k8s_container: Option<String>,
+}
+
+impl K8sArgs {
+    /// The names for `image`.
+    #[must_use]
+    pub fn names(&self, image: &str) -> render::K8sNames {
+        render::K8sNames::new(
+            image,
+            self.k8s_name.as_deref(),
+            self.k8s_container.as_deref(),
+        )
+    }
+}
+
+fn k8s_name(s: &str) -> Result<String, String> {
+    render::check_k8s_name(s).map(|()| s.to_owned())
 }
 
 /// Runs `render`.
@@ -31,7 +62,7 @@ pub fn run(args: &RenderArgs) -> anyhow::Result<i32> {
     let mut report = render::json::load_report(&text)
         .with_context(|| format!("loading report {}", args.report.display()))?;
     super::withhold_env(&mut report, &ContainerEnv::default(), args.reveal_env);
-    print_report(&report, args.format)?;
+    print_report_with(&report, args.format, &args.k8s)?;
     Ok(0)
 }
 
@@ -39,6 +70,15 @@ pub fn run(args: &RenderArgs) -> anyhow::Result<i32> {
 /// 100k paths is tens of MiB: building it as a string would double roprof's
 /// peak memory); the other formats are small.
 pub fn print_report(report: &crate::model::Report, format: Format) -> anyhow::Result<()> {
+    print_report_with(report, format, &K8sArgs::default())
+}
+
+/// [`print_report`] with the `--k8s-*` names.
+pub fn print_report_with(
+    report: &crate::model::Report,
+    format: Format,
+    k8s: &K8sArgs,
+) -> anyhow::Result<()> {
     use std::io::Write as _;
     let stdout = std::io::stdout();
     let mut out = std::io::BufWriter::new(stdout.lock());
@@ -46,7 +86,8 @@ pub fn print_report(report: &crate::model::Report, format: Format) -> anyhow::Re
         serde_json::to_writer_pretty(&mut out, report)?;
         out.write_all(b"\n")?;
     } else {
-        out.write_all(ensure_nl(render::render(report, format)?).as_bytes())?;
+        let names = k8s.names(&report.image.image);
+        out.write_all(ensure_nl(render::render_with(report, format, &names)?).as_bytes())?;
     }
     out.flush()?;
     Ok(())

@@ -9,7 +9,7 @@ use super::{
     escape_bytes,
     table::{kind_name, options_text},
 };
-use crate::model::{CPath, Health, PathObservation, Report, errno};
+use crate::model::{CPath, Health, Op, PathObservation, Report, errno};
 
 /// Escapes text for Markdown: control and non-UTF-8 bytes become `\xNN`,
 /// HTML specials become entities and Markdown specials are backslashed.
@@ -83,7 +83,9 @@ pub fn markdown(report: &Report) -> String {
     }
 
     s.push_str("\n## Mounts\n\n");
-    if p.mounts.is_empty() {
+    if let Some(msg) = super::no_plan(report) {
+        let _ = writeln!(s, "**{}**", escape(msg.as_bytes()));
+    } else if p.mounts.is_empty() {
         s.push_str("No writable mounts needed.\n");
     } else {
         s.push_str("| target | kind | options | why |\n|---|---|---|---|\n");
@@ -147,13 +149,23 @@ fn longest_backtick_run(s: &str) -> usize {
     s.split(|c| c != '`').map(str::len).max().unwrap_or(0)
 }
 
-/// Indented tree of the observed paths with their ops and results; EROFS
-/// failures are in bold.
+/// Whether an operation belongs under "Written paths": the writes, and
+/// fsync (data made durable), not the reads an executable mapping, an exec
+/// or an `access(W_OK)` probe are.
+fn written(op: Op) -> bool {
+    op.is_write() || op == Op::Fsync
+}
+
+/// Indented tree of the written paths with their write ops and results;
+/// EROFS failures are in bold.
 fn tree(s: &mut String, paths: &[PathObservation]) {
-    let mut sorted: Vec<&PathObservation> = paths.iter().collect();
+    let mut sorted: Vec<&PathObservation> = paths
+        .iter()
+        .filter(|o| o.ops.keys().any(|op| written(*op)))
+        .collect();
     sorted.sort_by(|a, b| a.path.cmp(&b.path));
     if sorted.is_empty() {
-        s.push_str("Nothing observed.\n");
+        s.push_str("No write observed.\n");
         return;
     }
     let mut shown: BTreeSet<CPath> = BTreeSet::new();
@@ -174,6 +186,7 @@ fn tree(s: &mut String, paths: &[PathObservation]) {
             let ops: Vec<String> = o
                 .ops
                 .iter()
+                .filter(|(op, _)| written(**op))
                 .map(|(op, st)| {
                     let mut t = format!("{} ok={}", op_name(*op), st.ok);
                     for (e, n) in &st.errors {
@@ -192,7 +205,7 @@ fn tree(s: &mut String, paths: &[PathObservation]) {
 }
 
 /// The operation's name as in the JSON report (`snake_case`).
-fn op_name(op: crate::model::Op) -> String {
+fn op_name(op: Op) -> String {
     serde_json::to_value(op)
         .ok()
         .and_then(|v| v.as_str().map(str::to_owned))

@@ -22,6 +22,7 @@ pub mod markdown;
 pub mod patch;
 pub mod pod;
 pub mod table;
+pub mod yaml;
 
 #[cfg(test)]
 mod env_tests;
@@ -149,20 +150,146 @@ pub enum RenderError {
     },
 }
 
-/// Renders `report` in `format`.
+/// Names of the Kubernetes objects the k8s and kustomize outputs write or
+/// patch: the Deployment (`--k8s-name`) and its container
+/// (`--k8s-container`).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct K8sNames {
+    /// The Deployment (and its `app` label, and the Secrets' prefix).
+    pub workload: String,
+    /// The container.
+    pub container: String,
+}
+
+impl K8sNames {
+    /// Both names from the image's repository name (`roprof-fixture/redis:7`
+    /// gives `redis`), as a DNS label; `app` when nothing of it is left.
+    #[must_use]
+    pub fn for_image(image: &str) -> Self {
+        let name = image_label(image);
+        K8sNames {
+            workload: name.clone(),
+            container: name,
+        }
+    }
+
+    /// Deployment and container both named `name`.
+    #[must_use]
+    pub fn named(name: &str) -> Self {
+        K8sNames {
+            workload: name.to_owned(),
+            container: name.to_owned(),
+        }
+    }
+
+    /// The given names, each defaulting to [`K8sNames::for_image`]'s.
+    #[must_use]
+    pub fn new(image: &str, workload: Option<&str>, container: Option<&str>) -> Self {
+        let d = K8sNames::for_image(image);
+        K8sNames {
+            workload: workload.map_or(d.workload, str::to_owned),
+            container: container.map_or(d.container, str::to_owned),
+        }
+    }
+}
+
+/// The last path component of an image reference, without tag or digest,
+/// as a DNS-1123 label (`[a-z0-9-]`, at most 63, alphanumeric at the ends).
+fn image_label(image: &str) -> String {
+    let base = image
+        .split('@')
+        .next()
+        .unwrap_or_default()
+        .rsplit('/')
+        .next()
+        .unwrap_or_default();
+    let base = base.split(':').next().unwrap_or_default();
+    let mut s = String::new();
+    for c in base.chars() {
+        let c = c.to_ascii_lowercase();
+        let c = if c.is_ascii_alphanumeric() { c } else { '-' };
+        if !(c == '-' && (s.is_empty() || s.ends_with('-'))) {
+            s.push(c);
+        }
+    }
+    s.truncate(63);
+    let s = s.trim_end_matches('-');
+    if s.is_empty() {
+        "app".to_owned()
+    } else {
+        s.to_owned()
+    }
+}
+
+/// Whether `name` is a DNS-1123 label, as Kubernetes wants object and
+/// container names; the reason when not.
+pub fn check_k8s_name(name: &str) -> Result<(), String> {
+    let ok_char = |c: char| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-';
+    if name.is_empty() || name.len() > 63 {
+        return Err(format!("{name:?} must be 1 to 63 characters long"));
+    }
+    if !name.chars().all(ok_char) || name.starts_with('-') || name.ends_with('-') {
+        return Err(format!(
+            "{name:?} must be a DNS label: lowercase letters, digits and '-', starting and \
+             ending with a letter or digit"
+        ));
+    }
+    Ok(())
+}
+
+/// Renders `report` in `format`, Kubernetes names from the image.
 pub fn render(report: &Report, format: Format) -> Result<String, RenderError> {
+    render_with(report, format, &K8sNames::for_image(&report.image.image))
+}
+
+/// Renders `report` in `format`, with the given Kubernetes names.
+pub fn render_with(
+    report: &Report,
+    format: Format,
+    names: &K8sNames,
+) -> Result<String, RenderError> {
     Ok(match format {
         Format::Table => table::table(report),
         Format::Docker => docker::docker_script_body(report),
         Format::Compose => compose::compose(report)?,
-        Format::K8s => k8s::deployment(report, k8s::DEFAULT_NAME)?,
-        Format::K8sRestricted => {
-            k8s::deployment_for(report, k8s::DEFAULT_NAME, k8s::Security::Restricted)?
-        }
-        Format::Kustomize => k8s::kustomize_patch(report, k8s::DEFAULT_NAME)?,
+        Format::K8s => k8s::deployment(report, names)?,
+        Format::K8sRestricted => k8s::deployment_for(report, names, k8s::Security::Restricted)?,
+        Format::Kustomize => k8s::kustomize_patch(report, names)?,
         Format::Json => json::to_json(report)?,
         Format::Markdown => markdown::markdown(report),
     })
+}
+
+/// Why `report` has no plan to print: an incomplete run that planned no
+/// mount (interrupted before observing, the engine lost, …). Its empty
+/// plan says nothing about what the container needs, so no format may
+/// present it as "no writable mounts needed".
+#[must_use]
+pub fn no_plan(report: &Report) -> Option<String> {
+    if !report.run.incomplete || !report.plan.mounts.is_empty() {
+        return None;
+    }
+    let why = report
+        .run
+        .incomplete_reason
+        .as_deref()
+        .unwrap_or("the run was cut short");
+    Some(format!(
+        "NO PLAN: the run is incomplete ({why}) and planned no mount; this says nothing about \
+         what the container writes. Profile it again and let the run finish."
+    ))
+}
+
+/// [`no_plan`] as the whole output of a docker, compose or Kubernetes
+/// format: `# roprof:` comment lines and nothing to run, so a pasted file
+/// is refused (compose, kubectl) or does nothing (shell).
+pub(crate) fn no_plan_comment(report: &Report) -> Option<String> {
+    let msg = no_plan(report)?;
+    let mut s = format!("# roprof: {}\n", escape_bytes(msg.as_bytes()));
+    for n in &report.run.notes {
+        let _ = writeln!(s, "# roprof: {}", escape_bytes(n.as_bytes()));
+    }
+    Some(s)
 }
 
 /// Mode of the files [`write_all`] writes for a report that holds env
@@ -174,6 +301,15 @@ pub const REVEALED_FILE_MODE: u32 = 0o600;
 /// files of mode [`REVEALED_FILE_MODE`], existing files included; other
 /// files are created with the umask's mode.
 pub fn write_all(report: &Report, dir: &Path) -> Result<Vec<PathBuf>, RenderError> {
+    write_all_with(report, dir, &K8sNames::for_image(&report.image.image))
+}
+
+/// [`write_all`] with the given Kubernetes names.
+pub fn write_all_with(
+    report: &Report,
+    dir: &Path,
+    names: &K8sNames,
+) -> Result<Vec<PathBuf>, RenderError> {
     let private = report.run_options.env_values == EnvValues::Revealed;
     fs::create_dir_all(dir).map_err(|source| RenderError::Write {
         path: dir.to_path_buf(),
@@ -181,7 +317,7 @@ pub fn write_all(report: &Report, dir: &Path) -> Result<Vec<PathBuf>, RenderErro
     })?;
     let mut out = Vec::new();
     for f in Format::ALL {
-        let mut text = render(report, f)?;
+        let mut text = render_with(report, f, names)?;
         if f == Format::Docker {
             text = format!("#!/bin/sh\n{text}");
         }

@@ -82,7 +82,7 @@ pub fn patch_manifests(
             continue;
         }
         patched_any = true;
-        let text = serde_yaml_ng::to_string(&doc).map_err(|source| PatchError::Serialize {
+        let text = super::yaml::to_string(&doc).map_err(|source| PatchError::Serialize {
             workload: workload.clone(),
             source,
         })?;
