@@ -103,20 +103,25 @@ fn app_container(report: &Report, names: &K8sNames, parts: &PodParts) -> Contain
 }
 
 /// `-u UID[:GID]` as the container's `runAsUser`/`runAsGroup` (where the
-/// pod parts did not set them): Kubernetes takes numbers only.
+/// pod parts did not set them): Kubernetes takes numbers only, so a user
+/// name is resolved from the run's processes when it can be (else the
+/// header says so).
 fn user_context(report: &Report, sc: &mut SecurityContext) {
-    if report.run_options.user.is_none() {
+    let Some(user) = report.run_options.user.as_deref() else {
         return;
+    };
+    let (name, group) = user.split_once(':').unwrap_or((user, ""));
+    let (uid, gid) = match (name.parse::<u32>(), identity(report)) {
+        (Ok(uid), _) => (Some(uid), group.parse::<u32>().ok()),
+        (Err(_), Identity::User { uid, gid }) => (Some(uid), Some(gid)),
+        (Err(_), Identity::Root) => (Some(0), group.parse::<u32>().ok()),
+        (Err(_), Identity::Unknown(_)) => (None, None),
+    };
+    if let Some(uid) = uid {
+        sc.run_as_user.get_or_insert(i64::from(uid));
     }
-    match identity(report) {
-        Identity::User { uid, gid } => {
-            sc.run_as_user.get_or_insert(i64::from(uid));
-            sc.run_as_group.get_or_insert(i64::from(gid));
-        }
-        Identity::Root => {
-            sc.run_as_user.get_or_insert(0);
-        }
-        Identity::Unknown(_) => {}
+    if let Some(gid) = gid {
+        sc.run_as_group.get_or_insert(i64::from(gid));
     }
 }
 

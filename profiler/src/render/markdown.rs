@@ -82,32 +82,7 @@ pub fn markdown(report: &Report) -> String {
         let _ = writeln!(s, "\n> {}", escape(n.as_bytes()));
     }
 
-    s.push_str("\n## Mounts\n\n");
-    if let Some(msg) = super::no_plan(report) {
-        let _ = writeln!(s, "**{}**", escape(msg.as_bytes()));
-    } else if p.mounts.is_empty() {
-        s.push_str("No writable mounts needed.\n");
-    } else {
-        s.push_str("| target | kind | options | why |\n|---|---|---|---|\n");
-        for m in &p.mounts {
-            let _ = writeln!(
-                s,
-                "| {} | {} | {} | {}: {} |",
-                esc(&m.target),
-                kind_name(m.kind),
-                escape(options_text(m).as_bytes()),
-                escape(m.evidence.rule.as_bytes()),
-                escape(m.evidence.reason.as_bytes())
-            );
-        }
-        let line = format!(
-            "{}{}",
-            super::env::export_comment(&report.run_options),
-            docker_command(report)
-        );
-        let fence = "`".repeat(longest_backtick_run(&line).max(2) + 1);
-        let _ = writeln!(s, "\n{fence}sh\n{line}\n{fence}");
-    }
+    mounts(&mut s, report);
 
     s.push_str("\n## Written paths\n\n");
     tree(&mut s, &report.paths);
@@ -142,6 +117,40 @@ pub fn markdown(report: &Report) -> String {
         }
     }
     s
+}
+
+/// The Mounts section: the table and the docker line, or why there is no
+/// plan (the same words as the table's, see [`super::no_plan`]).
+fn mounts(s: &mut String, report: &Report) {
+    s.push_str("\n## Mounts\n\n");
+    let none = super::no_plan(report);
+    if let Some(msg) = &none {
+        let _ = writeln!(s, "**{}**", escape(msg.as_bytes()));
+    } else if report.plan.mounts.is_empty() {
+        s.push_str("No writable mounts needed.\n");
+    } else {
+        s.push_str("| target | kind | options | why |\n|---|---|---|---|\n");
+        for m in &report.plan.mounts {
+            let _ = writeln!(
+                s,
+                "| {} | {} | {} | {}: {} |",
+                esc(&m.target),
+                kind_name(m.kind),
+                escape(options_text(m).as_bytes()),
+                escape(m.evidence.rule.as_bytes()),
+                escape(m.evidence.reason.as_bytes())
+            );
+        }
+    }
+    if none.is_none() {
+        let line = format!(
+            "{}{}",
+            super::env::export_comment(&report.run_options),
+            docker_command(report)
+        );
+        let fence = "`".repeat(longest_backtick_run(&line).max(2) + 1);
+        let _ = writeln!(s, "\n{fence}sh\n{line}\n{fence}");
+    }
 }
 
 /// A code fence must be longer than any run of backticks inside it.

@@ -29,6 +29,8 @@ mod env_tests;
 #[cfg(test)]
 mod lifetime_tests;
 #[cfg(test)]
+mod run_tests;
+#[cfg(test)]
 mod tests;
 
 use std::{

@@ -2,7 +2,7 @@
 //! kustomize, `roprof patch`).
 //!
 //! `serde_yaml_ng` quotes only what a YAML 1.2 reader would retype, so it
-//! writes `- no`, `- on` or `- 0755` plain. docker-compose (PyYAML) and
+//! writes `- no`, `- on` or `- 0755` plain. docker-compose (`PyYAML`) and
 //! kubectl (go-yaml) read YAML 1.1, where those are a boolean and an octal
 //! number: `--daemonize no` became `--daemonize false`, or a file compose
 //! refuses. This writer builds the same block-style document from the value
