@@ -158,7 +158,10 @@ fn from_kustomize(text: &str, names: &K8sNames, user: Option<&String>) -> Run {
 }
 
 fn report_for(run: RunOptions) -> Report {
-    let mut r = Report::default();
+    let mut r = Report {
+        schema_version: crate::model::SCHEMA_VERSION,
+        ..Report::default()
+    };
     r.image.image = "roprof-fixture/redis:latest".into();
     r.run.mode = "profile".into();
     r.run_options = run;
@@ -352,4 +355,138 @@ fn k8s_dollar_is_kept_literal() {
         text.contains("echo $$(HOME) $$$$ $$X"),
         "every $ doubled for the kubelet:\n{text}"
     );
+}
+
+/// An interrupt before anything was observed (`listing`): the report the
+/// session writes then.
+fn unobserved() -> Report {
+    let mut r = report_for(RunOptions {
+        command: vec!["redis-server".into()],
+        ..RunOptions::default()
+    });
+    r.plan.mounts.clear();
+    r.run.incomplete = true;
+    r.run.incomplete_reason = Some("interrupted by SIGINT during listing".into());
+    r.run.notes = vec!["nothing was observed: the plan is empty and must not be used".into()];
+    r
+}
+
+#[test]
+fn an_incomplete_run_that_planned_nothing_prints_no_plan_in_any_format() {
+    let r = unobserved();
+    for f in Format::ALL {
+        let text = render(&r, f).expect("renders");
+        assert!(
+            !text.contains("No writable mounts needed"),
+            "{f} must not say nothing is needed:\n{text}"
+        );
+        match f {
+            Format::Json => {
+                let back = super::json::load_report(&text).expect("the report");
+                assert!(back.run.incomplete, "the saved report says incomplete");
+            }
+            Format::Table | Format::Markdown => {
+                assert!(
+                    text.contains("NO PLAN"),
+                    "{f} says there is no plan:\n{text}"
+                );
+                assert!(text.contains("during listing"), "{f} says why:\n{text}");
+                assert!(
+                    !text.contains("docker run"),
+                    "{f} has no docker line:\n{text}"
+                );
+            }
+            _ => {
+                assert!(
+                    text.lines().all(|l| l.starts_with("# roprof: ")),
+                    "{f} is only comments, nothing to run or apply:\n{text}"
+                );
+                assert!(
+                    text.contains("NO PLAN"),
+                    "{f} says there is no plan:\n{text}"
+                );
+                let parsed: Value = serde_yaml_ng::from_str(&text).unwrap_or(Value::Null);
+                assert_eq!(parsed, Value::Null, "{f} holds no document:\n{text}");
+            }
+        }
+    }
+    // The table and the Markdown say the same thing.
+    let msg = super::no_plan(&r).expect("no plan");
+    assert!(render(&r, Format::Table).expect("table").contains(&msg));
+    assert!(
+        render(&r, Format::Markdown)
+            .expect("markdown")
+            .contains(&super::markdown::escape(msg.as_bytes())),
+        "the Markdown carries the table's words"
+    );
+    // A complete run that needs nothing still says so, with its line.
+    let mut done = r.clone();
+    done.run.incomplete = false;
+    for f in [Format::Table, Format::Markdown] {
+        let text = render(&done, f).expect("renders");
+        assert!(
+            text.contains("No writable mounts needed") && text.contains("docker run"),
+            "{f} of a complete run with no mount:\n{text}"
+        );
+    }
+}
+
+#[test]
+fn a_memory_empty_dir_always_has_a_size_limit() {
+    let r = report_for(RunOptions::default());
+    assert_eq!(
+        r.plan.mounts[0].options.size_bytes, None,
+        "a tmpfs without size"
+    );
+    let text = k8s::deployment(&r, &K8sNames::named("app")).expect("renders");
+    let d: Deployment = serde_yaml_ng::from_str(&text).expect("a Deployment");
+    let v = &d.spec.template.spec.expect("pod").volumes.expect("volumes")[0];
+    let e = v.empty_dir.as_ref().expect("emptyDir");
+    assert_eq!(e.medium.as_deref(), Some("Memory"));
+    assert_eq!(
+        e.size_limit.as_ref().map(|q| q.0.as_str()),
+        Some("16Mi"),
+        "the planner's minimum, not unbounded:\n{text}"
+    );
+    assert!(
+        text.contains("sizeLimit 16Mi (the planner's minimum)"),
+        "said so:\n{text}"
+    );
+}
+
+#[test]
+fn markdown_written_paths_lists_only_writes() {
+    use crate::model::{CPath, Op, OpStats, PathObservation};
+    let mut r = report_for(RunOptions::default());
+    let obs = |path: &str, op: Op| {
+        let mut o = PathObservation {
+            path: CPath::from(path),
+            ..PathObservation::default()
+        };
+        o.ops.insert(
+            op,
+            OpStats {
+                ok: 1,
+                ..OpStats::default()
+            },
+        );
+        o
+    };
+    r.paths = vec![
+        obs("/usr/lib/x86_64-linux-gnu/libc.so.6", Op::MmapExec),
+        obs("/usr/bin/redis-server", Op::Exec),
+        obs("/data/dump.rdb", Op::Create),
+    ];
+    let md = render(&r, Format::Markdown).expect("renders");
+    let written = md
+        .split("## Written paths")
+        .nth(1)
+        .expect("the section")
+        .split("\n## ")
+        .next()
+        .unwrap_or_default();
+    assert!(written.contains("dump.rdb: create ok=1"), "{written}");
+    for not in ["libc", "mmap_exec", "redis-server", "exec"] {
+        assert!(!written.contains(not), "{not} is not a write:\n{written}");
+    }
 }

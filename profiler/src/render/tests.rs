@@ -493,6 +493,18 @@ fn patch_keeps_other_documents_and_patches_workloads() {
         by_name.contains(orig[1]),
         "Deployment untouched when only `job` is asked"
     );
+    assert_eq!(
+        super::patch::image_mismatches(MANIFESTS, &r, "job"),
+        Vec::<String>::new(),
+        "job runs the report's image (another spelling of it): no warning"
+    );
+    let warned = super::patch::image_mismatches(MANIFESTS, &r, "sidecar");
+    assert!(
+        warned.len() == 1
+            && warned[0].contains("container sidecar of Deployment/web")
+            && warned[0].contains("busybox"),
+        "--container sidecar runs another image than the report's: warned {warned:?}"
+    );
     let err = patch_manifests(MANIFESTS, &r, Some("nope")).expect_err("no such container");
     let msg = err.to_string();
     assert!(
