@@ -477,15 +477,9 @@ fn readme_kustomize(dir: &TempDir, report: &Path) -> String {
     dir.read("built.yaml")
 }
 
-/// Issues 30.1, 30.2 and 30.6: redis profiled with `--daemonize no` on
-/// another port. Compose, the Deployment, the README's kustomize build and
-/// `roprof patch` all run that command (the image's own CMD listens on
-/// 6379, so an output that dropped it would not answer on 6380).
-#[test]
-fn redis_with_daemonize_no_runs_the_profiled_command_from_every_output() {
-    require_privileged();
-    let _g = ContainerGuard::new();
-    let dir = TempDir::new("carried-redis");
+/// Profiles redis on port 6380 (every format into `dir`); returns the
+/// `-p` value.
+fn profile_redis(dir: &TempDir) -> String {
     let exercise = Path::new(concat!(
         env!("CARGO_MANIFEST_DIR"),
         "/fixtures/redis/exercise.sh"
@@ -511,6 +505,19 @@ fn redis_with_daemonize_no_runs_the_profiled_command_from_every_output() {
     args.extend(redis_command());
     let (code, _, err) = roprof(&args);
     assert_eq!(code, 0, "profiling redis on 6380 exits 0; stderr:\n{err}");
+    publish
+}
+
+/// Issues 30.1, 30.2 and 30.6: redis profiled with `--daemonize no` on
+/// another port. Compose, the Deployment, the README's kustomize build and
+/// `roprof patch` all run that command (the image's own CMD listens on
+/// 6379, so an output that dropped it would not answer on 6380).
+#[test]
+fn redis_with_daemonize_no_runs_the_profiled_command_from_every_output() {
+    require_privileged();
+    let _g = ContainerGuard::new();
+    let dir = TempDir::new("carried-redis");
+    let publish = profile_redis(&dir);
     let want = serde_json::json!(redis_command());
     let mut failures = Vec::new();
 
