@@ -772,3 +772,45 @@ fn an_interrupt_during_listing_prints_no_plan_in_any_format() {
         );
     }
 }
+
+/// Issue 30.1 for `profile --manifest`: the patched manifest it prints
+/// keeps `args: [..., "--daemonize", "no", ...]` strings for kubectl, and
+/// runs that command.
+#[test]
+fn profile_manifest_keeps_quoted_args_and_runs_them() {
+    require_privileged();
+    let _g = ContainerGuard::new();
+    let dir = TempDir::new("carried-manifest");
+    let manifest = dir.write(
+        "kv.yaml",
+        &format!(
+            "apiVersion: apps/v1\nkind: Deployment\nmetadata:\n  name: kv\nspec:\n  selector:\n    \
+             matchLabels: {{app: kv}}\n  template:\n    metadata:\n      labels: {{app: kv}}\n    \
+             spec:\n      containers:\n      - name: kv\n        image: {REDIS_IMAGE}\n        \
+             args: {}\n",
+            serde_json::to_string(&redis_command()).expect("JSON")
+        ),
+    );
+    let (code, patched, err) = roprof([
+        "profile".to_owned(),
+        "--quiet".into(),
+        "--duration".into(),
+        "4s".into(),
+        "--manifest".into(),
+        manifest.display().to_string(),
+    ]);
+    assert_eq!(code, 0, "profile --manifest exits 0; stderr:\n{err}");
+    let file = dir.write("patched.yaml", &patched);
+    kubectl_typed(&file, "kv").unwrap_or_else(|e| panic!("{e}\n{patched}"));
+    let d = kubectl_json(&file).unwrap_or_else(|e| panic!("{e}"));
+    let args = &d["spec"]["template"]["spec"]["containers"][0]["args"];
+    assert_eq!(
+        args,
+        &serde_json::json!(redis_command()),
+        "kubectl reads the args as written:\n{patched}"
+    );
+    let publish = format!("127.0.0.1:{REDIS_PORT}:6380");
+    let pod = kubelet::run_deployment(&patched, &["-p", &publish])
+        .unwrap_or_else(|e| panic!("the patched manifest starts: {e}\n{patched}"));
+    redis_answers(REDIS_PORT, &pod.app).unwrap_or_else(|e| panic!("{e}\n{patched}"));
+}
