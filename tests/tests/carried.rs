@@ -814,3 +814,43 @@ fn profile_manifest_keeps_quoted_args_and_runs_them() {
         .unwrap_or_else(|e| panic!("the patched manifest starts: {e}\n{patched}"));
     redis_answers(REDIS_PORT, &pod.app).unwrap_or_else(|e| panic!("{e}\n{patched}"));
 }
+
+/// Issue 30.10: `roprof patch --container X` on a container that runs
+/// another image than the profiled one says so on stderr.
+#[test]
+fn patch_warns_when_the_named_container_runs_another_image() {
+    require_privileged();
+    let dir = TempDir::new("carried-patch");
+    let report = Path::new(env!("CARGO_MANIFEST_DIR")).join("../reports/redis/report.json");
+    let manifest = dir.write(
+        "web.yaml",
+        &format!(
+            "apiVersion: v1\nkind: Pod\nmetadata:\n  name: web\nspec:\n  containers:\n  - name: \
+             cache\n    image: {REDIS_IMAGE}\n  - name: proxy\n    image: {BUSYBOX_IMAGE}\n"
+        ),
+    );
+    let patch = |container: &str| {
+        roprof([
+            "patch".to_owned(),
+            manifest.display().to_string(),
+            "--report".into(),
+            report.display().to_string(),
+            "--container".into(),
+            container.into(),
+        ])
+    };
+    let (code, _, err) = patch("proxy");
+    assert_eq!(code, 0, "the patch is still made: {err}");
+    assert!(
+        err.contains("container proxy of Pod/web runs image")
+            && err.contains(BUSYBOX_IMAGE)
+            && err.contains(REDIS_IMAGE),
+        "a warning names both images:\n{err}"
+    );
+    let (code, _, err) = patch("cache");
+    assert_eq!(code, 0, "{err}");
+    assert!(
+        !err.contains("warning"),
+        "no warning for the profiled image:\n{err}"
+    );
+}
