@@ -284,6 +284,7 @@ fn check_known(spec: &PodSpec) -> Result<(), PodError> {
             image: c.image.clone(),
             command: c.command.clone(),
             args: c.args.clone(),
+            working_dir: c.working_dir.clone(),
             env: c.env.clone(),
             ports: c.ports.clone(),
             security_context: c.security_context.clone(),
@@ -291,7 +292,7 @@ fn check_known(spec: &PodSpec) -> Result<(), PodError> {
             ..Container::default()
         };
         if *c != known {
-            unknown.push(format!("container {} has fields beyond image, command, args, env, ports, securityContext and volumeMounts", c.name));
+            unknown.push(format!("container {} has fields beyond image, command, args, workingDir, env, ports, securityContext and volumeMounts", c.name));
         }
         if c.env.iter().flatten().any(|e| e.value_from.is_some()) {
             unknown.push(format!("env valueFrom in {}", c.name));
@@ -587,6 +588,9 @@ fn container_args(
         .flatten()
         .map(|s| expand(s, &vars))
         .collect();
+    if let Some(w) = &c.working_dir {
+        a.extend(["--workdir".into(), w.clone()]);
+    }
     if let Some(first) = command.first() {
         a.extend(["--entrypoint".into(), first.clone()]);
     }

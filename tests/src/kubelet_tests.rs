@@ -29,7 +29,7 @@ fn quantities() {
 
 #[test]
 fn unknown_fields_are_refused() {
-    let yaml = "apiVersion: apps/v1\nkind: Deployment\nmetadata: {name: a}\nspec:\n  selector: {}\n  template:\n    spec:\n      containers:\n      - name: a\n        image: x\n        workingDir: /srv\n      volumes:\n      - name: h\n        hostPath: {path: /etc}\n";
+    let yaml = "apiVersion: apps/v1\nkind: Deployment\nmetadata: {name: a}\nspec:\n  selector: {}\n  template:\n    spec:\n      containers:\n      - name: a\n        image: x\n        tty: true\n      volumes:\n      - name: h\n        hostPath: {path: /etc}\n";
     let spec = pod_spec(yaml).expect("parses");
     let err = check_known(&spec).expect_err("must refuse").0;
     assert!(

@@ -126,6 +126,31 @@ impl Drop for ComposeProject {
     }
 }
 
+/// [`compose_up`] with `env` added to docker-compose's environment (the
+/// variables a compose file takes by name, as a user exports them).
+pub fn compose_up_env(yaml: &str, env: &[(&str, &str)]) -> Result<ComposeProject, String> {
+    let file = std::env::temp_dir().join(format!("{}.yaml", unique_name("roprof")));
+    std::fs::write(&file, yaml).map_err(|e| format!("{}: {e}", file.display()))?;
+    let p = ComposeProject {
+        name: unique_name("roprof").replace('-', ""),
+        file,
+    };
+    let out = p
+        .compose()
+        .envs(env.iter().copied())
+        .args(["up", "-d"])
+        .output()
+        .map_err(|e| format!("docker-compose: {e}"))?;
+    if out.status.success() {
+        Ok(p)
+    } else {
+        Err(format!(
+            "docker-compose up failed: {}\n{yaml}",
+            String::from_utf8_lossy(&out.stderr).trim()
+        ))
+    }
+}
+
 /// Writes `yaml` to a file and runs `docker-compose -p UNIQUE -f FILE up -d`
 /// (panics when `docker-compose` is missing: install Debian's
 /// `docker-compose`, as `cargo xtask setup` does).

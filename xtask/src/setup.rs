@@ -46,6 +46,13 @@ pub fn setup() -> Result<()> {
             "running the rendered compose files in the privileged tests",
         )
     })?;
+    step("kubectl", || {
+        cmd::ensure_program(
+            "kubectl",
+            &["kubectl"],
+            "reading the rendered Kubernetes outputs client-side (`--local`) and `kubectl kustomize` in the privileged tests",
+        )
+    })?;
     step("bpftool", || {
         cmd::ensure_program(
             "bpftool",

@@ -258,9 +258,7 @@ fn finish(
     }
     if let Some(dir) = &args.output_dir {
         std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
-        let options = render::RenderOptions {
-            helm_prefix: args.helm_prefix.clone(),
-        };
+        let options = args.k8s.options(&report, args.helm_prefix.clone());
         let files = render::write_all_with(&report, dir, &options)?;
         eprintln!("roprof: wrote {} files to {}", files.len(), dir.display());
     }

@@ -30,6 +30,11 @@ pub fn run(args: &PatchArgs) -> anyhow::Result<i32> {
         .with_context(|| format!("reading manifest {}", args.manifest.display()))?;
     let out = render::patch::patch_manifests(&manifest, &report, args.container.as_deref())
         .with_context(|| format!("patching {}", args.manifest.display()))?;
+    if let Some(c) = args.container.as_deref() {
+        for w in render::patch::image_mismatches(&manifest, &report, c) {
+            eprintln!("roprof: warning: {w}");
+        }
+    }
     print!("{out}");
     Ok(0)
 }

@@ -30,6 +30,9 @@ pub struct ProfileArgs {
     /// Output format on stdout.
     #[arg(long, value_enum, default_value = "table")]
     pub format: Format,
+    /// Kubernetes names for the k8s and kustomize formats.
+    #[command(flatten)]
+    pub k8s: super::render::K8sArgs,
     /// Write every format into this directory (with --compose: write the
     /// hardened compose file to this path instead of stdout).
     #[arg(short = 'o', long = "output-dir")]
@@ -205,9 +208,7 @@ fn finish(
     report.stats.peak_rss_kib = super::render::peak_rss_kib().unwrap_or(0);
     super::withhold_env(&mut report, env, args.reveal_env);
     let report = &report;
-    let options = render::RenderOptions {
-        helm_prefix: args.helm_prefix.clone(),
-    };
+    let options = args.k8s.options(report, args.helm_prefix.clone());
     for w in render::unrepresentable(report) {
         eprintln!("roprof: warning: {w}");
     }

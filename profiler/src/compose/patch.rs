@@ -49,12 +49,13 @@ pub fn harden(
         },
         Err(why) => why,
     };
-    let text = serde_yaml_ng::to_string(&want).map_err(|e| ComposeError::Write(e.to_string()))?;
+    let text =
+        crate::render::yaml::to_string(&want).map_err(|e| ComposeError::Write(e.to_string()))?;
     Ok((text, Some(why)))
 }
 
 fn yaml(v: &impl serde::Serialize) -> Result<String, ComposeError> {
-    serde_yaml_ng::to_string(v).map_err(|e| ComposeError::Write(e.to_string()))
+    crate::render::yaml::to_string(v).map_err(|e| ComposeError::Write(e.to_string()))
 }
 
 fn to_value(v: &impl serde::Serialize) -> Result<Value, ComposeError> {
@@ -271,7 +272,7 @@ fn inline_items(rest: &str) -> Option<Vec<String>> {
 
 /// A YAML scalar for `s` (quoted when it needs to be).
 fn scalar(s: &str) -> String {
-    serde_yaml_ng::to_string(s).map_or_else(|_| format!("{s:?}"), |y| y.trim_end().to_owned())
+    crate::render::yaml::to_string(s).map_or_else(|_| format!("{s:?}"), |y| y.trim_end().to_owned())
 }
 
 /// `yaml` (one sequence item, maybe several lines) moved `by` columns

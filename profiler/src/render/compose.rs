@@ -126,26 +126,29 @@ pub const SERVICE: &str = "app";
 #[expect(clippy::zero_sized_map_values, reason = "compose wants `name: {}`")]
 pub fn compose_file(report: &Report) -> ComposeFile {
     let r = &report.run_options;
+    let d = |v: &String| dollars(v);
+    let all = |v: &[String]| v.iter().map(|x| dollars(x)).collect::<Vec<_>>();
     let mut svc = Service {
         image: report.image.image.clone(),
         read_only: true,
         env_file: super::env::compose_env_files(r),
         environment: super::env::compose_environment(r),
-        ports: r.publish.clone(),
-        user: r.user.clone(),
-        working_dir: r.workdir.clone(),
-        entrypoint: r.entrypoint.clone().map(|e| vec![e]),
-        command: (!r.command.is_empty()).then(|| r.command.clone()),
-        network_mode: r.network.clone(),
-        cap_add: r.cap_add.clone(),
-        security_opt: r.security_opt.clone(),
-        group_add: r.group_add.clone(),
-        mem_limit: r.memory.clone(),
-        memswap_limit: r.memory.clone(),
+        ports: all(&r.publish),
+        user: r.user.as_ref().map(d),
+        working_dir: r.workdir.as_ref().map(d),
+        entrypoint: r.entrypoint.as_ref().map(|e| vec![dollars(e)]),
+        command: (!r.command.is_empty()).then(|| all(&r.command)),
+        network_mode: r.network.as_ref().map(d),
+        cap_add: all(&r.cap_add),
+        security_opt: all(&r.security_opt),
+        group_add: all(&r.group_add),
+        mem_limit: r.memory.as_ref().map(d),
+        memswap_limit: r.memory.as_ref().map(d),
         ..Service::default()
     };
     let mut named = BTreeMap::new();
     for (i, (m, target)) in utf8_mounts(report).enumerate() {
+        let target = dollars(target);
         match m.kind {
             MountKind::Tmpfs if !target.contains([':', ',']) => {
                 svc.tmpfs
@@ -154,7 +157,7 @@ pub fn compose_file(report: &Report) -> ComposeFile {
             MountKind::Tmpfs => svc.volumes.push(VolumeEntry::Long(LongVolume {
                 kind: "tmpfs".into(),
                 source: None,
-                target: target.to_owned(),
+                target,
                 tmpfs: Some(TmpfsOpts {
                     size: m.options.size_bytes,
                 }),
@@ -162,7 +165,7 @@ pub fn compose_file(report: &Report) -> ComposeFile {
             MountKind::SeededVolume => svc.volumes.push(VolumeEntry::Long(LongVolume {
                 kind: "volume".into(),
                 source: None,
-                target: target.to_owned(),
+                target,
                 tmpfs: None,
             })),
             MountKind::PersistentVolume => {
@@ -171,25 +174,39 @@ pub fn compose_file(report: &Report) -> ComposeFile {
                 svc.volumes.push(VolumeEntry::Long(LongVolume {
                     kind: "volume".into(),
                     source: Some(name),
-                    target: target.to_owned(),
+                    target,
                     tmpfs: None,
                 }));
             }
         }
     }
-    svc.tmpfs.extend(r.tmpfs.iter().cloned());
+    svc.tmpfs.extend(r.tmpfs.iter().map(|t| dollars(t)));
     svc.volumes
-        .extend(r.volumes.iter().cloned().map(VolumeEntry::Short));
+        .extend(r.volumes.iter().map(|v| VolumeEntry::Short(dollars(v))));
     ComposeFile {
         services: [(SERVICE.to_owned(), svc)].into_iter().collect(),
         volumes: named,
     }
 }
 
-/// The compose YAML, with header comments.
+/// `value` with every `$` doubled: compose interpolates `$NAME` and
+/// `${NAME}` anywhere in the file, and every value here is the user's
+/// literal text (a command's `$X` is for the shell in the container), so
+/// none may be interpolated. The environment is escaped the same way, in
+/// [`super::env`].
+#[must_use]
+pub fn dollars(value: &str) -> String {
+    value.replace('$', "$$")
+}
+
+/// The compose YAML, with header comments (only comments when there is
+/// no plan: see [`super::no_plan`]).
 pub fn compose(report: &Report) -> Result<String, RenderError> {
+    if let Some(none) = super::no_plan_comment(report) {
+        return Ok(none);
+    }
     let body =
-        serde_yaml_ng::to_string(&compose_file(report)).map_err(|source| RenderError::Yaml {
+        super::yaml::to_string(&compose_file(report)).map_err(|source| RenderError::Yaml {
             what: "the compose file",
             source,
         })?;

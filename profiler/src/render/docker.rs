@@ -71,9 +71,13 @@ pub fn docker_command(report: &Report) -> String {
 }
 
 /// The line preceded by `# roprof:` comments for left-out mounts and for
-/// the variables to export first.
+/// the variables to export first; only comments when there is no plan
+/// ([`super::no_plan`]).
 #[must_use]
 pub fn docker_script_body(report: &Report) -> String {
+    if let Some(none) = super::no_plan_comment(report) {
+        return none;
+    }
     format!(
         "{}{}{}\n",
         omission_comments(report),

@@ -139,10 +139,13 @@ fn compose_escapes_dollars_of_revealed_values() {
 fn kubernetes_refers_to_secrets_and_never_holds_values() {
     for r in [withheld(), revealed()] {
         for (what, text) in [
-            ("k8s", k8s::deployment(&r, "web").expect("renders")),
+            (
+                "k8s",
+                k8s::deployment(&r, &super::K8sNames::named("web")).expect("renders"),
+            ),
             (
                 "kustomize",
-                k8s::kustomize_patch(&r, "web").expect("renders"),
+                k8s::kustomize_patch(&r, &super::K8sNames::named("web")).expect("renders"),
             ),
         ] {
             assert!(!text.contains(SECRET), "{what}:\n{text}");

@@ -179,6 +179,7 @@ fn a_prefix_nests_the_same_fragment() {
             Format::Helm,
             &RenderOptions {
                 helm_prefix: Some(prefix(p)),
+                ..RenderOptions::default()
             },
         )
         .expect("renders");
@@ -293,6 +294,7 @@ fn write_all_writes_the_prefixed_values() {
         &dir,
         &RenderOptions {
             helm_prefix: Some(prefix("server")),
+            ..RenderOptions::default()
         },
     )
     .expect("writes");

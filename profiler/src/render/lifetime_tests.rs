@@ -165,7 +165,7 @@ fn unmounted_writes_and_their_hint_are_stated_in_every_pasted_format() {
 
 #[test]
 fn root_variant_prepares_volumes_as_root_only_for_a_non_root_image() {
-    let text = k8s::deployment(&postgres(), "app").expect("renders");
+    let text = k8s::deployment(&postgres(), &super::K8sNames::named("app")).expect("renders");
     let p = pod(&text);
     let data = init_named(&p, "postgresql-var-lib-postgresql-15-main-1");
     assert_eq!(
@@ -195,7 +195,7 @@ fn root_variant_prepares_volumes_as_root_only_for_a_non_root_image() {
     );
     assert!(text.contains("request at least 16Mi"), "{text}");
 
-    let nginx = pod(&k8s::deployment(&nginx(), "app").expect("renders"));
+    let nginx = pod(&k8s::deployment(&nginx(), &super::K8sNames::named("app")).expect("renders"));
     for c in nginx["initContainers"]
         .as_sequence()
         .expect("initContainers")
@@ -214,7 +214,12 @@ fn root_variant_prepares_volumes_as_root_only_for_a_non_root_image() {
 
 #[test]
 fn restricted_variant_never_uses_root_and_owns_mounts_through_subpaths() {
-    let text = k8s::deployment_for(&postgres(), "app", k8s::Security::Restricted).expect("renders");
+    let text = k8s::deployment_for(
+        &postgres(),
+        &super::K8sNames::named("app"),
+        k8s::Security::Restricted,
+    )
+    .expect("renders");
     let p = pod(&text);
     let sc = &p["securityContext"];
     assert_eq!(sc["runAsUser"].as_i64(), Some(100));
@@ -248,7 +253,12 @@ fn restricted_variant_never_uses_root_and_owns_mounts_through_subpaths() {
         "{data}"
     );
 
-    let root = k8s::deployment_for(&nginx(), "app", k8s::Security::Restricted).expect("renders");
+    let root = k8s::deployment_for(
+        &nginx(),
+        &super::K8sNames::named("app"),
+        k8s::Security::Restricted,
+    )
+    .expect("renders");
     assert!(
         root.contains("the image runs as root: Pod Security `restricted` refuses it"),
         "{root}"

@@ -9,7 +9,7 @@ use super::{
     escape_bytes,
     table::{kind_name, options_text},
 };
-use crate::model::{CPath, Health, PathObservation, Report, RunMode, errno};
+use crate::model::{CPath, Health, Op, PathObservation, Report, RunMode, errno};
 
 /// Escapes text for Markdown: control and non-UTF-8 bytes become `\xNN`,
 /// HTML specials become entities and Markdown specials are backslashed.
@@ -83,30 +83,7 @@ pub fn markdown(report: &Report) -> String {
         let _ = writeln!(s, "\n> {}", escape(n.as_bytes()));
     }
 
-    s.push_str("\n## Mounts\n\n");
-    if p.mounts.is_empty() {
-        s.push_str("No writable mounts needed.\n");
-    } else {
-        s.push_str("| target | kind | options | why |\n|---|---|---|---|\n");
-        for m in &p.mounts {
-            let _ = writeln!(
-                s,
-                "| {} | {} | {} | {}: {} |",
-                esc(&m.target),
-                kind_name(m.kind),
-                escape(options_text(m).as_bytes()),
-                escape(m.evidence.rule.as_str().as_bytes()),
-                escape(m.evidence.reason.as_bytes())
-            );
-        }
-        let line = format!(
-            "{}{}",
-            super::env::export_comment(&report.run_options),
-            docker_command(report)
-        );
-        let fence = "`".repeat(longest_backtick_run(&line).max(2) + 1);
-        let _ = writeln!(s, "\n{fence}sh\n{line}\n{fence}");
-    }
+    mounts(&mut s, report);
 
     s.push_str("\n## Written paths\n\n");
     tree(&mut s, &report.paths);
@@ -143,18 +120,62 @@ pub fn markdown(report: &Report) -> String {
     s
 }
 
+/// The Mounts section: the table and the docker line, or why there is no
+/// plan (the same words as the table's, see [`super::no_plan`]).
+fn mounts(s: &mut String, report: &Report) {
+    s.push_str("\n## Mounts\n\n");
+    let none = super::no_plan(report);
+    if let Some(msg) = &none {
+        let _ = writeln!(s, "**{}**", escape(msg.as_bytes()));
+    } else if report.plan.mounts.is_empty() {
+        s.push_str("No writable mounts needed.\n");
+    } else {
+        s.push_str("| target | kind | options | why |\n|---|---|---|---|\n");
+        for m in &report.plan.mounts {
+            let _ = writeln!(
+                s,
+                "| {} | {} | {} | {}: {} |",
+                esc(&m.target),
+                kind_name(m.kind),
+                escape(options_text(m).as_bytes()),
+                escape(m.evidence.rule.as_str().as_bytes()),
+                escape(m.evidence.reason.as_bytes())
+            );
+        }
+    }
+    if none.is_none() {
+        let line = format!(
+            "{}{}",
+            super::env::export_comment(&report.run_options),
+            docker_command(report)
+        );
+        let fence = "`".repeat(longest_backtick_run(&line).max(2) + 1);
+        let _ = writeln!(s, "\n{fence}sh\n{line}\n{fence}");
+    }
+}
+
 /// A code fence must be longer than any run of backticks inside it.
 fn longest_backtick_run(s: &str) -> usize {
     s.split(|c| c != '`').map(str::len).max().unwrap_or(0)
 }
 
-/// Indented tree of the observed paths with their ops and results; EROFS
-/// failures are in bold.
+/// Whether an operation belongs under "Written paths": the writes, and
+/// fsync (data made durable), not the reads an executable mapping, an exec
+/// or an `access(W_OK)` probe are.
+fn written(op: Op) -> bool {
+    op.is_write() || op == Op::Fsync
+}
+
+/// Indented tree of the written paths with their write ops and results;
+/// EROFS failures are in bold.
 fn tree(s: &mut String, paths: &[PathObservation]) {
-    let mut sorted: Vec<&PathObservation> = paths.iter().collect();
+    let mut sorted: Vec<&PathObservation> = paths
+        .iter()
+        .filter(|o| o.ops.keys().any(|op| written(*op)))
+        .collect();
     sorted.sort_by(|a, b| a.path.cmp(&b.path));
     if sorted.is_empty() {
-        s.push_str("Nothing observed.\n");
+        s.push_str("No write observed.\n");
         return;
     }
     let mut shown: BTreeSet<CPath> = BTreeSet::new();
@@ -175,6 +196,7 @@ fn tree(s: &mut String, paths: &[PathObservation]) {
             let ops: Vec<String> = o
                 .ops
                 .iter()
+                .filter(|(op, _)| written(**op))
                 .map(|(op, st)| {
                     let mut t = format!("{} ok={}", op_name(*op), st.ok);
                     for (e, n) in &st.errors {
@@ -193,7 +215,7 @@ fn tree(s: &mut String, paths: &[PathObservation]) {
 }
 
 /// The operation's name as in the JSON report (`snake_case`).
-fn op_name(op: crate::model::Op) -> String {
+fn op_name(op: Op) -> String {
     serde_json::to_value(op)
         .ok()
         .and_then(|v| v.as_str().map(str::to_owned))

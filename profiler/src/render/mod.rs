@@ -23,6 +23,7 @@ pub mod markdown;
 pub mod patch;
 pub mod pod;
 pub mod table;
+pub mod yaml;
 
 #[cfg(test)]
 mod env_tests;
@@ -30,6 +31,8 @@ mod env_tests;
 mod helm_tests;
 #[cfg(test)]
 mod lifetime_tests;
+#[cfg(test)]
+mod run_tests;
 #[cfg(test)]
 mod tests;
 
@@ -158,11 +161,111 @@ pub enum RenderError {
     },
 }
 
+/// Names of the Kubernetes objects the k8s and kustomize outputs write or
+/// patch: the Deployment (`--k8s-name`) and its container
+/// (`--k8s-container`).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct K8sNames {
+    /// The Deployment (and its `app` label, and the Secrets' prefix).
+    pub workload: String,
+    /// The container.
+    pub container: String,
+}
+
+impl K8sNames {
+    /// Both names from the image's repository name (`roprof-fixture/redis:7`
+    /// gives `redis`), as a DNS label; `app` when nothing of it is left.
+    #[must_use]
+    pub fn for_image(image: &str) -> Self {
+        let name = image_label(image);
+        K8sNames {
+            workload: name.clone(),
+            container: name,
+        }
+    }
+
+    /// Deployment and container both named `name`.
+    #[must_use]
+    pub fn named(name: &str) -> Self {
+        K8sNames {
+            workload: name.to_owned(),
+            container: name.to_owned(),
+        }
+    }
+
+    /// The given names, each defaulting to [`K8sNames::for_image`]'s.
+    #[must_use]
+    pub fn new(image: &str, workload: Option<&str>, container: Option<&str>) -> Self {
+        let d = K8sNames::for_image(image);
+        K8sNames {
+            workload: workload.map_or(d.workload, str::to_owned),
+            container: container.map_or(d.container, str::to_owned),
+        }
+    }
+}
+
+/// The last path component of an image reference, without tag or digest,
+/// as a DNS-1123 label (`[a-z0-9-]`, at most 63, alphanumeric at the ends).
+fn image_label(image: &str) -> String {
+    let base = image
+        .split('@')
+        .next()
+        .unwrap_or_default()
+        .rsplit('/')
+        .next()
+        .unwrap_or_default();
+    let base = base.split(':').next().unwrap_or_default();
+    let mut s = String::new();
+    for c in base.chars() {
+        let c = c.to_ascii_lowercase();
+        let c = if c.is_ascii_alphanumeric() { c } else { '-' };
+        if !(c == '-' && (s.is_empty() || s.ends_with('-'))) {
+            s.push(c);
+        }
+    }
+    s.truncate(63);
+    let s = s.trim_end_matches('-');
+    if s.is_empty() {
+        "app".to_owned()
+    } else {
+        s.to_owned()
+    }
+}
+
+/// Whether `name` is a DNS-1123 label, as Kubernetes wants object and
+/// container names; the reason when not.
+pub fn check_k8s_name(name: &str) -> Result<(), String> {
+    let ok_char = |c: char| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-';
+    if name.is_empty() || name.len() > 63 {
+        return Err(format!("{name:?} must be 1 to 63 characters long"));
+    }
+    if !name.chars().all(ok_char) || name.starts_with('-') || name.ends_with('-') {
+        return Err(format!(
+            "{name:?} must be a DNS label: lowercase letters, digits and '-', starting and \
+             ending with a letter or digit"
+        ));
+    }
+    Ok(())
+}
+
 /// What shapes an output beyond its format.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct RenderOptions {
     /// `--helm-prefix`: the component key the Helm values go under.
     pub helm_prefix: Option<helm::HelmPrefix>,
+    /// `--k8s-name`/`--k8s-container`; `None`: both from the image
+    /// ([`K8sNames::for_image`]).
+    pub k8s: Option<K8sNames>,
+}
+
+impl RenderOptions {
+    /// The Kubernetes names for `report`.
+    #[must_use]
+    pub fn k8s_names(&self, report: &Report) -> K8sNames {
+        self.k8s
+            .clone()
+            .unwrap_or_else(|| K8sNames::for_image(&report.image.image))
+    }
 }
 
 /// Renders `report` in `format`, with the default [`RenderOptions`].
@@ -180,15 +283,49 @@ pub fn render_with(
         Format::Table => table::table(report),
         Format::Docker => docker::docker_script_body(report),
         Format::Compose => compose::compose(report)?,
-        Format::K8s => k8s::deployment(report, k8s::DEFAULT_NAME)?,
-        Format::K8sRestricted => {
-            k8s::deployment_for(report, k8s::DEFAULT_NAME, k8s::Security::Restricted)?
-        }
-        Format::Kustomize => k8s::kustomize_patch(report, k8s::DEFAULT_NAME)?,
+        Format::K8s => k8s::deployment(report, &options.k8s_names(report))?,
+        Format::K8sRestricted => k8s::deployment_for(
+            report,
+            &options.k8s_names(report),
+            k8s::Security::Restricted,
+        )?,
+        Format::Kustomize => k8s::kustomize_patch(report, &options.k8s_names(report))?,
         Format::Helm => helm::values(report, options.helm_prefix.as_ref())?,
         Format::Json => json::to_json(report)?,
         Format::Markdown => markdown::markdown(report),
     })
+}
+
+/// Why `report` has no plan to print: an incomplete run that planned no
+/// mount (interrupted before observing, the engine lost, …). Its empty
+/// plan says nothing about what the container needs, so no format may
+/// present it as "no writable mounts needed".
+#[must_use]
+pub fn no_plan(report: &Report) -> Option<String> {
+    if !report.run.incomplete || !report.plan.mounts.is_empty() {
+        return None;
+    }
+    let why = report
+        .run
+        .incomplete_reason
+        .as_deref()
+        .unwrap_or("the run was cut short");
+    Some(format!(
+        "NO PLAN: the run is incomplete ({why}) and planned no mount; this says nothing about \
+         what the container writes. Profile it again and let the run finish."
+    ))
+}
+
+/// [`no_plan`] as the whole output of a docker, compose or Kubernetes
+/// format: `# roprof:` comment lines and nothing to run, so a pasted file
+/// is refused (compose, kubectl) or does nothing (shell).
+pub(crate) fn no_plan_comment(report: &Report) -> Option<String> {
+    let msg = no_plan(report)?;
+    let mut s = format!("# roprof: {}\n", escape_bytes(msg.as_bytes()));
+    for n in &report.run.notes {
+        let _ = writeln!(s, "# roprof: {}", escape_bytes(n.as_bytes()));
+    }
+    Some(s)
 }
 
 /// Mode of the files [`write_all`] writes for a report that holds env

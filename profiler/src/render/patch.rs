@@ -82,7 +82,7 @@ pub fn patch_manifests(
             continue;
         }
         patched_any = true;
-        let text = serde_yaml_ng::to_string(&doc).map_err(|source| PatchError::Serialize {
+        let text = super::yaml::to_string(&doc).map_err(|source| PatchError::Serialize {
             workload: workload.clone(),
             source,
         })?;
@@ -102,6 +102,42 @@ pub fn patch_manifests(
         });
     }
     Ok(out)
+}
+
+/// Warnings for `--container NAME` picking a container that runs another
+/// image than the report's: it would get mounts planned for a different
+/// program. One line per such container, naming the workload and both
+/// images; documents that do not parse are left to [`patch_manifests`].
+#[must_use]
+pub fn image_mismatches(yaml_text: &str, report: &Report, container: &str) -> Vec<String> {
+    let want = report.image.image.as_str();
+    let mut out = Vec::new();
+    for (_, body) in split_documents(yaml_text) {
+        let Ok(mut doc) = serde_yaml_ng::from_str::<Value>(body) else {
+            continue;
+        };
+        let workload = describe(&doc);
+        let Some(spec) = pod_spec_mut(&mut doc) else {
+            continue;
+        };
+        for c in spec
+            .get("containers")
+            .and_then(Value::as_sequence)
+            .into_iter()
+            .flatten()
+            .filter(|c| c.get("name").and_then(Value::as_str) == Some(container))
+        {
+            let image = c.get("image").and_then(Value::as_str).unwrap_or("");
+            if image != want && repository(image) != repository(want) {
+                out.push(format!(
+                    "container {container} of {workload} runs image {image:?}, not the profiled \
+                     {want:?}: it gets the mounts planned for {want:?}; profile its own image \
+                     for a plan that fits it"
+                ));
+            }
+        }
+    }
+    out
 }
 
 /// Splits a multi-document stream into (separator line, body) pairs, so

@@ -168,14 +168,17 @@ fn init_name(volume: &str) -> String {
     name.trim_end_matches('-').to_owned()
 }
 
-fn volume_for(name: &str, m: &PlannedMount) -> Volume {
+/// The pod volume for a mount. A memory `emptyDir` always gets a
+/// `sizeLimit` (`tmpfs_floor` when the plan has no size): without one it
+/// may grow to the node's memory.
+fn volume_for(name: &str, m: &PlannedMount, tmpfs_floor: u64) -> Volume {
     let size_limit = m.options.size_bytes.map(|s| Quantity(size_mi(s)));
     match m.kind {
         MountKind::Tmpfs => Volume {
             name: name.to_owned(),
             empty_dir: Some(EmptyDirVolumeSource {
                 medium: Some("Memory".into()),
-                size_limit,
+                size_limit: size_limit.or_else(|| Some(Quantity(size_mi(tmpfs_floor)))),
                 ..EmptyDirVolumeSource::default()
             }),
             ..Volume::default()
@@ -260,9 +263,21 @@ pub fn pod_parts_for(report: &Report, security: Security) -> PodParts {
         restricted_pod(&mut parts, &who);
     }
     let mut unsettable = Vec::new();
+    let tmpfs_floor = match report.settings.min_size_bytes {
+        0 => crate::model::Settings::default().min_size_bytes,
+        n => n,
+    };
     for (i, (m, target)) in utf8_mounts(report).enumerate() {
         let name = volume_name(report, i, m);
-        parts.volumes.push(volume_for(&name, m));
+        parts.volumes.push(volume_for(&name, m, tmpfs_floor));
+        if m.kind == MountKind::Tmpfs && m.options.size_bytes.is_none() {
+            parts.notes.push(format!(
+                "{}: the run wrote no data there, so the plan has no size; its memory emptyDir \
+                 gets sizeLimit {} (the planner's minimum) instead of none",
+                escape_bytes(target.as_bytes()),
+                size_mi(tmpfs_floor)
+            ));
+        }
         let mut mount = VolumeMount {
             name: name.clone(),
             mount_path: target.to_owned(),

@@ -71,7 +71,10 @@ pub fn table(report: &Report) -> String {
     let mut out = summary.build().with(Style::rounded()).to_string();
     out.push_str("\n\n");
 
-    if report.plan.mounts.is_empty() {
+    let none = super::no_plan(report);
+    if let Some(msg) = &none {
+        let _ = writeln!(out, "{}", escape_text(msg));
+    } else if report.plan.mounts.is_empty() {
         out.push_str("No writable mounts needed.\n");
     } else {
         let mut mounts = Builder::default();
@@ -91,8 +94,10 @@ pub fn table(report: &Report) -> String {
     for w in &report.plan.warnings {
         let _ = writeln!(out, "warning: {}", escape_text(w));
     }
-    out.push('\n');
-    out.push_str(&docker_script_body(report));
+    if none.is_none() {
+        out.push('\n');
+        out.push_str(&docker_script_body(report));
+    }
     out
 }
 

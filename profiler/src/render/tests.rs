@@ -150,22 +150,24 @@ fn docker_set(line: &str) -> Set {
     set
 }
 
+/// The compose file's mounts, with compose's `$$` read as `$`.
 fn compose_set(text: &str) -> Set {
     let f: compose::ComposeFile = serde_yaml_ng::from_str(text).expect("compose parses back");
+    let unescape = |s: &str| s.replace("$$", "$");
     let svc = &f.services["app"];
     assert!(svc.read_only, "compose service must be read_only");
     let mut set = Set::new();
     for t in &svc.tmpfs {
         if t.starts_with("/tmp") || t.starts_with("/srv") {
             set.insert((
-                t.split_once(':').map_or(t.as_str(), |x| x.0).to_owned(),
+                unescape(t.split_once(':').map_or(t.as_str(), |x| x.0)),
                 true,
             ));
         }
     }
     for v in &svc.volumes {
         if let compose::VolumeEntry::Long(l) = v {
-            set.insert((l.target.clone(), l.kind == "tmpfs"));
+            set.insert((unescape(&l.target), l.kind == "tmpfs"));
         }
     }
     set
@@ -207,12 +209,12 @@ fn every_format_carries_the_same_mounts() {
         "compose"
     );
     assert_eq!(
-        k8s_set(&k8s::deployment(&r, "app").expect("k8s")),
+        k8s_set(&k8s::deployment(&r, &super::K8sNames::named("app")).expect("k8s")),
         want,
         "k8s"
     );
     assert_eq!(
-        k8s_set(&k8s::kustomize_patch(&r, "app").expect("kustomize")),
+        k8s_set(&k8s::kustomize_patch(&r, &super::K8sNames::named("app")).expect("kustomize")),
         want,
         "kustomize"
     );
@@ -490,6 +492,18 @@ fn patch_keeps_other_documents_and_patches_workloads() {
     assert!(
         by_name.contains(orig[1]),
         "Deployment untouched when only `job` is asked"
+    );
+    assert_eq!(
+        super::patch::image_mismatches(MANIFESTS, &r, "job"),
+        Vec::<String>::new(),
+        "job runs the report's image (another spelling of it): no warning"
+    );
+    let warned = super::patch::image_mismatches(MANIFESTS, &r, "sidecar");
+    assert!(
+        warned.len() == 1
+            && warned[0].contains("container sidecar of Deployment/web")
+            && warned[0].contains("busybox"),
+        "--container sidecar runs another image than the report's: warned {warned:?}"
     );
     let err = patch_manifests(MANIFESTS, &r, Some("nope")).expect_err("no such container");
     let msg = err.to_string();
