@@ -95,10 +95,14 @@ fn to_value<T: serde::Serialize>(what: &'static str, v: &T) -> Result<Value, Ren
 /// The values as a mapping, before the prefix and the comments.
 fn fragment(report: &Report) -> Result<(Mapping, crate::render::pod::PodParts), RenderError> {
     let parts = pod_parts(report);
+    // The same securityContext as the k8s Deployment's container: the
+    // plan's, with the run's `-u` as runAsUser/runAsGroup.
+    let mut sc = parts.security_context.clone();
+    super::k8s::user_context(report, &mut sc);
     let mut m = Mapping::new();
     m.insert(
         "containerSecurityContext".into(),
-        to_value("containerSecurityContext", &parts.security_context)?,
+        to_value("containerSecurityContext", &sc)?,
     );
     if !parts.volumes.is_empty() {
         m.insert(
@@ -178,6 +182,9 @@ fn header(report: &Report, prefix: Option<&HelmPrefix>) -> String {
 /// The values fragment for `report`, under `prefix` when given, with the
 /// comments that say what the chart must support.
 pub fn values(report: &Report, prefix: Option<&HelmPrefix>) -> Result<String, RenderError> {
+    if let Some(none) = super::no_plan_comment(report) {
+        return Ok(none);
+    }
     let (inner, parts) = fragment(report)?;
     let mut doc = Value::Mapping(inner);
     for key in prefix
@@ -190,7 +197,7 @@ pub fn values(report: &Report, prefix: Option<&HelmPrefix>) -> Result<String, Re
         outer.insert(Value::from(key.as_str()), doc);
         doc = Value::Mapping(outer);
     }
-    let body = serde_yaml_ng::to_string(&doc).map_err(|source| RenderError::Yaml {
+    let body = super::yaml::to_string(&doc).map_err(|source| RenderError::Yaml {
         what: "the Helm values",
         source,
     })?;

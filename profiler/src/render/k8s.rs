@@ -106,7 +106,7 @@ fn app_container(report: &Report, names: &K8sNames, parts: &PodParts) -> Contain
 /// pod parts did not set them): Kubernetes takes numbers only, so a user
 /// name is resolved from the run's processes when it can be (else the
 /// header says so).
-fn user_context(report: &Report, sc: &mut SecurityContext) {
+pub(super) fn user_context(report: &Report, sc: &mut SecurityContext) {
     let Some(user) = report.run_options.user.as_deref() else {
         return;
     };
