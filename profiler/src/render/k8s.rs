@@ -303,9 +303,8 @@ pub fn kustomize_patch(report: &Report, names: &K8sNames) -> Result<String, Rend
         );
     }
     Ok(format!(
-        "{}{}{run}{}# Strategic-merge patch of Deployment/{} (container {}): list it under
-         # `patches:` in kustomization.yaml (--k8s-name and --k8s-container set the target).
-{}",
+        "{}{}{run}{}# Strategic-merge patch of Deployment/{} (container {}): list it under\n\
+         # `patches:` in kustomization.yaml (--k8s-name and --k8s-container set the target).\n{}",
         header(report, "a kustomize patch", &parts),
         run_notes(report),
         super::env::k8s_comment(&report.run_options, &names.workload),
