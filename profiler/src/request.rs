@@ -198,6 +198,30 @@ pub fn outcome(report: &Report, verdict: Option<bool>, allow_loss: bool) -> Outc
     }
 }
 
+/// Says on stderr which `-e NAME` variables were not set, so the container
+/// runs without them (as `docker run -e NAME` does).
+pub fn warn_unset(env: &ContainerEnv) {
+    for name in env.unset_names() {
+        eprintln!(
+            "roprof: warning: -e {}: not set in roprof's environment, so the container runs \
+             without it (export it first; under sudo: sudo --preserve-env={0} …)",
+            crate::render::escape_bytes(name.as_bytes())
+        );
+    }
+}
+
+/// Applies the output policy (see [`environment::apply_policy`]) and
+/// warns about values that are part of observed paths.
+pub fn withhold_env(report: &mut Report, env: &ContainerEnv, reveal: bool) {
+    for name in environment::apply_policy(report, env, reveal) {
+        eprintln!(
+            "roprof: warning: the value of {} is part of an observed path; paths are evidence \
+             and are written as observed",
+            crate::render::escape_bytes(name.as_bytes())
+        );
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::{Outcome, outcome};

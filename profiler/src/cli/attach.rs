@@ -71,7 +71,7 @@ pub async fn run(args: &AttachArgs) -> anyhow::Result<i32> {
     };
     let out = session::attach(&engine, &cfg, &args.container).await?;
     let mut report = session::report(out, run, Settings::default());
-    report.stats.peak_rss_kib = super::render::peak_rss_kib().unwrap_or(0);
+    report.stats.peak_rss_kib = roprof::host::peak_rss_kib().unwrap_or(0);
     eprintln!("roprof: attached mid-run: writes before the attach were not seen");
     super::render::print_report(
         &report,

@@ -3,32 +3,24 @@
 //! then prints the file hardened (`read_only: true` and the plans' mounts)
 //! on stdout, or writes it to `-o FILE`.
 
-use std::{
-    collections::BTreeSet,
-    path::{Path, PathBuf},
-};
+use std::path::{Path, PathBuf};
 
 use anyhow::Context as _;
 use clap::Args;
-
-use roprof::request::{EXIT_VERIFY_FAILED, Outcome, outcome};
-
-use super::profile::ProfileArgs;
 use roprof::{
     compose::{
-        self, ComposeError, Hardening, Project, Service,
-        project::{ProjectError, ProjectRun},
+        self, Project,
+        project::ProjectError,
         verify::{self, Expect},
+        workflow::{self, ComposeRequest, Profiled, WorkflowError},
     },
-    model::Settings,
-    model::{Ended, MountKind, Report},
-    render::compose::{VolumeEntry, compose_file},
+    model::{Ended, MountKind},
+    request::{EXIT_VERIFY_FAILED, Outcome, outcome},
     runtime::Engine,
-    session::{
-        Context, RunConfig,
-        closed::flow::{self, Loop},
-    },
+    session::Context,
 };
+
+use super::profile::ProfileArgs;
 
 /// `--compose` and `--service`.
 #[derive(Debug, Args, Clone, Default)]
@@ -53,13 +45,6 @@ pub struct ComposeArgs {
     pub service: Vec<String>,
 }
 
-/// One profiled service.
-struct Profiled {
-    name: String,
-    report: Report,
-    verdict: Option<bool>,
-}
-
 /// Runs `profile --compose`.
 pub async fn run(args: &ProfileArgs, file: &Path) -> anyhow::Result<i32> {
     if args.mode == super::profile::Mode::Iterate {
@@ -69,200 +54,38 @@ pub async fn run(args: &ProfileArgs, file: &Path) -> anyhow::Result<i32> {
     for w in &project.ignored {
         eprintln!("roprof: warning: {w}");
     }
-    let selected = select(&project, &args.compose.service)?;
+    // Bad input is refused before anything is loaded or created.
+    let selected = workflow::select(&project, &args.compose.service)?;
     roprof::doctor::preflight(args.ringbuf_bytes)?;
     let engine = Engine::connect().await?;
-    check_images(&engine, &project, &selected).await?;
+    let req = ComposeRequest {
+        observe: args.observe.observe(),
+        verify: args.verify,
+        max_mounts: args.max_mounts,
+        max_runs: args.max_runs,
+        quiet: args.quiet,
+        reveal_env: args.reveal_env,
+        ringbuf_bytes: args.ringbuf_bytes,
+    };
     let mut ctx = Context::new(engine.clone(), args.ringbuf_bytes);
-    let mut run = ProjectRun::start(&engine, &project)
-        .await
-        .map_err(unwrap_session)?;
-    let res = Box::pin(profile_all(args, &mut ctx, &mut run, &selected)).await;
-    run.finish(&mut ctx).await;
+    let res = Box::pin(workflow::profile(&req, &mut ctx, &project, &selected)).await;
     let code = match res {
         Ok(done) => finish(args, &engine, &project, done).await,
-        Err(e) => Err(e),
+        Err(e) => Err(lift(e)),
     };
     ctx.teardown().await;
     code
 }
 
-/// A signal stays a `SessionError` for `main`'s exit code.
-fn unwrap_session(e: ProjectError) -> anyhow::Error {
+/// The step's own error, so that `main` sees a signal (exit 130) and the
+/// doctor's remedy.
+fn lift(e: WorkflowError) -> anyhow::Error {
     match e {
-        ProjectError::Session(s) => s.into(),
-        e => e.into(),
-    }
-}
-
-fn select<'p>(project: &'p Project, names: &[String]) -> Result<Vec<&'p Service>, ComposeError> {
-    if names.is_empty() {
-        return Ok(project.services.iter().collect());
-    }
-    let lines = compose::lines::Lines::new(&project.text);
-    names
-        .iter()
-        .map(|n| {
-            project
-                .services
-                .iter()
-                .find(|s| &s.name == n)
-                .ok_or_else(|| {
-                    let all: Vec<&str> = project.services.iter().map(|s| s.name.as_str()).collect();
-                    ComposeError::Key {
-                        file: project.file.display().to_string(),
-                        line: lines.line_of(&["services"]),
-                        key: "services".into(),
-                        reason: format!(
-                            "--service {n}: no such service (the file has: {})",
-                            all.join(", ")
-                        ),
-                    }
-                })
-        })
-        .collect()
-}
-
-/// Every image the selected services and their dependencies need must be
-/// present locally: roprof neither builds nor pulls for a compose file.
-async fn check_images(
-    engine: &Engine,
-    project: &Project,
-    selected: &[&Service],
-) -> Result<(), ComposeError> {
-    let mut needed: BTreeSet<&str> = selected.iter().map(|s| s.name.as_str()).collect();
-    let mut grew = true;
-    while grew {
-        grew = false;
-        for s in &project.services {
-            if needed.contains(s.name.as_str()) {
-                for (d, _) in &s.depends_on {
-                    grew |= needed.insert(d.as_str());
-                }
-            }
-        }
-    }
-    let lines = compose::lines::Lines::new(&project.text);
-    for s in project
-        .services
-        .iter()
-        .filter(|s| needed.contains(s.name.as_str()))
-    {
-        if !matches!(engine.has_image(&s.image).await, Ok(true)) {
-            let path = ["services", s.name.as_str(), "image"];
-            return Err(ComposeError::Key {
-                file: project.file.display().to_string(),
-                line: lines.line_of(&path),
-                key: path.join("."),
-                reason: format!(
-                    "image `{}` is not present locally (roprof does not pull or build for a \
-                     compose file: run `docker-compose pull` or `docker-compose build` first)",
-                    s.image
-                ),
-            });
-        }
-    }
-    Ok(())
-}
-
-async fn profile_all(
-    args: &ProfileArgs,
-    ctx: &mut Context,
-    run: &mut ProjectRun<'_>,
-    selected: &[&Service],
-) -> anyhow::Result<Vec<Profiled>> {
-    let how = if args.verify {
-        Loop::Verify
-    } else {
-        Loop::None
-    };
-    let mut done = Vec::new();
-    for svc in selected {
-        eprintln!("roprof: services.{}: profiling {}", svc.name, svc.image);
-        let round = profile_one(args, ctx, run, svc, how).await;
-        run.end_round(ctx).await;
-        let p = round?;
-        let stop = p.report.run.incomplete;
-        done.push(p);
-        if stop {
-            break;
-        }
-    }
-    Ok(done)
-}
-
-async fn profile_one(
-    args: &ProfileArgs,
-    ctx: &mut Context,
-    run: &mut ProjectRun<'_>,
-    svc: &Service,
-    how: Loop,
-) -> anyhow::Result<Profiled> {
-    let (opts, env, extras) = run.options(svc, args.reveal_env).map_err(unwrap_session)?;
-    super::warn_unset(&env);
-    run.start_dependencies(svc).await.map_err(unwrap_session)?;
-    let mut observe = args.observe.observe();
-    if let Some(grace) = svc.stop_grace_secs {
-        observe.stop_timeout = grace;
-    }
-    let cfg = RunConfig {
-        quiet: args.quiet,
-        ringbuf_bytes: args.ringbuf_bytes,
-        extras,
-        ..observe.config(
-            svc.image.clone(),
-            opts,
-            env,
-            roprof::model::RunMode::Profile,
-        )
-    };
-    let settings = Settings {
-        max_mounts: args.max_mounts,
-        ..Settings::default()
-    };
-    let p = flow::profile(ctx, &cfg, settings, how, args.max_runs).await?;
-    let mut report = p.report;
-    report.stats.peak_rss_kib = super::render::peak_rss_kib().unwrap_or(0);
-    super::withhold_env(&mut report, &cfg.env, args.reveal_env);
-    if let Some(ok) = p.verdict {
-        super::verify::print_rounds(&report, ok);
-    }
-    Ok(Profiled {
-        name: svc.name.clone(),
-        report,
-        verdict: p.verdict,
-    })
-}
-
-/// The plan of one service as compose entries (the user's own tmpfs and
-/// volumes are in the file already); volume names unique in the file.
-fn hardening(p: &Profiled, taken: &mut BTreeSet<String>) -> Hardening {
-    let r = &p.report.run_options;
-    let file = compose_file(&p.report);
-    let Some(mut svc) = file.services.into_values().next() else {
-        return Hardening::default();
-    };
-    svc.tmpfs
-        .truncate(svc.tmpfs.len().saturating_sub(r.tmpfs.len()));
-    svc.volumes
-        .truncate(svc.volumes.len().saturating_sub(r.volumes.len()));
-    let mut named = Vec::new();
-    for v in &mut svc.volumes {
-        if let VolumeEntry::Long(l) = v
-            && let Some(src) = &mut l.source
-        {
-            if !taken.insert(src.clone()) {
-                *src = format!("{}-{src}", p.name);
-                taken.insert(src.clone());
-            }
-            named.push(src.clone());
-        }
-    }
-    Hardening {
-        service: p.name.clone(),
-        tmpfs: svc.tmpfs,
-        volumes: svc.volumes,
-        named,
+        WorkflowError::Compose(e) => e.into(),
+        WorkflowError::Project(ProjectError::Session(s)) | WorkflowError::Session(s) => s.into(),
+        WorkflowError::Project(e) => e.into(),
+        WorkflowError::Runtime(e) => e.into(),
+        WorkflowError::Host(e) => e.into(),
     }
 }
 
@@ -297,6 +120,9 @@ async fn finish(
     done: Vec<Profiled>,
 ) -> anyhow::Result<i32> {
     for p in &done {
+        if let Some(ok) = p.verdict {
+            super::verify::print_rounds(&p.report, ok);
+        }
         summary(p);
         for w in roprof::render::unrepresentable(&p.report) {
             eprintln!("roprof: warning: services.{}: {w}", p.name);
@@ -327,9 +153,7 @@ async fn finish(
         .min()
         .unwrap_or(Outcome::Success)
         .code();
-    let mut taken = BTreeSet::new();
-    let hardenings: Vec<Hardening> = done.iter().map(|p| hardening(p, &mut taken)).collect();
-    let (text, lost) = compose::harden(project, &hardenings)?;
+    let (text, lost) = workflow::hardened(project, &done)?;
     if let Some(why) = lost {
         eprintln!(
             "roprof: warning: the hardened file was re-serialised, so its comments, quoting and \

@@ -12,24 +12,28 @@ use anyhow::Context as _;
 
 use super::profile::{Mode, ProfileArgs};
 use roprof::{
-    kube::{self, KubeError, Manifest, PodRun},
-    model::Settings,
-    model::{Report, Round, RoundKind},
+    kube::{
+        self, KubeError, Manifest,
+        workflow::{self, ManifestRequest, Profiled, WorkflowError},
+    },
     render,
     runtime::Engine,
-    session::{
-        self, Context, RunConfig,
-        closed::{
-            compare,
-            flow::{self, Loop},
-        },
-    },
+    session::Context,
 };
 
 /// Keeps the interrupt visible to `main` (exit 130).
 fn lift(e: KubeError) -> anyhow::Error {
     match e {
         KubeError::Session(s) => s.into(),
+        e => e.into(),
+    }
+}
+
+/// The step's own error, for `main`'s exit code and remedy.
+fn lift_workflow(e: WorkflowError) -> anyhow::Error {
+    match e {
+        WorkflowError::Kube(e) => lift(e),
+        WorkflowError::Session(s) => s.into(),
         e => e.into(),
     }
 }
@@ -73,186 +77,42 @@ pub async fn run(args: &ProfileArgs, path: &Path) -> anyhow::Result<i32> {
     for n in &pod.notes {
         eprintln!("roprof: warning: {n}");
     }
-    let cfg = config(args, &pod, args.read_only);
+    let req = ManifestRequest {
+        observe: args.observe.observe(),
+        publish: args.run.publish.clone(),
+        verify: args.verify,
+        max_mounts: args.max_mounts,
+        max_runs: args.max_runs,
+        quiet: args.quiet,
+        read_only: args.read_only,
+        reveal_env: args.reveal_env,
+        ringbuf_bytes: args.ringbuf_bytes,
+    };
     let mut ctx = Context::new(engine, args.ringbuf_bytes);
-    let res = Box::pin(profile_and_patch(
-        args,
+    let res = Box::pin(workflow::profile(
+        &req,
         &mut ctx,
-        &cfg,
         &manifest,
         (w, &c.name),
         pod,
     ))
     .await;
     ctx.teardown().await;
-    let (report, patched, verdict) = res?;
-    finish(args, &cfg, report, &patched, verdict)
-}
-
-fn config(args: &ProfileArgs, pod: &PodRun, read_only: bool) -> RunConfig {
-    let mut run = pod.run.clone();
-    run.publish.clone_from(&args.run.publish);
-    if !args.reveal_env {
-        run.withhold_env_values();
-    }
-    RunConfig {
-        quiet: args.quiet,
-        read_only,
-        ringbuf_bytes: args.ringbuf_bytes,
-        ..args.observe.observe().config(
-            pod.image.clone(),
-            run,
-            pod.env.clone(),
-            roprof::model::RunMode::Profile,
-        )
-    }
-}
-
-/// Profiles, patches and (with `--verify`) verifies; the pod's volumes
-/// live until the profile's runs are over.
-async fn profile_and_patch(
-    args: &ProfileArgs,
-    ctx: &mut Context,
-    cfg: &RunConfig,
-    manifest: &Manifest,
-    (workload, container): (&kube::Workload, &str),
-    pod: PodRun,
-) -> anyhow::Result<(Report, String, Option<bool>)> {
-    let settings = Settings {
-        max_mounts: args.max_mounts,
-        ..Settings::default()
-    };
-    let how = if args.verify {
-        Loop::Verify
-    } else {
-        Loop::None
-    };
-    let p = flow::profile(ctx, cfg, settings, how, args.max_runs).await?;
-    drop(pod);
-    let mut report = p.report;
-    let mut verdict = p.verdict;
-    report.run.notes.extend(kube_notes(manifest));
-    let patched = manifest
-        .patch(workload, &report, container)
-        .with_context(|| format!("patching {}", manifest.path.display()))?;
-    if verdict == Some(true) && !report.run.incomplete {
-        let ok = verify_patched(
-            args,
-            ctx,
-            manifest,
-            &patched,
-            (workload.doc, container),
-            &mut report,
-        )
-        .await?;
-        verdict = Some(ok);
-    }
-    Ok((report, patched, verdict))
-}
-
-fn kube_notes(manifest: &Manifest) -> Vec<String> {
-    vec![format!(
-        "run from {} with the kubelet's semantics (volumes as the kubelet makes them, \
-         initContainers first); the -v paths above are the pod's volumes on the profiling host",
-        manifest.path.display()
-    )]
-}
-
-/// Runs the patched pod read-only with the kubelet's semantics (fresh
-/// volumes, its initContainers, roprof's seeds among them) and compares
-/// it with the profile. The round is added to the report.
-async fn verify_patched(
-    args: &ProfileArgs,
-    ctx: &mut Context,
-    manifest: &Manifest,
-    patched: &str,
-    (doc, container): (usize, &str),
-    report: &mut Report,
-) -> anyhow::Result<bool> {
-    let m = Manifest::parse(&manifest.path, patched.to_owned())
-        .context("reading back the patched manifest")?;
-    let w = m
-        .workload_at(doc)
-        .context("the patched manifest lost the profiled workload")?;
-    let c = w
-        .spec
-        .containers
-        .iter()
-        .find(|c| c.name == container)
-        .context("the patched workload lost the profiled container")?;
-    if !args.quiet {
-        eprintln!(
-            "roprof: running the patched {} with the kubelet's semantics",
-            w.describe()
-        );
-    }
-    let pod = kube::prepare(&ctx.engine, &m, w, c, args.quiet)
-        .await
-        .map_err(lift)?;
-    let mut cfg = config(args, &pod, pod.read_only);
-    cfg.mode = roprof::model::RunMode::Verify;
-    let ro = session::run(ctx, &cfg).await;
-    if let Ok(o) = &ro {
-        ctx.remove_later(o.meta.container_id.clone(), Vec::new());
-    }
-    let ro = ro?;
-    drop(pod);
-    let mut v = compare(report, &ro);
-    if !pod_read_only(&cfg) {
-        v.passed = false;
-        v.differences
-            .push("the patched container does not have readOnlyRootFilesystem: true".into());
-    }
-    report.rounds.push(Round {
-        kind: RoundKind::Verify,
-        mounts: report
-            .plan
-            .mounts
-            .iter()
-            .map(|m| m.target.clone())
-            .collect(),
-        erofs: v.erofs,
-        exit_code: ro.meta.exit_code,
-        health: ro.meta.health,
-        passed: v.passed,
-        differences: v.differences.clone(),
-        action: if v.passed {
-            "the patched manifest ran read-only with the kubelet's semantics and matched".into()
-        } else {
-            "the patched manifest, run with the kubelet's semantics, differed".into()
-        },
-        ended: ro.meta.ended,
-        phases: ro.stats.phases.clone(),
-    });
-    report.run.notes.push(format!(
-        "the patched manifest {} with the kubelet's semantics",
-        if v.passed {
-            "verified"
-        } else {
-            "FAILED verification"
-        }
-    ));
-    Ok(v.passed)
-}
-
-fn pod_read_only(cfg: &RunConfig) -> bool {
-    cfg.read_only
+    finish(args, res.map_err(lift_workflow)?)
 }
 
 /// Writes the outputs and picks the exit code: the patched manifest on
 /// stdout, every report format under `-o`.
-fn finish(
-    args: &ProfileArgs,
-    cfg: &RunConfig,
-    mut report: Report,
-    patched: &str,
-    verdict: Option<bool>,
-) -> anyhow::Result<i32> {
+fn finish(args: &ProfileArgs, done: Profiled) -> anyhow::Result<i32> {
+    let Profiled {
+        mut report,
+        patched,
+        verdict,
+    } = done;
     if let Some(ok) = verdict {
         super::verify::print_rounds(&report, ok);
     }
-    report.stats.peak_rss_kib = super::render::peak_rss_kib().unwrap_or(0);
-    super::withhold_env(&mut report, &cfg.env, args.reveal_env);
+    report.stats.peak_rss_kib = roprof::host::peak_rss_kib().unwrap_or(0);
     for w in render::unrepresentable(&report) {
         eprintln!("roprof: warning: {w}");
     }

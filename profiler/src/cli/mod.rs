@@ -15,10 +15,7 @@ use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand};
 
-use roprof::{
-    environment::{self, ContainerEnv},
-    request::{Observe, Outcome, RunRequest},
-};
+use roprof::request::{Observe, Outcome, RunRequest};
 
 pub use roprof::request::{DEFAULT_MAX_RUNS, EXIT_INTERRUPTED};
 
@@ -209,29 +206,7 @@ impl RunArgs {
     }
 }
 
-/// Says on stderr which `-e NAME` variables were not set, so the container
-/// runs without them (as `docker run -e NAME` does).
-pub fn warn_unset(env: &ContainerEnv) {
-    for name in env.unset_names() {
-        eprintln!(
-            "roprof: warning: -e {}: not set in roprof's environment, so the container runs \
-             without it (export it first; under sudo: sudo --preserve-env={0} …)",
-            roprof::render::escape_bytes(name.as_bytes())
-        );
-    }
-}
-
-/// Applies the output policy (see [`environment::apply_policy`]) and
-/// warns about values that are part of observed paths.
-pub fn withhold_env(report: &mut roprof::model::Report, env: &ContainerEnv, reveal: bool) {
-    for name in environment::apply_policy(report, env, reveal) {
-        eprintln!(
-            "roprof: warning: the value of {} is part of an observed path; paths are evidence \
-             and are written as observed",
-            roprof::render::escape_bytes(name.as_bytes())
-        );
-    }
-}
+pub use roprof::request::{warn_unset, withhold_env};
 
 /// Says on stderr what the outcome means (why the run is incomplete, what
 /// was lost) and returns the exit code: one rule for every workflow (see

@@ -205,7 +205,7 @@ fn finish(
     mut report: roprof::model::Report,
     verdict: Option<bool>,
 ) -> anyhow::Result<i32> {
-    report.stats.peak_rss_kib = super::render::peak_rss_kib().unwrap_or(0);
+    report.stats.peak_rss_kib = roprof::host::peak_rss_kib().unwrap_or(0);
     super::withhold_env(&mut report, env, args.reveal_env);
     let report = &report;
     let options = args.k8s.options(report, args.helm_prefix.clone());

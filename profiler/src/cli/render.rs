@@ -101,20 +101,6 @@ pub fn print_report(
     Ok(())
 }
 
-/// This process's peak resident memory (`VmHWM`), in KiB.
-#[must_use]
-pub fn peak_rss_kib() -> Option<u64> {
-    std::fs::read_to_string("/proc/self/status")
-        .ok()?
-        .lines()
-        .find_map(|l| l.strip_prefix("VmHWM:"))?
-        .trim()
-        .trim_end_matches("kB")
-        .trim()
-        .parse()
-        .ok()
-}
-
 /// Adds a final newline when missing.
 #[must_use]
 pub fn ensure_nl(mut s: String) -> String {

@@ -14,6 +14,7 @@ pub mod parse;
 pub mod patch;
 pub mod project;
 pub mod verify;
+pub mod workflow;
 
 #[cfg(test)]
 mod tests;

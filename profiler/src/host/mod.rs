@@ -40,3 +40,17 @@ pub fn pid_max() -> Option<u32> {
         .ok()
         .and_then(|s| s.trim().parse::<u32>().ok())
 }
+
+/// This process's peak resident memory (`VmHWM`), in KiB.
+#[must_use]
+pub fn peak_rss_kib() -> Option<u64> {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()?
+        .lines()
+        .find_map(|l| l.strip_prefix("VmHWM:"))?
+        .trim()
+        .trim_end_matches("kB")
+        .trim()
+        .parse()
+        .ok()
+}

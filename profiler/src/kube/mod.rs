@@ -13,6 +13,7 @@
 pub mod container;
 pub mod manifest;
 pub mod volumes;
+pub mod workflow;
 
 use std::path::PathBuf;
 
