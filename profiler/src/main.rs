@@ -45,8 +45,13 @@ fn main() {
     });
     match res {
         Ok(code) => std::process::exit(code),
+        Err(e) if is_broken_pipe(&e) => {
+            // stdout was closed early (`roprof man | head`): what was
+            // asked for was printed as far as it was read.
+            std::process::exit(0);
+        }
         Err(e) => {
-            eprintln!("roprof: error: {e:#}");
+            eprintln!("roprof: error: {}", chain_once(&e));
             // The same advice `roprof doctor` gives for that check.
             if let Some(check) = roprof::doctor::remedy_for(&e) {
                 eprintln!(
@@ -63,6 +68,32 @@ fn main() {
             std::process::exit(if interrupted { EXIT_INTERRUPTED } else { 1 });
         }
     }
+}
+
+/// The error and its causes as `a: b: c`, leaving out a cause whose text
+/// the message already holds (errors that quote their source in their own
+/// message would otherwise print it twice).
+fn chain_once(e: &anyhow::Error) -> String {
+    let mut out = String::new();
+    for cause in e.chain() {
+        let text = cause.to_string();
+        if out.contains(&text) {
+            continue;
+        }
+        if !out.is_empty() {
+            out.push_str(": ");
+        }
+        out.push_str(&text);
+    }
+    out
+}
+
+/// True when the error is a write to a closed stdout.
+fn is_broken_pipe(e: &anyhow::Error) -> bool {
+    e.chain().any(|c| {
+        c.downcast_ref::<std::io::Error>()
+            .is_some_and(|io| io.kind() == std::io::ErrorKind::BrokenPipe)
+    })
 }
 
 /// Makes glibc's allocator serve every thread from one arena.

@@ -121,7 +121,7 @@ async fn finish(
 ) -> anyhow::Result<i32> {
     for p in &done {
         if let Some(ok) = p.verdict {
-            super::verify::print_rounds(&p.report, ok);
+            super::verify::print_rounds(&p.report, ok, args.quiet);
         }
         summary(p);
         for w in roprof::render::unrepresentable(&p.report) {
@@ -129,7 +129,7 @@ async fn finish(
         }
         if !p.report.losses.is_clean() && !args.allow_loss {
             eprintln!(
-                "roprof: services.{}: the profile is INCOMPLETE: {:?}",
+                "roprof: services.{}: the profile is INCOMPLETE: {}",
                 p.name, p.report.losses
             );
         }

@@ -231,9 +231,81 @@ pub fn exit_code(
         _ => {}
     }
     if !report.losses.is_clean() {
-        eprintln!("roprof: the profile is INCOMPLETE: {:?}", report.losses);
+        eprintln!("roprof: the profile is INCOMPLETE: {}", report.losses);
     }
     outcome.code()
+}
+
+/// `--ringbuf-bytes`: a power of two of at least a page (the kernel's
+/// rule for a BPF ring buffer), refused before anything runs.
+pub fn parse_ringbuf_bytes(s: &str) -> Result<u32, String> {
+    let n: u32 = s
+        .trim()
+        .parse()
+        .map_err(|_| format!("`{s}` is not a number of bytes"))?;
+    if n.is_power_of_two() && n >= 4096 {
+        Ok(n)
+    } else {
+        Err(format!(
+            "{n} is not a power of two of at least 4096 (a BPF ring buffer's size is a \
+             power-of-two multiple of the page size; e.g. 4194304 for 4 MiB)"
+        ))
+    }
+}
+
+/// `-o DIR`: refused before anything runs when it exists and is not a
+/// directory (the outputs are files inside it).
+pub fn check_output_dir(dir: &std::path::Path) -> Result<(), clap::Error> {
+    use clap::CommandFactory as _;
+    if dir.exists() && !dir.is_dir() {
+        return Err(Cli::command().error(
+            clap::error::ErrorKind::ValueValidation,
+            format!(
+                "-o {}: exists and is not a directory (-o names the directory every format \
+                 is written into)",
+                dir.display()
+            ),
+        ));
+    }
+    Ok(())
+}
+
+/// Options of `profile` that, given after IMAGE, became the container's
+/// command: `--formt docker` is most likely a typo of `--format`.
+#[must_use]
+pub fn misplaced_option_hint(command: &[String]) -> Option<String> {
+    use clap::CommandFactory as _;
+    let cmd = Cli::command();
+    let profile = cmd.find_subcommand("profile")?;
+    let longs: Vec<String> = profile
+        .get_arguments()
+        .filter_map(|a| a.get_long().map(str::to_owned))
+        .collect();
+    command.iter().find_map(|word| {
+        let flag = word.strip_prefix("--")?.split('=').next()?;
+        let close = longs
+            .iter()
+            .find(|l| *l == flag || edit_distance(l, flag) <= 2)?;
+        Some(format!(
+            "`{word}` comes after IMAGE, so it is passed to the container as part of its \
+             command; if it is roprof's --{close}, put it before IMAGE"
+        ))
+    })
+}
+
+/// Levenshtein distance (short option names only).
+fn edit_distance(a: &str, b: &str) -> usize {
+    let b: Vec<char> = b.chars().collect();
+    let mut prev: Vec<usize> = (0..=b.len()).collect();
+    for (i, ca) in a.chars().enumerate() {
+        let mut cur = vec![i + 1];
+        for (j, cb) in b.iter().enumerate() {
+            let sub = prev[j] + usize::from(ca != *cb);
+            cur.push(sub.min(prev[j + 1] + 1).min(cur[j] + 1));
+        }
+        prev = cur;
+    }
+    prev[b.len()]
 }
 
 /// Parses `10s`, `500ms`, `2m`, or plain seconds.
@@ -265,6 +337,29 @@ pub fn parse_duration(s: &str) -> Result<Duration, String> {
 #[cfg(test)]
 mod tests {
     use super::parse_duration;
+
+    #[test]
+    fn ring_buffer_sizes_are_checked_up_front() {
+        assert_eq!(super::parse_ringbuf_bytes("4194304"), Ok(4_194_304));
+        assert!(super::parse_ringbuf_bytes("1000").is_err());
+        assert!(super::parse_ringbuf_bytes("2048").is_err());
+        assert!(super::parse_ringbuf_bytes("4m").is_err());
+    }
+
+    #[test]
+    fn an_option_after_the_image_gets_a_hint() {
+        let hint = super::misplaced_option_hint(&["--formt".into(), "docker".into()]);
+        assert!(
+            hint.as_deref().is_some_and(|h| h.contains("--format")),
+            "{hint:?}"
+        );
+        assert_eq!(
+            super::misplaced_option_hint(&["redis-server".into(), "--port".into()]),
+            None,
+            "a container's own option is not roprof's"
+        );
+        assert_eq!(super::edit_distance("format", "formt"), 1);
+    }
 
     #[test]
     fn durations() {

@@ -81,6 +81,7 @@ pub struct ProfileArgs {
     pub reveal_env: bool,
     /// Kernel ring buffer size in bytes (power of two; default 4 MiB).
     #[arg(long, value_name = "BYTES")]
+    #[arg(value_parser = super::parse_ringbuf_bytes)]
     pub ringbuf_bytes: Option<u32>,
     /// docker-run-like options.
     #[command(flatten)]
@@ -124,6 +125,10 @@ pub async fn run(args: &ProfileArgs) -> anyhow::Result<i32> {
     if let Some(file) = &args.compose.compose {
         return Box::pin(super::compose::run(args, file)).await;
     }
+    // Refused before anything runs (with --compose, -o names a file).
+    if let Some(dir) = &args.output_dir {
+        super::check_output_dir(dir).unwrap_or_else(|e| e.exit());
+    }
     if let Some(path) = &args.manifest {
         return Box::pin(super::manifest::run(args, path)).await;
     }
@@ -137,6 +142,9 @@ pub async fn run(args: &ProfileArgs) -> anyhow::Result<i32> {
             .exit();
     }
     let how = closed_loop(args);
+    if let Some(hint) = super::misplaced_option_hint(&args.command) {
+        eprintln!("roprof: warning: {hint}");
+    }
     let (run_opts, env) = args.run.request().resolve(&args.command, args.reveal_env)?;
     super::warn_unset(&env);
     // The doctor's host checks, before anything is created.
@@ -164,7 +172,7 @@ pub async fn run(args: &ProfileArgs) -> anyhow::Result<i32> {
     let code = match res {
         Ok(p) => {
             if let Some(ok) = p.verdict {
-                verify::print_rounds(&p.report, ok);
+                verify::print_rounds(&p.report, ok, args.quiet);
             }
             finish(args, &cfg.env, p.report, p.verdict)
         }

@@ -50,16 +50,19 @@ pub struct VerifyArgs {
     pub image: Option<String>,
 }
 
-/// Prints the rounds and the verdict on stderr.
-pub fn print_rounds(report: &Report, passed: bool) {
-    for (i, r) in report.rounds.iter().enumerate() {
+/// Prints the rounds (unless `quiet`) and the verdict on stderr.
+pub fn print_rounds(report: &Report, passed: bool, quiet: bool) {
+    for (i, r) in report.rounds.iter().enumerate().filter(|_| !quiet) {
+        let exit = r.exit_code.map_or_else(
+            || "still running at the end".to_owned(),
+            |c| format!("exit {c}"),
+        );
         eprintln!(
-            "roprof: round {} ({}): {} mount(s), {} EROFS, exit {:?}: {}",
+            "roprof: round {} ({}): {} mount(s), {} EROFS, {exit}: {}",
             i + 1,
             r.kind.as_str(),
             r.mounts.len(),
             r.erofs,
-            r.exit_code,
             r.action
         );
         for d in &r.differences {
@@ -141,7 +144,7 @@ fn conclude(
         }
     };
     if let Some(passed) = passed {
-        print_rounds(report, passed);
+        print_rounds(report, passed, args.quiet);
     }
     if let Some(f) = args.format {
         super::withhold_env(report, env, args.reveal_env);

@@ -93,7 +93,7 @@ pub async fn run(args: &WatchArgs) -> anyhow::Result<i32> {
     }
     if !summary.losses.is_clean() {
         eprintln!(
-            "roprof: events were lost or paths truncated: {:?}",
+            "roprof: events were lost or paths truncated: {}",
             summary.losses
         );
         if !args.allow_loss {

@@ -36,6 +36,35 @@ impl Losses {
     }
 }
 
+impl std::fmt::Display for Losses {
+    /// The non-zero counters, in words (`3 ring buffer drops, 1 truncated
+    /// path`); `nothing lost` when clean.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let counts = [
+            (self.ringbuf_drops, "ring buffer drop"),
+            (self.truncated_paths, "truncated path"),
+            (
+                self.inflight_full,
+                "unmatched syscall exit (in-flight map full)",
+            ),
+            (self.traced_full, "unfollowed process (traced map full)"),
+            (self.files_full, "file without byte counts (files map full)"),
+            (self.read_errors, "failed kernel read"),
+            (self.tail_call_fails, "failed tail call"),
+        ];
+        let parts: Vec<String> = counts
+            .iter()
+            .filter(|(n, _)| *n > 0)
+            .map(|(n, what)| format!("{n} {what}{}", if *n == 1 { "" } else { "s" }))
+            .collect();
+        if parts.is_empty() {
+            f.write_str("nothing lost")
+        } else {
+            f.write_str(&parts.join(", "))
+        }
+    }
+}
+
 /// Counters of tracer activity (not losses), and where the time went (not
 /// `Eq`: it holds `f64`s).
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
