@@ -28,6 +28,7 @@
 
 pub mod classify;
 pub mod declared;
+pub mod merge;
 pub mod mounts;
 pub mod paths;
 
