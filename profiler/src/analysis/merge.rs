@@ -33,7 +33,9 @@ pub enum MergeError {
     #[error("merge needs at least two reports (got {0})")]
     TooFew(usize),
     /// A report observed nothing (interrupted before its run).
-    #[error("report {report} observed nothing (no image id: the run never happened); it cannot be merged")]
+    #[error(
+        "report {report} observed nothing (no image id: the run never happened); it cannot be merged"
+    )]
     Unobserved {
         /// The report.
         report: String,
@@ -172,7 +174,10 @@ fn merged_settings(reports: &[Named<'_>]) -> Settings {
 }
 
 /// One value when every report agrees on it, `None` otherwise.
-fn common<T: PartialEq + Clone>(reports: &[Named<'_>], f: impl Fn(&RunMeta) -> Option<T>) -> Option<T> {
+fn common<T: PartialEq + Clone>(
+    reports: &[Named<'_>],
+    f: impl Fn(&RunMeta) -> Option<T>,
+) -> Option<T> {
     let v = f(&reports[0].report.run);
     reports[1..]
         .iter()

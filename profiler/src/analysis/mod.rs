@@ -35,6 +35,8 @@ pub mod paths;
 #[cfg(test)]
 mod lifetime_tests;
 #[cfg(test)]
+mod merge_tests;
+#[cfg(test)]
 mod proptests;
 #[cfg(test)]
 mod tests;

@@ -220,7 +220,14 @@ async fn profile_one(
         max_mounts: args.max_mounts,
         ..Settings::default()
     };
-    let p = flow::profile(ctx, &cfg, settings, how, roprof::request::max_runs(how, args.max_runs)).await?;
+    let p = flow::profile(
+        ctx,
+        &cfg,
+        settings,
+        how,
+        roprof::request::max_runs(how, args.max_runs),
+    )
+    .await?;
     let mut report = p.report;
     report.stats.peak_rss_kib = super::render::peak_rss_kib().unwrap_or(0);
     super::withhold_env(&mut report, &cfg.env, args.reveal_env);

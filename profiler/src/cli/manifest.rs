@@ -127,7 +127,14 @@ async fn profile_and_patch(
     } else {
         Loop::None
     };
-    let p = flow::profile(ctx, cfg, settings, how, roprof::request::max_runs(how, args.max_runs)).await?;
+    let p = flow::profile(
+        ctx,
+        cfg,
+        settings,
+        how,
+        roprof::request::max_runs(how, args.max_runs),
+    )
+    .await?;
     drop(pod);
     let mut report = p.report;
     let mut verdict = p.verdict;

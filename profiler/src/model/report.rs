@@ -5,7 +5,8 @@ use std::collections::BTreeMap;
 use serde::{Deserialize, Serialize};
 
 use super::{
-    CPath, Ended, Health, ImageConfig, MountPlan, PathObservation, PhaseTime, Round, RunOptions, Settings,
+    CPath, Ended, Health, ImageConfig, MountPlan, PathObservation, PhaseTime, Round, RunOptions,
+    Settings,
 };
 
 /// What was lost or truncated during a run (all zero in a complete profile).

@@ -300,11 +300,7 @@ fn warn_if_optional(report: &mut Report, first: &RunOutput) {
 
 /// The round of an iterate run with `mounts`.
 fn iterate_round(out: &RunOutput, mounts: &[PlannedMount]) -> Round {
-    let failed: Vec<&PathObservation> = out
-        .observations
-        .iter()
-        .filter(|o| o.any_erofs())
-        .collect();
+    let failed: Vec<&PathObservation> = out.observations.iter().filter(|o| o.any_erofs()).collect();
     let erofs = failed
         .iter()
         .flat_map(|o| o.ops.values())
