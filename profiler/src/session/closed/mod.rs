@@ -202,7 +202,8 @@ pub async fn verify_and_repair(
 /// The manual method, automated: start read-only with no mounts, add mounts
 /// for what failed with EROFS, rerun while each round's plan adds or
 /// changes a mount, until a round is clean and its plan is the plan of
-/// everything seen, or `max_runs` container runs were spent.
+/// everything seen (but for the sizes it takes from the clean round's
+/// writes), or `max_runs` container runs were spent.
 ///
 /// Every round's observations count, not only its EROFS paths: a write that
 /// succeeds inside a round's mount (a log the application appends to) is
@@ -266,13 +267,19 @@ pub async fn iterate(
     }
 }
 
-/// Same targets, kinds and options: what a container is run with (the
-/// evidence grows with every round and is not part of it).
+/// Same targets, kinds and options but the size limit: what a container
+/// is run with (the evidence grows with every round and is not part of
+/// it). A size limit is not compared: the plan of a clean round's writes
+/// sizes each mount from them, with headroom (`size_factor`, at least
+/// `min_size_bytes`), where the round before had seen no bytes (its writes
+/// failed); a run with that limit is the clean run, so it is not repeated.
 fn same_mounts(a: &[PlannedMount], b: &[PlannedMount]) -> bool {
-    a.len() == b.len()
-        && a.iter()
-            .zip(b)
-            .all(|(x, y)| x.target == y.target && x.kind == y.kind && x.options == y.options)
+    let key = |m: &PlannedMount| {
+        let mut o = m.options.clone();
+        o.size_bytes = None;
+        (m.target.clone(), m.kind, o)
+    };
+    a.len() == b.len() && a.iter().zip(b).all(|(x, y)| key(x) == key(y))
 }
 
 /// Records why the loop stopped on its last round.
