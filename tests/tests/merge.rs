@@ -114,6 +114,18 @@ fn get(path: &str) -> Result<String, String> {
     }
 }
 
+/// Runs docker line `line` as pasted and returns its answers to the CGI
+/// scripts `cgis`; the container is removed after.
+fn serve(line: &str, cgis: &[&str]) -> Vec<String> {
+    let _run = pasted::run_docker_line(line).unwrap_or_else(|e| panic!("{e}"));
+    cgis.iter()
+        .map(|cgi| {
+            get(&format!("/cgi-bin/{cgi}"))
+                .unwrap_or_else(|e| panic!("the server of `{line}` did not answer {cgi}: {e}"))
+        })
+        .collect()
+}
+
 #[test]
 fn merge_of_two_exercises_is_the_union_and_its_docker_line_serves_both_read_only() {
     require_privileged();
@@ -132,16 +144,16 @@ fn merge_of_two_exercises_is_the_union_and_its_docker_line_serves_both_read_only
         "exercise b writes /var/cache/steps only"
     );
 
-    let (ra_path, rb_path) = (a.0.join("report.json"), b.0.join("report.json"));
-    let (ra_name, rb_name) = (ra_path.display().to_string(), rb_path.display().to_string());
+    let first = a.0.join("report.json").display().to_string();
+    let second = b.0.join("report.json").display().to_string();
     let (code, out, err) = roprof([
         "merge",
         "--format",
         "docker",
         "-o",
         merged.0.to_str().unwrap(),
-        &ra_name,
-        &rb_name,
+        &first,
+        &second,
     ]);
     assert_eq!(code, 0, "expected merge to exit 0; stderr:\n{err}");
     assert!(
@@ -167,12 +179,12 @@ fn merge_of_two_exercises_is_the_union_and_its_docker_line_serves_both_read_only
     };
     assert_eq!(
         sources("/var/lib/steps/a.txt"),
-        [ra_name.clone()],
+        std::slice::from_ref(&first),
         "a.txt came from a's report"
     );
     assert_eq!(
         sources("/var/cache/steps/b.txt"),
-        [rb_name.clone()],
+        std::slice::from_ref(&second),
         "b.txt came from b's report"
     );
     for f in ["docker.sh", "compose.yaml", "k8s.yaml", "report.md"] {
@@ -182,45 +194,35 @@ fn merge_of_two_exercises_is_the_union_and_its_docker_line_serves_both_read_only
         );
     }
 
-    // The merged line, pasted read-only: both exercises' writes succeed.
+    // The merged line, pasted read-only: both exercises' writes succeed;
+    // a's own line fails b's write (the merge is what covers both).
     let line = std::fs::read_to_string(merged.0.join("docker.sh")).unwrap();
     assert!(line.contains("--read-only"), "{line}");
-    {
-        let run = pasted::run_docker_line(&line).unwrap_or_else(|e| panic!("{e}"));
-        for cgi in ["a", "b"] {
-            let body = get(&format!("/cgi-bin/{cgi}"))
-                .unwrap_or_else(|e| panic!("the merged line's server did not answer {cgi}: {e}"));
-            assert!(
-                body.contains(&format!("{cgi} ok")),
-                "expected exercise {cgi}'s write to succeed read-only under the merged plan; got \
-                 {body:?}\n{line}"
-            );
-        }
-        drop(run);
-    }
-    // Whereas a's own line fails b's write: the merge is what covers both.
-    let line_a = std::fs::read_to_string(a.0.join("docker.sh")).unwrap();
-    {
-        let _run = pasted::run_docker_line(&line_a).unwrap_or_else(|e| panic!("{e}"));
-        let body = get("/cgi-bin/b").unwrap_or_else(|e| panic!("a's line did not serve: {e}"));
+    let answers = serve(&line, &["a", "b"]);
+    for (cgi, body) in ["a", "b"].iter().zip(&answers) {
         assert!(
-            body.contains("b failed"),
-            "b's write fails under a's plan alone: {body:?}"
+            body.contains(&format!("{cgi} ok")),
+            "expected exercise {cgi}'s write to succeed read-only under the merged plan; got \
+             {body:?}\n{line}"
         );
     }
+    let line_a = std::fs::read_to_string(a.0.join("docker.sh")).unwrap();
+    let answers = serve(&line_a, &["b"]);
+    assert!(
+        answers[0].contains("b failed"),
+        "b's write fails under a's plan alone: {answers:?}"
+    );
 
     // A report of another user is refused, naming the field and both files.
     let mut other = rb.clone();
     other["run_options"]["user"] = serde_json::json!("1000");
     let other_path = b.0.join("other-user.json");
     std::fs::write(&other_path, other.to_string()).unwrap();
-    let (code, out, err) = roprof(["merge", &ra_name, other_path.to_str().unwrap()]);
+    let (code, out, err) = roprof(["merge", &first, other_path.to_str().unwrap()]);
     assert_eq!(code, 1, "a mismatch is an error; stderr:\n{err}");
     assert!(out.is_empty(), "nothing on stdout when refused: {out}");
     assert!(
-        err.contains("run_options.user")
-            && err.contains(&ra_name)
-            && err.contains("other-user.json"),
+        err.contains("run_options.user") && err.contains(&first) && err.contains("other-user.json"),
         "the error names the field and both reports:\n{err}"
     );
 }

@@ -7,6 +7,9 @@ use super::{
 };
 use crate::model::{CPath, EnvVar, MountKind, Op, Report};
 
+/// A field of a report and how a test changes it.
+type Edit = (&'static str, fn(&mut Report));
+
 fn report(paths: &[&str]) -> Report {
     let mut r = Report::default();
     r.image.image = "app:1".into();
@@ -73,16 +76,16 @@ fn the_union_is_planned_and_each_path_keeps_its_reports() {
 #[test]
 fn reports_that_differ_in_a_write_relevant_field_are_refused_naming_it() {
     let a = report(&["/tmp/x"]);
-    let cases: [(&str, fn(&mut Report)); 5] = [
+    let cases: [Edit; 5] = [
         ("image.id", |r| r.image.id = "sha256:def".into()),
         ("run_options.user", |r| {
-            r.run_options.user = Some("1000".into())
+            r.run_options.user = Some("1000".into());
         }),
         ("run_options.command", |r| {
-            r.run_options.command = vec!["serve".into()]
+            r.run_options.command = vec!["serve".into()];
         }),
         ("run_options.volumes", |r| {
-            r.run_options.volumes = vec!["data:/data".into()]
+            r.run_options.volumes = vec!["data:/data".into()];
         }),
         ("run_options.env (names)", |r| {
             r.run_options.env = vec![EnvVar {
