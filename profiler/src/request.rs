@@ -14,7 +14,7 @@ use crate::{
     environment::{self, ContainerEnv, EnvError},
     model::{EnvValues, Report, RunMode, RunOptions},
     runtime::ServiceExtras,
-    session::{RunConfig, Window, interrupt},
+    session::{RunConfig, Window, closed::flow::Loop, interrupt},
 };
 
 /// Exit code: the profile lost events or truncated paths (see `--allow-loss`).
@@ -27,9 +27,27 @@ pub const EXIT_INCOMPLETE: i32 = 5;
 /// Exit code: interrupted by SIGINT/SIGTERM.
 pub const EXIT_INTERRUPTED: i32 = 130;
 
-/// Container runs a verify/repair or iterate loop may spend unless told
+/// Container runs a verify/repair loop may spend unless told
 /// (`profile --max-runs`, `verify --max-runs`).
 pub const DEFAULT_MAX_RUNS: usize = 4;
+
+/// Container runs `--mode iterate` may spend unless told: it goes on while
+/// each round adds mounts for new EROFS paths, and a real entrypoint fails
+/// on one path after another (an nginx that renders its config, then opens
+/// its logs, its cache and its pid file takes 5 runs).
+pub const ITERATE_MAX_RUNS: usize = 10;
+
+/// The run budget of closed loop `how`: `given` (`--max-runs`) when set,
+/// else [`ITERATE_MAX_RUNS`] for iterate and [`DEFAULT_MAX_RUNS`] for the
+/// others.
+#[must_use]
+pub fn max_runs(how: Loop, given: Option<usize>) -> usize {
+    given.unwrap_or(if how == Loop::Iterate {
+        ITERATE_MAX_RUNS
+    } else {
+        DEFAULT_MAX_RUNS
+    })
+}
 
 /// docker-run-like options of the container, as given (`-e` values
 /// included: [`RunRequest::resolve`] decides what a report may keep).

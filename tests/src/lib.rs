@@ -28,6 +28,10 @@ pub const TEST_LABEL: &str = "roprof.test=1";
 
 /// Closed-loop trap scenarios (see `tests/fixtures/traps`).
 pub const TRAPS_IMAGE: &str = "roprof-fixture/traps:latest";
+/// An entrypoint failing on four paths one after another, and an HTTP
+/// server whose two CGI scripts write two directories (see
+/// `tests/fixtures/steps`).
+pub const STEPS_IMAGE: &str = "roprof-fixture/steps:latest";
 /// The fixture image that runs `opsuite` (see `tests/fixtures/writer`).
 pub const WRITER_IMAGE: &str = "roprof-fixture/writer:latest";
 /// The busybox base fixture.

@@ -3,8 +3,8 @@
 //! mounts. Each scenario ends with a verified plan and its number of runs.
 
 use roprof_tests::{
-    ContainerGuard, TRAPS_IMAGE as TRAPS, docker, profile_json, require_privileged, roprof,
-    unique_name,
+    ContainerGuard, STEPS_IMAGE, TRAPS_IMAGE as TRAPS, docker, profile_json, require_privileged,
+    roprof, unique_name,
 };
 
 fn mounts(r: &serde_json::Value) -> Vec<(String, String)> {
@@ -217,6 +217,82 @@ fn soft_failing_writer_iterates_to_clean_and_is_reported_optional_with_no_mount(
         serde_json::json!([]),
         "the last run had exactly the final plan's mounts (none): {last}"
     );
+}
+
+/// The four directories the steps fixture's entrypoint writes, one after
+/// another, each only once the one before succeeded.
+const STEPS: [&str; 4] = [
+    "/run/steps",
+    "/var/cache/steps",
+    "/var/lib/steps",
+    "/var/log/steps",
+];
+
+#[test]
+fn iterate_converges_with_default_flags_on_four_failures_in_a_row() {
+    require_privileged();
+    let _g = ContainerGuard::new();
+    // Issue 29: with the old bound of 4 runs this ended with exit 4 although
+    // every round made progress.
+    let (code, out, err) = roprof([
+        "profile",
+        "--quiet",
+        "--format",
+        "json",
+        "--mode",
+        "iterate",
+        STEPS_IMAGE,
+    ]);
+    assert_eq!(
+        code, 0,
+        "expected iterate to converge with default flags; stderr:\n{err}"
+    );
+    let r: serde_json::Value = serde_json::from_str(&out).expect("a JSON report");
+    let rs = r["rounds"].as_array().expect("rounds");
+    let erofs: Vec<u64> = rs.iter().map(|x| x["erofs"].as_u64().unwrap()).collect();
+    assert_eq!(
+        erofs.len(),
+        5,
+        "one failing round per path, then a clean one: {}",
+        r["rounds"]
+    );
+    assert!(
+        erofs[..4].iter().all(|n| *n > 0) && erofs[4] == 0,
+        "{erofs:?}"
+    );
+    assert_eq!(
+        rs[4]["exit_code"], 0,
+        "the clean round's entrypoint succeeded"
+    );
+    assert_eq!(
+        mounts(&r),
+        STEPS.map(|t| (t.to_owned(), "tmpfs".to_owned())),
+        "a tmpfs per directory, as profile proposes"
+    );
+    let last: Vec<&str> = rs[4]["mounts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| m.as_str().unwrap())
+        .collect();
+    assert_eq!(last, STEPS, "the clean round ran exactly the final plan");
+    // --max-runs still bounds it.
+    let (code, _, err) = roprof([
+        "profile",
+        "--quiet",
+        "--format",
+        "json",
+        "--mode",
+        "iterate",
+        "--max-runs",
+        "4",
+        STEPS_IMAGE,
+    ]);
+    assert_eq!(
+        code, 4,
+        "--max-runs 4 stops before the clean round; stderr:\n{err}"
+    );
+    assert!(err.contains("run budget spent"), "and says why:\n{err}");
 }
 
 /// A writer that behaves differently from its second run on: the observed

@@ -17,8 +17,8 @@ use std::{
 };
 
 use roprof_tests::{
-    BUSYBOX_IMAGE, ContainerGuard, MEMCACHED_IMAGE, NGINX_IMAGE, REDIS_IMAGE, TEST_LABEL,
-    WRITER_IMAGE, op_result, owner_label,
+    BUSYBOX_IMAGE, ContainerGuard, MEMCACHED_IMAGE, NGINX_IMAGE, REDIS_IMAGE, STEPS_IMAGE,
+    TEST_LABEL, WRITER_IMAGE, op_result, owner_label,
     podman::{Engine, PodmanGuard, podman, require_podman, roprof_on},
     unique_name,
 };
@@ -302,6 +302,49 @@ fn iterate_mode_converges_under_podman_to_dockers_plan() {
         mounts(&docker),
         "expected iterate to reach Docker's plan under Podman; Podman rounds {r:?}, Docker rounds {:?}",
         rounds(&docker)
+    );
+}
+
+#[test]
+fn iterate_converges_with_default_flags_on_four_failures_in_a_row_under_podman_and_docker() {
+    require_podman();
+    let _docker = ContainerGuard::new();
+    let _podman = PodmanGuard::new();
+    // `profile` asserts exit 0: with the old bound of 4 runs both engines
+    // ended with exit 4 (issue 29).
+    let args = [
+        "--mode".to_owned(),
+        "iterate".to_owned(),
+        STEPS_IMAGE.to_owned(),
+    ];
+    let podman = profile(Engine::Podman, &args);
+    let r = rounds(&podman);
+    assert_eq!(
+        r.len(),
+        5,
+        "four failing rounds, then a clean one, under Podman: {r:?}"
+    );
+    assert!(
+        r[..4].iter().all(|x| x.0 > 0 && !x.1) && r[4].0 == 0 && r[4].1,
+        "each of the first four rounds hits EROFS, the fifth is clean: {r:?}"
+    );
+    let docker = profile(Engine::Docker, &args);
+    assert_eq!(
+        rounds(&docker).len(),
+        5,
+        "and under Docker: {:?}",
+        rounds(&docker)
+    );
+    assert_eq!(
+        mounts(&podman),
+        mounts(&docker),
+        "the same plan on both engines"
+    );
+    assert_eq!(
+        mounts(&podman).len(),
+        4,
+        "a mount per directory: {:?}",
+        mounts(&podman)
     );
 }
 

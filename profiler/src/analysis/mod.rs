@@ -28,11 +28,14 @@
 
 pub mod classify;
 pub mod declared;
+pub mod merge;
 pub mod mounts;
 pub mod paths;
 
 #[cfg(test)]
 mod lifetime_tests;
+#[cfg(test)]
+mod merge_tests;
 #[cfg(test)]
 mod proptests;
 #[cfg(test)]

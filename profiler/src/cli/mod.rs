@@ -5,6 +5,7 @@ pub mod completions;
 pub mod compose;
 pub mod doctor;
 pub mod manifest;
+pub mod merge;
 pub mod patch;
 pub mod profile;
 pub mod render;
@@ -54,6 +55,10 @@ pub enum Command {
     Verify(verify::VerifyArgs),
     /// Re-render a saved report.json in another format.
     Render(render::RenderArgs),
+    /// One plan from several reports of the same image and run options
+    /// (different exercises, a workload's replicas): the union of their
+    /// observations, planned again; exit 1 naming the first difference.
+    Merge(merge::MergeArgs),
     /// Patch Kubernetes manifests with a report's mounts.
     Patch(patch::PatchArgs),
     /// Node agent: profile every new container matching --label/--name

@@ -5,7 +5,7 @@ use std::path::PathBuf;
 use anyhow::Context as _;
 use clap::Args;
 
-use super::{DEFAULT_MAX_RUNS, ObserveArgs, RunArgs, verify};
+use super::{ObserveArgs, RunArgs, verify};
 use roprof::{
     environment::ContainerEnv,
     model::{RunMode, Settings},
@@ -65,9 +65,11 @@ pub struct ProfileArgs {
     /// report the optional ones.
     #[arg(long)]
     pub check_minimal: bool,
-    /// Container runs the verify/repair or iterate loop may spend.
-    #[arg(long, default_value_t = DEFAULT_MAX_RUNS)]
-    pub max_runs: usize,
+    /// Container runs the verify/repair or iterate loop may spend (default:
+    /// 4 for --verify, 10 for --mode iterate, which stops earlier once a
+    /// round adds no mount).
+    #[arg(long, value_name = "N")]
+    pub max_runs: Option<usize>,
     /// No progress on stderr.
     #[arg(long, short)]
     pub quiet: bool,
@@ -168,7 +170,8 @@ pub async fn run(args: &ProfileArgs) -> anyhow::Result<i32> {
         max_mounts: args.max_mounts,
         ..Settings::default()
     };
-    let res = flow::profile(&mut ctx, &cfg, settings, how, args.max_runs).await;
+    let max_runs = roprof::request::max_runs(how, args.max_runs);
+    let res = flow::profile(&mut ctx, &cfg, settings, how, max_runs).await;
     let code = match res {
         Ok(p) => {
             if let Some(ok) = p.verdict {

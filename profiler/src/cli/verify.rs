@@ -69,7 +69,13 @@ pub fn print_rounds(report: &Report, passed: bool, quiet: bool) {
             eprintln!("    - {d}");
         }
     }
-    if passed {
+    if passed && report.run.mode == roprof::model::RunMode::Iterate {
+        // Iterate has no writable run to compare with: clean is all it knows.
+        eprintln!(
+            "roprof: clean: the read-only run of the final plan hit no EROFS (iterate compares \
+             no writable run; `roprof verify` does)"
+        );
+    } else if passed {
         eprintln!(
             "roprof: verified: the image behaves the same with --read-only and the proposed mounts"
         );

@@ -31,8 +31,8 @@ pub struct ComposeRequest {
     pub verify: bool,
     /// `--max-mounts`.
     pub max_mounts: Option<usize>,
-    /// `--max-runs`.
-    pub max_runs: usize,
+    /// `--max-runs` (default: [`crate::request::max_runs`]'s).
+    pub max_runs: Option<usize>,
     /// `--quiet`.
     pub quiet: bool,
     /// `--reveal-env`.
@@ -223,7 +223,14 @@ async fn profile_one(
         max_mounts: req.max_mounts,
         ..Settings::default()
     };
-    let p = flow::profile(ctx, &cfg, settings, how, req.max_runs).await?;
+    let p = flow::profile(
+        ctx,
+        &cfg,
+        settings,
+        how,
+        crate::request::max_runs(how, req.max_runs),
+    )
+    .await?;
     let mut report = p.report;
     report.stats.peak_rss_kib = crate::host::peak_rss_kib().unwrap_or(0);
     withhold_env(&mut report, &cfg.env, req.reveal_env);

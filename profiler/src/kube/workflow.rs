@@ -38,8 +38,8 @@ pub struct ManifestRequest {
     pub verify: bool,
     /// `--max-mounts`.
     pub max_mounts: Option<usize>,
-    /// `--max-runs`.
-    pub max_runs: usize,
+    /// `--max-runs` (default: [`crate::request::max_runs`]'s).
+    pub max_runs: Option<usize>,
     /// `--quiet`.
     pub quiet: bool,
     /// `--read-only`: profile with a read-only root.
@@ -143,7 +143,14 @@ async fn profile_and_patch(
         ..Settings::default()
     };
     let how = if req.verify { Loop::Verify } else { Loop::None };
-    let p = flow::profile(ctx, cfg, settings, how, req.max_runs).await?;
+    let p = flow::profile(
+        ctx,
+        cfg,
+        settings,
+        how,
+        crate::request::max_runs(how, req.max_runs),
+    )
+    .await?;
     drop(pod);
     let mut report = p.report;
     withhold_env(&mut report, &cfg.env, req.reveal_env);

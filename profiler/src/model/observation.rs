@@ -187,6 +187,27 @@ impl PathObservation {
         self.other_write_opens += later.other_write_opens;
     }
 
+    /// The observations of several runs as one set, sorted by path: each
+    /// path's observations fold into the first run's with
+    /// [`absorb_later`](Self::absorb_later), in the order of `runs`. The
+    /// one merge of runs (watch's replicas, `roprof merge`'s reports).
+    #[must_use]
+    pub fn union(runs: &[&[PathObservation]]) -> Vec<PathObservation> {
+        use std::collections::{BTreeMap, btree_map::Entry};
+        let mut out: BTreeMap<_, PathObservation> = BTreeMap::new();
+        for obs in runs {
+            for o in *obs {
+                match out.entry(o.path.clone()) {
+                    Entry::Vacant(v) => {
+                        v.insert(o.clone());
+                    }
+                    Entry::Occupied(mut e) => e.get_mut().absorb_later(o),
+                }
+            }
+        }
+        out.into_values().collect()
+    }
+
     /// True if any write-type operation on this path succeeded.
     #[must_use]
     pub fn any_write_ok(&self) -> bool {

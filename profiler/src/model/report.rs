@@ -5,7 +5,8 @@ use std::collections::BTreeMap;
 use serde::{Deserialize, Serialize};
 
 use super::{
-    Ended, Health, ImageConfig, MountPlan, PathObservation, PhaseTime, Round, RunOptions, Settings,
+    CPath, Ended, Health, ImageConfig, MountPlan, PathObservation, PhaseTime, Round, RunOptions,
+    Settings,
 };
 
 /// What was lost or truncated during a run (all zero in a complete profile).
@@ -112,7 +113,7 @@ pub struct TraceStats {
     reason = "report fields users read, each a yes/no of its own"
 )]
 pub struct RunMeta {
-    /// `profile`, `attach`, `verify`, `iterate` or `watch`.
+    /// `profile`, `attach`, `verify`, `iterate`, `watch` or `merge`.
     pub mode: RunMode,
     /// Container id.
     #[serde(default)]
@@ -186,6 +187,19 @@ pub struct Report {
     /// (`verify --repair` continues from them).
     #[serde(default)]
     pub settings: Settings,
+    /// Which input reports each path was observed in (`roprof merge`),
+    /// sorted by path; empty in the report of one run.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub sources: Vec<PathSources>,
+}
+
+/// The input reports of `roprof merge` that observed one path.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PathSources {
+    /// The path.
+    pub path: CPath,
+    /// The reports, as named on the command line, in their order there.
+    pub reports: Vec<String>,
 }
 
 /// Which workflow made a run, as the report's `run.mode` says.
@@ -203,6 +217,8 @@ pub enum RunMode {
     Iterate,
     /// `roprof watch`.
     Watch,
+    /// `roprof merge`: one plan from several reports.
+    Merge,
 }
 
 impl RunMode {
@@ -215,6 +231,7 @@ impl RunMode {
             RunMode::Verify => "verify",
             RunMode::Iterate => "iterate",
             RunMode::Watch => "watch",
+            RunMode::Merge => "merge",
         }
     }
 }

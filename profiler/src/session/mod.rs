@@ -236,6 +236,34 @@ async fn remove_or_wait(engine: &Engine, id: &str) -> Result<(), String> {
     Err(msg)
 }
 
+/// The filesystem a container of `image` (a reference or an id) starts
+/// with, as a run lists it: exported from a container created for it and
+/// never started, then removed. What `roprof merge` plans with.
+pub async fn image_listing(engine: &Engine, image: &str) -> Result<ImageListing, SessionError> {
+    interrupt::check()?;
+    let config = interrupt::abortable(async { Ok(engine.image_config(image).await?) }).await?;
+    let spec = ContainerSpec {
+        image: image.to_owned(),
+        run: RunOptions {
+            // Created only, never started: an image with neither
+            // ENTRYPOINT nor CMD needs some command to be created.
+            command: if config.entrypoint.is_empty() && config.cmd.is_empty() {
+                vec!["true".to_owned()]
+            } else {
+                Vec::new()
+            },
+            ..RunOptions::default()
+        },
+        ..ContainerSpec::default()
+    };
+    let id = interrupt::abortable(async { Ok(engine.create(&spec).await?) }).await?;
+    interrupt::register(&id);
+    let listing = interrupt::abortable(async { Ok(engine.listing(&id).await?) }).await;
+    // remove_or_wait says on stderr what it could not remove.
+    let _ = remove_or_wait(engine, &id).await;
+    listing
+}
+
 /// The report of a run interrupted before anything was observed: it plans
 /// nothing and says why.
 #[must_use]
@@ -284,5 +312,6 @@ pub fn report(out: RunOutput, run: RunOptions, settings: Settings) -> Report {
         plan,
         rounds: Vec::new(),
         settings,
+        sources: Vec::new(),
     }
 }

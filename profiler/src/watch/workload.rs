@@ -11,7 +11,7 @@
 //!   `-<pod-template-hash>-<5 chars>`, a `DaemonSet`'s or Job's `-<5 chars>`,
 //!   a `StatefulSet`'s `-<ordinal>`. A bare pod is its own workload.
 
-use std::collections::{BTreeMap, btree_map::Entry};
+use std::collections::BTreeMap;
 
 use crate::model::PathObservation;
 
@@ -85,21 +85,10 @@ pub fn dir_name(s: &str) -> String {
 /// Merges the observations of replicas into one set: per path, the
 /// operations' counts add up, sizes take the largest replica's, flags are
 /// set when any replica set them, the first process is the first replica's
-/// and the last one the last replica's.
+/// and the last one the last replica's ([`PathObservation::union`]).
 #[must_use]
 pub fn merge(replicas: &[&[PathObservation]]) -> Vec<PathObservation> {
-    let mut out: BTreeMap<_, PathObservation> = BTreeMap::new();
-    for obs in replicas {
-        for o in *obs {
-            match out.entry(o.path.clone()) {
-                Entry::Vacant(v) => {
-                    v.insert(o.clone());
-                }
-                Entry::Occupied(mut e) => e.get_mut().absorb_later(o),
-            }
-        }
-    }
-    out.into_values().collect()
+    PathObservation::union(replicas)
 }
 
 #[cfg(test)]

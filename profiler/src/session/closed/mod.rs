@@ -200,10 +200,19 @@ pub async fn verify_and_repair(
 }
 
 /// The manual method, automated: start read-only with no mounts, add mounts
-/// for what failed with EROFS, rerun until clean or `max_runs`.
-/// `report` holds the image, run options, settings and listing of a first
-/// read-only run; its plan and rounds are rewritten. The clean round is the
-/// read-only run of the final plan.
+/// for what failed with EROFS, rerun while each round's plan adds or
+/// changes a mount, until a round is clean and its plan is the plan of
+/// everything seen (but for the sizes it takes from the clean round's
+/// writes), or `max_runs` container runs were spent.
+///
+/// Every round's observations count, not only its EROFS paths: a write that
+/// succeeds inside a round's mount (a log the application appends to) is
+/// what `profile` sees in its writable run, so the plan of the union is
+/// planned by the same rules (a log directory whose files the application
+/// recreates is a tmpfs, not a seeded volume). `report` holds the image,
+/// run options, settings and listing of a first read-only run; its paths,
+/// plan and rounds are rewritten. The final plan is the one the last
+/// clean round ran.
 pub async fn iterate(
     ctx: &mut Context,
     report: &mut Report,
@@ -211,44 +220,94 @@ pub async fn iterate(
     base: &RunConfig,
     max_runs: usize,
 ) -> Result<bool, SessionError> {
-    let mut all: Vec<PathObservation> = Vec::new();
-    let (round, failed) = iterate_round(first, &[]);
+    let budget = max_runs.max(1);
+    let round = iterate_round(first, &[]);
+    let mut clean = round.passed;
     report.rounds.push(round);
-    all.extend(failed);
-    let baseline_exit = first.meta.exit_code;
-    for _ in 1..max_runs.max(1) {
-        report.paths.clone_from(&all);
+    report.paths = PathObservation::union(&[&first.observations]);
+    let mut ran: Vec<PlannedMount> = Vec::new();
+    let mut ran_plan = report.plan.clone();
+    ran_plan.mounts.clear();
+    loop {
         replan(report, &[], &first.listing);
         let mounts = report.plan.mounts.clone();
-        let ro = run_with_plan(ctx, report, &mounts, base, RunMode::Iterate).await?;
-        let (round, failed) = iterate_round(&ro, &mounts);
-        let clean = round.passed;
-        report.rounds.push(round);
-        if clean {
-            if ro.meta.exit_code == baseline_exit
-                && first.observations.iter().any(PathObservation::any_erofs)
-            {
-                report.plan.warnings.push(
-                    "the exit code was the same with no mounts at all: the failing writes may be optional \
-                     (run --check-minimal to see which)"
-                        .into(),
-                );
+        if same_mounts(&mounts, &ran) {
+            if clean {
+                warn_if_optional(report, first);
+                return Ok(true);
             }
-            return Ok(true);
+            stop(report, "gave up: no mount covers the new EROFS paths");
+            return Ok(false);
         }
-        all.extend(failed);
+        if report.rounds.len() >= budget {
+            if clean {
+                // The plan of everything seen differs from the one that
+                // ran clean, and no run is left to try it: keep the one
+                // that ran.
+                report.plan = ran_plan;
+                warn_if_optional(report, first);
+                return Ok(true);
+            }
+            stop(report, "gave up: run budget spent (see --max-runs)");
+            return Ok(false);
+        }
+        if clean {
+            stop(
+                report,
+                "the plan of every round's writes changes a mount: running it",
+            );
+        }
+        let ro = run_with_plan(ctx, report, &mounts, base, RunMode::Iterate).await?;
+        let round = iterate_round(&ro, &mounts);
+        clean = round.passed;
+        report.rounds.push(round);
+        report.paths = PathObservation::union(&[&report.paths, &ro.observations]);
+        ran = mounts;
+        ran_plan = report.plan.clone();
     }
-    Ok(false)
 }
 
-/// The round of an iterate run with `mounts`, and its EROFS observations.
-fn iterate_round(out: &RunOutput, mounts: &[PlannedMount]) -> (Round, Vec<PathObservation>) {
-    let failed: Vec<PathObservation> = out
-        .observations
-        .iter()
-        .filter(|o| o.any_erofs())
-        .cloned()
-        .collect();
+/// Same targets, kinds and options but the size limit: what a container
+/// is run with (the evidence grows with every round and is not part of
+/// it). A size limit is not compared: the plan of a clean round's writes
+/// sizes each mount from them, with headroom (`size_factor`, at least
+/// `min_size_bytes`), where the round before had seen no bytes (its writes
+/// failed); a run with that limit is the clean run, so it is not repeated.
+fn same_mounts(a: &[PlannedMount], b: &[PlannedMount]) -> bool {
+    let key = |m: &PlannedMount| {
+        let mut o = m.options.clone();
+        o.size_bytes = None;
+        (m.target.clone(), m.kind, o)
+    };
+    a.len() == b.len() && a.iter().zip(b).all(|(x, y)| key(x) == key(y))
+}
+
+/// Records why the loop stopped on its last round.
+fn stop(report: &mut Report, why: &str) {
+    if let Some(r) = report.rounds.last_mut() {
+        r.action = format!("{}; {why}", r.action);
+    }
+}
+
+/// The warning of an iterate whose clean run exited as the run with no
+/// mounts did: the failing writes may be optional.
+fn warn_if_optional(report: &mut Report, first: &RunOutput) {
+    let last = report.rounds.last().and_then(|r| r.exit_code);
+    if report.rounds.len() > 1
+        && last == first.meta.exit_code
+        && first.observations.iter().any(PathObservation::any_erofs)
+    {
+        report.plan.warnings.push(
+            "the exit code was the same with no mounts at all: the failing writes may be optional \
+             (run --check-minimal to see which)"
+                .into(),
+        );
+    }
+}
+
+/// The round of an iterate run with `mounts`.
+fn iterate_round(out: &RunOutput, mounts: &[PlannedMount]) -> Round {
+    let failed: Vec<&PathObservation> = out.observations.iter().filter(|o| o.any_erofs()).collect();
     let erofs = failed
         .iter()
         .flat_map(|o| o.ops.values())
@@ -271,7 +330,7 @@ fn iterate_round(out: &RunOutput, mounts: &[PlannedMount]) -> (Round, Vec<PathOb
     } else {
         "adding mounts for the new EROFS paths".into()
     };
-    (round, failed)
+    round
 }
 
 /// Leave-one-out over a verified plan's mounts, each tried without the
