@@ -137,6 +137,12 @@ pub mod kind {
     pub const PROC: u32 = 3;
     /// The target cgroup was created (container start observed).
     pub const CGROUP: u32 = 4;
+    /// A traced process ended with a non-zero status: `ret` holds the
+    /// kernel's `task_struct.exit_code` (`(status & 0xff) << 8` for an exit,
+    /// the signal number, `| 0x80` with a core dump, for a kill), `comm` the
+    /// program. Deduped per container, program and status: a crash loop
+    /// sends one record and its count sits in `DEDUP` under `key`.
+    pub const EXIT: u32 = 5;
 }
 
 /// Operation codes. Stable numbers: userspace maps them to names.
@@ -442,6 +448,9 @@ pub struct Offsets {
     pub kernfs_name: u64,
     /// `kernfs_node.__parent` (`parent` before 6.14).
     pub kernfs_parent: u64,
+    /// `task_struct.exit_code` (int): set by `do_exit` before the
+    /// `sched_process_exit` tracepoint fires.
+    pub task_exit_code: u64,
 }
 
 /// Run configuration written by userspace before attaching.

@@ -25,7 +25,7 @@ pub use self::{
         Evidence, Exclusion, MountKind, MountOptions, MountPlan, MountRule, PlannedMount, Settings,
         Unmounted, size_mi,
     },
-    report::{Losses, Report, RunMeta, RunMode, TaskReads, TraceStats},
+    report::{ExitStatus, Losses, ProcessExit, Report, RunMeta, RunMode, TaskReads, TraceStats},
     round::{Health, Round, RoundKind},
     run::{EnvValues, EnvVar, RunOptions},
     timing::{Ended, Phase, PhaseTime},
