@@ -143,11 +143,15 @@ pub mod kind {
     /// program. Deduped per container, program and status: a crash loop
     /// sends one record and its count sits in `DEDUP` under `key`.
     pub const EXIT: u32 = 5;
+    /// A traced process opened a regular file read-only ([`crate::op::OPEN_READ`]):
+    /// only `ident` is set (no path), deduped per container and file.
+    pub const READ: u32 = 6;
 }
 
 /// Operation codes. Stable numbers: userspace maps them to names.
 pub mod op {
-    /// open/openat/openat2/creat with write intent.
+    /// open/openat/openat2/creat with write intent (read-only opens of
+    /// the same syscalls become [`OPEN_READ`] records).
     pub const OPEN_WRITE: u32 = 1;
     /// mkdir/mkdirat.
     pub const MKDIR: u32 = 2;
@@ -192,8 +196,10 @@ pub mod op {
     /// Executed file: the binary (`mm->exe_file`) and, for a script, the
     /// script itself (`sched_process_exec`); a failed `execve`/`execveat`.
     pub const EXEC: u32 = 21;
+    /// A read-only open of a regular file (`READ` records only).
+    pub const OPEN_READ: u32 = 22;
     /// Highest op code.
-    pub const MAX: u32 = 21;
+    pub const MAX: u32 = 22;
 }
 
 /// How the kernel side treats a syscall's arguments.

@@ -95,10 +95,17 @@ fn a_supervised_worker_reading_its_shipped_queue_is_seeded_and_stays_alive() {
         r["plan"]["mounts"]
     );
     assert_eq!(
-        rounds(&r).last().map(|(_, p)| *p),
-        Some(true),
-        "the last round passed: {:?}",
-        rounds(&r)
+        rounds(&r),
+        [("verify".to_owned(), true)],
+        "the read-back queue is seeded by the plan itself (the kernel saw the read-only open), so the first read-only run verifies it"
+    );
+    let q = r["paths"]
+        .as_array()
+        .and_then(|a| a.iter().find(|p| p["path"] == "/app/queue/q.txt"))
+        .unwrap_or_else(|| panic!("the queue file is observed: {}", r["paths"]));
+    assert_eq!(
+        q["read_back"], true,
+        "grep's read-only open joins the append: {q}"
     );
 
     // The old rule: a plain tmpfs over the queue. verify sees the worker's

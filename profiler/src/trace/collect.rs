@@ -16,7 +16,7 @@
 //! the end (the kernel's repeat count, the per-file write statistics).
 
 use std::{
-    collections::HashMap,
+    collections::{HashMap, HashSet},
     hash::{BuildHasher as _, RandomState},
     sync::Arc,
 };
@@ -190,6 +190,9 @@ pub struct Collector {
     /// The container's cgroup was seen being created.
     pub cgroup_seen: Option<u64>,
     exits: Vec<ExitNote>,
+    /// Identities of the regular files opened read-only (`READ` records):
+    /// joined with the write records' in `finish`.
+    reads: HashSet<u64>,
 }
 
 /// Errno names for the errors write paths run into.
@@ -328,6 +331,11 @@ impl Collector {
                 );
             }
             kind::CGROUP => self.cgroup_seen = Some(ev.header.key),
+            kind::READ => {
+                if ev.header.ident != 0 {
+                    self.reads.insert(ev.header.ident);
+                }
+            }
             kind::EXIT => {
                 // The kernel sends only non-zero codes; `ret` holds
                 // `task_struct.exit_code`, a u32.
@@ -515,6 +523,9 @@ impl Collector {
             };
             let o = &mut self.obs[k.obs as usize];
             o.last = last;
+            if k.ident != 0 && self.reads.contains(&k.ident) {
+                o.read_back = true;
+            }
             let st = o.ops.entry(k.op).or_default();
             if k.ret == 0 {
                 st.ok += n;
