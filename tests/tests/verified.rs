@@ -64,12 +64,9 @@ fn worker_exits(name: &str) -> Vec<String> {
         .collect()
 }
 
-#[test]
-fn a_supervised_worker_reading_its_shipped_queue_is_seeded_and_stays_alive() {
-    require_privileged();
-    let _g = ContainerGuard::new();
-    let dir = TempDir(std::env::temp_dir().join(unique_name("verified")));
-    let out = dir.0.display().to_string();
+/// `profile --verify` of the fixture into `dir` (every format): the report.
+fn profile_supervised(dir: &std::path::Path) -> serde_json::Value {
+    let out = dir.display().to_string();
     let (code, _, err) = roprof([
         "profile",
         "--quiet",
@@ -87,7 +84,7 @@ fn a_supervised_worker_reading_its_shipped_queue_is_seeded_and_stays_alive() {
         "profile --verify must end verified; stderr:\n{err}"
     );
     let r: serde_json::Value =
-        serde_json::from_str(&read(&dir.0, "report.json")).expect("report.json is JSON");
+        serde_json::from_str(&read(dir, "report.json")).expect("report.json is JSON");
     assert_eq!(
         queue_mount(&r).as_deref(),
         Some("seeded_volume"),
@@ -107,9 +104,13 @@ fn a_supervised_worker_reading_its_shipped_queue_is_seeded_and_stays_alive() {
         q["read_back"], true,
         "grep's read-only open joins the append: {q}"
     );
+    r
+}
 
-    // The old rule: a plain tmpfs over the queue. verify sees the worker's
-    // exits, names the program and its code, and repairs by seeding.
+/// The old rule, a plain tmpfs over the queue, saved beside the profile:
+/// verify sees the worker's exits, names the program and its code, and
+/// repairs by seeding. Returns the broken report's path.
+fn verify_the_old_rule(dir: &std::path::Path, r: &serde_json::Value) -> std::path::PathBuf {
     let mut bad = r.clone();
     for m in bad["plan"]["mounts"].as_array_mut().expect("mounts") {
         if m["target"] == "/app/queue" {
@@ -118,7 +119,7 @@ fn a_supervised_worker_reading_its_shipped_queue_is_seeded_and_stays_alive() {
     }
     // The settings the repair recorded go too: the old planner had none.
     bad["settings"]["force_seed"] = serde_json::json!([]);
-    let broken = dir.0.join("broken.json");
+    let broken = dir.join("broken.json");
     std::fs::write(&broken, serde_json::to_string(&bad).unwrap()).unwrap();
     let (code, out, err) = roprof([
         "verify",
@@ -149,6 +150,16 @@ fn a_supervised_worker_reading_its_shipped_queue_is_seeded_and_stays_alive() {
         exits.contains("worker.sh exited 1"),
         "the failed round records the difference: {exits}"
     );
+    broken
+}
+
+#[test]
+fn a_supervised_worker_reading_its_shipped_queue_is_seeded_and_stays_alive() {
+    require_privileged();
+    let _g = ContainerGuard::new();
+    let dir = TempDir(std::env::temp_dir().join(unique_name("verified")));
+    let r = profile_supervised(&dir.0);
+    let broken = verify_the_old_rule(&dir.0, &r);
 
     // The control: the old plan's docker line lets the worker die (so the
     // check below can fail).

@@ -114,6 +114,10 @@ pub struct ProcRef {
 
 /// Everything observed about one canonical path in one run.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[expect(
+    clippy::struct_excessive_bools,
+    reason = "report fields users read, each a yes/no of its own (as RunMeta's)"
+)]
 pub struct PathObservation {
     /// Canonical container path.
     pub path: CPath,

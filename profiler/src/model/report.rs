@@ -300,7 +300,7 @@ mod tests {
         );
         assert_eq!(ExitStatus::from_kernel(9), Some(ExitStatus::Signal(9)));
         assert_eq!(
-            ExitStatus::from_kernel(0x80 | 11),
+            ExitStatus::from_kernel(0x80 + 11),
             Some(ExitStatus::Signal(11)),
             "a core dump still names the signal"
         );

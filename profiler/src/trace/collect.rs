@@ -331,10 +331,8 @@ impl Collector {
                 );
             }
             kind::CGROUP => self.cgroup_seen = Some(ev.header.key),
-            kind::READ => {
-                if ev.header.ident != 0 {
-                    self.reads.insert(ev.header.ident);
-                }
+            kind::READ if ev.header.ident != 0 => {
+                self.reads.insert(ev.header.ident);
             }
             kind::EXIT => {
                 // The kernel sends only non-zero codes; `ret` holds
