@@ -521,7 +521,9 @@ impl Collector {
             };
             let o = &mut self.obs[k.obs as usize];
             o.last = last;
-            if k.ident != 0 && self.reads.contains(&k.ident) {
+            // Only a write's object counts: a library mapped executable and
+            // opened read-only by the loader is no file read back.
+            if k.op.is_write() && k.ident != 0 && self.reads.contains(&k.ident) {
                 o.read_back = true;
             }
             let st = o.ops.entry(k.op).or_default();
