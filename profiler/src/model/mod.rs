@@ -38,7 +38,9 @@ pub use self::{
 /// `--env-file` paths; `seeded_volume` means a volatile seeded mount (fresh
 /// for each container: an anonymous volume, not a named one), nested tmpfs
 /// mounts may appear, observations count append-only opens, and the plan
-/// lists `unmounted` writes. Version 1 reports (env as `NAME=value`
+/// lists `unmounted` writes. Added within 2 (optional, so older version 2
+/// reports still load): `run.process_exits` and a path's `read_back`; a
+/// report without `process_exits` compares no exits. Version 1 reports (env as `NAME=value`
 /// strings) still load and render: see [`crate::render::json`].
 pub const SCHEMA_VERSION: u32 = 2;
 
