@@ -137,11 +137,21 @@ pub mod kind {
     pub const PROC: u32 = 3;
     /// The target cgroup was created (container start observed).
     pub const CGROUP: u32 = 4;
+    /// A traced process ended with a non-zero status: `ret` holds the
+    /// kernel's `task_struct.exit_code` (`(status & 0xff) << 8` for an exit,
+    /// the signal number, `| 0x80` with a core dump, for a kill), `comm` the
+    /// program. Deduped per container, program and status: a crash loop
+    /// sends one record and its count sits in `DEDUP` under `key`.
+    pub const EXIT: u32 = 5;
+    /// A traced process opened a regular file read-only ([`crate::op::OPEN_READ`]):
+    /// only `ident` is set (no path), deduped per container and file.
+    pub const READ: u32 = 6;
 }
 
 /// Operation codes. Stable numbers: userspace maps them to names.
 pub mod op {
-    /// open/openat/openat2/creat with write intent.
+    /// open/openat/openat2/creat with write intent (read-only opens of
+    /// the same syscalls become [`OPEN_READ`] records).
     pub const OPEN_WRITE: u32 = 1;
     /// mkdir/mkdirat.
     pub const MKDIR: u32 = 2;
@@ -186,8 +196,10 @@ pub mod op {
     /// Executed file: the binary (`mm->exe_file`) and, for a script, the
     /// script itself (`sched_process_exec`); a failed `execve`/`execveat`.
     pub const EXEC: u32 = 21;
+    /// A read-only open of a regular file (`READ` records only).
+    pub const OPEN_READ: u32 = 22;
     /// Highest op code.
-    pub const MAX: u32 = 21;
+    pub const MAX: u32 = 22;
 }
 
 /// How the kernel side treats a syscall's arguments.
@@ -442,6 +454,9 @@ pub struct Offsets {
     pub kernfs_name: u64,
     /// `kernfs_node.__parent` (`parent` before 6.14).
     pub kernfs_parent: u64,
+    /// `task_struct.exit_code` (int): set by `do_exit` before the
+    /// `sched_process_exit` tracepoint fires.
+    pub task_exit_code: u64,
 }
 
 /// Run configuration written by userspace before attaching.

@@ -5,7 +5,7 @@ use aya_ebpf::{helpers::generated as bh, macros::raw_tracepoint, programs::RawTr
 use profiler_common::{Offsets, counter, kind, op};
 
 use crate::{
-    dedupe::object_is_new,
+    dedupe::{mix, object_is_new, seen_before},
     event::{fill_header, submit},
     maps::{JOBS, SCRATCH, TARGET_CGROUPS, TRACED},
     mem::{
@@ -123,7 +123,8 @@ pub(crate) fn try_sched_fork(ctx: &RawTracePointContext) -> Result<(), i64> {
 }
 
 /// Raw tracepoint `sched_process_exit(struct task_struct *p, ...)`: the
-/// process leaves the traced set when its last thread (the leader) exits.
+/// process leaves the traced set when its last thread (the leader) exits,
+/// and a non-zero status is reported (see [`report_exit`]).
 #[raw_tracepoint(tracepoint = "sched_process_exit")]
 pub fn sched_exit(_ctx: RawTracePointContext) -> u32 {
     // SAFETY: helper without arguments.
@@ -134,9 +135,60 @@ pub fn sched_exit(_ctx: RawTracePointContext) -> u32 {
     // A thread killed in a syscall leaves no record for its tid's next owner.
     forget_inflight(pid_tgid);
     if (pid_tgid >> 32) as u32 == pid_tgid as u32 {
+        let _ = report_exit(pid_tgid);
         untrace_tgid((pid_tgid >> 32) as u32);
     }
     0
+}
+
+/// Sends an `EXIT` record for the exiting leader of a traced process whose
+/// status is not 0. The leader's `exit_code` is the group's: `exit_group`
+/// and a fatal signal both set every thread's to the group code. Deduped
+/// on (container, comm, status) with the path records' `DEDUP` map, so a
+/// supervisor restarting a failing worker sends one record whatever the
+/// number of restarts (the count is read from `DEDUP` at the end); a full
+/// ring buffer is counted by `submit` like any record. No path walk: this
+/// runs in `sched_exit` itself, outside the tail-called stages, and costs
+/// the verifier a few dozen instructions.
+#[inline(always)]
+fn report_exit(pid_tgid: u64) -> Result<(), i64> {
+    let Some(cg) = traced_cgroup((pid_tgid >> 32) as u32) else {
+        return Ok(());
+    };
+    let Some(cfg) = config() else { return Ok(()) };
+    let code = rk::<u32>(current_task() + cfg.offsets.task_exit_code)?;
+    if code == 0 {
+        return Ok(());
+    }
+    let comm = aya_ebpf::helpers::bpf_get_current_comm().unwrap_or([0; 16]);
+    let (lo, hi) = (
+        u64::from_le_bytes([
+            comm[0], comm[1], comm[2], comm[3], comm[4], comm[5], comm[6], comm[7],
+        ]),
+        u64::from_le_bytes([
+            comm[8], comm[9], comm[10], comm[11], comm[12], comm[13], comm[14], comm[15],
+        ]),
+    );
+    let key = mix(
+        mix(
+            mix(mix(u64::from(kind::EXIT) << 32, lo), hi),
+            u64::from(code),
+        ),
+        cg,
+    );
+    if seen_before(cfg, key, pid_tgid) {
+        return Ok(());
+    }
+    let Some(ev) = SCRATCH.get_ptr_mut(0) else {
+        return Ok(());
+    };
+    // SAFETY: per-CPU scratch slot owned by this invocation.
+    let evr = unsafe { &mut *ev };
+    fill_header(&mut evr.header, kind::EXIT, 0, i64::from(code), pid_tgid);
+    evr.header.cgroup = cg;
+    evr.header.key = key;
+    submit(ev);
+    Ok(())
 }
 
 /// Inode number of the current task's mount namespace.

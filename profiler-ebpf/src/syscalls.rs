@@ -5,16 +5,16 @@
 use aya_ebpf::{helpers::generated as bh, macros::raw_tracepoint, programs::RawTracePointContext};
 use profiler_common::{
     Config, FileStats, Inflight, JUMP_EMIT, NO_ARG, Offsets, PATH_MAX, SPECS_LEN, argkind, counter,
-    op, specflag,
+    kind, op, specflag,
 };
 
 use crate::{
     dedupe::{ident_is_new, object_is_new},
-    event::stamp_cgroup,
+    event::{fill_header, stamp_cgroup, submit},
     maps::{
         AF_UNIX, AT_EMPTY_PATH, AT_FDCWD, AT_REMOVEDIR, BPF_NOEXIST, FILES, FMODE_WRITE, INFLIGHT,
         INFLIGHT_SLOTS, JOB_NAMED, JOB_NAMED_KERNEL, JOB_OBJECT, JOBS, JUMP, Job, Jobs, O_ACCMODE,
-        O_APPEND, O_CREAT, O_TRUNC, PROT_EXEC, S_IFMT, S_IFREG, SPECS, SUN_PATH_MAX, W_OK,
+        O_APPEND, O_CREAT, O_TRUNC, PROT_EXEC, S_IFMT, S_IFREG, SCRATCH, SPECS, SUN_PATH_MAX, W_OK,
     },
     mem::{
         compat_word, config, count, fd_file, file_ident, file_inode_ident, rk, sys_reg_idx,
@@ -178,6 +178,42 @@ fn adopt_pre_opened(
     q.run(ctx)
 }
 
+/// A successful read-only open of a regular file: one `READ` record per
+/// container and file (deduped on the file's identity), carrying only that
+/// identity, no path. Userspace joins it with the write records' identities:
+/// what it needs to know is whether a file the run wrote (an append-only
+/// log, which a fresh mount would otherwise not seed) is also read back.
+/// Sent from here, without the tail-called path stages, so a read costs a
+/// few kernel reads and a dedupe lookup, and a repeat nothing more.
+#[inline(always)]
+fn note_read(cfg: &Config, task: u64, pid_tgid: u64, fd: i64, cg: u64) {
+    let o = &cfg.offsets;
+    let file = fd_file(o, task, fd);
+    if file == 0 {
+        return;
+    }
+    let (inode, ident) = file_inode_ident(o, file);
+    let Ok(imode) = rk::<u16>(inode + o.inode_mode) else {
+        return;
+    };
+    if u32::from(imode) & S_IFMT != S_IFREG {
+        return; // directories, devices, pipes, sockets: never seeded
+    }
+    if !ident_is_new(cfg, op::OPEN_READ, 0, pid_tgid, ident, 0, cg) {
+        return;
+    }
+    let Some(ev) = SCRATCH.get_ptr_mut(0) else {
+        return;
+    };
+    // SAFETY: per-CPU scratch slot owned by this invocation (no stage is
+    // tail-called after it).
+    let evr = unsafe { &mut *ev };
+    fill_header(&mut evr.header, kind::READ, op::OPEN_READ, 0, pid_tgid);
+    evr.header.ident = ident;
+    evr.header.cgroup = cg;
+    submit(ev);
+}
+
 /// Raw tracepoint `sys_enter(struct pt_regs *regs, long id)`: every
 /// syscall of every task. Untraced tasks leave after a bit test, unhooked
 /// syscalls of traced ones after an array load; only hooked syscalls of
@@ -318,9 +354,8 @@ pub(crate) fn try_sys_enter(ctx: &RawTracePointContext) -> Result<(), i64> {
         } else {
             arg(&args, spec.flags_arg)
         };
-        if flags & (O_ACCMODE | O_CREAT | O_TRUNC | O_APPEND) == 0 {
-            return Ok(()); // read-only open
-        }
+        // A read-only open (flags 0 here) is stashed too: `sys_exit` sends
+        // the identity of each regular file opened so (see `note_read`).
     } else if spec.flags & specflag::ACCESS != 0 {
         if arg(&args, spec.mode_arg) & W_OK == 0 {
             return Ok(());
@@ -393,6 +428,12 @@ pub(crate) fn try_sys_exit(ctx: &RawTracePointContext) -> Result<(), i64> {
     if spec.op == op::EXEC && ret >= 0 {
         // A successful exec returns into the new image: the name pointer
         // is gone with the old memory. `sched_exec` recorded it already.
+        return Ok(());
+    }
+    if spec.op == op::OPEN_WRITE && inf.flags & (O_ACCMODE | O_CREAT | O_TRUNC | O_APPEND) == 0 {
+        if ret >= 0 {
+            note_read(cfg, task, pid_tgid, ret, inf.cgroup);
+        }
         return Ok(());
     }
     let a = &inf.args;

@@ -34,6 +34,9 @@ pub const TRAPS_IMAGE: &str = "roprof-fixture/traps:latest";
 pub const STEPS_IMAGE: &str = "roprof-fixture/steps:latest";
 /// The fixture image that runs `opsuite` (see `tests/fixtures/writer`).
 pub const WRITER_IMAGE: &str = "roprof-fixture/writer:latest";
+/// A supervisor restarting a worker that appends to a shipped queue file
+/// and reads it back (see `tests/fixtures/supervised`).
+pub const SUPERVISED_IMAGE: &str = "roprof-fixture/supervised:latest";
 /// The busybox base fixture.
 pub const BUSYBOX_IMAGE: &str = "roprof-fixture/busybox:latest";
 /// Debian's nginx on the debootstrap fixture (listens on port 80).

@@ -65,6 +65,11 @@ const FIXTURES: &[Fixture] = &[
         on_demand: false,
     },
     Fixture {
+        name: "supervised",
+        recipe: Recipe::Dockerfile { base: "busybox" },
+        on_demand: false,
+    },
+    Fixture {
         name: "debian",
         recipe: Recipe::Debootstrap,
         on_demand: false,

@@ -103,6 +103,7 @@ fn merged(observations: &[PathObservation]) -> Cow<'_, [PathObservation]> {
                 acc.create_mode = acc.create_mode.max(o.create_mode);
                 acc.append_opens += o.append_opens;
                 acc.other_write_opens += o.other_write_opens;
+                acc.read_back |= o.read_back;
                 if o.first < acc.first {
                     acc.first = o.first.clone();
                 }

@@ -88,6 +88,15 @@ fn a_log_read_back_or_truncated_is_seeded() {
         [("/var/log/app".to_owned(), MountKind::SeededVolume)],
         "no append-only opens recorded (a version-1 report, or O_TRUNC): seeded"
     );
+    let read = PathObservation {
+        read_back: true,
+        ..log("/var/log/app/app.log")
+    };
+    assert_eq!(
+        kinds(&planned(&l, &[read])),
+        [("/var/log/app".to_owned(), MountKind::SeededVolume)],
+        "appended to and also opened read-only (a queue read back): seeded"
+    );
 }
 
 #[test]

@@ -25,7 +25,10 @@ pub use self::{
         Evidence, Exclusion, MountKind, MountOptions, MountPlan, MountRule, PlannedMount, Settings,
         Unmounted, size_mi,
     },
-    report::{Losses, PathSources, Report, RunMeta, RunMode, TaskReads, TraceStats},
+    report::{
+        ExitStatus, Losses, PathSources, ProcessExit, Report, RunMeta, RunMode, TaskReads,
+        TraceStats,
+    },
     round::{Health, Round, RoundKind},
     run::{EnvValues, EnvVar, RunOptions},
     timing::{Ended, Phase, PhaseTime},
@@ -38,7 +41,9 @@ pub use self::{
 /// `--env-file` paths; `seeded_volume` means a volatile seeded mount (fresh
 /// for each container: an anonymous volume, not a named one), nested tmpfs
 /// mounts may appear, observations count append-only opens, and the plan
-/// lists `unmounted` writes. Version 1 reports (env as `NAME=value`
+/// lists `unmounted` writes. Added within 2 (optional, so older version 2
+/// reports still load): `run.process_exits` and a path's `read_back`; a
+/// report without `process_exits` compares no exits. Version 1 reports (env as `NAME=value`
 /// strings) still load and render: see [`crate::render::json`].
 pub const SCHEMA_VERSION: u32 = 2;
 

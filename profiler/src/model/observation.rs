@@ -114,6 +114,10 @@ pub struct ProcRef {
 
 /// Everything observed about one canonical path in one run.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[expect(
+    clippy::struct_excessive_bools,
+    reason = "report fields users read, each a yes/no of its own (as RunMeta's)"
+)]
 pub struct PathObservation {
     /// Canonical container path.
     pub path: CPath,
@@ -151,6 +155,11 @@ pub struct PathObservation {
     /// without `O_APPEND`), counted the same way.
     #[serde(default, skip_serializing_if = "is_zero")]
     pub other_write_opens: u64,
+    /// The run also opened the file read-only (seen in the kernel per file
+    /// identity): its content is read back, so it is no log a fresh mount
+    /// may drop.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub read_back: bool,
 }
 
 #[expect(
@@ -185,6 +194,7 @@ impl PathObservation {
         self.create_mode = self.create_mode.or(later.create_mode);
         self.append_opens += later.append_opens;
         self.other_write_opens += later.other_write_opens;
+        self.read_back |= later.read_back;
     }
 
     /// The observations of several runs as one set, sorted by path: each
@@ -226,12 +236,13 @@ impl PathObservation {
     /// write-only `O_CREAT|O_APPEND` opens, as logs are written: the old
     /// content is never read back through a write handle, truncated,
     /// renamed or removed, and a missing file is created, so a fresh empty
-    /// directory does as well as the image's copy. (Read-only opens are not
-    /// traced: a file that is also read elsewhere cannot be told apart.)
+    /// directory does as well as the image's copy. A file the run also
+    /// opened read-only (`read_back`) is not: its shipped content is read.
     #[must_use]
     pub fn append_only(&self) -> bool {
         self.append_opens > 0
             && self.other_write_opens == 0
+            && !self.read_back
             && self.ops.iter().all(|(op, s)| {
                 s.ok == 0
                     || matches!(

@@ -157,6 +157,91 @@ pub struct RunMeta {
     /// ended (it is then killed).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub exercise_exit: Option<i64>,
+    /// Programs of the container that ended with a non-zero status or a
+    /// signal, one entry per program and status, as the kernel saw every
+    /// exit (helpers under a supervisor included). `None` in reports of
+    /// roprof versions before it was recorded, and for runs without a
+    /// tracer of their own: nothing is compared then.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub process_exits: Option<Vec<ProcessExit>>,
+}
+
+/// A program of the container that ended other than with status 0.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ProcessExit {
+    /// The program's name as the kernel knows it (`comm`: the executed
+    /// file's name, 15 bytes at most).
+    pub program: String,
+    /// How it ended.
+    pub status: ExitStatus,
+    /// How many processes of that program ended so (a crash loop under a
+    /// supervisor counts each restart).
+    pub count: u64,
+    /// The first of them ended while roprof was stopping the container
+    /// (the stop's signals, or its kill after the grace period): reported,
+    /// not compared, since who is still running at the stop is timing.
+    #[serde(default)]
+    pub at_stop: bool,
+}
+
+/// How a process ended.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ExitStatus {
+    /// `exit(N)` with N > 0.
+    Code(u8),
+    /// Killed by this signal.
+    Signal(u8),
+}
+
+impl ExitStatus {
+    /// Decodes the kernel's `task_struct.exit_code` (`None` for 0): the low
+    /// seven bits are the killing signal, else bits 8-15 the exit status.
+    #[must_use]
+    pub fn from_kernel(code: u32) -> Option<Self> {
+        let sig = (code & 0x7f) as u8;
+        let status = ((code >> 8) & 0xff) as u8;
+        if sig != 0 {
+            Some(ExitStatus::Signal(sig))
+        } else if status != 0 {
+            Some(ExitStatus::Code(status))
+        } else {
+            None
+        }
+    }
+}
+
+impl std::fmt::Display for ExitStatus {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            ExitStatus::Code(c) => write!(f, "exited {c}"),
+            ExitStatus::Signal(s) => match signal_name(*s) {
+                Some(n) => write!(f, "was killed by {n}"),
+                None => write!(f, "was killed by signal {s}"),
+            },
+        }
+    }
+}
+
+/// Names of the signals that end processes (Linux numbering, the same on
+/// `x86_64` and arm64).
+fn signal_name(s: u8) -> Option<&'static str> {
+    Some(match s {
+        1 => "SIGHUP",
+        2 => "SIGINT",
+        3 => "SIGQUIT",
+        4 => "SIGILL",
+        5 => "SIGTRAP",
+        6 => "SIGABRT",
+        7 => "SIGBUS",
+        8 => "SIGFPE",
+        9 => "SIGKILL",
+        11 => "SIGSEGV",
+        13 => "SIGPIPE",
+        14 => "SIGALRM",
+        15 => "SIGTERM",
+        _ => return None,
+    })
 }
 
 /// A saved profile: everything needed to re-render any format.
@@ -245,4 +330,27 @@ pub enum TaskReads {
     /// A `bpf_probe_read_kernel` call per field (older kernels, or a
     /// verifier that refused the BTF variant).
     ProbeRead,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::ExitStatus;
+
+    #[test]
+    fn kernel_exit_codes_decode_to_a_status_or_a_signal() {
+        assert_eq!(ExitStatus::from_kernel(0), None, "status 0 is no failure");
+        assert_eq!(ExitStatus::from_kernel(1 << 8), Some(ExitStatus::Code(1)));
+        assert_eq!(
+            ExitStatus::from_kernel(255 << 8),
+            Some(ExitStatus::Code(255))
+        );
+        assert_eq!(ExitStatus::from_kernel(9), Some(ExitStatus::Signal(9)));
+        assert_eq!(
+            ExitStatus::from_kernel(0x80 + 11),
+            Some(ExitStatus::Signal(11)),
+            "a core dump still names the signal"
+        );
+        assert_eq!(ExitStatus::Signal(15).to_string(), "was killed by SIGTERM");
+        assert_eq!(ExitStatus::Code(3).to_string(), "exited 3");
+    }
 }

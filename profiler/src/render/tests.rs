@@ -404,6 +404,20 @@ fn timings_settings_and_rounds_satisfy_the_schema() {
     r.stats.bpf_load_secs = 1.5;
     r.settings.force_seed.insert(CPath::from("/srv/site"));
     r.run.health = Some(Health::Unhealthy);
+    r.run.process_exits = Some(vec![
+        crate::model::ProcessExit {
+            program: "worker.sh".into(),
+            status: crate::model::ExitStatus::Code(1),
+            count: 4,
+            at_stop: false,
+        },
+        crate::model::ProcessExit {
+            program: "sleep".into(),
+            status: crate::model::ExitStatus::Signal(9),
+            count: 1,
+            at_stop: true,
+        },
+    ]);
     for (kind, health) in [
         (RoundKind::Verify, Some(Health::Healthy)),
         (RoundKind::Repair, Some(Health::Unhealthy)),
@@ -425,6 +439,8 @@ fn timings_settings_and_rounds_satisfy_the_schema() {
     assert_eq!(v["run"]["health"], "unhealthy");
     assert_eq!(v["rounds"][2]["health"], serde_json::Value::Null);
     assert_eq!(v["rounds"][3]["kind"], "leave-one-out");
+    assert_eq!(v["run"]["process_exits"][0]["status"]["code"], 1);
+    assert_eq!(v["run"]["process_exits"][1]["status"]["signal"], 9);
     validate(&schema, &schema, &v, "report");
     assert_eq!(
         json::load_report(&text).expect("loads back"),

@@ -25,9 +25,9 @@ use super::{
 };
 use crate::{
     host::cgroup,
-    model::{Ended, Health, ImageConfig, ImageListing, Phase, RunMeta, TraceStats},
+    model::{Ended, Health, ImageConfig, ImageListing, Phase, ProcessExit, RunMeta, TraceStats},
     runtime::{Engine, ExitState},
-    trace::{self, Collector, TraceError, Tracer, collect::Progress},
+    trace::{self, CollectedExit, Collector, TraceError, Tracer, collect::Progress},
 };
 
 /// Above this share of one CPU over a poll interval, the container counts
@@ -205,6 +205,7 @@ impl<'t> Observation<'t> {
             );
         }
         sw.enter(Phase::Stop).await;
+        let stop_ns = crate::host::monotonic_ns();
         stop(engine, cfg, id, owned, pb, &mut w).await;
         sw.enter(Phase::Collect).await;
         // Records are submitted synchronously by the hooks, and a stopped
@@ -271,11 +272,33 @@ impl<'t> Observation<'t> {
                 notes: w.notes,
                 health: w.probe_ok.map(Health::from_ok),
                 exercise_exit: w.exercise_exit,
+                process_exits: Some(process_exits(collected.exits, stop_ns)),
             },
             losses,
             stats: activity,
         })
     }
+}
+
+/// The run's exits, one per program and status, each marked when its first
+/// process ended after roprof began stopping the container.
+fn process_exits(exits: Vec<CollectedExit>, stop_ns: u64) -> Vec<ProcessExit> {
+    let mut out: Vec<ProcessExit> = Vec::with_capacity(exits.len());
+    for e in exits {
+        let mut x = e.exit;
+        x.at_stop = e.first_ns >= stop_ns;
+        // One record per key, but a rare insert race in the kernel sends two.
+        if let Some(y) = out
+            .iter_mut()
+            .find(|y| y.program == x.program && y.status == x.status)
+        {
+            y.at_stop &= x.at_stop;
+        } else {
+            out.push(x);
+        }
+    }
+    out.sort_by(|a, b| (&a.program, a.status).cmp(&(&b.program, b.status)));
+    out
 }
 
 /// Stops the container (when roprof owns it) with tracing still on, so

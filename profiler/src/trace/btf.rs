@@ -327,6 +327,7 @@ impl Btf {
                 + self.offset_of("ns_common", &["inum"])?,
             kernfs_name: self.offset_of("kernfs_node", &["name"])?,
             kernfs_parent: self.offset_of("kernfs_node", &["__parent", "parent"])?,
+            task_exit_code: self.offset_of("task_struct", &["exit_code"])?,
         })
     }
 }

@@ -16,7 +16,7 @@
 //! the end (the kernel's repeat count, the per-file write statistics).
 
 use std::{
-    collections::HashMap,
+    collections::{HashMap, HashSet},
     hash::{BuildHasher as _, RandomState},
     sync::Arc,
 };
@@ -30,7 +30,9 @@ use profiler_common::{
 use super::lookup::Lookup;
 use crate::{
     model::canonicalize,
-    model::{CPath, EntryKind, ImageListing, Op, PathObservation, ProcRef},
+    model::{
+        CPath, EntryKind, ExitStatus, ImageListing, Op, PathObservation, ProcRef, ProcessExit,
+    },
 };
 
 use profiler_common::{EROFS, O_ACCMODE, O_APPEND, O_CREAT, O_TRUNC};
@@ -187,6 +189,10 @@ pub struct Collector {
     progress: Progress,
     /// The container's cgroup was seen being created.
     pub cgroup_seen: Option<u64>,
+    exits: Vec<ExitNote>,
+    /// Identities of the regular files opened read-only (`READ` records):
+    /// joined with the write records' in `finish`.
+    reads: HashSet<u64>,
 }
 
 /// Errno names for the errors write paths run into.
@@ -256,6 +262,27 @@ pub struct Collected {
     pub observations: Vec<PathObservation>,
     /// Paths whose directory could not be resolved inside the container.
     pub detached: u64,
+    /// Non-zero exits of the container's processes, in arrival order.
+    pub exits: Vec<CollectedExit>,
+}
+
+/// One program and status a process of the container ended with.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct CollectedExit {
+    /// The exit as the report shows it (`at_stop` false: the session
+    /// knows when it began stopping the container, see `first_ns`).
+    pub exit: ProcessExit,
+    /// Monotonic time (ns, `CLOCK_MONOTONIC`) of the first such exit.
+    pub first_ns: u64,
+}
+
+/// An `EXIT` record: its count is known only at the end.
+#[derive(Clone, Debug)]
+struct ExitNote {
+    key: u64,
+    program: Arc<str>,
+    status: ExitStatus,
+    ts: u64,
 }
 
 impl Collector {
@@ -304,6 +331,22 @@ impl Collector {
                 );
             }
             kind::CGROUP => self.cgroup_seen = Some(ev.header.key),
+            kind::READ if ev.header.ident != 0 => {
+                self.reads.insert(ev.header.ident);
+            }
+            kind::EXIT => {
+                // The kernel sends only non-zero codes; `ret` holds
+                // `task_struct.exit_code`, a u32.
+                let code = u32::try_from(ev.header.ret).unwrap_or(0);
+                if let Some(status) = ExitStatus::from_kernel(code) {
+                    self.exits.push(ExitNote {
+                        key: ev.header.key,
+                        program: ev.comm(),
+                        status,
+                        ts: ev.header.ts,
+                    });
+                }
+            }
             kind::PATH_OP => {
                 if ev.header.ret == -EROFS {
                     self.progress.erofs += 1;
@@ -478,6 +521,11 @@ impl Collector {
             };
             let o = &mut self.obs[k.obs as usize];
             o.last = last;
+            // Only a write's object counts: a library mapped executable and
+            // opened read-only by the loader is no file read back.
+            if k.op.is_write() && k.ident != 0 && self.reads.contains(&k.ident) {
+                o.read_back = true;
+            }
             let st = o.ops.entry(k.op).or_default();
             if k.ret == 0 {
                 st.ok += n;
@@ -514,9 +562,23 @@ impl Collector {
         } else {
             observations.sort_unstable_by(|a, b| a.path.cmp(&b.path));
         }
+        let exits = self
+            .exits
+            .iter()
+            .map(|e| CollectedExit {
+                exit: ProcessExit {
+                    program: e.program.to_string(),
+                    status: e.status,
+                    count: dedup.lookup(e.key).map_or(1, |d| d.count.max(1)),
+                    at_stop: false,
+                },
+                first_ns: e.ts,
+            })
+            .collect();
         Collected {
             observations,
             detached: self.detached,
+            exits,
         }
     }
 }

@@ -285,3 +285,87 @@ fn a_key_sent_twice_shares_its_count() {
         "two records of one key (an insert race) count the key's total once"
     );
 }
+
+/// A header-only record of `k` (READ, EXIT) as the kernel sends it.
+fn raw_header(k: u32, opc: u32, ret: i64, key: u64, ident: u64, comm: &[u8; 16]) -> Vec<u8> {
+    let mut v = raw_open(b"", &[], 0, 0, ret, key);
+    v.truncate(std::mem::size_of::<EventHeader>());
+    // SAFETY: the buffer holds exactly one POD header.
+    let mut h: EventHeader = unsafe { std::ptr::read_unaligned(v.as_ptr().cast()) };
+    h.kind = k;
+    h.op = opc;
+    h.ident = ident;
+    h.base_len = 0;
+    h.name_len = 0;
+    h.comm = *comm;
+    // SAFETY: as above.
+    unsafe { std::ptr::write_unaligned(v.as_mut_ptr().cast(), h) };
+    v
+}
+
+#[test]
+fn a_log_also_opened_read_only_is_read_back_and_exits_are_counted() {
+    let mut c = Collector::default();
+    let log = O_WRONLY | O_CREAT | O_APPEND;
+    let abs = STATUS_NAME_ABSOLUTE;
+    let mut queue = raw_open(b"/app/queue/q.txt", &[], abs, log, 3, 1);
+    let mut plain = raw_open(b"/var/log/a.log", &[], abs, log, 3, 2);
+    // Object identities, as the kernel sets them on successful opens.
+    for (rec, ident) in [(&mut queue, 0xaa_u64), (&mut plain, 0xbb)] {
+        // SAFETY: the record starts with one POD header.
+        let mut h: EventHeader = unsafe { std::ptr::read_unaligned(rec.as_ptr().cast()) };
+        h.ident = ident;
+        // SAFETY: as above.
+        unsafe { std::ptr::write_unaligned(rec.as_mut_ptr().cast(), h) };
+    }
+    c.push_bytes(&queue);
+    c.push_bytes(&plain);
+    c.push_bytes(&raw_header(
+        kind::READ,
+        op::OPEN_READ,
+        0,
+        3,
+        0xaa,
+        b"grep\0\0\0\0\0\0\0\0\0\0\0\0",
+    ));
+    c.push_bytes(&raw_header(
+        kind::EXIT,
+        0,
+        1 << 8,
+        9,
+        0,
+        b"worker.sh\0\0\0\0\0\0\0",
+    ));
+    c.push_bytes(&raw_header(
+        kind::EXIT,
+        0,
+        0,
+        10,
+        0,
+        b"ok\0\0\0\0\0\0\0\0\0\0\0\0\0\0",
+    ));
+    let mut dedup = HashMap::new();
+    dedup.insert(
+        9,
+        DedupValue {
+            count: 5,
+            last_tgid: 1,
+            last_pid: 1,
+        },
+    );
+    let got = c.finish(&ImageListing::default(), &dedup, &HashMap::new());
+    let q = &got.observations[0];
+    assert_eq!(q.path.display(), "/app/queue/q.txt");
+    assert!(q.read_back, "the read-only open of the same file joins it");
+    assert!(!q.append_only(), "a file read back is no log");
+    assert!(got.observations[1].append_only(), "a.log was never read");
+    assert_eq!(got.observations.len(), 2, "a READ record adds no path");
+    assert_eq!(
+        got.exits
+            .iter()
+            .map(|e| (e.exit.program.as_str(), e.exit.status, e.exit.count))
+            .collect::<Vec<_>>(),
+        [("worker.sh", ExitStatus::Code(1), 5)],
+        "the worker's five exits with status 1 (one record, its count in DEDUP); status 0 is none"
+    );
+}

@@ -28,7 +28,7 @@ use profiler_common::{
 };
 
 pub use self::{
-    collect::{Collector, RawEvent, Sink},
+    collect::{CollectedExit, Collector, RawEvent, Sink},
     lookup::{KernelLookup, Lookup},
     reuse::drain_ring,
 };

@@ -97,11 +97,19 @@ pub fn compare(observed: &Report, ro: &RunOutput) -> Verdict {
             }
         }
     }
-    if observed.run.exit_code != ro.meta.exit_code {
+    let mut outcome_differs = observed.run.exit_code != ro.meta.exit_code;
+    if outcome_differs {
         v.differences.push(format!(
             "exit code differs: observed {:?}, read-only {:?}",
             observed.run.exit_code, ro.meta.exit_code
         ));
+    }
+    for d in exit_differences(observed, ro) {
+        outcome_differs = true;
+        v.differences.push(d);
+    }
+    v.differences.extend(erofs_log_lines(observed, ro));
+    if outcome_differs {
         // Without a path-level clue, a tmpfs that hides image content is the
         // likeliest culprit: seed those.
         if v.seed.is_empty() && v.forbid.is_empty() && v.failed.is_empty() {
@@ -136,12 +144,66 @@ pub fn compare(observed: &Report, ro: &RunOutput) -> Verdict {
     v
 }
 
+/// Programs that ended with a status (non-zero, or a signal) in the
+/// read-only run that none of their processes ended with in the observed
+/// one. Exits during the stop are timing, not outcome; a report without
+/// exits (older roprof) compares none.
+fn exit_differences(observed: &Report, ro: &RunOutput) -> Vec<String> {
+    let (Some(before), Some(now)) = (&observed.run.process_exits, &ro.meta.process_exits) else {
+        return Vec::new();
+    };
+    now.iter()
+        .filter(|e| !e.at_stop)
+        .filter(|e| {
+            !before
+                .iter()
+                .any(|b| b.program == e.program && b.status == e.status)
+        })
+        .map(|e| {
+            format!(
+                "{} {} read-only ({}x), never in the observed run",
+                e.program, e.status, e.count
+            )
+        })
+        .collect()
+}
+
+/// Lines of the read-only run's log tail that mention a read-only file
+/// system (`EROFS`'s message, as libc and most runtimes print it), that the
+/// observed run did not log, and that no traced EROFS explains: a line
+/// naming a file whose write the tracer saw refused is that write (a
+/// difference above, or a soft failure the plan leaves unmounted on
+/// purpose); a line naming none is a refusal the tracer did not see.
+fn erofs_log_lines(observed: &Report, ro: &RunOutput) -> Vec<String> {
+    let mentions = |l: &str| l.to_ascii_lowercase().contains("read-only file system");
+    // Leaf names of the paths refused with EROFS: a message may name the
+    // file relative to the working directory.
+    let refused: Vec<String> = ro
+        .observations
+        .iter()
+        .filter(|o| o.any_erofs())
+        .filter_map(|o| {
+            let p = o.path.display();
+            let leaf = p.rsplit('/').next().unwrap_or_default().to_owned();
+            (!leaf.is_empty()).then_some(leaf)
+        })
+        .collect();
+    ro.meta
+        .logs_tail
+        .iter()
+        .filter(|l| mentions(l))
+        .filter(|l| !observed.run.logs_tail.contains(l))
+        .filter(|l| !refused.iter().any(|leaf| l.contains(leaf.as_str())))
+        .map(|l| format!("the read-only run logged: {}", l.trim()))
+        .collect()
+}
+
 #[cfg(test)]
 mod tests {
     use std::collections::BTreeMap;
 
     use super::*;
-    use crate::model::{ImageListing, MountOptions, OpStats, RunMeta};
+    use crate::model::{ImageListing, MountOptions, OpStats, ProcessExit, RunMeta};
 
     fn obs(path: &str, op: Op, ok: u64, err: Option<&str>) -> PathObservation {
         let mut errors = BTreeMap::new();
@@ -300,5 +362,117 @@ mod tests {
             &ro(vec![obs("/var/lib/app", Op::Mkdir, 0, Some("EEXIST"))], 0),
         );
         assert!(v.forbid.contains(&CPath::from("/var/lib/app")), "{v:?}");
+    }
+
+    fn exit(program: &str, status: crate::model::ExitStatus, at_stop: bool) -> ProcessExit {
+        ProcessExit {
+            program: program.into(),
+            status,
+            count: 3,
+            at_stop,
+        }
+    }
+
+    #[test]
+    fn a_helper_failing_only_read_only_is_a_difference_that_seeds() {
+        use crate::model::{EntryKind, ExitStatus, ImageEntry};
+        let mut rep = observed(vec![], vec![mount("/app/queue", MountKind::Tmpfs)]);
+        rep.run.process_exits = Some(vec![exit("sleep", ExitStatus::Signal(9), true)]);
+        let mut run = ro(vec![], 0);
+        run.listing.entries.insert(
+            CPath::from("/app/queue/q.txt"),
+            ImageEntry {
+                path: CPath::from("/app/queue/q.txt"),
+                kind: EntryKind::File,
+                mode: 0o644,
+                uid: 0,
+                gid: 0,
+                size: 8,
+                link_target: None,
+            },
+        );
+        run.meta.process_exits = Some(vec![
+            exit("worker.sh", ExitStatus::Code(1), false),
+            exit("sleep", ExitStatus::Signal(9), true),
+        ]);
+        let v = compare(&rep, &run);
+        assert_eq!(
+            v.differences,
+            ["worker.sh exited 1 read-only (3x), never in the observed run"],
+            "the worker's exit names the program and code; the stop's kill is no difference"
+        );
+        assert!(
+            v.seed.contains(&CPath::from("/app/queue")),
+            "the tmpfs hiding image content is seeded: {v:?}"
+        );
+        run.meta.process_exits = Some(vec![exit("worker.sh", ExitStatus::Code(1), false)]);
+        rep.run.process_exits = Some(vec![exit("worker.sh", ExitStatus::Code(1), false)]);
+        assert!(
+            compare(&rep, &run).passed,
+            "failing in both runs is no difference"
+        );
+    }
+
+    #[test]
+    fn exits_during_the_stop_and_reports_without_exits_compare_nothing() {
+        use crate::model::ExitStatus;
+        let mut rep = observed(vec![], vec![]);
+        let mut run = ro(vec![], 0);
+        run.meta.process_exits = Some(vec![exit("nginx", ExitStatus::Signal(15), true)]);
+        rep.run.process_exits = Some(vec![]);
+        assert!(compare(&rep, &run).passed, "killed by the stop: timing");
+        run.meta.process_exits = Some(vec![exit("worker", ExitStatus::Code(2), false)]);
+        rep.run.process_exits = None;
+        assert!(
+            compare(&rep, &run).passed,
+            "a report of an older roprof recorded no exits: nothing to compare"
+        );
+    }
+
+    #[test]
+    fn read_only_file_system_log_lines_the_tracer_did_not_explain_are_differences() {
+        let mut rep = observed(vec![], vec![]);
+        rep.run.logs_tail = vec!["started".into()];
+        let mut run = ro(vec![], 0);
+        run.meta.logs_tail = vec![
+            "started".into(),
+            "worker: cannot save state: Read-only file system".into(),
+        ];
+        let v = compare(&rep, &run);
+        assert_eq!(
+            v.differences,
+            ["the read-only run logged: worker: cannot save state: Read-only file system"]
+        );
+        rep.run.logs_tail.clone_from(&run.meta.logs_tail);
+        assert!(compare(&rep, &run).passed, "logged in both runs");
+    }
+
+    #[test]
+    fn a_log_line_naming_a_soft_failure_left_unmounted_is_expected() {
+        // busybox sh reports a refused redirection even with 2>/dev/null.
+        let mut rep = observed(vec![], vec![]);
+        rep.plan.unmounted.push(crate::model::Unmounted {
+            dir: CPath::from("/var/cache/app"),
+            paths: vec![CPath::from("/var/cache/app/optional.cache")],
+            reason: "fails softly".into(),
+            hint: None,
+        });
+        let mut run = ro(
+            vec![obs(
+                "/var/cache/app/optional.cache",
+                Op::Create,
+                0,
+                Some("EROFS"),
+            )],
+            0,
+        );
+        run.meta.logs_tail = vec![
+            "trap.sh: line 24: can't create /var/cache/app/optional.cache: Read-only file system"
+                .into(),
+        ];
+        assert!(
+            compare(&rep, &run).passed,
+            "the traced, planned soft failure"
+        );
     }
 }
