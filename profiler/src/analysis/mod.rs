@@ -26,6 +26,7 @@
 //!
 //! Nothing here depends on the order of the observations.
 
+pub mod check;
 pub mod classify;
 pub mod declared;
 pub mod mounts;

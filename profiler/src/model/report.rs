@@ -5,6 +5,7 @@ use std::collections::BTreeMap;
 use serde::{Deserialize, Serialize};
 
 use super::{
+    ObserveOptions, SeedDigest,
     Ended, Health, ImageConfig, MountPlan, PathObservation, PhaseTime, Round, RunOptions, Settings,
 };
 
@@ -157,6 +158,14 @@ pub struct Report {
     /// (`verify --repair` continues from them).
     #[serde(default)]
     pub settings: Settings,
+    /// How the run was observed (window, probe, exercise), for `roprof
+    /// check`; absent in reports of earlier versions.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub observe: Option<ObserveOptions>,
+    /// The image's content below each seeded or persistent mount of the
+    /// plan, sorted by target: `roprof check` warns when it changes.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub seeds: Vec<SeedDigest>,
 }
 
 /// Which workflow made a run, as the report's `run.mode` says.
