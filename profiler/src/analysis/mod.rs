@@ -33,6 +33,8 @@ pub mod mounts;
 pub mod paths;
 
 #[cfg(test)]
+mod check_tests;
+#[cfg(test)]
 mod lifetime_tests;
 #[cfg(test)]
 mod proptests;
