@@ -137,7 +137,9 @@ impl From<&ObserveOptions> for Observe {
         let secs = |s: f64| Duration::try_from_secs_f64(s).unwrap_or(Duration::from_secs(10));
         Self {
             duration: secs(o.duration_secs),
-            window: o.settle_secs.map_or(Window::Fixed, |s| Window::Settle(secs(s))),
+            window: o
+                .settle_secs
+                .map_or(Window::Fixed, |s| Window::Settle(secs(s))),
             stop_timeout: o.stop_timeout,
             exercise: o.exercise.clone(),
             probe: o.probe.clone(),

@@ -43,8 +43,19 @@ fn s(p: &Path) -> &str {
 
 /// Profiles `image` with `-o dir` and returns the report's path.
 fn profile_into(image: &str, dir: &Path) -> PathBuf {
-    let (code, _, err) = roprof(["profile", "--quiet", "--format", "json", "-o", s(dir), image]);
-    assert_eq!(code, 0, "expected `roprof profile {image}` to exit 0; stderr:\n{err}");
+    let (code, _, err) = roprof([
+        "profile",
+        "--quiet",
+        "--format",
+        "json",
+        "-o",
+        s(dir),
+        image,
+    ]);
+    assert_eq!(
+        code, 0,
+        "expected `roprof profile {image}` to exit 0; stderr:\n{err}"
+    );
     dir.join("report.json")
 }
 
@@ -98,7 +109,10 @@ fn parse_junit(xml: &str) -> (Vec<String>, Option<String>) {
                 names.push(name);
             }
             Ok(_) => {}
-            Err(e) => panic!("expected well-formed JUnit XML, got {e} at {}:\n{xml}", r.buffer_position()),
+            Err(e) => panic!(
+                "expected well-formed JUnit XML, got {e} at {}:\n{xml}",
+                r.buffer_position()
+            ),
         }
     }
     (names, failures)
@@ -108,15 +122,26 @@ fn parse_junit(xml: &str) -> (Vec<String>, Option<String>) {
 fn sarif_validator() -> jsonschema::Validator {
     let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/sarif/sarif-schema-2.1.0.json");
     let schema = json(&fs::read_to_string(&path).expect("the vendored SARIF schema"));
-    jsonschema::draft4::new(&schema)
-        .unwrap_or_else(|e| panic!("expected {} to compile as a draft-04 schema: {e}", path.display()))
+    jsonschema::draft4::new(&schema).unwrap_or_else(|e| {
+        panic!(
+            "expected {} to compile as a draft-04 schema: {e}",
+            path.display()
+        )
+    })
 }
 
 fn assert_valid_sarif(text: &str) {
     let v = sarif_validator();
     let doc = json(text);
-    let errors: Vec<String> = v.iter_errors(&doc).map(|e| format!("{e} at {}", e.instance_path())).collect();
-    assert!(errors.is_empty(), "expected SARIF valid against the 2.1.0 schema, got:\n{}\n{text}", errors.join("\n"));
+    let errors: Vec<String> = v
+        .iter_errors(&doc)
+        .map(|e| format!("{e} at {}", e.instance_path()))
+        .collect();
+    assert!(
+        errors.is_empty(),
+        "expected SARIF valid against the 2.1.0 schema, got:\n{}\n{text}",
+        errors.join("\n")
+    );
 }
 
 #[test]
@@ -126,42 +151,83 @@ fn a_new_directory_fails_the_gate_naming_path_and_process_in_every_format() {
     let baseline = profile_into(V1, &tmp.0.join("v1"));
     let out = tmp.0.join("out");
     let (code, stdout, err) = check(&baseline, &["--format", "json", "-o", s(&out), V2]);
-    assert_eq!(code, EXIT_CHECK_FAILED, "expected exit 6 for gate-v2; stderr:\n{err}");
+    assert_eq!(
+        code, EXIT_CHECK_FAILED,
+        "expected exit 6 for gate-v2; stderr:\n{err}"
+    );
     let j = json(&stdout);
     assert_eq!(j["passed"], false, "{j}");
     assert_eq!(j["schema_version"], 1, "{j}");
     let f = findings(&j);
     assert_eq!(
         f,
-        vec![("fail".to_owned(), "write-outside-plan".to_owned(), "/var/spool".to_owned())],
+        vec![(
+            "fail".to_owned(),
+            "write-outside-plan".to_owned(),
+            "/var/spool".to_owned()
+        )],
         "expected one failure for gate-v2's new directory: {j}"
     );
     let procs = j["findings"][0]["processes"].to_string();
-    assert!(procs.contains("gatewriter"), "expected the writing process named: {procs}");
-    let msg = j["findings"][0]["message"].as_str().unwrap_or_default();
-    assert!(msg.contains("/var/spool/gate/job"), "expected the written path named: {msg}");
     assert!(
-        j["findings"][0]["fix"].as_str().unwrap_or_default().contains("--tmpfs /var/spool"),
+        procs.contains("gatewriter"),
+        "expected the writing process named: {procs}"
+    );
+    let msg = j["findings"][0]["message"].as_str().unwrap_or_default();
+    assert!(
+        msg.contains("/var/spool/gate/job"),
+        "expected the written path named: {msg}"
+    );
+    assert!(
+        j["findings"][0]["fix"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("--tmpfs /var/spool"),
         "expected the fix to name the mount to add: {j}"
     );
     assert_eq!(j["plan_diff"]["added"][0]["target"], "/var/spool", "{j}");
 
     let md = fs::read_to_string(out.join("check.md")).expect("check.md");
-    for want in ["## roprof check ❌", "write-outside-plan", "/var/spool", "gatewriter", "```diff", "+ /var/spool", "```sh\ndocker run --read-only"] {
-        assert!(md.contains(want), "expected `{want}` in the Markdown:\n{md}");
+    for want in [
+        "## roprof check ❌",
+        "write-outside-plan",
+        "/var/spool",
+        "gatewriter",
+        "```diff",
+        "+ /var/spool",
+        "```sh\ndocker run --read-only",
+    ] {
+        assert!(
+            md.contains(want),
+            "expected `{want}` in the Markdown:\n{md}"
+        );
     }
-    let (names, failures) = parse_junit(&fs::read_to_string(out.join("check.junit.xml")).expect("junit"));
-    assert!(names.iter().any(|n| n == "failure"), "expected a <failure> in the JUnit: {names:?}");
-    assert_eq!(failures.as_deref(), Some("2"), "expected the plan case and the finding to fail");
+    let (names, failures) =
+        parse_junit(&fs::read_to_string(out.join("check.junit.xml")).expect("junit"));
+    assert!(
+        names.iter().any(|n| n == "failure"),
+        "expected a <failure> in the JUnit: {names:?}"
+    );
+    assert_eq!(
+        failures.as_deref(),
+        Some("2"),
+        "expected the plan case and the finding to fail"
+    );
     let sarif = fs::read_to_string(out.join("check.sarif")).expect("check.sarif");
     assert_valid_sarif(&sarif);
     let sj = json(&sarif);
-    assert_eq!(sj["runs"][0]["results"][0]["ruleId"], "write-outside-plan", "{sj}");
+    assert_eq!(
+        sj["runs"][0]["results"][0]["ruleId"], "write-outside-plan",
+        "{sj}"
+    );
     assert_eq!(sj["runs"][0]["results"][0]["level"], "error", "{sj}");
     // The text format (stdout's default) says the same.
     let text = fs::read_to_string(out.join("check.txt")).expect("check.txt");
     assert!(text.starts_with("roprof check: FAIL"), "{text}");
-    assert!(text.contains("/var/spool") && text.contains("gatewriter"), "{text}");
+    assert!(
+        text.contains("/var/spool") && text.contains("gatewriter"),
+        "{text}"
+    );
 }
 
 #[test]
@@ -170,13 +236,23 @@ fn a_version_that_changes_nothing_that_matters_passes() {
     let tmp = Scratch::new("check-v3");
     let baseline = profile_into(V1, &tmp.0.join("v1"));
     let (code, stdout, err) = check(&baseline, &["--format", "json", V3]);
-    assert_eq!(code, 0, "expected gate-v3 to pass; stdout:\n{stdout}\nstderr:\n{err}");
+    assert_eq!(
+        code, 0,
+        "expected gate-v3 to pass; stdout:\n{stdout}\nstderr:\n{err}"
+    );
     let j = json(&stdout);
     assert_eq!(j["passed"], true, "{j}");
-    assert_eq!(findings(&j), vec![], "expected no findings for gate-v3: {j}");
+    assert_eq!(
+        findings(&j),
+        vec![],
+        "expected no findings for gate-v3: {j}"
+    );
     // The baseline's own image passes too, and SARIF without results is valid.
     let (code, sarif, err) = check(&baseline, &["--format", "sarif"]);
-    assert_eq!(code, 0, "expected gate-v1 against itself to pass; stderr:\n{err}");
+    assert_eq!(
+        code, 0,
+        "expected gate-v1 against itself to pass; stderr:\n{err}"
+    );
     assert_valid_sarif(&sarif);
 }
 
@@ -187,7 +263,11 @@ fn new_files_under_a_seeded_mount_warn_and_fail_with_strict() {
     let baseline = profile_into(V1, &tmp.0.join("v1"));
     let r = json(&fs::read_to_string(&baseline).expect("baseline"));
     assert!(
-        r["plan"]["mounts"].as_array().expect("mounts").iter().any(|m| m["target"] == "/srv/seed" && m["kind"] == "seeded_volume"),
+        r["plan"]["mounts"]
+            .as_array()
+            .expect("mounts")
+            .iter()
+            .any(|m| m["target"] == "/srv/seed" && m["kind"] == "seeded_volume"),
         "expected the baseline to seed /srv/seed: {}",
         r["plan"]
     );
@@ -196,13 +276,23 @@ fn new_files_under_a_seeded_mount_warn_and_fail_with_strict() {
     let j = json(&stdout);
     assert_eq!(
         findings(&j),
-        vec![("warn".to_owned(), "stale-seed".to_owned(), "/srv/seed".to_owned())],
+        vec![(
+            "warn".to_owned(),
+            "stale-seed".to_owned(),
+            "/srv/seed".to_owned()
+        )],
         "{j}"
     );
     let msg = j["findings"][0]["message"].as_str().unwrap_or_default();
-    assert!(msg.contains("/srv/seed/defaults.txt"), "expected the new file named: {msg}");
+    assert!(
+        msg.contains("/srv/seed/defaults.txt"),
+        "expected the new file named: {msg}"
+    );
     let (code, junit, err) = check(&baseline, &["--strict", "--format", "junit", V4]);
-    assert_eq!(code, EXIT_CHECK_FAILED, "expected --strict to fail on the warning; stderr:\n{err}");
+    assert_eq!(
+        code, EXIT_CHECK_FAILED,
+        "expected --strict to fail on the warning; stderr:\n{err}"
+    );
     let (_, failures) = parse_junit(&junit);
     assert_eq!(failures.as_deref(), Some("2"), "{junit}");
 }
@@ -214,17 +304,36 @@ fn update_writes_a_report_whose_plan_runs_the_new_version_read_only() {
     let baseline = profile_into(V1, &tmp.0.join("v1"));
     let out = tmp.0.join("out");
     let (code, _, err) = check(&baseline, &["--update", "-o", s(&out), V2]);
-    assert_eq!(code, EXIT_CHECK_FAILED, "the old baseline did not hold; stderr:\n{err}");
+    assert_eq!(
+        code, EXIT_CHECK_FAILED,
+        "the old baseline did not hold; stderr:\n{err}"
+    );
     let updated = json(&fs::read_to_string(&baseline).expect("updated baseline"));
-    assert_eq!(updated["image"]["image"], V2, "expected the baseline file to hold gate-v2's report");
-    for f in ["report.json", "docker.sh", "compose.yaml", "k8s.yaml", "check.md", "check.sarif"] {
+    assert_eq!(
+        updated["image"]["image"], V2,
+        "expected the baseline file to hold gate-v2's report"
+    );
+    for f in [
+        "report.json",
+        "docker.sh",
+        "compose.yaml",
+        "k8s.yaml",
+        "check.md",
+        "check.sarif",
+    ] {
         assert!(out.join(f).is_file(), "expected -o to write {f}");
     }
     // The committed plan runs gate-v2 read-only, and the gate now passes.
     let (code, _, err) = roprof(["verify", "--quiet", "--report", s(&baseline), V2]);
-    assert_eq!(code, 0, "expected the updated plan to verify gate-v2 read-only; stderr:\n{err}");
+    assert_eq!(
+        code, 0,
+        "expected the updated plan to verify gate-v2 read-only; stderr:\n{err}"
+    );
     let (code, stdout, err) = check(&baseline, &[V2]);
-    assert_eq!(code, 0, "expected the updated baseline to hold; stdout:\n{stdout}\nstderr:\n{err}");
+    assert_eq!(
+        code, 0,
+        "expected the updated baseline to hold; stdout:\n{stdout}\nstderr:\n{err}"
+    );
 }
 
 #[test]
@@ -234,7 +343,9 @@ fn outputs_are_byte_identical_across_profiles_of_the_same_image() {
     for image in [V1, V2] {
         let dirs: Vec<PathBuf> = (0..3)
             .map(|i| {
-                let d = tmp.0.join(format!("{}-{i}", image.replace(['/', ':'], "_")));
+                let d = tmp
+                    .0
+                    .join(format!("{}-{i}", image.replace(['/', ':'], "_")));
                 profile_into(image, &d);
                 d
             })
@@ -245,8 +356,18 @@ fn outputs_are_byte_identical_across_profiles_of_the_same_image() {
             .filter(|n| n != "report.json")
             .collect();
         names.sort();
-        for want in ["compose.yaml", "docker.sh", "k8s.yaml", "kustomize.yaml", "report.md", "table.txt"] {
-            assert!(names.iter().any(|n| n == want), "expected {want} among {names:?}");
+        for want in [
+            "compose.yaml",
+            "docker.sh",
+            "k8s.yaml",
+            "kustomize.yaml",
+            "report.md",
+            "table.txt",
+        ] {
+            assert!(
+                names.iter().any(|n| n == want),
+                "expected {want} among {names:?}"
+            );
         }
         for n in &names {
             let first = fs::read(dirs[0].join(n)).expect("output");
@@ -272,7 +393,13 @@ fn outputs_are_byte_identical_across_profiles_of_the_same_image() {
             d
         })
         .collect();
-    for f in ["check.txt", "check.md", "check.json", "check.junit.xml", "check.sarif"] {
+    for f in [
+        "check.txt",
+        "check.md",
+        "check.json",
+        "check.junit.xml",
+        "check.sarif",
+    ] {
         let a = fs::read_to_string(outs[0].join(f)).expect("check output");
         let b = fs::read_to_string(outs[1].join(f)).expect("check output");
         assert_eq!(a, b, "expected {f} byte-identical across two checks");

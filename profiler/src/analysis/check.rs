@@ -22,8 +22,8 @@ use std::collections::{BTreeMap, BTreeSet};
 use sha2::{Digest as _, Sha256};
 
 use crate::model::{
-    CPath, CheckResult, DiffMount, EntryKind, Finding, FindingKind, ImageListing, MountKind,
-    MountChange, MountPlan, MountRule, PathObservation, PlanDiff, PlannedMount, Report, SEED_SAMPLE,
+    CPath, CheckResult, DiffMount, EntryKind, Finding, FindingKind, ImageListing, MountChange,
+    MountKind, MountPlan, MountRule, PathObservation, PlanDiff, PlannedMount, Report, SEED_SAMPLE,
     SeedDigest, Severity, errno,
 };
 
@@ -74,17 +74,19 @@ pub fn seed_digest(target: &CPath, listing: &ImageListing) -> SeedDigest {
             EntryKind::Symlink => b'l',
             EntryKind::Other => b'o',
         };
-        h.update(format!("{} {:o} {} {} {} ", kind as char, e.mode, e.uid, e.gid, e.size).as_bytes());
+        h.update(
+            format!(
+                "{} {:o} {} {} {} ",
+                kind as char, e.mode, e.uid, e.gid, e.size
+            )
+            .as_bytes(),
+        );
         if let Some(t) = &e.link_target {
             h.update(t.as_bytes());
         }
         h.update([b'\n']);
     }
-    d.sha256 = h
-        .finalize()
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect();
+    d.sha256 = h.finalize().iter().map(|b| format!("{b:02x}")).collect();
     d
 }
 
@@ -419,12 +421,7 @@ fn kind_name(k: MountKind) -> &'static str {
     }
 }
 
-fn stale_seeds(
-    baseline: &Report,
-    new: &Report,
-    out: &mut Vec<Finding>,
-    notes: &mut Vec<String>,
-) {
+fn stale_seeds(baseline: &Report, new: &Report, out: &mut Vec<Finding>, notes: &mut Vec<String>) {
     let seeded = baseline
         .plan
         .mounts

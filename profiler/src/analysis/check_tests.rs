@@ -26,7 +26,13 @@ fn write(path: &str, op: Op, comm: &str, uid: u32) -> PathObservation {
         last: p,
         ..PathObservation::default()
     };
-    o.ops.insert(op, OpStats { ok: 1, ..OpStats::default() });
+    o.ops.insert(
+        op,
+        OpStats {
+            ok: 1,
+            ..OpStats::default()
+        },
+    );
     o
 }
 
@@ -73,7 +79,12 @@ fn report(mounts: Vec<PlannedMount>, paths: Vec<PathObservation>) -> Report {
     r
 }
 
-type Row = (&'static str, Report, Report, Vec<(Severity, FindingKind, &'static str)>);
+type Row = (
+    &'static str,
+    Report,
+    Report,
+    Vec<(Severity, FindingKind, &'static str)>,
+);
 
 fn rows() -> Vec<Row> {
     let cache = || mount("/var/cache/app", MountKind::Tmpfs, 0, 0o755);
@@ -81,7 +92,10 @@ fn rows() -> Vec<Row> {
         (
             "a covered write: nothing to say",
             report(vec![cache()], vec![]),
-            report(vec![cache()], vec![write("/var/cache/app/x", Op::Create, "app", 0)]),
+            report(
+                vec![cache()],
+                vec![write("/var/cache/app/x", Op::Create, "app", 0)],
+            ),
             vec![],
         ),
         (
@@ -120,7 +134,11 @@ fn rows() -> Vec<Row> {
                 vec![mount("/var/cache/app", MountKind::Tmpfs, 1000, 0o755)],
                 vec![write("/var/cache/app/x", Op::Create, "app", 1000)],
             ),
-            vec![(Severity::Fail, FindingKind::MountOwnerMode, "/var/cache/app")],
+            vec![(
+                Severity::Fail,
+                FindingKind::MountOwnerMode,
+                "/var/cache/app",
+            )],
         ),
         (
             "a non-root writer in a 1777 tmpfs is fine",
@@ -133,7 +151,10 @@ fn rows() -> Vec<Row> {
         ),
         (
             "data now fsynced under a tmpfs",
-            report(vec![mount("/var/lib/app", MountKind::Tmpfs, 0, 0o755)], vec![]),
+            report(
+                vec![mount("/var/lib/app", MountKind::Tmpfs, 0, 0o755)],
+                vec![],
+            ),
             report(
                 vec![mount("/var/lib/app", MountKind::PersistentVolume, 0, 0o755)],
                 vec![{
@@ -146,14 +167,23 @@ fn rows() -> Vec<Row> {
         ),
         (
             "a mount not written any more",
-            report(vec![cache(), mount("/run", MountKind::Tmpfs, 0, 0o755)], vec![]),
-            report(vec![cache()], vec![write("/var/cache/app/x", Op::Create, "app", 0)]),
+            report(
+                vec![cache(), mount("/run", MountKind::Tmpfs, 0, 0o755)],
+                vec![],
+            ),
+            report(
+                vec![cache()],
+                vec![write("/var/cache/app/x", Op::Create, "app", 0)],
+            ),
             vec![(Severity::Warn, FindingKind::UnusedMount, "/run")],
         ),
         (
             "new image content under a seeded mount",
             {
-                let mut r = report(vec![mount("/srv/seed", MountKind::SeededVolume, 0, 0o755)], vec![]);
+                let mut r = report(
+                    vec![mount("/srv/seed", MountKind::SeededVolume, 0, 0o755)],
+                    vec![],
+                );
                 r.seeds = vec![digest("/srv/seed", "aa")];
                 r
             },
@@ -175,7 +205,10 @@ fn rows() -> Vec<Row> {
                 r
             },
             {
-                let mut r = report(vec![cache()], vec![write("/var/cache/app/x", Op::Create, "app", 0)]);
+                let mut r = report(
+                    vec![cache()],
+                    vec![write("/var/cache/app/x", Op::Create, "app", 0)],
+                );
                 r.plan.warnings = vec!["old".into(), "new".into()];
                 r
             },
@@ -190,10 +223,18 @@ fn each_case_finds_what_it_should() {
         let got: Vec<(Severity, FindingKind, String)> = compare(&baseline, &new)
             .findings
             .into_iter()
-            .map(|f| (f.severity, f.kind, f.path.map(|p| p.display()).unwrap_or_default()))
+            .map(|f| {
+                (
+                    f.severity,
+                    f.kind,
+                    f.path.map(|p| p.display()).unwrap_or_default(),
+                )
+            })
             .collect();
-        let want: Vec<(Severity, FindingKind, String)> =
-            want.into_iter().map(|(s, k, p)| (s, k, p.to_owned())).collect();
+        let want: Vec<(Severity, FindingKind, String)> = want
+            .into_iter()
+            .map(|(s, k, p)| (s, k, p.to_owned()))
+            .collect();
         assert_eq!(got, want, "case `{name}`");
     }
 }
@@ -256,7 +297,11 @@ fn a_seed_digest_covers_what_is_below_the_target_only() {
         link_target: None,
     };
     let mut l = ImageListing::default();
-    for e in [entry("/srv/seed", 0), entry("/srv/seed/a", 3), entry("/srv/seedling", 9)] {
+    for e in [
+        entry("/srv/seed", 0),
+        entry("/srv/seed/a", 3),
+        entry("/srv/seedling", 9),
+    ] {
         l.entries.insert(e.path.clone(), e);
     }
     let d1 = seed_digest(&CPath::from("/srv/seed"), &l);
@@ -265,7 +310,10 @@ fn a_seed_digest_covers_what_is_below_the_target_only() {
     l.entries.insert(e.path.clone(), e);
     let d2 = seed_digest(&CPath::from("/srv/seed"), &l);
     assert_ne!(d1.sha256, d2.sha256);
-    assert_eq!(d2.sample, vec![CPath::from("/srv/seed/a"), CPath::from("/srv/seed/b")]);
+    assert_eq!(
+        d2.sample,
+        vec![CPath::from("/srv/seed/a"), CPath::from("/srv/seed/b")]
+    );
     // The same listing digests the same.
     assert_eq!(d2, seed_digest(&CPath::from("/srv/seed"), &l));
 }

@@ -55,8 +55,8 @@ pub async fn run(args: &CheckArgs) -> anyhow::Result<i32> {
     let file = args.baseline.display().to_string();
     let text = std::fs::read_to_string(&args.baseline)
         .with_context(|| format!("reading baseline {file}"))?;
-    let baseline = render::json::load_report(&text)
-        .with_context(|| format!("loading baseline {file}"))?;
+    let baseline =
+        render::json::load_report(&text).with_context(|| format!("loading baseline {file}"))?;
     if baseline.run.incomplete {
         anyhow::bail!(
             "baseline {file} is an incomplete report ({}): profile the image again and commit a complete one",
@@ -111,7 +111,8 @@ fn finish(
             std::fs::write(&path, render::check::render(&view, f)?)
                 .with_context(|| format!("writing {}", path.display()))?;
         }
-        let files = render::write_all_with(&checked.report, dir, &render::RenderOptions::default())?;
+        let files =
+            render::write_all_with(&checked.report, dir, &render::RenderOptions::default())?;
         eprintln!(
             "roprof: wrote {} files to {}",
             files.len() + CheckFormat::ALL.len(),

@@ -5,8 +5,8 @@ use std::collections::BTreeMap;
 use serde::{Deserialize, Serialize};
 
 use super::{
-    ObserveOptions, SeedDigest,
-    Ended, Health, ImageConfig, MountPlan, PathObservation, PhaseTime, Round, RunOptions, Settings,
+    Ended, Health, ImageConfig, MountPlan, ObserveOptions, PathObservation, PhaseTime, Round,
+    RunOptions, SeedDigest, Settings,
 };
 
 /// What was lost or truncated during a run (all zero in a complete profile).

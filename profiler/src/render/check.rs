@@ -77,7 +77,11 @@ impl CheckView<'_> {
             "the plan of {} ({}) {} for {}: {f} failure(s), {w} warning(s){}",
             self.baseline_file,
             self.baseline.image.image,
-            if self.passed() { "holds" } else { "does NOT hold" },
+            if self.passed() {
+                "holds"
+            } else {
+                "does NOT hold"
+            },
             self.new.image.image,
             if self.strict { " (--strict)" } else { "" }
         )
@@ -96,16 +100,29 @@ pub fn render(view: &CheckView<'_>, format: CheckFormat) -> Result<String, serde
 }
 
 fn where_of(f: &Finding) -> String {
-    f.path.as_ref().map(crate::model::CPath::display).unwrap_or_default()
+    f.path
+        .as_ref()
+        .map(crate::model::CPath::display)
+        .unwrap_or_default()
 }
 
 fn diff_lines(d: &PlanDiff) -> Vec<String> {
     let mut v = Vec::new();
     for m in &d.removed {
-        v.push(format!("- {} {} {}", m.target.display(), kind_name(m.kind), m.options));
+        v.push(format!(
+            "- {} {} {}",
+            m.target.display(),
+            kind_name(m.kind),
+            m.options
+        ));
     }
     for m in &d.added {
-        v.push(format!("+ {} {} {}", m.target.display(), kind_name(m.kind), m.options));
+        v.push(format!(
+            "+ {} {} {}",
+            m.target.display(),
+            kind_name(m.kind),
+            m.options
+        ));
     }
     for c in &d.changed {
         v.push(format!(
@@ -189,7 +206,9 @@ pub fn markdown(view: &CheckView<'_>) -> String {
     if view.result.findings.is_empty() {
         s.push_str("No findings.\n");
     } else {
-        s.push_str("| | rule | path | process | mount | what | fix |\n|---|---|---|---|---|---|---|\n");
+        s.push_str(
+            "| | rule | path | process | mount | what | fix |\n|---|---|---|---|---|---|---|\n",
+        );
         for f in &view.result.findings {
             let _ = writeln!(
                 s,
@@ -412,7 +431,10 @@ pub fn sarif(view: &CheckView<'_>) -> Result<String, serde_json::Error> {
         .findings
         .iter()
         .map(|f| {
-            let index = FindingKind::ALL.iter().position(|k| *k == f.kind).unwrap_or(0);
+            let index = FindingKind::ALL
+                .iter()
+                .position(|k| *k == f.kind)
+                .unwrap_or(0);
             let mut loc = json!({
                 "physicalLocation": { "artifactLocation": { "uri": uri } },
             });

@@ -26,8 +26,7 @@ use crate::{
     environment::ContainerEnv,
     model::{
         ImageConfig, ImageListing, Losses, ObserveOptions, PathObservation, Phase, Report, RunMeta,
-        RunOptions,
-        SCHEMA_VERSION, TraceStats,
+        RunOptions, SCHEMA_VERSION, TraceStats,
     },
     model::{RunMode, Settings},
     runtime::{ContainerSpec, Engine},
