@@ -4,7 +4,7 @@
 //! `cargo xtask dist` and the fixture images gate-v1 (the release), gate-v2
 //! (writes a new directory) and gate-v3 (changes nothing that matters) as
 //! the application's Dockerfile. Hosted actions (`uses:`) are not run: the
-//! files they are given must exist and parse (the JUnit report, the SARIF
+//! files they are given must exist and parse (the `JUnit` report, the SARIF
 //! against the published schema, the Markdown comment).
 
 use std::{

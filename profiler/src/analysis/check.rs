@@ -17,7 +17,10 @@
 //! - **warn** `coverage`: a warning of the new plan the baseline did not
 //!   have; `loss`: the new run lost events.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::{
+    collections::{BTreeMap, BTreeSet},
+    fmt::Write as _,
+};
 
 use sha2::{Digest as _, Sha256};
 
@@ -86,7 +89,10 @@ pub fn seed_digest(target: &CPath, listing: &ImageListing) -> SeedDigest {
         }
         h.update([b'\n']);
     }
-    d.sha256 = h.finalize().iter().map(|b| format!("{b:02x}")).collect();
+    d.sha256 = h.finalize().iter().fold(String::new(), |mut hex, b| {
+        let _ = write!(hex, "{b:02x}");
+        hex
+    });
     d
 }
 
@@ -311,23 +317,33 @@ fn per_mount(m: &PlannedMount, new: &Report, out: &mut Vec<Finding>) {
         .iter()
         .filter(|o| o.path.starts_with(&m.target) && needs_write(o))
         .collect();
-    let target = m.target.display();
     if writers.is_empty() && m.evidence.rule != MountRule::DeclaredVolume {
-        out.push(Finding {
-            severity: Severity::Warn,
-            kind: FindingKind::UnusedMount,
-            path: Some(m.target.clone()),
-            processes: vec![],
-            mount: Some(m.target.clone()),
-            message: format!("nothing was written below {target} in the new run"),
-            fix: format!(
-                "when the application no longer writes there, remove the mount at {target} \
-                 (`roprof check --update`); when it does so only later in its life, give the \
-                 baseline an --exercise that reaches it"
-            ),
-        });
+        out.push(unused(m));
     }
-    // Entries made in the mount's root need its owner and mode.
+    out.extend(owner_mode(m, new, &writers));
+    out.extend(kind_change(m, new, &writers));
+}
+
+fn unused(m: &PlannedMount) -> Finding {
+    let target = m.target.display();
+    Finding {
+        severity: Severity::Warn,
+        kind: FindingKind::UnusedMount,
+        path: Some(m.target.clone()),
+        processes: vec![],
+        mount: Some(m.target.clone()),
+        message: format!("nothing was written below {target} in the new run"),
+        fix: format!(
+            "when the application no longer writes there, remove the mount at {target} \
+             (`roprof check --update`); when it does so only later in its life, give the \
+             baseline an --exercise that reaches it"
+        ),
+    }
+}
+
+/// Entries made in the mount's root need its owner and mode.
+fn owner_mode(m: &PlannedMount, new: &Report, writers: &[&PathObservation]) -> Option<Finding> {
+    let target = m.target.display();
     let denied: Vec<&PathObservation> = writers
         .iter()
         .copied()
@@ -338,79 +354,84 @@ fn per_mount(m: &PlannedMount, new: &Report, out: &mut Vec<Finding>) {
                 .any(|p| !may_write(m, p.uid, p.gid))
         })
         .collect();
-    if !denied.is_empty() {
-        let procs = processes(denied.iter().copied());
-        let uids: BTreeSet<String> = denied
-            .iter()
-            .flat_map(|o| [&o.first, &o.last])
-            .filter(|p| !may_write(m, p.uid, p.gid))
-            .map(|p| format!("{}:{}", p.uid, p.gid))
-            .collect();
-        let paths: Vec<&CPath> = denied.iter().map(|o| &o.path).collect();
-        let fix = match new.plan.mounts.iter().find(|n| n.target == m.target) {
-            Some(n) if n.options != m.options => format!(
-                "give {target} the new plan's options ({}) (`roprof check --update` writes them)",
-                n.options.tmpfs_options()
-            ),
-            _ => format!(
-                "give {target} an owner or mode that uid:gid {} may write (uid=, gid=, mode= of the mount)",
-                uids.iter().cloned().collect::<Vec<_>>().join(", ")
-            ),
-        };
-        out.push(Finding {
-            severity: Severity::Fail,
-            kind: FindingKind::MountOwnerMode,
-            path: Some(m.target.clone()),
-            processes: procs.clone(),
-            mount: Some(m.target.clone()),
-            message: format!(
-                "{} as uid:gid {} write {}, but the plan mounts {target} owned by {}:{} mode {:o}",
-                procs.join(", "),
-                uids.into_iter().collect::<Vec<_>>().join(", "),
-                named(&paths),
-                m.options.uid,
-                m.options.gid,
-                m.options.mode
-            ),
-            fix,
-        });
+    if denied.is_empty() {
+        return None;
     }
-    // The new plan's kind at (or above) the same target.
-    if let Some(n) = covering(&new.plan, &m.target)
-        && kind_rank(n.kind) > kind_rank(m.kind)
-    {
-        let fsynced: Vec<&CPath> = writers
-            .iter()
-            .filter(|o| o.fsynced)
-            .map(|o| &o.path)
-            .collect();
-        let why = if n.kind == MountKind::PersistentVolume && !fsynced.is_empty() {
-            format!("data is now fsynced below it ({})", named(&fsynced))
-        } else if n.kind == MountKind::PersistentVolume {
-            format!("the new plan keeps its content: {}", n.evidence.reason)
-        } else {
-            format!(
-                "the image now has content there that a tmpfs would hide: {}",
-                n.evidence.reason
-            )
-        };
-        out.push(Finding {
-            severity: Severity::Fail,
-            kind: FindingKind::MountKind,
-            path: Some(n.target.clone()),
-            processes: processes(writers.iter().copied()),
-            mount: Some(m.target.clone()),
-            message: format!(
-                "the plan mounts {target} as {}, but {why}",
-                kind_name(m.kind)
-            ),
-            fix: format!(
-                "mount {} as {} instead (`roprof check --update` writes it)",
-                n.target.display(),
-                kind_name(n.kind)
-            ),
-        });
+    let procs = processes(denied.iter().copied());
+    let uids: BTreeSet<String> = denied
+        .iter()
+        .flat_map(|o| [&o.first, &o.last])
+        .filter(|p| !may_write(m, p.uid, p.gid))
+        .map(|p| format!("{}:{}", p.uid, p.gid))
+        .collect();
+    let paths: Vec<&CPath> = denied.iter().map(|o| &o.path).collect();
+    let fix = match new.plan.mounts.iter().find(|n| n.target == m.target) {
+        Some(n) if n.options != m.options => format!(
+            "give {target} the new plan's options ({}) (`roprof check --update` writes them)",
+            n.options.tmpfs_options()
+        ),
+        _ => format!(
+            "give {target} an owner or mode that uid:gid {} may write (uid=, gid=, mode= of the mount)",
+            uids.iter().cloned().collect::<Vec<_>>().join(", ")
+        ),
+    };
+    Some(Finding {
+        severity: Severity::Fail,
+        kind: FindingKind::MountOwnerMode,
+        path: Some(m.target.clone()),
+        processes: procs.clone(),
+        mount: Some(m.target.clone()),
+        message: format!(
+            "{} as uid:gid {} write {}, but the plan mounts {target} owned by {}:{} mode {:o}",
+            procs.join(", "),
+            uids.into_iter().collect::<Vec<_>>().join(", "),
+            named(&paths),
+            m.options.uid,
+            m.options.gid,
+            m.options.mode
+        ),
+        fix,
+    })
+}
+
+/// The new plan's kind at (or above) the same target.
+fn kind_change(m: &PlannedMount, new: &Report, writers: &[&PathObservation]) -> Option<Finding> {
+    let target = m.target.display();
+    let n = covering(&new.plan, &m.target)?;
+    if kind_rank(n.kind) <= kind_rank(m.kind) {
+        return None;
     }
+    let fsynced: Vec<&CPath> = writers
+        .iter()
+        .filter(|o| o.fsynced)
+        .map(|o| &o.path)
+        .collect();
+    let why = if n.kind == MountKind::PersistentVolume && !fsynced.is_empty() {
+        format!("data is now fsynced below it ({})", named(&fsynced))
+    } else if n.kind == MountKind::PersistentVolume {
+        format!("the new plan keeps its content: {}", n.evidence.reason)
+    } else {
+        format!(
+            "the image now has content there that a tmpfs would hide: {}",
+            n.evidence.reason
+        )
+    };
+    Some(Finding {
+        severity: Severity::Fail,
+        kind: FindingKind::MountKind,
+        path: Some(n.target.clone()),
+        processes: processes(writers.iter().copied()),
+        mount: Some(m.target.clone()),
+        message: format!(
+            "the plan mounts {target} as {}, but {why}",
+            kind_name(m.kind)
+        ),
+        fix: format!(
+            "mount {} as {} instead (`roprof check --update` writes it)",
+            n.target.display(),
+            kind_name(n.kind)
+        ),
+    })
 }
 
 fn kind_name(k: MountKind) -> &'static str {
@@ -459,10 +480,10 @@ fn stale_seeds(baseline: &Report, new: &Report, out: &mut Vec<Finding>, notes: &
             old.bytes
         );
         if !added.is_empty() {
-            what.push_str(&format!("; new: {}", named(&added)));
+            let _ = write!(what, "; new: {}", named(&added));
         }
         if !removed.is_empty() {
-            what.push_str(&format!("; gone: {}", named(&removed)));
+            let _ = write!(what, "; gone: {}", named(&removed));
         }
         let fix = if m.kind == MountKind::PersistentVolume {
             "a named volume or PVC made from the previous image keeps the old files and shadows \

@@ -19,6 +19,10 @@ use roprof::{
 
 /// Arguments of `check`.
 #[derive(Debug, Args)]
+#[expect(
+    clippy::struct_excessive_bools,
+    reason = "clap flags, each a yes/no of its own"
+)]
 pub struct CheckArgs {
     /// The committed report whose plan the new run is checked against; its
     /// run options, window, probe and exercise are used again.

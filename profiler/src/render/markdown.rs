@@ -38,6 +38,10 @@ fn esc(p: &CPath) -> String {
 
 /// The Markdown report.
 #[must_use]
+#[expect(
+    clippy::too_many_lines,
+    reason = "the page's sections one after another, in the order they are read"
+)]
 pub fn markdown(report: &Report) -> String {
     let mut s = String::new();
     let p = &report.plan;
