@@ -227,9 +227,12 @@ fn github_gate(r: &Runner, wf: &Value) -> i32 {
         if let Some(uses) = s(step, "uses") {
             if uses.starts_with("actions/download-artifact") {
                 // The artifact of roprof-dist: the static binary, without
-                // its exec bit (artifacts do not keep modes).
-                let dst = r.dir.join("roprof");
-                fs::copy(dist_bin(), &dst).expect("download the binary");
+                // its exec bit (artifacts do not keep modes), in `with.path`.
+                let dir = r.path(s(&step["with"], "path").unwrap_or("."));
+                fs::create_dir_all(&dir).expect("artifact dir");
+                let dst = dir.join("roprof");
+                fs::copy(dist_bin(), &dst)
+                    .unwrap_or_else(|e| panic!("downloading the binary to {}: {e}", dst.display()));
                 fs::set_permissions(&dst, fs::Permissions::from_mode(0o644)).expect("chmod");
             } else if !uses.starts_with("actions/checkout") {
                 check_action_input(r, uses, &step["with"]);
