@@ -478,3 +478,96 @@ pub fn sarif(view: &CheckView<'_>) -> Result<String, serde_json::Error> {
     s.push('\n');
     Ok(s)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::{CheckFormat, CheckView, render};
+    use crate::model::{CPath, CheckResult, Finding, FindingKind, PlanDiff, Report, Severity};
+
+    fn result() -> CheckResult {
+        CheckResult {
+            findings: vec![
+                Finding {
+                    severity: Severity::Fail,
+                    kind: FindingKind::WriteOutsidePlan,
+                    path: Some(CPath::from("/var/<&>\"x")),
+                    processes: vec!["w|r".into()],
+                    mount: None,
+                    message: "a write ]]> with `ticks`".into(),
+                    fix: "add it".into(),
+                },
+                Finding {
+                    severity: Severity::Warn,
+                    kind: FindingKind::StaleSeed,
+                    path: Some(CPath::from("/srv/seed")),
+                    processes: vec![],
+                    mount: Some(CPath::from("/srv/seed")),
+                    message: "changed".into(),
+                    fix: "recreate".into(),
+                },
+            ],
+            diff: PlanDiff::default(),
+            notes: vec![],
+        }
+    }
+
+    fn xml_events(xml: &str) -> Vec<String> {
+        use quick_xml::{Reader, events::Event};
+        let mut r = Reader::from_str(xml);
+        r.config_mut().check_end_names = true;
+        let mut v = Vec::new();
+        loop {
+            match r.read_event() {
+                Ok(Event::Eof) => return v,
+                Ok(Event::Start(e) | Event::Empty(e)) => {
+                    v.push(AsRef::<str>::as_ref(&e.name()).to_owned());
+                }
+                Ok(_) => {}
+                Err(e) => panic!("expected well-formed XML, got {e}:\n{xml}"),
+            }
+        }
+    }
+
+    #[test]
+    fn every_format_renders_awkward_text_in_a_form_that_parses() {
+        let (base, new, res) = (Report::default(), Report::default(), result());
+        let view = |strict| CheckView {
+            baseline_file: "roprof/report.json",
+            baseline: &base,
+            new: &new,
+            result: &res,
+            strict,
+        };
+        let junit = render(&view(false), CheckFormat::Junit).expect("junit");
+        let names = xml_events(&junit);
+        assert_eq!(names.iter().filter(|n| *n == "testcase").count(), 3);
+        assert_eq!(names.iter().filter(|n| *n == "failure").count(), 2);
+        let strict = render(&view(true), CheckFormat::Junit).expect("junit");
+        assert_eq!(
+            xml_events(&strict)
+                .iter()
+                .filter(|n| *n == "failure")
+                .count(),
+            3
+        );
+        let j: serde_json::Value =
+            serde_json::from_str(&render(&view(false), CheckFormat::Json).expect("json"))
+                .expect("JSON");
+        assert_eq!(j["schema_version"], 1);
+        assert_eq!(j["findings"][0]["kind"], "write-outside-plan");
+        assert_eq!(j["findings"][1]["severity"], "warn");
+        let sarif: serde_json::Value =
+            serde_json::from_str(&render(&view(false), CheckFormat::Sarif).expect("sarif"))
+                .expect("JSON");
+        assert_eq!(sarif["version"], "2.1.0");
+        assert_eq!(sarif["runs"][0]["results"][1]["level"], "warning");
+        assert_eq!(sarif["runs"][0]["results"][1]["ruleIndex"], 4);
+        let md = render(&view(false), CheckFormat::Markdown).expect("md");
+        assert!(
+            md.contains("w&#124;r"),
+            "a `|` must not split the table row:\n{md}"
+        );
+        let text = render(&view(false), CheckFormat::Text).expect("text");
+        assert!(text.starts_with("roprof check: FAIL"), "{text}");
+    }
+}
