@@ -11,13 +11,15 @@
 //! [`doctor`] (can this host profile?), [`session`] (one profiling run and
 //! the closed loop), [`request`] (what the user asked for, and the exit
 //! code it ends with), [`compose`] and [`kube`] (profiling a compose
-//! service or a pod template), [`watch`] (the node agent). The command
+//! service or a pod template), [`watch`] (the node agent), [`gate`] (`roprof check`: a new
+//! image version against a baseline report). The command
 //! line is the binary's (`src/cli/`), above all of them.
 
 pub mod analysis;
 pub mod compose;
 pub mod doctor;
 pub mod environment;
+pub mod gate;
 pub mod host;
 pub mod kube;
 pub mod model;

@@ -35,6 +35,7 @@ fn main() {
             Command::Profile(a) => Box::pin(cli::profile::run(a)).await,
             Command::Attach(a) => cli::attach::run(a).await,
             Command::Verify(a) => cli::verify::run(a, &cli::RunArgs::default()).await,
+            Command::Check(a) => Box::pin(cli::check::run(a)).await,
             Command::Watch(a) => cli::watch::run(a).await,
             Command::Render(a) => cli::render::run(a),
             Command::Merge(a) => cli::merge::run(a).await,

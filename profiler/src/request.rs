@@ -12,7 +12,7 @@ use std::time::Duration;
 
 use crate::{
     environment::{self, ContainerEnv, EnvError},
-    model::{EnvValues, Report, RunMode, RunOptions},
+    model::{EnvValues, ObserveOptions, Report, RunMode, RunOptions},
     runtime::ServiceExtras,
     session::{RunConfig, Window, closed::flow::Loop, interrupt},
 };
@@ -24,6 +24,9 @@ pub const EXIT_VERIFY_FAILED: i32 = 4;
 /// Exit code: the run was cut short without a signal (the Docker engine was
 /// lost, or the container was OOM-killed); the report is marked incomplete.
 pub const EXIT_INCOMPLETE: i32 = 5;
+/// Exit code: `roprof check` found that the baseline's plan no longer
+/// holds for the new run (a failure, or with `--strict` any finding).
+pub const EXIT_CHECK_FAILED: i32 = 6;
 /// Exit code: interrupted by SIGINT/SIGTERM.
 pub const EXIT_INTERRUPTED: i32 = 130;
 
@@ -131,6 +134,37 @@ pub struct Observe {
     pub probe: Option<String>,
 }
 
+impl Default for Observe {
+    /// The command line's defaults: `--duration 10s --window settle
+    /// --settle 2s --stop-timeout 10`, no exercise, no probe.
+    fn default() -> Self {
+        Self {
+            duration: Duration::from_secs(10),
+            window: Window::Settle(Duration::from_secs(2)),
+            stop_timeout: 10,
+            exercise: None,
+            probe: None,
+        }
+    }
+}
+
+impl From<&ObserveOptions> for Observe {
+    /// The observation a report recorded (`roprof check` observes a new
+    /// image version as its baseline was).
+    fn from(o: &ObserveOptions) -> Self {
+        let secs = |s: f64| Duration::try_from_secs_f64(s).unwrap_or(Duration::from_secs(10));
+        Self {
+            duration: secs(o.duration_secs),
+            window: o
+                .settle_secs
+                .map_or(Window::Fixed, |s| Window::Settle(secs(s))),
+            stop_timeout: o.stop_timeout,
+            exercise: o.exercise.clone(),
+            probe: o.probe.clone(),
+        }
+    }
+}
+
 impl Observe {
     /// The configuration of one run of `image` observed this way: a
     /// writable root, no plan mounts, the container removed afterwards,
@@ -175,6 +209,8 @@ pub enum Outcome {
     Interrupted,
     /// The run was cut short without a signal (engine lost, OOM).
     Incomplete,
+    /// `roprof check`: the baseline's plan no longer holds.
+    CheckFailed,
     /// The read-only run differed and was not repaired.
     VerifyFailed,
     /// Events were lost or paths truncated (and `--allow-loss` not given).
@@ -190,6 +226,7 @@ impl Outcome {
         match self {
             Outcome::Interrupted => EXIT_INTERRUPTED,
             Outcome::Incomplete => EXIT_INCOMPLETE,
+            Outcome::CheckFailed => EXIT_CHECK_FAILED,
             Outcome::VerifyFailed => EXIT_VERIFY_FAILED,
             Outcome::Loss => EXIT_LOSS,
             Outcome::Success => 0,
@@ -240,9 +277,21 @@ pub fn withhold_env(report: &mut Report, env: &ContainerEnv, reveal: bool) {
     }
 }
 
+/// The outcome of `roprof check`: an incomplete new run says nothing about
+/// the baseline; a baseline that no longer holds (`failed`) wins over lost
+/// events.
+#[must_use]
+pub fn check_outcome(report: &Report, failed: bool, allow_loss: bool) -> Outcome {
+    match outcome(report, None, allow_loss) {
+        o @ (Outcome::Interrupted | Outcome::Incomplete) => o,
+        _ if failed => Outcome::CheckFailed,
+        o => o,
+    }
+}
+
 #[cfg(test)]
 mod tests {
-    use super::{Outcome, outcome};
+    use super::{Outcome, check_outcome, outcome};
     use crate::model::{Losses, Report};
 
     #[test]
@@ -261,6 +310,13 @@ mod tests {
         assert_eq!(outcome(&r, Some(false), false), Outcome::Incomplete);
         assert_eq!(Outcome::Incomplete.code(), 5);
         assert_eq!(Outcome::Loss.code(), 3);
+        assert_eq!(check_outcome(&r, true, false), Outcome::Incomplete);
+        r.run.incomplete = false;
+        assert_eq!(check_outcome(&r, true, false), Outcome::CheckFailed);
+        assert_eq!(check_outcome(&r, false, false), Outcome::Loss);
+        assert_eq!(check_outcome(&r, false, true), Outcome::Success);
+        assert_eq!(Outcome::CheckFailed.code(), 6);
+        r.run.incomplete = true;
         // The worst of several (compose services) is the smallest.
         assert_eq!(
             [Outcome::Success, Outcome::Loss, Outcome::VerifyFailed]

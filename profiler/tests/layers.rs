@@ -12,7 +12,7 @@ use std::{
 };
 
 /// Bottom first. A module may import the ones before it.
-const LAYERS: [&str; 13] = [
+const LAYERS: [&str; 14] = [
     "host",
     "model",
     "environment",
@@ -26,6 +26,7 @@ const LAYERS: [&str; 13] = [
     "compose",
     "kube",
     "watch",
+    "gate",
 ];
 
 fn src() -> PathBuf {

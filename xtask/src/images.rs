@@ -59,6 +59,27 @@ const FIXTURES: &[Fixture] = &[
         recipe: Recipe::Dockerfile { base: "busybox" },
         on_demand: false,
     },
+    // `roprof check`'s versions of one image (tests/tests/check.rs).
+    Fixture {
+        name: "gate-v1",
+        recipe: Recipe::Dockerfile { base: "busybox" },
+        on_demand: false,
+    },
+    Fixture {
+        name: "gate-v2",
+        recipe: Recipe::Dockerfile { base: "busybox" },
+        on_demand: false,
+    },
+    Fixture {
+        name: "gate-v3",
+        recipe: Recipe::Dockerfile { base: "busybox" },
+        on_demand: false,
+    },
+    Fixture {
+        name: "gate-v4",
+        recipe: Recipe::Dockerfile { base: "busybox" },
+        on_demand: false,
+    },
     Fixture {
         name: "steps",
         recipe: Recipe::Dockerfile { base: "busybox" },

@@ -147,6 +147,11 @@ pub fn merge(reports: &[Named<'_>], listing: &ImageListing) -> Result<Report, Me
             ..TraceStats::default()
         },
         sources: sources(reports),
+        // The inputs were observed their own ways (their exercises
+        // differ): `roprof check` of a merged baseline uses the default
+        // window and says so.
+        observe: None,
+        seeds: super::check::seed_digests(&plan, listing),
         paths,
         plan,
         rounds: Vec::new(),

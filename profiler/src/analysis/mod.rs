@@ -26,12 +26,15 @@
 //!
 //! Nothing here depends on the order of the observations.
 
+pub mod check;
 pub mod classify;
 pub mod declared;
 pub mod merge;
 pub mod mounts;
 pub mod paths;
 
+#[cfg(test)]
+mod check_tests;
 #[cfg(test)]
 mod lifetime_tests;
 #[cfg(test)]

@@ -1,6 +1,7 @@
 //! Command-line interface: one file per subcommand.
 
 pub mod attach;
+pub mod check;
 pub mod completions;
 pub mod compose;
 pub mod doctor;
@@ -31,7 +32,8 @@ pub use roprof::request::{DEFAULT_MAX_RUNS, EXIT_INTERRUPTED};
 and `roprof doctor` checks the host); \
 2 bad command line; 3 events lost or paths truncated (see --allow-loss); \
 4 verification failed; 5 the run was cut short (Docker engine lost, container \
-OOM-killed): the report is printed, marked incomplete; 130 interrupted \
+OOM-killed): the report is printed, marked incomplete; 6 `check`: the baseline's \
+plan no longer holds (a failure; with --strict, any finding); 130 interrupted \
 (SIGINT/SIGTERM): containers and BPF programs removed, report marked incomplete."
 )]
 pub struct Cli {
@@ -53,6 +55,10 @@ pub enum Command {
     Attach(attach::AttachArgs),
     /// Re-run IMAGE read-only with a report's mounts and compare.
     Verify(verify::VerifyArgs),
+    /// CI gate: profile a new version of the image as the baseline report
+    /// was made and check the baseline's plan against it (exit 6 when it
+    /// no longer holds).
+    Check(check::CheckArgs),
     /// Re-render a saved report.json in another format.
     Render(render::RenderArgs),
     /// One plan from several reports of the same image and run options

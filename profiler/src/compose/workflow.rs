@@ -187,7 +187,7 @@ async fn profile_all(
     let mut done = Vec::new();
     for svc in selected {
         eprintln!("roprof: services.{}: profiling {}", svc.name, svc.image);
-        let round = profile_one(req, ctx, run, svc, how).await;
+        let round = Box::pin(profile_one(req, ctx, run, svc, how)).await;
         run.end_round(ctx).await;
         let p = round?;
         let stop = p.report.run.incomplete;

@@ -5,6 +5,7 @@
 //! Paths are byte strings ([`CPath`]): Linux paths need not be UTF-8 and a
 //! profiler that mangles them would emit mounts for the wrong directory.
 
+mod check;
 pub mod errno;
 mod image;
 mod observation;
@@ -17,6 +18,10 @@ mod run;
 mod timing;
 
 pub use self::{
+    check::{
+        CHECK_SCHEMA_VERSION, CheckResult, DiffMount, Finding, FindingKind, MountChange,
+        ObserveOptions, PlanDiff, SEED_SAMPLE, SeedDigest, Severity,
+    },
     image::{EntryKind, ImageConfig, ImageEntry, ImageListing},
     observation::{Op, OpStats, PathObservation, ProcRef},
     opmap::{ErrorCounts, OpEntry, OpMap},

@@ -5,8 +5,8 @@ use std::collections::BTreeMap;
 use serde::{Deserialize, Serialize};
 
 use super::{
-    CPath, Ended, Health, ImageConfig, MountPlan, PathObservation, PhaseTime, Round, RunOptions,
-    Settings,
+    CPath, Ended, Health, ImageConfig, MountPlan, ObserveOptions, PathObservation, PhaseTime,
+    Round, RunOptions, SeedDigest, Settings,
 };
 
 /// What was lost or truncated during a run (all zero in a complete profile).
@@ -272,6 +272,14 @@ pub struct Report {
     /// (`verify --repair` continues from them).
     #[serde(default)]
     pub settings: Settings,
+    /// How the run was observed (window, probe, exercise), for `roprof
+    /// check`; absent in reports of earlier versions.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub observe: Option<ObserveOptions>,
+    /// The image's content below each seeded or persistent mount of the
+    /// plan, sorted by target: `roprof check` warns when it changes.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub seeds: Vec<SeedDigest>,
     /// Which input reports each path was observed in (`roprof merge`),
     /// sorted by path; empty in the report of one run.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]

@@ -50,7 +50,11 @@ pub fn markdown(report: &Report) -> String {
     let _ = writeln!(s, "| image | {} |", escape(report.image.image.as_bytes()));
     let mode = report.run.mode.as_str().as_bytes();
     let _ = writeln!(s, "| mode | {} |", escape(mode));
-    let _ = writeln!(s, "| observed for | {:.1} s |", report.run.observed_secs);
+    // Why the window ended, not how long it lasted: two profiles of the
+    // same image must render the same (durations stay in report.json).
+    if let Some(ended) = report.run.ended {
+        let _ = writeln!(s, "| window ended | {} |", ended.as_str());
+    }
     let _ = writeln!(s, "| mounts | {} |", p.mounts.len());
     let _ = writeln!(s, "| excluded paths | {} |", p.excluded.len());
     let losses = if report.losses.is_clean() {

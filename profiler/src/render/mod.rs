@@ -13,6 +13,7 @@
 //! top of their output, and [`unrepresentable`] lists them for a warning on
 //! stderr. Nothing is ever written with a mangled path.
 
+pub mod check;
 pub mod compose;
 pub mod docker;
 pub mod env;

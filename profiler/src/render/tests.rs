@@ -575,3 +575,28 @@ proptest! {
         prop_assert_eq!(docker_set(&line), expected(&r));
     }
 }
+
+#[test]
+fn check_fields_satisfy_the_schema() {
+    use crate::model::{ObserveOptions, SeedDigest};
+    let schema: serde_json::Value = serde_json::from_str(json::SCHEMA).expect("schema is JSON");
+    let mut r = sample();
+    r.observe = Some(ObserveOptions {
+        duration_secs: 10.0,
+        settle_secs: Some(2.0),
+        stop_timeout: 10,
+        exercise: Some("true".into()),
+        probe: None,
+        read_only: false,
+    });
+    r.seeds = vec![SeedDigest {
+        target: CPath::from("/srv/seed"),
+        entries: 1,
+        bytes: 3,
+        sha256: "0".repeat(64),
+        sample: vec![CPath::from("/srv/seed/a")],
+    }];
+    let v: serde_json::Value =
+        serde_json::from_str(&json::to_json(&r).expect("json")).expect("report is JSON");
+    validate(&schema, &schema, &v, "report");
+}

@@ -25,8 +25,8 @@ use crate::{
     analysis::{self, AnalysisInput},
     environment::ContainerEnv,
     model::{
-        ImageConfig, ImageListing, Losses, PathObservation, Phase, Report, RunMeta, RunOptions,
-        SCHEMA_VERSION, TraceStats,
+        ImageConfig, ImageListing, Losses, ObserveOptions, PathObservation, Phase, Report, RunMeta,
+        RunOptions, SCHEMA_VERSION, TraceStats,
     },
     model::{RunMode, Settings},
     runtime::{ContainerSpec, Engine},
@@ -300,6 +300,7 @@ pub fn report(out: RunOutput, run: RunOptions, settings: Settings) -> Report {
         run_options: &run,
         settings: settings.clone(),
     });
+    let seeds = analysis::check::seed_digests(&plan, &out.listing);
     Report {
         schema_version: SCHEMA_VERSION,
         roprof_version: env!("CARGO_PKG_VERSION").into(),
@@ -313,5 +314,25 @@ pub fn report(out: RunOutput, run: RunOptions, settings: Settings) -> Report {
         rounds: Vec::new(),
         settings,
         sources: Vec::new(),
+        observe: None,
+        seeds,
+    }
+}
+
+impl RunConfig {
+    /// How this run is observed, as a report records it for `roprof check`.
+    #[must_use]
+    pub fn observe_options(&self) -> ObserveOptions {
+        ObserveOptions {
+            duration_secs: self.duration.as_secs_f64(),
+            settle_secs: match self.window {
+                Window::Settle(d) => Some(d.as_secs_f64()),
+                Window::Fixed => None,
+            },
+            stop_timeout: self.stop_timeout,
+            exercise: self.exercise.clone(),
+            probe: self.probe.clone(),
+            read_only: self.read_only,
+        }
     }
 }

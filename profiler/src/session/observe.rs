@@ -533,9 +533,8 @@ async fn watch(
     }
     w.observed = started.elapsed();
     let why = ended_why(w.ended);
-    w.notes.push(format!(
-        "observation ended after {:.1}s: {why}",
-        w.observed.as_secs_f64()
-    ));
+    // No duration in the note: notes are rendered (Markdown), and two
+    // profiles of one image must render the same; `run.observed_secs` has it.
+    w.notes.push(format!("observation ended: {why}"));
     Ok(w)
 }

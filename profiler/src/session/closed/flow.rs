@@ -60,6 +60,7 @@ pub async fn profile(
     sw.enter(Phase::Analyse).await;
     let first = (how == Loop::Iterate && !out.meta.incomplete).then(|| copy(&out));
     let mut report = session::report(out, cfg.run.clone(), settings);
+    report.observe = Some(cfg.observe_options());
     let mut verdict = None;
     if !report.run.incomplete {
         // No closed loop over a plan made from a partial run.
