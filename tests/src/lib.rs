@@ -819,3 +819,42 @@ pub fn build_image(tag: &str, dockerfile: &str) {
         String::from_utf8_lossy(&out.stderr)
     );
 }
+
+/// A directory removed when dropped, whatever the test's outcome.
+pub struct TempDir(pub PathBuf);
+
+impl TempDir {
+    /// A fresh, empty directory under the temp dir, named from `prefix`
+    /// and this test process.
+    #[must_use]
+    pub fn new(prefix: &str) -> Self {
+        let d = std::env::temp_dir().join(unique_name(prefix));
+        std::fs::create_dir_all(&d)
+            .unwrap_or_else(|e| panic!("expected to create {}: {e}", d.display()));
+        TempDir(d)
+    }
+
+    /// Writes `text` to `name` inside; its path.
+    #[expect(
+        clippy::must_use_candidate,
+        reason = "called for its effect; the path is a convenience"
+    )]
+    pub fn write(&self, name: &str, text: &str) -> PathBuf {
+        let p = self.0.join(name);
+        std::fs::write(&p, text).unwrap_or_else(|e| panic!("writing {}: {e}", p.display()));
+        p
+    }
+
+    /// The text of `name` inside.
+    #[must_use]
+    pub fn read(&self, name: &str) -> String {
+        std::fs::read_to_string(self.0.join(name))
+            .unwrap_or_else(|e| panic!("expected {name} in {}: {e}", self.0.display()))
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}

@@ -22,38 +22,10 @@ use std::{
 
 use proptest::prelude::*;
 use roprof_tests::{
-    BUSYBOX_IMAGE, ContainerGuard, REDIS_IMAGE, docker, docker_ok, kubelet, pasted,
-    require_privileged, roprof, roprof_bin, roprof_env, spawn_roprof, unique_name,
+    BUSYBOX_IMAGE, ContainerGuard, REDIS_IMAGE, TempDir, docker, docker_ok, kubelet, pasted,
+    require_privileged, roprof, roprof_bin, roprof_env, spawn_roprof,
 };
 use serde_json::Value as Json;
-
-/// A directory removed when dropped.
-struct TempDir(PathBuf);
-
-impl TempDir {
-    fn new(prefix: &str) -> Self {
-        let d = std::env::temp_dir().join(unique_name(prefix));
-        std::fs::create_dir_all(&d).expect("temp dir");
-        TempDir(d)
-    }
-
-    fn write(&self, name: &str, text: &str) -> PathBuf {
-        let p = self.0.join(name);
-        std::fs::write(&p, text).unwrap_or_else(|e| panic!("writing {}: {e}", p.display()));
-        p
-    }
-
-    fn read(&self, name: &str) -> String {
-        std::fs::read_to_string(self.0.join(name))
-            .unwrap_or_else(|e| panic!("expected {name} in {}: {e}", self.0.display()))
-    }
-}
-
-impl Drop for TempDir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
 
 /// `roprof render REPORT --format F EXTRA…`, which must succeed.
 fn render(report: &Path, format: &str, extra: &[&str]) -> String {

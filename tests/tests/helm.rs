@@ -14,7 +14,7 @@ use std::path::Path;
 
 use k8s_openapi::api::core::v1::PodSpec;
 use roprof_tests::{
-    ContainerGuard, NGINX_IMAGE, POSTGRESQL_IMAGE, REDIS_IMAGE,
+    ContainerGuard, NGINX_IMAGE, POSTGRESQL_IMAGE, REDIS_IMAGE, TempDir,
     chart::{self, Chart},
     health::{Check, healthy},
     kubelet, require_privileged, roprof, unique_name,
@@ -36,15 +36,6 @@ struct Subject {
 
 fn fixtures() -> &'static Path {
     Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/fixtures"))
-}
-
-/// A directory removed when dropped, whatever the test's outcome.
-struct TempDir(std::path::PathBuf);
-
-impl Drop for TempDir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
 }
 
 fn profile(s: &Subject) -> TempDir {

@@ -6,30 +6,13 @@
 use std::{
     io::{Read as _, Write as _},
     net::TcpStream,
-    path::{Path, PathBuf},
+    path::Path,
     time::{Duration, Instant},
 };
 
-use roprof_tests::{ContainerGuard, STEPS_IMAGE, pasted, require_privileged, roprof, unique_name};
+use roprof_tests::{ContainerGuard, STEPS_IMAGE, TempDir, pasted, require_privileged, roprof};
 
 const PORT: u16 = 18761;
-
-/// A directory removed when dropped, whatever the test's outcome.
-struct TempDir(PathBuf);
-
-impl TempDir {
-    fn new() -> Self {
-        let d = std::env::temp_dir().join(unique_name("roprof-merge"));
-        std::fs::create_dir_all(&d).expect("a temporary directory");
-        TempDir(d)
-    }
-}
-
-impl Drop for TempDir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
 
 /// The exercise that calls CGI script `cgi` until it answers "`cgi` ok".
 fn exercise(cgi: &str) -> String {
@@ -130,7 +113,11 @@ fn serve(line: &str, cgis: &[&str]) -> Vec<String> {
 fn merge_of_two_exercises_is_the_union_and_its_docker_line_serves_both_read_only() {
     require_privileged();
     let _g = ContainerGuard::new();
-    let (a, b, merged) = (TempDir::new(), TempDir::new(), TempDir::new());
+    let (a, b, merged) = (
+        TempDir::new("roprof-merge"),
+        TempDir::new("roprof-merge"),
+        TempDir::new("roprof-merge"),
+    );
     let ra = profile(&a.0, "a");
     let rb = profile(&b.0, "b");
     assert_eq!(

@@ -10,7 +10,7 @@
 use std::{
     io::{Read as _, Write as _},
     net::TcpStream,
-    path::{Path, PathBuf},
+    path::Path,
     process::{Command, Stdio},
     thread,
     time::{Duration, Instant},
@@ -18,7 +18,7 @@ use std::{
 
 use roprof_tests::{
     BUSYBOX_IMAGE, ContainerGuard, MEMCACHED_IMAGE, NGINX_IMAGE, REDIS_IMAGE, STEPS_IMAGE,
-    TEST_LABEL, WRITER_IMAGE, op_result, owner_label,
+    TEST_LABEL, TempDir, WRITER_IMAGE, op_result, owner_label,
     podman::{Engine, PodmanGuard, podman, require_podman, roprof_on},
     unique_name,
 };
@@ -28,28 +28,11 @@ fn fixtures() -> &'static Path {
     Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/fixtures"))
 }
 
-/// A directory removed when dropped.
-struct TempDir(PathBuf);
-
-impl TempDir {
-    fn new() -> Self {
-        let d = std::env::temp_dir().join(unique_name("podman-test"));
-        std::fs::create_dir_all(&d).expect("can create a temp dir");
-        Self(d)
-    }
-}
-
-impl Drop for TempDir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
-
 /// `roprof profile ARGS -o DIR` on `engine`; asserts exit 0 and returns
 /// report.json (written to a file: an `--exercise` client's output goes
 /// to roprof's stdout).
 fn profile(engine: Engine, args: &[String]) -> Value {
-    let dir = TempDir::new();
+    let dir = TempDir::new("podman-test");
     let mut all: Vec<String> = ["profile", "--quiet", "--format", "json", "-o"]
         .map(str::to_owned)
         .to_vec();
@@ -382,7 +365,7 @@ fn the_docker_line_runs_read_only_and_serves_under_podman_run() {
     ]
     .map(str::to_owned)
     .to_vec();
-    let dir = TempDir::new();
+    let dir = TempDir::new("podman-test");
     let mut all: Vec<String> = ["profile", "--quiet", "-o"].map(str::to_owned).to_vec();
     all.push(dir.0.display().to_string());
     all.extend(args);

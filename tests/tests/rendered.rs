@@ -11,7 +11,7 @@ use std::path::Path;
 
 use roprof_tests::{
     APACHE2_IMAGE, CONFGEN_IMAGE, ContainerGuard, MEMCACHED_IMAGE, NGINX_IMAGE, POSTGRESQL_IMAGE,
-    REDIS_IMAGE,
+    REDIS_IMAGE, TempDir,
     health::{Check, healthy},
     kubelet, pasted, require_privileged, roprof, unique_name,
 };
@@ -31,15 +31,6 @@ struct Subject {
 
 fn fixtures() -> &'static Path {
     Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/fixtures"))
-}
-
-/// A directory removed when dropped, whatever the test's outcome.
-struct TempDir(std::path::PathBuf);
-
-impl Drop for TempDir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
 }
 
 /// Profiles the subject into a fresh directory (every format) and returns it.

@@ -8,17 +8,9 @@
 use std::time::Duration;
 
 use roprof_tests::{
-    ContainerGuard, SUPERVISED_IMAGE, docker, pasted, require_privileged, roprof, unique_name,
+    ContainerGuard, SUPERVISED_IMAGE, TempDir, docker, pasted, require_privileged, roprof,
+    unique_name,
 };
-
-/// A directory removed when dropped.
-struct TempDir(std::path::PathBuf);
-
-impl Drop for TempDir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
 
 fn read(dir: &std::path::Path, file: &str) -> String {
     std::fs::read_to_string(dir.join(file))
