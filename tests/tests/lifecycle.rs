@@ -4,7 +4,7 @@
 use std::time::{Duration, Instant};
 
 use roprof_tests::{
-    ContainerGuard, NGINX_IMAGE, WRITER_IMAGE, docker, docker_ok, profile_json,
+    ContainerGuard, NGINX_IMAGE, TempDir, WRITER_IMAGE, docker, docker_ok, profile_json,
     quiescent_bpf_programs, require_privileged, roprof, roprof_bpf_programs, roprof_containers,
     run_detached, running_roprof_containers, settled, spawn_roprof, unique_name,
 };
@@ -528,4 +528,50 @@ fn attach_sees_writes_through_files_opened_before_it_and_respects_the_containers
             "no mount is proposed over the container's own {own}: {targets:?}"
         );
     }
+}
+
+/// `verify --report` of a report made with a probe runs the same probe
+/// (the report keeps it): the plan is fine, so verification passes without
+/// the user giving `--probe` again (issue #30, item 5).
+#[test]
+fn verify_of_a_report_made_with_a_probe_uses_its_probe_and_passes() {
+    require_privileged();
+    let _g = ContainerGuard::new();
+    let dir = TempDir::new("verify-probe");
+    let (code, _, err) = roprof([
+        "profile",
+        "--quiet",
+        "--duration",
+        "6s",
+        "-o",
+        dir.0.to_str().expect("utf-8 temp path"),
+        "-p",
+        "127.0.0.1:18183:80",
+        "--probe",
+        "http://127.0.0.1:18183/",
+        NGINX_IMAGE,
+    ]);
+    assert_eq!(code, 0, "profile of nginx with a probe; stderr:\n{err}");
+    let report = dir.0.join("report.json");
+    let saved: serde_json::Value =
+        serde_json::from_str(&dir.read("report.json")).expect("report.json parses");
+    assert_eq!(
+        saved["observe"]["probe"], "http://127.0.0.1:18183/",
+        "the report keeps the probe"
+    );
+    let (code, _, err) = roprof([
+        "verify",
+        "--duration",
+        "6s",
+        "--report",
+        report.to_str().expect("utf-8 temp path"),
+    ]);
+    assert_eq!(
+        code, 0,
+        "verify --report with the report's probe; stderr:\n{err}"
+    );
+    assert!(
+        !err.contains("the probe answered in the observed run but not read-only"),
+        "the probe was asked in the read-only run too:\n{err}"
+    );
 }

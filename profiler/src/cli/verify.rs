@@ -108,13 +108,21 @@ pub async fn run(args: &VerifyArgs, run_args: &RunArgs) -> anyhow::Result<i32> {
         .image
         .clone()
         .unwrap_or_else(|| report.image.image.clone());
+    // The probe and exercise the report was made with, unless given
+    // again: the read-only run is compared with a run that had them.
+    let mut observe = args.observe.observe();
+    if let Some(saved) = &report.observe {
+        if observe.probe.is_none() {
+            observe.probe.clone_from(&saved.probe);
+        }
+        if observe.exercise.is_none() {
+            observe.exercise.clone_from(&saved.exercise);
+        }
+    }
     let cfg = RunConfig {
         quiet: args.quiet,
         read_only: true,
-        ..args
-            .observe
-            .observe()
-            .config(image, run, env, roprof::model::RunMode::Verify)
+        ..observe.config(image, run, env, roprof::model::RunMode::Verify)
     };
     let mut ctx = Context::new(engine, None);
     // Repairs continue from the settings the plan was made with.
