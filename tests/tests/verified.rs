@@ -125,7 +125,10 @@ fn verify_the_old_rule(dir: &std::path::Path, r: &serde_json::Value) -> std::pat
         broken.to_str().unwrap(),
     ]);
     assert_eq!(code, 0, "repair must end verified; stderr:\n{err}");
-    // With --quiet the rounds are not printed: the report holds them.
+    assert!(
+        err.contains("worker.sh exited 1 read-only"),
+        "the worker's exit is the difference shown:\n{err}"
+    );
     let rep: serde_json::Value = serde_json::from_str(&out)
         .unwrap_or_else(|e| panic!("verify prints the repaired report ({e}); stderr:\n{err}"));
     assert_eq!(

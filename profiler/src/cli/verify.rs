@@ -50,9 +50,10 @@ pub struct VerifyArgs {
     pub image: Option<String>,
 }
 
-/// Prints the rounds (unless `quiet`) and the verdict on stderr.
-pub fn print_rounds(report: &Report, passed: bool, quiet: bool) {
-    for (i, r) in report.rounds.iter().enumerate().filter(|_| !quiet) {
+/// Prints the rounds and the verdict on stderr: results, not progress,
+/// so `--quiet` keeps them (why a verification failed is the answer).
+pub fn print_rounds(report: &Report, passed: bool) {
+    for (i, r) in report.rounds.iter().enumerate() {
         let exit = r.exit_code.map_or_else(
             || "still running at the end".to_owned(),
             |c| format!("exit {c}"),
@@ -158,7 +159,7 @@ fn conclude(
         }
     };
     if let Some(passed) = passed {
-        print_rounds(report, passed, args.quiet);
+        print_rounds(report, passed);
     }
     if let Some(f) = args.format {
         super::withhold_env(report, env, args.reveal_env);
