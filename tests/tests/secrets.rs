@@ -632,6 +632,7 @@ fn reports_saved_before_the_change_still_render_without_their_values() {
 const OUTPUT_FILES: &[&str] = &[
     "compose.yaml",
     "docker.sh",
+    "helm-values.yaml",
     "k8s-restricted.yaml",
     "k8s.yaml",
     "kustomize.yaml",
