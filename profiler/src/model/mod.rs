@@ -5,6 +5,7 @@
 //! Paths are byte strings ([`CPath`]): Linux paths need not be UTF-8 and a
 //! profiler that mangles them would emit mounts for the wrong directory.
 
+mod caveat;
 mod check;
 pub mod errno;
 mod image;
@@ -18,6 +19,7 @@ mod run;
 mod timing;
 
 pub use self::{
+    caveat::Caveat,
     check::{
         CHECK_SCHEMA_VERSION, CheckResult, DiffMount, Finding, FindingKind, MountChange,
         ObserveOptions, PlanDiff, SEED_SAMPLE, SeedDigest, Severity,

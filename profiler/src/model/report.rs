@@ -164,6 +164,10 @@ pub struct RunMeta {
     /// tracer of their own: nothing is compared then.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub process_exits: Option<Vec<ProcessExit>>,
+    /// What the observed run did not cover, which every output states
+    /// (see [`super::Caveat`]).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub caveats: Vec<super::Caveat>,
 }
 
 /// A program of the container that ended other than with status 0.

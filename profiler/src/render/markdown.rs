@@ -92,8 +92,11 @@ pub fn markdown(report: &Report) -> String {
     s.push_str("\n## Written paths\n\n");
     tree(&mut s, &report.paths);
 
-    if !p.warnings.is_empty() {
+    if !p.warnings.is_empty() || !report.run.caveats.is_empty() {
         s.push_str("\n## Warnings\n\n");
+        for c in &report.run.caveats {
+            let _ = writeln!(s, "- **{}**", escape(c.to_string().as_bytes()));
+        }
         for w in &p.warnings {
             let _ = writeln!(s, "- {}", escape(w.as_bytes()));
         }

@@ -323,6 +323,13 @@ pub fn no_plan(report: &Report) -> Option<String> {
 pub(crate) fn no_plan_comment(report: &Report) -> Option<String> {
     let msg = no_plan(report)?;
     let mut s = format!("# roprof: {}\n", escape_bytes(msg.as_bytes()));
+    for c in &report.run.caveats {
+        let _ = writeln!(
+            s,
+            "# roprof: WARNING: {}",
+            escape_bytes(c.to_string().as_bytes())
+        );
+    }
     for n in &report.run.notes {
         let _ = writeln!(s, "# roprof: {}", escape_bytes(n.as_bytes()));
     }
@@ -423,11 +430,19 @@ pub(crate) fn utf8_mounts(report: &Report) -> impl Iterator<Item = (&PlannedMoun
         .filter_map(|m| m.target.to_str().map(|t| (m, t)))
 }
 
-/// `# roprof: …` comment lines for left-out mounts and for writes the plan
+/// `# roprof: …` comment lines for what the run did not cover
+/// ([`crate::model::Caveat`]), for left-out mounts and for writes the plan
 /// leaves without a mount on purpose (empty when none). Control bytes are
 /// escaped, so a hostile path cannot end the comment.
 pub(crate) fn omission_comments(report: &Report) -> String {
     let mut s = String::new();
+    for c in &report.run.caveats {
+        let _ = writeln!(
+            s,
+            "# roprof: WARNING: {}",
+            escape_bytes(c.to_string().as_bytes())
+        );
+    }
     for w in unrepresentable(report) {
         let _ = writeln!(s, "# roprof: {w}");
     }

@@ -494,3 +494,80 @@ fn markdown_written_paths_lists_only_writes() {
         assert!(!written.contains(not), "{not} is not a write:\n{written}");
     }
 }
+
+fn with_caveats(mut r: Report) -> Report {
+    use crate::model::Caveat;
+    r.run.caveats = vec![
+        Caveat::ProbeNeverAnswered {
+            probe: "http://127.0.0.1:8080/".into(),
+        },
+        Caveat::WakeupAfterWindow {
+            program: "cron-job".into(),
+            pid: 4242,
+            syscall: "clock_nanosleep".into(),
+            due_secs: 61.5,
+        },
+        Caveat::NoRequestServed {
+            ports: vec!["tcp/80".into(), "udp/53".into()],
+        },
+    ];
+    r
+}
+
+#[test]
+fn every_format_states_what_the_run_did_not_cover() {
+    let planned = with_caveats(report_for(RunOptions {
+        command: vec!["redis-server".into()],
+        ..RunOptions::default()
+    }));
+    for r in [planned.clone(), with_caveats(unobserved())] {
+        for f in Format::ALL {
+            let text = render(&r, f).expect("renders");
+            for c in &r.run.caveats {
+                let words = c.to_string();
+                match f {
+                    Format::Json => {
+                        let back = super::json::load_report(&text).expect("the report");
+                        assert_eq!(back.run.caveats, r.run.caveats, "the JSON keeps them");
+                    }
+                    Format::Markdown => assert!(
+                        text.contains(&super::markdown::escape(words.as_bytes())),
+                        "{f} states {words}:\n{text}"
+                    ),
+                    Format::Table => assert!(
+                        text.contains(&format!("warning: {words}")),
+                        "{f} states {words}:\n{text}"
+                    ),
+                    _ => assert!(
+                        text.contains(&format!("# roprof: WARNING: {words}")),
+                        "{f} states {words} in a comment:\n{text}"
+                    ),
+                }
+            }
+            // The YAML formats still parse with the comments.
+            if matches!(
+                f,
+                Format::Compose | Format::K8s | Format::Kustomize | Format::Helm
+            ) {
+                serde_yaml_ng::from_str::<Value>(&text).expect("YAML parses");
+            }
+        }
+    }
+    // No caveat, no warning.
+    let clean = report_for(RunOptions::default());
+    assert!(
+        !render(&clean, Format::Docker)
+            .expect("docker")
+            .contains("WARNING")
+    );
+}
+
+#[test]
+fn caveats_satisfy_the_schema() {
+    let schema: serde_json::Value =
+        serde_json::from_str(super::json::SCHEMA).expect("schema is JSON");
+    let r = with_caveats(report_for(RunOptions::default()));
+    let v: serde_json::Value =
+        serde_json::from_str(&super::json::to_json(&r).expect("json")).expect("JSON");
+    super::tests::validate(&schema, &schema, &v, "report");
+}

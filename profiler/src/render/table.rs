@@ -91,6 +91,9 @@ pub fn table(report: &Report) -> String {
         out.push_str(&mounts.build().with(Style::rounded()).to_string());
         out.push('\n');
     }
+    for c in &report.run.caveats {
+        let _ = writeln!(out, "warning: {}", escape_text(&c.to_string()));
+    }
     for w in &report.plan.warnings {
         let _ = writeln!(out, "warning: {}", escape_text(w));
     }

@@ -323,7 +323,12 @@ fn load_report_checks_the_schema_version() {
 
 /// Minimal structural validation: `$ref`, `required`, `properties`,
 /// `items`, `oneOf`, `enum`/`const`.
-fn validate(schema: &serde_json::Value, root: &serde_json::Value, v: &serde_json::Value, at: &str) {
+pub(super) fn validate(
+    schema: &serde_json::Value,
+    root: &serde_json::Value,
+    v: &serde_json::Value,
+    at: &str,
+) {
     use serde_json::Value as J;
     let schema = match schema.get("$ref").and_then(J::as_str) {
         Some(r) => {

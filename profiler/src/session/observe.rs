@@ -273,6 +273,7 @@ impl<'t> Observation<'t> {
                 health: w.probe_ok.map(Health::from_ok),
                 exercise_exit: w.exercise_exit,
                 process_exits: Some(process_exits(collected.exits, stop_ns)),
+                caveats: Vec::new(),
             },
             losses,
             stats: activity,
