@@ -13,7 +13,11 @@ use std::{
 
 use anyhow::{Context as _, Result, bail};
 
-use crate::{build_roprof, cmd, images::image_name, setup};
+use crate::{
+    build_roprof, cmd,
+    images::{self, image_name},
+    setup,
+};
 
 const PROFILE_PORT: u16 = 18080;
 const RUN_PORT: u16 = 18081;
@@ -21,7 +25,11 @@ const PROBE_ATTEMPTS: u32 = 30;
 const PROBE_INTERVAL: Duration = Duration::from_millis(500);
 
 pub fn demo() -> Result<()> {
-    setup::setup()?;
+    // Only what the demo runs: the build, the Docker engine and the nginx
+    // fixture (with its debian base), not the test tools, Podman or the
+    // other fixtures.
+    setup::build_and_engine()?;
+    images::build(&["nginx".to_owned()], false)?;
     let roprof = build_roprof()?;
     let image = image_name("nginx");
     let publish = format!("127.0.0.1:{PROFILE_PORT}:80");

@@ -69,8 +69,9 @@ enum Command {
         #[arg(last = true)]
         harness_args: Vec<String>,
     },
-    /// Setup, build, then profile the nginx fixture and run it read-only with
-    /// the proposed mounts.
+    /// Install what the build and Docker need (not the test tools or
+    /// Podman), build the nginx fixture and roprof, then profile nginx and
+    /// run it read-only with the proposed mounts.
     Demo,
     /// Measure roprof against untraced runs, bpftrace, strace and the manual
     /// methods (tracing overhead, event throughput and loss, time to a

@@ -23,6 +23,18 @@ const DOCKERD_LOG: &str = "/var/log/roprof-dockerd.log";
 const DOCKERD_WAIT: Duration = Duration::from_secs(30);
 
 pub fn setup() -> Result<()> {
+    build_and_engine()?;
+    test_tools()?;
+    images::build(&[], false)?;
+    podman::setup()
+}
+
+/// What building roprof and running it under Docker need, and nothing
+/// more: the pinned nightly, bpf-linker, protoc, a kernel with BTF and
+/// cgroup v2, and the Docker engine. `cargo xtask demo` stops here (plus
+/// the one image it profiles); the test-only tools, the other fixtures and
+/// Podman's copies of them are `setup`'s.
+pub fn build_and_engine() -> Result<()> {
     let toolchain = ebpf_toolchain()?;
     step(&format!("toolchain {toolchain} + rust-src"), || {
         ensure_toolchain(&toolchain)
@@ -38,7 +50,12 @@ pub fn setup() -> Result<()> {
         )
     })?;
     step("kernel BTF and cgroup v2", check_kernel)?;
-    docker_step()?;
+    docker_step()
+}
+
+/// The programs only the privileged tests run: docker-compose, kubectl,
+/// bpftool and ctr.
+fn test_tools() -> Result<()> {
     step("docker-compose", || {
         cmd::ensure_program(
             "docker-compose",
@@ -66,9 +83,7 @@ pub fn setup() -> Result<()> {
             &["containerd"],
             "the privileged `watch` tests drive Docker's containerd with ctr",
         )
-    })?;
-    images::build(&[], false)?;
-    podman::setup()
+    })
 }
 
 /// Installs the Docker engine if needed and starts dockerd if it does not
