@@ -49,7 +49,7 @@ fn a_probe_that_never_answers_is_a_warning_everywhere_and_keeps_the_plan() {
         "report.json",
     ] {
         let text =
-            std::fs::read_to_string(&with.0.join(file)).unwrap_or_else(|e| panic!("{file}: {e}"));
+            std::fs::read_to_string(with.0.join(file)).unwrap_or_else(|e| panic!("{file}: {e}"));
         assert!(
             text.contains("never answered") || text.contains("probe_never_answered"),
             "{file} states that the probe never answered:\n{text}"
