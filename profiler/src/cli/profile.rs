@@ -223,6 +223,9 @@ fn finish(
     for w in render::unrepresentable(report) {
         eprintln!("roprof: warning: {w}");
     }
+    for c in &report.run.caveats {
+        eprintln!("roprof: WARNING: {c}");
+    }
     if let Some(dir) = &args.output_dir {
         std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
         let files = render::write_all_with(report, dir, &options)?;

@@ -25,7 +25,9 @@ use super::{
 };
 use crate::{
     host::cgroup,
-    model::{Ended, Health, ImageConfig, ImageListing, Phase, ProcessExit, RunMeta, TraceStats},
+    model::{
+        Caveat, Ended, Health, ImageConfig, ImageListing, Phase, ProcessExit, RunMeta, TraceStats,
+    },
     runtime::{Engine, ExitState},
     trace::{self, CollectedExit, Collector, TraceError, Tracer, collect::Progress},
 };
@@ -273,11 +275,22 @@ impl<'t> Observation<'t> {
                 health: w.probe_ok.map(Health::from_ok),
                 exercise_exit: w.exercise_exit,
                 process_exits: Some(process_exits(collected.exits, stop_ns)),
-                caveats: Vec::new(),
+                caveats: probe_caveat(cfg.probe.as_deref(), w.probe_ok),
             },
             losses,
             stats: activity,
         })
+    }
+}
+
+/// A probe that never answered during the whole observed run (the probe is
+/// polled until it first answers, so `Some(false)` at the end means never).
+fn probe_caveat(probe: Option<&str>, ok: Option<bool>) -> Vec<Caveat> {
+    match (probe, ok) {
+        (Some(probe), Some(false)) => vec![Caveat::ProbeNeverAnswered {
+            probe: probe.to_owned(),
+        }],
+        _ => Vec::new(),
     }
 }
 
