@@ -59,6 +59,7 @@ struct Watched {
     exercise: Option<tokio::process::Child>,
     exercise_exit: Option<i64>,
     notes: Vec<String>,
+    coverage: super::coverage::Coverage,
 }
 
 impl Watched {
@@ -253,6 +254,10 @@ impl<'t> Observation<'t> {
             w.ended = Ended::EngineLost;
         }
         let incomplete_reason = incomplete_reason(&w, &state);
+        let caveats: Vec<_> = w.coverage.caveat().into_iter().collect();
+        for c in &caveats {
+            eprintln!("roprof: warning: {c}");
+        }
         Ok(RunOutput {
             image,
             listing,
@@ -273,7 +278,7 @@ impl<'t> Observation<'t> {
                 health: w.probe_ok.map(Health::from_ok),
                 exercise_exit: w.exercise_exit,
                 process_exits: Some(process_exits(collected.exits, stop_ns)),
-                caveats: Vec::new(),
+                caveats,
             },
             losses,
             stats: activity,
@@ -469,6 +474,7 @@ async fn watch(
         exercise: spawn_exercise(cfg.exercise.as_deref())?,
         exercise_exit: None,
         notes: Vec::new(),
+        coverage: super::coverage::Coverage::default(),
     };
     let mut settle = match cfg.window {
         Window::Settle(quiet) => Some(Settle {
@@ -508,6 +514,7 @@ async fn watch(
             ));
         }
         w.poll_exercise();
+        w.coverage.sample(engine, id).await;
         if let Some(end) = still_running(engine, id, &mut w).await {
             w.ended = end;
             break;
