@@ -6,6 +6,7 @@
 mod attach;
 pub mod closed;
 mod context;
+mod coverage;
 mod error;
 pub mod interrupt;
 mod observe;

@@ -61,6 +61,7 @@ struct Watched {
     exercise: Option<tokio::process::Child>,
     exercise_exit: Option<i64>,
     notes: Vec<String>,
+    coverage: super::coverage::Coverage,
 }
 
 impl Watched {
@@ -255,6 +256,8 @@ impl<'t> Observation<'t> {
             w.ended = Ended::EngineLost;
         }
         let incomplete_reason = incomplete_reason(&w, &state);
+        let mut caveats = probe_caveat(cfg.probe.as_deref(), w.probe_ok);
+        caveats.extend(w.coverage.caveat());
         Ok(RunOutput {
             image,
             listing,
@@ -275,7 +278,7 @@ impl<'t> Observation<'t> {
                 health: w.probe_ok.map(Health::from_ok),
                 exercise_exit: w.exercise_exit,
                 process_exits: Some(process_exits(collected.exits, stop_ns)),
-                caveats: probe_caveat(cfg.probe.as_deref(), w.probe_ok),
+                caveats,
             },
             losses,
             stats: activity,
@@ -482,6 +485,7 @@ async fn watch(
         exercise: spawn_exercise(cfg.exercise.as_deref())?,
         exercise_exit: None,
         notes: Vec::new(),
+        coverage: super::coverage::Coverage::default(),
     };
     let mut settle = match cfg.window {
         Window::Settle(quiet) => Some(Settle {
@@ -521,6 +525,7 @@ async fn watch(
             ));
         }
         w.poll_exercise();
+        w.coverage.sample(engine, id).await;
         if let Some(end) = still_running(engine, id, &mut w).await {
             w.ended = end;
             break;
