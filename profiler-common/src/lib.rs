@@ -83,6 +83,18 @@ pub const PROG_EXEC: &str = "sched_exec";
 pub const PROG_FORK: &str = "sched_fork";
 /// `sched:sched_process_exit`.
 pub const PROG_EXIT: &str = "sched_exit";
+/// `roprof guard`'s only attached program, on the `sys_exit` raw
+/// tracepoint: it rejects on the return value first (nothing else runs for
+/// a syscall that did not fail with `EROFS` or `EACCES`), then on the
+/// caller's cgroup ([`MAP_GUARDED`]), and queues the path job for
+/// [`PROG_EMIT`].
+pub const PROG_GUARD_EXIT: &str = "guard_exit";
+/// cgroup v2 ids of the containers `roprof guard` watches (key) → 1.
+pub const MAP_GUARDED: &str = "GUARDED";
+/// Entries of [`MAP_GUARDED`].
+pub const GUARDED_LEN: u32 = 8192;
+/// `EACCES`: a write refused by the owner or mode of a mount.
+pub const EACCES: i64 = 13;
 /// Tail-called path builder (not attached).
 pub const PROG_EMIT: &str = "emit";
 /// Path-walk stage tail-called by [`PROG_EMIT`] (not attached).
@@ -457,6 +469,14 @@ pub struct Offsets {
     /// `task_struct.exit_code` (int): set by `do_exit` before the
     /// `sched_process_exit` tracepoint fires.
     pub task_exit_code: u64,
+    /// `pt_regs` member holding the syscall number at exit (`orig_ax` on
+    /// `x86_64`, `syscallno` on arm64): `guard_exit` has no `sys_enter`
+    /// record to take it from.
+    pub sys_nr_exit: u64,
+    /// `pt_regs` member holding syscall argument 0 at exit: `di` on
+    /// `x86_64` (unchanged by the syscall), `orig_x0` on arm64 (where `x0`
+    /// is overwritten with the return value).
+    pub sys_arg0_exit: u64,
 }
 
 /// Run configuration written by userspace before attaching.

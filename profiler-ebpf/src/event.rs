@@ -53,6 +53,16 @@ pub(crate) fn stamp_cgroup(pid_tgid: u64) {
     }
 }
 
+/// [`stamp_cgroup`] with the container given (`guard_exit`: the caller's
+/// cgroup, found in `GUARDED`).
+#[inline(always)]
+pub(crate) fn stamp_cgroup_id(cg: u64) {
+    if let Some(ev) = SCRATCH.get_ptr_mut(0) {
+        // SAFETY: per-CPU scratch slot.
+        unsafe { (*ev).header.cgroup = cg };
+    }
+}
+
 #[inline(always)]
 pub(crate) fn submit(ev: *mut EventBuf) {
     // SAFETY: ev is the per-CPU scratch slot.

@@ -34,6 +34,7 @@
 mod cgroup;
 mod dedupe;
 mod event;
+mod guard;
 mod maps;
 mod mem;
 mod sched;

@@ -4,13 +4,13 @@
 
 use aya_ebpf::{helpers::generated as bh, macros::raw_tracepoint, programs::RawTracePointContext};
 use profiler_common::{
-    Config, FileStats, Inflight, JUMP_EMIT, NO_ARG, Offsets, PATH_MAX, SPECS_LEN, argkind, counter,
-    kind, op, specflag,
+    Config, FileStats, Inflight, JUMP_EMIT, NO_ARG, Offsets, PATH_MAX, SPECS_LEN, SyscallSpec,
+    argkind, counter, kind, op, specflag,
 };
 
 use crate::{
     dedupe::{ident_is_new, object_is_new},
-    event::{fill_header, stamp_cgroup, submit},
+    event::{fill_header, stamp_cgroup, stamp_cgroup_id, submit},
     maps::{
         AF_UNIX, AT_EMPTY_PATH, AT_FDCWD, AT_REMOVEDIR, BPF_NOEXIST, FILES, FMODE_WRITE, INFLIGHT,
         INFLIGHT_SLOTS, JOB_NAMED, JOB_NAMED_KERNEL, JOB_OBJECT, JOBS, JUMP, Job, Jobs, O_ACCMODE,
@@ -503,64 +503,9 @@ pub(crate) fn try_sys_exit(ctx: &RawTracePointContext) -> Result<(), i64> {
                     return q.run(ctx);
                 }
             }
-            let dirfd = if spec.dirfd_arg == NO_ARG {
-                AT_FDCWD
-            } else {
-                arg(a, spec.dirfd_arg) as i64
-            };
-            let name_ptr = if spec.name_arg == NO_ARG {
-                0
-            } else {
-                arg(a, spec.name_arg)
-            };
-            if spec.flags & specflag::SECOND_ONLY == 0 {
-                let empty_fd = spec.flags & specflag::EMPTY_IS_FD != 0
-                    && (name_ptr == 0 || inf.flags & AT_EMPTY_PATH != 0);
-                if empty_fd {
-                    let file = fd_file(&cfg.offsets, task, dirfd);
-                    if file != 0
-                        && object_is_new(cfg, opc, ret, pid_tgid, file, inf.flags, inf.cgroup)
-                    {
-                        q.object(opc, ret, pid_tgid, file, inf.flags, mode);
-                    }
-                } else if name_ptr != 0 {
-                    q.named(
-                        opc,
-                        ret,
-                        pid_tgid,
-                        dirfd,
-                        name_ptr,
-                        PATH_MAX as u32,
-                        inf.flags,
-                        mode,
-                    );
-                }
-            }
-            if spec.flags & specflag::TWO_PATHS != 0 {
-                let opc2 = if spec.op == op::RENAME_FROM {
-                    op::RENAME_TO
-                } else {
-                    spec.op
-                };
-                let dirfd2 = if spec.dirfd2_arg == NO_ARG {
-                    AT_FDCWD
-                } else {
-                    arg(a, spec.dirfd2_arg) as i64
-                };
-                let name2 = arg(a, spec.name2_arg);
-                if name2 != 0 {
-                    q.named(
-                        opc2,
-                        ret,
-                        pid_tgid,
-                        dirfd2,
-                        name2,
-                        PATH_MAX as u32,
-                        inf.flags,
-                        0,
-                    );
-                }
-            }
+            q.names(
+                cfg, task, spec, a, opc, ret, pid_tgid, inf.flags, mode, inf.cgroup,
+            );
         }
     }
     q.run(ctx)
@@ -662,16 +607,116 @@ impl Queue<'_> {
         });
     }
 
+    /// Queues the named operands of a path syscall (the name relative to
+    /// its dirfd, the file behind the dirfd for an empty name, the second
+    /// name of rename/link): what `sys_exit` does for a failed or name-only
+    /// call, and `guard_exit` for every failed one. `opc` is the operation
+    /// of the first name (`RMDIR` for `unlinkat(AT_REMOVEDIR)`).
+    #[inline(always)]
+    #[expect(
+        clippy::too_many_arguments,
+        reason = "the syscall's decoded state, passed in registers as both exit programs hold it"
+    )]
+    pub(crate) fn names(
+        &mut self,
+        cfg: &Config,
+        task: u64,
+        spec: &SyscallSpec,
+        a: &[u64; 6],
+        opc: u32,
+        ret: i64,
+        pid_tgid: u64,
+        flags: u64,
+        mode: u64,
+        cg: u64,
+    ) {
+        let q = self;
+        let dirfd = if spec.dirfd_arg == NO_ARG {
+            AT_FDCWD
+        } else {
+            arg(a, spec.dirfd_arg) as i64
+        };
+        let name_ptr = if spec.name_arg == NO_ARG {
+            0
+        } else {
+            arg(a, spec.name_arg)
+        };
+        if spec.flags & specflag::SECOND_ONLY == 0 {
+            let empty_fd = spec.flags & specflag::EMPTY_IS_FD != 0
+                && (name_ptr == 0 || flags & AT_EMPTY_PATH != 0);
+            if empty_fd {
+                let file = fd_file(&cfg.offsets, task, dirfd);
+                if file != 0 && object_is_new(cfg, opc, ret, pid_tgid, file, flags, cg) {
+                    q.object(opc, ret, pid_tgid, file, flags, mode);
+                }
+            } else if name_ptr != 0 {
+                q.named(
+                    opc,
+                    ret,
+                    pid_tgid,
+                    dirfd,
+                    name_ptr,
+                    PATH_MAX as u32,
+                    flags,
+                    mode,
+                );
+            }
+        }
+        if spec.flags & specflag::TWO_PATHS != 0 {
+            let opc2 = if spec.op == op::RENAME_FROM {
+                op::RENAME_TO
+            } else {
+                spec.op
+            };
+            let dirfd2 = if spec.dirfd2_arg == NO_ARG {
+                AT_FDCWD
+            } else {
+                arg(a, spec.dirfd2_arg) as i64
+            };
+            let name2 = arg(a, spec.name2_arg);
+            if name2 != 0 {
+                q.named(
+                    opc2,
+                    ret,
+                    pid_tgid,
+                    dirfd2,
+                    name2,
+                    PATH_MAX as u32,
+                    flags,
+                    0,
+                );
+            }
+        }
+    }
+
     #[inline(always)]
     pub(crate) fn run(self, ctx: &RawTracePointContext) -> Result<(), i64> {
         if self.0.n > 0 {
             stamp_cgroup(self.0.items[0].pid_tgid);
+            self.tail_call_emit(ctx);
+        }
+        Ok(())
+    }
+
+    /// [`Queue::run`] for records of container `cg` whose processes are not
+    /// in `TRACED` (`guard_exit` filters by the caller's cgroup instead).
+    #[inline(always)]
+    pub(crate) fn run_in(self, ctx: &RawTracePointContext, cg: u64) -> Result<(), i64> {
+        if self.0.n > 0 {
+            stamp_cgroup_id(cg);
+            self.tail_call_emit(ctx);
+        }
+        Ok(())
+    }
+
+    #[inline(always)]
+    fn tail_call_emit(&self, ctx: &RawTracePointContext) {
+        {
             // SAFETY: JUMP slot 0 holds `emit`, a raw tracepoint program
             // taking the same context. A tail call only returns on failure
             // (slot empty, or the 33-call chain limit): nothing is emitted.
             unsafe { JUMP.tail_call(ctx, JUMP_EMIT) };
             count(counter::TAIL_CALL_FAILS);
         }
-        Ok(())
     }
 }

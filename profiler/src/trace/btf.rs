@@ -328,6 +328,12 @@ impl Btf {
             kernfs_name: self.offset_of("kernfs_node", &["name"])?,
             kernfs_parent: self.offset_of("kernfs_node", &["__parent", "parent"])?,
             task_exit_code: self.offset_of("task_struct", &["exit_code"])?,
+            sys_nr_exit: self.offset_of("pt_regs", &["orig_ax", "syscallno"])?,
+            sys_arg0_exit: if cfg!(target_arch = "x86_64") {
+                self.offset_of("pt_regs", &["di"])?
+            } else {
+                self.offset_of("pt_regs", &["orig_x0"])?
+            },
         })
     }
 }

@@ -7,6 +7,7 @@
 
 pub mod btf;
 pub mod collect;
+mod guard;
 pub mod lookup;
 mod reuse;
 pub mod specs;
