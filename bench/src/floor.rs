@@ -19,6 +19,13 @@ pub struct Floor {
 impl Floor {
     /// Loads the floor object and attaches each of its programs.
     pub fn attach() -> Result<Self> {
+        Self::attach_only(&FLOOR_PROGRAMS.map(|(_, tp)| tp))
+    }
+
+    /// Loads the floor object and attaches only the programs on the
+    /// tracepoints in `tps` (the single-hook floors: `sys_exit` alone,
+    /// `sys_enter` alone), so every floor is measured in the same run.
+    pub fn attach_only(tps: &[&str]) -> Result<Self> {
         if FLOOR_OBJECT.is_empty() {
             bail!(
                 "roprof-bench was built without its floor eBPF object (AYA_BUILD_SKIP); \
@@ -28,7 +35,14 @@ impl Floor {
         let mut ebpf = EbpfLoader::new()
             .load(FLOOR_OBJECT)
             .context("loading the floor eBPF object")?;
-        for (prog, tp) in FLOOR_PROGRAMS {
+        let chosen: Vec<_> = FLOOR_PROGRAMS
+            .into_iter()
+            .filter(|(_, tp)| tps.contains(tp))
+            .collect();
+        if chosen.len() != tps.len() {
+            bail!("the floor object has no program for one of {tps:?}");
+        }
+        for &(prog, tp) in &chosen {
             let p: &mut RawTracePoint = ebpf
                 .program_mut(prog)
                 .with_context(|| format!("the floor object has no program `{prog}`"))?
@@ -41,8 +55,12 @@ impl Floor {
         }
         eprintln!(
             "roprof-bench: floor: {} empty programs attached ({})",
-            FLOOR_PROGRAMS.len(),
-            FLOOR_PROGRAMS.map(|(_, tp)| tp).join(", ")
+            chosen.len(),
+            chosen
+                .iter()
+                .map(|(_, tp)| *tp)
+                .collect::<Vec<_>>()
+                .join(", ")
         );
         Ok(Self { _ebpf: ebpf })
     }

@@ -201,8 +201,12 @@ fn run_variant(
             })
         }
         Variant::Bpftrace => bpftrace_bench(&n),
-        Variant::Floor => {
-            let floor = Floor::attach()?;
+        Variant::Floor | Variant::FloorSysExit | Variant::FloorSysEnter => {
+            let floor = match v {
+                Variant::FloorSysExit => Floor::attach_only(&["sys_exit"])?,
+                Variant::FloorSysEnter => Floor::attach_only(&["sys_enter"])?,
+                _ => Floor::attach()?,
+            };
             beside(
                 &n,
                 move || {

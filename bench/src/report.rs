@@ -150,10 +150,18 @@ pub fn markdown(b: &Bench) -> String {
 }
 
 /// The overhead table's rows, in order.
-const VARIANT_LABELS: [(Variant, &str); 9] = [
+const VARIANT_LABELS: [(Variant, &str); 11] = [
     (Variant::Untraced, "container, untraced (baseline)"),
     (Variant::Roprof, "container, traced by roprof"),
     (Variant::Floor, "container, empty programs attached (floor)"),
+    (
+        Variant::FloorSysExit,
+        "container, empty program on `sys_exit` only (single-hook floor)",
+    ),
+    (
+        Variant::FloorSysEnter,
+        "container, empty program on `sys_enter` only",
+    ),
     (
         Variant::Neighbour,
         "container, roprof profiling another container (neighbour)",

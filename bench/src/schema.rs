@@ -95,6 +95,12 @@ pub enum Variant {
     Roprof,
     #[serde(rename = "container_floor")]
     Floor,
+    /// Only the empty `sys_exit` program: the single-hook floor (and guard's).
+    #[serde(rename = "container_floor_sys_exit")]
+    FloorSysExit,
+    /// Only the empty `sys_enter` program.
+    #[serde(rename = "container_floor_sys_enter")]
+    FloorSysEnter,
     #[serde(rename = "container_neighbour")]
     Neighbour,
     #[serde(rename = "container_bpftrace")]
@@ -109,10 +115,12 @@ pub enum Variant {
 
 impl Variant {
     /// Every variant, in the order a repetition starts from.
-    pub const ALL: [Self; 9] = [
+    pub const ALL: [Self; 11] = [
         Self::Untraced,
         Self::Roprof,
         Self::Floor,
+        Self::FloorSysExit,
+        Self::FloorSysEnter,
         Self::Neighbour,
         Self::Bpftrace,
         Self::BpftraceAll,
@@ -128,6 +136,8 @@ impl Variant {
             Self::Untraced => "container_untraced",
             Self::Roprof => "container_roprof",
             Self::Floor => "container_floor",
+            Self::FloorSysExit => "container_floor_sys_exit",
+            Self::FloorSysEnter => "container_floor_sys_enter",
             Self::Neighbour => "container_neighbour",
             Self::Bpftrace => "container_bpftrace",
             Self::BpftraceAll => "container_bpftrace_idle_all_syscalls",

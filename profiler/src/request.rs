@@ -27,6 +27,9 @@ pub const EXIT_INCOMPLETE: i32 = 5;
 /// Exit code: `roprof check` found that the baseline's plan no longer
 /// holds for the new run (a failure, or with `--strict` any finding).
 pub const EXIT_CHECK_FAILED: i32 = 6;
+/// Exit code: verified with exceptions: the read-only run matched but for
+/// writes the plan leaves to fail on purpose (below application code).
+pub const EXIT_VERIFIED_WITH_EXCEPTIONS: i32 = 7;
 /// Exit code: interrupted by SIGINT/SIGTERM.
 pub const EXIT_INTERRUPTED: i32 = 130;
 
@@ -213,6 +216,9 @@ pub enum Outcome {
     CheckFailed,
     /// The read-only run differed and was not repaired.
     VerifyFailed,
+    /// The read-only run matched but for the writes the plan leaves to fail
+    /// on purpose (`plan.unmounted`): `verified_with_exceptions`.
+    VerifiedWithExceptions,
     /// Events were lost or paths truncated (and `--allow-loss` not given).
     Loss,
     /// Everything asked for was done.
@@ -228,6 +234,7 @@ impl Outcome {
             Outcome::Incomplete => EXIT_INCOMPLETE,
             Outcome::CheckFailed => EXIT_CHECK_FAILED,
             Outcome::VerifyFailed => EXIT_VERIFY_FAILED,
+            Outcome::VerifiedWithExceptions => EXIT_VERIFIED_WITH_EXCEPTIONS,
             Outcome::Loss => EXIT_LOSS,
             Outcome::Success => 0,
         }
@@ -248,6 +255,10 @@ pub fn outcome(report: &Report, verdict: Option<bool>, allow_loss: bool) -> Outc
         Outcome::VerifyFailed
     } else if !report.losses.is_clean() && !allow_loss {
         Outcome::Loss
+    } else if verdict == Some(true)
+        && report.run.verification == Some(crate::model::Verification::VerifiedWithExceptions)
+    {
+        Outcome::VerifiedWithExceptions
     } else {
         Outcome::Success
     }

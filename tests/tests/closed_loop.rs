@@ -187,7 +187,25 @@ fn soft_failing_writer_iterates_to_clean_and_is_reported_optional_with_no_mount(
         [("iterate".to_owned(), false), ("iterate".to_owned(), true)],
         "two read-only runs"
     );
-    let min = profile_json(&["--check-minimal", "--duration", "3s", TRAPS, "soft"]);
+    // Writes left to fail on purpose: verified with exceptions (exit 7).
+    let (code, out, err) = roprof([
+        "profile",
+        "--quiet",
+        "--format",
+        "json",
+        "--check-minimal",
+        "--duration",
+        "3s",
+        TRAPS,
+        "soft",
+    ]);
+    assert_eq!(code, 7, "verified with exceptions; stderr:\n{err}");
+    assert!(
+        err.contains("verified, except 1 write(s) below /var/cache/app that fail by design"),
+        "{err}"
+    );
+    let min: serde_json::Value = serde_json::from_str(&out).expect("a JSON report");
+    assert_eq!(min["run"]["verification"], "verified_with_exceptions");
     let warnings = min["plan"]["warnings"].to_string();
     assert!(
         warnings.contains("/var/cache/app is optional"),

@@ -8,8 +8,8 @@
 use std::time::Duration;
 
 use roprof_tests::{
-    ContainerGuard, SUPERVISED_IMAGE, TempDir, docker, pasted, require_privileged, roprof,
-    unique_name,
+    ContainerGuard, SUPERVISED_IMAGE, TRAPS_IMAGE, TempDir, docker, pasted, require_privileged,
+    roprof, unique_name,
 };
 
 fn read(dir: &std::path::Path, file: &str) -> String {
@@ -182,5 +182,98 @@ fn a_supervised_worker_reading_its_shipped_queue_is_seeded_and_stays_alive() {
         exits.is_empty(),
         "the worker must not exit in 30 s under the pasted line:\n{line}\n{}",
         exits.join("\n")
+    );
+}
+
+/// `profile --verify` of the traps fixture's `code` scenario into `dir`,
+/// with `extra` flags: the exit code, stderr and report.json.
+fn profile_code(dir: &std::path::Path, extra: &[&str]) -> (i32, String, serde_json::Value) {
+    let out = dir.display().to_string();
+    let mut args = vec![
+        "profile", "--quiet", "--verify", "--format", "json", "-o", &out,
+    ];
+    args.extend_from_slice(extra);
+    args.extend([TRAPS_IMAGE, "code"]);
+    let (code, _, err) = roprof(args);
+    let r: serde_json::Value = serde_json::from_str(&read(dir, "report.json"))
+        .unwrap_or_else(|e| panic!("report.json is JSON ({e}); stderr:\n{err}"));
+    (code, err, r)
+}
+
+/// The log of a pasted docker line's container once it has exited.
+fn logs_after_exit(line: &str) -> String {
+    let run = pasted::run_docker_line(line).unwrap_or_else(|e| panic!("{e}"));
+    let wait = docker(["wait", run.name.as_str()]);
+    assert!(wait.status.success(), "docker wait {}", run.name);
+    let out = docker(["logs", run.name.as_str()]);
+    format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    )
+}
+
+#[test]
+fn a_write_beside_the_binary_is_verified_with_exceptions_and_the_opt_in_runs_the_same() {
+    require_privileged();
+    let _g = ContainerGuard::new();
+    let dir = TempDir(std::env::temp_dir().join(unique_name("except")));
+    let (code, err, r) = profile_code(&dir.0, &[]);
+    assert_eq!(
+        code, 7,
+        "a write left to fail on purpose is verified with exceptions (exit 7); stderr:\n{err}"
+    );
+    assert_eq!(
+        r["run"]["verification"], "verified_with_exceptions",
+        "{}",
+        r["run"]
+    );
+    assert!(
+        err.contains("verified, except 1 write(s) below /opt/app that fail by design")
+            && !err.contains("roprof: verified: the image behaves the same"),
+        "stderr names the exception instead of claiming the same behaviour:\n{err}"
+    );
+    let exceptions = r["rounds"][0]["exceptions"].to_string();
+    assert!(
+        exceptions.contains("/opt/app/app.lock") && exceptions.contains("app.lock NOT written"),
+        "the round names the path and the application's differing output: {exceptions}"
+    );
+    let reason = r["plan"]["unmounted"][0]["reason"]
+        .as_str()
+        .unwrap_or_default();
+    assert!(
+        reason.contains("make application code") && reason.contains("writable"),
+        "the real reason: {reason}"
+    );
+    let line = read(&dir.0, "docker.sh");
+    assert!(
+        logs_after_exit(&line).contains("app.lock NOT written"),
+        "the default line leaves the write failing, as stated:\n{line}"
+    );
+
+    // The opt-in: a seeded volume over the code, marked as weakening.
+    let opt = TempDir(std::env::temp_dir().join(unique_name("except-opt")));
+    let (code, err, r) = profile_code(&opt.0, &["--writable-code"]);
+    assert_eq!(code, 0, "the opt-in plan verifies; stderr:\n{err}");
+    assert_eq!(r["run"]["verification"], "verified", "{}", r["run"]);
+    assert_eq!(
+        r["plan"]["writable_code"][0]["dir"], "/opt/app",
+        "{}",
+        r["plan"]
+    );
+    let line = read(&opt.0, "docker.sh");
+    assert!(
+        line.lines()
+            .any(|l| l.starts_with("# roprof: WARNING: --writable-code") && l.contains("WEAKENS")),
+        "the docker output marks the weakening:\n{line}"
+    );
+    for f in ["report.md", "table.txt", "k8s.yaml", "compose.yaml"] {
+        let text = read(&opt.0, f);
+        assert!(text.contains("WEAKENS"), "{f} marks the weakening:\n{text}");
+    }
+    let logs = logs_after_exit(&line);
+    assert!(
+        logs.contains("app.lock written") && !logs.contains("NOT written"),
+        "with the opt-in the pasted line runs as the writable run did:\n{line}\n{logs}"
     );
 }

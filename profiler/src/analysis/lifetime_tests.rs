@@ -243,6 +243,56 @@ fn no_mount_over_code_and_a_hint_for_python_bytecode() {
 }
 
 #[test]
+fn writable_code_mounts_over_code_only_when_asked_and_says_it_weakens_the_root() {
+    // A binary in /opt/app rewrites a lock file beside itself.
+    let l = listing(vec![file("/opt/app/run", 0o755)]);
+    let o = [obs("/opt/app/app.lock", &[Op::Create, Op::Write])];
+    let refused = planned(&l, &o);
+    assert!(refused.mounts.is_empty() && refused.writable_code.is_empty());
+    let u = &refused.unmounted[0];
+    assert!(
+        u.reason.contains("writable") && u.reason.contains("--writable-code"),
+        "the real reason (the code would become writable) and the opt-in: {}",
+        u.reason
+    );
+    assert!(
+        !u.reason.contains("stale copy"),
+        "not the named-volume reason: {}",
+        u.reason
+    );
+
+    let p = plan(&AnalysisInput {
+        observations: &o,
+        listing: &l,
+        config: &ImageConfig::default(),
+        run_options: &RunOptions::default(),
+        settings: Settings {
+            writable_code: true,
+            ..Settings::default()
+        },
+    });
+    assert!(p.unmounted.is_empty(), "{:?}", p.unmounted);
+    assert_eq!(
+        kinds(&p),
+        [("/opt/app".to_owned(), MountKind::SeededVolume)],
+        "seeded: a tmpfs would hide the code"
+    );
+    assert!(!p.mounts[0].options.noexec, "the code runs from it");
+    assert_eq!(
+        p.writable_code,
+        [crate::model::WritableCode {
+            dir: CPath::from("/opt/app"),
+            code: CPath::from("/opt/app/run"),
+        }]
+    );
+    assert!(
+        p.warnings.iter().any(|w| w.contains("WEAKENS")),
+        "named in a warning: {:?}",
+        p.warnings
+    );
+}
+
+#[test]
 fn code_is_known_by_exec_bit_and_by_what_the_run_executed() {
     let by_mode = listing(vec![file("/srv/tool/run", 0o755)]);
     let p = planned(&by_mode, &[obs("/srv/tool/state", &[Op::Create])]);

@@ -22,7 +22,9 @@
 //!      (fsynced outside `/run`, `/tmp` and friends, a data service's
 //!      WORKDIR, or a declared `VOLUME` the run wrote to: see [`declared`]).
 //! 3. A need whose mount would cover application code gets no mount at
-//!    all (see `unmounted_over_code`).
+//!    all (see `unmounted_over_code`): the mount would make the code
+//!    writable. `Settings::writable_code` plans a volatile seeded volume
+//!    there instead, recorded in `MountPlan::writable_code`.
 //!
 //! Nothing here depends on the order of the observations.
 
@@ -53,7 +55,7 @@ use self::{
 };
 use crate::model::{
     CPath, Exclusion, ImageConfig, ImageListing, MountPlan, PathObservation, PlannedMount,
-    RunOptions, Settings, Unmounted,
+    RunOptions, Settings, Unmounted, WritableCode,
 };
 
 /// The warning of a run that wrote nothing.
@@ -98,10 +100,11 @@ pub fn plan(input: &AnalysisInput<'_>) -> MountPlan {
         let o = &cls.observations[need.obs];
         match ctx.mount_point(&need.dir) {
             Some(point)
-                if code
-                    .entry(point.clone())
-                    .or_insert_with(|| ctx.code_below(&point).cloned())
-                    .is_some() =>
+                if !input.settings.writable_code
+                    && code
+                        .entry(point.clone())
+                        .or_insert_with(|| ctx.code_below(&point).cloned())
+                        .is_some() =>
             {
                 blocked.entry(point).or_default().insert(o.path.clone());
             }
@@ -157,6 +160,7 @@ pub fn plan(input: &AnalysisInput<'_>) -> MountPlan {
     }
     let (mut mounts, more) = finalize(&ctx, &set, &placed, &merged);
     warnings.extend(more);
+    let writable_code = over_code(&ctx, &mut mounts, &mut warnings);
     mounts.extend(declared);
     mounts.sort_by(|a, b| a.target.cmp(&b.target));
     leave_out(&mut mounts, &input.settings, &mut excluded, &mut unmounted);
@@ -177,9 +181,41 @@ pub fn plan(input: &AnalysisInput<'_>) -> MountPlan {
     MountPlan {
         mounts,
         unmounted,
+        writable_code,
         excluded,
         warnings,
     }
+}
+
+/// The mounts `--writable-code` placed over application code: each is a
+/// seeded volume (a tmpfs would hide the code) that allows executing
+/// (the code runs from it), and each is named in a warning.
+fn over_code(
+    ctx: &Ctx<'_>,
+    mounts: &mut [PlannedMount],
+    warnings: &mut Vec<String>,
+) -> Vec<WritableCode> {
+    if !ctx.settings.writable_code {
+        return Vec::new();
+    }
+    let mut out = Vec::new();
+    for m in mounts.iter_mut() {
+        let Some(code) = ctx.code_below(&m.target).cloned() else {
+            continue;
+        };
+        if m.kind == crate::model::MountKind::Tmpfs {
+            m.kind = crate::model::MountKind::SeededVolume;
+            m.shadows_image_content = true;
+        }
+        m.options.noexec = false;
+        let w = WritableCode {
+            dir: m.target.clone(),
+            code,
+        };
+        warnings.push(w.to_string());
+        out.push(w);
+    }
+    out
 }
 
 /// Removes the mounts leave-one-out showed redundant (`drop`) or only
@@ -225,10 +261,11 @@ pub const PYCACHE_HINT: &str = "set PYTHONDONTWRITEBYTECODE=1: Python then does 
                                 faster";
 
 /// Writes whose only mount point would cover application code get no
-/// mount: a tmpfs would hide the code, and a volume would keep a stale copy
-/// of it over the next image's. They are left to fail with `EROFS`, which
-/// is harmless when they fail softly (Python's bytecode cache); a
-/// verification run shows whether they do.
+/// mount: any writable mount there makes the code writable, which is what a
+/// read-only root exists to prevent (and a tmpfs would hide it besides).
+/// They are left to fail with `EROFS`, which is harmless when they fail
+/// softly (Python's bytecode cache); a verification run shows whether they
+/// do, and says `verified_with_exceptions` when they are all that differs.
 fn unmounted_over_code(
     blocked: &BTreeMap<CPath, BTreeSet<CPath>>,
     code: &BTreeMap<CPath, Option<CPath>>,
@@ -242,9 +279,9 @@ fn unmounted_over_code(
             .and_then(Option::as_ref)
             .map_or_else(String::new, |c| format!(" ({c})"));
         let reason = format!(
-            "a mount at {dir} would cover application code{example}: a tmpfs would hide it and a \
-             volume would shadow the next image's code with a stale copy; the writes are left \
-             to fail with EROFS"
+            "a mount at {dir} would make application code{example} writable, which a read-only \
+             root exists to prevent; the writes are left to fail with EROFS (--writable-code \
+             plans a volatile seeded volume there instead, weakening the hardening)"
         );
         let paths: Vec<CPath> = paths.iter().cloned().collect();
         let hint = is_pycache(&paths).then(|| PYCACHE_HINT.to_owned());

@@ -33,7 +33,9 @@ and `roprof doctor` checks the host); \
 2 bad command line; 3 events lost or paths truncated (see --allow-loss); \
 4 verification failed; 5 the run was cut short (Docker engine lost, container \
 OOM-killed): the report is printed, marked incomplete; 6 `check`: the baseline's \
-plan no longer holds (a failure; with --strict, any finding); 130 interrupted \
+plan no longer holds (a failure; with --strict, any finding); 7 verified with \
+exceptions: the read-only run matched but for writes the plan leaves to fail on purpose \
+(below application code; --writable-code mounts there instead); 130 interrupted \
 (SIGINT/SIGTERM): containers and BPF programs removed, report marked incomplete."
 )]
 pub struct Cli {

@@ -48,6 +48,12 @@ pub struct ProfileArgs {
     /// Merge mounts until at most N remain.
     #[arg(long)]
     pub max_mounts: Option<usize>,
+    /// Where the only mount point for a write would cover application code,
+    /// plan a volatile seeded volume there instead of leaving the write to
+    /// fail with EROFS. This makes that code writable, which WEAKENS the
+    /// read-only root; every output says so.
+    #[arg(long)]
+    pub writable_code: bool,
     /// Exit 0 even when events were lost or paths truncated.
     #[arg(long)]
     pub allow_loss: bool,
@@ -168,6 +174,7 @@ pub async fn run(args: &ProfileArgs) -> anyhow::Result<i32> {
     let mut ctx = Context::new(engine, args.ringbuf_bytes);
     let settings = Settings {
         max_mounts: args.max_mounts,
+        writable_code: args.writable_code,
         ..Settings::default()
     };
     let max_runs = roprof::request::max_runs(how, args.max_runs);

@@ -10,7 +10,7 @@ use clap::Args;
 use super::{DEFAULT_MAX_RUNS, ObserveArgs, RunArgs, render::ensure_nl};
 use roprof::{
     environment::{self, ContainerEnv},
-    model::Report,
+    model::{Report, Verification},
     render::{self, Format},
     runtime::Engine,
     session::{Context, RunConfig, closed},
@@ -76,6 +76,20 @@ pub fn print_rounds(report: &Report, passed: bool) {
             "roprof: clean: the read-only run of the final plan hit no EROFS (iterate compares \
              no writable run; `roprof verify` does)"
         );
+    } else if let Some(v @ Verification::VerifiedWithExceptions) = report.run.verification {
+        eprintln!(
+            "roprof: {} (EROFS: a mount there would make application code writable; \
+             profile --writable-code mounts it, weakening the hardening)",
+            roprof::render::escape_bytes(v.describe(&report.plan).as_bytes())
+        );
+        for e in report
+            .rounds
+            .last()
+            .map(|r| r.exceptions.as_slice())
+            .unwrap_or_default()
+        {
+            eprintln!("    - {e}");
+        }
     } else if passed {
         eprintln!(
             "roprof: verified: the image behaves the same with --read-only and the proposed mounts"

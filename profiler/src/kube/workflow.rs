@@ -250,6 +250,7 @@ async fn verify_patched(
         health: ro.meta.health,
         passed: v.passed,
         differences: v.differences.clone(),
+        exceptions: v.exceptions.clone(),
         action: if v.passed {
             "the patched manifest ran read-only with the kubelet's semantics and matched".into()
         } else {
@@ -266,6 +267,7 @@ async fn verify_patched(
             "FAILED verification"
         }
     ));
+    crate::session::closed::set_verification(report, v.passed);
     Ok(v.passed)
 }
 

@@ -30,11 +30,11 @@ pub use self::{
     path::{CPath, MAX_SYMLINK_HOPS, canonicalize},
     plan::{
         Evidence, Exclusion, MountKind, MountOptions, MountPlan, MountRule, PlannedMount, Settings,
-        Unmounted, size_mi,
+        Unmounted, WritableCode, size_mi,
     },
     report::{
         ExitStatus, Losses, PathSources, ProcessExit, Report, RunMeta, RunMode, TaskReads,
-        TraceStats,
+        TraceStats, Verification,
     },
     round::{Health, Round, RoundKind},
     run::{EnvValues, EnvVar, RunOptions},

@@ -33,6 +33,10 @@ pub struct Settings {
     /// them writes fail softly (EROFS, same outcome): recorded in the
     /// plan's `unmounted`, with a hint when one is known.
     pub soft: BTreeSet<CPath>,
+    /// `--writable-code`: a write whose only mount point covers application
+    /// code gets a volatile seeded volume there instead of being left to
+    /// fail, which makes that code writable (every output says so).
+    pub writable_code: bool,
 }
 
 impl Default for Settings {
@@ -46,6 +50,7 @@ impl Default for Settings {
             forbid_points: BTreeSet::new(),
             drop: BTreeSet::new(),
             soft: BTreeSet::new(),
+            writable_code: false,
         }
     }
 }
@@ -242,6 +247,27 @@ pub struct Unmounted {
     pub hint: Option<String>,
 }
 
+/// A mount `--writable-code` placed over application code.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct WritableCode {
+    /// The mount target.
+    pub dir: CPath,
+    /// A file of application code below it, which the container may now
+    /// rewrite.
+    pub code: CPath,
+}
+
+impl std::fmt::Display for WritableCode {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "--writable-code: the seeded volume at {} makes application code ({}) writable; \
+             this WEAKENS the read-only root, which exists to keep code from being changed",
+            self.dir, self.code
+        )
+    }
+}
+
 /// The proposed mount set.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct MountPlan {
@@ -250,6 +276,10 @@ pub struct MountPlan {
     /// Writes left without a mount on purpose, and why.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub unmounted: Vec<Unmounted>,
+    /// Mounts made over application code because `--writable-code` asked
+    /// for them: each weakens the read-only root.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub writable_code: Vec<WritableCode>,
     /// Observed paths that need no mount, and why.
     pub excluded: Vec<Exclusion>,
     /// Things a human should read.

@@ -168,6 +168,58 @@ pub struct RunMeta {
     /// (see [`super::Caveat`]).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub caveats: Vec<super::Caveat>,
+    /// The verdict of the read-only run of the final plan, when a
+    /// verification ran to its end (absent otherwise, and in reports of
+    /// roprof versions before it was recorded).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub verification: Option<Verification>,
+}
+
+/// How the read-only run of the final plan compared with the observed run.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Verification {
+    /// No difference: the image behaves the same.
+    Verified,
+    /// No difference but the writes the plan leaves to fail on purpose
+    /// (`plan.unmounted`): those fail with EROFS, and the application may
+    /// say so in its output.
+    VerifiedWithExceptions,
+    /// The read-only run differed.
+    Failed,
+}
+
+impl Verification {
+    /// The name users see (`verified_with_exceptions`).
+    #[must_use]
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Verification::Verified => "verified",
+            Verification::VerifiedWithExceptions => "verified_with_exceptions",
+            Verification::Failed => "failed",
+        }
+    }
+
+    /// The verdict in words, naming what fails by design (`plan`'s
+    /// `unmounted`) when the read-only run matched but for it.
+    #[must_use]
+    pub fn describe(self, plan: &super::MountPlan) -> String {
+        match self {
+            Verification::Verified => {
+                "verified: the read-only run behaved the same as the writable run".to_owned()
+            }
+            Verification::VerifiedWithExceptions => {
+                let n: usize = plan.unmounted.iter().map(|u| u.paths.len()).sum();
+                let dirs: Vec<String> = plan.unmounted.iter().map(|u| u.dir.display()).collect();
+                format!(
+                    "verified_with_exceptions: verified, except {n} write(s) below {} that fail \
+                     by design",
+                    dirs.join(", ")
+                )
+            }
+            Verification::Failed => "failed: the read-only run differed".to_owned(),
+        }
+    }
 }
 
 /// A program of the container that ended other than with status 0.

@@ -84,6 +84,11 @@ pub struct Round {
     pub passed: bool,
     /// What differed.
     pub differences: Vec<String>,
+    /// What differed only because of writes the plan leaves to fail on
+    /// purpose (EROFS below `plan.unmounted`, and the application's log
+    /// lines about them): no difference, but not a plain pass either.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub exceptions: Vec<String>,
     /// What was changed for the next round, or concluded.
     pub action: String,
     /// Why the round's observation ended.

@@ -83,6 +83,13 @@ pub fn markdown(report: &Report) -> String {
         };
         let _ = writeln!(s, "| verified | {status} |");
     }
+    if let Some(v) = report.run.verification {
+        let _ = writeln!(
+            s,
+            "| verification | {} |",
+            escape(v.describe(&report.plan).as_bytes())
+        );
+    }
     for n in &report.run.notes {
         let _ = writeln!(s, "\n> {}", escape(n.as_bytes()));
     }

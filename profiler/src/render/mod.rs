@@ -446,6 +446,13 @@ pub(crate) fn omission_comments(report: &Report) -> String {
     for w in unrepresentable(report) {
         let _ = writeln!(s, "# roprof: {w}");
     }
+    for w in &report.plan.writable_code {
+        let _ = writeln!(
+            s,
+            "# roprof: WARNING: {}",
+            escape_bytes(w.to_string().as_bytes())
+        );
+    }
     for u in &report.plan.unmounted {
         let _ = writeln!(
             s,

@@ -571,3 +571,54 @@ fn caveats_satisfy_the_schema() {
         serde_json::from_str(&super::json::to_json(&r).expect("json")).expect("JSON");
     super::tests::validate(&schema, &schema, &v, "report");
 }
+
+/// A report as `profile --writable-code --verify` leaves it: a mount over
+/// code, its warning, a write still left to fail elsewhere, and the verdict.
+fn with_writable_code(mut r: Report) -> Report {
+    use crate::model::{CPath, Unmounted, Verification, WritableCode};
+    let w = WritableCode {
+        dir: CPath::from("/opt/app"),
+        code: CPath::from("/opt/app/run"),
+    };
+    r.plan.warnings.push(w.to_string());
+    r.plan.writable_code.push(w);
+    r.plan.unmounted.push(Unmounted {
+        dir: CPath::from("/srv/tool"),
+        paths: vec![CPath::from("/srv/tool/state")],
+        reason: "a mount at /srv/tool would make application code writable".into(),
+        hint: None,
+    });
+    r.run.verification = Some(Verification::VerifiedWithExceptions);
+    r
+}
+
+#[test]
+fn every_format_marks_writable_code_and_the_verdict_with_exceptions() {
+    let r = with_writable_code(report_for(RunOptions::default()));
+    let weakens = r.plan.writable_code[0].to_string();
+    let verdict = "verified, except 1 write(s) below /srv/tool that fail by design";
+    for f in Format::ALL {
+        let text = render(&r, f).expect("renders");
+        match f {
+            Format::Json => {
+                let back = super::json::load_report(&text).expect("the report");
+                assert_eq!(back.plan.writable_code, r.plan.writable_code);
+                assert_eq!(back.run.verification, r.run.verification);
+                assert!(text.contains("\"verified_with_exceptions\""), "{text}");
+            }
+            Format::Markdown | Format::Table => {
+                assert!(text.contains("WEAKENS"), "{f} marks it:\n{text}");
+                assert!(text.contains(verdict), "{f} gives the verdict:\n{text}");
+            }
+            _ => assert!(
+                text.contains(&format!("# roprof: WARNING: {weakens}")),
+                "{f} marks the mount over code in a comment:\n{text}"
+            ),
+        }
+    }
+    let schema: serde_json::Value =
+        serde_json::from_str(super::json::SCHEMA).expect("schema is JSON");
+    let v: serde_json::Value =
+        serde_json::from_str(&super::json::to_json(&r).expect("json")).expect("JSON");
+    super::tests::validate(&schema, &schema, &v, "report");
+}

@@ -91,6 +91,13 @@ pub fn table(report: &Report) -> String {
         out.push_str(&mounts.build().with(Style::rounded()).to_string());
         out.push('\n');
     }
+    if let Some(v) = report.run.verification {
+        let _ = writeln!(
+            out,
+            "verification: {}",
+            escape_text(&v.describe(&report.plan))
+        );
+    }
     for c in &report.run.caveats {
         let _ = writeln!(out, "warning: {}", escape_text(&c.to_string()));
     }

@@ -279,6 +279,7 @@ impl<'t> Observation<'t> {
                 exercise_exit: w.exercise_exit,
                 process_exits: Some(process_exits(collected.exits, stop_ns)),
                 caveats,
+                verification: None,
             },
             losses,
             stats: activity,

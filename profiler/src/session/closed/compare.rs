@@ -24,6 +24,11 @@ pub struct Verdict {
     pub forbid: BTreeSet<CPath>,
     /// The read-only run's failed observations, to feed back into the plan.
     pub failed: Vec<PathObservation>,
+    /// What differed only because of writes the plan leaves to fail on
+    /// purpose: their EROFS, and the application's log lines about them.
+    /// No repair applies and `passed` does not change, but a run with any
+    /// is verified with exceptions, not verified.
+    pub exceptions: Vec<String>,
 }
 
 /// The owning mount of `path` in `mounts`.
@@ -38,36 +43,7 @@ fn owner<'a>(mounts: &'a [PlannedMount], path: &CPath) -> Option<&'a PlannedMoun
 #[must_use]
 pub fn compare(observed: &Report, ro: &RunOutput) -> Verdict {
     let mut v = Verdict::default();
-    for o in &ro.observations {
-        // Writes the plan leaves without a mount on purpose are expected to
-        // fail: only the outcome (exit code, probe) can show they mattered.
-        let unmounted = observed
-            .plan
-            .unmounted
-            .iter()
-            .any(|u| o.path.starts_with(&u.dir));
-        let mut failed = false;
-        for (op, st) in &o.ops {
-            // `access(W_OK)` is a probe, never a need (no mount is planned
-            // for it), so its EROFS cannot be repaired and is no difference:
-            // the application's exit code and health say whether it mattered.
-            if !op.is_write() {
-                continue;
-            }
-            if let Some(n) = st.errors.get(errno::EROFS) {
-                v.erofs += n;
-                if unmounted {
-                    continue;
-                }
-                failed = true;
-                v.differences
-                    .push(format!("EROFS: {op:?} on {} ({n}x)", o.path));
-            }
-        }
-        if failed {
-            v.failed.push(o.clone());
-        }
-    }
+    erofs_of(observed, ro, &mut v);
     for before in observed.paths.iter().filter(|o| o.any_write_ok()) {
         let Some(now) = ro.observations.iter().find(|o| o.path == before.path) else {
             continue;
@@ -109,6 +85,7 @@ pub fn compare(observed: &Report, ro: &RunOutput) -> Verdict {
         v.differences.push(d);
     }
     v.differences.extend(erofs_log_lines(observed, ro));
+    v.exceptions.extend(by_design_log_lines(observed, ro));
     if outcome_differs {
         // Without a path-level clue, a tmpfs that hides image content is the
         // likeliest culprit: seed those.
@@ -140,8 +117,49 @@ pub fn compare(observed: &Report, ro: &RunOutput) -> Verdict {
     }
     v.differences.sort();
     v.differences.dedup();
+    v.exceptions.sort();
+    v.exceptions.dedup();
     v.passed = v.differences.is_empty();
     v
+}
+
+/// The read-only run's EROFS: a difference to repair, or an exception where
+/// the plan leaves the write to fail on purpose.
+fn erofs_of(observed: &Report, ro: &RunOutput, v: &mut Verdict) {
+    for o in &ro.observations {
+        // Writes the plan leaves without a mount on purpose are expected to
+        // fail: only the outcome (exit code, probe) can show they mattered.
+        let unmounted = observed
+            .plan
+            .unmounted
+            .iter()
+            .any(|u| o.path.starts_with(&u.dir));
+        let mut failed = false;
+        for (op, st) in &o.ops {
+            // `access(W_OK)` is a probe, never a need (no mount is planned
+            // for it), so its EROFS cannot be repaired and is no difference:
+            // the application's exit code and health say whether it mattered.
+            if !op.is_write() {
+                continue;
+            }
+            if let Some(n) = st.errors.get(errno::EROFS) {
+                v.erofs += n;
+                if unmounted {
+                    v.exceptions.push(format!(
+                        "EROFS: {op:?} on {} ({n}x): fails by design",
+                        o.path
+                    ));
+                    continue;
+                }
+                failed = true;
+                v.differences
+                    .push(format!("EROFS: {op:?} on {} ({n}x)", o.path));
+            }
+        }
+        if failed {
+            v.failed.push(o.clone());
+        }
+    }
 }
 
 /// Programs that ended with a status (non-zero, or a signal) in the
@@ -194,6 +212,37 @@ fn erofs_log_lines(observed: &Report, ro: &RunOutput) -> Vec<String> {
         .filter(|l| mentions(l))
         .filter(|l| !observed.run.logs_tail.contains(l))
         .filter(|l| !refused.iter().any(|leaf| l.contains(leaf.as_str())))
+        .map(|l| format!("the read-only run logged: {}", l.trim()))
+        .collect()
+}
+
+/// Lines of the read-only run's log tail, not logged by the observed run,
+/// that name a file whose write failed with EROFS below a directory the
+/// plan leaves without a mount on purpose: the application reporting a
+/// write that fails by design (its output differs from the writable run's).
+fn by_design_log_lines(observed: &Report, ro: &RunOutput) -> Vec<String> {
+    let leaves: Vec<String> = ro
+        .observations
+        .iter()
+        .filter(|o| o.any_erofs())
+        .filter(|o| {
+            observed
+                .plan
+                .unmounted
+                .iter()
+                .any(|u| o.path.starts_with(&u.dir))
+        })
+        .filter_map(|o| {
+            let p = o.path.display();
+            let leaf = p.rsplit('/').next().unwrap_or_default().to_owned();
+            (!leaf.is_empty()).then_some(leaf)
+        })
+        .collect();
+    ro.meta
+        .logs_tail
+        .iter()
+        .filter(|l| !observed.run.logs_tail.contains(l))
+        .filter(|l| leaves.iter().any(|leaf| l.contains(leaf.as_str())))
         .map(|l| format!("the read-only run logged: {}", l.trim()))
         .collect()
 }
@@ -470,9 +519,41 @@ mod tests {
             "trap.sh: line 24: can't create /var/cache/app/optional.cache: Read-only file system"
                 .into(),
         ];
+        let v = compare(&rep, &run);
+        assert!(v.passed, "the traced, planned soft failure");
+        assert_eq!(
+            v.exceptions,
+            [
+                "EROFS: Create on /var/cache/app/optional.cache (1x): fails by design",
+                "the read-only run logged: trap.sh: line 24: can't create \
+                 /var/cache/app/optional.cache: Read-only file system",
+            ],
+            "not a plain pass: the failing write and the application's line about it are named"
+        );
+    }
+
+    #[test]
+    fn an_application_line_about_a_write_failing_by_design_is_an_exception() {
+        let mut rep = observed(vec![], vec![]);
+        rep.plan.unmounted.push(crate::model::Unmounted {
+            dir: CPath::from("/opt/app"),
+            paths: vec![CPath::from("/opt/app/app.lock")],
+            reason: "code".into(),
+            hint: None,
+        });
+        rep.run.logs_tail = vec!["app: app.lock written".into()];
+        let mut run = ro(
+            vec![obs("/opt/app/app.lock", Op::Write, 0, Some("EROFS"))],
+            0,
+        );
+        run.meta.logs_tail = vec!["app: app.lock NOT written".into()];
+        let v = compare(&rep, &run);
+        assert!(v.passed, "no repair applies: {:?}", v.differences);
         assert!(
-            compare(&rep, &run).passed,
-            "the traced, planned soft failure"
+            v.exceptions
+                .contains(&"the read-only run logged: app: app.lock NOT written".to_owned()),
+            "the output that differs from the writable run is named: {:?}",
+            v.exceptions
         );
     }
 }

@@ -17,7 +17,7 @@ use crate::{
     analysis::{self, AnalysisInput},
     model::{
         CPath, Health, ImageListing, MountKind, MountPlan, MountRule, PathObservation,
-        PlannedMount, Report, Round, RoundKind, RunMode, errno,
+        PlannedMount, Report, Round, RoundKind, RunMode, Verification, errno,
     },
 };
 
@@ -133,6 +133,7 @@ fn round_of(kind: RoundKind, mounts: &[PlannedMount], ro: &RunOutput, v: &Verdic
         health: ro.meta.health,
         passed: v.passed,
         differences: v.differences.clone(),
+        exceptions: v.exceptions.clone(),
         action: String::new(),
         ended: ro.meta.ended,
         phases: ro.stats.phases.clone(),
@@ -168,6 +169,7 @@ pub async fn verify_and_repair(
         if v.passed {
             round.action = "verified".into();
             report.rounds.push(round);
+            set_verification(report, true);
             return Ok(true);
         }
         let settings = &mut report.settings;
@@ -185,6 +187,7 @@ pub async fn verify_and_repair(
                 "gave up: no repair applies".into()
             };
             report.rounds.push(round);
+            set_verification(report, false);
             return Ok(false);
         }
         replan(report, &v.failed, &ro.listing);
@@ -196,7 +199,22 @@ pub async fn verify_and_repair(
         );
         report.rounds.push(round);
     }
+    set_verification(report, false);
     Ok(false)
+}
+
+/// Records the verdict of the final plan's read-only run: with writes the
+/// plan leaves to fail on purpose, it is verified with exceptions (they
+/// fail with EROFS, and the application may say so), never plainly
+/// verified.
+pub fn set_verification(report: &mut Report, passed: bool) {
+    report.run.verification = Some(if !passed {
+        Verification::Failed
+    } else if report.plan.unmounted.is_empty() {
+        Verification::Verified
+    } else {
+        Verification::VerifiedWithExceptions
+    });
 }
 
 /// The manual method, automated: start read-only with no mounts, add mounts
