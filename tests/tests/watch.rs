@@ -10,8 +10,8 @@ use std::{
 };
 
 use roprof_tests::{
-    BUSYBOX_IMAGE, ContainerGuard, Running, TEST_LABEL, docker_ok, owner_label, require_privileged,
-    roprof_containers, settled, spawn_roprof, unique_name,
+    BUSYBOX_IMAGE, ContainerGuard, Running, TEST_LABEL, docker, docker_ok, owner_label, pasted,
+    require_privileged, roprof_containers, settled, spawn_roprof, unique_name,
 };
 
 /// Docker's own containerd, where the containerd tests run in a namespace
@@ -226,6 +226,88 @@ fn docker_watch_profiles_exactly_the_labelled_containers() {
         "no record of the unlabelled container leaks into another report"
     );
     assert_eq!(roprof_containers(), 0, "no listing container is left");
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// Issue 30 item 7: a watched container's report carries how it was
+/// started (command, user, workdir, ports, env names, never values), and
+/// its pasted docker line runs that command.
+#[test]
+fn docker_watch_reports_keep_the_command_ports_user_and_env_names() {
+    require_privileged();
+    let _g = ContainerGuard::new();
+    let dir = out_dir("roprof-watch-run");
+    let tag = unique_name("w");
+    let select = format!("roprof.watch={tag}");
+    let w = start_watch(&["--label", &select], &dir);
+    let name = unique_name("started");
+    let port = 20000 + std::process::id() % 10000;
+    let publish = format!("127.0.0.1:{port}:8080");
+    let secret = "hunter2-never-in-a-report";
+    let script = "mkdir -p /tmp/w && echo x > /tmp/w/f && sleep 300";
+    let label = |l: &str| ["--label".to_owned(), l.to_owned()];
+    let mut args: Vec<String> = vec!["run".into(), "-d".into(), "--name".into(), name.clone()];
+    for l in [TEST_LABEL.to_owned(), owner_label(), select.clone()] {
+        args.extend(label(&l));
+    }
+    args.extend(
+        [
+            "-p",
+            &publish,
+            "-e",
+            &format!("ROPROF_WATCH_TOKEN={secret}"),
+            "-u",
+            "1000",
+            "-w",
+            "/tmp",
+            BUSYBOX_IMAGE,
+            "sh",
+            "-c",
+            script,
+        ]
+        .map(str::to_owned),
+    );
+    docker_ok(&args);
+    std::thread::sleep(Duration::from_secs(3));
+    let err = stop_watch(w);
+    let r = report(&dir, &name, &err);
+    let run = &r["run_options"];
+    assert_eq!(
+        run["command"],
+        serde_json::json!(["sh", "-c", script]),
+        "{run}"
+    );
+    assert_eq!(run["publish"], serde_json::json!([publish]), "{run}");
+    assert_eq!(run["user"], "1000", "{run}");
+    assert_eq!(run["workdir"], "/tmp", "{run}");
+    assert!(
+        run["env"]
+            .as_array()
+            .is_some_and(|e| e.iter().any(|v| v["name"] == "ROPROF_WATCH_TOKEN")),
+        "the variable's name is kept: {run}"
+    );
+    for f in std::fs::read_dir(dir.join(&name)).expect("the report dir") {
+        let f = f.expect("an entry").path();
+        let text = std::fs::read_to_string(&f).unwrap_or_default();
+        assert!(
+            !text.contains(secret),
+            "{} holds the env value",
+            f.display()
+        );
+    }
+    // The pasted line runs the profiled command (the original goes first:
+    // it holds the port).
+    docker_ok(["rm", "-f", name.as_str()]);
+    let line = std::fs::read_to_string(dir.join(&name).join("docker.sh")).expect("docker.sh");
+    let pasted = pasted::run_docker_line(&line).unwrap_or_else(|e| panic!("{e}"));
+    let seen = settled(&"x".to_owned(), || {
+        let out = docker(["exec", pasted.name.as_str(), "cat", "/tmp/w/f"]);
+        String::from_utf8_lossy(&out.stdout).trim().to_owned()
+    });
+    assert_eq!(
+        seen, "x",
+        "the pasted line ran the command read-only:\n{line}"
+    );
     let _ = std::fs::remove_dir_all(&dir);
 }
 

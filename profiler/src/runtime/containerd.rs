@@ -157,11 +157,17 @@ impl Containerd {
         }
         self.learn_layers(&c.image, &c.snapshotter, &c.snapshot_key)
             .await;
+        let started = c
+            .spec
+            .as_ref()
+            .and_then(|s| super::Started::from_oci_spec(&s.value))
+            .map(Box::new);
         Ok(Some(ContainerInfo {
             name: display_name(&c.id, &labels),
             id: c.id,
             labels,
             image: c.image,
+            started,
         }))
     }
 

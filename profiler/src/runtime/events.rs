@@ -19,6 +19,9 @@ pub struct ContainerInfo {
     pub labels: BTreeMap<String, String>,
     /// Image reference as the runtime gives it.
     pub image: String,
+    /// How it was started, when the runtime was asked (an event alone
+    /// does not say).
+    pub started: Option<Box<super::Started>>,
 }
 
 /// One container lifecycle event.
@@ -69,6 +72,7 @@ pub fn lifecycle(msg: &bollard::models::EventMessage) -> Option<LifecycleEvent> 
                 image: attrs.get("image").cloned().unwrap_or_default(),
                 id,
                 labels,
+                started: None,
             }))
         }
         "start" => Some(LifecycleEvent::Started { id }),
@@ -116,6 +120,7 @@ impl Engine {
             .await
         {
             Ok(c) => {
+                let started = Some(Box::new(super::Started::from_docker(&c)));
                 let cfg = c.config.unwrap_or_default();
                 Ok(Some(ContainerInfo {
                     id: c.id.unwrap_or_else(|| id.to_owned()),
@@ -126,6 +131,7 @@ impl Engine {
                         .to_owned(),
                     labels: cfg.labels.unwrap_or_default().into_iter().collect(),
                     image: c.image.or(cfg.image).unwrap_or_default(),
+                    started,
                 }))
             }
             Err(bollard::errors::Error::DockerResponseServerError {

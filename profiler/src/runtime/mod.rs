@@ -15,6 +15,7 @@ mod listing;
 mod network;
 mod podman;
 mod specgen;
+mod started;
 
 use std::collections::{BTreeMap, HashMap};
 
@@ -36,6 +37,7 @@ pub use self::{
     listing::parse_tar,
     network::Health,
     podman::Flavor,
+    started::Started,
 };
 use self::{flags::split_tmpfs, listing::ChannelReader};
 use crate::{

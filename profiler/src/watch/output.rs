@@ -23,6 +23,9 @@ pub struct Finished {
     pub id: String,
     /// Image facts.
     pub image: ImageFacts,
+    /// How the container was started, as run options (empty when the
+    /// runtime could not be asked).
+    pub run: RunOptions,
     /// Observations.
     pub observations: Vec<PathObservation>,
     /// Run metadata.
@@ -80,6 +83,7 @@ impl Outputs {
     ) -> Result<PathBuf, WatchError> {
         let report = report_of(
             &f.image,
+            f.run.clone(),
             f.observations.clone(),
             f.meta.clone(),
             losses,
@@ -106,6 +110,7 @@ impl Outputs {
 
 fn report_of(
     image: &ImageFacts,
+    run: RunOptions,
     observations: Vec<PathObservation>,
     mut meta: RunMeta,
     losses: &Losses,
@@ -125,7 +130,7 @@ fn report_of(
             losses: losses.clone(),
             stats: stats.clone(),
         },
-        RunOptions::default(),
+        run,
         Settings::default(),
     )
 }
@@ -168,5 +173,12 @@ fn merged_report(key: &str, replicas: &[Finished], losses: &Losses, stats: &Trac
         )],
         ..RunMeta::default()
     };
-    report_of(&first.image, workload::merge(&obs), meta, losses, stats)
+    report_of(
+        &first.image,
+        first.run.clone(),
+        workload::merge(&obs),
+        meta,
+        losses,
+        stats,
+    )
 }

@@ -264,9 +264,13 @@ impl Watch {
         let Some(id) = cgroup::container_id(&n.path) else {
             return self.forget(n.id);
         };
-        let info = match self.known.get(&id) {
-            Some(i) => Some(i.clone()),
-            None => self.source.info(&id).await?,
+        // The created event named it; asking the runtime says how it was
+        // started (its command and ports, for the report's docker line).
+        let info = match (self.source.info(&id).await, self.known.get(&id)) {
+            (Ok(Some(i)), _) => Some(i),
+            (Ok(None) | Err(_), Some(known)) => Some(known.clone()),
+            (Ok(None), None) => None,
+            (Err(e), None) => return Err(e),
         };
         if let Some(info) = info {
             self.decide(info, n.id)
@@ -435,6 +439,12 @@ impl Watch {
             Finished {
                 name: t.info.name.clone(),
                 id: t.info.id.clone(),
+                run: t
+                    .info
+                    .started
+                    .as_ref()
+                    .map(|s| s.options(&image.config))
+                    .unwrap_or_default(),
                 image,
                 observations,
                 meta,
