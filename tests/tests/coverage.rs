@@ -3,7 +3,9 @@
 //! docker output's comment), naming the port; with `--probe` it served a
 //! request and says nothing; a program that never listens says nothing.
 
-use roprof_tests::{ContainerGuard, NGINX_IMAGE, STEPS_IMAGE, require_privileged, roprof};
+use roprof_tests::{
+    BUSYBOX_IMAGE, ContainerGuard, NGINX_IMAGE, STEPS_IMAGE, path_entry, require_privileged, roprof,
+};
 
 const PORT: &str = "18731";
 
@@ -89,4 +91,52 @@ fn a_program_that_never_listens_gets_no_such_warning() {
         "no listening socket, no warning: {}\n{err}",
         r["run"]
     );
+}
+
+/// A CGI handler that writes on each request, behind busybox httpd: the
+/// file it writes is marked as written during the probe, the file the
+/// entrypoint wrote as written at start, and the container's sockets are
+/// in `run.served`.
+#[test]
+fn request_time_writes_are_marked_probe_and_startup_writes_start() {
+    require_privileged();
+    let _g = ContainerGuard::new();
+    let port = "18732";
+    let publish = format!("127.0.0.1:{port}:8080");
+    let probe = format!("http://127.0.0.1:{port}/cgi-bin/up");
+    let script = concat!(
+        r#"mkdir -p /tmp/www/cgi-bin && printf '#!/bin/sh\nmkdir -p /var/lib/uploads && "#,
+        r#"echo x > /var/lib/uploads/req\nprintf "Content-Type: text/plain\\r\\n\\r\\nok\\n"\n' "#,
+        r#"> /tmp/www/cgi-bin/up && chmod 0755 /tmp/www/cgi-bin/up && echo started > /run/started "#,
+        r#"&& exec httpd -f -p 8080 -h /tmp/www"#
+    );
+    let (r, err) = profile(&[
+        "-p",
+        &publish,
+        "--probe",
+        &probe,
+        BUSYBOX_IMAGE,
+        "sh",
+        "-c",
+        script,
+    ]);
+    assert_eq!(r["run"]["health"], "healthy", "the CGI answered: {err}");
+    let during = |p: &str| {
+        path_entry(&r, p).unwrap_or_else(|| panic!("{p} observed: {}", r["paths"]))["during"]
+            .clone()
+    };
+    assert_eq!(
+        during("/var/lib/uploads/req"),
+        "probe",
+        "written by the request"
+    );
+    assert_eq!(during("/run/started"), "start", "written by the entrypoint");
+    let served = &r["run"]["served"];
+    assert!(
+        served["listened"]
+            .as_array()
+            .is_some_and(|l| l.iter().any(|p| p == "tcp/8080")),
+        "{served}"
+    );
+    assert!(served["accepted"].as_u64() >= Some(1), "{served}");
 }

@@ -25,7 +25,7 @@ pub use self::{
         ObserveOptions, PlanDiff, SEED_SAMPLE, SeedDigest, Severity,
     },
     image::{EntryKind, ImageConfig, ImageEntry, ImageListing},
-    observation::{Op, OpStats, PathObservation, ProcRef},
+    observation::{During, Op, OpStats, PathObservation, ProcRef, first_writes},
     opmap::{ErrorCounts, OpEntry, OpMap},
     path::{CPath, MAX_SYMLINK_HOPS, canonicalize},
     plan::{
@@ -33,7 +33,7 @@ pub use self::{
         Unmounted, WritableCode, size_mi,
     },
     report::{
-        ExitStatus, Losses, PathSources, ProcessExit, Report, RunMeta, RunMode, TaskReads,
+        ExitStatus, Losses, PathSources, ProcessExit, Report, RunMeta, RunMode, Served, TaskReads,
         TraceStats, Verification,
     },
     round::{Health, Round, RoundKind},

@@ -160,6 +160,65 @@ pub struct PathObservation {
     /// may drop.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub read_back: bool,
+    /// What was running when the path was first written (absent in reports
+    /// of older versions, and of `watch`, which knows no probe or exercise).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub during: Option<During>,
+    /// Monotonic time (ns) of the path's first record in this process;
+    /// 0 when unknown. Not saved: `during` is what it means.
+    #[serde(skip)]
+    pub first_ns: u64,
+}
+
+/// What was running when a path was first written: the part of the run
+/// its write belongs to.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum During {
+    /// The application starting: before its first quiet period, probe
+    /// answer or exercise.
+    Start,
+    /// A `--probe` request that was answered.
+    Probe,
+    /// The `--exercise` command.
+    Exercise,
+    /// Nothing asked of it: after its first quiet period.
+    Idle,
+    /// roprof stopping the container (its shutdown handlers).
+    Stop,
+}
+
+/// How many paths were first written during each part of the run.
+#[must_use]
+pub fn first_writes(obs: &[PathObservation]) -> std::collections::BTreeMap<During, usize> {
+    let mut n = std::collections::BTreeMap::new();
+    for d in obs.iter().filter_map(|o| o.during) {
+        *n.entry(d).or_default() += 1;
+    }
+    n
+}
+
+impl During {
+    /// Every value, in the order of a run.
+    pub const ALL: [During; 5] = [
+        During::Start,
+        During::Probe,
+        During::Exercise,
+        During::Idle,
+        During::Stop,
+    ];
+
+    /// The name users see.
+    #[must_use]
+    pub fn as_str(self) -> &'static str {
+        match self {
+            During::Start => "start",
+            During::Probe => "probe",
+            During::Exercise => "exercise",
+            During::Idle => "idle",
+            During::Stop => "stop",
+        }
+    }
 }
 
 #[expect(
@@ -195,6 +254,12 @@ impl PathObservation {
         self.append_opens += later.append_opens;
         self.other_write_opens += later.other_write_opens;
         self.read_back |= later.read_back;
+        self.during = self.during.or(later.during);
+        self.first_ns = match (self.first_ns, later.first_ns) {
+            (0, b) => b,
+            (a, 0) => a,
+            (a, b) => a.min(b),
+        };
     }
 
     /// The observations of several runs as one set, sorted by path: each

@@ -173,6 +173,20 @@ pub struct RunMeta {
     /// roprof versions before it was recorded).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub verification: Option<Verification>,
+    /// The container's sockets during the window (absent when they could
+    /// not be read, and in reports of older versions).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub served: Option<Served>,
+}
+
+/// What the container listened on and accepted during the window, read
+/// from its network namespace.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Served {
+    /// `tcp/PORT` and `udp/PORT` it listened on (or was bound to).
+    pub listened: Vec<String>,
+    /// TCP connections it accepted.
+    pub accepted: u64,
 }
 
 /// How the read-only run of the final plan compared with the observed run.

@@ -11,6 +11,54 @@ use super::{
 };
 use crate::model::{CPath, Health, Op, PathObservation, Report, RunMode, errno};
 
+/// "What this run covered": how many paths were first written during each
+/// part of the run, whether the probe answered and the exercise ran, and
+/// what the container listened on and accepted. Nothing when the report
+/// knows none of it (older reports, `watch`).
+fn covered(s: &mut String, report: &Report) {
+    let firsts = crate::model::first_writes(&report.paths);
+    let run = &report.run;
+    if firsts.is_empty() && run.served.is_none() {
+        return;
+    }
+    s.push_str("\n## What this run covered\n\n");
+    if !firsts.is_empty() {
+        s.push_str("| while | paths first written |\n| --- | ---: |\n");
+        for (d, n) in &firsts {
+            let _ = writeln!(s, "| {} | {n} |", d.as_str());
+        }
+        s.push('\n');
+    }
+    let observe = report.observe.as_ref();
+    let probe = match (observe.and_then(|o| o.probe.as_deref()), run.health) {
+        (None, _) => "none (`--probe` not given)".to_owned(),
+        (Some(p), Some(Health::Healthy)) => format!("{} answered", escape(p.as_bytes())),
+        (Some(p), _) => format!("{} **never answered**", escape(p.as_bytes())),
+    };
+    let _ = writeln!(s, "- probe: {probe}");
+    let exercise = match (
+        observe.and_then(|o| o.exercise.as_deref()),
+        run.exercise_exit,
+    ) {
+        (None, _) => "none (`--exercise` not given)".to_owned(),
+        (Some(_), Some(c)) => format!("ran, exited {c}"),
+        (Some(_), None) => "did not finish".to_owned(),
+    };
+    let _ = writeln!(s, "- exercise: {exercise}");
+    if let Some(sv) = &run.served {
+        let ports = if sv.listened.is_empty() {
+            "nothing".to_owned()
+        } else {
+            escape(sv.listened.join(", ").as_bytes())
+        };
+        let _ = writeln!(
+            s,
+            "- requests: listened on {ports}, accepted {} connection(s)",
+            sv.accepted
+        );
+    }
+}
+
 /// Escapes text for Markdown: control and non-UTF-8 bytes become `\xNN`,
 /// HTML specials become entities and Markdown specials are backslashed.
 #[must_use]
@@ -95,6 +143,7 @@ pub fn markdown(report: &Report) -> String {
     }
 
     mounts(&mut s, report);
+    covered(&mut s, report);
 
     s.push_str("\n## Written paths\n\n");
     tree(&mut s, &report.paths);

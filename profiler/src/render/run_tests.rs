@@ -622,3 +622,46 @@ fn every_format_marks_writable_code_and_the_verdict_with_exceptions() {
         serde_json::from_str(&super::json::to_json(&r).expect("json")).expect("JSON");
     super::tests::validate(&schema, &schema, &v, "report");
 }
+
+#[test]
+fn markdown_says_what_the_run_covered_and_the_json_keeps_it() {
+    use crate::model::{During, Served};
+    let mut r = report_for(RunOptions::default());
+    for (path, d) in [
+        ("/run/app.pid", During::Start),
+        ("/tmp/upload", During::Probe),
+    ] {
+        r.paths.push(crate::model::PathObservation {
+            path: crate::model::CPath::from(path),
+            during: Some(d),
+            ..Default::default()
+        });
+    }
+    r.run.served = Some(Served {
+        listened: vec!["tcp/80".into()],
+        accepted: 1,
+    });
+    let md = render(&r, Format::Markdown).expect("markdown");
+    assert!(md.contains("## What this run covered"), "{md}");
+    assert!(md.contains("| probe | 1 |"), "{md}");
+    assert!(
+        md.contains("- requests: listened on tcp/80, accepted 1 connection(s)"),
+        "{md}"
+    );
+    assert!(md.contains("- probe: none (`--probe` not given)"), "{md}");
+    let back = super::json::load_report(&render(&r, Format::Json).expect("json")).expect("loads");
+    assert_eq!(back.run.served, r.run.served);
+    assert_eq!(back.paths[1].during, Some(During::Probe));
+    let schema: serde_json::Value =
+        serde_json::from_str(super::json::SCHEMA).expect("schema is JSON");
+    let v: serde_json::Value =
+        serde_json::from_str(&super::json::to_json(&r).expect("json")).expect("JSON");
+    super::tests::validate(&schema, &schema, &v, "report");
+    // A report that knows none of it has no such section.
+    let old = report_for(RunOptions::default());
+    assert!(
+        !render(&old, Format::Markdown)
+            .expect("md")
+            .contains("What this run covered")
+    );
+}

@@ -12,7 +12,10 @@
 
 use std::collections::BTreeSet;
 
-use crate::{model::Caveat, runtime::Engine};
+use crate::{
+    model::{Caveat, Served},
+    runtime::Engine,
+};
 
 /// What the samples found.
 #[derive(Debug, Default)]
@@ -52,6 +55,15 @@ impl Coverage {
         {
             self.accepted = self.accepted.max(n);
         }
+    }
+
+    /// What the samples saw of the container's sockets; `None` when they
+    /// could not tell (no process seen, or the host's network).
+    pub(super) fn served(&self) -> Option<Served> {
+        (self.pid.is_some() && !self.host_netns).then(|| Served {
+            listened: self.listened.iter().cloned().collect(),
+            accepted: self.accepted,
+        })
     }
 
     /// The caveat when it listened and accepted nothing.

@@ -14,6 +14,7 @@ mod phases;
 pub mod probe;
 mod progress;
 pub mod test_hook;
+pub mod timeline;
 
 use std::time::{Duration, Instant};
 

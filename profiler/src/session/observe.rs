@@ -21,12 +21,13 @@ use indicatif::ProgressBar;
 
 use super::{
     ENGINE_CALL_TIMEOUT, RunConfig, RunOutput, SessionError, Window, interrupt, note,
-    phases::Stopwatch, probe,
+    phases::Stopwatch, probe, timeline::Timeline,
 };
 use crate::{
     host::cgroup,
     model::{
-        Caveat, Ended, Health, ImageConfig, ImageListing, Phase, ProcessExit, RunMeta, TraceStats,
+        Caveat, During, Ended, Health, ImageConfig, ImageListing, Phase, ProcessExit, RunMeta,
+        TraceStats,
     },
     runtime::{Engine, ExitState},
     trace::{self, CollectedExit, Collector, TraceError, Tracer, collect::Progress},
@@ -62,6 +63,7 @@ struct Watched {
     exercise_exit: Option<i64>,
     notes: Vec<String>,
     coverage: super::coverage::Coverage,
+    timeline: Timeline,
 }
 
 impl Watched {
@@ -73,6 +75,8 @@ impl Watched {
             self.exercise_exit = Some(exit_status(status));
             self.notes.push(format!("exercise finished: {status}"));
             self.exercise = None;
+            self.timeline
+                .mark(crate::host::monotonic_ns(), During::Idle);
         }
     }
 }
@@ -209,6 +213,7 @@ impl<'t> Observation<'t> {
         }
         sw.enter(Phase::Stop).await;
         let stop_ns = crate::host::monotonic_ns();
+        w.timeline.mark(stop_ns, During::Stop);
         stop(engine, cfg, id, owned, pb, &mut w).await;
         sw.enter(Phase::Collect).await;
         // Records are submitted synchronously by the hooks, and a stopped
@@ -242,7 +247,8 @@ impl<'t> Observation<'t> {
         // its maps would weigh ~10 MiB at 100k paths.
         let dedup = tracer.dedup_lookup()?;
         let files = tracer.file_lookup()?;
-        let collected = collector.finish(&listing, &dedup, &files);
+        let mut collected = collector.finish(&listing, &dedup, &files);
+        w.timeline.place(&mut collected.observations);
         dedup.check()?;
         files.check()?;
         w.notes.extend(run_notes(
@@ -280,6 +286,7 @@ impl<'t> Observation<'t> {
                 process_exits: Some(process_exits(collected.exits, stop_ns)),
                 caveats,
                 verification: None,
+                served: w.coverage.served(),
             },
             losses,
             stats: activity,
@@ -469,6 +476,27 @@ async fn still_running(engine: &Engine, id: &str, w: &mut Watched) -> Option<End
     }
 }
 
+/// Quiet this long ends the application's start (it is idle after).
+const START_QUIET: Duration = Duration::from_secs(2);
+
+/// Ends a probe's part when its tail passed, and the start once no new
+/// write arrived for [`START_QUIET`]: `quiet_since` is the write count
+/// and when it last changed.
+fn mark_idle(w: &mut Watched, quiet_since: &mut (u64, Instant), writes: u64) {
+    let now_ns = crate::host::monotonic_ns();
+    let then = if w.exercise.is_some() {
+        During::Exercise
+    } else {
+        During::Idle
+    };
+    w.timeline.tick(now_ns, then);
+    if writes != quiet_since.0 {
+        *quiet_since = (writes, Instant::now());
+    } else if w.timeline.current() == During::Start && quiet_since.1.elapsed() >= START_QUIET {
+        w.timeline.mark(now_ns, During::Idle);
+    }
+}
+
 /// Watches the window until one of its ends.
 async fn watch(
     engine: &Engine,
@@ -487,7 +515,15 @@ async fn watch(
         exercise_exit: None,
         notes: Vec::new(),
         coverage: super::coverage::Coverage::default(),
+        timeline: Timeline::new(),
     };
+    if w.exercise.is_some() {
+        w.timeline
+            .mark(crate::host::monotonic_ns(), During::Exercise);
+    }
+    // The application's start ends with its first quiet period (or a
+    // probe's answer, or the exercise).
+    let mut quiet_since = (0, started);
     let mut settle = match cfg.window {
         Window::Settle(quiet) => Some(Settle {
             quiet,
@@ -516,9 +552,12 @@ async fn watch(
             w.ended = Ended::Window;
             break;
         }
+        let sent_ns = crate::host::monotonic_ns();
         if let (Some(url), Some(false)) = (&cfg.probe, w.probe_ok)
             && probe::http_ok(url, Duration::from_millis(500)).await
         {
+            w.timeline
+                .probe_answered(sent_ns, crate::host::monotonic_ns());
             w.probe_ok = Some(true);
             w.notes.push(format!(
                 "probe {url} answered after {:.1}s",
@@ -526,6 +565,7 @@ async fn watch(
             ));
         }
         w.poll_exercise();
+        mark_idle(&mut w, &mut quiet_since, p.writes);
         w.coverage.sample(engine, id).await;
         if let Some(end) = still_running(engine, id, &mut w).await {
             w.ended = end;

@@ -393,6 +393,9 @@ impl Collector {
         let sender = self.sender(ev);
         let i = self.observation(path, sender);
         let o = &mut self.obs[i as usize];
+        if opk.is_write() && (o.first_ns == 0 || h.ts < o.first_ns) {
+            o.first_ns = h.ts;
+        }
         if h.status & (STATUS_BASE_TRUNCATED | STATUS_NAME_TRUNCATED) != 0 {
             o.truncated = true;
         }
