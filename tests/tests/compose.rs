@@ -192,6 +192,12 @@ fn a_two_service_project_is_profiled_and_its_hardened_file_runs_healthy() {
             "expected docker-compose --verify to find {svc} running and healthy:\n{stderr}"
         );
     }
+    // -q is quiet: docker-compose's own lines ("Creating …", "Stopping …")
+    // are kept back unless it fails (issue 30).
+    assert!(
+        !stderr.contains("Creating") && !stderr.contains("Removing"),
+        "expected no docker-compose lines under --quiet:\n{stderr}"
+    );
     assert_nothing_left(&dir.project());
 
     let text = std::fs::read_to_string(&hardened)

@@ -201,7 +201,7 @@ async fn compose_verify(
         })
         .collect();
     let limit = args.observe.duration * 3;
-    match verify::run(engine, project, file, &expect, limit).await {
+    match verify::run(engine, project, file, &expect, limit, args.quiet).await {
         Ok(verdicts) => {
             let mut ok = true;
             for v in verdicts {

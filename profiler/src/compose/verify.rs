@@ -69,34 +69,62 @@ async fn container_of(name: &str, p: &Project, file: &Path, service: &str) -> Op
     (!id.is_empty()).then_some(id)
 }
 
+/// Runs `cmd`: its output goes to stderr, or with `quiet` is kept and
+/// shown only when it fails. The exit status, and the kept stderr.
+async fn run_quietly(
+    mut cmd: Command,
+    quiet: bool,
+) -> std::io::Result<(std::process::ExitStatus, String)> {
+    if !quiet {
+        return cmd.status().await.map(|s| (s, String::new()));
+    }
+    let out = cmd.stdout(Stdio::piped()).stderr(Stdio::piped()).output().await?;
+    let err = String::from_utf8_lossy(&out.stderr).trim().to_owned();
+    Ok((out.status, err))
+}
+
 /// Runs `file` (the hardened project) and compares each of `expect` within
-/// `limit`.
+/// `limit`. With `quiet`, docker-compose's own lines are shown only when it
+/// fails.
 pub async fn run(
     engine: &Engine,
     p: &Project,
     file: &Path,
     expect: &[Expect],
     limit: Duration,
+    quiet: bool,
 ) -> Result<Vec<Verdict>, VerifyError> {
     let name = format!("{}-roprof{}v", p.name, std::process::id());
-    eprintln!("roprof: --verify: docker-compose -p {name} up -d (the hardened file)");
+    if !quiet {
+        eprintln!("roprof: --verify: docker-compose -p {name} up -d (the hardened file)");
+    }
     let mut up = compose(&name, &p.dir, file);
     up.args(["up", "-d", "--no-build"])
         .args(expect.iter().map(|e| e.service.as_str()));
-    let res = match up.status().await {
+    let res = match run_quietly(up, quiet).await {
         Err(e) => Err(VerifyError(format!(
             "cannot run docker-compose ({e}); install it (Debian: apt-get install docker-compose)"
         ))),
-        Ok(s) if !s.success() => Err(VerifyError(format!(
-            "`docker-compose up` refused the hardened file ({s})"
+        Ok((s, err)) if !s.success() => Err(VerifyError(format!(
+            "`docker-compose up` refused the hardened file ({s}){}",
+            if err.is_empty() {
+                String::new()
+            } else {
+                format!(": {err}")
+            }
         ))),
         Ok(_) => Ok(compare(engine, &name, p, file, expect, limit).await),
     };
-    let down = compose(&name, &p.dir, file)
-        .args(["down", "-v", "--remove-orphans", "--timeout", "5"])
-        .status()
-        .await;
-    if !down.is_ok_and(|s| s.success()) {
+    let mut down = compose(&name, &p.dir, file);
+    down.args(["down", "-v", "--remove-orphans", "--timeout", "5"]);
+    let down = run_quietly(down, quiet).await;
+    if let Ok((s, err)) = &down
+        && !s.success()
+        && !err.is_empty()
+    {
+        eprintln!("{err}");
+    }
+    if !down.is_ok_and(|(s, _)| s.success()) {
         eprintln!(
             "roprof: warning: `docker-compose -p {name} down -v` failed; remove the project by hand"
         );
