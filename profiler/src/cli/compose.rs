@@ -121,7 +121,7 @@ async fn finish(
 ) -> anyhow::Result<i32> {
     for p in &done {
         if let Some(ok) = p.verdict {
-            super::verify::print_rounds(&p.report, ok);
+            super::verify::print_verdict(&p.report, ok);
         }
         summary(p);
         for w in roprof::render::unrepresentable(&p.report) {

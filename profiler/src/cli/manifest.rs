@@ -110,7 +110,7 @@ fn finish(args: &ProfileArgs, done: Profiled) -> anyhow::Result<i32> {
         verdict,
     } = done;
     if let Some(ok) = verdict {
-        super::verify::print_rounds(&report, ok);
+        super::verify::print_verdict(&report, ok);
     }
     report.stats.peak_rss_kib = roprof::host::peak_rss_kib().unwrap_or(0);
     for w in render::unrepresentable(&report) {

@@ -182,7 +182,7 @@ pub async fn run(args: &ProfileArgs) -> anyhow::Result<i32> {
     let code = match res {
         Ok(p) => {
             if let Some(ok) = p.verdict {
-                verify::print_rounds(&p.report, ok);
+                verify::print_verdict(&p.report, ok);
             }
             finish(args, &cfg.env, p.report, p.verdict)
         }

@@ -50,26 +50,9 @@ pub struct VerifyArgs {
     pub image: Option<String>,
 }
 
-/// Prints the rounds and the verdict on stderr: results, not progress,
-/// so `--quiet` keeps them (why a verification failed is the answer).
-pub fn print_rounds(report: &Report, passed: bool) {
-    for (i, r) in report.rounds.iter().enumerate() {
-        let exit = r.exit_code.map_or_else(
-            || "still running at the end".to_owned(),
-            |c| format!("exit {c}"),
-        );
-        eprintln!(
-            "roprof: round {} ({}): {} mount(s), {} EROFS, {exit}: {}",
-            i + 1,
-            r.kind.as_str(),
-            r.mounts.len(),
-            r.erofs,
-            r.action
-        );
-        for d in &r.differences {
-            eprintln!("    - {d}");
-        }
-    }
+/// Prints the verdict on stderr (each round was printed as it ended):
+/// a result, not progress, so `--quiet` keeps it.
+pub fn print_verdict(report: &Report, passed: bool) {
     if passed && report.run.mode == roprof::model::RunMode::Iterate {
         // Iterate has no writable run to compare with: clean is all it knows.
         eprintln!(
@@ -78,17 +61,15 @@ pub fn print_rounds(report: &Report, passed: bool) {
         );
     } else if let Some(v @ Verification::VerifiedWithExceptions) = report.run.verification {
         eprintln!(
-            "roprof: {} (EROFS: a mount there would make application code writable; \
-             profile --writable-code mounts it, weakening the hardening)",
+            "roprof: {}",
             roprof::render::escape_bytes(v.describe(&report.plan).as_bytes())
         );
-        for e in report
-            .rounds
-            .last()
-            .map(|r| r.exceptions.as_slice())
-            .unwrap_or_default()
-        {
-            eprintln!("    - {e}");
+        for u in &report.plan.unmounted {
+            eprintln!(
+                "    - {}: {}",
+                roprof::render::escape_bytes(u.dir.as_bytes()),
+                roprof::render::escape_bytes(u.reason.as_bytes())
+            );
         }
     } else if passed {
         eprintln!(
@@ -173,7 +154,7 @@ fn conclude(
         }
     };
     if let Some(passed) = passed {
-        print_rounds(report, passed);
+        print_verdict(report, passed);
     }
     if let Some(f) = args.format {
         super::withhold_env(report, env, args.reveal_env);

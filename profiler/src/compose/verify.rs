@@ -78,7 +78,11 @@ async fn run_quietly(
     if !quiet {
         return cmd.status().await.map(|s| (s, String::new()));
     }
-    let out = cmd.stdout(Stdio::piped()).stderr(Stdio::piped()).output().await?;
+    let out = cmd
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .output()
+        .await?;
     let err = String::from_utf8_lossy(&out.stderr).trim().to_owned();
     Ok((out.status, err))
 }

@@ -237,28 +237,31 @@ async fn verify_patched(
         v.differences
             .push("the patched container does not have readOnlyRootFilesystem: true".into());
     }
-    report.rounds.push(Round {
-        kind: RoundKind::Verify,
-        mounts: report
-            .plan
-            .mounts
-            .iter()
-            .map(|m| m.target.clone())
-            .collect(),
-        erofs: v.erofs,
-        exit_code: ro.meta.exit_code,
-        health: ro.meta.health,
-        passed: v.passed,
-        differences: v.differences.clone(),
-        exceptions: v.exceptions.clone(),
-        action: if v.passed {
-            "the patched manifest ran read-only with the kubelet's semantics and matched".into()
-        } else {
-            "the patched manifest, run with the kubelet's semantics, differed".into()
+    crate::session::closed::record(
+        report,
+        Round {
+            kind: RoundKind::Verify,
+            mounts: report
+                .plan
+                .mounts
+                .iter()
+                .map(|m| m.target.clone())
+                .collect(),
+            erofs: v.erofs,
+            exit_code: ro.meta.exit_code,
+            health: ro.meta.health,
+            passed: v.passed,
+            differences: v.differences.clone(),
+            exceptions: v.exceptions.clone(),
+            action: if v.passed {
+                "the patched manifest ran read-only with the kubelet's semantics and matched".into()
+            } else {
+                "the patched manifest, run with the kubelet's semantics, differed".into()
+            },
+            ended: ro.meta.ended,
+            phases: ro.stats.phases.clone(),
         },
-        ended: ro.meta.ended,
-        phases: ro.stats.phases.clone(),
-    });
+    );
     report.run.notes.push(format!(
         "the patched manifest {} with the kubelet's semantics",
         if v.passed {

@@ -98,3 +98,29 @@ pub struct Round {
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub phases: Vec<PhaseTime>,
 }
+
+impl Round {
+    /// What users read of round `n` (from 1): its kind, mounts, EROFS,
+    /// exit and action, then one line per difference and exception.
+    #[must_use]
+    pub fn lines(&self, n: usize) -> Vec<String> {
+        let exit = self.exit_code.map_or_else(
+            || "still running at the end".to_owned(),
+            |c| format!("exit {c}"),
+        );
+        let mut out = vec![format!(
+            "round {n} ({}): {} mount(s), {} EROFS, {exit}: {}",
+            self.kind.as_str(),
+            self.mounts.len(),
+            self.erofs,
+            self.action
+        )];
+        out.extend(self.differences.iter().map(|d| format!("    - {d}")));
+        out.extend(
+            self.exceptions
+                .iter()
+                .map(|e| format!("    - by design: {e}")),
+        );
+        out
+    }
+}

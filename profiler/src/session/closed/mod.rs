@@ -168,7 +168,7 @@ pub async fn verify_and_repair(
         );
         if v.passed {
             round.action = "verified".into();
-            report.rounds.push(round);
+            record(report, round);
             set_verification(report, true);
             return Ok(true);
         }
@@ -186,7 +186,7 @@ pub async fn verify_and_repair(
             } else {
                 "gave up: no repair applies".into()
             };
-            report.rounds.push(round);
+            record(report, round);
             set_verification(report, false);
             return Ok(false);
         }
@@ -197,10 +197,23 @@ pub async fn verify_and_repair(
             v.seed.iter().map(CPath::display).collect::<Vec<_>>(),
             v.forbid.iter().map(CPath::display).collect::<Vec<_>>()
         );
-        report.rounds.push(round);
+        record(report, round);
     }
     set_verification(report, false);
     Ok(false)
+}
+
+/// Appends `round` to the report's rounds and prints it on stderr as it
+/// ends (a result, not progress: `--quiet` keeps it), numbered.
+pub fn record(report: &mut Report, round: Round) {
+    for (i, l) in round.lines(report.rounds.len() + 1).iter().enumerate() {
+        if i == 0 {
+            eprintln!("roprof: {l}");
+        } else {
+            eprintln!("{l}");
+        }
+    }
+    report.rounds.push(round);
 }
 
 /// Records the verdict of the final plan's read-only run: with writes the
@@ -241,7 +254,7 @@ pub async fn iterate(
     let budget = max_runs.max(1);
     let round = iterate_round(first, &[]);
     let mut clean = round.passed;
-    report.rounds.push(round);
+    record(report, round);
     report.paths = PathObservation::union(&[&first.observations]);
     let mut ran: Vec<PlannedMount> = Vec::new();
     let mut ran_plan = report.plan.clone();
@@ -278,7 +291,7 @@ pub async fn iterate(
         let ro = run_with_plan(ctx, report, &mounts, base, RunMode::Iterate).await?;
         let round = iterate_round(&ro, &mounts);
         clean = round.passed;
-        report.rounds.push(round);
+        record(report, round);
         report.paths = PathObservation::union(&[&report.paths, &ro.observations]);
         ran = mounts;
         ran_plan = report.plan.clone();
@@ -302,8 +315,10 @@ fn same_mounts(a: &[PlannedMount], b: &[PlannedMount]) -> bool {
 
 /// Records why the loop stopped on its last round.
 fn stop(report: &mut Report, why: &str) {
+    let n = report.rounds.len();
     if let Some(r) = report.rounds.last_mut() {
         r.action = format!("{}; {why}", r.action);
+        eprintln!("roprof: round {n}: {why}");
     }
 }
 
@@ -410,7 +425,7 @@ pub async fn check_minimal(
         } else {
             format!("{} is needed", m.target)
         };
-        report.rounds.push(round);
+        record(report, round);
     }
     if dropped.is_empty() && soft.is_empty() {
         return Ok(true);
@@ -441,7 +456,7 @@ pub async fn check_minimal(
     let mut round = round_of(RoundKind::Verify, &mounts, &ro, &v);
     if v.passed {
         round.action = "verified the plan without the dropped mounts".into();
-        report.rounds.push(round);
+        record(report, round);
         // Writes that now fail softly are writes left to fail on purpose.
         set_verification(report, true);
         return Ok(true);
@@ -457,7 +472,7 @@ pub async fn check_minimal(
             .collect::<Vec<_>>()
             .join(", ")
     );
-    report.rounds.push(round);
+    record(report, round);
     undo(report, verified);
     set_verification(report, true);
     Ok(true)
