@@ -3,8 +3,8 @@
 //! `~`), that compose would interpolate (`$HOME`, `${X}`), or that quote,
 //! comment or nest, are rendered by `roprof render` and re-read by the
 //! tools users paste into: the compose file by `docker-compose config`
-//! (PyYAML, YAML 1.1, with compose's `$` rules), the Kubernetes Deployment
-//! by PyYAML's YAML 1.1 loader (kubectl reads YAML 1.1 too, through
+//! (`PyYAML`, YAML 1.1, with compose's `$` rules), the Kubernetes Deployment
+//! by `PyYAML`'s YAML 1.1 loader (kubectl reads YAML 1.1 too, through
 //! go-yaml v2; its client-side parsing needs an API server for discovery,
 //! which this machine cannot run) and by k8s-openapi.
 
