@@ -99,7 +99,7 @@ fn words(v: &serde_json::Value) -> Option<Vec<String>> {
     }
 }
 
-/// PyYAML's YAML 1.1 reading of `yaml`'s documents, as JSON.
+/// `PyYAML`'s YAML 1.1 reading of `yaml`'s documents, as JSON.
 fn yaml11(yaml: &str, dir: &Path) -> Vec<serde_json::Value> {
     let file = dir.join("in.yaml");
     std::fs::write(&file, yaml).unwrap();
