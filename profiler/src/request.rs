@@ -198,6 +198,7 @@ impl Observe {
             mode,
             ringbuf_bytes: None,
             extras: ServiceExtras::default(),
+            label: None,
         }
     }
 }

@@ -20,7 +20,7 @@ pub async fn attach(
     cfg: &RunConfig,
     container: &str,
 ) -> Result<RunOutput, SessionError> {
-    let pb = bar(cfg.quiet);
+    let pb = bar(cfg.quiet, cfg.label.as_deref());
     let mut sw = Stopwatch::default();
     sw.enter(Phase::Inspect).await;
     let id = engine.resolve(container).await?;

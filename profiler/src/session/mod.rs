@@ -72,6 +72,9 @@ pub struct RunConfig {
     pub ringbuf_bytes: Option<u32>,
     /// A compose service's aliases, healthcheck and entrypoint.
     pub extras: crate::runtime::ServiceExtras,
+    /// What the progress lines of this run are prefixed with (`round 2`
+    /// in a closed loop).
+    pub label: Option<String>,
 }
 
 /// How an observation window ends (besides the container exiting, a
@@ -133,7 +136,7 @@ pub async fn run(ctx: &mut Context, cfg: &RunConfig) -> Result<RunOutput, Sessio
 }
 
 async fn run_inner(ctx: &mut Context, cfg: &RunConfig) -> Result<RunOutput, SessionError> {
-    let pb = bar(cfg.quiet);
+    let pb = bar(cfg.quiet, cfg.label.as_deref());
     let engine = ctx.engine.clone();
     let mut sw = Stopwatch::default();
     sw.enter(Phase::Inspect).await;

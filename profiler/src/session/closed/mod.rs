@@ -35,6 +35,7 @@ async fn run_with_plan(
     cfg.mode = kind;
     cfg.extra_tmpfs.clear();
     cfg.extra_binds.clear();
+    cfg.label = Some(format!("round {}", report.rounds.len() + 1));
     let tag = report
         .run
         .container_id
