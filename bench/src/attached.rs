@@ -227,6 +227,49 @@ const IDLE_SECS: &str = "3593";
 /// roprof profiling an idle container (`opsuite sleep`), once that
 /// container runs (roprof attaches its programs before it starts it).
 pub fn neighbour(roprof: &Path) -> Result<Attached> {
+    let needle = format!("sleep {IDLE_SECS}");
+    let writer = image_name("writer");
+    profiling(roprof, &[writer.as_str(), "sleep", IDLE_SECS], || {
+        let ps = cmd::stdout(&mut cmd::docker([
+            "ps",
+            "--no-trunc",
+            "--format",
+            "{{.Command}}",
+        ]))?;
+        Ok(ps.contains(&needle).then(String::new))
+    })
+}
+
+/// roprof profiling `image` (a server) for as long as it is held, once its
+/// container runs: the tool and the container's id.
+pub fn profiled(roprof: &Path, image: &str) -> Result<(Attached, String)> {
+    let mut id = String::new();
+    let tool = profiling(roprof, &[image], || {
+        let ps = cmd::stdout(&mut cmd::docker([
+            "ps",
+            "-q",
+            "--no-trunc",
+            "--filter",
+            "label=io.roprof.managed",
+            "--filter",
+            &format!("ancestor={image}"),
+        ]))?;
+        Ok(ps.lines().next().map(str::to_owned))
+    })?;
+    if let Some(found) = tool.ready_line.strip_prefix("container ") {
+        found.clone_into(&mut id);
+    }
+    Ok((tool, id))
+}
+
+/// `roprof profile --window fixed --duration 3600s ARGS`, once `started`
+/// finds its container running (its `Some` is kept as the ready line,
+/// prefixed `container `).
+fn profiling(
+    roprof: &Path,
+    args: &[&str],
+    started: impl Fn() -> Result<Option<String>>,
+) -> Result<Attached> {
     let mut c = Command::new(roprof);
     c.args([
         "profile",
@@ -237,10 +280,8 @@ pub fn neighbour(roprof: &Path) -> Result<Attached> {
         "fixed",
         "--duration",
         "3600s",
-        &image_name("writer"),
-        "sleep",
-        IDLE_SECS,
-    ]);
+    ])
+    .args(args);
     let line = cmd::display(&c);
     let child = c
         .stdin(Stdio::null())
@@ -256,23 +297,17 @@ pub fn neighbour(roprof: &Path) -> Result<Attached> {
         ready_line: String::new(),
     };
     let deadline = Instant::now() + Duration::from_mins(1);
-    let needle = format!("sleep {IDLE_SECS}");
     loop {
         if let Some(status) = me.child.try_wait()? {
             bail!("`{line}` exited ({status}) before its container started");
         }
-        let ps = cmd::stdout(&mut cmd::docker([
-            "ps",
-            "--no-trunc",
-            "--format",
-            "{{.Command}}",
-        ]))?;
-        if ps.contains(&needle) {
+        if let Some(found) = started()? {
             // Started: its hooks have been attached since before the start.
+            me.ready_line = format!("container {found}");
             return Ok(me);
         }
         if Instant::now() > deadline {
-            bail!("`{line}` did not start its idle container within 60 s");
+            bail!("`{line}` did not start its container within 60 s");
         }
         thread::sleep(Duration::from_millis(200));
     }

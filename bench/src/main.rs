@@ -32,6 +32,7 @@ mod schema;
 mod template;
 mod throughput;
 mod util;
+mod workload;
 
 use std::{
     fs,

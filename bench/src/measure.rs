@@ -8,7 +8,7 @@ use anyhow::{Context as _, Result};
 use crate::{
     answer, overhead,
     schema::{Bench, Schema, Sizes},
-    throughput, util,
+    throughput, util, workload,
 };
 
 /// The sizes of a real run.
@@ -19,6 +19,7 @@ pub const FULL: Sizes = Sizes {
     churn_ops: 1_000_000,
     churn_distinct: 100_000,
     answer_reps: 3,
+    redis_requests: 200_000,
 };
 
 /// For trying the harness itself: minutes less, numbers not meaningful.
@@ -29,6 +30,7 @@ pub const QUICK: Sizes = Sizes {
     churn_ops: 100_000,
     churn_distinct: 10_000,
     answer_reps: 1,
+    redis_requests: 20_000,
 };
 
 /// Runs every benchmark with `roprof`, writing scratch files under `work`.
@@ -43,14 +45,16 @@ pub fn measure(roprof: &Path, sizes: Sizes, quick: bool, work: &Path) -> Result<
     let started = Instant::now();
 
     eprintln!(
-        "roprof-bench: [1/3] tracing overhead ({} x {} ops per variant) ...",
+        "roprof-bench: [1/4] tracing overhead ({} x {} ops per variant) ...",
         sizes.reps, sizes.ops
     );
     let overhead = overhead::run(roprof, &sizes, work)?;
-    eprintln!("roprof-bench: [2/3] event throughput and loss ...");
+    eprintln!("roprof-bench: [2/4] event throughput and loss ...");
     let throughput = throughput::run(roprof, &sizes, work)?;
-    eprintln!("roprof-bench: [3/3] time and runs to a working read-only nginx ...");
+    eprintln!("roprof-bench: [3/4] time and runs to a working read-only nginx ...");
     let answer = answer::run(roprof, &sizes, work)?;
+    eprintln!("roprof-bench: [4/4] real servers under load ...");
+    let workloads = workload::run(roprof, &sizes)?;
 
     drop(stats_off);
     machine.load_after = util::loadavg();
@@ -63,5 +67,6 @@ pub fn measure(roprof: &Path, sizes: Sizes, quick: bool, work: &Path) -> Result<
         overhead,
         throughput,
         answer,
+        workloads,
     })
 }

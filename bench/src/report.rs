@@ -7,7 +7,7 @@ use std::fmt::Write as _;
 use crate::{
     schema::{
         AttemptExtra, Bench, Diagnosis, Method, MethodResult, Overhead, Phase, RoprofAttempt,
-        Summary, Throughput, Variant,
+        Summary, Throughput, Variant, WorkloadVariant,
     },
     template::{self, fill},
     util,
@@ -146,7 +146,57 @@ pub fn markdown(b: &Bench) -> String {
     overhead_section(&mut md, &b.overhead);
     throughput_section(&mut md, &b.throughput);
     answer_section(&mut md, b);
+    workload_section(&mut md, b);
     md
+}
+
+/// §4: each real server's variants, as ratios of medians to untraced.
+fn workload_section(md: &mut String, b: &Bench) {
+    if b.workloads.is_empty() {
+        return;
+    }
+    let _ = writeln!(
+        md,
+        "## 4. Real servers under load
+"
+    );
+    for w in &b.workloads {
+        let text = fill(
+            template::WORKLOAD,
+            &[("load", w.load.clone()), ("reps", b.sizes.reps.to_string())],
+        );
+        let _ = writeln!(
+            md,
+            "{text}
+"
+        );
+        let base = w
+            .variants
+            .iter()
+            .find(|v| v.variant == WorkloadVariant::Untraced)
+            .and_then(|v| v.summary.map(|s| s.median));
+        let _ = writeln!(
+            md,
+            "| {} | {}, median (min–max) | ratio of medians to untraced |\n| --- | ---: | ---: |",
+            w.name, w.unit
+        );
+        for v in &w.variants {
+            let s = v.summary.as_ref();
+            let ratio = match (s.map(|s| s.median), base) {
+                (Some(m), Some(b)) if b > 0.0 => format!("{:.3}", m / b),
+                _ => "?".into(),
+            };
+            let _ = writeln!(
+                md,
+                "| {} | {} ({}–{}) | {ratio} |",
+                v.variant.label(),
+                thousands(f(s.map(|s| s.median))),
+                thousands(f(s.map(|s| s.min))),
+                thousands(f(s.map(|s| s.max))),
+            );
+        }
+        md.push('\n');
+    }
 }
 
 /// The overhead table's rows, in order.
@@ -198,6 +248,10 @@ fn overhead_section(md: &mut String, o: &Overhead) {
     );
     for (v, label) in VARIANT_LABELS {
         let r = o.variant(v);
+        // A bench.json from before a variant existed has no row for it.
+        if r.is_none() {
+            continue;
+        }
         let rate = r.map(|r| &r.ops_per_sec);
         let _ = writeln!(
             md,

@@ -33,6 +33,9 @@ pub struct Bench {
     pub overhead: Overhead,
     pub throughput: Throughput,
     pub answer: Answer,
+    /// Real servers under load (absent in older bench.json files).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub workloads: Vec<Workload>,
 }
 
 /// How much work each benchmark does.
@@ -51,6 +54,77 @@ pub struct Sizes {
     pub churn_distinct: u64,
     /// Repetitions of each time-to-answer method.
     pub answer_reps: usize,
+    /// Requests per `redis-benchmark` test (SET, GET) of the real-server
+    /// rows (absent in older bench.json files: no such rows).
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub redis_requests: u64,
+}
+
+#[expect(
+    clippy::trivially_copy_pass_by_ref,
+    reason = "the signature serde's skip_serializing_if calls"
+)]
+fn is_zero(n: &u64) -> bool {
+    *n == 0
+}
+
+/// A real server under its own load generator.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Workload {
+    /// The server.
+    pub name: String,
+    /// The load and how it is measured.
+    pub load: String,
+    /// What the figures count (`requests/s`).
+    pub unit: String,
+    /// Every variant's repetitions.
+    pub variants: Vec<WorkloadResult>,
+}
+
+/// One variant of a real-server row.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct WorkloadResult {
+    pub variant: WorkloadVariant,
+    /// Each repetition's figure, in run order.
+    pub runs: Vec<f64>,
+    pub summary: Option<Summary>,
+}
+
+/// How the server ran.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum WorkloadVariant {
+    /// No roprof.
+    Untraced,
+    /// roprof profiling the server's own container.
+    Profiled,
+    /// roprof profiling another, idle container.
+    Neighbour,
+}
+
+impl WorkloadVariant {
+    /// Every variant, in the order a repetition starts from.
+    pub const ALL: [Self; 3] = [Self::Untraced, Self::Profiled, Self::Neighbour];
+
+    /// The name in bench.json and in progress lines.
+    #[must_use]
+    pub fn key(self) -> &'static str {
+        match self {
+            Self::Untraced => "untraced",
+            Self::Profiled => "profiled",
+            Self::Neighbour => "neighbour",
+        }
+    }
+
+    /// The row's label in bench.md.
+    #[must_use]
+    pub fn label(self) -> &'static str {
+        match self {
+            Self::Untraced => "untraced (baseline)",
+            Self::Profiled => "its own container profiled by roprof",
+            Self::Neighbour => "roprof profiling another container (neighbour)",
+        }
+    }
 }
 
 /// The machine and the software measured.

@@ -10,10 +10,11 @@ pub const BPF_STATS: &str = include_str!("../templates/bpf_stats.md");
 pub const THROUGHPUT: &str = include_str!("../templates/throughput.md");
 pub const ANSWER: &str = include_str!("../templates/answer.md");
 pub const CAVEAT: &str = include_str!("../templates/caveat.md");
+pub const WORKLOAD: &str = include_str!("../templates/workload.md");
 
 /// Every template, by file name (for the tests).
 #[cfg(test)]
-pub const ALL: [(&str, &str); 8] = [
+pub const ALL: [(&str, &str); 9] = [
     ("intro", INTRO),
     ("machine", MACHINE),
     ("overhead", OVERHEAD),
@@ -22,6 +23,7 @@ pub const ALL: [(&str, &str); 8] = [
     ("throughput", THROUGHPUT),
     ("answer", ANSWER),
     ("caveat", CAVEAT),
+    ("workload", WORKLOAD),
 ];
 
 /// The placeholder names in `template`: `{` then lowercase letters and
