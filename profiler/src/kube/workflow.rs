@@ -10,7 +10,7 @@ use std::path::PathBuf;
 
 use super::{KubeError, Manifest, PodRun, Workload};
 use crate::{
-    model::{Report, Round, RoundKind, RunMode, Settings},
+    model::{Report, RoundKind, RunMode, Settings},
     render::patch::PatchError,
     request::{Observe, withhold_env},
     session::{
@@ -237,31 +237,14 @@ async fn verify_patched(
         v.differences
             .push("the patched container does not have readOnlyRootFilesystem: true".into());
     }
-    crate::session::closed::record(
-        report,
-        Round {
-            kind: RoundKind::Verify,
-            mounts: report
-                .plan
-                .mounts
-                .iter()
-                .map(|m| m.target.clone())
-                .collect(),
-            erofs: v.erofs,
-            exit_code: ro.meta.exit_code,
-            health: ro.meta.health,
-            passed: v.passed,
-            differences: v.differences.clone(),
-            exceptions: v.exceptions.clone(),
-            action: if v.passed {
-                "the patched manifest ran read-only with the kubelet's semantics and matched".into()
-            } else {
-                "the patched manifest, run with the kubelet's semantics, differed".into()
-            },
-            ended: ro.meta.ended,
-            phases: ro.stats.phases.clone(),
-        },
-    );
+    let mounts = report.plan.mounts.clone();
+    let mut round = crate::session::closed::round_of(RoundKind::Verify, &mounts, &ro, &v);
+    round.action = if v.passed {
+        "the patched manifest ran read-only with the kubelet's semantics and matched".into()
+    } else {
+        "the patched manifest, run with the kubelet's semantics, differed".into()
+    };
+    crate::session::closed::record(report, round);
     report.run.notes.push(format!(
         "the patched manifest {} with the kubelet's semantics",
         if v.passed {

@@ -194,18 +194,7 @@ fn exit_differences(observed: &Report, ro: &RunOutput) -> Vec<String> {
 /// purpose); a line naming none is a refusal the tracer did not see.
 fn erofs_log_lines(observed: &Report, ro: &RunOutput) -> Vec<String> {
     let mentions = |l: &str| l.to_ascii_lowercase().contains("read-only file system");
-    // Leaf names of the paths refused with EROFS: a message may name the
-    // file relative to the working directory.
-    let refused: Vec<String> = ro
-        .observations
-        .iter()
-        .filter(|o| o.any_erofs())
-        .filter_map(|o| {
-            let p = o.path.display();
-            let leaf = p.rsplit('/').next().unwrap_or_default().to_owned();
-            (!leaf.is_empty()).then_some(leaf)
-        })
-        .collect();
+    let refused = refused_leaves(ro, |_| true);
     ro.meta
         .logs_tail
         .iter()
@@ -216,28 +205,32 @@ fn erofs_log_lines(observed: &Report, ro: &RunOutput) -> Vec<String> {
         .collect()
 }
 
-/// Lines of the read-only run's log tail, not logged by the observed run,
-/// that name a file whose write failed with EROFS below a directory the
-/// plan leaves without a mount on purpose: the application reporting a
-/// write that fails by design (its output differs from the writable run's).
-fn by_design_log_lines(observed: &Report, ro: &RunOutput) -> Vec<String> {
-    let leaves: Vec<String> = ro
-        .observations
+/// Leaf names of the read-only run's paths refused with EROFS that `keep`
+/// selects: a message may name the file relative to its working directory.
+fn refused_leaves(ro: &RunOutput, keep: impl Fn(&CPath) -> bool) -> Vec<String> {
+    ro.observations
         .iter()
-        .filter(|o| o.any_erofs())
-        .filter(|o| {
-            observed
-                .plan
-                .unmounted
-                .iter()
-                .any(|u| o.path.starts_with(&u.dir))
-        })
+        .filter(|o| o.any_erofs() && keep(&o.path))
         .filter_map(|o| {
             let p = o.path.display();
             let leaf = p.rsplit('/').next().unwrap_or_default().to_owned();
             (!leaf.is_empty()).then_some(leaf)
         })
-        .collect();
+        .collect()
+}
+
+/// Lines of the read-only run's log tail, not logged by the observed run,
+/// that name a file whose write failed with EROFS below a directory the
+/// plan leaves without a mount on purpose: the application reporting a
+/// write that fails by design (its output differs from the writable run's).
+fn by_design_log_lines(observed: &Report, ro: &RunOutput) -> Vec<String> {
+    let leaves = refused_leaves(ro, |p| {
+        observed
+            .plan
+            .unmounted
+            .iter()
+            .any(|u| p.starts_with(&u.dir))
+    });
     ro.meta
         .logs_tail
         .iter()

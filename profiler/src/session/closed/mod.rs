@@ -124,8 +124,10 @@ fn targets(ms: &[PlannedMount]) -> Vec<CPath> {
     ms.iter().map(|m| m.target.clone()).collect()
 }
 
-/// A round record for read-only run `ro` with `mounts`.
-fn round_of(kind: RoundKind, mounts: &[PlannedMount], ro: &RunOutput, v: &Verdict) -> Round {
+/// The round of read-only run `ro` with `mounts`, compared by `v`; its
+/// action is still to be said.
+#[must_use]
+pub fn round_of(kind: RoundKind, mounts: &[PlannedMount], ro: &RunOutput, v: &Verdict) -> Round {
     Round {
         kind,
         mounts: targets(mounts),
