@@ -15,6 +15,7 @@ pub mod probe;
 mod progress;
 pub mod test_hook;
 pub mod timeline;
+mod wakeup;
 
 use std::time::{Duration, Instant};
 

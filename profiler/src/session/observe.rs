@@ -21,7 +21,7 @@ use indicatif::ProgressBar;
 
 use super::{
     ENGINE_CALL_TIMEOUT, RunConfig, RunOutput, SessionError, Window, interrupt, note,
-    phases::Stopwatch, probe, timeline::Timeline,
+    phases::Stopwatch, probe, timeline::Timeline, wakeup,
 };
 use crate::{
     host::cgroup,
@@ -64,6 +64,8 @@ struct Watched {
     notes: Vec<String>,
     coverage: super::coverage::Coverage,
     timeline: Timeline,
+    /// Wake-ups due after the window's deadline.
+    wakeups_after: Vec<Caveat>,
 }
 
 impl Watched {
@@ -204,7 +206,7 @@ impl<'t> Observation<'t> {
             drain,
         } = self;
         sw.enter(Phase::Observe).await;
-        let mut w = watch(engine, cfg, id, &prog_rx, pb, started).await?;
+        let mut w = watch(engine, cfg, id, &prog_rx, pb, started, tracer).await?;
         if let Some(e) = &w.lost {
             eprintln!(
                 "roprof: lost the Docker engine after {:.1}s of observation ({e}); the report covers what was seen until then",
@@ -264,6 +266,7 @@ impl<'t> Observation<'t> {
         let incomplete_reason = incomplete_reason(&w, &state);
         let mut caveats = probe_caveat(cfg.probe.as_deref(), w.probe_ok);
         caveats.extend(w.coverage.caveat());
+        caveats.append(&mut w.wakeups_after);
         Ok(RunOutput {
             image,
             listing,
@@ -505,6 +508,7 @@ async fn watch(
     prog_rx: &tokio::sync::watch::Receiver<Progress>,
     pb: &ProgressBar,
     started: Instant,
+    tracer: &Tracer,
 ) -> Result<Watched, SessionError> {
     let mut w = Watched {
         ended: Ended::Window,
@@ -516,6 +520,7 @@ async fn watch(
         notes: Vec::new(),
         coverage: super::coverage::Coverage::default(),
         timeline: Timeline::new(),
+        wakeups_after: Vec::new(),
     };
     if w.exercise.is_some() {
         w.timeline
@@ -534,6 +539,8 @@ async fn watch(
         Window::Fixed => None,
     };
     let mut cpu_looked_up = false;
+    let mut held = wakeup::Held::default();
+    let quiet = settle.as_ref().map_or(Duration::ZERO, |s| s.quiet);
     loop {
         let p = *prog_rx.borrow();
         note(
@@ -584,6 +591,12 @@ async fn watch(
                 && w.probe_ok != Some(false)
                 && w.exercise.is_none()
                 && started.elapsed() >= s.quiet
+                && !wakeup::holds(
+                    tracer,
+                    &wakeup::Frame::of(started, s.quiet, cfg.duration),
+                    &mut held,
+                    &mut w.notes,
+                )
             {
                 w.ended = Ended::Settled;
                 break;
@@ -592,6 +605,10 @@ async fn watch(
         tokio::time::sleep(POLL).await;
     }
     w.observed = started.elapsed();
+    if matches!(w.ended, Ended::Settled | Ended::Window) {
+        let f = wakeup::Frame::of(started, quiet, cfg.duration);
+        w.wakeups_after = wakeup::caveats(&tracer.wakeups().unwrap_or_default(), &f);
+    }
     let why = ended_why(w.ended);
     // No duration in the note: notes are rendered (Markdown), and two
     // profiles of one image must render the same; `run.observed_secs` has it.
