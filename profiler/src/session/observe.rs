@@ -69,6 +69,27 @@ struct Watched {
 }
 
 impl Watched {
+    /// The start of a window: the exercise, if any, is started.
+    fn new(cfg: &RunConfig) -> Result<Self, SessionError> {
+        let mut w = Watched {
+            ended: Ended::Window,
+            lost: None,
+            observed: Duration::ZERO,
+            probe_ok: cfg.probe.as_ref().map(|_| false),
+            exercise: spawn_exercise(cfg.exercise.as_deref())?,
+            exercise_exit: None,
+            notes: Vec::new(),
+            coverage: super::coverage::Coverage::default(),
+            timeline: Timeline::new(),
+            wakeups_after: Vec::new(),
+        };
+        if w.exercise.is_some() {
+            w.timeline
+                .mark(crate::host::monotonic_ns(), During::Exercise);
+        }
+        Ok(w)
+    }
+
     /// Records the exercise's status once it finished.
     fn poll_exercise(&mut self) {
         if let Some(ex) = self.exercise.as_mut()
@@ -510,22 +531,7 @@ async fn watch(
     started: Instant,
     tracer: &Tracer,
 ) -> Result<Watched, SessionError> {
-    let mut w = Watched {
-        ended: Ended::Window,
-        lost: None,
-        observed: Duration::ZERO,
-        probe_ok: cfg.probe.as_ref().map(|_| false),
-        exercise: spawn_exercise(cfg.exercise.as_deref())?,
-        exercise_exit: None,
-        notes: Vec::new(),
-        coverage: super::coverage::Coverage::default(),
-        timeline: Timeline::new(),
-        wakeups_after: Vec::new(),
-    };
-    if w.exercise.is_some() {
-        w.timeline
-            .mark(crate::host::monotonic_ns(), During::Exercise);
-    }
+    let mut w = Watched::new(cfg)?;
     // The application's start ends with its first quiet period (or a
     // probe's answer, or the exercise).
     let mut quiet_since = (0, started);
@@ -606,8 +612,8 @@ async fn watch(
     }
     w.observed = started.elapsed();
     if matches!(w.ended, Ended::Settled | Ended::Window) {
-        let f = wakeup::Frame::of(started, quiet, cfg.duration);
-        w.wakeups_after = wakeup::caveats(&tracer.wakeups().unwrap_or_default(), &f);
+        w.wakeups_after =
+            wakeup::after_window(tracer, &wakeup::Frame::of(started, quiet, cfg.duration));
     }
     let why = ended_why(w.ended);
     // No duration in the note: notes are rendered (Markdown), and two

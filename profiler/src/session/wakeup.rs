@@ -28,17 +28,17 @@ pub(super) enum Verdict {
     Ignore,
 }
 
-/// The window's clock, in monotonic ns.
+/// The window's clock: every field in monotonic ns.
 #[derive(Clone, Copy, Debug)]
 pub(super) struct Frame {
     /// Now.
-    pub now_ns: u64,
+    pub now: u64,
     /// The settle window's quiet period.
-    pub quiet_ns: u64,
+    pub quiet: u64,
     /// When the container started.
-    pub started_ns: u64,
-    /// `started_ns` + `--duration`.
-    pub deadline_ns: u64,
+    pub started: u64,
+    /// `started` + `--duration`.
+    pub deadline: u64,
 }
 
 impl Frame {
@@ -48,10 +48,10 @@ impl Frame {
         let now_ns = crate::host::monotonic_ns();
         let started_ns = now_ns.saturating_sub(ns(started.elapsed()));
         Frame {
-            now_ns,
-            quiet_ns: ns(quiet),
-            started_ns,
-            deadline_ns: started_ns.saturating_add(ns(duration)),
+            now: now_ns,
+            quiet: ns(quiet),
+            started: started_ns,
+            deadline: started_ns.saturating_add(ns(duration)),
         }
     }
 
@@ -61,7 +61,7 @@ impl Frame {
         reason = "ns since the container started are far below 2^52"
     )]
     fn secs(&self, ns: u64) -> f64 {
-        ns.saturating_sub(self.started_ns) as f64 / 1e9
+        ns.saturating_sub(self.started) as f64 / 1e9
     }
 }
 
@@ -69,19 +69,19 @@ impl Frame {
 fn is_tick(p: &Pending, f: &Frame) -> bool {
     if p.tid.is_none() {
         // An armed timer is periodic by its interval.
-        return p.interval_ns != 0 && p.interval_ns <= f.quiet_ns;
+        return p.interval_ns != 0 && p.interval_ns <= f.quiet;
     }
     p.due_ns
-        .is_some_and(|due| due.saturating_sub(p.start_ns) <= f.quiet_ns)
-        && p.start_ns >= f.now_ns.saturating_sub(f.quiet_ns)
+        .is_some_and(|due| due.saturating_sub(p.start_ns) <= f.quiet)
+        && p.start_ns >= f.now.saturating_sub(f.quiet)
 }
 
 /// What `p` means for the window in frame `f`.
 pub(super) fn verdict(p: &Pending, f: &Frame) -> Verdict {
     match p.due_ns {
         None => Verdict::Ignore,
-        Some(due) if due <= f.now_ns || is_tick(p, f) => Verdict::Ignore,
-        Some(due) if due > f.deadline_ns => Verdict::AfterWindow,
+        Some(due) if due <= f.now || is_tick(p, f) => Verdict::Ignore,
+        Some(due) if due > f.deadline => Verdict::AfterWindow,
         Some(_) => Verdict::Hold,
     }
 }
@@ -122,13 +122,19 @@ impl Held {
 /// cannot be read holds nothing.
 pub(super) fn holds(tracer: &Tracer, f: &Frame, held: &mut Held, notes: &mut Vec<String>) -> bool {
     let pending = tracer.wakeups().unwrap_or_default();
-    let hold = holding(&pending, f);
-    for p in &hold {
+    let waiting = holding(&pending, f);
+    for p in &waiting {
         if held.first(p) {
             notes.push(held_note(p, f));
         }
     }
-    !hold.is_empty()
+    !waiting.is_empty()
+}
+
+/// The caveats of the wake-ups pending when the window ended (see
+/// [`caveats`]); a map that cannot be read gives none.
+pub(super) fn after_window(tracer: &Tracer, f: &Frame) -> Vec<Caveat> {
+    caveats(&tracer.wakeups().unwrap_or_default(), f)
 }
 
 /// The caveats of the wake-ups due after the deadline: one per program and
@@ -162,10 +168,10 @@ mod tests {
     /// started at 100 s.
     fn frame() -> Frame {
         Frame {
-            now_ns: 103 * S,
-            quiet_ns: 2 * S,
-            started_ns: 100 * S,
-            deadline_ns: 110 * S,
+            now: 103 * S,
+            quiet: 2 * S,
+            started: 100 * S,
+            deadline: 110 * S,
         }
     }
 

@@ -66,14 +66,13 @@ impl Clocks {
     #[must_use]
     pub fn to_monotonic(&self, clock_id: u32, due: u64) -> Option<u64> {
         let offset = match clock_id {
-            clock::MONOTONIC => 0,
-            clock::BOOTTIME => self.boottime_offset,
-            clock::REALTIME => self.realtime_offset,
             // An absolute timerfd deadline on the clock it was created
             // with: realtime is ns since 1970 (past 2^60 since 2006),
             // the others count from boot.
             WAKEUP_CLOCK_TIMERFD if due >= 1 << 60 => self.realtime_offset,
-            WAKEUP_CLOCK_TIMERFD => 0,
+            clock::MONOTONIC | WAKEUP_CLOCK_TIMERFD => 0,
+            clock::BOOTTIME => self.boottime_offset,
+            clock::REALTIME => self.realtime_offset,
             _ => return None,
         };
         u64::try_from(i128::from(due) - offset).ok()
