@@ -13,6 +13,7 @@ mod observe;
 mod phases;
 pub mod probe;
 mod progress;
+mod settle;
 pub mod test_hook;
 pub mod timeline;
 mod wakeup;

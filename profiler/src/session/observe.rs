@@ -8,11 +8,12 @@
 //! folds repeats) and the container's cgroup used next to no CPU, after the
 //! probe answered and the exercise finished. The CPU condition keeps a busy
 //! application (a batch job printing, a slow start computing) from counting
-//! as settled just because it writes nothing new.
+//! as settled just because it writes nothing new. Nor does it end while a
+//! process of the container sleeps towards a wake-up due before the
+//! deadline ([`super::wakeup`]).
 
 use std::{
     os::fd::AsFd as _,
-    path::PathBuf,
     time::{Duration, Instant},
 };
 
@@ -21,10 +22,13 @@ use indicatif::ProgressBar;
 
 use super::{
     ENGINE_CALL_TIMEOUT, RunConfig, RunOutput, SessionError, Window, interrupt, note,
-    phases::Stopwatch, probe, timeline::Timeline, wakeup,
+    phases::Stopwatch,
+    probe,
+    settle::{CpuWatch, Settle},
+    timeline::Timeline,
+    wakeup,
 };
 use crate::{
-    host::cgroup,
     model::{
         Caveat, During, Ended, Health, ImageConfig, ImageListing, Phase, ProcessExit, RunMeta,
         TraceStats,
@@ -32,11 +36,6 @@ use crate::{
     runtime::{Engine, ExitState},
     trace::{self, CollectedExit, Collector, TraceError, Tracer, collect::Progress},
 };
-
-/// Above this share of one CPU over a poll interval, the container counts
-/// as busy (not settled). An idle server uses ~0; a shell loop forking
-/// `sleep` five times a second about 0.01.
-const BUSY_CPU_SHARE: f64 = 0.10;
 
 /// How often the window's conditions are checked.
 const POLL: Duration = Duration::from_millis(200);
@@ -101,73 +100,6 @@ impl Watched {
             self.timeline
                 .mark(crate::host::monotonic_ns(), During::Idle);
         }
-    }
-}
-
-/// The container's CPU use, from its cgroup's `cpu.stat`.
-struct CpuWatch {
-    path: PathBuf,
-    last: Option<(Instant, u64)>,
-}
-
-impl CpuWatch {
-    /// Finds the cgroup v2 `cpu.stat` of `pid` (the container's init).
-    fn of(pid: i64) -> Option<Self> {
-        let rel = cgroup::of_pid(u32::try_from(pid).ok()?)?;
-        cgroup::dirs_of(&rel)
-            .into_iter()
-            .map(|dir| dir.join("cpu.stat"))
-            .find(|p| p.is_file())
-            .map(|path| CpuWatch { path, last: None })
-    }
-
-    /// Share of one CPU used since the previous sample (`None` on the first
-    /// sample or when the file is gone: the container exited).
-    fn sample(&mut self) -> Option<f64> {
-        let text = std::fs::read_to_string(&self.path).ok()?;
-        let usec: u64 = text
-            .lines()
-            .find_map(|l| l.strip_prefix("usage_usec "))?
-            .trim()
-            .parse()
-            .ok()?;
-        let now = Instant::now();
-        let prev = self.last.replace((now, usec));
-        let (t, u) = prev?;
-        let wall = now.duration_since(t).as_secs_f64();
-        #[expect(
-            clippy::cast_precision_loss,
-            reason = "microseconds of CPU over a poll interval are far below 2^52"
-        )]
-        let cpu_secs = usec.saturating_sub(u) as f64 / 1e6;
-        (wall > 0.0).then(|| cpu_secs / wall)
-    }
-}
-
-/// When the application last showed activity, for the settle window.
-struct Settle {
-    quiet: Duration,
-    writes: u64,
-    since: Instant,
-    cpu: Option<CpuWatch>,
-}
-
-impl Settle {
-    fn update(&mut self, p: &Progress) {
-        let now = Instant::now();
-        if p.writes != self.writes {
-            self.writes = p.writes;
-            self.since = now;
-        }
-        if let Some(share) = self.cpu.as_mut().and_then(CpuWatch::sample)
-            && share > BUSY_CPU_SHARE
-        {
-            self.since = now;
-        }
-    }
-
-    fn settled(&self) -> bool {
-        self.since.elapsed() >= self.quiet
     }
 }
 
