@@ -8,9 +8,9 @@
 use std::time::Duration;
 
 use roprof_tests::{
-    BUSYBOX_IMAGE as BUSYBOX, ContainerGuard, MEMCACHED_IMAGE, REDIS_IMAGE, TRAPS_IMAGE as TRAPS,
-    docker, docker_ok, pasted::run_docker_line, path_entry, profile_json, require_privileged,
-    roprof,
+    BUSYBOX_IMAGE as BUSYBOX, ContainerGuard, DEBIAN_IMAGE, MEMCACHED_IMAGE, REDIS_IMAGE,
+    TRAPS_IMAGE as TRAPS, docker, docker_ok, pasted::run_docker_line, path_entry, profile_json,
+    require_privileged, roprof,
 };
 
 /// Writes at once, then after 4 s (a late writer), then idles; PID 1 exits
@@ -270,4 +270,31 @@ fn servers_ticking_while_idle_still_settle_in_about_the_quiet_period() {
             notes(&r)
         );
     }
+}
+
+#[test]
+fn an_armed_timer_holds_the_window_while_the_process_waits_in_ticks() {
+    require_privileged();
+    let _g = ContainerGuard::new();
+    // `alarm 4` arms ITIMER_REAL; the 1 s selects are ticks, which alone
+    // would have let the window settle at 2 s, before the handler's write.
+    let r = profile_json(&[
+        DEBIAN_IMAGE,
+        "perl",
+        "-e",
+        "$SIG{ALRM} = sub { open(my $f, '>', '/var/lib/misc/alarmed') or die; close $f }; \
+         alarm 4; select(undef, undef, undef, 1) for 1..3; sleep 1000",
+    ]);
+    assert!(
+        path_entry(&r, "/var/lib/misc/alarmed").is_some(),
+        "the write of the alarm's handler is seen: {}",
+        r["run"]
+    );
+    assert!(
+        notes(&r)
+            .iter()
+            .any(|n| n.starts_with("held the window for perl in alarm, due at +")),
+        "the hold names the timer: {:?}",
+        notes(&r)
+    );
 }
