@@ -478,7 +478,9 @@ async fn watch(
     };
     let mut cpu_looked_up = false;
     let mut held = wakeup::Held::default();
-    let quiet = settle.as_ref().map_or(Duration::ZERO, |s| s.quiet);
+    // What counts as a tick for the caveats; a fixed window has no quiet
+    // period, and the default one's keeps its ticks out of them.
+    let quiet = settle.as_ref().map_or(START_QUIET, |s| s.quiet);
     loop {
         let p = *prog_rx.borrow();
         note(
