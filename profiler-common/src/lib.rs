@@ -59,6 +59,28 @@ pub const INFLIGHT_SLOTS_MAX: u32 = 65_536;
 pub const MAP_INFLIGHT_SLOTS: &str = "INFLIGHT_SLOTS";
 /// Entries of `CONTAINER_IDS` (six leaf forms per container).
 pub const CONTAINER_IDS_LEN: u32 = 1024;
+/// Pending wake-ups of traced processes (an LRU map): key → [`Wakeup`].
+/// A timed wait is keyed by the waiting thread's tid (a `u64` below
+/// 2^32): its latest wait overwrites the previous one, an infinite wait
+/// included (`due_ns` 0). An armed timer is keyed by
+/// [`WAKEUP_ARMED`]` | fd << 32 | tgid`: one entry per `timerfd`, and
+/// one ([`WAKEUP_ITIMER_FD`] in the fd bits) for the process's
+/// `ITIMER_REAL`, which `alarm` and `setitimer` share. The map is only
+/// read while the window is about to end: what is stale (a thread gone,
+/// or no longer in that syscall) is told apart there, from `/proc`.
+pub const MAP_WAKEUPS: &str = "WAKEUPS";
+/// Entries of [`MAP_WAKEUPS`]: an LRU, so threads that exited without
+/// their entry being removed age out instead of filling it.
+pub const WAKEUPS_LEN: u32 = 8192;
+/// Key bit of an armed timer's [`MAP_WAKEUPS`] entry (tids are below 2^32).
+pub const WAKEUP_ARMED: u64 = 1 << 63;
+/// The fd bits of the `ITIMER_REAL` key (not an fd: fds are below 2^31).
+pub const WAKEUP_ITIMER_FD: u64 = 0x7fff_ffff;
+/// [`Wakeup::clock`] of an absolute `timerfd_settime`: the clock is the
+/// one the timerfd was created with, which the syscall does not say;
+/// userspace tells `CLOCK_REALTIME` (ns since 1970) from the boot-relative
+/// clocks by the value's size.
+pub const WAKEUP_CLOCK_TIMERFD: u32 = 0xffff;
 
 /// [`Config::scope_mode`]: no cgroup is targeted on creation (attach mode:
 /// the cgroups and processes are seeded by userspace).
@@ -236,6 +258,72 @@ pub mod argkind {
     /// `io_uring_setup`: counted, nothing else (writes submitted through a
     /// ring bypass the syscall hooks).
     pub const URING: u32 = 8;
+    /// A timed wait or an armed timer (its [`crate::waitkind`] in
+    /// [`crate::SyscallSpec::flags`]): `sys_enter` records when it is due in
+    /// [`crate::MAP_WAKEUPS`]. Its spec's `op` is 0, so every other reader of
+    /// `SPECS` takes it for unhooked.
+    pub const WAIT: u32 = 9;
+}
+
+/// What [`argkind::WAIT`] syscalls are: [`SyscallSpec::flags`] holds one
+/// of these, and says where the timeout is and what it means.
+pub mod waitkind {
+    /// `nanosleep(req *arg0)`: a relative `timespec`.
+    pub const NANOSLEEP: u32 = 1;
+    /// `clock_nanosleep(clockid arg0, flags arg1, req *arg2)`.
+    pub const CLOCK_NANOSLEEP: u32 = 2;
+    /// `select(…, struct timeval *arg4)`: NULL waits forever.
+    pub const SELECT: u32 = 3;
+    /// `pselect6(…, struct timespec *arg4)`; `ppoll(…, timespec *arg2)`
+    /// and `epoll_pwait2(…, timespec *arg3)` alike: the pointer's index is
+    /// in [`SyscallSpec::mode_arg`]. NULL waits forever.
+    pub const TIMESPEC: u32 = 4;
+    /// `poll(…, int ms arg2)`, `epoll_wait`/`epoll_pwait(…, int ms arg3)`:
+    /// the index is in [`SyscallSpec::mode_arg`]; negative waits forever.
+    pub const MILLIS: u32 = 5;
+    /// `futex(uaddr, op arg1, val, timeout *arg3)`: only `FUTEX_WAIT`
+    /// (relative) and `FUTEX_WAIT_BITSET` (absolute) are waits.
+    pub const FUTEX: u32 = 6;
+    /// Arms a timer: `timerfd_settime(fd arg0, flags arg1, itimerspec *arg2)`.
+    pub const TIMERFD_SETTIME: u32 = 7;
+    /// Arms `ITIMER_REAL`: `alarm(secs arg0)`.
+    pub const ALARM: u32 = 8;
+    /// Arms `ITIMER_REAL`: `setitimer(which arg0, itimerval *arg1)`.
+    pub const SETITIMER: u32 = 9;
+}
+
+/// Clock ids of [`Wakeup::clock`] (the kernel's `CLOCK_*`).
+pub mod clock {
+    /// `CLOCK_REALTIME`: userspace converts with the realtime-monotonic offset.
+    pub const REALTIME: u32 = 0;
+    /// `CLOCK_MONOTONIC`, what `bpf_ktime_get_ns` reads.
+    pub const MONOTONIC: u32 = 1;
+    /// `CLOCK_BOOTTIME`: monotonic plus the time spent suspended.
+    pub const BOOTTIME: u32 = 7;
+}
+
+/// Value of [`MAP_WAKEUPS`]: when a traced thread's wait, or a process's
+/// armed timer, is due.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Wakeup {
+    /// Process id (host namespace).
+    pub tgid: u32,
+    /// Syscall number.
+    pub nr: u32,
+    /// `bpf_ktime_get_ns` (`CLOCK_MONOTONIC`) at the syscall's entry.
+    pub start_ns: u64,
+    /// When the wait times out or the timer first fires, on [`Wakeup::clock`]
+    /// (ns). 0: a wait without timeout, or a disarmed timer.
+    pub due_ns: u64,
+    /// An armed timer's interval (ns; 0: one-shot). 0 for waits.
+    pub interval_ns: u64,
+    /// The clock of `due_ns`: one of [`clock`], or [`WAKEUP_CLOCK_TIMERFD`].
+    pub clock: u32,
+    /// One of [`waitkind`].
+    pub kind: u32,
+    /// Task command name.
+    pub comm: [u8; 16],
 }
 
 /// Argument index meaning "not present".
@@ -590,6 +678,8 @@ mod pod {
     unsafe impl aya::Pod for super::Config {}
     // SAFETY: as above.
     unsafe impl aya::Pod for super::Offsets {}
+    // SAFETY: as above.
+    unsafe impl aya::Pod for super::Wakeup {}
 }
 
 /// The layout is the ABI between the two sides: sizes and the offsets
@@ -600,7 +690,7 @@ mod layout {
 
     use super::{
         Config, Counters, DedupValue, EventBuf, EventHeader, FileStats, Inflight, Offsets,
-        SyscallSpec, counter,
+        SyscallSpec, Wakeup, counter,
     };
 
     const _: () = assert!(size_of::<SyscallSpec>() == 20);
@@ -620,4 +710,9 @@ mod layout {
     const _: () = assert!(offset_of!(EventHeader, ts) == 72);
     const _: () = assert!(offset_of!(EventHeader, comm) == 80);
     const _: () = assert!(size_of::<EventBuf>() == 104 + super::DATA_SIZE);
+    const _: () = assert!(size_of::<Wakeup>() == 56);
+    const _: () = assert!(offset_of!(Wakeup, start_ns) == 8);
+    const _: () = assert!(offset_of!(Wakeup, due_ns) == 16);
+    const _: () = assert!(offset_of!(Wakeup, clock) == 32);
+    const _: () = assert!(offset_of!(Wakeup, comm) == 40);
 }

@@ -41,6 +41,7 @@ mod sched;
 mod smoke;
 mod stages;
 mod syscalls;
+mod wakeups;
 mod walk;
 
 #[cfg(not(test))]

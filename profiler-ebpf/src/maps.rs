@@ -7,7 +7,7 @@ use aya_ebpf::{
 };
 use profiler_common::{
     CONTAINER_IDS_LEN, Config, Counters, DedupValue, EventBuf, EventHeader, FileStats, ID_MAX,
-    INFLIGHT_SLOTS_DEFAULT, Inflight, SPECS_LEN, SyscallSpec, TRACED_BITS_LEN,
+    INFLIGHT_SLOTS_DEFAULT, Inflight, SPECS_LEN, SyscallSpec, TRACED_BITS_LEN, WAKEUPS_LEN, Wakeup,
 };
 
 /// 4 MiB: with in-kernel dedupe only distinct operations are sent (~200
@@ -68,6 +68,9 @@ pub(crate) static CONTAINER_IDS: HashMap<[u8; ID_MAX], u32> =
 /// verifier budget).
 #[map]
 pub(crate) static JUMP: ProgramArray = ProgramArray::with_max_entries(4, 0);
+/// Pending wake-ups (see `profiler_common::MAP_WAKEUPS` for the keys).
+#[map]
+pub(crate) static WAKEUPS: LruHashMap<u64, Wakeup> = LruHashMap::with_max_entries(WAKEUPS_LEN, 0);
 #[map]
 pub(crate) static JOBS: PerCpuArray<Jobs> = PerCpuArray::with_max_entries(1, 0);
 

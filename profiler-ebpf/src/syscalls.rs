@@ -20,6 +20,7 @@ use crate::{
         compat_word, config, count, fd_file, file_ident, file_inode_ident, rk, sys_reg_idx,
         task_for_probes, tgid_maybe_traced, traced_cgroup,
     },
+    wakeups::note_wait,
 };
 
 #[inline(always)]
@@ -263,7 +264,8 @@ pub(crate) fn try_sys_enter(ctx: &RawTracePointContext) -> Result<(), i64> {
     let Some(spec) = SPECS.get(nr as u32) else {
         return Ok(());
     };
-    if spec.op == 0 {
+    // Waits have no op (every other reader of `SPECS` skips them).
+    if spec.op == 0 && spec.argkind != argkind::WAIT {
         return Ok(());
     }
     let Some(cfg) = config() else { return Ok(()) };
@@ -312,6 +314,7 @@ pub(crate) fn try_sys_enter(ctx: &RawTracePointContext) -> Result<(), i64> {
             count(counter::IO_URING_SETUPS);
             return Ok(());
         }
+        argkind::WAIT => return note_wait(pid_tgid, nr, spec, &args),
         argkind::WRITE_RET => {
             // Only files opened for writing by the container are accounted:
             // sockets and pipes (most `writev`/`sendfile`/`splice` traffic)

@@ -13,8 +13,10 @@ mod observe;
 mod phases;
 pub mod probe;
 mod progress;
+mod settle;
 pub mod test_hook;
 pub mod timeline;
+mod wakeup;
 
 use std::time::{Duration, Instant};
 

@@ -8,11 +8,12 @@
 //! folds repeats) and the container's cgroup used next to no CPU, after the
 //! probe answered and the exercise finished. The CPU condition keeps a busy
 //! application (a batch job printing, a slow start computing) from counting
-//! as settled just because it writes nothing new.
+//! as settled just because it writes nothing new. Nor does it end while a
+//! process of the container sleeps towards a wake-up due before the
+//! deadline ([`super::wakeup`]).
 
 use std::{
     os::fd::AsFd as _,
-    path::PathBuf,
     time::{Duration, Instant},
 };
 
@@ -21,10 +22,13 @@ use indicatif::ProgressBar;
 
 use super::{
     ENGINE_CALL_TIMEOUT, RunConfig, RunOutput, SessionError, Window, interrupt, note,
-    phases::Stopwatch, probe, timeline::Timeline,
+    phases::Stopwatch,
+    probe,
+    settle::{CpuWatch, Settle},
+    timeline::Timeline,
+    wakeup,
 };
 use crate::{
-    host::cgroup,
     model::{
         Caveat, During, Ended, Health, ImageConfig, ImageListing, Phase, ProcessExit, RunMeta,
         TraceStats,
@@ -32,11 +36,6 @@ use crate::{
     runtime::{Engine, ExitState},
     trace::{self, CollectedExit, Collector, TraceError, Tracer, collect::Progress},
 };
-
-/// Above this share of one CPU over a poll interval, the container counts
-/// as busy (not settled). An idle server uses ~0; a shell loop forking
-/// `sleep` five times a second about 0.01.
-const BUSY_CPU_SHARE: f64 = 0.10;
 
 /// How often the window's conditions are checked.
 const POLL: Duration = Duration::from_millis(200);
@@ -64,9 +63,32 @@ struct Watched {
     notes: Vec<String>,
     coverage: super::coverage::Coverage,
     timeline: Timeline,
+    /// Wake-ups due after the window's deadline.
+    wakeups_after: Vec<Caveat>,
 }
 
 impl Watched {
+    /// The start of a window: the exercise, if any, is started.
+    fn new(cfg: &RunConfig) -> Result<Self, SessionError> {
+        let mut w = Watched {
+            ended: Ended::Window,
+            lost: None,
+            observed: Duration::ZERO,
+            probe_ok: cfg.probe.as_ref().map(|_| false),
+            exercise: spawn_exercise(cfg.exercise.as_deref())?,
+            exercise_exit: None,
+            notes: Vec::new(),
+            coverage: super::coverage::Coverage::default(),
+            timeline: Timeline::new(),
+            wakeups_after: Vec::new(),
+        };
+        if w.exercise.is_some() {
+            w.timeline
+                .mark(crate::host::monotonic_ns(), During::Exercise);
+        }
+        Ok(w)
+    }
+
     /// Records the exercise's status once it finished.
     fn poll_exercise(&mut self) {
         if let Some(ex) = self.exercise.as_mut()
@@ -78,73 +100,6 @@ impl Watched {
             self.timeline
                 .mark(crate::host::monotonic_ns(), During::Idle);
         }
-    }
-}
-
-/// The container's CPU use, from its cgroup's `cpu.stat`.
-struct CpuWatch {
-    path: PathBuf,
-    last: Option<(Instant, u64)>,
-}
-
-impl CpuWatch {
-    /// Finds the cgroup v2 `cpu.stat` of `pid` (the container's init).
-    fn of(pid: i64) -> Option<Self> {
-        let rel = cgroup::of_pid(u32::try_from(pid).ok()?)?;
-        cgroup::dirs_of(&rel)
-            .into_iter()
-            .map(|dir| dir.join("cpu.stat"))
-            .find(|p| p.is_file())
-            .map(|path| CpuWatch { path, last: None })
-    }
-
-    /// Share of one CPU used since the previous sample (`None` on the first
-    /// sample or when the file is gone: the container exited).
-    fn sample(&mut self) -> Option<f64> {
-        let text = std::fs::read_to_string(&self.path).ok()?;
-        let usec: u64 = text
-            .lines()
-            .find_map(|l| l.strip_prefix("usage_usec "))?
-            .trim()
-            .parse()
-            .ok()?;
-        let now = Instant::now();
-        let prev = self.last.replace((now, usec));
-        let (t, u) = prev?;
-        let wall = now.duration_since(t).as_secs_f64();
-        #[expect(
-            clippy::cast_precision_loss,
-            reason = "microseconds of CPU over a poll interval are far below 2^52"
-        )]
-        let cpu_secs = usec.saturating_sub(u) as f64 / 1e6;
-        (wall > 0.0).then(|| cpu_secs / wall)
-    }
-}
-
-/// When the application last showed activity, for the settle window.
-struct Settle {
-    quiet: Duration,
-    writes: u64,
-    since: Instant,
-    cpu: Option<CpuWatch>,
-}
-
-impl Settle {
-    fn update(&mut self, p: &Progress) {
-        let now = Instant::now();
-        if p.writes != self.writes {
-            self.writes = p.writes;
-            self.since = now;
-        }
-        if let Some(share) = self.cpu.as_mut().and_then(CpuWatch::sample)
-            && share > BUSY_CPU_SHARE
-        {
-            self.since = now;
-        }
-    }
-
-    fn settled(&self) -> bool {
-        self.since.elapsed() >= self.quiet
     }
 }
 
@@ -204,7 +159,7 @@ impl<'t> Observation<'t> {
             drain,
         } = self;
         sw.enter(Phase::Observe).await;
-        let mut w = watch(engine, cfg, id, &prog_rx, pb, started).await?;
+        let mut w = watch(engine, cfg, id, &prog_rx, pb, started, tracer).await?;
         if let Some(e) = &w.lost {
             eprintln!(
                 "roprof: lost the Docker engine after {:.1}s of observation ({e}); the report covers what was seen until then",
@@ -264,6 +219,7 @@ impl<'t> Observation<'t> {
         let incomplete_reason = incomplete_reason(&w, &state);
         let mut caveats = probe_caveat(cfg.probe.as_deref(), w.probe_ok);
         caveats.extend(w.coverage.caveat());
+        caveats.append(&mut w.wakeups_after);
         Ok(RunOutput {
             image,
             listing,
@@ -505,22 +461,9 @@ async fn watch(
     prog_rx: &tokio::sync::watch::Receiver<Progress>,
     pb: &ProgressBar,
     started: Instant,
+    tracer: &Tracer,
 ) -> Result<Watched, SessionError> {
-    let mut w = Watched {
-        ended: Ended::Window,
-        lost: None,
-        observed: Duration::ZERO,
-        probe_ok: cfg.probe.as_ref().map(|_| false),
-        exercise: spawn_exercise(cfg.exercise.as_deref())?,
-        exercise_exit: None,
-        notes: Vec::new(),
-        coverage: super::coverage::Coverage::default(),
-        timeline: Timeline::new(),
-    };
-    if w.exercise.is_some() {
-        w.timeline
-            .mark(crate::host::monotonic_ns(), During::Exercise);
-    }
+    let mut w = Watched::new(cfg)?;
     // The application's start ends with its first quiet period (or a
     // probe's answer, or the exercise).
     let mut quiet_since = (0, started);
@@ -534,6 +477,10 @@ async fn watch(
         Window::Fixed => None,
     };
     let mut cpu_looked_up = false;
+    let mut held = wakeup::Held::default();
+    // What counts as a tick for the caveats; a fixed window has no quiet
+    // period, and the default one's keeps its ticks out of them.
+    let quiet = settle.as_ref().map_or(START_QUIET, |s| s.quiet);
     loop {
         let p = *prog_rx.borrow();
         note(
@@ -584,6 +531,12 @@ async fn watch(
                 && w.probe_ok != Some(false)
                 && w.exercise.is_none()
                 && started.elapsed() >= s.quiet
+                && !wakeup::holds(
+                    tracer,
+                    &wakeup::Frame::of(started, s.quiet, cfg.duration),
+                    &mut held,
+                    &mut w.notes,
+                )
             {
                 w.ended = Ended::Settled;
                 break;
@@ -592,6 +545,10 @@ async fn watch(
         tokio::time::sleep(POLL).await;
     }
     w.observed = started.elapsed();
+    if matches!(w.ended, Ended::Settled | Ended::Window) {
+        w.wakeups_after =
+            wakeup::after_window(tracer, &wakeup::Frame::of(started, quiet, cfg.duration));
+    }
     let why = ended_why(w.ended);
     // No duration in the note: notes are rendered (Markdown), and two
     // profiles of one image must render the same; `run.observed_secs` has it.

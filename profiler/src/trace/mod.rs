@@ -11,6 +11,7 @@ mod guard;
 pub mod lookup;
 mod reuse;
 pub mod specs;
+pub mod wakeups;
 
 use std::collections::{BTreeMap, HashMap as StdHashMap};
 

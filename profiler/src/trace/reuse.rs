@@ -9,8 +9,8 @@
 use aya::maps::{Array, HashMap, MapData, PerCpuArray, PerCpuValues, RingBuf};
 use profiler_common::{
     Config, Counters, DedupValue, FileStats, ID_MAX, Inflight, MAP_CONFIG, MAP_CONTAINER_IDS,
-    MAP_COUNTERS, MAP_DEDUP, MAP_FILES, MAP_INFLIGHT, MAP_TARGET_CGROUPS, MAP_TRACED, SCOPE_NONE,
-    counter,
+    MAP_COUNTERS, MAP_DEDUP, MAP_FILES, MAP_INFLIGHT, MAP_TARGET_CGROUPS, MAP_TRACED, MAP_WAKEUPS,
+    SCOPE_NONE, Wakeup, counter,
 };
 use tokio::io::unix::AsyncFd;
 
@@ -49,6 +49,7 @@ impl Tracer {
         clear::<u64, Inflight>(&mut self.ebpf, MAP_INFLIGHT)?;
         clear::<u64, DedupValue>(&mut self.ebpf, MAP_DEDUP)?;
         clear::<u64, FileStats>(&mut self.ebpf, MAP_FILES)?;
+        clear::<u64, Wakeup>(&mut self.ebpf, MAP_WAKEUPS)?;
         {
             let mut a: PerCpuArray<_, Counters> = PerCpuArray::try_from(
                 self.ebpf

@@ -1,7 +1,7 @@
 //! The hooked syscalls: tracepoint name, syscall number on this architecture,
 //! and how the kernel side reads their arguments ([`SyscallSpec`]).
 
-use profiler_common::{NO_ARG, SyscallSpec, argkind, op, specflag};
+use profiler_common::{NO_ARG, SyscallSpec, argkind, op, specflag, waitkind};
 
 /// One hooked syscall.
 #[derive(Clone, Copy, Debug)]
@@ -57,6 +57,14 @@ impl S {
     const fn mode_arg(mut self, i: u8) -> Self {
         self.0.mode_arg = i;
         self
+    }
+    /// A timed wait or timer arming (`kind` from [`waitkind`]), its timeout
+    /// argument at `at` where the kind does not fix it.
+    const fn wait(kind: u32, at: u8) -> Self {
+        let mut s = Self::new(0, argkind::WAIT);
+        s.0.flags = kind;
+        s.0.mode_arg = at;
+        s
     }
     const fn second(mut self, dirfd: u8, name: u8) -> Self {
         self.0.flags |= specflag::TWO_PATHS;
@@ -164,6 +172,31 @@ hooks! {
     // syscall hooks, and the report says so. (The op code is not used.)
     "io_uring_setup" => SYS_io_uring_setup: S::new(op::WRITE, argkind::URING);
     "mmap" => SYS_mmap: S(SyscallSpec { fd_arg: 4, ..S::new(op::MMAP_EXEC, argkind::MMAP).0 });
+    // Timed waits and armed timers: when each is due goes to `WAKEUPS`, for
+    // the settle window (no op: nothing is recorded as an operation).
+    "nanosleep" => SYS_nanosleep: S::wait(waitkind::NANOSLEEP, N);
+    "clock_nanosleep" => SYS_clock_nanosleep: S::wait(waitkind::CLOCK_NANOSLEEP, N);
+    #[cfg(target_arch = "x86_64")]
+    "select" => SYS_select: S::wait(waitkind::SELECT, N);
+    "pselect6" => SYS_pselect6: S::wait(waitkind::TIMESPEC, 4);
+    #[cfg(target_arch = "x86_64")]
+    "poll" => SYS_poll: S::wait(waitkind::MILLIS, 2);
+    "ppoll" => SYS_ppoll: S::wait(waitkind::TIMESPEC, 2);
+    #[cfg(target_arch = "x86_64")]
+    "epoll_wait" => SYS_epoll_wait: S::wait(waitkind::MILLIS, 3);
+    "epoll_pwait" => SYS_epoll_pwait: S::wait(waitkind::MILLIS, 3);
+    "epoll_pwait2" => SYS_epoll_pwait2: S::wait(waitkind::TIMESPEC, 3);
+    "futex" => SYS_futex: S::wait(waitkind::FUTEX, N);
+    "timerfd_settime" => SYS_timerfd_settime: S::wait(waitkind::TIMERFD_SETTIME, N);
+    #[cfg(target_arch = "x86_64")]
+    "alarm" => SYS_alarm: S::wait(waitkind::ALARM, N);
+    "setitimer" => SYS_setitimer: S::wait(waitkind::SETITIMER, N);
+}
+
+/// The name of hooked syscall `nr` on this architecture.
+#[must_use]
+pub fn name_of(nr: i64) -> Option<&'static str> {
+    hooks().into_iter().find(|h| h.nr == nr).map(|h| h.name)
 }
 
 #[cfg(test)]

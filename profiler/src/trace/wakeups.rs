@@ -1,0 +1,247 @@
+//! The pending wake-ups the kernel recorded in `WAKEUPS` (see
+//! [`profiler_common::MAP_WAKEUPS`]): each timed wait of a traced thread
+//! and each timer a traced process armed, converted to `CLOCK_MONOTONIC`
+//! and checked against `/proc` (the map keeps a thread's last wait after
+//! it returned).
+
+use aya::maps::HashMap;
+use profiler_common::{MAP_WAKEUPS, WAKEUP_ARMED, WAKEUP_CLOCK_TIMERFD, Wakeup, clock};
+
+use super::{TraceError, Tracer, map_err, specs};
+
+/// One pending wake-up, on the monotonic clock.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Pending {
+    /// The program (`comm`).
+    pub program: String,
+    /// Process id (host namespace).
+    pub pid: u32,
+    /// The waiting thread; `None` for an armed timer.
+    pub tid: Option<u32>,
+    /// The syscall's name (`clock_nanosleep`, `timerfd_settime`, …).
+    pub syscall: &'static str,
+    /// When the wait began or the timer was armed (monotonic ns).
+    pub start_ns: u64,
+    /// When it is due (monotonic ns); `None`: never (no timeout).
+    pub due_ns: Option<u64>,
+    /// An armed timer's period (ns; 0: one-shot).
+    pub interval_ns: u64,
+}
+
+/// The offsets of the clocks a deadline may be given on, from monotonic.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Clocks {
+    /// The monotonic clock now (ns).
+    pub now_ns: u64,
+    /// `CLOCK_REALTIME` minus `CLOCK_MONOTONIC` (ns).
+    pub realtime_offset: i128,
+    /// `CLOCK_BOOTTIME` minus `CLOCK_MONOTONIC` (ns).
+    pub boottime_offset: i128,
+}
+
+fn clock_ns(id: libc::clockid_t) -> i128 {
+    let mut ts = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: `ts` is a valid, writable timespec; on failure it stays zero.
+    unsafe { libc::clock_gettime(id, &raw mut ts) };
+    i128::from(ts.tv_sec) * 1_000_000_000 + i128::from(ts.tv_nsec)
+}
+
+impl Clocks {
+    /// Reads the clocks now.
+    #[must_use]
+    pub fn now() -> Self {
+        let mono = clock_ns(libc::CLOCK_MONOTONIC);
+        Clocks {
+            now_ns: u64::try_from(mono).unwrap_or(0),
+            realtime_offset: clock_ns(libc::CLOCK_REALTIME) - mono,
+            boottime_offset: clock_ns(libc::CLOCK_BOOTTIME) - mono,
+        }
+    }
+
+    /// `due` (ns on clock `clock`) on the monotonic clock; `None` for a
+    /// clock this cannot convert (CPU-time clocks, `CLOCK_TAI`).
+    #[must_use]
+    pub fn to_monotonic(&self, clock_id: u32, due: u64) -> Option<u64> {
+        let offset = match clock_id {
+            // An absolute timerfd deadline on the clock it was created
+            // with: realtime is ns since 1970 (past 2^60 since 2006),
+            // the others count from boot.
+            WAKEUP_CLOCK_TIMERFD if due >= 1 << 60 => self.realtime_offset,
+            clock::MONOTONIC | WAKEUP_CLOCK_TIMERFD => 0,
+            clock::BOOTTIME => self.boottime_offset,
+            clock::REALTIME => self.realtime_offset,
+            _ => return None,
+        };
+        u64::try_from(i128::from(due) - offset).ok()
+    }
+}
+
+/// The syscall a blocked thread is in, from `/proc/<pid>/task/<tid>/syscall`
+/// (`None`: gone, running, or not in a syscall).
+fn blocked_in(pid: u32, tid: u32) -> Option<i64> {
+    let text = std::fs::read_to_string(format!("/proc/{pid}/task/{tid}/syscall")).ok()?;
+    text.split_whitespace().next()?.parse().ok()
+}
+
+/// One map entry as a pending wake-up, if it still is one: a wait whose
+/// thread is still blocked in that syscall, or a timer armed by a process
+/// that still exists, which has not fired for the last time.
+#[must_use]
+pub fn pending_of(
+    key: u64,
+    w: &Wakeup,
+    clocks: &Clocks,
+    alive: impl Fn(&Wakeup, Option<u32>) -> bool,
+) -> Option<Pending> {
+    let tid = (key & WAKEUP_ARMED == 0).then(|| u32::try_from(key).unwrap_or(0));
+    if !alive(w, tid) {
+        return None;
+    }
+    let mut due_ns = if w.due_ns == 0 {
+        None
+    } else {
+        Some(clocks.to_monotonic(w.clock, w.due_ns)?)
+    };
+    if tid.is_none() {
+        // A disarmed timer, or a one-shot that fired, holds nothing; a
+        // periodic one is next due at its next period.
+        let due = due_ns?;
+        if due <= clocks.now_ns {
+            if w.interval_ns == 0 {
+                return None;
+            }
+            let periods = (clocks.now_ns - due) / w.interval_ns + 1;
+            due_ns = Some(due + periods * w.interval_ns);
+        }
+    }
+    let end = w.comm.iter().position(|b| *b == 0).unwrap_or(w.comm.len());
+    Some(Pending {
+        program: String::from_utf8_lossy(&w.comm[..end]).into_owned(),
+        pid: w.tgid,
+        tid,
+        syscall: specs::name_of(i64::from(w.nr)).unwrap_or("?"),
+        start_ns: w.start_ns,
+        due_ns,
+        interval_ns: w.interval_ns,
+    })
+}
+
+impl Tracer {
+    /// The traced processes' pending wake-ups (only traced tasks have
+    /// entries, so all are the run's containers').
+    pub fn wakeups(&self) -> Result<Vec<Pending>, TraceError> {
+        let m: HashMap<_, u64, Wakeup> = HashMap::try_from(
+            self.ebpf
+                .map(MAP_WAKEUPS)
+                .ok_or(TraceError::MissingMap(MAP_WAKEUPS))?,
+        )
+        .map_err(map_err(MAP_WAKEUPS))?;
+        let clocks = Clocks::now();
+        let alive = |w: &Wakeup, tid: Option<u32>| match tid {
+            Some(tid) => blocked_in(w.tgid, tid) == Some(i64::from(w.nr)),
+            None => std::path::Path::new(&format!("/proc/{}", w.tgid)).exists(),
+        };
+        // An entry deleted or evicted while walking the map ends nothing.
+        Ok(m.iter()
+            .filter_map(Result::ok)
+            .filter_map(|(k, w)| pending_of(k, &w, &clocks, alive))
+            .collect())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use profiler_common::{WAKEUP_ITIMER_FD, waitkind};
+
+    use super::*;
+
+    const S: u64 = 1_000_000_000;
+
+    fn clocks() -> Clocks {
+        Clocks {
+            now_ns: 100 * S,
+            realtime_offset: 1_700_000_000 * i128::from(S),
+            boottime_offset: 5 * i128::from(S),
+        }
+    }
+
+    fn wait(nr: i64, clock_id: u32, due: u64) -> Wakeup {
+        Wakeup {
+            tgid: 7,
+            nr: u32::try_from(nr).unwrap(),
+            start_ns: 99 * S,
+            due_ns: due,
+            interval_ns: 0,
+            clock: clock_id,
+            kind: waitkind::CLOCK_NANOSLEEP,
+            comm: *b"sleep\0\0\0\0\0\0\0\0\0\0\0",
+        }
+    }
+
+    #[test]
+    fn deadlines_on_every_clock_land_on_the_monotonic_clock() {
+        let c = clocks();
+        assert_eq!(c.to_monotonic(clock::MONOTONIC, 104 * S), Some(104 * S));
+        assert_eq!(c.to_monotonic(clock::BOOTTIME, 109 * S), Some(104 * S));
+        assert_eq!(
+            c.to_monotonic(clock::REALTIME, 1_700_000_104 * S),
+            Some(104 * S)
+        );
+        assert_eq!(
+            c.to_monotonic(WAKEUP_CLOCK_TIMERFD, 1_700_000_104 * S),
+            Some(104 * S),
+            "an absolute timerfd deadline past 2^60 ns is realtime"
+        );
+        assert_eq!(c.to_monotonic(WAKEUP_CLOCK_TIMERFD, 104 * S), Some(104 * S));
+        assert_eq!(
+            c.to_monotonic(11, 104 * S),
+            None,
+            "CLOCK_TAI is not converted"
+        );
+    }
+
+    #[test]
+    fn a_wait_is_pending_while_its_thread_is_blocked_in_it() {
+        let c = clocks();
+        let w = wait(libc::SYS_clock_nanosleep, clock::MONOTONIC, 104 * S);
+        let p = pending_of(42, &w, &c, |_, tid| tid == Some(42)).expect("blocked");
+        assert_eq!(p.program, "sleep");
+        assert_eq!((p.pid, p.tid), (7, Some(42)));
+        assert_eq!(p.syscall, "clock_nanosleep");
+        assert_eq!(p.due_ns, Some(104 * S));
+        assert!(
+            pending_of(42, &w, &c, |_, _| false).is_none(),
+            "a thread no longer in that syscall: stale"
+        );
+        let forever = wait(libc::SYS_futex, clock::MONOTONIC, 0);
+        assert_eq!(
+            pending_of(42, &forever, &c, |_, _| true).unwrap().due_ns,
+            None
+        );
+    }
+
+    #[test]
+    fn armed_timers_are_due_at_their_next_firing() {
+        let c = clocks();
+        let key = WAKEUP_ARMED | WAKEUP_ITIMER_FD << 32 | 7;
+        let mut t = wait(libc::SYS_setitimer, clock::MONOTONIC, 104 * S);
+        let p = pending_of(key, &t, &c, |_, _| true).expect("armed");
+        assert_eq!((p.tid, p.due_ns), (None, Some(104 * S)));
+        t.due_ns = 90 * S;
+        assert!(
+            pending_of(key, &t, &c, |_, _| true).is_none(),
+            "a one-shot that fired"
+        );
+        t.interval_ns = 3 * S;
+        assert_eq!(
+            pending_of(key, &t, &c, |_, _| true).unwrap().due_ns,
+            Some(102 * S),
+            "a periodic timer's next period"
+        );
+        t.due_ns = 0;
+        assert!(pending_of(key, &t, &c, |_, _| true).is_none(), "disarmed");
+    }
+}
