@@ -331,3 +331,71 @@ fn reports_render() {
         "the docker line mounts /srv: {stdout}"
     );
 }
+
+/// A free local port (bound and released: the race with other binders on
+/// this host is accepted for a test).
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .unwrap_or_else(|e| panic!("expected a free local port: {e}"))
+        .port()
+}
+
+#[test]
+fn metrics_are_scraped() {
+    roprof_tests::require_privileged();
+    let _c = ContainerGuard::new();
+    image();
+    let name = unique_name("guard-metrics");
+    let _id = run(
+        &name,
+        true,
+        "while true; do echo x > /srv/f 2>/dev/null; sleep 0.2; done",
+    );
+    let addr = format!("127.0.0.1:{}", free_port());
+    let (g, _) = start_guard(&["--metrics", &addr]);
+    std::thread::sleep(Duration::from_secs(2));
+    let url = format!("http://{addr}/metrics");
+    let out = std::process::Command::new("curl")
+        .args(["-sS", "--max-time", "5", &url])
+        .output()
+        .unwrap_or_else(|e| panic!("expected curl to run (apt-get install curl): {e}"));
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    let missing = std::process::Command::new("curl")
+        .args([
+            "-s",
+            "-o",
+            "/dev/null",
+            "-w",
+            "%{http_code}",
+            "--max-time",
+            "5",
+        ])
+        .arg(format!("http://{addr}/nothing"))
+        .output()
+        .map(|o| String::from_utf8_lossy(&o.stdout).into_owned())
+        .unwrap_or_default();
+    let (_, f) = stop_guard(g);
+    assert!(
+        out.status.success(),
+        "curl {url} succeeds: {}\nstderr:\n{}",
+        String::from_utf8_lossy(&out.stderr),
+        f.stderr
+    );
+    let series = format!(
+        "roprof_guard_failed_writes_total{{workload=\"{name}\",path=\"/srv/f\",operation=\"create\",errno=\"EROFS\"}} "
+    );
+    let value: u64 = text
+        .lines()
+        .find_map(|l| l.strip_prefix(&series))
+        .and_then(|v| v.trim().parse().ok())
+        .unwrap_or_else(|| panic!("expected `{series}N` in the scrape:\n{text}"));
+    assert!(value >= 1, "the counter counts the failures: {value}");
+    for name in ["roprof_guard_events_total", "roprof_guard_lost_total"] {
+        assert!(
+            text.lines().any(|l| l.starts_with(name)),
+            "expected {name} in the scrape:\n{text}"
+        );
+    }
+    assert_eq!(missing, "404", "another path is not found");
+}

@@ -23,6 +23,11 @@ pub struct GuardArgs {
     /// `roprof render` reads), every few seconds and at exit.
     #[arg(short = 'o', long = "output-dir", value_name = "DIR")]
     pub output_dir: Option<PathBuf>,
+    /// Serve Prometheus counters at `http://ADDR/metrics` (e.g.
+    /// `127.0.0.1:9464`): failed writes per workload, path, operation and
+    /// errno, records received, records lost, engine errors.
+    #[arg(long, value_name = "ADDR")]
+    pub metrics: Option<std::net::SocketAddr>,
     /// Kernel ring buffer size in bytes (power of two).
     #[arg(long, value_name = "BYTES")]
     pub ringbuf_bytes: Option<u32>,
@@ -41,6 +46,7 @@ pub async fn run(args: &GuardArgs) -> anyhow::Result<i32> {
         names: args.name.clone(),
         out_dir: args.output_dir.clone(),
         ringbuf_bytes: args.ringbuf_bytes,
+        metrics: args.metrics,
     };
     let mut emit = |line: &Line| {
         let mut out = std::io::stdout().lock();

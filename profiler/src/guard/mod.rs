@@ -20,6 +20,7 @@ mod container;
 pub mod finding;
 pub mod fix;
 pub mod line;
+pub mod metrics;
 mod run;
 
 use std::path::PathBuf;
@@ -48,6 +49,14 @@ pub enum GuardError {
     /// Writing a report.
     #[error(transparent)]
     Render(#[from] crate::render::RenderError),
+    /// `--metrics ADDR` could not be served.
+    #[error("--metrics {addr}: {source}")]
+    Metrics {
+        /// The address.
+        addr: std::net::SocketAddr,
+        /// Cause.
+        source: std::io::Error,
+    },
     /// The output directory.
     #[error("output directory {}: {source}", path.display())]
     Output {
@@ -69,6 +78,8 @@ pub struct GuardConfig {
     pub out_dir: Option<PathBuf>,
     /// Ring buffer size override.
     pub ringbuf_bytes: Option<u32>,
+    /// `--metrics ADDR`: Prometheus counters at `GET /metrics`.
+    pub metrics: Option<std::net::SocketAddr>,
 }
 
 impl GuardConfig {

@@ -17,6 +17,7 @@ use super::{
     finding::{Errno, FindingKey, Findings},
     fix::{Fix, fix_for},
     line::{ContainerRef, LINE_SCHEMA_VERSION, Line, Process, rfc3339},
+    metrics::Metrics,
 };
 use crate::{
     host::cgroup,
@@ -92,6 +93,7 @@ struct Guard<'a> {
     by_cgroup: HashMap<u64, String>,
     findings: Findings,
     summary: Summary,
+    metrics: Metrics,
     emit: &'a mut (dyn FnMut(&Line) + Send),
 }
 
@@ -105,6 +107,14 @@ pub async fn run(
             path: d.clone(),
             source,
         })?;
+    }
+    let metrics = Metrics::new();
+    if let Some(addr) = cfg.metrics {
+        let bound = metrics
+            .serve(addr)
+            .await
+            .map_err(|source| GuardError::Metrics { addr, source })?;
+        eprintln!("roprof: guard: metrics at http://{bound}/metrics");
     }
     let source = Source::connect(&RuntimeKind::Docker).await?;
     // Subscribed before the running containers are listed: one started
@@ -132,6 +142,7 @@ pub async fn run(
         by_cgroup: HashMap::new(),
         findings: Findings::default(),
         summary: Summary::default(),
+        metrics,
         emit,
     };
     g.guard_running().await;
@@ -155,6 +166,7 @@ impl Guard<'_> {
 
     fn warn(&mut self, what: &str) {
         self.summary.engine_errors += 1;
+        self.metrics.engine_error();
         eprintln!("roprof: guard: warning: {what}");
     }
 
@@ -292,6 +304,7 @@ impl Guard<'_> {
     /// One record: a finding when new, else a repeat the counts catch.
     fn on_record(&mut self, ev: &RawEvent) {
         self.summary.events += 1;
+        self.metrics.event();
         let h = &ev.header;
         if h.kind != kind::PATH_OP {
             return;
@@ -327,6 +340,7 @@ impl Guard<'_> {
         if !self.findings.record(key.clone(), h.key) {
             return;
         }
+        self.metrics.failed(&c.workload, &key, 1);
         let (losses, stats) = self.tracer.losses().unwrap_or_default();
         let report = c.report(&losses, &stats);
         let mut fix = fix_for(&report, &key.path);
@@ -378,6 +392,9 @@ impl Guard<'_> {
     /// A count line for every finding that grew since its last line.
     fn send_counts(&mut self) {
         self.read_counts();
+        if let Ok((l, _)) = self.tracer.losses() {
+            self.metrics.losses(&l);
+        }
         for (f, n) in self.findings.changed() {
             self.count_line(&f, n);
         }
@@ -388,6 +405,7 @@ impl Guard<'_> {
             return;
         };
         c.set_count(f, n);
+        self.metrics.failed(&c.workload, f, n);
         let line = Line::Count {
             schema_version: LINE_SCHEMA_VERSION,
             container: container_ref(c),
