@@ -399,3 +399,53 @@ fn metrics_are_scraped() {
     }
     assert_eq!(missing, "404", "another path is not found");
 }
+
+#[test]
+fn eacces_is_reported_on_mounts_only() {
+    roprof_tests::require_privileged();
+    let _c = ContainerGuard::new();
+    image();
+    let name = unique_name("guard-eacces");
+    let owner = owner_label();
+    // uid 1000 may not write the root-owned tmpfs (a mount with the wrong
+    // owner: reported), nor search the image's /root (the image's own
+    // permissions: not reported).
+    let id = docker_ok([
+        "run",
+        "-d",
+        "--label",
+        TEST_LABEL,
+        "--label",
+        &owner,
+        "--name",
+        &name,
+        "--read-only",
+        "--user",
+        "1000:1000",
+        "--tmpfs",
+        "/cache:mode=755",
+        GUARD_IMAGE,
+        "sh",
+        "-c",
+        "while true; do echo x > /cache/f 2>/dev/null; echo x > /root/f 2>/dev/null; sleep 0.2; done",
+    ])
+    .trim()
+    .to_owned();
+    let (g, _) = start_guard(&[]);
+    std::thread::sleep(Duration::from_secs(2));
+    let (lines, f) = stop_guard(g);
+    let on_mount = of(&lines, "finding", &id, "/cache/f");
+    assert_eq!(on_mount.len(), 1, "{lines:#?}\nstderr:\n{}", f.stderr);
+    assert_eq!(on_mount[0]["errno"], "EACCES", "{}", on_mount[0]);
+    assert!(
+        on_mount[0]["fix"]["unmounted"]
+            .as_str()
+            .is_some_and(|r| r.contains("owner and mode")),
+        "the fix says the mount's owner or mode is wrong: {}",
+        on_mount[0]
+    );
+    assert!(
+        of(&lines, "finding", &id, "/root/f").is_empty(),
+        "EACCES in the image's own directories is not reported: {lines:#?}"
+    );
+}

@@ -95,3 +95,101 @@ pub fn fix_for(report: &Report, path: &CPath) -> Fix {
         unmounted: None,
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use super::fix_for;
+    use crate::{
+        model::{
+            CPath, EntryKind, ImageEntry, ImageListing, Losses, Op, PathObservation, ProcRef,
+            RunMeta, RunMode, RunOptions, TraceStats,
+        },
+        watch::{output::report_of, source::ImageFacts},
+    };
+
+    fn entry(path: &str, kind: EntryKind, mode: u32) -> (CPath, ImageEntry) {
+        (
+            CPath::from(path),
+            ImageEntry {
+                path: CPath::from(path),
+                kind,
+                mode,
+                uid: 0,
+                gid: 0,
+                size: 0,
+                link_target: None,
+            },
+        )
+    }
+
+    /// The plan's fix for one failed create of `path` in an image with
+    /// `/srv` (empty) and `/app` (holding an executable).
+    fn fix_of(path: &str) -> super::Fix {
+        let mut listing = ImageListing::default();
+        listing.entries.extend([
+            entry("/", EntryKind::Dir, 0o755),
+            entry("/srv", EntryKind::Dir, 0o755),
+            entry("/app", EntryKind::Dir, 0o755),
+            entry("/app/server", EntryKind::File, 0o755),
+        ]);
+        let sh = Arc::new(ProcRef {
+            pid: 7,
+            comm: "sh".into(),
+            uid: 0,
+            gid: 0,
+        });
+        let mut o = PathObservation {
+            path: CPath::from(path),
+            first: sh.clone(),
+            last: sh,
+            other_write_opens: 1,
+            ..PathObservation::default()
+        };
+        o.ops
+            .entry(Op::Create)
+            .or_default()
+            .errors
+            .insert("EROFS".into(), 1);
+        let image = ImageFacts {
+            listing,
+            ..ImageFacts::default()
+        };
+        let meta = RunMeta {
+            mode: RunMode::Guard,
+            read_only: true,
+            ..RunMeta::default()
+        };
+        let report = report_of(
+            &image,
+            RunOptions::default(),
+            vec![o],
+            meta,
+            &Losses::default(),
+            &TraceStats::default(),
+        );
+        fix_for(&report, &CPath::from(path))
+    }
+
+    #[test]
+    fn a_failed_create_gets_the_plans_tmpfs() {
+        let f = fix_of("/srv/f");
+        assert_eq!(f.target.as_deref(), Some("/srv"), "{f:?}");
+        let docker = f.docker.clone().unwrap_or_default();
+        assert!(docker.starts_with("--tmpfs '/srv:"), "{docker}");
+        let k = f.kubernetes.expect("a pod spec part");
+        let vm = k.volume_mount.expect("a volumeMount");
+        assert_eq!(vm.mount_path, "/srv");
+        assert_eq!(k.volume.map(|v| v.name), Some(vm.name));
+        assert!(f.unmounted.is_none());
+    }
+
+    #[test]
+    fn application_code_gets_no_mount_and_says_why() {
+        let f = fix_of("/app/state");
+        assert!(f.docker.is_none() && f.kubernetes.is_none(), "{f:?}");
+        let why = f.unmounted.expect("a reason");
+        assert!(why.contains("code") || why.contains("/app"), "{why}");
+    }
+}
