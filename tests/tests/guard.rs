@@ -313,6 +313,21 @@ fn reports_render() {
         }))
         .unwrap_or_else(|e| panic!("{} is a JSON report: {e}", file.display()));
     assert_eq!(report["run"]["mode"], "guard", "{report:#}");
+    let schema_path =
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("../profiler/schema/report.schema.json");
+    let schema: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&schema_path).expect("the report schema"))
+            .expect("the schema is JSON");
+    let validator = jsonschema::draft202012::new(&schema)
+        .unwrap_or_else(|e| panic!("the report schema compiles: {e}"));
+    let errors: Vec<String> = validator
+        .iter_errors(&report)
+        .map(|e| e.to_string())
+        .collect();
+    assert!(
+        errors.is_empty(),
+        "guard's report follows the schema: {errors:#?}"
+    );
     let p = report["paths"]
         .as_array()
         .and_then(|a| a.iter().find(|p| p["path"] == "/srv/f"))
@@ -447,5 +462,60 @@ fn eacces_is_reported_on_mounts_only() {
     assert!(
         of(&lines, "finding", &id, "/root/f").is_empty(),
         "EACCES in the image's own directories is not reported: {lines:#?}"
+    );
+}
+
+#[test]
+fn containers_that_vanish_are_survived() {
+    roprof_tests::require_privileged();
+    let _c = ContainerGuard::new();
+    image();
+    let (g, _) = start_guard(&[]);
+    let owner = owner_label();
+    // Gone (exited and removed) by the time guard inspects them, or soon
+    // after it guarded them.
+    for _ in 0..5 {
+        let name = unique_name("guard-brief");
+        docker_ok([
+            "run",
+            "--rm",
+            "--label",
+            TEST_LABEL,
+            "--label",
+            &owner,
+            "--name",
+            &name,
+            "--read-only",
+            GUARD_IMAGE,
+            "sh",
+            "-c",
+            "echo x > /srv/f 2>/dev/null; true",
+        ]);
+    }
+    let name = unique_name("guard-stays");
+    let id = run(
+        &name,
+        true,
+        "while true; do echo x > /srv/f 2>/dev/null; sleep 0.2; done",
+    );
+    std::thread::sleep(Duration::from_secs(2));
+    let (lines, f) = stop_guard(g);
+    assert_eq!(
+        of(&lines, "finding", &id, "/srv/f").len(),
+        1,
+        "guard still reports after containers vanished: {lines:#?}\nstderr:\n{}",
+        f.stderr
+    );
+    eprintln!(
+        "{}",
+        f.stderr
+            .lines()
+            .find(|l| l.contains("survived"))
+            .unwrap_or_default()
+    );
+    assert!(
+        f.stderr.contains("survived"),
+        "the summary counts what was survived: {}",
+        f.stderr
     );
 }
