@@ -91,7 +91,10 @@ impl Findings {
         self.by_key.insert(key, f.clone());
         let new = !self.counts.contains_key(&f);
         let c = self.counts.entry(f).or_default();
-        c.live.entry(key).or_insert(1);
+        // Records of one key: the first, or repeats the kernel could not
+        // dedupe (its table full); its count, when it has one, includes
+        // them ([`Findings::set_count`] keeps the larger).
+        *c.live.entry(key).or_insert(0) += 1;
         if new {
             c.reported = 1;
         }
