@@ -11,7 +11,7 @@ use std::{
 
 use roprof_tests::{
     BUSYBOX_IMAGE, ContainerGuard, Finished, Running, TEST_LABEL, TempDir, build_image, docker_ok,
-    owner_label, roprof, spawn_roprof, unique_name,
+    owner_label, prog_ids, prog_loaded, roprof, settled, spawn_roprof, unique_name,
 };
 
 /// busybox with the directories the writers use: a write to a missing
@@ -39,25 +39,54 @@ fn run(name: &str, read_only: bool, script: &str) -> String {
     docker_ok(args).trim().to_owned()
 }
 
+/// A guard of this test's containers under test, and the BPF programs
+/// it loaded.
+struct Guard {
+    run: Running,
+    progs: Vec<u32>,
+}
+
 /// A guard of this test's containers, ready; and when it became so.
-fn start_guard(extra: &[&str]) -> (Running, SystemTime) {
+fn start_guard(extra: &[&str]) -> (Guard, SystemTime) {
     let owner = owner_label();
     let mut args = vec!["guard", "--label", owner.as_str()];
     args.extend_from_slice(extra);
-    let mut g = spawn_roprof(&args, &[]);
-    g.wait_for_stderr("roprof: guard: watching", Duration::from_mins(1));
-    (g, SystemTime::now())
+    let mut run = spawn_roprof(&args, &[]);
+    run.wait_for_stderr("roprof: guard: watching", Duration::from_mins(1));
+    let ready = SystemTime::now();
+    let progs = prog_ids(run.pid());
+    assert!(
+        !progs.is_empty(),
+        "guard holds its BPF programs while it runs"
+    );
+    (Guard { run, progs }, ready)
 }
 
-/// SIGINT, exit 0, and the JSON lines it wrote.
-fn stop_guard(g: Running) -> (Vec<serde_json::Value>, Finished) {
-    g.signal(libc::SIGINT);
-    let f = g.finish(Duration::from_mins(1));
+/// SIGINT, exit 0, programs unloaded, and the JSON lines it wrote.
+fn stop_guard(g: Guard) -> (Vec<serde_json::Value>, Finished) {
+    stop_guard_with(g, libc::SIGINT)
+}
+
+/// `sig`, exit 0, programs unloaded, and the JSON lines it wrote.
+fn stop_guard_with(g: Guard, sig: i32) -> (Vec<serde_json::Value>, Finished) {
+    g.run.signal(sig);
+    let f = g.run.finish(Duration::from_mins(1));
     assert_eq!(
         f.code,
         Some(0),
-        "guard exits 0 on SIGINT; stderr:\n{}",
+        "guard exits 0 on signal {sig}; stderr:\n{}",
         f.stderr
+    );
+    let left = settled(&Vec::new(), || {
+        g.progs
+            .iter()
+            .copied()
+            .filter(|id| prog_loaded(*id))
+            .collect::<Vec<u32>>()
+    });
+    assert!(
+        left.is_empty(),
+        "guard's BPF programs are unloaded after signal {sig}, still loaded: {left:?}"
     );
     let lines = f
         .stdout
@@ -409,7 +438,7 @@ fn metrics_are_scraped() {
         .output()
         .map(|o| String::from_utf8_lossy(&o.stdout).into_owned())
         .unwrap_or_default();
-    let (_, f) = stop_guard(g);
+    let (_, f) = stop_guard_with(g, libc::SIGTERM);
     assert!(
         out.status.success(),
         "curl {url} succeeds: {}\nstderr:\n{}",
