@@ -20,6 +20,7 @@ pub mod compose;
 pub mod doctor;
 pub mod environment;
 pub mod gate;
+pub mod guard;
 pub mod host;
 pub mod kube;
 pub mod model;

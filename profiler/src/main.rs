@@ -37,6 +37,7 @@ fn main() {
             Command::Verify(a) => cli::verify::run(a, &cli::RunArgs::default()).await,
             Command::Check(a) => Box::pin(cli::check::run(a)).await,
             Command::Watch(a) => cli::watch::run(a).await,
+            Command::Guard(a) => cli::guard::run(a).await,
             Command::Render(a) => cli::render::run(a),
             Command::Merge(a) => cli::merge::run(a).await,
             Command::Patch(a) => cli::patch::run(a),

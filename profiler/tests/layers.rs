@@ -12,7 +12,7 @@ use std::{
 };
 
 /// Bottom first. A module may import the ones before it.
-const LAYERS: [&str; 14] = [
+const LAYERS: [&str; 15] = [
     "host",
     "model",
     "environment",
@@ -26,6 +26,7 @@ const LAYERS: [&str; 14] = [
     "compose",
     "kube",
     "watch",
+    "guard",
     "gate",
 ];
 

@@ -11,7 +11,8 @@ use std::{
 
 use roprof_tests::{
     BUSYBOX_IMAGE, ContainerGuard, Running, TEST_LABEL, docker, docker_ok, owner_label, pasted,
-    require_privileged, roprof_containers, settled, spawn_roprof, unique_name,
+    prog_ids, prog_loaded, require_privileged, roprof_containers, settled, spawn_roprof,
+    unique_name,
 };
 
 /// Docker's own containerd, where the containerd tests run in a namespace
@@ -22,38 +23,6 @@ fn out_dir(prefix: &str) -> PathBuf {
     let d = std::env::temp_dir().join(unique_name(prefix));
     let _ = std::fs::remove_dir_all(&d);
     d
-}
-
-/// Ids of the BPF programs process `pid` holds open (its fds' `prog_id`).
-/// Other engineers' and suites' roprof processes load programs of the
-/// same names on this host, so the leak check follows these ids rather
-/// than a count by name.
-fn prog_ids(pid: i32) -> Vec<u32> {
-    let Ok(rd) = std::fs::read_dir(format!("/proc/{pid}/fdinfo")) else {
-        return Vec::new();
-    };
-    let mut ids: Vec<u32> = rd
-        .filter_map(Result::ok)
-        .filter_map(|e| std::fs::read_to_string(e.path()).ok())
-        .filter_map(|t| {
-            t.lines()
-                .find_map(|l| l.strip_prefix("prog_id:"))
-                .and_then(|v| v.trim().parse().ok())
-        })
-        .collect();
-    ids.sort_unstable();
-    ids.dedup();
-    ids
-}
-
-fn prog_loaded(id: u32) -> bool {
-    Command::new("bpftool")
-        .args(["prog", "show", "id", &id.to_string()])
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .status()
-        .unwrap_or_else(|e| panic!("expected bpftool to run (apt-get install bpftool): {e}"))
-        .success()
 }
 
 /// A `roprof watch` under test and the BPF programs it loaded.

@@ -5,6 +5,7 @@ pub mod check;
 pub mod completions;
 pub mod compose;
 pub mod doctor;
+pub mod guard;
 pub mod manifest;
 pub mod merge;
 pub mod patch;
@@ -73,6 +74,10 @@ pub enum Command {
     /// until it exits (Docker, Podman or containerd), one report each and
     /// one merged plan per workload.
     Watch(watch::WatchArgs),
+    /// Production mode: report every failed write (EROFS, and EACCES on
+    /// its mounts) of the running read-only containers, as JSON lines with
+    /// the mount that fixes it, until SIGINT/SIGTERM.
+    Guard(guard::GuardArgs),
     /// Check whether this host can profile (kernel, BTF, cgroup v2,
     /// privileges, lockdown, a BPF smoke test, the engine, memory); exit 1
     /// naming the first blocker.

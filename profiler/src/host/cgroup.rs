@@ -90,6 +90,23 @@ pub fn dirs_of(rel: &str) -> [std::path::PathBuf; 2] {
     [UNIFIED, ROOT].map(|root| std::path::PathBuf::from(format!("{root}{rel}")))
 }
 
+/// The cgroup v2 id of process `pid`'s cgroup: the inode number of its
+/// directory in the unified hierarchy (what `bpf_get_current_cgroup_id`
+/// returns for the process). `None` when the process is gone or has no v2
+/// cgroup.
+#[must_use]
+pub fn id_of_pid(pid: u32) -> Option<u64> {
+    use std::os::unix::fs::MetadataExt as _;
+    let rel = of_pid(pid)?;
+    if rel.trim_end_matches('/').is_empty() {
+        return None; // the root cgroup is every unplaced process's, not a container's
+    }
+    dirs_of(&rel)
+        .iter()
+        .find_map(|d| std::fs::metadata(d).ok().filter(std::fs::Metadata::is_dir))
+        .map(|m| m.ino())
+}
+
 #[cfg(test)]
 mod tests {
     use super::{container_id, v2_membership};

@@ -382,6 +382,8 @@ pub enum RunMode {
     Watch,
     /// `roprof merge`: one plan from several reports.
     Merge,
+    /// `roprof guard`: the failed writes of a read-only workload in production.
+    Guard,
 }
 
 impl RunMode {
@@ -394,6 +396,7 @@ impl RunMode {
             RunMode::Verify => "verify",
             RunMode::Iterate => "iterate",
             RunMode::Watch => "watch",
+            RunMode::Guard => "guard",
             RunMode::Merge => "merge",
         }
     }

@@ -10,6 +10,17 @@
 use super::{omission_comments, utf8_mounts, volume_name};
 use crate::model::{MountKind, PlannedMount, Report};
 
+/// The `docker run` words of the plan's mount at `target` alone
+/// (`--tmpfs DST:OPTS`, `-v DST`, `-v NAME:DST`, `--mount …`), unquoted;
+/// `None` when the plan has no such mount (or its target is not UTF-8).
+#[must_use]
+pub fn mount_words_at(report: &Report, target: &crate::model::CPath) -> Option<Vec<String>> {
+    utf8_mounts(report)
+        .enumerate()
+        .find(|(_, (m, _))| m.target == *target)
+        .map(|(i, (m, t))| mount_words(report, i, m, t))
+}
+
 /// The words of the command line, unquoted.
 #[must_use]
 pub fn docker_words(report: &Report) -> Vec<String> {

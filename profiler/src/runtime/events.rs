@@ -114,31 +114,104 @@ impl Engine {
     /// Name, labels and image of container `id`; `None` when the engine
     /// does not know it.
     pub async fn container_info(&self, id: &str) -> Result<Option<ContainerInfo>, RuntimeError> {
+        Ok(self.inspect(id).await?.map(|c| info_of(&c, id)))
+    }
+
+    /// `docker inspect`; `None` when the engine does not know `id`.
+    async fn inspect(
+        &self,
+        id: &str,
+    ) -> Result<Option<bollard::models::ContainerInspectResponse>, RuntimeError> {
         match self
             .docker
             .inspect_container(id, None::<InspectContainerOptions>)
             .await
         {
-            Ok(c) => {
-                let started = Some(Box::new(super::Started::from_docker(&c)));
-                let cfg = c.config.unwrap_or_default();
-                Ok(Some(ContainerInfo {
-                    id: c.id.unwrap_or_else(|| id.to_owned()),
-                    name: c
-                        .name
-                        .unwrap_or_default()
-                        .trim_start_matches('/')
-                        .to_owned(),
-                    labels: cfg.labels.unwrap_or_default().into_iter().collect(),
-                    image: c.image.or(cfg.image).unwrap_or_default(),
-                    started,
-                }))
-            }
+            Ok(c) => Ok(Some(c)),
             Err(bollard::errors::Error::DockerResponseServerError {
                 status_code: 404, ..
             }) => Ok(None),
             Err(e) => Err(call(format!("inspecting container {id}"))(e)),
         }
+    }
+}
+
+/// The identity of an inspected container.
+fn info_of(c: &bollard::models::ContainerInspectResponse, id: &str) -> ContainerInfo {
+    let cfg = c.config.clone().unwrap_or_default();
+    ContainerInfo {
+        id: c.id.clone().unwrap_or_else(|| id.to_owned()),
+        name: c
+            .name
+            .clone()
+            .unwrap_or_default()
+            .trim_start_matches('/')
+            .to_owned(),
+        labels: cfg.labels.unwrap_or_default().into_iter().collect(),
+        image: c.image.clone().or(cfg.image).unwrap_or_default(),
+        started: Some(Box::new(super::Started::from_docker(c))),
+    }
+}
+
+/// What `roprof guard` needs to know about a running container.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct GuardFacts {
+    /// Identity.
+    pub info: ContainerInfo,
+    /// Its root filesystem is read-only (`HostConfig.ReadonlyRootfs`).
+    pub read_only: bool,
+    /// Host pid of its init (0 when not running).
+    pub pid: i64,
+    /// Mount points of its tmpfs and volume mounts (not binds): where an
+    /// `EACCES` says a mount a plan made has the wrong owner or mode.
+    pub writable_mounts: Vec<String>,
+}
+
+impl Engine {
+    /// Ids of the running containers.
+    pub async fn running_ids(&self) -> Result<Vec<String>, RuntimeError> {
+        let list = self
+            .docker
+            .list_containers(None::<bollard::query_parameters::ListContainersOptions>)
+            .await
+            .map_err(call("listing the running containers"))?;
+        Ok(list.into_iter().filter_map(|c| c.id).collect())
+    }
+
+    /// Identity, root mode, pid and mounts of container `id` (one
+    /// inspect); `None` when the engine does not know it (it was removed
+    /// meanwhile).
+    pub async fn guard_facts(&self, id: &str) -> Result<Option<GuardFacts>, RuntimeError> {
+        let Some(c) = self.inspect(id).await? else {
+            return Ok(None);
+        };
+        let mut info = info_of(&c, id);
+        // The reference it was run with, not the image id: what a user
+        // reads in a finding, and what a fix's names derive from.
+        if let Some(r) = c.config.as_ref().and_then(|k| k.image.clone())
+            && !r.is_empty()
+        {
+            info.image = r;
+        }
+        let host = c.host_config.unwrap_or_default();
+        let mut writable_mounts: Vec<String> = host.tmpfs.unwrap_or_default().into_keys().collect();
+        for m in c.mounts.unwrap_or_default() {
+            let Some(dst) = m.destination else { continue };
+            let planned = matches!(m.typ.as_deref(), Some("tmpfs" | "volume"));
+            if planned && !writable_mounts.contains(&dst) {
+                writable_mounts.push(dst);
+            }
+        }
+        let pid = match &self.libpod {
+            Some(libpod) => libpod.pid(id).await.unwrap_or(0),
+            None => c.state.and_then(|s| s.pid).unwrap_or(0),
+        };
+        Ok(Some(GuardFacts {
+            info,
+            read_only: host.readonly_rootfs.unwrap_or(false),
+            pid,
+            writable_mounts,
+        }))
     }
 }
 

@@ -32,7 +32,7 @@ use futures::StreamExt as _;
 use self::endpoint::unix_socket;
 pub use self::{
     endpoint::{PODMAN_SOCKET, endpoint},
-    events::{ContainerInfo, LifecycleEvent},
+    events::{ContainerInfo, GuardFacts, LifecycleEvent},
     flags::{Ports, parse_memory, parse_publish},
     listing::parse_tar,
     network::Health,

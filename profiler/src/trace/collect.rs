@@ -41,7 +41,8 @@ const O_WRONLY: u32 = 1;
 
 /// True for a write-only `O_CREAT|O_APPEND` open without `O_TRUNC`: how
 /// logs are opened (see [`PathObservation::append_only`]).
-fn is_log_open(flags: u32) -> bool {
+#[must_use]
+pub fn is_log_open(flags: u32) -> bool {
     flags & O_ACCMODE == O_WRONLY
         && flags & (O_CREAT | O_APPEND) == O_CREAT | O_APPEND
         && flags & O_TRUNC == 0
@@ -82,13 +83,28 @@ impl RawEvent {
         })
     }
 
-    fn comm(&self) -> Arc<str> {
+    /// The record's canonical container path: the object's, or the name
+    /// joined to its base and folded through `symlinks` (the image's).
+    #[must_use]
+    pub fn path_with(&self, symlinks: &dyn Fn(&CPath) -> Option<CPath>) -> CPath {
+        let base = self.base_path();
+        if self.header.status & STATUS_BASE_IS_OBJECT != 0 {
+            return base;
+        }
+        canonicalize(&base, &self.name, symlinks)
+    }
+
+    /// The record's process name.
+    #[must_use]
+    pub fn comm(&self) -> Arc<str> {
         let c = &self.header.comm;
         let end = c.iter().position(|b| *b == 0).unwrap_or(c.len());
         String::from_utf8_lossy(&c[..end]).into()
     }
 
-    fn base_path(&self) -> CPath {
+    /// The base path the record's name is relative to (or the object itself).
+    #[must_use]
+    pub fn base_path(&self) -> CPath {
         let mut p = Vec::with_capacity(self.base_raw.len() + 1);
         for c in self
             .base_raw
@@ -226,7 +242,9 @@ pub fn errno_name(e: i64) -> String {
     n.to_owned()
 }
 
-fn map_op(kop: u32, flags: u32) -> Option<Op> {
+/// The report's operation for a kernel op code and its open flags.
+#[must_use]
+pub fn map_op(kop: u32, flags: u32) -> Option<Op> {
     Some(match kop {
         op::OPEN_WRITE if flags & O_CREAT != 0 => Op::Create,
         op::OPEN_WRITE if flags & O_TRUNC != 0 => Op::Truncate,
@@ -253,6 +271,17 @@ fn map_op(kop: u32, flags: u32) -> Option<Op> {
         op::EXEC => Op::Exec,
         _ => return None,
     })
+}
+
+/// The image's symlinks, path to target: what names are folded through.
+#[must_use]
+pub fn symlinks(listing: &ImageListing) -> HashMap<CPath, CPath> {
+    listing
+        .entries
+        .iter()
+        .filter(|(_, e)| e.kind == EntryKind::Symlink)
+        .filter_map(|(p, e)| Some((p.clone(), e.link_target.clone()?)))
+        .collect()
 }
 
 /// What the collector hands to the analysis.
@@ -291,14 +320,8 @@ impl Collector {
     /// paths). [`Collector::default`] folds them in [`Collector::finish`].
     #[must_use]
     pub fn with_listing(listing: &ImageListing) -> Self {
-        let links = listing
-            .entries
-            .iter()
-            .filter(|(_, e)| e.kind == EntryKind::Symlink)
-            .filter_map(|(p, e)| Some((p.clone(), e.link_target.clone()?)))
-            .collect();
         Collector {
-            links: Some(links),
+            links: Some(symlinks(listing)),
             ..Collector::default()
         }
     }
@@ -436,13 +459,12 @@ impl Collector {
     /// else the base and the raw name joined by a NUL (no path holds one),
     /// folded in `finish`.
     fn path_of(&self, ev: &RawEvent) -> CPath {
-        let base = ev.base_path();
-        if ev.header.status & STATUS_BASE_IS_OBJECT != 0 {
-            return base;
-        }
         if let Some(links) = &self.links {
-            canonicalize(&base, &ev.name, &|p: &CPath| links.get(p).cloned())
+            ev.path_with(&|p: &CPath| links.get(p).cloned())
+        } else if ev.header.status & STATUS_BASE_IS_OBJECT != 0 {
+            ev.base_path()
         } else {
+            let base = ev.base_path();
             let mut raw = Vec::with_capacity(base.0.len() + 1 + ev.name.len());
             raw.extend_from_slice(&base.0);
             raw.push(0);

@@ -12,9 +12,9 @@
 
 pub mod demux;
 pub mod filter;
-mod output;
-mod run;
-mod source;
+pub(crate) mod output;
+pub(crate) mod run;
+pub mod source;
 mod tracing;
 pub mod workload;
 

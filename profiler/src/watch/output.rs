@@ -108,7 +108,9 @@ impl Outputs {
     }
 }
 
-fn report_of(
+/// The report of `observations` planned with `image` and `run`: watch's
+/// per-container and per-workload reports, and guard's.
+pub(crate) fn report_of(
     image: &ImageFacts,
     run: RunOptions,
     observations: Vec<PathObservation>,

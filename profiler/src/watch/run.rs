@@ -97,7 +97,8 @@ pub async fn run(cfg: &WatchConfig) -> Result<Summary, WatchError> {
     if !cfg.quiet {
         eprintln!("roprof: loading the eBPF programs");
     }
-    let tracer = load_tracer(cfg.ringbuf_bytes).await?;
+    let ringbuf = cfg.ringbuf_bytes;
+    let tracer = load_tracer(move || tracing::start(ringbuf)).await?;
     let (mut w, mut cg_rx, drain) = Watch::begin(cfg, source, tracer, out)?;
     eprintln!(
         "roprof: watching {} for new containers; reports go to {} (Ctrl-C to stop)",
@@ -113,16 +114,18 @@ pub async fn run(cfg: &WatchConfig) -> Result<Summary, WatchError> {
     }
 }
 
-/// Loads the programs in watch mode off the async threads (a signal
-/// abandons the wait).
-async fn load_tracer(ringbuf: Option<u32>) -> Result<Tracer, WatchError> {
-    Ok(interrupt::abortable(async move {
-        tokio::task::spawn_blocking(move || tracing::start(ringbuf))
+/// Loads the programs with `start` off the async threads (a signal
+/// abandons the wait): watch's, and guard's.
+pub(crate) async fn load_tracer(
+    start: impl FnOnce() -> Result<Tracer, TraceError> + Send + 'static,
+) -> Result<Tracer, crate::session::SessionError> {
+    interrupt::abortable(async move {
+        tokio::task::spawn_blocking(start)
             .await
             .map_err(|e| TraceError::Poll(std::io::Error::other(e)))?
             .map_err(crate::session::SessionError::from)
     })
-    .await?)
+    .await
 }
 
 impl Watch {
