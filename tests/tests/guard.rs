@@ -567,3 +567,139 @@ fn containers_that_vanish_are_survived() {
         f.stderr
     );
 }
+
+/// A Unix-socket proxy in front of the Docker socket that the test can
+/// cut and bring back, to break guard's connection to the engine without
+/// touching the engine other tests use.
+struct EngineProxy {
+    path: std::path::PathBuf,
+    stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    conns: std::sync::Arc<std::sync::Mutex<Vec<std::os::unix::net::UnixStream>>>,
+    accept: Option<std::thread::JoinHandle<()>>,
+}
+
+impl EngineProxy {
+    fn start(path: &Path) -> Self {
+        use std::{
+            os::unix::net::{UnixListener, UnixStream},
+            sync::atomic::Ordering,
+        };
+        let _ = std::fs::remove_file(path);
+        let listener = UnixListener::bind(path)
+            .unwrap_or_else(|e| panic!("expected to bind {}: {e}", path.display()));
+        listener
+            .set_nonblocking(true)
+            .expect("a non-blocking listener");
+        let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let conns = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+        let (stop2, conns2) = (stop.clone(), conns.clone());
+        let accept = std::thread::spawn(move || {
+            while !stop2.load(Ordering::Relaxed) {
+                let Ok((client, _)) = listener.accept() else {
+                    std::thread::sleep(Duration::from_millis(20));
+                    continue;
+                };
+                let _ = client.set_nonblocking(false);
+                let Ok(engine) = UnixStream::connect("/var/run/docker.sock") else {
+                    continue;
+                };
+                let pipe = |mut from: UnixStream, mut to: UnixStream| {
+                    std::thread::spawn(move || {
+                        let _ = std::io::copy(&mut from, &mut to);
+                        let _ = to.shutdown(std::net::Shutdown::Write);
+                    });
+                };
+                if let (Ok(c2), Ok(e2)) = (client.try_clone(), engine.try_clone()) {
+                    if let Ok(mut v) = conns2.lock() {
+                        v.extend(c2.try_clone().ok());
+                        v.extend(e2.try_clone().ok());
+                    }
+                    pipe(client, e2);
+                    pipe(engine, c2);
+                }
+            }
+        });
+        EngineProxy {
+            path: path.to_path_buf(),
+            stop,
+            conns,
+            accept: Some(accept),
+        }
+    }
+
+    /// Closes the socket and every connection through it.
+    fn cut(&mut self) {
+        self.stop.store(true, std::sync::atomic::Ordering::Relaxed);
+        if let Some(t) = self.accept.take() {
+            let _ = t.join();
+        }
+        if let Ok(mut v) = self.conns.lock() {
+            for c in v.drain(..) {
+                let _ = c.shutdown(std::net::Shutdown::Both);
+            }
+        }
+        let _ = std::fs::remove_file(&self.path);
+    }
+}
+
+impl Drop for EngineProxy {
+    fn drop(&mut self) {
+        self.cut();
+    }
+}
+
+#[test]
+fn an_engine_connection_that_breaks_is_survived() {
+    roprof_tests::require_privileged();
+    let _c = ContainerGuard::new();
+    image();
+    let dir = TempDir::new("guard-proxy");
+    let sock = dir.0.join("docker.sock");
+    let mut proxy = EngineProxy::start(&sock);
+    let host = format!("unix://{}", sock.display());
+    let owner = owner_label();
+    let mut run = spawn_roprof(
+        &["guard", "--label", owner.as_str()],
+        &[("DOCKER_HOST", host.as_str())],
+    );
+    run.wait_for_stderr("roprof: guard: watching", Duration::from_mins(1));
+    proxy.cut();
+    run.wait_for_stderr("roprof: guard: warning", Duration::from_secs(10));
+    // Down for a few retries, then back; a container started meanwhile is
+    // found when guard lists the running ones again.
+    std::thread::sleep(Duration::from_secs(2));
+    let name = unique_name("guard-outage");
+    let id = run_in_outage(&name);
+    let _proxy = EngineProxy::start(&sock);
+    std::thread::sleep(Duration::from_secs(4));
+    let progs = prog_ids(run.pid());
+    let (lines, f) = stop_guard(Guard { run, progs });
+    assert_eq!(
+        of(&lines, "finding", &id, "/srv/f").len(),
+        1,
+        "a container started while the engine was unreachable is guarded once it is back: \
+         {lines:#?}\nstderr:\n{}",
+        f.stderr
+    );
+    eprintln!(
+        "{}",
+        f.stderr
+            .lines()
+            .find(|l| l.contains("survived"))
+            .unwrap_or_default()
+    );
+    assert!(
+        !f.stderr.contains(" 0 engine error(s)"),
+        "the engine errors are counted: {}",
+        f.stderr
+    );
+}
+
+/// A read-only writer started through the real socket (the proxy is down).
+fn run_in_outage(name: &str) -> String {
+    run(
+        name,
+        true,
+        "while true; do echo x > /srv/f 2>/dev/null; sleep 0.2; done",
+    )
+}
