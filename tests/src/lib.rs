@@ -13,6 +13,7 @@ pub mod health;
 pub mod kubelet;
 pub mod pasted;
 pub mod podman;
+pub mod proxy;
 
 use std::{
     ffi::OsStr,

@@ -11,7 +11,8 @@ use std::{
 
 use roprof_tests::{
     BUSYBOX_IMAGE, ContainerGuard, Finished, Running, TEST_LABEL, TempDir, build_image, docker_ok,
-    owner_label, prog_ids, prog_loaded, roprof, settled, spawn_roprof, unique_name,
+    owner_label, prog_ids, prog_loaded, proxy::EngineProxy, roprof, settled, spawn_roprof,
+    unique_name,
 };
 
 /// busybox with the directories the writers use: a write to a missing
@@ -566,4 +567,60 @@ fn containers_that_vanish_are_survived() {
         "the summary counts what was survived: {}",
         f.stderr
     );
+}
+
+#[test]
+fn an_engine_connection_that_breaks_is_survived() {
+    roprof_tests::require_privileged();
+    let _c = ContainerGuard::new();
+    image();
+    let dir = TempDir::new("guard-proxy");
+    let sock = dir.0.join("docker.sock");
+    let mut proxy = EngineProxy::start(&sock);
+    let host = format!("unix://{}", sock.display());
+    let owner = owner_label();
+    let mut run = spawn_roprof(
+        &["guard", "--label", owner.as_str()],
+        &[("DOCKER_HOST", host.as_str())],
+    );
+    run.wait_for_stderr("roprof: guard: watching", Duration::from_mins(1));
+    proxy.cut();
+    run.wait_for_stderr("roprof: guard: warning", Duration::from_secs(10));
+    // Down for a few retries, then back; a container started meanwhile is
+    // found when guard lists the running ones again.
+    std::thread::sleep(Duration::from_secs(2));
+    let name = unique_name("guard-outage");
+    let id = run_in_outage(&name);
+    let _proxy = EngineProxy::start(&sock);
+    std::thread::sleep(Duration::from_secs(4));
+    let progs = prog_ids(run.pid());
+    let (lines, f) = stop_guard(Guard { run, progs });
+    assert_eq!(
+        of(&lines, "finding", &id, "/srv/f").len(),
+        1,
+        "a container started while the engine was unreachable is guarded once it is back: \
+         {lines:#?}\nstderr:\n{}",
+        f.stderr
+    );
+    eprintln!(
+        "{}",
+        f.stderr
+            .lines()
+            .find(|l| l.contains("survived"))
+            .unwrap_or_default()
+    );
+    assert!(
+        !f.stderr.contains(" 0 engine error(s)"),
+        "the engine errors are counted: {}",
+        f.stderr
+    );
+}
+
+/// A read-only writer started through the real socket (the proxy is down).
+fn run_in_outage(name: &str) -> String {
+    run(
+        name,
+        true,
+        "while true; do echo x > /srv/f 2>/dev/null; sleep 0.2; done",
+    )
 }

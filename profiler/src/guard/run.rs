@@ -208,19 +208,25 @@ impl Guard<'_> {
                     // restarting) is followed again, and counted.
                     Some(Err(e)) => {
                         self.warn(&format!("{e}; following the events again"));
-                        tokio::time::sleep(RESUBSCRIBE_AFTER).await;
-                        *events = self.source.events();
+                        self.resubscribe(events).await;
                     }
                     None => {
                         self.warn("the engine's event stream ended; following it again");
-                        tokio::time::sleep(RESUBSCRIBE_AFTER).await;
-                        *events = self.source.events();
+                        self.resubscribe(events).await;
                     }
                 },
                 _ = counts.tick() => self.send_counts(),
                 _ = reports.tick() => self.write_reports(),
             }
         }
+    }
+
+    /// Follows the events again after a pause, then lists the running
+    /// containers: those started while the stream was down are guarded too.
+    async fn resubscribe(&mut self, events: &mut Events) {
+        tokio::time::sleep(RESUBSCRIBE_AFTER).await;
+        *events = self.source.events();
+        self.guard_running().await;
     }
 
     /// Guards container `id` when it is running with a read-only root and
