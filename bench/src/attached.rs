@@ -313,6 +313,13 @@ fn profiling(
     }
 }
 
+/// `roprof guard` on the host (every read-only container), once it watches.
+pub fn guard(roprof: &Path) -> Result<Attached> {
+    let mut c = Command::new(roprof);
+    c.arg("guard");
+    Attached::start(c, false, "roprof: guard: watching", Duration::from_mins(1))
+}
+
 /// The `@hits` count in bpftrace's map dump (0 if absent).
 pub fn hits(lines: &[String]) -> u64 {
     lines

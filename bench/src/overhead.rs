@@ -220,6 +220,31 @@ fn run_variant(
             let tool = attached::neighbour(roprof)?;
             beside(&n, || tool.stop(), |_| RunExtra::default())
         }
+        Variant::GuardNeighbour => {
+            let tool = attached::guard(roprof)?;
+            beside(&n, || tool.stop(), |_| RunExtra::default())
+        }
+        Variant::ReadOnlyUntraced | Variant::ReadOnlyGuarded => {
+            let tool = if v == Variant::ReadOnlyGuarded {
+                Some(attached::guard(roprof)?)
+            } else {
+                None
+            };
+            let result = docker_bench_with(&n, &["--read-only", "--tmpfs", CONTAINER_DIR]);
+            if let Some(t) = tool {
+                t.stop()?;
+            }
+            let (out, wall) = result?;
+            let (ops, ns) = util::bench_line(&out)?;
+            Ok(Sample {
+                ops,
+                ns,
+                extra: RunExtra {
+                    wall_secs: Some(wall),
+                    ..RunExtra::default()
+                },
+            })
+        }
         Variant::BpftraceAll | Variant::BpftraceHooked => {
             let script = if v == Variant::BpftraceAll {
                 &scripts.all
@@ -284,15 +309,17 @@ fn roprof_args(n: &str) -> Vec<String> {
 
 /// `docker run --rm writer bench N /tmp/b`: its stdout and wall seconds.
 fn docker_bench(n: &str) -> Result<(String, f64)> {
+    docker_bench_with(n, &[])
+}
+
+/// [`docker_bench`] with extra `docker run` options.
+fn docker_bench_with(n: &str, options: &[&str]) -> Result<(String, f64)> {
     let start = Instant::now();
-    let out = cmd::stdout(&mut cmd::docker([
-        "run",
-        "--rm",
-        &image_name("writer"),
-        "bench",
-        n,
-        CONTAINER_DIR,
-    ]))?;
+    let image = image_name("writer");
+    let mut args = vec!["run", "--rm"];
+    args.extend_from_slice(options);
+    args.extend([image.as_str(), "bench", n, CONTAINER_DIR]);
+    let out = cmd::stdout(&mut cmd::docker(args))?;
     Ok((out, start.elapsed().as_secs_f64()))
 }
 

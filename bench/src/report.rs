@@ -200,7 +200,7 @@ fn workload_section(md: &mut String, b: &Bench) {
 }
 
 /// The overhead table's rows, in order.
-const VARIANT_LABELS: [(Variant, &str); 11] = [
+const VARIANT_LABELS: [(Variant, &str); 14] = [
     (Variant::Untraced, "container, untraced (baseline)"),
     (Variant::Roprof, "container, traced by roprof"),
     (Variant::Floor, "container, empty programs attached (floor)"),
@@ -227,6 +227,18 @@ const VARIANT_LABELS: [(Variant, &str); 11] = [
     ),
     (Variant::HostUntraced, "host, untraced (strace baseline)"),
     (Variant::HostStrace, "host, `strace -f`"),
+    (
+        Variant::GuardNeighbour,
+        "container, `roprof guard` running on the host (neighbour: not guarded)",
+    ),
+    (
+        Variant::ReadOnlyUntraced,
+        "read-only container (`--tmpfs /tmp/b`), untraced (baseline of the next row)",
+    ),
+    (
+        Variant::ReadOnlyGuarded,
+        "read-only container, guarded by `roprof guard`",
+    ),
 ];
 
 fn overhead_section(md: &mut String, o: &Overhead) {

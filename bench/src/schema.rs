@@ -185,11 +185,22 @@ pub enum Variant {
     BpftraceHooked,
     HostUntraced,
     HostStrace,
+    /// The untraced container loop while `roprof guard` runs on the host
+    /// (the container is writable, so not guarded: guard's neighbour).
+    #[serde(rename = "container_guard_neighbour")]
+    GuardNeighbour,
+    /// The loop in a read-only container (`--read-only --tmpfs /tmp/b`),
+    /// untraced: the baseline of the guarded row.
+    #[serde(rename = "container_read_only_untraced")]
+    ReadOnlyUntraced,
+    /// The same read-only container while `roprof guard` guards it.
+    #[serde(rename = "container_read_only_guarded")]
+    ReadOnlyGuarded,
 }
 
 impl Variant {
     /// Every variant, in the order a repetition starts from.
-    pub const ALL: [Self; 11] = [
+    pub const ALL: [Self; 14] = [
         Self::Untraced,
         Self::Roprof,
         Self::Floor,
@@ -201,6 +212,9 @@ impl Variant {
         Self::BpftraceHooked,
         Self::HostUntraced,
         Self::HostStrace,
+        Self::GuardNeighbour,
+        Self::ReadOnlyUntraced,
+        Self::ReadOnlyGuarded,
     ];
 
     /// The name in bench.json and in progress lines.
@@ -218,6 +232,9 @@ impl Variant {
             Self::BpftraceHooked => "container_bpftrace_idle_hooked_syscalls",
             Self::HostUntraced => "host_untraced",
             Self::HostStrace => "host_strace",
+            Self::GuardNeighbour => "container_guard_neighbour",
+            Self::ReadOnlyUntraced => "container_read_only_untraced",
+            Self::ReadOnlyGuarded => "container_read_only_guarded",
         }
     }
 
@@ -226,6 +243,7 @@ impl Variant {
     pub fn baseline(self) -> Self {
         match self {
             Self::HostUntraced | Self::HostStrace => Self::HostUntraced,
+            Self::ReadOnlyUntraced | Self::ReadOnlyGuarded => Self::ReadOnlyUntraced,
             _ => Self::Untraced,
         }
     }
