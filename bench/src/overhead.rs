@@ -225,24 +225,8 @@ fn run_variant(
             beside(&n, || tool.stop(), |_| RunExtra::default())
         }
         Variant::ReadOnlyUntraced | Variant::ReadOnlyGuarded => {
-            let tool = if v == Variant::ReadOnlyGuarded {
-                Some(attached::guard(roprof)?)
-            } else {
-                None
-            };
-            let result = docker_bench_with(&n, &["--read-only", "--tmpfs", CONTAINER_DIR]);
-            if let Some(t) = tool {
-                t.stop()?;
-            }
-            let (out, wall) = result?;
-            let (ops, ns) = util::bench_line(&out)?;
-            Ok(Sample {
-                ops,
-                ns,
-                extra: RunExtra {
-                    wall_secs: Some(wall),
-                    ..RunExtra::default()
-                },
+            read_only_bench(&n, (v == Variant::ReadOnlyGuarded).then_some(roprof))
+        },
             })
         }
         Variant::BpftraceAll | Variant::BpftraceHooked => {
@@ -305,6 +289,26 @@ fn roprof_args(n: &str) -> Vec<String> {
         CONTAINER_DIR.into(),
     ])
     .collect()
+}
+
+/// The loop in a read-only container (`--tmpfs /tmp/b`), with `roprof
+/// guard` guarding it when `guard` names the binary.
+fn read_only_bench(n: &str, guard: Option<&Path>) -> Result<Sample> {
+    let tool = guard.map(attached::guard).transpose()?;
+    let result = docker_bench_with(n, &["--read-only", "--tmpfs", CONTAINER_DIR]);
+    if let Some(t) = tool {
+        t.stop()?;
+    }
+    let (out, wall) = result?;
+    let (ops, ns) = util::bench_line(&out)?;
+    Ok(Sample {
+        ops,
+        ns,
+        extra: RunExtra {
+            wall_secs: Some(wall),
+            ..RunExtra::default()
+        },
+    })
 }
 
 /// `docker run --rm writer bench N /tmp/b`: its stdout and wall seconds.
