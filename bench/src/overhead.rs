@@ -226,8 +226,6 @@ fn run_variant(
         }
         Variant::ReadOnlyUntraced | Variant::ReadOnlyGuarded => {
             read_only_bench(&n, (v == Variant::ReadOnlyGuarded).then_some(roprof))
-        },
-            })
         }
         Variant::BpftraceAll | Variant::BpftraceHooked => {
             let script = if v == Variant::BpftraceAll {
