@@ -216,12 +216,12 @@ fn run_variant(
                 |()| RunExtra::default(),
             )
         }
-        Variant::Neighbour => {
-            let tool = attached::neighbour(roprof)?;
-            beside(&n, || tool.stop(), |_| RunExtra::default())
-        }
-        Variant::GuardNeighbour => {
-            let tool = attached::guard(roprof)?;
+        Variant::Neighbour | Variant::GuardNeighbour => {
+            let tool = if v == Variant::Neighbour {
+                attached::neighbour(roprof)?
+            } else {
+                attached::guard(roprof)?
+            };
             beside(&n, || tool.stop(), |_| RunExtra::default())
         }
         Variant::ReadOnlyUntraced | Variant::ReadOnlyGuarded => {
