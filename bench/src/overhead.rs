@@ -244,27 +244,7 @@ fn run_variant(
             )
         }
         Variant::HostUntraced | Variant::HostStrace => {
-            let dir = work.join("host-bench");
-            let _ = fs::remove_dir_all(&dir);
-            let m = sizes.strace_ops.to_string();
-            let mut c = if v == Variant::HostStrace {
-                let mut c = Command::new("strace");
-                c.args(["-f", "-o", "/dev/null"]).arg(opsuite);
-                c
-            } else {
-                Command::new(opsuite)
-            };
-            c.arg("bench").arg(&m).arg(&dir);
-            let out = cmd::stdout(&mut c)?;
-            let (ops, ns) = util::bench_line(&out)?;
-            Ok(Sample {
-                ops,
-                ns,
-                extra: RunExtra {
-                    dir: Some(dir),
-                    ..RunExtra::default()
-                },
-            })
+            host_bench(v == Variant::HostStrace, opsuite, sizes, work)
         }
     }
 }
@@ -287,6 +267,31 @@ fn roprof_args(n: &str) -> Vec<String> {
         CONTAINER_DIR.into(),
     ])
     .collect()
+}
+
+/// opsuite on the host, under `strace -f` when `strace`.
+fn host_bench(strace: bool, opsuite: &Path, sizes: &Sizes, work: &Path) -> Result<Sample> {
+    let dir = work.join("host-bench");
+    let _ = fs::remove_dir_all(&dir);
+    let m = sizes.strace_ops.to_string();
+    let mut c = if strace {
+        let mut c = Command::new("strace");
+        c.args(["-f", "-o", "/dev/null"]).arg(opsuite);
+        c
+    } else {
+        Command::new(opsuite)
+    };
+    c.arg("bench").arg(&m).arg(&dir);
+    let out = cmd::stdout(&mut c)?;
+    let (ops, ns) = util::bench_line(&out)?;
+    Ok(Sample {
+        ops,
+        ns,
+        extra: RunExtra {
+            dir: Some(dir),
+            ..RunExtra::default()
+        },
+    })
 }
 
 /// The loop in a read-only container (`--tmpfs /tmp/b`), with `roprof
