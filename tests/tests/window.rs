@@ -186,7 +186,8 @@ fn a_service_asleep_before_its_first_write_gets_its_mount_and_runs_read_only() {
     );
     let run =
         run_docker_line(&out).unwrap_or_else(|e| panic!("expected the pasted line to start: {e}"));
-    std::thread::sleep(Duration::from_secs(6));
+    // The bar: the pasted line runs healthy for 30 s.
+    std::thread::sleep(Duration::from_secs(30));
     let state = docker_ok(["inspect", "-f", "{{.State.Status}}", run.name.as_str()]);
     let logs = docker(["logs", run.name.as_str()]);
     assert_eq!(
