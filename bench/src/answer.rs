@@ -99,6 +99,7 @@ pub fn run(roprof: &Path, sizes: &Sizes, work: &Path) -> Result<Answer> {
         start_timeout_secs: START_TIMEOUT.as_secs(),
         roprof_duration: ROPROF_DURATION.into(),
         methods,
+        servers: Vec::new(),
     })
 }
 

@@ -160,6 +160,20 @@ impl Attached {
         }
     }
 
+    /// Waits (at most `within`) for a line starting with `prefix`, printed
+    /// since it was ready.
+    pub fn wait_for(&mut self, prefix: &str, within: Duration) -> Result<String> {
+        let deadline = Instant::now() + within;
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            match self.lines.recv_timeout(left) {
+                Ok(l) if l.starts_with(prefix) => return Ok(l),
+                Ok(_) => {}
+                Err(_) => bail!("no line `{prefix}…` within {within:?}"),
+            }
+        }
+    }
+
     /// SIGINT, wait, and the lines printed since it was ready.
     pub fn stop(mut self) -> Result<Vec<String>> {
         self.interrupt()?;
@@ -241,10 +255,19 @@ pub fn neighbour(roprof: &Path) -> Result<Attached> {
 }
 
 /// roprof profiling `image` (a server) for as long as it is held, once its
-/// container runs: the tool and the container's id.
+/// container runs: the tool and the container's id. The container is told
+/// apart from any other roprof-managed one of the image by an environment
+/// variable of its own (`-e ROPROF_BENCH_RUN=…`, nothing reads it).
 pub fn profiled(roprof: &Path, image: &str) -> Result<(Attached, String)> {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    static N: AtomicUsize = AtomicUsize::new(0);
+    let marker = format!(
+        "ROPROF_BENCH_RUN={}-{}",
+        std::process::id(),
+        N.fetch_add(1, Ordering::Relaxed)
+    );
     let mut id = String::new();
-    let tool = profiling(roprof, &[image], || {
+    let tool = profiling(roprof, &["-e", marker.as_str(), image], || {
         let ps = cmd::stdout(&mut cmd::docker([
             "ps",
             "-q",
@@ -254,12 +277,34 @@ pub fn profiled(roprof: &Path, image: &str) -> Result<(Attached, String)> {
             "--filter",
             &format!("ancestor={image}"),
         ]))?;
-        Ok(ps.lines().next().map(str::to_owned))
+        Ok(ps
+            .lines()
+            .find(|id| has_env(id, &marker))
+            .map(str::to_owned))
     })?;
     if let Some(found) = tool.ready_line.strip_prefix("container ") {
         found.clone_into(&mut id);
     }
     Ok((tool, id))
+}
+
+/// Whether container `id` was started with `NAME=VALUE` in its environment.
+fn has_env(id: &str, var: &str) -> bool {
+    cmd::stdout(&mut cmd::docker([
+        "inspect",
+        "--format",
+        "{{range .Config.Env}}{{println .}}{{end}}",
+        id,
+    ]))
+    .is_ok_and(|env| env.lines().any(|l| l == var))
+}
+
+/// `roprof watch -o DIR --label KEY=VALUE` on the host, once it watches:
+/// it profiles the containers created from then on with that label.
+pub fn watch(roprof: &Path, label: &str, out_dir: &Path) -> Result<Attached> {
+    let mut c = Command::new(roprof);
+    c.args(["watch", "--label", label, "-o"]).arg(out_dir);
+    Attached::start(c, false, "roprof: watching", Duration::from_mins(1))
 }
 
 /// `roprof profile --window fixed --duration 3600s ARGS`, once `started`

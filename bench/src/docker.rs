@@ -85,6 +85,29 @@ pub fn http_status(addr: SocketAddr) -> Result<u16> {
         .with_context(|| format!("not an HTTP response from {addr}"))
 }
 
+/// Whether a server on `addr` answers `request` with a reply starting with
+/// `expect` (redis `PING` → `+PONG`, memcached `version` → `VERSION`).
+/// docker-proxy accepts connections before the server listens, so a
+/// connection alone says nothing.
+pub fn answers(addr: SocketAddr, request: &[u8], expect: &str) -> bool {
+    let timeout = Duration::from_secs(2);
+    let Ok(mut conn) = TcpStream::connect_timeout(&addr, timeout) else {
+        return false;
+    };
+    if conn.set_read_timeout(Some(timeout)).is_err() || conn.write_all(request).is_err() {
+        return false;
+    }
+    let mut reply = Vec::new();
+    let mut buf = [0; 256];
+    while reply.len() < expect.len() {
+        match conn.read(&mut buf) {
+            Ok(0) | Err(_) => break,
+            Ok(n) => reply.extend_from_slice(&buf[..n]),
+        }
+    }
+    reply.starts_with(expect.as_bytes())
+}
+
 fn parse_status_line(response: &str) -> Option<u16> {
     let line = response.lines().next()?;
     let mut words = line.split_whitespace();

@@ -4,7 +4,7 @@
 //! the machine (tools, Docker, fixture images, a release roprof) and runs
 //! this; it runs as root (it loads BPF programs and drives Docker).
 //!
-//! Three benchmarks:
+//! Four benchmarks:
 //! - [`overhead`]: a write-open microbenchmark (opsuite `bench`) untraced,
 //!   under roprof, beside the floor (empty programs on roprof's hooks,
 //!   [`floor`]), a neighbour, comparable bpftrace scripts, and (on the host,
@@ -12,7 +12,12 @@
 //! - [`throughput`]: a million create-writes over 100k distinct paths under
 //!   roprof: events per second, losses, kernel map memory, peak RSS;
 //! - [`answer`]: time and container runs to a working read-only nginx, with
-//!   `roprof profile --verify`, a naive trial-and-error loop, and `docker diff`.
+//!   `roprof profile --verify`, a naive trial-and-error loop, and `docker diff`;
+//!   beside it ([`servers`]) the default profile of an idle and a ticking
+//!   server against running and stopping them;
+//! - [`workload`]: real servers (redis, nginx, postgres) under their own
+//!   load generators, untraced, profiled, as a neighbour, under `roprof
+//!   watch`, and beside the floors.
 //!
 //! The machine is small and shared, so timings are only ever reported as
 //! medians of interleaved repetitions (with min–max) and as ratios; nothing
@@ -24,11 +29,13 @@ mod chart;
 mod cmd;
 mod docker;
 mod floor;
+mod load;
 mod measure;
 mod overhead;
 mod report;
 mod roprof_report;
 mod schema;
+mod servers;
 mod template;
 mod throughput;
 mod util;

@@ -1,4 +1,4 @@
-//! One whole measurement: the machine, then the three benchmarks in turn,
+//! One whole measurement: the machine, then the four benchmarks in turn,
 //! into one [`Bench`].
 
 use std::{path::Path, time::Instant};
@@ -8,7 +8,7 @@ use anyhow::{Context as _, Result};
 use crate::{
     answer, overhead,
     schema::{Bench, Schema, Sizes},
-    throughput, util, workload,
+    servers, throughput, util, workload,
 };
 
 /// The sizes of a real run.
@@ -19,7 +19,10 @@ pub const FULL: Sizes = Sizes {
     churn_ops: 1_000_000,
     churn_distinct: 100_000,
     answer_reps: 3,
-    redis_requests: 200_000,
+    redis_requests: 100_000,
+    wrk_secs: 3,
+    pgbench_secs: 5,
+    pgbench_scale: 1,
 };
 
 /// For trying the harness itself: minutes less, numbers not meaningful.
@@ -31,6 +34,9 @@ pub const QUICK: Sizes = Sizes {
     churn_distinct: 10_000,
     answer_reps: 1,
     redis_requests: 20_000,
+    wrk_secs: 1,
+    pgbench_secs: 2,
+    pgbench_scale: 1,
 };
 
 /// Runs every benchmark with `roprof`, writing scratch files under `work`.
@@ -52,14 +58,16 @@ pub fn measure(roprof: &Path, sizes: Sizes, quick: bool, work: &Path) -> Result<
     eprintln!("roprof-bench: [2/4] event throughput and loss ...");
     let throughput = throughput::run(roprof, &sizes, work)?;
     eprintln!("roprof-bench: [3/4] time and runs to a working read-only nginx ...");
-    let answer = answer::run(roprof, &sizes, work)?;
+    let mut answer = answer::run(roprof, &sizes, work)?;
+    eprintln!("roprof-bench: [3/4] default profiles of an idle and a ticking server ...");
+    answer.servers = servers::run(roprof, &sizes, work)?;
     eprintln!("roprof-bench: [4/4] real servers under load ...");
-    let workloads = workload::run(roprof, &sizes)?;
+    let workloads = workload::run(roprof, &sizes, work)?;
 
     drop(stats_off);
     machine.load_after = util::loadavg();
     Ok(Bench {
-        schema: Schema::V1,
+        schema: Schema::V2,
         quick,
         sizes,
         machine,

@@ -11,10 +11,11 @@ pub const THROUGHPUT: &str = include_str!("../templates/throughput.md");
 pub const ANSWER: &str = include_str!("../templates/answer.md");
 pub const CAVEAT: &str = include_str!("../templates/caveat.md");
 pub const WORKLOAD: &str = include_str!("../templates/workload.md");
+pub const SERVERS: &str = include_str!("../templates/servers.md");
 
 /// Every template, by file name (for the tests).
 #[cfg(test)]
-pub const ALL: [(&str, &str); 9] = [
+pub const ALL: [(&str, &str); 10] = [
     ("intro", INTRO),
     ("machine", MACHINE),
     ("overhead", OVERHEAD),
@@ -24,6 +25,7 @@ pub const ALL: [(&str, &str); 9] = [
     ("answer", ANSWER),
     ("caveat", CAVEAT),
     ("workload", WORKLOAD),
+    ("servers", SERVERS),
 ];
 
 /// The placeholder names in `template`: `{` then lowercase letters and

@@ -1,94 +1,134 @@
 //! Real servers under their own load generators (issue 33): what users of
-//! a traced node feel, in requests per second, rather than a syscall loop.
+//! a traced node feel, in requests or transactions per second, rather than
+//! a syscall loop.
 //!
-//! redis (the bundled fixture, Debian's package) is driven by Debian's
-//! `redis-benchmark` run inside its own container against 127.0.0.1
-//! (`docker exec`, so no bridge address is involved), in three variants
-//! interleaved as the overhead benchmark's are: untraced; profiled (roprof
-//! profiles that very container: the server and the load generator are
-//! both its processes, as a sidecar would be); and as a neighbour (roprof
-//! profiles another, idle container).
+//! Each server of [`WorkloadServer`] (redis, nginx, postgres, Debian's
+//! packages in the fixtures) runs in a fresh container per run, loaded by
+//! its own tool inside that container ([`crate::load`]), in every
+//! [`WorkloadVariant`], interleaved as the overhead benchmark's variants
+//! are (repetition r starts at variant r, so none always runs first):
+//! untraced; profiled (roprof profiles that very container: the server and
+//! the load generator, both its processes, pay the hooks); neighbour
+//! (roprof profiles another, idle container); watch (`roprof watch` on the
+//! host selects the server's container by a label and profiles it from its
+//! start); and the floors (the bench's empty programs on every hook roprof
+//! attaches, or on `sys_exit` alone), against which each figure can be read.
 
-use std::{thread, time::Duration, time::Instant};
+use std::path::Path;
 
-use anyhow::{Context as _, Result, bail};
+use anyhow::{Context as _, Result};
 
 use crate::{
     attached, cmd,
     docker::image_name,
-    schema::{Sizes, Workload, WorkloadResult, WorkloadVariant},
+    floor::Floor,
+    load,
+    schema::{Sizes, Workload, WorkloadResult, WorkloadServer, WorkloadVariant},
     util,
 };
 
-/// The load: `redis-benchmark` flags (without `-n`).
-const REDIS_LOAD: [&str; 6] = ["-q", "-t", "set,get", "-c", "50", "--csv"];
+/// How long `roprof watch` gets to say it profiles a new container.
+const WATCH_PICKS_UP: std::time::Duration = std::time::Duration::from_secs(30);
 
-/// Runs the redis workload's variants, `sizes.reps` interleaved rounds.
-pub fn run(roprof: &std::path::Path, sizes: &Sizes) -> Result<Vec<Workload>> {
-    let image = image_name("redis");
-    let requests = sizes.redis_requests.to_string();
-    let mut runs: Vec<(WorkloadVariant, Vec<f64>)> = WorkloadVariant::ALL
+/// Runs every server's variants, `sizes.reps` interleaved rounds each.
+pub fn run(roprof: &Path, sizes: &Sizes, work: &Path) -> Result<Vec<Workload>> {
+    WorkloadServer::ALL
         .iter()
-        .map(|v| (*v, Vec::new()))
-        .collect();
+        .map(|&s| run_server(s, roprof, sizes, work))
+        .collect()
+}
+
+fn run_server(
+    server: WorkloadServer,
+    roprof: &Path,
+    sizes: &Sizes,
+    work: &Path,
+) -> Result<Workload> {
+    let image = image_name(server.fixture());
+    let all = WorkloadVariant::ALL;
+    let mut runs: Vec<Vec<f64>> = vec![Vec::new(); all.len()];
     for rep in 0..sizes.reps {
-        for i in 0..WorkloadVariant::ALL.len() {
-            let v = WorkloadVariant::ALL[(rep + i) % WorkloadVariant::ALL.len()];
+        for i in 0..all.len() {
+            let idx = (rep + i) % all.len();
+            let v = all[idx];
             eprintln!(
-                "roprof-bench: redis rep {}/{}: {}",
+                "roprof-bench: {} rep {}/{}: {}",
+                server.key(),
                 rep + 1,
                 sizes.reps,
                 v.key()
             );
-            let rps = run_variant(v, roprof, &image, &requests)
-                .with_context(|| format!("redis workload, {}", v.key()))?;
-            eprintln!("roprof-bench:   {rps:.0} requests/s");
-            if let Some(r) = runs.iter_mut().find(|(x, _)| *x == v) {
-                r.1.push(rps);
-            }
+            let figure = run_variant(v, server, roprof, &image, sizes, work)
+                .with_context(|| format!("{} workload, {}", server.key(), v.key()))?;
+            eprintln!("roprof-bench:   {figure:.0} {}", server.unit());
+            runs[idx].push(figure);
         }
     }
-    let variants = runs
-        .into_iter()
-        .map(|(variant, runs)| WorkloadResult {
+    let variants = all
+        .iter()
+        .zip(runs)
+        .map(|(&variant, runs)| WorkloadResult {
             variant,
             summary: util::summary(&runs),
             runs,
         })
         .collect();
-    Ok(vec![Workload {
-        name: "redis".into(),
-        load: format!(
-            "redis-benchmark {} -n {requests} (inside the container, against 127.0.0.1:6379; \
-             the mean of SET and GET)",
-            REDIS_LOAD.join(" ")
-        ),
-        unit: "requests/s".into(),
+    Ok(Workload {
+        name: server,
+        image: Some(image),
+        load: load::describe(server, sizes),
+        unit: server.unit().into(),
         variants,
-    }])
+    })
 }
 
-fn run_variant(v: WorkloadVariant, roprof: &std::path::Path, image: &str, n: &str) -> Result<f64> {
+fn run_variant(
+    v: WorkloadVariant,
+    server: WorkloadServer,
+    roprof: &Path,
+    image: &str,
+    sizes: &Sizes,
+    work: &Path,
+) -> Result<f64> {
+    let measure = |id: &str| load::measure(server, id, sizes);
     match v {
-        WorkloadVariant::Untraced => {
-            let id = cmd::stdout(&mut cmd::docker(["run", "-d", "--rm", image]))?;
-            let res = bench_in(&id, n);
-            let _ = cmd::output(&mut cmd::docker(["rm", "-f", id.as_str()]));
+        WorkloadVariant::Untraced => in_container(image, &[], measure),
+        WorkloadVariant::Floor | WorkloadVariant::FloorSysExit => {
+            let floor = if v == WorkloadVariant::Floor {
+                Floor::attach()?
+            } else {
+                Floor::attach_only(&["sys_exit"])?
+            };
+            let res = in_container(image, &[], measure);
+            drop(floor);
             res
         }
         WorkloadVariant::Profiled => {
             let (tool, id) = attached::profiled(roprof, image)?;
-            let res = bench_in(&id, n);
+            let res = measure(&id);
             tool.stop()?;
             res
         }
         WorkloadVariant::Neighbour => {
             let tool = attached::neighbour(roprof)?;
-            let id = cmd::stdout(&mut cmd::docker(["run", "-d", "--rm", image]));
-            let res = id.and_then(|id| {
-                let r = bench_in(&id, n);
-                let _ = cmd::output(&mut cmd::docker(["rm", "-f", id.as_str()]));
-                r
+            let res = in_container(image, &[], measure);
+            tool.stop()?;
+            res
+        }
+        WorkloadVariant::Watch => {
+            let dir = work.join(format!("watch-{}", server.key()));
+            if dir.exists() {
+                std::fs::remove_dir_all(&dir)
+                    .with_context(|| format!("removing {}", dir.display()))?;
+            }
+            let label = format!("roprof-bench.watch={}", std::process::id());
+            let mut tool = attached::watch(roprof, &label, &dir)?;
+            let res = in_container(image, &["--label", &label], |id| {
+                // Its cgroup is picked up as the container starts; the
+                // load waits until watch says it profiles it.
+                tool.wait_for("roprof: profiling container", WATCH_PICKS_UP)
+                    .with_context(|| format!("roprof watch did not pick up {id}"))?;
+                measure(id)
             });
             tool.stop()?;
             res
@@ -96,53 +136,16 @@ fn run_variant(v: WorkloadVariant, roprof: &std::path::Path, image: &str, n: &st
     }
 }
 
-/// Waits for redis in container `id` to answer, then runs the load there:
-/// the mean of its SET and GET requests per second.
-fn bench_in(id: &str, n: &str) -> Result<f64> {
-    if id.is_empty() {
-        bail!("no container to run redis-benchmark in");
-    }
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while !cmd::stdout(&mut cmd::docker(["exec", id, "redis-cli", "ping"]))
-        .is_ok_and(|o| o == "PONG")
-    {
-        if Instant::now() > deadline {
-            bail!("redis in {id} did not answer PING within 30 s");
-        }
-        thread::sleep(Duration::from_millis(200));
-    }
-    let mut args = vec!["exec", id, "redis-benchmark"];
-    args.extend(REDIS_LOAD);
-    args.extend(["-n", n]);
-    let out = cmd::stdout(&mut cmd::docker(args))?;
-    csv_rps(&out)
-}
-
-/// The mean requests per second of `redis-benchmark --csv` lines
-/// (`"SET","85034.01",…`).
-fn csv_rps(out: &str) -> Result<f64> {
-    let rates: Vec<f64> = out
-        .lines()
-        .filter_map(|l| {
-            let mut f = l.split(',').map(|x| x.trim_matches('"'));
-            let test = f.next()?;
-            let rps: f64 = f.next()?.parse().ok()?;
-            matches!(test, "SET" | "GET").then_some(rps)
-        })
-        .collect();
-    if rates.is_empty() {
-        bail!("no SET/GET rate in redis-benchmark's output: {out}");
-    }
-    #[expect(clippy::cast_precision_loss, reason = "two rates")]
-    Ok(rates.iter().sum::<f64>() / rates.len() as f64)
-}
-
-#[cfg(test)]
-mod tests {
-    #[test]
-    fn redis_benchmark_csv_is_read() {
-        let out = "\"test\",\"rps\",\"avg_latency_ms\"\n\"SET\",\"80000.00\",\"0.3\"\n\"GET\",\"100000.00\",\"0.2\"";
-        assert!((super::csv_rps(out).unwrap() - 90_000.0).abs() < 1e-6);
-        assert!(super::csv_rps("nothing").is_err());
-    }
+/// `docker run -d --rm ARGS IMAGE`, `f` with its id, then its removal
+/// (however `f` ends).
+fn in_container(image: &str, args: &[&str], f: impl FnOnce(&str) -> Result<f64>) -> Result<f64> {
+    let mut words = vec!["run", "-d", "--rm"];
+    words.extend(args);
+    words.push(image);
+    let id = cmd::stdout(&mut cmd::docker(words))?;
+    let _cleanup = util::Cleanup {
+        containers: vec![id.clone()],
+        volumes: vec![],
+    };
+    f(&id)
 }

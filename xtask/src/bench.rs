@@ -14,6 +14,17 @@ use anyhow::Result;
 
 use crate::{cmd, images, setup, step, workspace_root};
 
+/// The fixtures the benchmarks run: the loops' and §3's nginx, §3's idle
+/// and ticking servers, and §4's servers with their load generators.
+const BENCH_IMAGES: [&str; 6] = [
+    "writer",
+    "nginx",
+    "memcached",
+    "redis",
+    "nginx-wrk",
+    "postgresql",
+];
+
 pub fn bench(quick: bool, render_only: bool) -> Result<()> {
     let out = workspace_root().join("reports");
     if render_only {
@@ -25,7 +36,7 @@ pub fn bench(quick: bool, render_only: bool) -> Result<()> {
         ensure_tools,
     )?;
     setup::docker_step()?;
-    images::build(&["writer".into(), "nginx".into()], false)?;
+    images::build(&BENCH_IMAGES.map(String::from), false)?;
     let bench = build(Build::Measure)?;
     let roprof = crate::target_dir()?.join("release").join("roprof");
     let work = crate::target_dir()?.join("bench");

@@ -35,9 +35,9 @@ enum Recipe {
 struct Fixture {
     name: &'static str,
     recipe: Recipe,
-    /// Built only when asked for by name (`cargo xtask reports` does), not
+    /// Built only when asked for by name (`cargo xtask bench` does), not
     /// by `setup`, `test` or a bare `cargo xtask images`: for images only
-    /// the reports need. (The server images are not: the privileged tests
+    /// the bench or the reports need. (The server images are not: the privileged tests
     /// run their rendered outputs.)
     on_demand: bool,
 }
@@ -126,6 +126,12 @@ const FIXTURES: &[Fixture] = &[
         name: "postgresql",
         recipe: Recipe::Dockerfile { base: "debian" },
         on_demand: false,
+    },
+    // nginx with its load generator, for `cargo xtask bench` alone.
+    Fixture {
+        name: "nginx-wrk",
+        recipe: Recipe::Dockerfile { base: "nginx" },
+        on_demand: true,
     },
 ];
 

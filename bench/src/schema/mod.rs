@@ -10,13 +10,26 @@ use std::{collections::BTreeMap, path::PathBuf};
 
 use serde::{Deserialize, Serialize};
 
+mod workload;
+
+pub use workload::{
+    AnswerServer, ServerAnswer, ServerAttempt, Workload, WorkloadResult, WorkloadServer,
+    WorkloadVariant,
+};
+
 /// The version of this shape, the file's `schema` field. A file of another
 /// version is refused with its version named, not half-read.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub enum Schema {
-    /// The first and current shape.
+    /// The first shape: redis alone in §4, three variants.
     #[serde(rename = "roprof-bench/1")]
     V1,
+    /// The current shape: nginx and postgres beside redis in §4, with
+    /// the `watch` and floor variants; the idle and ticking servers'
+    /// default profiles in §3 (`answer.servers`). Only fields and variants
+    /// were added, so a V1 file reads as it was.
+    #[serde(rename = "roprof-bench/2")]
+    V2,
 }
 
 /// The whole file.
@@ -58,73 +71,24 @@ pub struct Sizes {
     /// rows (absent in older bench.json files: no such rows).
     #[serde(default, skip_serializing_if = "is_zero")]
     pub redis_requests: u64,
+    /// Seconds of each `wrk` run against nginx (absent before V2).
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub wrk_secs: u64,
+    /// Seconds of each `pgbench` run (absent before V2).
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub pgbench_secs: u64,
+    /// `pgbench -i` scale factor, once per container outside the timed part
+    /// (absent before V2).
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub pgbench_scale: u64,
 }
 
 #[expect(
     clippy::trivially_copy_pass_by_ref,
     reason = "the signature serde's skip_serializing_if calls"
 )]
-fn is_zero(n: &u64) -> bool {
+pub(crate) fn is_zero(n: &u64) -> bool {
     *n == 0
-}
-
-/// A real server under its own load generator.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-pub struct Workload {
-    /// The server.
-    pub name: String,
-    /// The load and how it is measured.
-    pub load: String,
-    /// What the figures count (`requests/s`).
-    pub unit: String,
-    /// Every variant's repetitions.
-    pub variants: Vec<WorkloadResult>,
-}
-
-/// One variant of a real-server row.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-pub struct WorkloadResult {
-    pub variant: WorkloadVariant,
-    /// Each repetition's figure, in run order.
-    pub runs: Vec<f64>,
-    pub summary: Option<Summary>,
-}
-
-/// How the server ran.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum WorkloadVariant {
-    /// No roprof.
-    Untraced,
-    /// roprof profiling the server's own container.
-    Profiled,
-    /// roprof profiling another, idle container.
-    Neighbour,
-}
-
-impl WorkloadVariant {
-    /// Every variant, in the order a repetition starts from.
-    pub const ALL: [Self; 3] = [Self::Untraced, Self::Profiled, Self::Neighbour];
-
-    /// The name in bench.json and in progress lines.
-    #[must_use]
-    pub fn key(self) -> &'static str {
-        match self {
-            Self::Untraced => "untraced",
-            Self::Profiled => "profiled",
-            Self::Neighbour => "neighbour",
-        }
-    }
-
-    /// The row's label in bench.md.
-    #[must_use]
-    pub fn label(self) -> &'static str {
-        match self {
-            Self::Untraced => "untraced (baseline)",
-            Self::Profiled => "its own container profiled by roprof",
-            Self::Neighbour => "roprof profiling another container (neighbour)",
-        }
-    }
 }
 
 /// The machine and the software measured.
@@ -471,6 +435,10 @@ pub struct Answer {
     pub start_timeout_secs: u64,
     pub roprof_duration: String,
     pub methods: BTreeMap<Method, MethodResult>,
+    /// Other servers' default profiles against their run + stop (absent
+    /// before V2).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub servers: Vec<ServerAnswer>,
 }
 
 impl Answer {
@@ -593,7 +561,7 @@ pub struct RunStopAttempt {
 mod tests {
     use super::*;
 
-    const CHECKED_IN: &str = include_str!("../../reports/bench.json");
+    const CHECKED_IN: &str = include_str!("../../../reports/bench.json");
 
     #[test]
     fn the_checked_in_bench_json_reads_back_whole() {
@@ -643,6 +611,28 @@ mod tests {
             assert_eq!(
                 serde_json::to_value(m).expect("a string"),
                 serde_json::Value::from(m.key())
+            );
+        }
+        for v in WorkloadVariant::ALL {
+            assert_eq!(
+                serde_json::to_value(v).expect("a string"),
+                serde_json::Value::from(v.key())
+            );
+        }
+        for s in WorkloadServer::ALL {
+            assert_eq!(
+                serde_json::to_value(s).expect("a string"),
+                serde_json::Value::from(s.key())
+            );
+        }
+        for s in AnswerServer::ALL {
+            assert_eq!(
+                serde_json::to_value(s).expect("a string"),
+                serde_json::Value::from(s.key())
+            );
+            assert_eq!(
+                serde_json::to_value(s.behaviour()).expect("a string"),
+                serde_json::Value::from(s.behaviour().key())
             );
         }
     }

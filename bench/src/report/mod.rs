@@ -2,12 +2,14 @@
 //! measured: the method prose is in `templates/`, see [`crate::template`])
 //! and a headline for stdout. The chart is in [`crate::chart`].
 
+mod workloads;
+
 use std::fmt::Write as _;
 
 use crate::{
     schema::{
         AttemptExtra, Bench, Diagnosis, Method, MethodResult, Overhead, Phase, RoprofAttempt,
-        Summary, Throughput, Variant, WorkloadVariant,
+        Summary, Throughput, Variant,
     },
     template::{self, fill},
     util,
@@ -85,7 +87,7 @@ pub fn headline(b: &Bench) -> String {
         "bench: roprof throughput ratio {:.3} of untraced (goal >= 0.95); floor {:.3}; \
          neighbour {:.3} (goal >= 0.99); bpftrace {:.3}; strace (host) {:.3}; churn {} events, {} ringbuf drops, peak RSS {} KiB; \
          nginx answer: roprof --verify {:.1} s, trial-and-error {:.1} s, docker diff {:.1} s; \
-         roprof profile {:.1} s vs docker run+stop {:.1} s; iterate {:.1} s per run \
+         roprof profile {:.1} s vs docker run+stop {:.1} s; iterate {:.1} s per run{} \
          (reports/bench.md)",
         ratio(o, Variant::Roprof),
         ratio(o, Variant::Floor),
@@ -101,6 +103,7 @@ pub fn headline(b: &Bench) -> String {
         f(median_wall(b, Method::RoprofProfile)),
         f(median_wall(b, Method::RunStop)),
         f(secs_per_run(b, Method::RoprofIterate)),
+        workloads::headline(b),
     )
 }
 
@@ -146,57 +149,8 @@ pub fn markdown(b: &Bench) -> String {
     overhead_section(&mut md, &b.overhead);
     throughput_section(&mut md, &b.throughput);
     answer_section(&mut md, b);
-    workload_section(&mut md, b);
+    workloads::section(&mut md, b);
     md
-}
-
-/// §4: each real server's variants, as ratios of medians to untraced.
-fn workload_section(md: &mut String, b: &Bench) {
-    if b.workloads.is_empty() {
-        return;
-    }
-    let _ = writeln!(
-        md,
-        "## 4. Real servers under load
-"
-    );
-    for w in &b.workloads {
-        let text = fill(
-            template::WORKLOAD,
-            &[("load", w.load.clone()), ("reps", b.sizes.reps.to_string())],
-        );
-        let _ = writeln!(
-            md,
-            "{text}
-"
-        );
-        let base = w
-            .variants
-            .iter()
-            .find(|v| v.variant == WorkloadVariant::Untraced)
-            .and_then(|v| v.summary.map(|s| s.median));
-        let _ = writeln!(
-            md,
-            "| {} | {}, median (min–max) | ratio of medians to untraced |\n| --- | ---: | ---: |",
-            w.name, w.unit
-        );
-        for v in &w.variants {
-            let s = v.summary.as_ref();
-            let ratio = match (s.map(|s| s.median), base) {
-                (Some(m), Some(b)) if b > 0.0 => format!("{:.3}", m / b),
-                _ => "?".into(),
-            };
-            let _ = writeln!(
-                md,
-                "| {} | {} ({}–{}) | {ratio} |",
-                v.variant.label(),
-                thousands(f(s.map(|s| s.median))),
-                thousands(f(s.map(|s| s.min))),
-                thousands(f(s.map(|s| s.max))),
-            );
-        }
-        md.push('\n');
-    }
 }
 
 /// The overhead table's rows, in order.
@@ -539,7 +493,9 @@ fn answer_section(md: &mut String, b: &Bench) {
         }
         let _ = writeln!(md, "```");
     }
-    let _ = writeln!(md, "\n{}\n", fill(template::CAVEAT, &[]));
+    let _ = writeln!(md, "\n{}", fill(template::CAVEAT, &[]));
+    workloads::servers(md, b);
+    md.push('\n');
 }
 
 /// The goals of issue 16 side by side, and where roprof's time goes
@@ -607,7 +563,7 @@ mod tests {
     use super::*;
 
     fn checked_in() -> Bench {
-        serde_json::from_str(include_str!("../../reports/bench.json"))
+        serde_json::from_str(include_str!("../../../reports/bench.json"))
             .unwrap_or_else(|e| panic!("reports/bench.json should fit the typed schema: {e}"))
     }
 
@@ -619,7 +575,7 @@ mod tests {
     #[test]
     fn renders_the_checked_in_rows() {
         let md = markdown(&checked_in());
-        let expected = include_str!("../../reports/bench.md");
+        let expected = include_str!("../../../reports/bench.md");
         assert!(rows(&md).len() > 40, "every table should have its rows");
         assert_eq!(
             rows(&md),

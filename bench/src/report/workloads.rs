@@ -1,0 +1,220 @@
+//! bench.md's real-server parts: §4 (each server's variants against its
+//! untraced baseline and its floor) and §3's default profiles of an idle
+//! and a ticking server.
+
+use std::fmt::Write as _;
+
+use super::{f, range, thousands};
+use crate::{
+    schema::{Bench, Method, ServerAnswer, Workload, WorkloadVariant},
+    template::{self, fill},
+};
+
+/// How each variant runs, for the method paragraph (those measured only).
+const VARIANT_METHODS: [(WorkloadVariant, &str); 6] = [
+    (
+        WorkloadVariant::Untraced,
+        "**untraced**: `docker run -d --rm IMAGE`",
+    ),
+    (
+        WorkloadVariant::Profiled,
+        "**profiled**: `roprof profile --quiet --format docker --window fixed --duration 3600s \
+         IMAGE` (with an environment variable of its own, to find its container): roprof traces \
+         that very container, so the server and its load generator, both its processes, pay the \
+         hooks; stopped with SIGINT after the load",
+    ),
+    (
+        WorkloadVariant::Neighbour,
+        "**neighbour**: the untraced server while roprof profiles a different, idle container \
+         (`roprof-fixture/writer sleep`), as for the loop of §1",
+    ),
+    (
+        WorkloadVariant::Watch,
+        "**watch**: `roprof watch --label roprof-bench.watch=PID -o DIR` on the host, started \
+         first; the server's container (`docker run -d --rm --label roprof-bench.watch=PID \
+         IMAGE`) is the one it selects and profiles from its start, and the load begins once \
+         watch prints `roprof: profiling container`; stopped with SIGINT after the container is \
+         removed",
+    ),
+    (
+        WorkloadVariant::Floor,
+        "**floor**: the untraced server while the bench's own empty programs are attached to \
+         every tracepoint roprof hooks (raw `sys_enter` and `sys_exit`, the process and cgroup \
+         tracepoints), as in §1: what any program there costs",
+    ),
+    (
+        WorkloadVariant::FloorSysExit,
+        "**single-hook floor**: the same with the empty program on raw `sys_exit` alone",
+    ),
+];
+
+/// §4: each real server's variants, as ratios of medians to its untraced
+/// baseline and to its floor.
+pub fn section(md: &mut String, b: &Bench) {
+    if b.workloads.is_empty() {
+        return;
+    }
+    let _ = writeln!(md, "## 4. Real servers under load\n");
+    let present = |v: WorkloadVariant| {
+        b.workloads
+            .iter()
+            .any(|w| w.variants.iter().any(|r| r.variant == v))
+    };
+    let variants: Vec<&str> = VARIANT_METHODS
+        .iter()
+        .filter(|(v, _)| present(*v))
+        .map(|(_, text)| *text)
+        .collect();
+    let text = fill(
+        template::WORKLOAD,
+        &[
+            ("reps", b.sizes.reps.to_string()),
+            ("count", variants.len().to_string()),
+            ("variants", variants.join("; ")),
+        ],
+    );
+    let _ = writeln!(md, "{text}\n");
+    for w in &b.workloads {
+        table(md, w);
+    }
+}
+
+fn table(md: &mut String, w: &Workload) {
+    let image = w
+        .image
+        .clone()
+        .unwrap_or_else(|| format!("roprof-fixture/{}", w.name.key()));
+    let _ = writeln!(md, "**{}** (`{image}`): {}.\n", w.name.key(), w.load);
+    let base = w.median(WorkloadVariant::Untraced);
+    let floor = w.median(WorkloadVariant::Floor);
+    let ratio = |m: Option<f64>, of: Option<f64>| match (m, of) {
+        (Some(m), Some(b)) if b > 0.0 => format!("{:.3}", m / b),
+        _ => "?".into(),
+    };
+    let _ = write!(
+        md,
+        "| {} | {}, median (min–max) | ratio of medians to untraced |",
+        w.name.key(),
+        w.unit
+    );
+    if floor.is_some() {
+        let _ = write!(md, " ratio of medians to the floor |");
+    }
+    let _ = write!(md, "\n| --- | ---: | ---: |");
+    if floor.is_some() {
+        let _ = write!(md, " ---: |");
+    }
+    md.push('\n');
+    for v in &w.variants {
+        let s = v.summary.as_ref();
+        let m = s.map(|s| s.median);
+        let _ = write!(
+            md,
+            "| {} | {} ({}–{}) | {} |",
+            v.variant.label(),
+            thousands(f(m)),
+            thousands(f(s.map(|s| s.min))),
+            thousands(f(s.map(|s| s.max))),
+            ratio(m, base),
+        );
+        if floor.is_some() {
+            let _ = write!(md, " {} |", ratio(m, floor));
+        }
+        md.push('\n');
+    }
+    md.push('\n');
+}
+
+/// The headline's part: each server's profiled and floor ratios, and §3's
+/// differences (empty without those rows).
+pub fn headline(b: &Bench) -> String {
+    let mut h = String::new();
+    for w in &b.workloads {
+        let base = w.median(WorkloadVariant::Untraced);
+        let r = |v| match (w.median(v), base) {
+            (Some(m), Some(b)) if b > 0.0 => format!("{:.3}", m / b),
+            _ => "?".into(),
+        };
+        let _ = write!(
+            h,
+            "; {} profiled {} (floor {})",
+            w.name.key(),
+            r(WorkloadVariant::Profiled),
+            r(WorkloadVariant::Floor)
+        );
+    }
+    for s in &b.answer.servers {
+        let _ = write!(
+            h,
+            "; {} default profile {} s over run+stop",
+            s.server.key(),
+            s.difference()
+                .map_or_else(|| "?".into(), |d| format!("{d:+.1}"))
+        );
+    }
+    h
+}
+
+/// §3's default profiles of other servers, beside nginx's.
+pub fn servers(md: &mut String, b: &Bench) {
+    let servers = &b.answer.servers;
+    if servers.is_empty() {
+        return;
+    }
+    let text = fill(
+        template::SERVERS,
+        &[
+            ("reps", b.sizes.answer_reps.to_string()),
+            (
+                "probes",
+                servers
+                    .iter()
+                    .map(|s| format!("{}: {}", s.server.key(), s.probe))
+                    .collect::<Vec<_>>()
+                    .join("; "),
+            ),
+        ],
+    );
+    let _ = writeln!(
+        md,
+        "\n{text}\n\n| server | `roprof profile`, s, median (min–max) | `docker run` + `docker stop`, \
+         s, median (min–max) | difference of medians, s | within 4 s | window ended (observed s) |\n\
+         | --- | ---: | ---: | ---: | --- | --- |"
+    );
+    for s in servers {
+        let _ = writeln!(
+            md,
+            "| {} ({}, `{}`) | {} | {} | {} | {} | {} |",
+            s.server.key(),
+            s.behaviour.key(),
+            s.image,
+            range(s.profile_secs.as_ref(), 1),
+            range(s.run_stop_secs.as_ref(), 2),
+            s.difference()
+                .map_or_else(|| "?".into(), |d| format!("{d:+.1}")),
+            match s.difference() {
+                Some(d) if d <= 4.0 => "yes",
+                Some(_) => "no",
+                None => "?",
+            },
+            endings(s),
+        );
+    }
+}
+
+/// Each profile's `run.ended` and observed seconds, in run order.
+fn endings(s: &ServerAnswer) -> String {
+    s.attempts
+        .iter()
+        .filter(|a| a.method == Method::RoprofProfile)
+        .map(|a| {
+            format!(
+                "{} ({})",
+                a.ended.as_deref().unwrap_or("?"),
+                a.observed_secs
+                    .map_or_else(|| "?".into(), |o| format!("{o:.1}"))
+            )
+        })
+        .collect::<Vec<_>>()
+        .join(", ")
+}
