@@ -36,7 +36,7 @@ pub fn describe(server: WorkloadServer, sizes: &Sizes) -> String {
             sizes.redis_requests
         ),
         WorkloadServer::Nginx => format!(
-            "`wrk {} -d {}s http://127.0.0.1/` (Debian's default page; every request is logged \
+            "`wrk {} -d {}s http://127.0.0.1:80/` (Debian's default page; every request is logged \
              to /var/log/nginx/access.log); the figure is wrk's `Requests/sec`, and a run with \
              any socket error or non-2xx response fails",
             WRK_LOAD.join(" "),
@@ -77,7 +77,7 @@ pub fn measure(server: WorkloadServer, id: &str, sizes: &Sizes) -> Result<f64> {
         WorkloadServer::Nginx => {
             let d = format!("{}s", sizes.wrk_secs);
             let mut args = WRK_LOAD.to_vec();
-            args.extend(["-d", &d, "http://127.0.0.1/"]);
+            args.extend(["-d", &d, "http://127.0.0.1:80/"]);
             wrk_rps(&exec("wrk", &args)?)
         }
         WorkloadServer::Postgresql => {
