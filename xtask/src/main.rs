@@ -75,8 +75,10 @@ enum Command {
     Demo,
     /// Measure roprof against untraced runs, bpftrace, strace and the manual
     /// methods (tracing overhead, event throughput and loss, time to a
-    /// working read-only nginx); writes reports/bench.md, bench.svg and
-    /// bench.json. Takes about ten minutes; never part of the tests.
+    /// working read-only nginx and to the default profile of an idle and a
+    /// ticking server, real servers under load); writes reports/bench.md,
+    /// bench.svg and bench.json. Takes about twenty minutes; never part of
+    /// the tests.
     Bench {
         /// Small sizes and fewer repetitions, to try the harness (the numbers
         /// are not meaningful).

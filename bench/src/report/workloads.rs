@@ -218,3 +218,108 @@ fn endings(s: &ServerAnswer) -> String {
         .collect::<Vec<_>>()
         .join(", ")
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::schema::{
+        AnswerServer, Schema, ServerAttempt, Summary, WorkloadResult, WorkloadServer,
+    };
+
+    fn summary(median: f64) -> Option<Summary> {
+        Some(Summary {
+            median,
+            min: median - 1.0,
+            max: median + 1.0,
+            n: 1,
+        })
+    }
+
+    /// The checked-in bench.json with a V2 nginx row and a §3 server row.
+    fn v2() -> Bench {
+        let mut b: Bench = serde_json::from_str(include_str!("../../../reports/bench.json"))
+            .expect("reports/bench.json fits the schema");
+        b.schema = Schema::V2;
+        let variants = [
+            (WorkloadVariant::Untraced, 1000.0),
+            (WorkloadVariant::Profiled, 800.0),
+            (WorkloadVariant::Watch, 850.0),
+            (WorkloadVariant::Floor, 900.0),
+        ];
+        b.workloads = vec![Workload {
+            name: WorkloadServer::Nginx,
+            image: Some("roprof-fixture/nginx-wrk:latest".into()),
+            load: "wrk".into(),
+            unit: "requests/s".into(),
+            variants: variants
+                .iter()
+                .map(|&(variant, x)| WorkloadResult {
+                    variant,
+                    runs: vec![x],
+                    summary: summary(x),
+                })
+                .collect(),
+        }];
+        let attempt = |method, wall_secs| ServerAttempt {
+            method,
+            wall_secs,
+            exit_code: (method == Method::RoprofProfile).then_some(0),
+            ended: (method == Method::RoprofProfile).then(|| "settled".into()),
+            observed_secs: (method == Method::RoprofProfile).then_some(2.5),
+            answered: (method == Method::RunStop).then_some(true),
+        };
+        b.answer.servers = vec![ServerAnswer {
+            server: AnswerServer::Memcached,
+            behaviour: AnswerServer::Memcached.behaviour(),
+            image: "roprof-fixture/memcached:latest".into(),
+            probe: "`version`".into(),
+            profile_secs: summary(4.5),
+            run_stop_secs: summary(0.5),
+            attempts: vec![
+                attempt(Method::RoprofProfile, 4.5),
+                attempt(Method::RunStop, 0.5),
+            ],
+        }];
+        b
+    }
+
+    #[test]
+    fn each_row_is_read_against_untraced_and_the_floor() {
+        let md = super::super::markdown(&v2());
+        let row = |label: &str| {
+            md.lines()
+                .find(|l| l.starts_with(&format!("| {label} |")))
+                .unwrap_or_else(|| panic!("no `{label}` row in:\n{md}"))
+                .to_owned()
+        };
+        assert_eq!(
+            row(WorkloadVariant::Profiled.label()),
+            "| its own container profiled by roprof | 800 (799–801) | 0.800 | 0.889 |"
+        );
+        assert_eq!(
+            row(WorkloadVariant::Floor.label()),
+            "| empty programs on roprof's hooks (floor) | 900 (899–901) | 0.900 | 1.000 |"
+        );
+        assert!(md.contains("| nginx | requests/s, median (min–max) | ratio of medians to untraced | ratio of medians to the floor |"), "{md}");
+        assert!(
+            md.contains("4 variants"),
+            "only the measured variants are described"
+        );
+        assert!(
+            !md.contains("**neighbour**: the untraced server"),
+            "an unmeasured variant is not described"
+        );
+        assert!(
+            md.contains(
+                "| memcached (idle, `roprof-fixture/memcached:latest`) | 4.5 (3.5–5.5) | \
+                 0.50 (-0.50–1.50) | +4.0 | yes | settled (2.5) |"
+            ),
+            "{md}"
+        );
+        let h = super::super::headline(&v2());
+        assert!(
+            h.contains("; nginx profiled 0.800 (floor 0.900); memcached default profile +4.0 s"),
+            "{h}"
+        );
+    }
+}
