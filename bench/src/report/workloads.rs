@@ -226,13 +226,13 @@ mod tests {
         AnswerServer, Schema, ServerAttempt, Summary, WorkloadResult, WorkloadServer,
     };
 
-    fn summary(median: f64) -> Option<Summary> {
-        Some(Summary {
+    fn summary(median: f64) -> Summary {
+        Summary {
             median,
             min: median - 1.0,
             max: median + 1.0,
             n: 1,
-        })
+        }
     }
 
     /// The checked-in bench.json with a V2 nginx row and a §3 server row.
@@ -256,7 +256,7 @@ mod tests {
                 .map(|&(variant, x)| WorkloadResult {
                     variant,
                     runs: vec![x],
-                    summary: summary(x),
+                    summary: Some(summary(x)),
                 })
                 .collect(),
         }];
@@ -273,8 +273,8 @@ mod tests {
             behaviour: AnswerServer::Memcached.behaviour(),
             image: "roprof-fixture/memcached:latest".into(),
             probe: "`version`".into(),
-            profile_secs: summary(4.5),
-            run_stop_secs: summary(0.5),
+            profile_secs: Some(summary(4.5)),
+            run_stop_secs: Some(summary(0.5)),
             attempts: vec![
                 attempt(Method::RoprofProfile, 4.5),
                 attempt(Method::RunStop, 0.5),
