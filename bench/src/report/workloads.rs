@@ -6,7 +6,7 @@ use std::fmt::Write as _;
 
 use super::{f, range, thousands};
 use crate::{
-    schema::{Bench, Method, ServerAnswer, Workload, WorkloadVariant},
+    schema::{Bench, Method, Schema, ServerAnswer, Workload, WorkloadVariant},
     template::{self, fill},
 };
 
@@ -19,8 +19,7 @@ const VARIANT_METHODS: [(WorkloadVariant, &str); 6] = [
     (
         WorkloadVariant::Profiled,
         "**profiled**: `roprof profile --quiet --format docker --window fixed --duration 3600s \
-         IMAGE` (with an environment variable of its own, to find its container): roprof traces \
-         that very container, so the server and its load generator, both its processes, pay the \
+         IMAGE`: roprof traces that very container, so the server and its load generator, both its processes, pay the \
          hooks; stopped with SIGINT after the load",
     ),
     (
@@ -69,6 +68,15 @@ pub fn section(md: &mut String, b: &Bench) {
         template::WORKLOAD,
         &[
             ("reps", b.sizes.reps.to_string()),
+            (
+                "warmup",
+                // V1's redis rows had no warm-up run.
+                if b.schema == Schema::V1 {
+                    String::new()
+                } else {
+                    "After one untraced warm-up run per server (not counted), ".into()
+                },
+            ),
             ("count", variants.len().to_string()),
             ("variants", variants.join("; ")),
         ],
@@ -222,9 +230,7 @@ fn endings(s: &ServerAnswer) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::schema::{
-        AnswerServer, Schema, ServerAttempt, Summary, WorkloadResult, WorkloadServer,
-    };
+    use crate::schema::{AnswerServer, ServerAttempt, Summary, WorkloadResult, WorkloadServer};
 
     fn summary(median: f64) -> Summary {
         Summary {
