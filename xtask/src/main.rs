@@ -50,8 +50,8 @@ enum Command {
         #[arg(long)]
         force: bool,
         /// Fixtures to build, e.g. `writer`; their bases are built too.
-        /// Default: all but the report images (`redis`, …), which are built
-        /// only when named or by `cargo xtask reports`.
+        /// Default: all but `nginx-wrk`, which only the bench runs (built
+        /// when named or by `cargo xtask bench`).
         names: Vec<String>,
     },
     /// `cargo build --release -p profiler` (yields target/release/roprof).
