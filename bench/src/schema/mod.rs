@@ -59,7 +59,8 @@ pub struct Sizes {
     /// Write-opens per run on the host, untraced and under strace (strace is
     /// about 40 times slower, so fewer).
     pub strace_ops: u64,
-    /// Interleaved repetitions of each overhead variant.
+    /// Interleaved repetitions of each overhead variant and of each real
+    /// server's variant.
     pub reps: usize,
     /// Create-writes of the throughput benchmark.
     pub churn_ops: u64,
