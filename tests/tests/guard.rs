@@ -1,8 +1,10 @@
 //! `roprof guard`, the production mode (issue 32): it reports the failed
 //! writes of read-only containers, those running before it started and
-//! those started later, once per key with the mount that fixes them,
-//! counts repeats, leaves writable containers alone, and writes reports
-//! `roprof render` reads.
+//! those started later, on Docker and on containerd (driven with `ctr`),
+//! once per key with the mount that fixes them, counts repeats, leaves
+//! writable containers alone, and writes reports that `roprof render` reads
+//! and `roprof patch` applies to a pod that then runs healthy under the
+//! kubelet's semantics.
 
 use std::{
     path::Path,
@@ -10,20 +12,35 @@ use std::{
 };
 
 use roprof_tests::{
-    BUSYBOX_IMAGE, ContainerGuard, Finished, Running, TEST_LABEL, TempDir, build_image, docker_ok,
-    owner_label, prog_ids, prog_loaded, proxy::EngineProxy, roprof, settled, spawn_roprof,
-    unique_name,
+    BUSYBOX_IMAGE, ContainerGuard, Finished, TEST_LABEL, TempDir,
+    agent::Agent,
+    build_image,
+    containerd::{CONTAINERD_SOCKET, Namespace},
+    docker_ok, free_port,
+    health::{self, Check},
+    kubelet, owner_label,
+    proxy::EngineProxy,
+    roprof, unique_name,
 };
 
-/// busybox with the directories the writers use: a write to a missing
-/// directory fails with ENOENT, not EROFS.
+/// busybox with the directories the writers use (a write to a missing
+/// directory fails with ENOENT, not EROFS), and `/locked`, which only uid
+/// 1000 may enter (root without `CAP_DAC_OVERRIDE` gets `EACCES` there:
+/// the image's own permissions).
 const GUARD_IMAGE: &str = "roprof-test/guard:latest";
 
 fn image() {
     build_image(
         GUARD_IMAGE,
-        &format!("FROM {BUSYBOX_IMAGE}\nRUN mkdir -p /srv /data\n"),
+        &format!(
+            "FROM {BUSYBOX_IMAGE}\nRUN mkdir -p /srv /data && mkdir -m 700 /locked && chown 1000 /locked\n"
+        ),
     );
+}
+
+/// A shell loop writing `path` every 0.2 s, its failures silenced.
+fn writes(path: &str) -> String {
+    format!("while true; do echo x > {path} 2>/dev/null; sleep 0.2; done")
 }
 
 /// `docker run -d [--read-only] IMAGE sh -c SCRIPT`, labelled for cleanup
@@ -40,55 +57,29 @@ fn run(name: &str, read_only: bool, script: &str) -> String {
     docker_ok(args).trim().to_owned()
 }
 
-/// A guard of this test's containers under test, and the BPF programs
-/// it loaded.
-struct Guard {
-    run: Running,
-    progs: Vec<u32>,
-}
-
-/// A guard of this test's containers, ready; and when it became so.
-fn start_guard(extra: &[&str]) -> (Guard, SystemTime) {
+/// A guard of this test's Docker containers (`--label` owner), ready; and
+/// when it became so.
+fn start_guard(extra: &[&str]) -> (Agent, SystemTime) {
     let owner = owner_label();
     let mut args = vec!["guard", "--label", owner.as_str()];
     args.extend_from_slice(extra);
-    let mut run = spawn_roprof(&args, &[]);
-    run.wait_for_stderr("roprof: guard: watching", Duration::from_mins(1));
-    let ready = SystemTime::now();
-    let progs = prog_ids(run.pid());
-    assert!(
-        !progs.is_empty(),
-        "guard holds its BPF programs while it runs"
-    );
-    (Guard { run, progs }, ready)
+    start_guard_with(&args, &[])
+}
+
+/// `roprof ARGS` (a guard), ready; and when it became so.
+fn start_guard_with(args: &[&str], env: &[(&str, &str)]) -> (Agent, SystemTime) {
+    let g = Agent::start(args, env, "roprof: guard: watching", 1);
+    (g, SystemTime::now())
 }
 
 /// SIGINT, exit 0, programs unloaded, and the JSON lines it wrote.
-fn stop_guard(g: Guard) -> (Vec<serde_json::Value>, Finished) {
+fn stop_guard(g: Agent) -> (Vec<serde_json::Value>, Finished) {
     stop_guard_with(g, libc::SIGINT)
 }
 
 /// `sig`, exit 0, programs unloaded, and the JSON lines it wrote.
-fn stop_guard_with(g: Guard, sig: i32) -> (Vec<serde_json::Value>, Finished) {
-    g.run.signal(sig);
-    let f = g.run.finish(Duration::from_mins(1));
-    assert_eq!(
-        f.code,
-        Some(0),
-        "guard exits 0 on signal {sig}; stderr:\n{}",
-        f.stderr
-    );
-    let left = settled(&Vec::new(), || {
-        g.progs
-            .iter()
-            .copied()
-            .filter(|id| prog_loaded(*id))
-            .collect::<Vec<u32>>()
-    });
-    assert!(
-        left.is_empty(),
-        "guard's BPF programs are unloaded after signal {sig}, still loaded: {left:?}"
-    );
+fn stop_guard_with(g: Agent, sig: i32) -> (Vec<serde_json::Value>, Finished) {
+    let f = g.stop(sig, Duration::from_mins(1));
     let lines = f
         .stdout
         .lines()
@@ -149,7 +140,16 @@ fn secs_after(t: &serde_json::Value, since: SystemTime) -> f64 {
         .map_or_else(|e| -e.duration().as_secs_f64(), |d| d.as_secs_f64())
 }
 
-fn assert_finding(lines: &[serde_json::Value], id: &str, path: &str, dir: &str, stderr: &str) {
+/// The one `finding` of `path` in container `id`: a create failing with
+/// `EROFS` by `sh` of `image`, fixed by a tmpfs over `dir` (docker flag,
+/// and a Kubernetes volume with its volumeMount).
+fn assert_finding<'a>(
+    lines: &'a [serde_json::Value],
+    id: &str,
+    path: &str,
+    (dir, image): (&str, &str),
+    stderr: &str,
+) -> &'a serde_json::Value {
     let found = of(lines, "finding", id, path);
     assert_eq!(
         found.len(),
@@ -163,7 +163,7 @@ fn assert_finding(lines: &[serde_json::Value], id: &str, path: &str, dir: &str, 
     assert_eq!(f["process"]["comm"], "sh", "{f}");
     assert!(f["process"]["pid"].as_u64().is_some_and(|p| p > 0), "{f}");
     assert_eq!(f["count"], 1, "{f}");
-    assert_eq!(f["container"]["image"], GUARD_IMAGE, "{f}");
+    assert_eq!(f["container"]["image"], image, "{f}");
     let docker = f["fix"]["docker"].as_str().unwrap_or_else(|| {
         panic!("expected a docker flag in the fix: {f}");
     });
@@ -177,6 +177,7 @@ fn assert_finding(lines: &[serde_json::Value], id: &str, path: &str, dir: &str, 
         f["fix"]["kubernetes"]["volume"]["name"], vm["name"],
         "the volume is the volumeMount's: {f}"
     );
+    f
 }
 
 #[test]
@@ -185,11 +186,7 @@ fn a_container_running_before_guard_is_reported() {
     let _c = ContainerGuard::new();
     image();
     let name = unique_name("guard-before");
-    let id = run(
-        &name,
-        true,
-        "while true; do echo x > /data/f 2>/dev/null; sleep 0.2; done",
-    );
+    let id = run(&name, true, &writes("/data/f"));
     let (g, ready) = start_guard(&[]);
     std::thread::sleep(Duration::from_secs(3));
     let (lines, f) = stop_guard(g);
@@ -198,7 +195,7 @@ fn a_container_running_before_guard_is_reported() {
         "the container running at start is listed: {}",
         f.stderr
     );
-    assert_finding(&lines, &id, "/data/f", "/data", &f.stderr);
+    assert_finding(&lines, &id, "/data/f", ("/data", GUARD_IMAGE), &f.stderr);
     let at = secs_after(&of(&lines, "finding", &id, "/data/f")[0]["time"], ready);
     eprintln!("finding {at:.3}s after readiness (writes every 0.2s)");
     assert!(
@@ -233,7 +230,7 @@ fn a_container_started_later_is_reported() {
     );
     std::thread::sleep(Duration::from_secs(4));
     let (lines, f) = stop_guard(g);
-    assert_finding(&lines, &id, "/srv/f", "/srv", &f.stderr);
+    assert_finding(&lines, &id, "/srv/f", ("/srv", GUARD_IMAGE), &f.stderr);
     let wrote_up: f64 = docker_ok(["logs", &id])
         .trim()
         .parse()
@@ -281,11 +278,7 @@ fn a_writable_container_is_not_reported() {
     );
     // A read-only one beside them, so that silence is not a dead guard.
     let ro = unique_name("guard-ro");
-    let id3 = run(
-        &ro,
-        true,
-        "while true; do echo x > /srv/f 2>/dev/null; sleep 0.2; done",
-    );
+    let id3 = run(&ro, true, &writes("/srv/f"));
     std::thread::sleep(Duration::from_secs(3));
     let (lines, f) = stop_guard(g);
     for id in [&id1, &id2] {
@@ -344,11 +337,7 @@ fn reports_render() {
     let out = TempDir::new("guard-out");
     let dir = out.0.to_str().expect("temp dir is UTF-8");
     let name = unique_name("guard-report");
-    let id = run(
-        &name,
-        true,
-        "while true; do echo x > /srv/f 2>/dev/null; sleep 0.2; done",
-    );
+    let id = run(&name, true, &writes("/srv/f"));
     let t = Instant::now();
     let (g, _) = start_guard(&["-o", dir]);
     std::thread::sleep(Duration::from_secs(2));
@@ -396,26 +385,13 @@ fn reports_render() {
     );
 }
 
-/// A free local port (bound and released: the race with other binders on
-/// this host is accepted for a test).
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .unwrap_or_else(|e| panic!("expected a free local port: {e}"))
-        .port()
-}
-
 #[test]
 fn metrics_are_scraped() {
     roprof_tests::require_privileged();
     let _c = ContainerGuard::new();
     image();
     let name = unique_name("guard-metrics");
-    let _id = run(
-        &name,
-        true,
-        "while true; do echo x > /srv/f 2>/dev/null; sleep 0.2; done",
-    );
+    let _id = run(&name, true, &writes("/srv/f"));
     let addr = format!("127.0.0.1:{}", free_port());
     let (g, _) = start_guard(&["--metrics", &addr]);
     std::thread::sleep(Duration::from_secs(2));
@@ -542,11 +518,7 @@ fn containers_that_vanish_are_survived() {
         ]);
     }
     let name = unique_name("guard-stays");
-    let id = run(
-        &name,
-        true,
-        "while true; do echo x > /srv/f 2>/dev/null; sleep 0.2; done",
-    );
+    let id = run(&name, true, &writes("/srv/f"));
     std::thread::sleep(Duration::from_secs(2));
     let (lines, f) = stop_guard(g);
     assert_eq!(
@@ -579,22 +551,22 @@ fn an_engine_connection_that_breaks_is_survived() {
     let mut proxy = EngineProxy::start(&sock);
     let host = format!("unix://{}", sock.display());
     let owner = owner_label();
-    let mut run = spawn_roprof(
+    let (mut g, _) = start_guard_with(
         &["guard", "--label", owner.as_str()],
         &[("DOCKER_HOST", host.as_str())],
     );
-    run.wait_for_stderr("roprof: guard: watching", Duration::from_mins(1));
     proxy.cut();
-    run.wait_for_stderr("roprof: guard: warning", Duration::from_secs(10));
+    g.run
+        .wait_for_stderr("roprof: guard: warning", Duration::from_secs(10));
     // Down for a few retries, then back; a container started meanwhile is
     // found when guard lists the running ones again.
     std::thread::sleep(Duration::from_secs(2));
     let name = unique_name("guard-outage");
-    let id = run_in_outage(&name);
+    // Started through the real socket (the proxy is down).
+    let id = run(&name, true, &writes("/srv/f"));
     let _proxy = EngineProxy::start(&sock);
     std::thread::sleep(Duration::from_secs(4));
-    let progs = prog_ids(run.pid());
-    let (lines, f) = stop_guard(Guard { run, progs });
+    let (lines, f) = stop_guard(g);
     assert_eq!(
         of(&lines, "finding", &id, "/srv/f").len(),
         1,
@@ -616,11 +588,219 @@ fn an_engine_connection_that_breaks_is_survived() {
     );
 }
 
-/// A read-only writer started through the real socket (the proxy is down).
-fn run_in_outage(name: &str) -> String {
-    run(
-        name,
-        true,
-        "while true; do echo x > /srv/f 2>/dev/null; sleep 0.2; done",
+/// `roprof guard --runtime containerd` on namespace `ns` of Docker's
+/// containerd, ready.
+fn start_ctr_guard(ns: &Namespace, extra: &[&str]) -> Agent {
+    let mut args = vec![
+        "guard",
+        "--runtime",
+        "containerd",
+        "--containerd-socket",
+        CONTAINERD_SOCKET,
+        "--namespace",
+        &ns.0,
+    ];
+    args.extend_from_slice(extra);
+    start_guard_with(&args, &[]).0
+}
+
+#[test]
+fn containerd_read_only_containers_are_reported_and_writable_ones_are_not() {
+    roprof_tests::require_privileged();
+    image();
+    let ns = Namespace::new("guard", &[GUARD_IMAGE]);
+    let img = ns.image(GUARD_IMAGE);
+    let out = TempDir::new("guard-ctr");
+    let dir = out.0.to_str().expect("temp dir is UTF-8");
+    // Running before guard starts: found in the task list.
+    ns.run(&[
+        "-d",
+        "--read-only",
+        &img,
+        "ro-before",
+        "sh",
+        "-c",
+        &writes("/data/f"),
+    ]);
+    let g = start_ctr_guard(&ns, &["-o", dir]);
+    // Started later (the start event): a pod's container as the CRI labels
+    // it, root without CAP_DAC_OVERRIDE, on a tmpfs only root may write;
+    // it also fails to enter the image's /locked (EACCES, not on a mount).
+    ns.run(&[
+        "-d",
+        "--read-only",
+        "--cap-drop",
+        "CAP_DAC_OVERRIDE",
+        "--mount",
+        "type=tmpfs,src=tmpfs,dst=/cache,options=mode=555",
+        "--label",
+        "io.kubernetes.pod.namespace=shop",
+        "--label",
+        "io.kubernetes.pod.name=web-7d4b9c8f6d-x2v9q",
+        "--label",
+        "io.kubernetes.container.name=app",
+        &img,
+        "cri-app",
+        "sh",
+        "-c",
+        "while true; do echo x > /srv/f 2>/dev/null; echo x > /cache/f 2>/dev/null; \
+         echo x > /locked/f 2>/dev/null; sleep 0.2; done",
+    ]);
+    // Writable: its writes succeed, nothing to report.
+    ns.run(&[
+        "-d",
+        &img,
+        "rw",
+        "sh",
+        "-c",
+        "while true; do echo x > /srv/f; sleep 0.2; done",
+    ]);
+    std::thread::sleep(Duration::from_secs(3));
+    let (lines, f) = stop_guard(g);
+    assert!(
+        f.stderr.contains("roprof: guard: watching 1 containers"),
+        "the read-only container running at start is listed: {}",
+        f.stderr
+    );
+    let before = assert_finding(&lines, "ro-before", "/data/f", ("/data", &img), &f.stderr);
+    assert_eq!(before["container"]["workload"], "ro-before", "{before}");
+    let app = assert_finding(&lines, "cri-app", "/srv/f", ("/srv", &img), &f.stderr);
+    assert_eq!(
+        (&app["container"]["name"], &app["container"]["workload"]),
+        (
+            &serde_json::json!("shop_web-7d4b9c8f6d-x2v9q_app"),
+            &serde_json::json!("k8s-shop-web-app")
+        ),
+        "a CRI container is named and grouped by its pod labels: {app}"
+    );
+    let cache = of(&lines, "finding", "cri-app", "/cache/f");
+    assert_eq!(cache.len(), 1, "{lines:#?}\nstderr:\n{}", f.stderr);
+    assert_eq!(cache[0]["errno"], "EACCES", "{}", cache[0]);
+    assert!(
+        cache[0]["fix"]["unmounted"]
+            .as_str()
+            .is_some_and(|r| r.contains("owner and mode")),
+        "an EACCES on the spec's tmpfs says the mount's owner or mode is wrong: {}",
+        cache[0]
+    );
+    assert!(
+        of(&lines, "finding", "cri-app", "/locked/f").is_empty(),
+        "EACCES in the image's own directories is not reported: {lines:#?}"
+    );
+    assert!(
+        !lines.iter().any(|l| l["container"]["id"] == "rw"),
+        "a writable ctr container is not reported: {lines:#?}"
+    );
+    let report = Path::new(dir).join("k8s-shop-web-app.json");
+    let file = report.to_str().expect("UTF-8");
+    let (code, stdout, stderr) = roprof(["render", "--format", "docker", file]);
+    assert_eq!(
+        code, 0,
+        "roprof render reads the pod's guard report: {stderr}"
+    );
+    assert!(
+        stdout.contains("--tmpfs '/srv:") && stdout.contains("--tmpfs '/cache:mode=555'"),
+        "the docker line mounts /srv and keeps the spec's own tmpfs: {stdout}"
+    );
+}
+
+/// The app of the Kubernetes test: ready (serving on 8080) only once it
+/// could write its state under /data, which the image has but a read-only
+/// root refuses; until then it retries.
+const NEEDS_DATA: &str = "until echo ready > /data/ready 2>/dev/null; do sleep 0.2; done; \
+     mkdir -p /data/www && echo ok > /data/www/index.html && exec httpd -f -p 8080 -h /data/www";
+
+fn read_only_deployment() -> String {
+    format!(
+        "apiVersion: apps/v1\nkind: Deployment\nmetadata:\n  name: web\nspec:\n  selector:\n    \
+         matchLabels: {{app: web}}\n  template:\n    metadata:\n      labels: {{app: web}}\n    \
+         spec:\n      containers:\n      - name: web\n        image: {GUARD_IMAGE}\n        \
+         command: [sh, -c, {}]\n        ports:\n        - containerPort: 8080\n        \
+         securityContext:\n          readOnlyRootFilesystem: true\n",
+        serde_json::to_string(NEEDS_DATA).expect("JSON")
     )
+}
+
+/// Issue 32, end to end to Kubernetes: a read-only pod that cannot start
+/// its server, guard's report of it, `roprof patch` with that report, and
+/// the patched pod serving, all under the kubelet emulation.
+#[test]
+fn the_mount_guard_proposes_patched_into_the_pod_makes_it_healthy() {
+    roprof_tests::require_privileged();
+    let _c = ContainerGuard::new();
+    image();
+    let tmp = TempDir::new("guard-k8s");
+    let manifest = tmp.write("web.yaml", &read_only_deployment());
+    let out = tmp.0.join("reports");
+    let dir = out.to_str().expect("UTF-8");
+    let (g, _) = start_guard(&["-o", dir]);
+    let port = free_port();
+    let publish = format!("127.0.0.1:{port}:8080");
+    let pod = kubelet::run_deployment(&read_only_deployment(), &["-p", &publish])
+        .unwrap_or_else(|e| panic!("the read-only pod starts: {e}"));
+    // Not healthy while its writes fail (it retries them all along).
+    let deadline = Instant::now() + Duration::from_secs(4);
+    while Instant::now() < deadline {
+        assert!(
+            health::check_once(Check::Http, &pod.app, Some(port)).is_err(),
+            "the read-only pod should not serve before /data is writable"
+        );
+        std::thread::sleep(Duration::from_millis(500));
+    }
+    let (lines, f) = stop_guard(g);
+    let id = docker_ok(["inspect", "--format", "{{.Id}}", &pod.app])
+        .trim()
+        .to_owned();
+    drop(pod);
+    let found = assert_finding(
+        &lines,
+        &id,
+        "/data/ready",
+        ("/data", GUARD_IMAGE),
+        &f.stderr,
+    );
+    let k8s = &found["fix"]["kubernetes"];
+
+    let report = out.join(format!(
+        "{}.json",
+        found["container"]["workload"].as_str().expect("a workload")
+    ));
+    let (code, patched, err) = roprof([
+        "patch",
+        manifest.to_str().expect("UTF-8"),
+        "--report",
+        report.to_str().expect("UTF-8"),
+    ]);
+    assert_eq!(code, 0, "roprof patch takes guard's report: {err}");
+    let spec = kubelet::pod_spec(&patched).unwrap_or_else(|e| panic!("{e}"));
+    let volumes = serde_json::to_value(&spec.volumes).expect("JSON");
+    assert!(
+        volumes
+            .as_array()
+            .is_some_and(|v| v.contains(&k8s["volume"])),
+        "the patched pod has the volume guard proposed ({}): {volumes:#}\n{patched}",
+        k8s["volume"]
+    );
+    let web = &spec.containers[0];
+    let mounts = serde_json::to_value(&web.volume_mounts).expect("JSON");
+    assert!(
+        mounts
+            .as_array()
+            .is_some_and(|m| m.contains(&k8s["volumeMount"])),
+        "the web container mounts it as guard proposed ({}): {mounts:#}",
+        k8s["volumeMount"]
+    );
+    assert_eq!(
+        web.security_context
+            .as_ref()
+            .and_then(|s| s.read_only_root_filesystem),
+        Some(true),
+        "the root stays read-only:\n{patched}"
+    );
+    let port = free_port();
+    let publish = format!("127.0.0.1:{port}:8080");
+    let pod = kubelet::run_deployment(&patched, &["-p", &publish])
+        .unwrap_or_else(|e| panic!("the patched pod starts: {e}\n{patched}"));
+    health::healthy(Check::Http, &pod.app, Some(port))
+        .unwrap_or_else(|e| panic!("the patched pod serves: {e}\n{patched}"));
 }
