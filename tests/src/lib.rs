@@ -13,6 +13,7 @@ pub mod chart;
 pub mod containerd;
 pub mod health;
 pub mod kubelet;
+pub mod node;
 pub mod pasted;
 pub mod podman;
 pub mod proxy;

@@ -12,15 +12,17 @@ use std::{
 };
 
 use roprof_tests::{
-    BUSYBOX_IMAGE, ContainerGuard, Finished, TEST_LABEL, TempDir,
+    BUSYBOX_IMAGE, ContainerGuard, DEBIAN_IMAGE, Finished, TEST_LABEL, TempDir,
     agent::Agent,
     build_image,
     containerd::{CONTAINERD_SOCKET, Namespace},
     docker_ok, free_port,
     health::{self, Check},
-    kubelet, owner_label,
+    kubelet,
+    node::{self, Node},
+    owner_label,
     proxy::EngineProxy,
-    roprof, unique_name,
+    roprof, roprof_bin, unique_name,
 };
 
 /// busybox with the directories the writers use (a write to a missing
@@ -803,4 +805,138 @@ fn the_mount_guard_proposes_patched_into_the_pod_makes_it_healthy() {
         .unwrap_or_else(|e| panic!("the patched pod starts: {e}\n{patched}"));
     health::healthy(Check::Http, &pod.app, Some(port))
         .unwrap_or_else(|e| panic!("the patched pod serves: {e}\n{patched}"));
+}
+
+/// Where Docker's containerd keeps its root (a node's is
+/// `/var/lib/containerd`): the snapshots whose paths it reports.
+const DOCKER_CONTAINERD_ROOT: &str = "/var/lib/docker/containerd/daemon";
+
+/// The output of `docker logs` of `container`, until `needle` is in its
+/// stderr (up to `timeout`).
+fn logs_until(container: &str, needle: &str, timeout: Duration) -> (String, String) {
+    let deadline = Instant::now() + timeout;
+    loop {
+        let o = roprof_tests::docker(["logs", container]);
+        let (out, err) = (
+            String::from_utf8_lossy(&o.stdout).into_owned(),
+            String::from_utf8_lossy(&o.stderr).into_owned(),
+        );
+        if err.contains(needle) {
+            return (out, err);
+        }
+        assert!(
+            Instant::now() < deadline,
+            "expected `{needle}` in the logs of {container} within {timeout:?}; stderr:\n{err}"
+        );
+        std::thread::sleep(Duration::from_millis(300));
+    }
+}
+
+/// Issue 32's `DaemonSet`: `kubectl kustomize deploy/kubernetes/guard`, its
+/// pod run the way a node runs it (hostPID, a cgroup namespace of its own,
+/// its security context, hostPath volumes and metrics port: see
+/// `tests/KUBELET_EMULATION.md`), guards a read-only container started
+/// with `ctr`, serves its counter, and ends on SIGTERM with the finding on
+/// its log and the report on the node.
+#[test]
+fn the_guard_daemonset_guards_a_read_only_container_from_its_pod() {
+    roprof_tests::require_privileged();
+    let _c = ContainerGuard::new();
+    image();
+    let ns = Namespace::new("guard-ds", &[GUARD_IMAGE]);
+    let img = ns.image(GUARD_IMAGE);
+    let docs =
+        node::kustomize(&Path::new(env!("CARGO_MANIFEST_DIR")).join("../deploy/kubernetes/guard"));
+    let ds = node::daemonset(&docs);
+    let reports = TempDir::new("guard-ds-reports");
+    let port = free_port();
+    let at_node = |(k, v): (&str, &str)| (k.to_owned(), v.to_owned());
+    let node = Node {
+        host_paths: [
+            ("/run/containerd/containerd.sock", CONTAINERD_SOCKET),
+            ("/var/lib/containerd", DOCKER_CONTAINERD_ROOT),
+            ("/var/lib/roprof/guard", reports.0.to_str().expect("UTF-8")),
+        ]
+        .into_iter()
+        .map(|(k, v)| (k.to_owned(), v.into()))
+        .collect(),
+        mount_paths: [("/var/lib/containerd", DOCKER_CONTAINERD_ROOT)]
+            .into_iter()
+            .map(at_node)
+            .collect(),
+        image: DEBIAN_IMAGE.to_owned(),
+        binary: roprof_bin(),
+        args: [("k8s.io", ns.0.as_str())]
+            .into_iter()
+            .map(at_node)
+            .collect(),
+        ports: [(9464, port)].into_iter().collect(),
+    };
+    let name = unique_name("guard-ds");
+    let owner = owner_label();
+    let mut args: Vec<String> = ["run", "--label", TEST_LABEL, "--label", &owner]
+        .map(str::to_owned)
+        .to_vec();
+    args.extend(node::run_args(&ds, &node, &name).unwrap_or_else(|e| panic!("{e}")));
+    docker_ok(&args);
+    logs_until(&name, "roprof: guard: watching", Duration::from_mins(1));
+    let pid: i32 = docker_ok(["inspect", "--format", "{{.State.Pid}}", &name])
+        .trim()
+        .parse()
+        .expect("a pid");
+    let progs = roprof_tests::prog_ids(pid);
+    assert!(!progs.is_empty(), "the agent holds its BPF programs");
+    ns.run(&[
+        "-d",
+        "--read-only",
+        &img,
+        "ro",
+        "sh",
+        "-c",
+        &writes("/srv/f"),
+    ]);
+    std::thread::sleep(Duration::from_secs(3));
+    let scrape = std::process::Command::new("curl")
+        .args(["-sS", "--max-time", "5"])
+        .arg(format!("http://127.0.0.1:{port}/metrics"))
+        .output()
+        .unwrap_or_else(|e| panic!("expected curl to run: {e}"));
+    let text = String::from_utf8_lossy(&scrape.stdout).into_owned();
+    docker_ok(["kill", "-s", "TERM", &name]);
+    let code = docker_ok(["wait", &name]);
+    let (out, err) = logs_until(&name, "container(s) guarded", Duration::from_secs(5));
+    assert_eq!(
+        code.trim(),
+        "0",
+        "SIGTERM ends the agent with exit 0:\n{err}"
+    );
+    let lines: Vec<serde_json::Value> = out
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("a JSON line ({e}): {l}")))
+        .collect();
+    assert_finding(&lines, "ro", "/srv/f", ("/srv", &img), &err);
+    assert!(
+        text.lines().any(|l| l.starts_with(
+            "roprof_guard_failed_writes_total{workload=\"ro\",path=\"/srv/f\",operation=\"create\",errno=\"EROFS\"}"
+        )),
+        "the pod's metrics port serves the counter:\n{text}\nstderr:\n{err}"
+    );
+    let report: serde_json::Value = serde_json::from_str(&reports.read("ro.json"))
+        .unwrap_or_else(|e| panic!("the report on the node's hostPath is JSON: {e}"));
+    let notes = report["run"]["notes"].to_string();
+    assert!(
+        !notes.contains("not listed"),
+        "the image was listed from containerd's root through the hostPath: {notes}"
+    );
+    let left = roprof_tests::settled(&Vec::new(), || {
+        progs
+            .iter()
+            .copied()
+            .filter(|id| roprof_tests::prog_loaded(*id))
+            .collect::<Vec<u32>>()
+    });
+    assert!(
+        left.is_empty(),
+        "the agent's programs are unloaded: {left:?}"
+    );
 }

@@ -118,10 +118,10 @@ fn the_guard_daemonset_runs_guard_on_containerd_with_what_it_needs() {
         .as_ref()
         .and_then(|c| c.add.clone())
         .unwrap_or_default();
-    for cap in ["BPF", "PERFMON", "SYS_RESOURCE"] {
+    for cap in ["BPF", "PERFMON", "SYS_RESOURCE", "DAC_READ_SEARCH"] {
         assert!(
             added.iter().any(|a| a == cap),
-            "expected CAP_{cap} for loading eBPF, got {added:?}"
+            "expected CAP_{cap} (eBPF, and reading every image layer), got {added:?}"
         );
     }
     assert!(explained("capabilities:", 10), "the capabilities say why");
