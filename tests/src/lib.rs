@@ -11,6 +11,7 @@
 pub mod agent;
 pub mod chart;
 pub mod containerd;
+pub mod guard;
 pub mod health;
 pub mod kubelet;
 pub mod node;

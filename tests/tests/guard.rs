@@ -2,9 +2,9 @@
 //! writes of read-only containers, those running before it started and
 //! those started later, on Docker and on containerd (driven with `ctr`),
 //! once per key with the mount that fixes them, counts repeats, leaves
-//! writable containers alone, and writes reports that `roprof render` reads
-//! and `roprof patch` applies to a pod that then runs healthy under the
-//! kubelet's semantics.
+//! writable containers alone, and writes reports that `roprof render`
+//! reads. (Kubernetes, the patched pod and the `DaemonSet`:
+//! `guard_kubernetes.rs`.)
 
 use std::{
     path::Path,
@@ -12,98 +12,18 @@ use std::{
 };
 
 use roprof_tests::{
-    BUSYBOX_IMAGE, ContainerGuard, DEBIAN_IMAGE, Finished, TEST_LABEL, TempDir,
+    ContainerGuard, TempDir,
     agent::Agent,
-    build_image,
     containerd::{CONTAINERD_SOCKET, Namespace},
     docker_ok, free_port,
-    health::{self, Check},
-    kubelet,
-    node::{self, Node},
+    guard::{
+        GUARD_IMAGE, assert_finding, image, of, run, run_with, start_guard, start_guard_with,
+        stop_guard, stop_guard_with, writes,
+    },
     owner_label,
     proxy::EngineProxy,
-    roprof, roprof_bin, unique_name,
+    roprof, unique_name,
 };
-
-/// busybox with the directories the writers use (a write to a missing
-/// directory fails with ENOENT, not EROFS), and `/locked`, which only uid
-/// 1000 may enter (root without `CAP_DAC_OVERRIDE` gets `EACCES` there:
-/// the image's own permissions).
-const GUARD_IMAGE: &str = "roprof-test/guard:latest";
-
-fn image() {
-    build_image(
-        GUARD_IMAGE,
-        &format!(
-            "FROM {BUSYBOX_IMAGE}\nRUN mkdir -p /srv /data && mkdir -m 700 /locked && chown 1000 /locked\n"
-        ),
-    );
-}
-
-/// A shell loop writing `path` every 0.2 s, its failures silenced.
-fn writes(path: &str) -> String {
-    format!("while true; do echo x > {path} 2>/dev/null; sleep 0.2; done")
-}
-
-/// `docker run -d [--read-only] IMAGE sh -c SCRIPT`, labelled for cleanup
-/// and for this test's guard filter; its id.
-fn run(name: &str, read_only: bool, script: &str) -> String {
-    let owner = owner_label();
-    let mut args = vec![
-        "run", "-d", "--label", TEST_LABEL, "--label", &owner, "--name", name,
-    ];
-    if read_only {
-        args.push("--read-only");
-    }
-    args.extend([GUARD_IMAGE, "sh", "-c", script]);
-    docker_ok(args).trim().to_owned()
-}
-
-/// A guard of this test's Docker containers (`--label` owner), ready; and
-/// when it became so.
-fn start_guard(extra: &[&str]) -> (Agent, SystemTime) {
-    let owner = owner_label();
-    let mut args = vec!["guard", "--label", owner.as_str()];
-    args.extend_from_slice(extra);
-    start_guard_with(&args, &[])
-}
-
-/// `roprof ARGS` (a guard), ready; and when it became so.
-fn start_guard_with(args: &[&str], env: &[(&str, &str)]) -> (Agent, SystemTime) {
-    let g = Agent::start(args, env, "roprof: guard: watching", 1);
-    (g, SystemTime::now())
-}
-
-/// SIGINT, exit 0, programs unloaded, and the JSON lines it wrote.
-fn stop_guard(g: Agent) -> (Vec<serde_json::Value>, Finished) {
-    stop_guard_with(g, libc::SIGINT)
-}
-
-/// `sig`, exit 0, programs unloaded, and the JSON lines it wrote.
-fn stop_guard_with(g: Agent, sig: i32) -> (Vec<serde_json::Value>, Finished) {
-    let f = g.stop(sig, Duration::from_mins(1));
-    let lines = f
-        .stdout
-        .lines()
-        .map(|l| {
-            serde_json::from_str(l)
-                .unwrap_or_else(|e| panic!("expected a JSON line on stdout ({e}): {l}"))
-        })
-        .collect();
-    (lines, f)
-}
-
-fn of<'a>(
-    lines: &'a [serde_json::Value],
-    kind: &str,
-    id: &str,
-    path: &str,
-) -> Vec<&'a serde_json::Value> {
-    lines
-        .iter()
-        .filter(|l| l["kind"] == kind && l["container"]["id"] == id && l["path"] == path)
-        .collect()
-}
 
 /// RFC 3339 UTC with milliseconds (`…T12:00:00.123Z`) to a time.
 fn parse_time(text: &str) -> SystemTime {
@@ -140,46 +60,6 @@ fn secs_after(t: &serde_json::Value, since: SystemTime) -> f64 {
     );
     at.duration_since(since)
         .map_or_else(|e| -e.duration().as_secs_f64(), |d| d.as_secs_f64())
-}
-
-/// The one `finding` of `path` in container `id`: a create failing with
-/// `EROFS` by `sh` of `image`, fixed by a tmpfs over `dir` (docker flag,
-/// and a Kubernetes volume with its volumeMount).
-fn assert_finding<'a>(
-    lines: &'a [serde_json::Value],
-    id: &str,
-    path: &str,
-    (dir, image): (&str, &str),
-    stderr: &str,
-) -> &'a serde_json::Value {
-    let found = of(lines, "finding", id, path);
-    assert_eq!(
-        found.len(),
-        1,
-        "expected one finding for {path} of container {id}; lines: {lines:#?}\nstderr:\n{stderr}"
-    );
-    let f = found[0];
-    assert_eq!(f["schema_version"], 1, "{f}");
-    assert_eq!(f["operation"], "create", "echo > FILE creates: {f}");
-    assert_eq!(f["errno"], "EROFS", "{f}");
-    assert_eq!(f["process"]["comm"], "sh", "{f}");
-    assert!(f["process"]["pid"].as_u64().is_some_and(|p| p > 0), "{f}");
-    assert_eq!(f["count"], 1, "{f}");
-    assert_eq!(f["container"]["image"], image, "{f}");
-    let docker = f["fix"]["docker"].as_str().unwrap_or_else(|| {
-        panic!("expected a docker flag in the fix: {f}");
-    });
-    assert!(
-        docker.starts_with("--tmpfs") && docker.contains(&format!("{dir}:")),
-        "expected a --tmpfs over {dir}: {docker}"
-    );
-    let vm = &f["fix"]["kubernetes"]["volumeMount"];
-    assert_eq!(vm["mountPath"], dir, "the volumeMount covers {dir}: {f}");
-    assert_eq!(
-        f["fix"]["kubernetes"]["volume"]["name"], vm["name"],
-        "the volume is the volumeMount's: {f}"
-    );
-    f
 }
 
 #[test]
@@ -448,31 +328,20 @@ fn eacces_is_reported_on_mounts_only() {
     let _c = ContainerGuard::new();
     image();
     let name = unique_name("guard-eacces");
-    let owner = owner_label();
     // uid 1000 may not write the root-owned tmpfs (a mount with the wrong
     // owner: reported), nor search the image's /root (the image's own
     // permissions: not reported).
-    let id = docker_ok([
-        "run",
-        "-d",
-        "--label",
-        TEST_LABEL,
-        "--label",
-        &owner,
-        "--name",
+    let id = run_with(
         &name,
-        "--read-only",
-        "--user",
-        "1000:1000",
-        "--tmpfs",
-        "/cache:mode=755",
-        GUARD_IMAGE,
-        "sh",
-        "-c",
+        &[
+            "--read-only",
+            "--user",
+            "1000:1000",
+            "--tmpfs",
+            "/cache:mode=755",
+        ],
         "while true; do echo x > /cache/f 2>/dev/null; echo x > /root/f 2>/dev/null; sleep 0.2; done",
-    ])
-    .trim()
-    .to_owned();
+    );
     let (g, _) = start_guard(&[]);
     std::thread::sleep(Duration::from_secs(2));
     let (lines, f) = stop_guard(g);
@@ -498,26 +367,15 @@ fn containers_that_vanish_are_survived() {
     let _c = ContainerGuard::new();
     image();
     let (g, _) = start_guard(&[]);
-    let owner = owner_label();
     // Gone (exited and removed) by the time guard inspects them, or soon
     // after it guarded them.
     for _ in 0..5 {
         let name = unique_name("guard-brief");
-        docker_ok([
-            "run",
-            "--rm",
-            "--label",
-            TEST_LABEL,
-            "--label",
-            &owner,
-            "--name",
+        run_with(
             &name,
-            "--read-only",
-            GUARD_IMAGE,
-            "sh",
-            "-c",
+            &["--rm", "--read-only"],
             "echo x > /srv/f 2>/dev/null; true",
-        ]);
+        );
     }
     let name = unique_name("guard-stays");
     let id = run(&name, true, &writes("/srv/f"));
@@ -703,240 +561,5 @@ fn containerd_read_only_containers_are_reported_and_writable_ones_are_not() {
     assert!(
         stdout.contains("--tmpfs '/srv:") && stdout.contains("--tmpfs '/cache:mode=555'"),
         "the docker line mounts /srv and keeps the spec's own tmpfs: {stdout}"
-    );
-}
-
-/// The app of the Kubernetes test: ready (serving on 8080) only once it
-/// could write its state under /data, which the image has but a read-only
-/// root refuses; until then it retries.
-const NEEDS_DATA: &str = "until echo ready > /data/ready 2>/dev/null; do sleep 0.2; done; \
-     mkdir -p /data/www && echo ok > /data/www/index.html && exec httpd -f -p 8080 -h /data/www";
-
-fn read_only_deployment() -> String {
-    format!(
-        "apiVersion: apps/v1\nkind: Deployment\nmetadata:\n  name: web\nspec:\n  selector:\n    \
-         matchLabels: {{app: web}}\n  template:\n    metadata:\n      labels: {{app: web}}\n    \
-         spec:\n      containers:\n      - name: web\n        image: {GUARD_IMAGE}\n        \
-         command: [sh, -c, {}]\n        ports:\n        - containerPort: 8080\n        \
-         securityContext:\n          readOnlyRootFilesystem: true\n",
-        serde_json::to_string(NEEDS_DATA).expect("JSON")
-    )
-}
-
-/// Issue 32, end to end to Kubernetes: a read-only pod that cannot start
-/// its server, guard's report of it, `roprof patch` with that report, and
-/// the patched pod serving, all under the kubelet emulation.
-#[test]
-fn the_mount_guard_proposes_patched_into_the_pod_makes_it_healthy() {
-    roprof_tests::require_privileged();
-    let _c = ContainerGuard::new();
-    image();
-    let tmp = TempDir::new("guard-k8s");
-    let manifest = tmp.write("web.yaml", &read_only_deployment());
-    let out = tmp.0.join("reports");
-    let dir = out.to_str().expect("UTF-8");
-    let (g, _) = start_guard(&["-o", dir]);
-    let port = free_port();
-    let publish = format!("127.0.0.1:{port}:8080");
-    let pod = kubelet::run_deployment(&read_only_deployment(), &["-p", &publish])
-        .unwrap_or_else(|e| panic!("the read-only pod starts: {e}"));
-    // Not healthy while its writes fail (it retries them all along).
-    let deadline = Instant::now() + Duration::from_secs(4);
-    while Instant::now() < deadline {
-        assert!(
-            health::check_once(Check::Http, &pod.app, Some(port)).is_err(),
-            "the read-only pod should not serve before /data is writable"
-        );
-        std::thread::sleep(Duration::from_millis(500));
-    }
-    let (lines, f) = stop_guard(g);
-    let id = docker_ok(["inspect", "--format", "{{.Id}}", &pod.app])
-        .trim()
-        .to_owned();
-    drop(pod);
-    let found = assert_finding(
-        &lines,
-        &id,
-        "/data/ready",
-        ("/data", GUARD_IMAGE),
-        &f.stderr,
-    );
-    let k8s = &found["fix"]["kubernetes"];
-
-    let report = out.join(format!(
-        "{}.json",
-        found["container"]["workload"].as_str().expect("a workload")
-    ));
-    let (code, patched, err) = roprof([
-        "patch",
-        manifest.to_str().expect("UTF-8"),
-        "--report",
-        report.to_str().expect("UTF-8"),
-    ]);
-    assert_eq!(code, 0, "roprof patch takes guard's report: {err}");
-    let spec = kubelet::pod_spec(&patched).unwrap_or_else(|e| panic!("{e}"));
-    let volumes = serde_json::to_value(&spec.volumes).expect("JSON");
-    assert!(
-        volumes
-            .as_array()
-            .is_some_and(|v| v.contains(&k8s["volume"])),
-        "the patched pod has the volume guard proposed ({}): {volumes:#}\n{patched}",
-        k8s["volume"]
-    );
-    let web = &spec.containers[0];
-    let mounts = serde_json::to_value(&web.volume_mounts).expect("JSON");
-    assert!(
-        mounts
-            .as_array()
-            .is_some_and(|m| m.contains(&k8s["volumeMount"])),
-        "the web container mounts it as guard proposed ({}): {mounts:#}",
-        k8s["volumeMount"]
-    );
-    assert_eq!(
-        web.security_context
-            .as_ref()
-            .and_then(|s| s.read_only_root_filesystem),
-        Some(true),
-        "the root stays read-only:\n{patched}"
-    );
-    let port = free_port();
-    let publish = format!("127.0.0.1:{port}:8080");
-    let pod = kubelet::run_deployment(&patched, &["-p", &publish])
-        .unwrap_or_else(|e| panic!("the patched pod starts: {e}\n{patched}"));
-    health::healthy(Check::Http, &pod.app, Some(port))
-        .unwrap_or_else(|e| panic!("the patched pod serves: {e}\n{patched}"));
-}
-
-/// Where Docker's containerd keeps its root (a node's is
-/// `/var/lib/containerd`): the snapshots whose paths it reports.
-const DOCKER_CONTAINERD_ROOT: &str = "/var/lib/docker/containerd/daemon";
-
-/// The output of `docker logs` of `container`, until `needle` is in its
-/// stderr (up to `timeout`).
-fn logs_until(container: &str, needle: &str, timeout: Duration) -> (String, String) {
-    let deadline = Instant::now() + timeout;
-    loop {
-        let o = roprof_tests::docker(["logs", container]);
-        let (out, err) = (
-            String::from_utf8_lossy(&o.stdout).into_owned(),
-            String::from_utf8_lossy(&o.stderr).into_owned(),
-        );
-        if err.contains(needle) {
-            return (out, err);
-        }
-        assert!(
-            Instant::now() < deadline,
-            "expected `{needle}` in the logs of {container} within {timeout:?}; stderr:\n{err}"
-        );
-        std::thread::sleep(Duration::from_millis(300));
-    }
-}
-
-/// Issue 32's `DaemonSet`: `kubectl kustomize deploy/kubernetes/guard`, its
-/// pod run the way a node runs it (hostPID, a cgroup namespace of its own,
-/// its security context, hostPath volumes and metrics port: see
-/// `tests/KUBELET_EMULATION.md`), guards a read-only container started
-/// with `ctr`, serves its counter, and ends on SIGTERM with the finding on
-/// its log and the report on the node.
-#[test]
-fn the_guard_daemonset_guards_a_read_only_container_from_its_pod() {
-    roprof_tests::require_privileged();
-    let _c = ContainerGuard::new();
-    image();
-    let ns = Namespace::new("guard-ds", &[GUARD_IMAGE]);
-    let img = ns.image(GUARD_IMAGE);
-    let docs =
-        node::kustomize(&Path::new(env!("CARGO_MANIFEST_DIR")).join("../deploy/kubernetes/guard"));
-    let ds = node::daemonset(&docs);
-    let reports = TempDir::new("guard-ds-reports");
-    let port = free_port();
-    let at_node = |(k, v): (&str, &str)| (k.to_owned(), v.to_owned());
-    let node = Node {
-        host_paths: [
-            ("/run/containerd/containerd.sock", CONTAINERD_SOCKET),
-            ("/var/lib/containerd", DOCKER_CONTAINERD_ROOT),
-            ("/var/lib/roprof/guard", reports.0.to_str().expect("UTF-8")),
-        ]
-        .into_iter()
-        .map(|(k, v)| (k.to_owned(), v.into()))
-        .collect(),
-        mount_paths: [("/var/lib/containerd", DOCKER_CONTAINERD_ROOT)]
-            .into_iter()
-            .map(at_node)
-            .collect(),
-        image: DEBIAN_IMAGE.to_owned(),
-        binary: roprof_bin(),
-        args: [("k8s.io", ns.0.as_str())]
-            .into_iter()
-            .map(at_node)
-            .collect(),
-        ports: [(9464, port)].into_iter().collect(),
-    };
-    let name = unique_name("guard-ds");
-    let owner = owner_label();
-    let mut args: Vec<String> = ["run", "--label", TEST_LABEL, "--label", &owner]
-        .map(str::to_owned)
-        .to_vec();
-    args.extend(node::run_args(&ds, &node, &name).unwrap_or_else(|e| panic!("{e}")));
-    docker_ok(&args);
-    logs_until(&name, "roprof: guard: watching", Duration::from_mins(1));
-    let pid: i32 = docker_ok(["inspect", "--format", "{{.State.Pid}}", &name])
-        .trim()
-        .parse()
-        .expect("a pid");
-    let progs = roprof_tests::prog_ids(pid);
-    assert!(!progs.is_empty(), "the agent holds its BPF programs");
-    ns.run(&[
-        "-d",
-        "--read-only",
-        &img,
-        "ro",
-        "sh",
-        "-c",
-        &writes("/srv/f"),
-    ]);
-    std::thread::sleep(Duration::from_secs(3));
-    let scrape = std::process::Command::new("curl")
-        .args(["-sS", "--max-time", "5"])
-        .arg(format!("http://127.0.0.1:{port}/metrics"))
-        .output()
-        .unwrap_or_else(|e| panic!("expected curl to run: {e}"));
-    let text = String::from_utf8_lossy(&scrape.stdout).into_owned();
-    docker_ok(["kill", "-s", "TERM", &name]);
-    let code = docker_ok(["wait", &name]);
-    let (out, err) = logs_until(&name, "container(s) guarded", Duration::from_secs(5));
-    assert_eq!(
-        code.trim(),
-        "0",
-        "SIGTERM ends the agent with exit 0:\n{err}"
-    );
-    let lines: Vec<serde_json::Value> = out
-        .lines()
-        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("a JSON line ({e}): {l}")))
-        .collect();
-    assert_finding(&lines, "ro", "/srv/f", ("/srv", &img), &err);
-    assert!(
-        text.lines().any(|l| l.starts_with(
-            "roprof_guard_failed_writes_total{workload=\"ro\",path=\"/srv/f\",operation=\"create\",errno=\"EROFS\"}"
-        )),
-        "the pod's metrics port serves the counter:\n{text}\nstderr:\n{err}"
-    );
-    let report: serde_json::Value = serde_json::from_str(&reports.read("ro.json"))
-        .unwrap_or_else(|e| panic!("the report on the node's hostPath is JSON: {e}"));
-    let notes = report["run"]["notes"].to_string();
-    assert!(
-        !notes.contains("not listed"),
-        "the image was listed from containerd's root through the hostPath: {notes}"
-    );
-    let left = roprof_tests::settled(&Vec::new(), || {
-        progs
-            .iter()
-            .copied()
-            .filter(|id| roprof_tests::prog_loaded(*id))
-            .collect::<Vec<u32>>()
-    });
-    assert!(
-        left.is_empty(),
-        "the agent's programs are unloaded: {left:?}"
     );
 }

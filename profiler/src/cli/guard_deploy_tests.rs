@@ -4,7 +4,7 @@
 //! each privilege explained, and expose the metrics port where the scrape
 //! annotation, the Service and the `ServiceMonitor` look for it. (The
 //! privileged tests build it with `kubectl kustomize` and run its
-//! container the way a node would: `tests/tests/guard.rs`.)
+//! container the way a node would: `tests/tests/guard_kubernetes.rs`.)
 
 use clap::Parser as _;
 use k8s_openapi::api::{apps::v1::DaemonSet, core::v1::Service};
