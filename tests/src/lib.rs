@@ -8,9 +8,13 @@
 //! [`require_privileged`], which fails the test loudly when that environment
 //! is missing: a privileged test never passes by skipping.
 
+pub mod agent;
 pub mod chart;
+pub mod containerd;
+pub mod guard;
 pub mod health;
 pub mod kubelet;
+pub mod node;
 pub mod pasted;
 pub mod podman;
 pub mod proxy;
@@ -579,6 +583,18 @@ impl Finished {
             )
         })
     }
+}
+
+/// A free port on 127.0.0.1 (bound and released: the race with other
+/// binders on this host is accepted for a test).
+#[must_use]
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map_or_else(
+            |e| panic!("expected a free port on 127.0.0.1: {e}"),
+            |a| a.port(),
+        )
 }
 
 /// A `roprof` running in the background, its stderr readable line by line.

@@ -8,13 +8,15 @@
 
 use std::{
     io::{Read as _, Write as _},
-    net::{TcpListener, TcpStream},
+    net::TcpStream,
     path::PathBuf,
     thread,
     time::{Duration, Instant},
 };
 
-use roprof_tests::{ContainerGuard, docker, pasted, require_privileged, roprof, unique_name};
+use roprof_tests::{
+    ContainerGuard, docker, free_port, pasted, require_privileged, roprof, unique_name,
+};
 
 /// The data only the database holds (its healthcheck stores it).
 const ANSWER: &str = "db-holds-42";
@@ -54,15 +56,6 @@ impl Drop for ProjectDir {
     fn drop(&mut self) {
         let _ = std::fs::remove_dir_all(&self.0);
     }
-}
-
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map_or_else(
-            |e| panic!("expected a free port on 127.0.0.1: {e}"),
-            |a| a.port(),
-        )
 }
 
 const CGI: &str = r#"#!/bin/sh

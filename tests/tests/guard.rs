@@ -1,8 +1,10 @@
 //! `roprof guard`, the production mode (issue 32): it reports the failed
 //! writes of read-only containers, those running before it started and
-//! those started later, once per key with the mount that fixes them,
-//! counts repeats, leaves writable containers alone, and writes reports
-//! `roprof render` reads.
+//! those started later, on Docker and on containerd (driven with `ctr`),
+//! once per key with the mount that fixes them, counts repeats, leaves
+//! writable containers alone, and writes reports that `roprof render`
+//! reads. (Kubernetes, the patched pod and the `DaemonSet`:
+//! `guard_kubernetes.rs`.)
 
 use std::{
     path::Path,
@@ -10,107 +12,18 @@ use std::{
 };
 
 use roprof_tests::{
-    BUSYBOX_IMAGE, ContainerGuard, Finished, Running, TEST_LABEL, TempDir, build_image, docker_ok,
-    owner_label, prog_ids, prog_loaded, proxy::EngineProxy, roprof, settled, spawn_roprof,
-    unique_name,
+    ContainerGuard, TempDir,
+    agent::Agent,
+    containerd::{CONTAINERD_SOCKET, Namespace},
+    docker_ok, free_port,
+    guard::{
+        GUARD_IMAGE, assert_finding, image, of, run, run_with, start_guard, start_guard_with,
+        stop_guard, stop_guard_with, writes,
+    },
+    owner_label,
+    proxy::EngineProxy,
+    roprof, unique_name,
 };
-
-/// busybox with the directories the writers use: a write to a missing
-/// directory fails with ENOENT, not EROFS.
-const GUARD_IMAGE: &str = "roprof-test/guard:latest";
-
-fn image() {
-    build_image(
-        GUARD_IMAGE,
-        &format!("FROM {BUSYBOX_IMAGE}\nRUN mkdir -p /srv /data\n"),
-    );
-}
-
-/// `docker run -d [--read-only] IMAGE sh -c SCRIPT`, labelled for cleanup
-/// and for this test's guard filter; its id.
-fn run(name: &str, read_only: bool, script: &str) -> String {
-    let owner = owner_label();
-    let mut args = vec![
-        "run", "-d", "--label", TEST_LABEL, "--label", &owner, "--name", name,
-    ];
-    if read_only {
-        args.push("--read-only");
-    }
-    args.extend([GUARD_IMAGE, "sh", "-c", script]);
-    docker_ok(args).trim().to_owned()
-}
-
-/// A guard of this test's containers under test, and the BPF programs
-/// it loaded.
-struct Guard {
-    run: Running,
-    progs: Vec<u32>,
-}
-
-/// A guard of this test's containers, ready; and when it became so.
-fn start_guard(extra: &[&str]) -> (Guard, SystemTime) {
-    let owner = owner_label();
-    let mut args = vec!["guard", "--label", owner.as_str()];
-    args.extend_from_slice(extra);
-    let mut run = spawn_roprof(&args, &[]);
-    run.wait_for_stderr("roprof: guard: watching", Duration::from_mins(1));
-    let ready = SystemTime::now();
-    let progs = prog_ids(run.pid());
-    assert!(
-        !progs.is_empty(),
-        "guard holds its BPF programs while it runs"
-    );
-    (Guard { run, progs }, ready)
-}
-
-/// SIGINT, exit 0, programs unloaded, and the JSON lines it wrote.
-fn stop_guard(g: Guard) -> (Vec<serde_json::Value>, Finished) {
-    stop_guard_with(g, libc::SIGINT)
-}
-
-/// `sig`, exit 0, programs unloaded, and the JSON lines it wrote.
-fn stop_guard_with(g: Guard, sig: i32) -> (Vec<serde_json::Value>, Finished) {
-    g.run.signal(sig);
-    let f = g.run.finish(Duration::from_mins(1));
-    assert_eq!(
-        f.code,
-        Some(0),
-        "guard exits 0 on signal {sig}; stderr:\n{}",
-        f.stderr
-    );
-    let left = settled(&Vec::new(), || {
-        g.progs
-            .iter()
-            .copied()
-            .filter(|id| prog_loaded(*id))
-            .collect::<Vec<u32>>()
-    });
-    assert!(
-        left.is_empty(),
-        "guard's BPF programs are unloaded after signal {sig}, still loaded: {left:?}"
-    );
-    let lines = f
-        .stdout
-        .lines()
-        .map(|l| {
-            serde_json::from_str(l)
-                .unwrap_or_else(|e| panic!("expected a JSON line on stdout ({e}): {l}"))
-        })
-        .collect();
-    (lines, f)
-}
-
-fn of<'a>(
-    lines: &'a [serde_json::Value],
-    kind: &str,
-    id: &str,
-    path: &str,
-) -> Vec<&'a serde_json::Value> {
-    lines
-        .iter()
-        .filter(|l| l["kind"] == kind && l["container"]["id"] == id && l["path"] == path)
-        .collect()
-}
 
 /// RFC 3339 UTC with milliseconds (`…T12:00:00.123Z`) to a time.
 fn parse_time(text: &str) -> SystemTime {
@@ -149,47 +62,13 @@ fn secs_after(t: &serde_json::Value, since: SystemTime) -> f64 {
         .map_or_else(|e| -e.duration().as_secs_f64(), |d| d.as_secs_f64())
 }
 
-fn assert_finding(lines: &[serde_json::Value], id: &str, path: &str, dir: &str, stderr: &str) {
-    let found = of(lines, "finding", id, path);
-    assert_eq!(
-        found.len(),
-        1,
-        "expected one finding for {path} of container {id}; lines: {lines:#?}\nstderr:\n{stderr}"
-    );
-    let f = found[0];
-    assert_eq!(f["schema_version"], 1, "{f}");
-    assert_eq!(f["operation"], "create", "echo > FILE creates: {f}");
-    assert_eq!(f["errno"], "EROFS", "{f}");
-    assert_eq!(f["process"]["comm"], "sh", "{f}");
-    assert!(f["process"]["pid"].as_u64().is_some_and(|p| p > 0), "{f}");
-    assert_eq!(f["count"], 1, "{f}");
-    assert_eq!(f["container"]["image"], GUARD_IMAGE, "{f}");
-    let docker = f["fix"]["docker"].as_str().unwrap_or_else(|| {
-        panic!("expected a docker flag in the fix: {f}");
-    });
-    assert!(
-        docker.starts_with("--tmpfs") && docker.contains(&format!("{dir}:")),
-        "expected a --tmpfs over {dir}: {docker}"
-    );
-    let vm = &f["fix"]["kubernetes"]["volumeMount"];
-    assert_eq!(vm["mountPath"], dir, "the volumeMount covers {dir}: {f}");
-    assert_eq!(
-        f["fix"]["kubernetes"]["volume"]["name"], vm["name"],
-        "the volume is the volumeMount's: {f}"
-    );
-}
-
 #[test]
 fn a_container_running_before_guard_is_reported() {
     roprof_tests::require_privileged();
     let _c = ContainerGuard::new();
     image();
     let name = unique_name("guard-before");
-    let id = run(
-        &name,
-        true,
-        "while true; do echo x > /data/f 2>/dev/null; sleep 0.2; done",
-    );
+    let id = run(&name, true, &writes("/data/f"));
     let (g, ready) = start_guard(&[]);
     std::thread::sleep(Duration::from_secs(3));
     let (lines, f) = stop_guard(g);
@@ -198,7 +77,7 @@ fn a_container_running_before_guard_is_reported() {
         "the container running at start is listed: {}",
         f.stderr
     );
-    assert_finding(&lines, &id, "/data/f", "/data", &f.stderr);
+    assert_finding(&lines, &id, "/data/f", ("/data", GUARD_IMAGE), &f.stderr);
     let at = secs_after(&of(&lines, "finding", &id, "/data/f")[0]["time"], ready);
     eprintln!("finding {at:.3}s after readiness (writes every 0.2s)");
     assert!(
@@ -233,7 +112,7 @@ fn a_container_started_later_is_reported() {
     );
     std::thread::sleep(Duration::from_secs(4));
     let (lines, f) = stop_guard(g);
-    assert_finding(&lines, &id, "/srv/f", "/srv", &f.stderr);
+    assert_finding(&lines, &id, "/srv/f", ("/srv", GUARD_IMAGE), &f.stderr);
     let wrote_up: f64 = docker_ok(["logs", &id])
         .trim()
         .parse()
@@ -281,11 +160,7 @@ fn a_writable_container_is_not_reported() {
     );
     // A read-only one beside them, so that silence is not a dead guard.
     let ro = unique_name("guard-ro");
-    let id3 = run(
-        &ro,
-        true,
-        "while true; do echo x > /srv/f 2>/dev/null; sleep 0.2; done",
-    );
+    let id3 = run(&ro, true, &writes("/srv/f"));
     std::thread::sleep(Duration::from_secs(3));
     let (lines, f) = stop_guard(g);
     for id in [&id1, &id2] {
@@ -344,11 +219,7 @@ fn reports_render() {
     let out = TempDir::new("guard-out");
     let dir = out.0.to_str().expect("temp dir is UTF-8");
     let name = unique_name("guard-report");
-    let id = run(
-        &name,
-        true,
-        "while true; do echo x > /srv/f 2>/dev/null; sleep 0.2; done",
-    );
+    let id = run(&name, true, &writes("/srv/f"));
     let t = Instant::now();
     let (g, _) = start_guard(&["-o", dir]);
     std::thread::sleep(Duration::from_secs(2));
@@ -396,26 +267,13 @@ fn reports_render() {
     );
 }
 
-/// A free local port (bound and released: the race with other binders on
-/// this host is accepted for a test).
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .unwrap_or_else(|e| panic!("expected a free local port: {e}"))
-        .port()
-}
-
 #[test]
 fn metrics_are_scraped() {
     roprof_tests::require_privileged();
     let _c = ContainerGuard::new();
     image();
     let name = unique_name("guard-metrics");
-    let _id = run(
-        &name,
-        true,
-        "while true; do echo x > /srv/f 2>/dev/null; sleep 0.2; done",
-    );
+    let _id = run(&name, true, &writes("/srv/f"));
     let addr = format!("127.0.0.1:{}", free_port());
     let (g, _) = start_guard(&["--metrics", &addr]);
     std::thread::sleep(Duration::from_secs(2));
@@ -470,31 +328,20 @@ fn eacces_is_reported_on_mounts_only() {
     let _c = ContainerGuard::new();
     image();
     let name = unique_name("guard-eacces");
-    let owner = owner_label();
     // uid 1000 may not write the root-owned tmpfs (a mount with the wrong
     // owner: reported), nor search the image's /root (the image's own
     // permissions: not reported).
-    let id = docker_ok([
-        "run",
-        "-d",
-        "--label",
-        TEST_LABEL,
-        "--label",
-        &owner,
-        "--name",
+    let id = run_with(
         &name,
-        "--read-only",
-        "--user",
-        "1000:1000",
-        "--tmpfs",
-        "/cache:mode=755",
-        GUARD_IMAGE,
-        "sh",
-        "-c",
+        &[
+            "--read-only",
+            "--user",
+            "1000:1000",
+            "--tmpfs",
+            "/cache:mode=755",
+        ],
         "while true; do echo x > /cache/f 2>/dev/null; echo x > /root/f 2>/dev/null; sleep 0.2; done",
-    ])
-    .trim()
-    .to_owned();
+    );
     let (g, _) = start_guard(&[]);
     std::thread::sleep(Duration::from_secs(2));
     let (lines, f) = stop_guard(g);
@@ -520,33 +367,18 @@ fn containers_that_vanish_are_survived() {
     let _c = ContainerGuard::new();
     image();
     let (g, _) = start_guard(&[]);
-    let owner = owner_label();
     // Gone (exited and removed) by the time guard inspects them, or soon
     // after it guarded them.
     for _ in 0..5 {
         let name = unique_name("guard-brief");
-        docker_ok([
-            "run",
-            "--rm",
-            "--label",
-            TEST_LABEL,
-            "--label",
-            &owner,
-            "--name",
+        run_with(
             &name,
-            "--read-only",
-            GUARD_IMAGE,
-            "sh",
-            "-c",
+            &["--rm", "--read-only"],
             "echo x > /srv/f 2>/dev/null; true",
-        ]);
+        );
     }
     let name = unique_name("guard-stays");
-    let id = run(
-        &name,
-        true,
-        "while true; do echo x > /srv/f 2>/dev/null; sleep 0.2; done",
-    );
+    let id = run(&name, true, &writes("/srv/f"));
     std::thread::sleep(Duration::from_secs(2));
     let (lines, f) = stop_guard(g);
     assert_eq!(
@@ -579,22 +411,22 @@ fn an_engine_connection_that_breaks_is_survived() {
     let mut proxy = EngineProxy::start(&sock);
     let host = format!("unix://{}", sock.display());
     let owner = owner_label();
-    let mut run = spawn_roprof(
+    let (mut g, _) = start_guard_with(
         &["guard", "--label", owner.as_str()],
         &[("DOCKER_HOST", host.as_str())],
     );
-    run.wait_for_stderr("roprof: guard: watching", Duration::from_mins(1));
     proxy.cut();
-    run.wait_for_stderr("roprof: guard: warning", Duration::from_secs(10));
+    g.run
+        .wait_for_stderr("roprof: guard: warning", Duration::from_secs(10));
     // Down for a few retries, then back; a container started meanwhile is
     // found when guard lists the running ones again.
     std::thread::sleep(Duration::from_secs(2));
     let name = unique_name("guard-outage");
-    let id = run_in_outage(&name);
+    // Started through the real socket (the proxy is down).
+    let id = run(&name, true, &writes("/srv/f"));
     let _proxy = EngineProxy::start(&sock);
     std::thread::sleep(Duration::from_secs(4));
-    let progs = prog_ids(run.pid());
-    let (lines, f) = stop_guard(Guard { run, progs });
+    let (lines, f) = stop_guard(g);
     assert_eq!(
         of(&lines, "finding", &id, "/srv/f").len(),
         1,
@@ -616,11 +448,118 @@ fn an_engine_connection_that_breaks_is_survived() {
     );
 }
 
-/// A read-only writer started through the real socket (the proxy is down).
-fn run_in_outage(name: &str) -> String {
-    run(
-        name,
-        true,
-        "while true; do echo x > /srv/f 2>/dev/null; sleep 0.2; done",
-    )
+/// `roprof guard --runtime containerd` on namespace `ns` of Docker's
+/// containerd, ready.
+fn start_ctr_guard(ns: &Namespace, extra: &[&str]) -> Agent {
+    let mut args = vec![
+        "guard",
+        "--runtime",
+        "containerd",
+        "--containerd-socket",
+        CONTAINERD_SOCKET,
+        "--namespace",
+        &ns.0,
+    ];
+    args.extend_from_slice(extra);
+    start_guard_with(&args, &[]).0
+}
+
+#[test]
+fn containerd_read_only_containers_are_reported_and_writable_ones_are_not() {
+    roprof_tests::require_privileged();
+    image();
+    let ns = Namespace::new("guard", &[GUARD_IMAGE]);
+    let img = ns.image(GUARD_IMAGE);
+    let out = TempDir::new("guard-ctr");
+    let dir = out.0.to_str().expect("temp dir is UTF-8");
+    // Running before guard starts: found in the task list.
+    ns.run(&[
+        "-d",
+        "--read-only",
+        &img,
+        "ro-before",
+        "sh",
+        "-c",
+        &writes("/data/f"),
+    ]);
+    let g = start_ctr_guard(&ns, &["-o", dir]);
+    // Started later (the start event): a pod's container as the CRI labels
+    // it, root without CAP_DAC_OVERRIDE, on a tmpfs only root may write;
+    // it also fails to enter the image's /locked (EACCES, not on a mount).
+    ns.run(&[
+        "-d",
+        "--read-only",
+        "--cap-drop",
+        "CAP_DAC_OVERRIDE",
+        "--mount",
+        "type=tmpfs,src=tmpfs,dst=/cache,options=mode=555",
+        "--label",
+        "io.kubernetes.pod.namespace=shop",
+        "--label",
+        "io.kubernetes.pod.name=web-7d4b9c8f6d-x2v9q",
+        "--label",
+        "io.kubernetes.container.name=app",
+        &img,
+        "cri-app",
+        "sh",
+        "-c",
+        "while true; do echo x > /srv/f 2>/dev/null; echo x > /cache/f 2>/dev/null; \
+         echo x > /locked/f 2>/dev/null; sleep 0.2; done",
+    ]);
+    // Writable: its writes succeed, nothing to report.
+    ns.run(&[
+        "-d",
+        &img,
+        "rw",
+        "sh",
+        "-c",
+        "while true; do echo x > /srv/f; sleep 0.2; done",
+    ]);
+    std::thread::sleep(Duration::from_secs(3));
+    let (lines, f) = stop_guard(g);
+    assert!(
+        f.stderr.contains("roprof: guard: watching 1 containers"),
+        "the read-only container running at start is listed: {}",
+        f.stderr
+    );
+    let before = assert_finding(&lines, "ro-before", "/data/f", ("/data", &img), &f.stderr);
+    assert_eq!(before["container"]["workload"], "ro-before", "{before}");
+    let app = assert_finding(&lines, "cri-app", "/srv/f", ("/srv", &img), &f.stderr);
+    assert_eq!(
+        (&app["container"]["name"], &app["container"]["workload"]),
+        (
+            &serde_json::json!("shop_web-7d4b9c8f6d-x2v9q_app"),
+            &serde_json::json!("k8s-shop-web-app")
+        ),
+        "a CRI container is named and grouped by its pod labels: {app}"
+    );
+    let cache = of(&lines, "finding", "cri-app", "/cache/f");
+    assert_eq!(cache.len(), 1, "{lines:#?}\nstderr:\n{}", f.stderr);
+    assert_eq!(cache[0]["errno"], "EACCES", "{}", cache[0]);
+    assert!(
+        cache[0]["fix"]["unmounted"]
+            .as_str()
+            .is_some_and(|r| r.contains("owner and mode")),
+        "an EACCES on the spec's tmpfs says the mount's owner or mode is wrong: {}",
+        cache[0]
+    );
+    assert!(
+        of(&lines, "finding", "cri-app", "/locked/f").is_empty(),
+        "EACCES in the image's own directories is not reported: {lines:#?}"
+    );
+    assert!(
+        !lines.iter().any(|l| l["container"]["id"] == "rw"),
+        "a writable ctr container is not reported: {lines:#?}"
+    );
+    let report = Path::new(dir).join("k8s-shop-web-app.json");
+    let file = report.to_str().expect("UTF-8");
+    let (code, stdout, stderr) = roprof(["render", "--format", "docker", file]);
+    assert_eq!(
+        code, 0,
+        "roprof render reads the pod's guard report: {stderr}"
+    );
+    assert!(
+        stdout.contains("--tmpfs '/srv:") && stdout.contains("--tmpfs '/cache:mode=555'"),
+        "the docker line mounts /srv and keeps the spec's own tmpfs: {stdout}"
+    );
 }

@@ -5,19 +5,16 @@
 
 use std::{
     path::{Path, PathBuf},
-    process::{Command, Stdio},
     time::Duration,
 };
 
 use roprof_tests::{
-    BUSYBOX_IMAGE, ContainerGuard, Running, TEST_LABEL, docker, docker_ok, owner_label, pasted,
-    prog_ids, prog_loaded, require_privileged, roprof_containers, settled, spawn_roprof,
-    unique_name,
+    BUSYBOX_IMAGE, ContainerGuard, TEST_LABEL,
+    agent::Agent,
+    containerd::{CONTAINERD_SOCKET, Namespace},
+    docker, docker_ok, owner_label, pasted, require_privileged, roprof_containers, settled,
+    spawn_roprof, unique_name,
 };
-
-/// Docker's own containerd, where the containerd tests run in a namespace
-/// of their own.
-const CONTAINERD_SOCKET: &str = "/var/run/docker/containerd/containerd.sock";
 
 fn out_dir(prefix: &str) -> PathBuf {
     let d = std::env::temp_dir().join(unique_name(prefix));
@@ -25,50 +22,18 @@ fn out_dir(prefix: &str) -> PathBuf {
     d
 }
 
-/// A `roprof watch` under test and the BPF programs it loaded.
-struct Watch {
-    run: Running,
-    progs: Vec<u32>,
-}
-
 /// Starts `roprof watch ARGS -o DIR` and waits until it watches.
-fn start_watch(args: &[&str], dir: &Path) -> Watch {
+fn start_watch(args: &[&str], dir: &Path) -> Agent {
     let dir = dir.to_str().expect("temp dir is UTF-8");
     let mut all = vec!["watch", "-o", dir];
     all.extend_from_slice(args);
-    let mut run = spawn_roprof(&all, &[]);
-    run.wait_for_stderr("roprof: watching", Duration::from_mins(1));
-    let progs = prog_ids(run.pid());
-    assert!(
-        progs.len() >= 6,
-        "watch holds its BPF programs while it watches, found {progs:?}"
-    );
-    Watch { run, progs }
+    Agent::start(&all, &[], "roprof: watching", 6)
 }
 
 /// Stops watch with SIGINT, asserts exit 0 and that its BPF programs are
 /// gone; returns its stderr.
-fn stop_watch(w: Watch) -> String {
-    w.run.signal(libc::SIGINT);
-    let f = w.run.finish(Duration::from_mins(2));
-    assert_eq!(
-        f.code,
-        Some(0),
-        "watch ends with exit 0 on SIGINT; stderr:\n{}",
-        f.stderr
-    );
-    let left = settled(&Vec::new(), || {
-        w.progs
-            .iter()
-            .copied()
-            .filter(|id| prog_loaded(*id))
-            .collect::<Vec<u32>>()
-    });
-    assert!(
-        left.is_empty(),
-        "watch's BPF programs are unloaded after SIGINT, still loaded: {left:?}"
-    );
-    f.stderr
+fn stop_watch(w: Agent) -> String {
+    w.stop(libc::SIGINT, Duration::from_mins(2)).stderr
 }
 
 fn report(dir: &Path, name: &str, stderr: &str) -> serde_json::Value {
@@ -354,101 +319,11 @@ fn docker_watch_merges_replicas_into_one_plan() {
     let _ = std::fs::remove_dir_all(&dir);
 }
 
-/// `ctr` against Docker's containerd in namespace `ns`.
-fn ctr(ns: &str, args: &[&str]) -> std::process::Output {
-    Command::new("ctr")
-        .args(["-a", CONTAINERD_SOCKET, "-n", ns])
-        .args(args)
-        .stdin(Stdio::null())
-        .output()
-        .unwrap_or_else(|e| panic!("expected ctr to run: {e}"))
-}
-
-fn ctr_ok(ns: &str, args: &[&str]) -> String {
-    let o = ctr(ns, args);
-    assert!(
-        o.status.success(),
-        "expected `ctr -n {ns} {}` to succeed: {}",
-        args.join(" "),
-        String::from_utf8_lossy(&o.stderr)
-    );
-    String::from_utf8_lossy(&o.stdout).into_owned()
-}
-
-/// A containerd namespace with the busybox fixture imported; removes its
-/// tasks, containers, images and itself when dropped.
-struct Namespace(String);
-
-impl Namespace {
-    fn new() -> Self {
-        let ns = format!("roprof-test-{}", std::process::id());
-        let ns = Namespace(ns);
-        let mut save = Command::new("docker")
-            .args(["save", BUSYBOX_IMAGE])
-            .stdout(Stdio::piped())
-            .spawn()
-            .expect("docker save runs");
-        let import = Command::new("ctr")
-            .args([
-                "-a",
-                CONTAINERD_SOCKET,
-                "-n",
-                &ns.0,
-                "images",
-                "import",
-                "-",
-            ])
-            .stdin(save.stdout.take().expect("piped"))
-            .output()
-            .expect("ctr images import runs");
-        let saved = save.wait().expect("docker save is waited for");
-        assert!(
-            saved.success(),
-            "docker save {BUSYBOX_IMAGE} failed: {saved}"
-        );
-        assert!(
-            import.status.success(),
-            "importing {BUSYBOX_IMAGE} into containerd namespace {}: {}",
-            ns.0,
-            String::from_utf8_lossy(&import.stderr)
-        );
-        ns
-    }
-
-    fn image(&self) -> String {
-        // `docker save` of a local tag imports as docker.io/<name>.
-        let list = ctr_ok(&self.0, &["images", "ls", "-q"]);
-        list.lines()
-            .find(|l| l.contains("roprof-fixture/busybox"))
-            .unwrap_or_else(|| panic!("the imported image is listed: {list}"))
-            .to_owned()
-    }
-}
-
-impl Drop for Namespace {
-    fn drop(&mut self) {
-        let ns = self.0.clone();
-        let out = ctr(&ns, &["containers", "ls", "-q"]);
-        for id in String::from_utf8_lossy(&out.stdout).lines() {
-            let _ = ctr(&ns, &["tasks", "kill", "-s", "SIGKILL", id]);
-            std::thread::sleep(Duration::from_millis(200));
-            let _ = ctr(&ns, &["tasks", "rm", "-f", id]);
-            let _ = ctr(&ns, &["containers", "rm", id]);
-        }
-        let out = ctr(&ns, &["images", "ls", "-q"]);
-        for img in String::from_utf8_lossy(&out.stdout).lines() {
-            let _ = ctr(&ns, &["images", "rm", "--sync", img]);
-        }
-        let _ = ctr(&ns, &["content", "prune", "references"]);
-        let _ = ctr("default", &["namespaces", "rm", &ns]);
-    }
-}
-
 #[test]
 fn containerd_watch_profiles_exactly_the_labelled_containers() {
     require_privileged();
-    let ns = Namespace::new();
-    let image = ns.image();
+    let ns = Namespace::new("watch", &[BUSYBOX_IMAGE]);
+    let image = ns.image(BUSYBOX_IMAGE);
     let dir = out_dir("roprof-watch-ctr");
     let w = start_watch(
         &[
@@ -465,46 +340,34 @@ fn containerd_watch_profiles_exactly_the_labelled_containers() {
     );
     // A short-lived container (removed with its task: --rm), a long one,
     // and one without the label.
-    ctr_ok(
-        &ns.0,
-        &[
-            "run",
-            "--rm",
-            "--label",
-            "roprof.watch=yes",
-            &image,
-            "quick",
-            "sh",
-            "-c",
-            "echo q > /tmp/quick",
-        ],
-    );
-    ctr_ok(
-        &ns.0,
-        &[
-            "run",
-            "-d",
-            "--label",
-            "roprof.watch=yes",
-            &image,
-            "long",
-            "sh",
-            "-c",
-            "mkdir -p /var/cache/app && echo x > /var/cache/app/data && sleep 300",
-        ],
-    );
-    ctr_ok(
-        &ns.0,
-        &[
-            "run",
-            "-d",
-            &image,
-            "unlabelled",
-            "sh",
-            "-c",
-            "echo u > /tmp/unlabelled && sleep 300",
-        ],
-    );
+    ns.run(&[
+        "--rm",
+        "--label",
+        "roprof.watch=yes",
+        &image,
+        "quick",
+        "sh",
+        "-c",
+        "echo q > /tmp/quick",
+    ]);
+    ns.run(&[
+        "-d",
+        "--label",
+        "roprof.watch=yes",
+        &image,
+        "long",
+        "sh",
+        "-c",
+        "mkdir -p /var/cache/app && echo x > /var/cache/app/data && sleep 300",
+    ]);
+    ns.run(&[
+        "-d",
+        &image,
+        "unlabelled",
+        "sh",
+        "-c",
+        "echo u > /tmp/unlabelled && sleep 300",
+    ]);
     std::thread::sleep(Duration::from_secs(3));
     let err = stop_watch(w);
     assert_eq!(

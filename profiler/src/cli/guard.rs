@@ -3,6 +3,8 @@
 use std::{io::Write as _, path::PathBuf};
 
 use clap::Args;
+
+use super::watch::RuntimeArgs;
 use roprof::{
     guard::{self, GuardConfig, Line},
     watch::Filter,
@@ -16,7 +18,8 @@ pub struct GuardArgs {
     #[arg(long = "label", value_name = "KEY[=VALUE]")]
     pub label: Vec<String>,
     /// Guard only containers whose name matches (`*` and `?`); repeat to
-    /// allow several.
+    /// allow several. For CRI containers the name is
+    /// `<namespace>_<pod>_<container>`.
     #[arg(long = "name", value_name = "GLOB")]
     pub name: Vec<String>,
     /// Write one report per workload (`DIR/<workload>.json`, the format
@@ -28,6 +31,9 @@ pub struct GuardArgs {
     /// errno, records received, records lost, engine errors.
     #[arg(long, value_name = "ADDR")]
     pub metrics: Option<std::net::SocketAddr>,
+    /// The runtime and how to reach it.
+    #[command(flatten)]
+    pub runtime: RuntimeArgs,
     /// Kernel ring buffer size in bytes (power of two).
     #[arg(long, value_name = "BYTES")]
     pub ringbuf_bytes: Option<u32>,
@@ -42,6 +48,7 @@ pub async fn run(args: &GuardArgs) -> anyhow::Result<i32> {
     }
     roprof::doctor::preflight(args.ringbuf_bytes)?;
     let cfg = GuardConfig {
+        runtime: args.runtime.kind(),
         filter,
         names: args.name.clone(),
         out_dir: args.output_dir.clone(),

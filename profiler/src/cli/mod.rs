@@ -6,6 +6,8 @@ pub mod completions;
 pub mod compose;
 pub mod doctor;
 pub mod guard;
+#[cfg(test)]
+mod guard_deploy_tests;
 pub mod manifest;
 pub mod merge;
 pub mod patch;

@@ -18,6 +18,38 @@ pub enum Runtime {
     Containerd,
 }
 
+/// The runtime a node agent (`watch`, `guard`) follows.
+#[derive(Debug, Args)]
+pub struct RuntimeArgs {
+    /// The runtime whose containers are followed.
+    #[arg(long, value_enum, default_value = "docker")]
+    pub runtime: Runtime,
+    /// containerd's gRPC socket (`--runtime containerd`).
+    #[arg(
+        long,
+        value_name = "PATH",
+        default_value = "/run/containerd/containerd.sock"
+    )]
+    pub containerd_socket: PathBuf,
+    /// containerd namespace (`k8s.io` is the kubelet's).
+    #[arg(long, value_name = "NS", default_value = "k8s.io")]
+    pub namespace: String,
+}
+
+impl RuntimeArgs {
+    /// The library's name for the runtime asked for.
+    #[must_use]
+    pub fn kind(&self) -> RuntimeKind {
+        match self.runtime {
+            Runtime::Docker => RuntimeKind::Docker,
+            Runtime::Containerd => RuntimeKind::Containerd {
+                socket: self.containerd_socket.clone(),
+                namespace: self.namespace.clone(),
+            },
+        }
+    }
+}
+
 /// Arguments of `watch`.
 #[derive(Debug, Args)]
 pub struct WatchArgs {
@@ -33,19 +65,9 @@ pub struct WatchArgs {
     /// containers the name is `<namespace>_<pod>_<container>`.
     #[arg(long = "name", value_name = "GLOB")]
     pub name: Option<String>,
-    /// The runtime whose containers are watched.
-    #[arg(long, value_enum, default_value = "docker")]
-    pub runtime: Runtime,
-    /// containerd's gRPC socket (`--runtime containerd`).
-    #[arg(
-        long,
-        value_name = "PATH",
-        default_value = "/run/containerd/containerd.sock"
-    )]
-    pub containerd_socket: PathBuf,
-    /// containerd namespace (`k8s.io` is the kubelet's).
-    #[arg(long, value_name = "NS", default_value = "k8s.io")]
-    pub namespace: String,
+    /// The runtime and how to reach it.
+    #[command(flatten)]
+    pub runtime: RuntimeArgs,
     /// Stop after this long (default: at SIGINT/SIGTERM).
     #[arg(long, value_parser = parse_duration)]
     pub duration: Option<Duration>,
@@ -64,13 +86,7 @@ pub struct WatchArgs {
 /// containers still running are written, marked incomplete.
 pub async fn run(args: &WatchArgs) -> anyhow::Result<i32> {
     let filter = Filter::parse(&args.label, args.name.as_deref())?;
-    let runtime = match args.runtime {
-        Runtime::Docker => RuntimeKind::Docker,
-        Runtime::Containerd => RuntimeKind::Containerd {
-            socket: args.containerd_socket.clone(),
-            namespace: args.namespace.clone(),
-        },
-    };
+    let runtime = args.runtime.kind();
     roprof::doctor::preflight(args.ringbuf_bytes)?;
     let summary = watch::run(&WatchConfig {
         runtime,

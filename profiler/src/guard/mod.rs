@@ -1,10 +1,11 @@
 //! `roprof guard`, the production mode: every running container with a
-//! read-only root (`HostConfig.ReadonlyRootfs`) that matches the filters,
-//! those running when guard starts and those started later, is guarded;
-//! each write of theirs that fails with `EROFS` (a mount is missing) or
-//! with `EACCES` below one of their tmpfs or volume mounts (a mount's
-//! owner or mode is wrong) is one finding, sent once as a JSON line with
-//! the mount that would fix it and then counted.
+//! read-only root (Docker's `HostConfig.ReadonlyRootfs`, containerd's OCI
+//! spec `root.readonly`) that matches the filters, those running when
+//! guard starts and those started later, is guarded; each write of theirs
+//! that fails with `EROFS` (a mount is missing) or with `EACCES` below one
+//! of their tmpfs or volume mounts (a mount's owner or mode is wrong) is
+//! one finding, sent once as a JSON line with the mount that would fix it
+//! and then counted.
 //!
 //! `EACCES` on the image's own files is left out: a process that may not
 //! write a root-owned file of the image is the image's permissions
@@ -12,9 +13,10 @@
 //!
 //! The kernel side is `guard_exit` ([`crate::trace::Tracer::start_guard`]):
 //! it looks only at syscalls returning `-EROFS`/`-EACCES` from the guarded
-//! cgroups, and dedupes repeats into counts. The Docker events, the
-//! container identities, the image facts and the report format are
-//! `watch`'s ([`crate::watch`]); the mounts are the analysis's.
+//! cgroups, and dedupes repeats into counts. The runtime (Docker, Podman's
+//! compatible API, or containerd), its events, the container identities,
+//! the image facts and the report format are `watch`'s ([`crate::watch`]);
+//! the mounts are the analysis's.
 
 mod container;
 pub mod finding;
@@ -29,7 +31,7 @@ pub use self::{
     line::Line,
     run::{Summary, run},
 };
-use crate::watch::Filter;
+use crate::watch::{Filter, RuntimeKind};
 
 /// Errors of `guard`, naming the socket, directory or option at fault.
 #[derive(Debug, thiserror::Error)]
@@ -68,8 +70,10 @@ pub enum GuardError {
 }
 
 /// What `guard` is asked to do.
-#[derive(Clone, Debug, Default)]
+#[derive(Clone, Debug)]
 pub struct GuardConfig {
+    /// Which runtime's containers (`--runtime`).
+    pub runtime: RuntimeKind,
     /// `--label` (all must match).
     pub filter: Filter,
     /// `--name` globs (any may match; none given: every name).

@@ -22,7 +22,7 @@ use super::{
 use crate::{
     host::cgroup,
     model::{CPath, Losses, PathObservation, ProcRef},
-    runtime::{Engine, LifecycleEvent},
+    runtime::LifecycleEvent,
     session::interrupt,
     trace::{
         RawEvent, Sink, TraceError, Tracer,
@@ -30,7 +30,7 @@ use crate::{
     },
     watch::{
         run::load_tracer,
-        source::{Events, ImageCache, RuntimeKind, Source},
+        source::{Events, ImageCache, Source},
         workload,
     },
 };
@@ -116,7 +116,7 @@ pub async fn run(
             .map_err(|source| GuardError::Metrics { addr, source })?;
         eprintln!("roprof: guard: metrics at http://{bound}/metrics");
     }
-    let source = Source::connect(&RuntimeKind::Docker).await?;
+    let source = Source::connect(&cfg.runtime).await?;
     // Subscribed before the running containers are listed: one started
     // meanwhile is in the list or in the events (or both).
     let mut events = source.events();
@@ -157,13 +157,6 @@ pub async fn run(
 }
 
 impl Guard<'_> {
-    fn engine(&self) -> Option<&Engine> {
-        match &self.source {
-            Source::Docker(e) => Some(e),
-            Source::Containerd(_) => None,
-        }
-    }
-
     fn warn(&mut self, what: &str) {
         self.summary.engine_errors += 1;
         self.metrics.engine_error();
@@ -172,11 +165,7 @@ impl Guard<'_> {
 
     /// Guards the containers already running.
     async fn guard_running(&mut self) {
-        let ids = match self.engine() {
-            Some(e) => e.running_ids().await,
-            None => return,
-        };
-        match ids {
+        match self.source.running_ids().await {
             Ok(ids) => {
                 for id in ids {
                     self.consider(&id).await;
@@ -235,8 +224,7 @@ impl Guard<'_> {
         if self.containers.get(id).is_some_and(|c| c.cgroup.is_some()) {
             return;
         }
-        let Some(engine) = self.engine() else { return };
-        let facts = match engine.guard_facts(id).await {
+        let facts = match self.source.guard_facts(id).await {
             Ok(Some(f)) => f,
             Ok(None) => {
                 self.summary.vanished += 1;

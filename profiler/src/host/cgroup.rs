@@ -75,11 +75,85 @@ pub fn v2_membership(proc_cgroup: &str) -> Option<&str> {
 }
 
 /// The cgroup v2 path of process `pid` (the `0::` line of its
-/// `/proc/PID/cgroup`), for a runtime that reports the task's pid.
+/// `/proc/PID/cgroup`) from the hierarchy's root, for a runtime that
+/// reports the task's pid.
+///
+/// Read in a cgroup namespace of its own (roprof in a pod: `hostPID` does
+/// not share the host's cgroup namespace, and on cgroup v2 every
+/// container has its own), the kernel gives paths from the namespace's
+/// root, those outside it climbing with `..` (`/../../kubepods/…`); they
+/// are resolved against where that root is in the hierarchy (see
+/// [`own_namespace_root`]).
 #[must_use]
 pub fn of_pid(pid: u32) -> Option<String> {
     let text = std::fs::read_to_string(format!("/proc/{pid}/cgroup")).ok()?;
-    v2_membership(&text).map(str::to_owned)
+    let rel = v2_membership(&text)?;
+    if rel.split('/').any(|p| p == "..") {
+        from_namespace(own_namespace_root()?, rel)
+    } else {
+        Some(rel.to_owned())
+    }
+}
+
+/// `rel`, a path read in a cgroup namespace whose root is at `ns_root`
+/// (from the hierarchy's root), as a path from the hierarchy's root;
+/// `None` when it climbs above the hierarchy's root.
+#[must_use]
+pub fn from_namespace(ns_root: &str, rel: &str) -> Option<String> {
+    let mut parts: Vec<&str> = ns_root.split('/').filter(|p| !p.is_empty()).collect();
+    for p in rel.split('/').filter(|p| !p.is_empty() && *p != ".") {
+        if p == ".." {
+            parts.pop()?;
+        } else {
+            parts.push(p);
+        }
+    }
+    Some(format!("/{}", parts.join("/")))
+}
+
+/// Most cgroup directories [`own_namespace_root`] looks at: a bound on the
+/// walk (a node with thousands of containers has a few thousand).
+const MAX_WALK: usize = 100_000;
+
+/// Where roprof's own cgroup namespace's root is in the hierarchy: its own
+/// cgroup, found by the `cgroup.procs` that lists its pid in the host's
+/// hierarchy (mounted at [`ROOT`] or [`UNIFIED`]: a pod mounts the host's
+/// there), less the path its namespace gives it. Found once.
+fn own_namespace_root() -> Option<&'static str> {
+    static ROOT_PATH: std::sync::OnceLock<Option<String>> = std::sync::OnceLock::new();
+    ROOT_PATH
+        .get_or_init(|| {
+            let pid = std::process::id().to_string();
+            let text = std::fs::read_to_string("/proc/self/cgroup").ok()?;
+            let own = v2_membership(&text)?.trim_end_matches('/').to_owned();
+            let mount = [UNIFIED, ROOT]
+                .into_iter()
+                .find(|m| std::path::Path::new(m).join("cgroup.controllers").is_file())?;
+            let mut queue = std::collections::VecDeque::from([std::path::PathBuf::from(mount)]);
+            let mut seen = 0;
+            while let Some(dir) = queue.pop_front() {
+                seen += 1;
+                if seen > MAX_WALK {
+                    return None;
+                }
+                let listed = std::fs::read_to_string(dir.join("cgroup.procs"))
+                    .is_ok_and(|procs| procs.lines().any(|l| l.trim() == pid));
+                if listed {
+                    let host = dir.strip_prefix(mount).ok()?.to_str()?;
+                    let host = format!("/{host}");
+                    return host
+                        .strip_suffix(&own)
+                        .map(|r| r.trim_end_matches('/').to_owned());
+                }
+                for e in std::fs::read_dir(&dir).into_iter().flatten().flatten() {
+                    if e.file_type().is_ok_and(|t| t.is_dir()) {
+                        queue.push_back(e.path());
+                    }
+                }
+            }
+            None
+        })
+        .as_deref()
 }
 
 /// The directories a cgroup v2 path `rel` (as [`of_pid`] gives it) may be
@@ -110,6 +184,22 @@ pub fn id_of_pid(pid: u32) -> Option<u64> {
 #[cfg(test)]
 mod tests {
     use super::{container_id, v2_membership};
+
+    #[test]
+    fn paths_read_in_a_cgroup_namespace_are_resolved_from_its_root() {
+        use super::from_namespace;
+        let pod = "/kubepods.slice/kubepods-pod1.slice/cri-containerd-aa.scope";
+        assert_eq!(
+            from_namespace(pod, "/../../kubepods-pod2.slice/cri-containerd-bb.scope").as_deref(),
+            Some("/kubepods.slice/kubepods-pod2.slice/cri-containerd-bb.scope")
+        );
+        assert_eq!(from_namespace(pod, "/").as_deref(), Some(pod));
+        assert_eq!(
+            from_namespace("", "/docker/x").as_deref(),
+            Some("/docker/x")
+        );
+        assert_eq!(from_namespace("/a", "/../.."), None, "above the root");
+    }
 
     #[test]
     fn the_v2_line_is_found() {

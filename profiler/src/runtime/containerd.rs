@@ -5,7 +5,10 @@
 //! Events come from the events service (`/containers/create`,
 //! `/tasks/start`, `/tasks/exit` of the init process, `/containers/delete`);
 //! names and labels from the containers service, read at create time so
-//! that a container deleted right after it ran is still named.
+//! that a container deleted right after it ran is still named. For
+//! `roprof guard`, the running tasks and a task's pid come from the tasks
+//! service, the root mode and mounts from the container's OCI spec
+//! ([`super::oci`]).
 
 use std::{
     collections::{BTreeMap, HashMap},
@@ -16,17 +19,19 @@ use std::{
 use containerd_client::{
     events::{ContainerCreate, ContainerDelete, TaskExit, TaskStart},
     services::v1::{
-        GetContainerRequest, SubscribeRequest,
+        GetContainerRequest, GetRequest, ListTasksRequest, SubscribeRequest,
         containers_client::ContainersClient,
         events_client::EventsClient,
         snapshots::{MountsRequest, snapshots_client::SnapshotsClient},
+        tasks_client::TasksClient,
         version_client::VersionClient,
     },
     tonic::{Code, Request, transport::Channel},
+    types::v1::Status as TaskStatus,
 };
 use futures::Stream;
 
-use super::{ContainerInfo, LifecycleEvent};
+use super::{ContainerInfo, GuardFacts, LifecycleEvent, oci};
 
 /// CRI: the pod's namespace.
 pub const K8S_NAMESPACE: &str = "io.kubernetes.pod.namespace";
@@ -145,6 +150,14 @@ impl Containerd {
     /// Name, labels and image of container `id`; `None` when the
     /// namespace has no such container, or it is a CRI pod sandbox.
     pub async fn info(&self, id: &str) -> Result<Option<ContainerInfo>, ContainerdError> {
+        Ok(self.container(id).await?.map(|(info, _)| info))
+    }
+
+    /// Container `id` as [`Self::info`] gives it, and its OCI spec.
+    async fn container(
+        &self,
+        id: &str,
+    ) -> Result<Option<(ContainerInfo, Option<oci::Spec>)>, ContainerdError> {
         let req = with_ns(GetContainerRequest { id: id.to_owned() }, &self.namespace)?;
         let c = match ContainersClient::new(self.channel.clone()).get(req).await {
             Ok(r) => r.into_inner().container.unwrap_or_default(),
@@ -157,17 +170,77 @@ impl Containerd {
         }
         self.learn_layers(&c.image, &c.snapshotter, &c.snapshot_key)
             .await;
-        let started = c
-            .spec
-            .as_ref()
-            .and_then(|s| super::Started::from_oci_spec(&s.value))
-            .map(Box::new);
-        Ok(Some(ContainerInfo {
+        let spec = c.spec.as_ref().map(|s| s.value.as_slice());
+        let started = spec.and_then(super::Started::from_oci_spec).map(Box::new);
+        let info = ContainerInfo {
             name: display_name(&c.id, &labels),
             id: c.id,
             labels,
             image: c.image,
             started,
+        };
+        Ok(Some((info, spec.and_then(oci::Spec::parse))))
+    }
+
+    /// Ids of the namespace's containers whose task is running.
+    pub async fn running_ids(&self) -> Result<Vec<String>, ContainerdError> {
+        let req = with_ns(
+            ListTasksRequest {
+                filter: String::new(),
+            },
+            &self.namespace,
+        )?;
+        let tasks = TasksClient::new(self.channel.clone())
+            .list(req)
+            .await
+            .map_err(rpc(&self.socket, "listing the tasks"))?
+            .into_inner()
+            .tasks;
+        Ok(tasks
+            .into_iter()
+            .filter(|t| t.status == TaskStatus::Running as i32)
+            // containerd 1.6 fills in the task's id (the container's) and
+            // leaves `container_id` empty.
+            .map(|t| {
+                if t.container_id.is_empty() {
+                    t.id
+                } else {
+                    t.container_id
+                }
+            })
+            .collect())
+    }
+
+    /// Identity, root mode (the spec's `root.readonly`), the host pid of
+    /// its task and its tmpfs and pod-volume mounts (the spec's), for
+    /// `roprof guard`; `None` when the namespace has no such container
+    /// (or it is a pod sandbox). The pid is 0 when no task runs.
+    pub async fn guard_facts(&self, id: &str) -> Result<Option<GuardFacts>, ContainerdError> {
+        let Some((info, spec)) = self.container(id).await? else {
+            return Ok(None);
+        };
+        let spec = spec.unwrap_or_default();
+        let req = with_ns(
+            GetRequest {
+                container_id: id.to_owned(),
+                exec_id: String::new(),
+            },
+            &self.namespace,
+        )?;
+        let pid = match TasksClient::new(self.channel.clone()).get(req).await {
+            Ok(r) => r
+                .into_inner()
+                .process
+                .filter(|p| p.status == TaskStatus::Running as i32)
+                .map_or(0, |p| i64::from(p.pid)),
+            Err(s) if s.code() == Code::NotFound => 0,
+            Err(s) => return Err(rpc(&self.socket, &format!("getting the task of {id}"))(s)),
+        };
+        Ok(Some(GuardFacts {
+            info,
+            read_only: spec.root.readonly,
+            pid,
+            writable_mounts: spec.writable_mounts(),
         }))
     }
 

@@ -158,12 +158,15 @@ fn info_of(c: &bollard::models::ContainerInspectResponse, id: &str) -> Container
 pub struct GuardFacts {
     /// Identity.
     pub info: ContainerInfo,
-    /// Its root filesystem is read-only (`HostConfig.ReadonlyRootfs`).
+    /// Its root filesystem is read-only (Docker's
+    /// `HostConfig.ReadonlyRootfs`, the OCI spec's `root.readonly`).
     pub read_only: bool,
     /// Host pid of its init (0 when not running).
     pub pid: i64,
-    /// Mount points of its tmpfs and volume mounts (not binds): where an
-    /// `EACCES` says a mount a plan made has the wrong owner or mode.
+    /// Mount points of its tmpfs and volume mounts (not binds; on
+    /// containerd, the spec's tmpfs mounts and the kubelet's pod volumes):
+    /// where an `EACCES` says a mount a plan made has the wrong owner or
+    /// mode.
     pub writable_mounts: Vec<String>,
 }
 

@@ -13,6 +13,7 @@ mod flags;
 pub mod layers;
 mod listing;
 mod network;
+pub mod oci;
 mod podman;
 mod specgen;
 mod started;

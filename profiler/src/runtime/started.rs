@@ -120,34 +120,22 @@ impl Started {
     }
 
     /// From a containerd container's OCI runtime spec (JSON): argv, env,
-    /// cwd and uid:gid. `None` when it is not such a spec.
+    /// cwd, uid:gid, and its tmpfs mounts and binds (the runtime's own
+    /// left out). `None` when it is not such a spec.
     #[must_use]
     pub fn from_oci_spec(json: &[u8]) -> Option<Self> {
-        let spec: serde_json::Value = serde_json::from_slice(json).ok()?;
-        let p = spec.get("process")?;
-        let words = |v: Option<&serde_json::Value>| -> Vec<String> {
-            v.and_then(serde_json::Value::as_array)
-                .map(|a| {
-                    a.iter()
-                        .filter_map(|s| s.as_str().map(str::to_owned))
-                        .collect()
-                })
-                .unwrap_or_default()
-        };
-        let user = p.get("user").map_or_else(String::new, |u| {
-            let id = |k: &str| u.get(k).and_then(serde_json::Value::as_u64).unwrap_or(0);
-            format!("{}:{}", id("uid"), id("gid"))
-        });
+        let spec = super::oci::Spec::parse(json)?;
+        let p = spec.process.as_ref()?;
         Some(Started {
-            entrypoint: words(p.get("args")),
+            entrypoint: p.args.clone(),
             argv_whole: true,
-            env: words(p.get("env")),
-            user,
-            workdir: p
-                .get("cwd")
-                .and_then(serde_json::Value::as_str)
-                .unwrap_or_default()
-                .to_owned(),
+            env: p.env.clone(),
+            user: p
+                .user
+                .map_or_else(String::new, |u| format!("{}:{}", u.uid, u.gid)),
+            workdir: p.cwd.clone(),
+            tmpfs: spec.tmpfs_flags(),
+            volumes: spec.volume_flags(),
             ..Started::default()
         })
     }

@@ -7,7 +7,7 @@ use k8s_openapi::{
 };
 
 const DAEMONSET: &str = include_str!("../../../deploy/kubernetes/daemonset.yaml");
-const NAMESPACE: &str = include_str!("../../../deploy/kubernetes/namespace.yaml");
+const NAMESPACE: &str = include_str!("../../../deploy/kubernetes/namespace/namespace.yaml");
 const KUSTOMIZATION: &str = include_str!("../../../deploy/kubernetes/kustomization.yaml");
 
 fn host_path_of<'a>(ds: &'a DaemonSet, mount_path: &str) -> &'a str {
@@ -121,7 +121,7 @@ fn daemonset_runs_watch_on_containerd_with_what_it_needs() {
 }
 
 #[test]
-fn kustomization_lists_both_manifests() {
+fn kustomization_lists_the_namespace_and_the_daemonset() {
     let k: serde_yaml_ng::Value = serde_yaml_ng::from_str(KUSTOMIZATION).unwrap();
     let res: Vec<&str> = k["resources"]
         .as_sequence()
@@ -129,5 +129,5 @@ fn kustomization_lists_both_manifests() {
         .iter()
         .filter_map(|r| r.as_str())
         .collect();
-    assert_eq!(res, ["namespace.yaml", "daemonset.yaml"]);
+    assert_eq!(res, ["namespace", "daemonset.yaml"]);
 }

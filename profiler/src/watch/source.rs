@@ -9,7 +9,7 @@ use super::WatchError;
 use crate::runtime::containerd::Containerd;
 use crate::{
     model::{ImageConfig, ImageListing},
-    runtime::{ContainerInfo, ContainerSpec, Engine, LifecycleEvent},
+    runtime::{ContainerInfo, ContainerSpec, Engine, GuardFacts, LifecycleEvent},
     session::interrupt,
 };
 
@@ -88,6 +88,24 @@ impl Source {
         match self {
             Source::Docker(e) => Ok(e.container_info(id).await?),
             Source::Containerd(c) => Ok(c.info(id).await?),
+        }
+    }
+
+    /// Ids of the running containers (`roprof guard` starts with them).
+    pub async fn running_ids(&self) -> Result<Vec<String>, WatchError> {
+        match self {
+            Source::Docker(e) => Ok(e.running_ids().await?),
+            Source::Containerd(c) => Ok(c.running_ids().await?),
+        }
+    }
+
+    /// What `roprof guard` needs to know about container `id`: identity,
+    /// root mode, pid, mounts (Docker's inspect, or containerd's OCI spec
+    /// and task); `None` when the runtime has no such container.
+    pub async fn guard_facts(&self, id: &str) -> Result<Option<GuardFacts>, WatchError> {
+        match self {
+            Source::Docker(e) => Ok(e.guard_facts(id).await?),
+            Source::Containerd(c) => Ok(c.guard_facts(id).await?),
         }
     }
 
