@@ -94,6 +94,12 @@ pub const SCOPE_IDS: u32 = 1;
 /// `CGROUP` record with its path); userspace forgets those it does not want
 /// (`roprof watch`).
 pub const SCOPE_ALL: u32 = 2;
+/// [`Config::scope_mode`]: every new cgroup is provisionally guarded
+/// ([`MAP_GUARDED`] ← [`GUARDED_PENDING`]) and reported (a `CGROUP` record
+/// with its path), so that `guard_exit` records a container's failed
+/// writes from its first syscall; userspace keeps them (or drops them and
+/// the cgroup) once it has classified the container (`roprof guard`).
+pub const SCOPE_GUARD: u32 = 3;
 
 /// Program names (the Rust function names in `profiler-ebpf`).
 pub const PROG_SYS_ENTER: &str = "sys_enter";
@@ -111,8 +117,14 @@ pub const PROG_EXIT: &str = "sched_exit";
 /// caller's cgroup ([`MAP_GUARDED`]), and queues the path job for
 /// [`PROG_EMIT`].
 pub const PROG_GUARD_EXIT: &str = "guard_exit";
-/// cgroup v2 ids of the containers `roprof guard` watches (key) → 1.
+/// cgroup v2 ids of the containers `roprof guard` watches (key) →
+/// [`GUARDED_ON`] or [`GUARDED_PENDING`] (`guard_exit` records both alike).
 pub const MAP_GUARDED: &str = "GUARDED";
+/// [`MAP_GUARDED`] value: a classified container, guarded.
+pub const GUARDED_ON: u32 = 1;
+/// [`MAP_GUARDED`] value: a cgroup `cgroup_mkdir` saw created
+/// ([`SCOPE_GUARD`]), not yet classified by userspace.
+pub const GUARDED_PENDING: u32 = 2;
 /// Entries of [`MAP_GUARDED`].
 pub const GUARDED_LEN: u32 = 8192;
 /// `EACCES`: a write refused by the owner or mode of a mount.

@@ -1,11 +1,17 @@
 //! `cgroup_mkdir`: the containers' cgroup ids, learnt as the runtime creates
-//! them.
+//! them (before any process of the container runs: the runtime creates the
+//! cgroup, then moves its init into it). In guard mode the new cgroup is
+//! provisionally guarded here, so that no failed write of a container's
+//! first milliseconds waits for userspace to hear of the container.
 
 use aya_ebpf::{helpers::generated as bh, macros::raw_tracepoint, programs::RawTracePointContext};
-use profiler_common::{ID_MAX, Offsets, PATH_MAX, SCOPE_ALL, SCOPE_IDS, kind};
+use profiler_common::{
+    GUARDED_PENDING, ID_MAX, Offsets, PATH_MAX, SCOPE_ALL, SCOPE_GUARD, SCOPE_IDS, kind,
+};
 
 use crate::{
     event::{fill_header, submit},
+    guard::GUARDED,
     maps::{CONTAINER_IDS, SCRATCH, TARGET_CGROUPS},
     mem::{config, rk},
 };
@@ -62,7 +68,8 @@ fn read_name(o: &Offsets, kn: u64, key: &mut [u8; ID_MAX]) -> Result<(), i64> {
 
 pub(crate) fn try_cgroup_mkdir(ctx: &RawTracePointContext) -> Result<(), i64> {
     let Some(cfg) = config() else { return Ok(()) };
-    if cfg.scope_mode != SCOPE_IDS && cfg.scope_mode != SCOPE_ALL {
+    let mode = cfg.scope_mode;
+    if mode != SCOPE_IDS && mode != SCOPE_ALL && mode != SCOPE_GUARD {
         return Ok(());
     }
     let o = &cfg.offsets;
@@ -74,7 +81,7 @@ pub(crate) fn try_cgroup_mkdir(ctx: &RawTracePointContext) -> Result<(), i64> {
     }
     let kn = rk::<u64>(cgrp + o.cgroup_kn)?;
     let id = rk::<u64>(kn + o.kernfs_id)?;
-    if cfg.scope_mode == SCOPE_IDS && !names_container(o, kn) {
+    if mode == SCOPE_IDS && !names_container(o, kn) {
         return Ok(());
     }
     let Some(ev) = SCRATCH.get_ptr_mut(0) else {
@@ -89,7 +96,14 @@ pub(crate) fn try_cgroup_mkdir(ctx: &RawTracePointContext) -> Result<(), i64> {
     if n <= 1 || n as usize > PATH_MAX {
         return Ok(());
     }
-    let _ = TARGET_CGROUPS.insert(id, 1, 0);
+    if mode == SCOPE_GUARD {
+        // Every new cgroup: userspace tells the containers' apart from the
+        // record's path and removes the rest (a full map only means a
+        // container is guarded from its start event on, as before).
+        let _ = GUARDED.insert(id, GUARDED_PENDING, 0);
+    } else {
+        let _ = TARGET_CGROUPS.insert(id, 1, 0);
+    }
     // SAFETY: helper without arguments.
     let pid_tgid = unsafe { bh::bpf_get_current_pid_tgid() };
     fill_header(&mut evr.header, kind::CGROUP, 0, 0, pid_tgid);

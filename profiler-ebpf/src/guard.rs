@@ -31,9 +31,10 @@ use crate::{
     syscalls::{Queue, arg, in_compat_syscall, word},
 };
 
-/// cgroup v2 ids of the guarded containers, filled by userspace (the inode
-/// number of each container's cgroup directory). Not preallocated: the
-/// profiler's loads of the same object never use it.
+/// cgroup v2 ids of the guarded containers (the inode number of each
+/// container's cgroup directory): `GUARDED_PENDING` from `cgroup_mkdir` as
+/// the runtime creates one, `GUARDED_ON` from userspace once classified.
+/// Not preallocated: the profiler's loads of the same object never use it.
 #[map]
 pub(crate) static GUARDED: HashMap<u64, u32> =
     HashMap::with_max_entries(GUARDED_LEN, BPF_F_NO_PREALLOC);

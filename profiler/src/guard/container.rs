@@ -19,8 +19,10 @@ pub struct Guarded {
     pub facts: GuardFacts,
     /// Its workload (see [`workload_of`]).
     pub workload: String,
-    /// Its cgroup v2 id, while guarded.
-    pub cgroup: Option<u64>,
+    /// Its cgroup v2 ids while guarded (the one its init is in, and those
+    /// `cgroup_mkdir` saw created for it: crun's `container` child and its
+    /// parent); empty once it stopped.
+    pub cgroups: Vec<u64>,
     /// Its image's config and listing.
     pub image: Arc<ImageFacts>,
     /// The image's symlinks, which names are folded through.

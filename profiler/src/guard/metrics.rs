@@ -7,7 +7,9 @@
 //! - `roprof_guard_events_total`: records received from the kernel;
 //! - `roprof_guard_lost_total`: records the kernel could not send (ring
 //!   full, tables full, read errors, failed tail calls);
-//! - `roprof_guard_engine_errors_total`: engine errors survived.
+//! - `roprof_guard_engine_errors_total`: engine errors survived;
+//! - `roprof_guard_held_dropped_total`: failed-write records of containers
+//!   not yet classified that the full hold dropped.
 
 use std::{
     collections::HashMap,
@@ -42,6 +44,7 @@ pub struct Metrics {
     events: Counter,
     lost: Counter,
     engine_errors: Counter,
+    held_dropped: Counter,
     /// What each finding has added to its workload's counter so far.
     added: Arc<Mutex<HashMap<FindingKey, u64>>>,
 }
@@ -61,6 +64,7 @@ impl Metrics {
         let events = Counter::default();
         let lost = Counter::default();
         let engine_errors = Counter::default();
+        let held_dropped = Counter::default();
         registry.register(
             "roprof_guard_failed_writes",
             "Writes of guarded containers that failed with EROFS, or with EACCES below one of their mounts",
@@ -81,12 +85,18 @@ impl Metrics {
             "Container engine errors survived",
             engine_errors.clone(),
         );
+        registry.register(
+            "roprof_guard_held_dropped",
+            "Failed-write records of containers not yet classified dropped because the hold was full",
+            held_dropped.clone(),
+        );
         Metrics {
             registry: Arc::new(registry),
             failed,
             events,
             lost,
             engine_errors,
+            held_dropped,
             added: Arc::default(),
         }
     }
@@ -111,6 +121,11 @@ impl Metrics {
                 .inc_by(total - *had);
             *had = total;
         }
+    }
+
+    /// One held record dropped.
+    pub fn held_dropped(&self) {
+        self.held_dropped.inc();
     }
 
     /// One record received.

@@ -23,6 +23,7 @@ pub mod finding;
 pub mod fix;
 pub mod line;
 pub mod metrics;
+mod pending;
 mod run;
 
 use std::path::PathBuf;

@@ -8,25 +8,27 @@ use std::{
     time::{Duration, SystemTime},
 };
 
+mod classify;
+
 use futures::StreamExt as _;
 use profiler_common::kind;
 
 use super::{
     GuardConfig, GuardError,
-    container::{Guarded, report_for, workload_of},
+    container::{Guarded, report_for},
     finding::{Errno, FindingKey, Findings},
     fix::{Fix, fix_for},
     line::{ContainerRef, LINE_SCHEMA_VERSION, Line, Process, rfc3339},
     metrics::Metrics,
+    pending::{Hold, Pending},
 };
 use crate::{
-    host::cgroup,
     model::{CPath, Losses, PathObservation, ProcRef},
     runtime::LifecycleEvent,
     session::interrupt,
     trace::{
         RawEvent, Sink, TraceError, Tracer,
-        collect::{Progress, is_log_open, map_op, symlinks},
+        collect::{Progress, is_log_open, map_op},
     },
     watch::{
         run::load_tracer,
@@ -55,8 +57,12 @@ pub struct Summary {
     pub failures: u64,
     /// Engine errors survived (event stream breaks, failed inspects).
     pub engine_errors: u64,
-    /// Containers that vanished while being looked up.
+    /// Containers that vanished while being looked up (one that left
+    /// failed writes and was gone before it could be classified, too).
     pub vanished: u64,
+    /// Failed-write records of not yet classified containers dropped
+    /// because the hold was full ([`super::pending::HELD_MAX`]).
+    pub held_dropped: u64,
     /// Records the loop received.
     pub events: u64,
     /// The tracer's losses.
@@ -91,6 +97,7 @@ struct Guard<'a> {
     images: ImageCache,
     containers: HashMap<String, Guarded>,
     by_cgroup: HashMap<u64, String>,
+    pending: Pending,
     findings: Findings,
     summary: Summary,
     metrics: Metrics,
@@ -140,6 +147,7 @@ pub async fn run(
         images: ImageCache::default(),
         containers: HashMap::new(),
         by_cgroup: HashMap::new(),
+        pending: Pending::default(),
         findings: Findings::default(),
         summary: Summary::default(),
         metrics,
@@ -151,8 +159,9 @@ pub async fn run(
     let _ = stop.send(true);
     let _ = drain.await;
     while let Ok(ev) = records.try_recv() {
-        g.on_record(&ev);
+        g.on_record(ev);
     }
+    g.classify_pending().await;
     g.end().await
 }
 
@@ -186,8 +195,16 @@ impl Guard<'_> {
         loop {
             tokio::select! {
                 () = interrupt::wait() => return,
-                Some(ev) = records.recv() => self.on_record(&ev),
-                ev = events.next() => match ev {
+                Some(ev) = records.recv() => self.on_record(ev),
+                ev = events.next() => {
+                // The kernel's records so far come first: a container that
+                // started and stopped is classified before its exit is
+                // handled.
+                while let Ok(r) = records.try_recv() {
+                    self.on_record(r);
+                }
+                self.classify_pending().await;
+                match ev {
                     Some(Ok(LifecycleEvent::Started { id })) => self.consider(&id).await,
                     Some(Ok(LifecycleEvent::Exited { id, .. } | LifecycleEvent::Removed { id })) => {
                         self.release(&id);
@@ -203,13 +220,13 @@ impl Guard<'_> {
                         self.warn("the engine's event stream ended; following it again");
                         self.resubscribe(events).await;
                     }
-                },
+                }},
                 _ = counts.tick() => self.send_counts(),
                 _ = reports.tick() => self.write_reports(),
             }
+            self.classify_pending().await;
         }
     }
-
     /// Follows the events again after a pause, then lists the running
     /// containers: those started while the stream was down are guarded too.
     async fn resubscribe(&mut self, events: &mut Events) {
@@ -218,75 +235,25 @@ impl Guard<'_> {
         self.guard_running().await;
     }
 
-    /// Guards container `id` when it is running with a read-only root and
-    /// selected.
-    async fn consider(&mut self, id: &str) {
-        if self.containers.get(id).is_some_and(|c| c.cgroup.is_some()) {
-            return;
-        }
-        let facts = match self.source.guard_facts(id).await {
-            Ok(Some(f)) => f,
-            Ok(None) => {
-                self.summary.vanished += 1;
-                return;
-            }
-            Err(e) => {
-                self.warn(&e.to_string());
-                return;
-            }
-        };
-        if !facts.read_only || !self.cfg.selects(&facts.info.name, &facts.info.labels) {
-            return;
-        }
-        let cg = u32::try_from(facts.pid)
-            .ok()
-            .filter(|p| *p > 0)
-            .and_then(cgroup::id_of_pid);
-        let Some(cg) = cg else {
-            // Exited meanwhile, or no cgroup v2 membership to match on.
-            self.summary.vanished += 1;
-            return;
-        };
-        if let Err(e) = self.tracer.guard_cgroup(cg) {
-            self.warn(&e.to_string());
-            return;
-        }
-        let image = Arc::new(self.images.get(&self.source, &facts.info.image).await);
-        eprintln!("roprof: guard: guarding container {}", facts.info.name);
-        self.by_cgroup.insert(cg, facts.info.id.clone());
-        let workload = workload_of(&facts.info.name, &facts.info.labels);
-        if let Some(c) = self.containers.get_mut(id) {
-            // Restarted: same container, a new cgroup.
-            c.cgroup = Some(cg);
-        } else {
-            self.summary.guarded += 1;
-            self.containers.insert(
-                facts.info.id.clone(),
-                Guarded {
-                    links: symlinks(&image.listing),
-                    image,
-                    workload,
-                    cgroup: Some(cg),
-                    observations: std::collections::BTreeMap::new(),
-                    facts,
-                },
-            );
-        }
-    }
-
     /// Container `id` stopped: its last counts are read, then its cgroup
     /// and dedupe entries are forgotten in the kernel (its findings stay).
     fn release(&mut self, id: &str) {
-        let Some(cg) = self.containers.get_mut(id).and_then(|c| c.cgroup.take()) else {
+        let cgroups = self
+            .containers
+            .get_mut(id)
+            .map(|c| std::mem::take(&mut c.cgroups))
+            .unwrap_or_default();
+        if cgroups.is_empty() {
             return;
-        };
+        }
         self.read_counts();
-        self.by_cgroup.remove(&cg);
+        let mut forgot = Ok(());
+        for cg in &cgroups {
+            self.by_cgroup.remove(cg);
+            forgot = forgot.and(self.tracer.unguard_cgroup(*cg));
+        }
         let keys = self.findings.keys_of(id);
-        let forgot = self
-            .tracer
-            .unguard_cgroup(cg)
-            .and_then(|()| self.tracer.forget_dedup(&keys));
+        let forgot = forgot.and_then(|()| self.tracer.forget_dedup(&keys));
         if let Err(e) = forgot {
             self.warn(&e.to_string());
         }
@@ -295,14 +262,29 @@ impl Guard<'_> {
         }
     }
 
-    /// One record: a finding when new, else a repeat the counts catch.
-    fn on_record(&mut self, ev: &RawEvent) {
+    /// One record: a new cgroup, or a failed write (held while its
+    /// container is not classified yet).
+    fn on_record(&mut self, ev: RawEvent) {
         self.summary.events += 1;
         self.metrics.event();
-        let h = &ev.header;
-        if h.kind != kind::PATH_OP {
-            return;
+        if ev.header.kind == kind::CGROUP {
+            let path = String::from_utf8_lossy(&ev.name).into_owned();
+            self.on_cgroup(ev.header.cgroup, &path);
+        } else if ev.header.kind == kind::PATH_OP && !self.by_cgroup.contains_key(&ev.header.cgroup)
+        {
+            if self.pending.hold(ev) == Hold::Dropped {
+                self.summary.held_dropped += 1;
+                self.metrics.held_dropped();
+            }
+        } else {
+            self.on_failure(&ev);
         }
+    }
+
+    /// A failed write of a guarded container: a finding when new, else a
+    /// repeat the counts catch.
+    fn on_failure(&mut self, ev: &RawEvent) {
+        let h = &ev.header;
         let (Some(errno), Some(op)) = (Errno::from_ret(h.ret), map_op(h.op, h.flags)) else {
             return;
         };

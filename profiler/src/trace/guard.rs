@@ -1,6 +1,8 @@
-//! The tracer in guard mode (`roprof guard`): `guard_exit` alone on
-//! `sys_exit`, with the `emit`/`walk_prog` stages it tail-calls, and the
-//! `GUARDED` set of container cgroups it reports failed writes of.
+//! The tracer in guard mode (`roprof guard`): `guard_exit` on `sys_exit`,
+//! with the `emit`/`walk_prog` stages it tail-calls, the `GUARDED` set of
+//! container cgroups it reports failed writes of, and `cgroup_mkdir`, which
+//! adds each new cgroup to that set as pending (`SCOPE_GUARD`) and reports
+//! it with its path.
 
 use std::collections::BTreeMap;
 
@@ -8,14 +10,17 @@ use aya::{
     maps::{Array, HashMap, RingBuf},
     programs::RawTracePoint,
 };
-use profiler_common::{Config, MAP_CONFIG, MAP_EVENTS, MAP_GUARDED, PROG_GUARD_EXIT};
+use profiler_common::{
+    Config, GUARDED_ON, MAP_CONFIG, MAP_EVENTS, MAP_GUARDED, PROG_CGROUP_MKDIR, PROG_GUARD_EXIT,
+    SCOPE_GUARD,
+};
 
 use super::{
     EBPF_OBJECT, Scope, TraceError, Tracer, btf, load_object, load_program, load_stages, map_err,
     prog_err, program, task_btf_wanted, write_specs,
 };
 
-/// Loads `guard_exit` and its stages, with in-kernel dedupe on.
+/// Loads `guard_exit`, its stages and `cgroup_mkdir`.
 fn load(
     offsets: &profiler_common::Offsets,
     scope: &Scope,
@@ -25,12 +30,15 @@ fn load(
     let mut ebpf = load_object(offsets, scope, task_btf)?;
     load_stages(&mut ebpf, verified)?;
     load_program(&mut ebpf, PROG_GUARD_EXIT, verified)?;
+    load_program(&mut ebpf, PROG_CGROUP_MKDIR, verified)?;
     Ok(ebpf)
 }
 
 impl Tracer {
-    /// Loads and attaches guard's program; no container is guarded until
-    /// [`Tracer::guard_cgroup`].
+    /// Loads and attaches guard's programs, with in-kernel dedupe on: no
+    /// running container is guarded until [`Tracer::guard_cgroup`]; each
+    /// cgroup created from now on is, pending, until userspace guards it
+    /// for good or [`Tracer::unguard_cgroup`]s it.
     pub fn start_guard(ringbuf_bytes: Option<u32>) -> Result<Self, TraceError> {
         if EBPF_OBJECT.is_empty() {
             return Err(TraceError::NoObject);
@@ -54,6 +62,7 @@ impl Tracer {
         let cfg = Config {
             offsets,
             dedupe: 1,
+            scope_mode: SCOPE_GUARD,
             ..Config::default()
         };
         {
@@ -76,10 +85,18 @@ impl Tracer {
                 PROG_GUARD_EXIT,
                 "attach to the raw tracepoint sys_exit",
             ))?;
+        // After `guard_exit`: a cgroup it adds is recorded from its first
+        // process's first syscall.
+        program::<RawTracePoint>(&mut ebpf, PROG_CGROUP_MKDIR)?
+            .attach("cgroup_mkdir")
+            .map_err(prog_err(
+                PROG_CGROUP_MKDIR,
+                "attach to the raw tracepoint cgroup_mkdir",
+            ))?;
         Ok(Tracer {
             ebpf,
             ring: Some(ring),
-            attached: 1,
+            attached: 2,
             verified,
             task_btf,
         })
@@ -97,7 +114,7 @@ impl Tracer {
     /// Reports the failed writes of the processes in cgroup `id` from now on.
     pub fn guard_cgroup(&mut self, id: u64) -> Result<(), TraceError> {
         self.guarded()?
-            .insert(id, 1, 0)
+            .insert(id, GUARDED_ON, 0)
             .map_err(map_err(MAP_GUARDED))
     }
 
@@ -132,7 +149,8 @@ mod tests {
     #[test]
     #[ignore = "loads BPF programs: needs root"]
     fn guard_exit_loads_and_attaches() {
-        let t = Tracer::start_guard(None).expect("guard_exit and its stages load and attach");
+        let t = Tracer::start_guard(None)
+            .expect("guard_exit, its stages and cgroup_mkdir load and attach");
         let n = t.verified_insns();
         eprintln!("verified instructions: {n:?}");
         assert!(
@@ -140,6 +158,10 @@ mod tests {
                 .is_some_and(|v| *v < 800_000),
             "guard_exit verified under the 800k guard: {n:?}"
         );
-        assert_eq!(t.attached(), 1, "only guard_exit is attached");
+        assert!(
+            n.contains_key(profiler_common::PROG_CGROUP_MKDIR),
+            "cgroup_mkdir is loaded: {n:?}"
+        );
+        assert_eq!(t.attached(), 2, "guard_exit and cgroup_mkdir are attached");
     }
 }
