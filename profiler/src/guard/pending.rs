@@ -145,10 +145,7 @@ mod tests {
             p.cgroup(7, &format!("/docker/{ID}")),
             NewCgroup::Container(ID.into())
         );
-        assert_eq!(
-            p.cgroup(8, "/system.slice/cron.service"),
-            NewCgroup::Other
-        );
+        assert_eq!(p.cgroup(8, "/system.slice/cron.service"), NewCgroup::Other);
         assert_eq!(p.hold(record(7)), Hold::Held);
         assert_eq!(p.hold(record(8)), Hold::NotPending);
         assert_eq!(p.next().as_deref(), Some(ID));
@@ -167,7 +164,11 @@ mod tests {
         assert_eq!(t.cgroups, vec![10, 11]);
         assert_eq!(t.held.len(), 1);
         assert_eq!(p.n_held, 0);
-        assert_eq!(p.hold(record(11)), Hold::NotPending, "taken: no longer pending");
+        assert_eq!(
+            p.hold(record(11)),
+            Hold::NotPending,
+            "taken: no longer pending"
+        );
     }
 
     #[test]

@@ -32,7 +32,11 @@ impl Guard<'_> {
         }
         match self.pending.cgroup(cg, path) {
             NewCgroup::Container(id) => {
-                if self.containers.get(&id).is_some_and(|c| !c.cgroups.is_empty()) {
+                if self
+                    .containers
+                    .get(&id)
+                    .is_some_and(|c| !c.cgroups.is_empty())
+                {
                     let taken = self.pending.take(&id);
                     self.adopt(&id, taken);
                 }
@@ -84,7 +88,11 @@ impl Guard<'_> {
     /// its findings; else those cgroups and records are dropped.
     pub(super) async fn consider(&mut self, id: &str) {
         let taken = self.pending.take(id);
-        if self.containers.get(id).is_some_and(|c| !c.cgroups.is_empty()) {
+        if self
+            .containers
+            .get(id)
+            .is_some_and(|c| !c.cgroups.is_empty())
+        {
             self.adopt(id, taken);
             return;
         }
