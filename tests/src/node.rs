@@ -10,6 +10,7 @@ use std::{
     collections::BTreeMap,
     path::{Path, PathBuf},
     process::Command,
+    time::{Duration, Instant},
 };
 
 use k8s_openapi::api::{
@@ -252,5 +253,34 @@ fn check_known(pod: &PodSpec) -> Result<(), String> {
         Ok(())
     } else {
         Err(format!("not emulated: {}", unknown.join("; ")))
+    }
+}
+
+/// Where Docker's containerd keeps its root (a node's is
+/// `/var/lib/containerd`): the snapshots whose paths it reports.
+pub const DOCKER_CONTAINERD_ROOT: &str = "/var/lib/docker/containerd/daemon";
+
+/// The output of `docker logs` of `container`, until `needle` is in its
+/// stderr (up to `timeout`).
+#[expect(
+    clippy::must_use_candidate,
+    reason = "a wait first; the logs are there for more checks"
+)]
+pub fn logs_until(container: &str, needle: &str, timeout: Duration) -> (String, String) {
+    let deadline = Instant::now() + timeout;
+    loop {
+        let o = crate::docker(["logs", container]);
+        let (out, err) = (
+            String::from_utf8_lossy(&o.stdout).into_owned(),
+            String::from_utf8_lossy(&o.stderr).into_owned(),
+        );
+        if err.contains(needle) {
+            return (out, err);
+        }
+        assert!(
+            Instant::now() < deadline,
+            "expected `{needle}` in the logs of {container} within {timeout:?}; stderr:\n{err}"
+        );
+        std::thread::sleep(Duration::from_millis(300));
     }
 }

@@ -16,7 +16,7 @@ use roprof_tests::{
     guard::{GUARD_IMAGE, assert_finding, image, start_guard, stop_guard, writes},
     health::{self, Check},
     kubelet,
-    node::{self, Node},
+    node::{self, DOCKER_CONTAINERD_ROOT, Node, logs_until},
     owner_label, roprof, roprof_bin, unique_name,
 };
 
@@ -119,31 +119,6 @@ fn the_mount_guard_proposes_patched_into_the_pod_makes_it_healthy() {
         .unwrap_or_else(|e| panic!("the patched pod starts: {e}\n{patched}"));
     health::healthy(Check::Http, &pod.app, Some(port))
         .unwrap_or_else(|e| panic!("the patched pod serves: {e}\n{patched}"));
-}
-
-/// Where Docker's containerd keeps its root (a node's is
-/// `/var/lib/containerd`): the snapshots whose paths it reports.
-const DOCKER_CONTAINERD_ROOT: &str = "/var/lib/docker/containerd/daemon";
-
-/// The output of `docker logs` of `container`, until `needle` is in its
-/// stderr (up to `timeout`).
-fn logs_until(container: &str, needle: &str, timeout: Duration) -> (String, String) {
-    let deadline = Instant::now() + timeout;
-    loop {
-        let o = roprof_tests::docker(["logs", container]);
-        let (out, err) = (
-            String::from_utf8_lossy(&o.stdout).into_owned(),
-            String::from_utf8_lossy(&o.stderr).into_owned(),
-        );
-        if err.contains(needle) {
-            return (out, err);
-        }
-        assert!(
-            Instant::now() < deadline,
-            "expected `{needle}` in the logs of {container} within {timeout:?}; stderr:\n{err}"
-        );
-        std::thread::sleep(Duration::from_millis(300));
-    }
 }
 
 /// Issue 32's `DaemonSet`: `kubectl kustomize deploy/kubernetes/guard`, its
