@@ -73,7 +73,11 @@ fn the_watch_daemonset_lists_the_image_of_a_container_from_its_pod() {
         "-c",
         "sleep 1; echo x > /srv/f",
     ]);
-    logs_until(&name, "report in /var/lib/roprof/reports", Duration::from_secs(20));
+    logs_until(
+        &name,
+        "report in /var/lib/roprof/reports",
+        Duration::from_secs(20),
+    );
     docker_ok(["kill", "-s", "TERM", &name]);
     let code = docker_ok(["wait", &name]);
     let (_, err) = logs_until(&name, "roprof: watch wrote", Duration::from_secs(10));

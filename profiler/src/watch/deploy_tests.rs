@@ -96,6 +96,11 @@ fn daemonset_runs_watch_on_containerd_with_what_it_needs() {
             "expected CAP_{cap} (or privileged) for loading eBPF, got {added:?}"
         );
     }
+    assert!(
+        added.iter().any(|a| a == "DAC_READ_SEARCH") || sc.privileged == Some(true),
+        "expected CAP_DAC_READ_SEARCH (or privileged): root without it cannot list the \
+         image layers other users own with mode 0700, got {added:?}"
+    );
     assert_eq!(sc.run_as_user, Some(0), "containerd's socket is root-only");
     assert_eq!(
         sc.seccomp_profile.as_ref().map(|p| p.type_.as_str()),
