@@ -72,6 +72,12 @@ pub async fn run(args: &GuardArgs) -> anyhow::Result<i32> {
     for r in &s.reports {
         eprintln!("roprof: guard: report {}", r.display());
     }
+    if s.held_dropped > 0 {
+        eprintln!(
+            "roprof: guard: {} failed write(s) of containers not yet classified were dropped (the hold was full)",
+            s.held_dropped
+        );
+    }
     if !s.losses.is_clean() {
         eprintln!("roprof: guard: events were lost: {}", s.losses);
     }
