@@ -272,9 +272,21 @@ impl Guard<'_> {
             self.on_cgroup(ev.header.cgroup, &path);
         } else if ev.header.kind == kind::PATH_OP && !self.by_cgroup.contains_key(&ev.header.cgroup)
         {
-            if self.pending.hold(ev) == Hold::Dropped {
-                self.summary.held_dropped += 1;
-                self.metrics.held_dropped();
+            let cg = ev.header.cgroup;
+            match self.pending.hold(ev) {
+                Hold::Held => {}
+                Hold::Dropped => {
+                    self.summary.held_dropped += 1;
+                    self.metrics.held_dropped();
+                }
+                // Guarded in the kernel, but neither pending nor a guarded
+                // container's here: its `CGROUP` record was lost (a full
+                // ring), or it was just let go. Let it go (again).
+                Hold::NotPending => {
+                    if let Err(e) = self.tracer.unguard_cgroup(cg) {
+                        self.warn(&e.to_string());
+                    }
+                }
             }
         } else {
             self.on_failure(&ev);
