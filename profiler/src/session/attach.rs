@@ -43,6 +43,7 @@ pub async fn attach(
         pids,
         ringbuf_bytes: cfg.ringbuf_bytes,
         pre_opened: true,
+        wakeups: true,
         ..Default::default()
     })?;
     let load_secs = t.elapsed().as_secs_f64();

@@ -43,8 +43,10 @@ impl Context {
             let t = Instant::now();
             // No target yet: the programs record nothing until a run arms
             // them with `Tracer::reset_for`.
+            // Every run of a session may end in a settle window.
             Tracer::start(&Scope {
                 ringbuf_bytes,
+                wakeups: true,
                 ..Scope::default()
             })
             .map(|tracer| (tracer, t.elapsed()))
