@@ -17,7 +17,7 @@ use super::{SessionError, interrupt, remove_or_wait};
 use crate::{
     model::ImageListing,
     runtime::Engine,
-    trace::{Scope, TraceError, Tracer},
+    trace::{Scope, TraceError, Tracer, Wakeups},
 };
 
 type Loaded = Result<(Tracer, Duration), TraceError>;
@@ -46,7 +46,7 @@ impl Context {
             // Every run of a session may end in a settle window.
             Tracer::start(&Scope {
                 ringbuf_bytes,
-                wakeups: true,
+                wakeups: Wakeups::WaitsToo,
                 ..Scope::default()
             })
             .map(|tracer| (tracer, t.elapsed()))

@@ -127,12 +127,21 @@ pub struct Scope {
     /// Attach mode: files opened for writing before tracing began are
     /// recognised at their first write (see `Config::pre_opened`).
     pub pre_opened: bool,
-    /// The run has a settle window, which reads the traced processes'
-    /// pending wake-ups ([`Tracer::wakeups`]): attach `timer_start` (on
-    /// `hrtimer_start`, which fires for every hrtimer armed on the host)
-    /// to record their timed waits. Without it only armed timers are
-    /// recorded.
-    pub wakeups: bool,
+    /// Which pending wake-ups the kernel records ([`Tracer::wakeups`]).
+    pub wakeups: Wakeups,
+}
+
+/// Which pending wake-ups of the traced processes `WAKEUPS` holds.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Wakeups {
+    /// The timers they arm (recorded by `sys_exit`): runs without a
+    /// settle window, which read none.
+    #[default]
+    TimersOnly,
+    /// Their timed waits too: `timer_start` is attached to
+    /// `hrtimer_start`, which fires for every hrtimer armed on the host,
+    /// so only runs with a settle window pay for it.
+    WaitsToo,
 }
 
 impl Scope {
@@ -151,7 +160,7 @@ impl Scope {
 /// The programs `attach_hooks` attaches, in its order, and the raw
 /// tracepoint of each: the cgroup and process lifecycle (scoping), the
 /// one syscall hook, and the sleep timers of traced threads (attached
-/// only with [`Scope::wakeups`]). All are loaded (and so verified) either
+/// only with [`Wakeups::WaitsToo`]). All are loaded (and so verified) either
 /// way.
 const HOOKS: [(&str, &str); 6] = [
     (PROG_CGROUP_MKDIR, "cgroup_mkdir"),
@@ -610,7 +619,7 @@ fn load_stages(ebpf: &mut Ebpf, verified: &mut BTreeMap<String, u32>) -> Result<
 fn attach_hooks(ebpf: &mut Ebpf, scope: &Scope) -> Result<usize, TraceError> {
     let mut attached = 0;
     for (name, tp) in HOOKS {
-        if name == PROG_TIMER_START && !scope.wakeups {
+        if name == PROG_TIMER_START && scope.wakeups != Wakeups::WaitsToo {
             continue;
         }
         program::<RawTracePoint>(ebpf, name)?
