@@ -118,7 +118,7 @@ pub const MAP_JUMP: &str = "JUMP";
 /// `cgroup:cgroup_mkdir`.
 pub const PROG_CGROUP_MKDIR: &str = "cgroup_mkdir";
 /// `roprof doctor`'s smoke test: an empty raw tracepoint program, loaded and
-/// attached to `sys_enter` for a moment (never by a profiling run).
+/// attached to `sys_exit` for a moment (never by a profiling run).
 pub const PROG_DOCTOR_SMOKE: &str = "doctor_smoke";
 /// Entries of the `SPECS` array: syscall numbers at or above it are not
 /// hooked on any architecture roprof supports.
