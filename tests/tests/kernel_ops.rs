@@ -69,28 +69,27 @@ fn the_kernel_fallback_paths_give_the_same_report_as_the_fast_ones() {
     let _g = ContainerGuard::new();
     let fast = profile_json(&["--duration", "8s", WRITER_IMAGE]);
     let expected = outcomes(&fast);
-    for env in [("ROPROF_TASK_BTF", "0")] {
-        let r = profile_json_env(&["--duration", "8s", WRITER_IMAGE], &[env]);
-        for (path, op) in CANONICAL {
-            let (ok, errs) = op_result(&r, path, op);
-            assert!(
-                ok >= 1 && errs.is_empty(),
-                "with {env:?}, expected {op} on {path} to succeed, got ok={ok} errors={errs:?}"
-            );
-        }
-        let got = outcomes(&r);
-        assert_eq!(
-            expected.symmetric_difference(&got).collect::<Vec<_>>(),
-            Vec::<&(String, String, bool, String)>::new(),
-            "with {env:?}, the same operations and outcomes as the fast paths"
-        );
-        assert_eq!(
-            r["stats"]["task_reads"].as_str(),
-            Some("probe_read"),
-            "with {env:?}, the probe-read variant ran: {}",
-            r["stats"]
+    let env = ("ROPROF_TASK_BTF", "0");
+    let r = profile_json_env(&["--duration", "8s", WRITER_IMAGE], &[env]);
+    for (path, op) in CANONICAL {
+        let (ok, errs) = op_result(&r, path, op);
+        assert!(
+            ok >= 1 && errs.is_empty(),
+            "with {env:?}, expected {op} on {path} to succeed, got ok={ok} errors={errs:?}"
         );
     }
+    let got = outcomes(&r);
+    assert_eq!(
+        expected.symmetric_difference(&got).collect::<Vec<_>>(),
+        Vec::<&(String, String, bool, String)>::new(),
+        "with {env:?}, the same operations and outcomes as the fast paths"
+    );
+    assert_eq!(
+        r["stats"]["task_reads"].as_str(),
+        Some("probe_read"),
+        "with {env:?}, the probe-read variant ran: {}",
+        r["stats"]
+    );
 }
 
 #[test]
