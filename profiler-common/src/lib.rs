@@ -502,10 +502,12 @@ pub struct Offsets {
     pub cgroup_root: u64,
     /// `cgroup_root.hierarchy_id` (int; 0 is the v2 default hierarchy).
     pub cgroup_root_hierarchy_id: u64,
-    /// Start of the 64-byte window of `struct pt_regs` that holds the
-    /// syscall argument registers (read in one go at `sys_exit`).
+    /// Start of the [`SYS_WINDOW_WORDS`]-word window of `struct pt_regs`
+    /// that holds the syscall argument registers (read in one go at
+    /// `sys_exit`; on `x86_64` it also holds `orig_ax`, the syscall number).
     pub sys_regs_base: u64,
-    /// Index (in u64 words, < 8) of syscall argument i in that window;
+    /// Index (in u64 words, < [`SYS_WINDOW_WORDS`]) of syscall argument i
+    /// in that window;
     /// [`ARG_OUTSIDE_WINDOW`] for an argument read from its own member at
     /// exit ([`Offsets::sys_arg0_exit`]: arm64's `orig_x0`).
     pub sys_regs_idx: [u64; 6],
@@ -548,8 +550,15 @@ pub struct Offsets {
     pub sleeper_task: u64,
 }
 
-/// [`Offsets::sys_regs_idx`] of an argument that is not in the window.
-pub const ARG_OUTSIDE_WINDOW: u64 = 8;
+/// [`Offsets::sys_regs_idx`] of an argument that is not in the window (and
+/// the same for the syscall number's index, given to the programs as a
+/// read-only constant).
+pub const ARG_OUTSIDE_WINDOW: u64 = 0xff;
+/// Words of `pt_regs` read at once at `sys_exit`: on `x86_64` the eight
+/// from `r10` to `di` hold the six argument registers and `orig_ax`, the
+/// syscall number, follows them, so one helper call reads all seven (each
+/// `bpf_probe_read_kernel` costs about as much as a BPF program's entry).
+pub const SYS_WINDOW_WORDS: usize = 9;
 
 /// Run configuration written by userspace before attaching.
 #[repr(C)]

@@ -8,7 +8,7 @@
 use aya_ebpf::{helpers::generated as bh, macros::raw_tracepoint, programs::RawTracePointContext};
 use profiler_common::{
     ARG_OUTSIDE_WINDOW, Config, FileStats, JUMP_EMIT, NO_ARG, Offsets, PATH_MAX, SPECS_LEN,
-    SyscallSpec, argkind, counter, kind, op, specflag,
+    SYS_WINDOW_WORDS, SyscallSpec, argkind, counter, kind, op, specflag,
 };
 
 use crate::{
@@ -20,8 +20,8 @@ use crate::{
         PROT_EXEC, S_IFMT, S_IFREG, SCRATCH, SPECS, SUN_PATH_MAX, W_OK,
     },
     mem::{
-        compat_word, config, count, fd_file, file_ident, file_inode_ident, rk, sys_reg_idx,
-        task_for_probes, tgid_maybe_traced, traced_cgroup,
+        compat_word, config, count, fd_file, file_ident, file_inode_ident, rk, sys_nr_idx,
+        sys_reg_idx, task_for_probes, tgid_maybe_traced, traced_cgroup,
     },
     wakeups::wait_exit,
 };
@@ -39,28 +39,57 @@ pub(crate) fn arg(args: &[u64; 6], idx: u8) -> u64 {
     }
 }
 
-/// The six syscall arguments at `sys_exit`: one read of the 64-byte window
-/// of `pt_regs` holding the argument registers (each argument's word index
-/// comes from BTF), and one more for an argument the return value
-/// overwrote (arm64's `x0`, kept in `orig_x0`). The syscall has not
-/// touched the others: they are what the caller passed.
-#[inline(always)]
-pub(crate) fn exit_args(o: &Offsets, regs: u64) -> Result<[u64; 6], i64> {
-    let window = rk::<[u64; 8]>(regs + o.sys_regs_base)?;
-    // `sys_reg_idx` is a load-time constant: the verifier keeps one arm.
-    let a0 = if sys_reg_idx(0) == ARG_OUTSIDE_WINDOW {
-        rk::<u64>(regs + o.sys_arg0_exit)?
-    } else {
-        word(&window, sys_reg_idx(0))
-    };
-    Ok([
-        a0,
-        word(&window, sys_reg_idx(1)),
-        word(&window, sys_reg_idx(2)),
-        word(&window, sys_reg_idx(3)),
-        word(&window, sys_reg_idx(4)),
-        word(&window, sys_reg_idx(5)),
-    ])
+/// The words of `pt_regs` that hold the syscall's number and arguments at
+/// `sys_exit`, read in one helper call (each word's index comes from BTF).
+pub(crate) struct ExitRegs {
+    regs: u64,
+    window: Window,
+}
+
+/// [`SYS_WINDOW_WORDS`] words of `pt_regs`.
+type Window = [u64; SYS_WINDOW_WORDS];
+
+impl ExitRegs {
+    #[inline(always)]
+    pub(crate) fn read(o: &Offsets, regs: u64) -> Result<Self, i64> {
+        Ok(ExitRegs {
+            regs,
+            window: rk::<Window>(regs + o.sys_regs_base)?,
+        })
+    }
+
+    /// The syscall number (`orig_ax`: in the window on `x86_64`; read on
+    /// its own elsewhere). `sys_nr_idx` is a load-time constant: the
+    /// verifier keeps one arm.
+    #[inline(always)]
+    pub(crate) fn nr(&self, o: &Offsets) -> Result<i64, i64> {
+        if sys_nr_idx() == ARG_OUTSIDE_WINDOW {
+            rk::<i64>(self.regs + o.sys_nr_exit)
+        } else {
+            Ok(word(&self.window, sys_nr_idx()) as i64)
+        }
+    }
+
+    /// The six arguments: the syscall has not touched their registers, so
+    /// they are what the caller passed, except one the return value
+    /// overwrote (arm64's `x0`, kept in `orig_x0`), read on its own.
+    #[inline(always)]
+    pub(crate) fn args(&self, o: &Offsets) -> Result<[u64; 6], i64> {
+        let w = &self.window;
+        let a0 = if sys_reg_idx(0) == ARG_OUTSIDE_WINDOW {
+            rk::<u64>(self.regs + o.sys_arg0_exit)?
+        } else {
+            word(w, sys_reg_idx(0))
+        };
+        Ok([
+            a0,
+            word(w, sys_reg_idx(1)),
+            word(w, sys_reg_idx(2)),
+            word(w, sys_reg_idx(3)),
+            word(w, sys_reg_idx(4)),
+            word(w, sys_reg_idx(5)),
+        ])
+    }
 }
 
 /// What a write-family call adds to its file's `FILES` entry.
@@ -232,7 +261,7 @@ fn note_read(cfg: &Config, task: u64, pid_tgid: u64, fd: i64, cg: u64) {
 /// `w[i]` with constant indices only: kernels before 5.12 refuse stack
 /// accesses at a variable offset.
 #[inline(always)]
-pub(crate) fn word(w: &[u64; 8], i: u64) -> u64 {
+fn word(w: &Window, i: u64) -> u64 {
     match i {
         0 => w[0],
         1 => w[1],
@@ -242,6 +271,7 @@ pub(crate) fn word(w: &[u64; 8], i: u64) -> u64 {
         5 => w[5],
         6 => w[6],
         7 => w[7],
+        8 => w[8],
         _ => 0,
     }
 }
@@ -302,8 +332,10 @@ pub(crate) fn try_sys_exit(ctx: &RawTracePointContext) -> Result<(), i64> {
     }
     let Some(cfg) = config() else { return Ok(()) };
     let o = &cfg.offsets;
-    let regs: u64 = ctx.arg(0);
-    let nr = rk::<i64>(regs + o.sys_nr_exit)?;
+    // One kernel read for the number and the arguments of every syscall
+    // of a traced process.
+    let regs = ExitRegs::read(o, ctx.arg(0))?;
+    let nr = regs.nr(o)?;
     if !(0..i64::from(SPECS_LEN)).contains(&nr) {
         return Ok(());
     }
@@ -325,7 +357,7 @@ pub(crate) fn try_sys_exit(ctx: &RawTracePointContext) -> Result<(), i64> {
         // (A failed one returns to the old image, its memory intact.)
         return Ok(());
     }
-    let args = exit_args(o, regs)?;
+    let args = regs.args(o)?;
     match spec.argkind {
         argkind::WRITE => return write_exit(ctx, cfg, task, pid_tgid, spec, &args, ret),
         argkind::FSYNC => {

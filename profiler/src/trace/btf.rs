@@ -6,7 +6,7 @@
 
 use std::collections::HashMap;
 
-use profiler_common::{ARG_OUTSIDE_WINDOW, Offsets};
+use profiler_common::{ARG_OUTSIDE_WINDOW, Offsets, SYS_WINDOW_WORDS};
 
 /// Errors reading BTF.
 #[derive(Debug, thiserror::Error)]
@@ -65,6 +65,18 @@ struct Type {
     kind: u32,
     next: u32,
     members: Vec<Member>,
+}
+
+/// The word index of `pt_regs` member offset `off` in the window read at
+/// `sys_exit` from `base` ([`ARG_OUTSIDE_WINDOW`] when it is not in it).
+#[must_use]
+pub fn window_index(base: u64, off: u64) -> u64 {
+    let words = SYS_WINDOW_WORDS as u64;
+    if off >= base && (off - base).is_multiple_of(8) && (off - base) / 8 < words {
+        (off - base) / 8
+    } else {
+        ARG_OUTSIDE_WINDOW
+    }
 }
 
 /// Parsed kernel BTF (types and strings).
@@ -257,11 +269,11 @@ impl Btf {
         let mut idx = [ARG_OUTSIDE_WINDOW; 6];
         for (i, o) in idx.iter_mut().zip(offs) {
             let Some(o) = o else { continue };
-            *i = (o - base) / 8;
-            if *i >= 8 {
+            *i = window_index(base, o);
+            if *i == ARG_OUTSIDE_WINDOW {
                 return Err(BtfError::Missing {
                     strukt: "pt_regs".into(),
-                    member: "syscall argument registers within 64 bytes".into(),
+                    member: format!("syscall argument registers within {SYS_WINDOW_WORDS} words"),
                 });
             }
         }
@@ -375,6 +387,11 @@ mod tests {
             // pt_regs: r10 at 56, r9 64, r8 72, dx 96, si 104, di 112.
             assert_eq!(o.sys_regs_base, 56, "the window starts at r10");
             assert_eq!(o.sys_regs_idx, [7, 6, 5, 0, 2, 1], "di si dx r10 r8 r9");
+            assert_eq!(
+                window_index(o.sys_regs_base, o.sys_nr_exit),
+                8,
+                "orig_ax follows di: one read serves the number and the arguments"
+            );
             assert_eq!(o.compat_mask, 2, "TS_COMPAT");
         }
         assert_eq!(o.path_dentry, 8, "struct path: dentry follows mnt");

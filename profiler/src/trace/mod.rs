@@ -207,6 +207,8 @@ fn load_object(offsets: &Offsets, scope: &Scope, task_btf: bool) -> Result<Ebpf,
         loader.override_global(name, value, true);
     }
     loader.override_global("ROPROF_SYS_REGS_IDX", &offsets.sys_regs_idx, true);
+    let nr_idx = btf::window_index(offsets.sys_regs_base, offsets.sys_nr_exit);
+    loader.override_global("ROPROF_SYS_NR_IDX", &nr_idx, true);
     loader
         .load(EBPF_OBJECT)
         .map_err(|e| TraceError::Load(Box::new(e)))
