@@ -19,8 +19,6 @@ pub const MAP_TARGET_CGROUPS: &str = "TARGET_CGROUPS";
 pub const MAP_TRACED: &str = "TRACED";
 /// Syscall number (index) → [`SyscallSpec`].
 pub const MAP_SPECS: &str = "SPECS";
-/// `pid_tgid` → [`Inflight`] between `sys_enter` and `sys_exit`.
-pub const MAP_INFLIGHT: &str = "INFLIGHT";
 /// Dedupe key → [`DedupValue`]: repeated identical operations are counted, not sent.
 pub const MAP_DEDUP: &str = "DEDUP";
 /// Identity (see [`EventHeader::ident`]) of a file opened for writing → [`FileStats`].
@@ -44,25 +42,13 @@ pub const ID_MAX: usize = 128;
 pub const TRACED_BITS_LEN: u32 = 1 << 16;
 /// Map of one bit per traced tgid (see `TRACED_BITS_LEN`).
 pub const MAP_TRACED_BITS: &str = "TRACED_BITS";
-/// `INFLIGHT_SLOTS`: per-tid slots for in-flight syscalls, sized at load
-/// from `kernel.pid_max` within [`INFLIGHT_SLOTS_MIN`, `INFLIGHT_SLOTS_MAX`]
-/// (88 bytes each: 2.8 MiB for the usual 32768; tids above the size use
-/// the `INFLIGHT` hash map). The compiled size, used when `pid_max` cannot be
-/// read, is the usual default.
-pub const INFLIGHT_SLOTS_DEFAULT: u32 = 32_768;
-/// Smallest `INFLIGHT_SLOTS` size.
-pub const INFLIGHT_SLOTS_MIN: u32 = 1024;
-/// Largest `INFLIGHT_SLOTS` size (5.6 MiB): hosts with a larger `pid_max`
-/// (2^22 on big machines) use the hash map for the tids above it.
-pub const INFLIGHT_SLOTS_MAX: u32 = 65_536;
-/// Map of per-tid in-flight syscall slots.
-pub const MAP_INFLIGHT_SLOTS: &str = "INFLIGHT_SLOTS";
 /// Entries of `CONTAINER_IDS` (six leaf forms per container).
 pub const CONTAINER_IDS_LEN: u32 = 1024;
 /// Pending wake-ups of traced processes (an LRU map): key → [`Wakeup`].
 /// A timed wait is keyed by the waiting thread's tid (a `u64` below
-/// 2^32): its latest wait overwrites the previous one, an infinite wait
-/// included (`due_ns` 0). An armed timer is keyed by
+/// 2^32): written when the thread arms its sleep timer, removed when its
+/// wait syscall returns (a wait without timeout arms no timer and has no
+/// entry). An armed timer is keyed by
 /// [`WAKEUP_ARMED`]` | fd << 32 | tgid`: one entry per `timerfd`, and
 /// one ([`WAKEUP_ITIMER_FD`] in the fd bits) for the process's
 /// `ITIMER_REAL`, which `alarm` and `setitimer` share. The map is only
@@ -102,9 +88,15 @@ pub const SCOPE_ALL: u32 = 2;
 pub const SCOPE_GUARD: u32 = 3;
 
 /// Program names (the Rust function names in `profiler-ebpf`).
-pub const PROG_SYS_ENTER: &str = "sys_enter";
-/// Generic `syscalls:sys_exit_*` program.
+/// The profiler's one syscall hook, on the `sys_exit` raw tracepoint: the
+/// syscall number and arguments are still in `pt_regs` at exit, beside the
+/// return value, so no `sys_enter` program (and no per-thread record
+/// between the two) is needed.
 pub const PROG_SYS_EXIT: &str = "sys_exit";
+/// `timer:hrtimer_start`: a traced thread arming its own sleep timer
+/// (a timed wait), for the settle window ([`MAP_WAKEUPS`]). Attached only
+/// by runs that have a settle window.
+pub const PROG_TIMER_START: &str = "timer_start";
 /// `sched:sched_process_exec`.
 pub const PROG_EXEC: &str = "sched_exec";
 /// `sched:sched_process_fork`.
@@ -138,7 +130,7 @@ pub const MAP_JUMP: &str = "JUMP";
 /// `cgroup:cgroup_mkdir`.
 pub const PROG_CGROUP_MKDIR: &str = "cgroup_mkdir";
 /// `roprof doctor`'s smoke test: an empty raw tracepoint program, loaded and
-/// attached to `sys_enter` for a moment (never by a profiling run).
+/// attached to `sys_exit` for a moment (never by a profiling run).
 pub const PROG_DOCTOR_SMOKE: &str = "doctor_smoke";
 /// Entries of the `SPECS` array: syscall numbers at or above it are not
 /// hooked on any architecture roprof supports.
@@ -254,48 +246,40 @@ pub mod argkind {
     pub const PATH: u32 = 1;
     /// fd-based operation on the file behind `fd_arg`; resolved at exit.
     pub const FD: u32 = 2;
-    /// write family: bytes accounted at entry, nothing sent.
+    /// write family on `fd_arg`: the bytes the call returned (or, for a
+    /// call that returns 0 on success, `fallocate`, its length argument
+    /// [`crate::SyscallSpec::mode_arg`]) are accounted at exit to the
+    /// file's `FILES` entry, with its size after the write; nothing sent.
     pub const WRITE: u32 = 3;
-    /// fsync family: flag set on the file's stats at entry.
+    /// fsync family: flag set on the file's stats at exit.
     pub const FSYNC: u32 = 4;
     /// mmap: only `PROT_EXEC` mappings of files are recorded.
     pub const MMAP: u32 = 5;
     /// bind: only `AF_UNIX` path sockets are recorded.
     pub const BIND: u32 = 6;
-    /// Writes whose byte count is only known from the return value
-    /// (vectored writes, `copy_file_range`/`sendfile`/`splice` into a file):
-    /// the file behind `fd_arg` is looked up at entry and, when it is one
-    /// opened for writing (in `FILES`), the bytes are accounted at exit.
-    pub const WRITE_RET: u32 = 7;
+    // 7 was the write family whose byte count was only known at exit,
+    // while the other writes were accounted at entry: all are [`WRITE`].
     /// `io_uring_setup`: counted, nothing else (writes submitted through a
     /// ring bypass the syscall hooks).
     pub const URING: u32 = 8;
     /// A timed wait or an armed timer (its [`crate::waitkind`] in
-    /// [`crate::SyscallSpec::flags`]): `sys_enter` records when it is due in
-    /// [`crate::MAP_WAKEUPS`]. Its spec's `op` is 0, so every other reader of
-    /// `SPECS` takes it for unhooked.
+    /// [`crate::SyscallSpec::flags`]): its exit clears the thread's
+    /// [`crate::MAP_WAKEUPS`] entry (a wait) or records the timer armed (a
+    /// timer). Its spec's `op` is 0, so every other reader of `SPECS`
+    /// takes it for unhooked.
     pub const WAIT: u32 = 9;
 }
 
 /// What [`argkind::WAIT`] syscalls are: [`SyscallSpec::flags`] holds one
-/// of these, and says where the timeout is and what it means.
+/// of these.
 pub mod waitkind {
-    /// `nanosleep(req *arg0)`: a relative `timespec`.
-    pub const NANOSLEEP: u32 = 1;
-    /// `clock_nanosleep(clockid arg0, flags arg1, req *arg2)`.
-    pub const CLOCK_NANOSLEEP: u32 = 2;
-    /// `select(…, struct timeval *arg4)`: NULL waits forever.
-    pub const SELECT: u32 = 3;
-    /// `pselect6(…, struct timespec *arg4)`; `ppoll(…, timespec *arg2)`
-    /// and `epoll_pwait2(…, timespec *arg3)` alike: the pointer's index is
-    /// in [`SyscallSpec::mode_arg`]. NULL waits forever.
-    pub const TIMESPEC: u32 = 4;
-    /// `poll(…, int ms arg2)`, `epoll_wait`/`epoll_pwait(…, int ms arg3)`:
-    /// the index is in [`SyscallSpec::mode_arg`]; negative waits forever.
-    pub const MILLIS: u32 = 5;
-    /// `futex(uaddr, op arg1, val, timeout *arg3)`: only `FUTEX_WAIT`
-    /// (relative) and `FUTEX_WAIT_BITSET` (absolute) are waits.
-    pub const FUTEX: u32 = 6;
+    /// A wait that may time out (`nanosleep`, `clock_nanosleep`, `select`,
+    /// `pselect6`, `poll`, `ppoll`, `epoll_wait`, `epoll_pwait`,
+    /// `epoll_pwait2`, `futex`): its timeout is recorded when the thread
+    /// arms its own `hrtimer_sleeper` (the `hrtimer_start` tracepoint),
+    /// so nothing is read at its entry; its exit clears the record.
+    pub const SLEEP: u32 = 1;
+    // 2 to 6 were the argument layouts of the waits, read at their entry.
     /// Arms a timer: `timerfd_settime(fd arg0, flags arg1, itimerspec *arg2)`.
     pub const TIMERFD_SETTIME: u32 = 7;
     /// Arms `ITIMER_REAL`: `alarm(secs arg0)`.
@@ -304,7 +288,8 @@ pub mod waitkind {
     pub const SETITIMER: u32 = 9;
 }
 
-/// Clock ids of [`Wakeup::clock`] (the kernel's `CLOCK_*`).
+/// Clock ids of [`Wakeup::clock`] (the kernel's `CLOCK_*`, which are
+/// also `hrtimer_clock_base.clockid`).
 pub mod clock {
     /// `CLOCK_REALTIME`: userspace converts with the realtime-monotonic offset.
     pub const REALTIME: u32 = 0;
@@ -321,12 +306,15 @@ pub mod clock {
 pub struct Wakeup {
     /// Process id (host namespace).
     pub tgid: u32,
-    /// Syscall number.
+    /// Syscall number of an armed timer; 0 for a wait (the kernel records
+    /// a wait from `hrtimer_start`, which does not say which syscall it is
+    /// in: userspace reads it from `/proc/<tid>/syscall`).
     pub nr: u32,
-    /// `bpf_ktime_get_ns` (`CLOCK_MONOTONIC`) at the syscall's entry.
+    /// `bpf_ktime_get_ns` (`CLOCK_MONOTONIC`) when the wait's timer was
+    /// armed, or the timer's syscall returned.
     pub start_ns: u64,
     /// When the wait times out or the timer first fires, on [`Wakeup::clock`]
-    /// (ns). 0: a wait without timeout, or a disarmed timer.
+    /// (ns). 0: a disarmed timer.
     pub due_ns: u64,
     /// An armed timer's interval (ns; 0: one-shot). 0 for waits.
     pub interval_ns: u64,
@@ -391,26 +379,6 @@ pub struct SyscallSpec {
     pub _pad: u8,
 }
 
-/// Syscall arguments saved at entry for the exit program.
-#[repr(C)]
-#[derive(Clone, Copy, Debug, Default)]
-pub struct Inflight {
-    /// Syscall number.
-    pub nr: u64,
-    /// Raw arguments.
-    pub args: [u64; 6],
-    /// Write-intent open flags (normalised; `O_*` bits) or mode/flags, by
-    /// op; for [`argkind::WRITE_RET`] the written file's identity.
-    pub flags: u64,
-    /// For [`argkind::WRITE_RET`]: the written file's inode address (its
-    /// size is read at exit). 0 otherwise.
-    pub obj: u64,
-    /// cgroup id of the caller's container (its `TRACED` value), part of
-    /// every dedupe key: the same absolute name, or a file on a volume
-    /// several containers share, is a different operation in each.
-    pub cgroup: u64,
-}
-
 /// Value of the `DEDUP` map.
 #[repr(C)]
 #[derive(Clone, Copy, Debug, Default)]
@@ -447,8 +415,8 @@ pub mod counter {
     pub const TRUNCATED_PATHS: usize = 1;
     /// `DEDUP` was full: an event was sent without dedupe (not lost).
     pub const DEDUP_FULL: usize = 2;
-    /// `INFLIGHT` was full: a syscall's exit could not be matched (lost).
-    pub const INFLIGHT_FULL: usize = 3;
+    // 3 counted full `INFLIGHT` maps while `sys_enter` stashed arguments
+    // for `sys_exit`; `sys_exit` now reads them from `pt_regs` itself.
     /// `FILES` was full: byte counts for a file are missing.
     pub const FILES_FULL: usize = 4;
     /// `TRACED` was full: a process could not be followed (lost).
@@ -546,10 +514,14 @@ pub struct Offsets {
     pub cgroup_root: u64,
     /// `cgroup_root.hierarchy_id` (int; 0 is the v2 default hierarchy).
     pub cgroup_root_hierarchy_id: u64,
-    /// Start of the 64-byte window of `struct pt_regs` that holds the six
-    /// syscall argument registers (read in one go by `sys_enter`).
+    /// Start of the [`SYS_WINDOW_WORDS`]-word window of `struct pt_regs`
+    /// that holds the syscall argument registers (read in one go at
+    /// `sys_exit`; on `x86_64` it also holds `orig_ax`, the syscall number).
     pub sys_regs_base: u64,
-    /// Index (in u64 words, < 8) of syscall argument i in that window.
+    /// Index (in u64 words, < [`SYS_WINDOW_WORDS`]) of syscall argument i
+    /// in that window;
+    /// [`ARG_OUTSIDE_WINDOW`] for an argument read from its own member at
+    /// exit ([`Offsets::sys_arg0_exit`]: arm64's `orig_x0`).
     pub sys_regs_idx: [u64; 6],
     /// Offset in `task_struct` of the word holding the compat-syscall flag.
     pub compat_off: u64,
@@ -570,14 +542,35 @@ pub struct Offsets {
     /// `sched_process_exit` tracepoint fires.
     pub task_exit_code: u64,
     /// `pt_regs` member holding the syscall number at exit (`orig_ax` on
-    /// `x86_64`, `syscallno` on arm64): `guard_exit` has no `sys_enter`
-    /// record to take it from.
+    /// `x86_64`, `syscallno` on arm64): `sys_exit` and `guard_exit` have
+    /// no `sys_enter` record to take it from.
     pub sys_nr_exit: u64,
     /// `pt_regs` member holding syscall argument 0 at exit: `di` on
     /// `x86_64` (unchanged by the syscall), `orig_x0` on arm64 (where `x0`
     /// is overwritten with the return value).
     pub sys_arg0_exit: u64,
+    /// `hrtimer._softexpires` (`ktime_t`): when the timer is due, on its
+    /// base's clock, without the slack.
+    pub hrtimer_softexpires: u64,
+    /// `hrtimer.function`.
+    pub hrtimer_function: u64,
+    /// `hrtimer.base` (`struct hrtimer_clock_base *`).
+    pub hrtimer_base: u64,
+    /// `hrtimer_clock_base.clockid` (`clockid_t`, an int).
+    pub clock_base_clockid: u64,
+    /// `hrtimer_sleeper.task`: the task a sleep timer wakes.
+    pub sleeper_task: u64,
 }
+
+/// [`Offsets::sys_regs_idx`] of an argument that is not in the window (and
+/// the same for the syscall number's index, given to the programs as a
+/// read-only constant).
+pub const ARG_OUTSIDE_WINDOW: u64 = 0xff;
+/// Words of `pt_regs` read at once at `sys_exit`: on `x86_64` the eight
+/// from `r10` to `di` hold the six argument registers and `orig_ax`, the
+/// syscall number, follows them, so one helper call reads all seven (each
+/// `bpf_probe_read_kernel` costs about as much as a BPF program's entry).
+pub const SYS_WINDOW_WORDS: usize = 9;
 
 /// Run configuration written by userspace before attaching.
 #[repr(C)]
@@ -600,6 +593,12 @@ pub struct Config {
     /// cgroup (runc re-executing itself from a memfd under Podman) happen
     /// before it unshares, the entrypoint's after. 0: any exec counts.
     pub host_mnt_ns: u32,
+    /// Address of the kernel's `hrtimer_wakeup` (from `/proc/kallsyms`),
+    /// the function of every `hrtimer_sleeper`: `timer_start` records a
+    /// timer only when its function is this one. 0 when hidden
+    /// (`kptr_restrict`): the sleeper's `task` being the current task is
+    /// then the only test.
+    pub hrtimer_wakeup: u64,
 }
 
 /// Bits of [`EventHeader::status`].
@@ -679,8 +678,6 @@ mod pod {
     // arrays of integers, and have no implicit padding (checked by layout).
     unsafe impl aya::Pod for super::SyscallSpec {}
     // SAFETY: as above.
-    unsafe impl aya::Pod for super::Inflight {}
-    // SAFETY: as above.
     unsafe impl aya::Pod for super::DedupValue {}
     // SAFETY: as above.
     unsafe impl aya::Pod for super::FileStats {}
@@ -701,17 +698,16 @@ mod layout {
     use core::mem::{offset_of, size_of};
 
     use super::{
-        Config, Counters, DedupValue, EventBuf, EventHeader, FileStats, Inflight, Offsets,
-        SyscallSpec, Wakeup, counter,
+        Config, Counters, DedupValue, EventBuf, EventHeader, FileStats, Offsets, SyscallSpec,
+        Wakeup, counter,
     };
 
     const _: () = assert!(size_of::<SyscallSpec>() == 20);
-    const _: () = assert!(size_of::<Inflight>() == 80);
     const _: () = assert!(size_of::<DedupValue>() == 16);
     const _: () = assert!(size_of::<FileStats>() == 32);
     const _: () = assert!(size_of::<Counters>() == 8 * counter::COUNT);
     const _: () = assert!(size_of::<Offsets>().is_multiple_of(8));
-    const _: () = assert!(size_of::<Config>() == size_of::<Offsets>() + 16);
+    const _: () = assert!(size_of::<Config>() == size_of::<Offsets>() + 24);
     const _: () = assert!(size_of::<EventHeader>() == 104);
     const _: () = assert!(offset_of!(EventHeader, cgroup) == 96);
     const _: () = assert!(offset_of!(EventHeader, ret) == 8);

@@ -8,7 +8,8 @@
 //! looked up in `GUARDED`, then the syscall number and argument registers,
 //! which are still in `pt_regs` at exit (the syscall number in `orig_ax`,
 //! arguments in `di`…`r9` on `x86_64`; `orig_x0` for argument 0 on arm64),
-//! so no `sys_enter` record is needed. The path job goes to the same
+//! so no `sys_enter` record is needed (the profiler's `sys_exit` reads them
+//! the same way, `syscalls::ExitRegs`). The path job goes to the same
 //! `emit`/`walk_prog` stages the profiler uses, so guard's paths are the
 //! container paths `profile` sees, deduped in `DEDUP` the same way (a
 //! path failing a thousand times is one record and a count).
@@ -27,8 +28,8 @@ use crate::{
         AF_UNIX, AT_FDCWD, AT_REMOVEDIR, BPF_F_NO_PREALLOC, JOBS, O_ACCMODE, O_APPEND, O_CREAT,
         O_TRUNC, SPECS, SUN_PATH_MAX,
     },
-    mem::{config, fd_file, rk, sys_reg_idx, task_for_probes},
-    syscalls::{Queue, arg, in_compat_syscall, word},
+    mem::{config, fd_file, task_for_probes},
+    syscalls::{ExitRegs, Queue, arg, in_compat_syscall},
 };
 
 /// cgroup v2 ids of the guarded containers (the inode number of each
@@ -66,8 +67,8 @@ fn try_guard_exit(ctx: &RawTracePointContext, ret: i64) -> Result<(), i64> {
     if in_compat_syscall(o, task) {
         return Ok(());
     }
-    let regs: u64 = ctx.arg(0);
-    let nr = rk::<i64>(regs + o.sys_nr_exit)?;
+    let regs = ExitRegs::read(o, ctx.arg(0))?;
+    let nr = regs.nr(o)?;
     if !(0..i64::from(SPECS_LEN)).contains(&nr) {
         return Ok(());
     }
@@ -86,15 +87,7 @@ fn try_guard_exit(ctx: &RawTracePointContext, ret: i64) -> Result<(), i64> {
     {
         return Ok(());
     }
-    let window = rk::<[u64; 8]>(regs + o.sys_regs_base)?;
-    let a: [u64; 6] = [
-        rk::<u64>(regs + o.sys_arg0_exit)?,
-        word(&window, sys_reg_idx(1)),
-        word(&window, sys_reg_idx(2)),
-        word(&window, sys_reg_idx(3)),
-        word(&window, sys_reg_idx(4)),
-        word(&window, sys_reg_idx(5)),
-    ];
+    let a = regs.args(o)?;
     let flags = if spec.flags & specflag::OPEN != 0 {
         let f = if spec.flags & specflag::CREAT != 0 {
             O_CREAT | O_TRUNC | 1

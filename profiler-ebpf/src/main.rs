@@ -1,12 +1,20 @@
 //! roprof kernel side.
 //!
-//! Two generic programs, `sys_enter` and `sys_exit`, are attached to the
-//! `raw_syscalls` raw tracepoints (one link each; no per-call perf record is
-//! built, unlike the `syscalls:*` tracepoints). What each syscall means
-//! (which argument is the dirfd, the name, the flags) comes from the `SPECS`
-//! map that userspace fills, keyed by syscall number: the same verified code
-//! serves every architecture and every syscall, and only tracepoints
-//! (available everywhere, unlike fentry or BPF LSM) are needed.
+//! One generic program, `sys_exit`, is attached to the `raw_syscalls`
+//! raw tracepoint (one link; no per-call perf record is built, unlike the
+//! `syscalls:*` tracepoints). It needs no entry program: at exit the
+//! syscall number (`orig_ax`) and the argument registers are still in
+//! `pt_regs`, the caller's memory (names, `open_how`) is still mapped,
+//! and the return value says how many bytes a write wrote, so every
+//! syscall on the host pays one BPF entry, not two. What each syscall
+//! means (which argument is the dirfd, the name, the flags) comes from the
+//! `SPECS` map that userspace fills, keyed by syscall number: the same
+//! verified code serves every architecture and every syscall, and only
+//! tracepoints (available everywhere, unlike fentry or BPF LSM) are
+//! needed. Beside it: the process lifecycle (`sched_process_exec`, `fork`,
+//! `exit`), `cgroup_mkdir` (scoping, below), and, for runs with a settle
+//! window, `hrtimer_start` (the one place a timed wait's deadline is seen
+//! without an entry hook: see `wakeups`).
 //!
 //! Scoping: a process is traced once it is in `TRACED`. It gets there by
 //! exec'ing inside a target cgroup from a mount namespace other than the

@@ -7,7 +7,7 @@ use aya_ebpf::{
 };
 use profiler_common::{
     CONTAINER_IDS_LEN, Config, Counters, DedupValue, EventBuf, EventHeader, FileStats, ID_MAX,
-    INFLIGHT_SLOTS_DEFAULT, Inflight, SPECS_LEN, SyscallSpec, TRACED_BITS_LEN, WAKEUPS_LEN, Wakeup,
+    SPECS_LEN, SyscallSpec, TRACED_BITS_LEN, WAKEUPS_LEN, Wakeup,
 };
 
 /// 4 MiB: with in-kernel dedupe only distinct operations are sent (~200
@@ -21,8 +21,8 @@ pub(crate) static EVENTS: RingBuf = RingBuf::with_byte_size(4 << 20, 0);
 #[map]
 pub(crate) static TARGET_CGROUPS: LruHashMap<u64, u32> = LruHashMap::with_max_entries(8192, 0);
 /// One bit per tgid (pid_max is at most 2^22): set for every process put in
-/// `TRACED`, cleared when it exits. The two syscall hooks run for every
-/// syscall on the host; an array lookup is inlined by the verifier into a
+/// `TRACED`, cleared when it exits. `sys_exit` runs for every syscall on
+/// the host, `timer_start` for every hrtimer armed; an array lookup is inlined by the verifier into a
 /// load, so untraced processes (nearly all) leave after a load and a bit
 /// test instead of a hash lookup. A superset of `TRACED` (forgotten
 /// processes keep their bit until they exit), checked before it.
@@ -33,18 +33,6 @@ pub(crate) static TRACED_BITS: Array<u64> = Array::with_max_entries(TRACED_BITS_
 pub(crate) static TRACED: HashMap<u32, u64> = HashMap::with_max_entries(16384, 0);
 #[map]
 pub(crate) static SPECS: Array<SyscallSpec> = Array::with_max_entries(SPECS_LEN, 0);
-/// A thread's in-flight syscall, by tid: `INFLIGHT_SLOTS[tid]` while the
-/// tid is below the array's size (set from `kernel.pid_max` at load, at
-/// most `INFLIGHT_SLOTS_MAX`), else `INFLIGHT`. Every hooked syscall of a
-/// traced thread stores its arguments at entry and takes them at exit; a
-/// slot is a store and a load the verifier inlines, where the hash map
-/// cost an insert, a lookup and a delete (each taking a bucket lock).
-#[map]
-pub(crate) static INFLIGHT_SLOTS: Array<InflightSlot> =
-    Array::with_max_entries(INFLIGHT_SLOTS_DEFAULT, 0);
-/// In-flight syscalls of threads whose tid has no slot.
-#[map]
-pub(crate) static INFLIGHT: HashMap<u64, Inflight> = HashMap::with_max_entries(4096, 0);
 /// Not preallocated: 512k entries would pin ~50 MiB of kernel memory for runs
 /// that touch a few hundred paths.
 #[map]
@@ -73,16 +61,6 @@ pub(crate) static JUMP: ProgramArray = ProgramArray::with_max_entries(4, 0);
 pub(crate) static WAKEUPS: LruHashMap<u64, Wakeup> = LruHashMap::with_max_entries(WAKEUPS_LEN, 0);
 #[map]
 pub(crate) static JOBS: PerCpuArray<Jobs> = PerCpuArray::with_max_entries(1, 0);
-
-/// An [`Inflight`] record tagged with the thread that owns it (0: empty).
-/// Only that thread writes the slot; the tag tells a stale record (a
-/// thread that exited in a syscall, a tid reused) from its own.
-#[repr(C)]
-#[derive(Clone, Copy)]
-pub(crate) struct InflightSlot {
-    pub(crate) pid_tgid: u64,
-    pub(crate) inf: Inflight,
-}
 
 pub(crate) const JOB_OBJECT: u32 = 1;
 pub(crate) const JOB_NAMED: u32 = 2;

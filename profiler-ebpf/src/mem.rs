@@ -193,6 +193,18 @@ static ROPROF_COMPAT_OFF: u64 = 0;
 #[unsafe(no_mangle)]
 static ROPROF_SYS_REGS_IDX: [u64; 6] = [0; 6];
 
+/// Where the syscall number is in the `pt_regs` window read at exit
+/// (`ARG_OUTSIDE_WINDOW`: read on its own), as a constant for the same
+/// reason.
+#[unsafe(no_mangle)]
+static ROPROF_SYS_NR_IDX: u64 = profiler_common::ARG_OUTSIDE_WINDOW;
+
+/// Word index of the syscall number in the `pt_regs` window.
+#[inline(always)]
+pub(crate) fn sys_nr_idx() -> u64 {
+    ro(&ROPROF_SYS_NR_IDX)
+}
+
 /// Word index of syscall argument `i` (< 6) in the `pt_regs` window.
 #[inline(always)]
 pub(crate) fn sys_reg_idx(i: usize) -> u64 {

@@ -12,7 +12,8 @@ use crate::{
         config, count, current_task, rk, tgid_maybe_traced, tgid_traced, trace_tgid, traced_cgroup,
         untrace_tgid,
     },
-    syscalls::{Queue, forget_inflight},
+    syscalls::Queue,
+    wakeups::forget_wait,
 };
 
 /// Raw tracepoint `sched_process_exec(struct task_struct *p, pid_t
@@ -132,8 +133,9 @@ pub fn sched_exit(_ctx: RawTracePointContext) -> u32 {
     if !tgid_maybe_traced((pid_tgid >> 32) as u32) {
         return 0;
     }
-    // A thread killed in a syscall leaves no record for its tid's next owner.
-    forget_inflight(pid_tgid);
+    // A thread killed in its wait leaves no wake-up behind for the settle
+    // window (nor for its tid's next owner).
+    forget_wait(pid_tgid);
     if (pid_tgid >> 32) as u32 == pid_tgid as u32 {
         let _ = report_exit(pid_tgid);
         untrace_tgid((pid_tgid >> 32) as u32);

@@ -1,26 +1,29 @@
-//! The `raw_syscalls` hooks: `sys_enter` stashes the arguments of hooked
-//! syscalls (or accounts writes), `sys_exit` resolves them and queues path
-//! jobs for `emit`.
+//! The `raw_syscalls:sys_exit` hook, the profiler's only per-syscall
+//! program: at exit the syscall number and the argument registers are
+//! still in `pt_regs` beside the return value, so one program does what an
+//! entry/exit pair did (accounting writes, reading open flags, queueing
+//! path jobs for `emit`) without a per-thread record between the two, and
+//! every syscall on the host pays one BPF entry instead of two.
 
 use aya_ebpf::{helpers::generated as bh, macros::raw_tracepoint, programs::RawTracePointContext};
 use profiler_common::{
-    Config, FileStats, Inflight, JUMP_EMIT, NO_ARG, Offsets, PATH_MAX, SPECS_LEN, SyscallSpec,
-    argkind, counter, kind, op, specflag,
+    ARG_OUTSIDE_WINDOW, Config, FileStats, JUMP_EMIT, NO_ARG, Offsets, PATH_MAX, SPECS_LEN,
+    SYS_WINDOW_WORDS, SyscallSpec, argkind, counter, kind, op, specflag,
 };
 
 use crate::{
     dedupe::{ident_is_new, object_is_new},
     event::{fill_header, stamp_cgroup, stamp_cgroup_id, submit},
     maps::{
-        AF_UNIX, AT_EMPTY_PATH, AT_FDCWD, AT_REMOVEDIR, BPF_NOEXIST, FILES, FMODE_WRITE, INFLIGHT,
-        INFLIGHT_SLOTS, JOB_NAMED, JOB_NAMED_KERNEL, JOB_OBJECT, JOBS, JUMP, Job, Jobs, O_ACCMODE,
-        O_APPEND, O_CREAT, O_TRUNC, PROT_EXEC, S_IFMT, S_IFREG, SCRATCH, SPECS, SUN_PATH_MAX, W_OK,
+        AF_UNIX, AT_EMPTY_PATH, AT_FDCWD, AT_REMOVEDIR, BPF_NOEXIST, FILES, FMODE_WRITE, JOB_NAMED,
+        JOB_NAMED_KERNEL, JOB_OBJECT, JOBS, JUMP, Job, Jobs, O_ACCMODE, O_APPEND, O_CREAT, O_TRUNC,
+        PROT_EXEC, S_IFMT, S_IFREG, SCRATCH, SPECS, SUN_PATH_MAX, W_OK,
     },
     mem::{
-        compat_word, config, count, fd_file, file_ident, file_inode_ident, rk, sys_reg_idx,
-        task_for_probes, tgid_maybe_traced, traced_cgroup,
+        compat_word, config, count, fd_file, file_ident, file_inode_ident, rk, sys_nr_idx,
+        sys_reg_idx, task_for_probes, tgid_maybe_traced, traced_cgroup,
     },
-    wakeups::note_wait,
+    wakeups::wait_exit,
 };
 
 #[inline(always)]
@@ -36,18 +39,76 @@ pub(crate) fn arg(args: &[u64; 6], idx: u8) -> u64 {
     }
 }
 
+/// The words of `pt_regs` that hold the syscall's number and arguments at
+/// `sys_exit`, read in one helper call (each word's index comes from BTF).
+pub(crate) struct ExitRegs {
+    regs: u64,
+    window: Window,
+}
+
+/// [`SYS_WINDOW_WORDS`] words of `pt_regs`.
+type Window = [u64; SYS_WINDOW_WORDS];
+
+impl ExitRegs {
+    #[inline(always)]
+    pub(crate) fn read(o: &Offsets, regs: u64) -> Result<Self, i64> {
+        Ok(ExitRegs {
+            regs,
+            window: rk::<Window>(regs + o.sys_regs_base)?,
+        })
+    }
+
+    /// The syscall number (`orig_ax`: in the window on `x86_64`; read on
+    /// its own elsewhere). `sys_nr_idx` is a load-time constant: the
+    /// verifier keeps one arm.
+    #[inline(always)]
+    pub(crate) fn nr(&self, o: &Offsets) -> Result<i64, i64> {
+        if sys_nr_idx() == ARG_OUTSIDE_WINDOW {
+            rk::<i64>(self.regs + o.sys_nr_exit)
+        } else {
+            Ok(word(&self.window, sys_nr_idx()) as i64)
+        }
+    }
+
+    /// The six arguments: the syscall has not touched their registers, so
+    /// they are what the caller passed, except one the return value
+    /// overwrote (arm64's `x0`, kept in `orig_x0`), read on its own.
+    #[inline(always)]
+    pub(crate) fn args(&self, o: &Offsets) -> Result<[u64; 6], i64> {
+        let w = &self.window;
+        let a0 = if sys_reg_idx(0) == ARG_OUTSIDE_WINDOW {
+            rk::<u64>(self.regs + o.sys_arg0_exit)?
+        } else {
+            word(w, sys_reg_idx(0))
+        };
+        Ok([
+            a0,
+            word(w, sys_reg_idx(1)),
+            word(w, sys_reg_idx(2)),
+            word(w, sys_reg_idx(3)),
+            word(w, sys_reg_idx(4)),
+            word(w, sys_reg_idx(5)),
+        ])
+    }
+}
+
+/// What a write-family call adds to its file's `FILES` entry.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Wrote {
+    /// `n` bytes written (the call has returned: the size read is the
+    /// file's size after them).
+    Bytes(u64),
+    /// fsync/fdatasync.
+    Fsync,
+    /// A `PROT_EXEC` mapping.
+    ExecMap,
+}
+
 /// Accounts a write-family call on `fd` to its file's `FILES` entry.
 /// Returns the `struct file *` when the file has no entry (not opened for
 /// writing while traced), else 0.
 #[inline(always)]
-pub(crate) fn account_write(
-    cfg: &Config,
-    task: u64,
-    fd: u64,
-    len: u64,
-    fsync: bool,
-    exec_map: bool,
-) -> u64 {
+pub(crate) fn account_write(cfg: &Config, task: u64, fd: u64, what: Wrote) -> u64 {
     let o = &cfg.offsets;
     let file = fd_file(o, task, fd as i64);
     if file == 0 {
@@ -59,75 +120,22 @@ pub(crate) fn account_write(
     };
     // SAFETY: map value pointer; racing writers only skew counters.
     unsafe {
-        if fsync {
-            (*st).fsynced = 1;
-        } else if exec_map {
-            (*st).exec_mapped = 1;
-        } else {
-            (*st).bytes += len;
-            (*st).writes += 1;
-            let size = rk::<i64>(inode + o.inode_size).unwrap_or(0) as u64;
-            // i_size + len: exact for appends, an upper bound for overwrites;
-            // one kernel read less than also reading f_pos on this hot path.
-            let end = size + len;
-            if end > (*st).max_size {
-                (*st).max_size = end;
+        match what {
+            Wrote::Fsync => (*st).fsynced = 1,
+            Wrote::ExecMap => (*st).exec_mapped = 1,
+            Wrote::Bytes(n) => {
+                (*st).bytes += n;
+                (*st).writes += 1;
+                // At exit `i_size` already holds the write: exact for
+                // appends and overwrites alike.
+                let size = rk::<i64>(inode + o.inode_size).unwrap_or(0) as u64;
+                if size > (*st).max_size {
+                    (*st).max_size = size;
+                }
             }
         }
     }
     0
-}
-
-/// Stores the arguments of a hooked syscall for `sys_exit`: in the
-/// thread's slot, or the hash map for tids past the slots.
-#[inline(always)]
-fn stash(pid_tgid: u64, inf: &Inflight) {
-    if let Some(s) = INFLIGHT_SLOTS.get_ptr_mut(pid_tgid as u32) {
-        // SAFETY: array value pointer; only this thread uses its slot, and
-        // its syscalls do not overlap.
-        unsafe {
-            (*s).inf = *inf;
-            (*s).pid_tgid = pid_tgid;
-        }
-        return;
-    }
-    if INFLIGHT.insert(pid_tgid, *inf, 0).is_err() {
-        count(counter::INFLIGHT_FULL);
-    }
-}
-
-/// Takes the record [`stash`] left for this thread's current syscall.
-#[inline(always)]
-fn take(pid_tgid: u64) -> Option<Inflight> {
-    if let Some(s) = INFLIGHT_SLOTS.get_ptr_mut(pid_tgid as u32) {
-        // SAFETY: as in `stash`.
-        unsafe {
-            if (*s).pid_tgid != pid_tgid {
-                return None;
-            }
-            (*s).pid_tgid = 0;
-            return Some((*s).inf);
-        }
-    }
-    // SAFETY: the map value is copied out before removal.
-    let inf = (unsafe { INFLIGHT.get(pid_tgid) }).copied()?;
-    let _ = INFLIGHT.remove(pid_tgid);
-    Some(inf)
-}
-
-/// Drops an exiting thread's record, if a syscall never returned to it.
-#[inline(always)]
-pub(crate) fn forget_inflight(pid_tgid: u64) {
-    if let Some(s) = INFLIGHT_SLOTS.get_ptr_mut(pid_tgid as u32) {
-        // SAFETY: as in `stash`; the thread is exiting.
-        unsafe {
-            if (*s).pid_tgid == pid_tgid {
-                (*s).pid_tgid = 0;
-            }
-        }
-        return;
-    }
-    let _ = INFLIGHT.remove(pid_tgid);
 }
 
 /// Attach mode: a write through `file`, which has no `FILES` entry. When it
@@ -157,7 +165,7 @@ fn adopt_pre_opened(
     let size = rk::<i64>(inode + o.inode_size).unwrap_or(0) as u64;
     let st = FileStats {
         bytes: len,
-        max_size: size + len,
+        max_size: size,
         writes: 1,
         fsynced: 0,
         exec_mapped: 0,
@@ -177,6 +185,41 @@ fn adopt_pre_opened(
     q.0.next = 0;
     q.object(op::WRITE, 0, pid_tgid, file, 1, 0);
     q.run(ctx)
+}
+
+/// A write-family call has returned `ret`: its bytes go to the file's
+/// `FILES` entry (only files a traced process opened for writing have one,
+/// so no `TRACED` lookup), or, in attach mode, adopt a file opened before
+/// tracing began. A failed or empty write adds nothing.
+#[inline(always)]
+fn write_exit(
+    ctx: &RawTracePointContext,
+    cfg: &Config,
+    task: u64,
+    pid_tgid: u64,
+    spec: &SyscallSpec,
+    args: &[u64; 6],
+    ret: i64,
+) -> Result<(), i64> {
+    let bytes = if ret > 0 {
+        ret as u64
+    } else if ret == 0 && spec.mode_arg != NO_ARG {
+        // `fallocate` returns 0 on success; its length is an argument.
+        arg(args, spec.mode_arg)
+    } else {
+        0
+    };
+    if bytes == 0 {
+        return Ok(());
+    }
+    let unknown = account_write(cfg, task, arg(args, spec.fd_arg), Wrote::Bytes(bytes));
+    if unknown != 0 && cfg.pre_opened != 0 {
+        let Some(cg) = traced_cgroup((pid_tgid >> 32) as u32) else {
+            return Ok(());
+        };
+        return adopt_pre_opened(ctx, cfg, pid_tgid, unknown, bytes, cg);
+    }
+    Ok(())
 }
 
 /// A successful read-only open of a regular file: one `READ` record per
@@ -215,22 +258,10 @@ fn note_read(cfg: &Config, task: u64, pid_tgid: u64, fd: i64, cg: u64) {
     submit(ev);
 }
 
-/// Raw tracepoint `sys_enter(struct pt_regs *regs, long id)`: every
-/// syscall of every task. Untraced tasks leave after a bit test, unhooked
-/// syscalls of traced ones after an array load; only hooked syscalls of
-/// traced processes pay a hash lookup (`TRACED`, the authority the bitmap
-/// only prefilters).
-#[raw_tracepoint(tracepoint = "sys_enter")]
-pub fn sys_enter(ctx: RawTracePointContext) -> u32 {
-    match try_sys_enter(&ctx) {
-        Ok(()) | Err(_) => 0,
-    }
-}
-
 /// `w[i]` with constant indices only: kernels before 5.12 refuse stack
 /// accesses at a variable offset.
 #[inline(always)]
-pub(crate) fn word(w: &[u64; 8], i: u64) -> u64 {
+fn word(w: &Window, i: u64) -> u64 {
     match i {
         0 => w[0],
         1 => w[1],
@@ -240,6 +271,7 @@ pub(crate) fn word(w: &[u64; 8], i: u64) -> u64 {
         5 => w[5],
         6 => w[6],
         7 => w[7],
+        8 => w[8],
         _ => 0,
     }
 }
@@ -251,13 +283,59 @@ pub(crate) fn in_compat_syscall(o: &Offsets, task: u64) -> bool {
     o.compat_mask != 0 && compat_word(o, task) & o.compat_mask != 0
 }
 
-pub(crate) fn try_sys_enter(ctx: &RawTracePointContext) -> Result<(), i64> {
+/// The open flags of a hooked open (normalised: `creat` is a write-intent
+/// open; `openat2` passes them in its `struct open_how`, user memory that
+/// is still the caller's at exit), or the flags argument of another call.
+#[inline(always)]
+fn call_flags(spec: &SyscallSpec, args: &[u64; 6]) -> u64 {
+    if spec.flags & specflag::OPEN != 0 {
+        if spec.flags & specflag::CREAT != 0 {
+            O_CREAT | O_TRUNC | 1
+        } else if spec.flags & specflag::OPEN_HOW != 0 {
+            // SAFETY: struct open_how starts with u64 flags; a user pointer
+            // read through the helper.
+            unsafe {
+                aya_ebpf::helpers::bpf_probe_read_user(arg(args, spec.flags_arg) as *const u64)
+            }
+            .unwrap_or(0)
+        } else {
+            arg(args, spec.flags_arg)
+        }
+    } else if spec.flags_arg != NO_ARG {
+        arg(args, spec.flags_arg)
+    } else {
+        0
+    }
+}
+
+/// Raw tracepoint `sys_exit(struct pt_regs *regs, long ret)`: every
+/// syscall of every task. Untraced tasks leave after a bit test, before
+/// anything else; unhooked syscalls of traced ones after the syscall
+/// number's read and an array load; only hooked syscalls of traced
+/// processes pay a hash lookup (`TRACED`, the authority the bitmap only
+/// prefilters) or a `FILES` lookup (writes).
+#[raw_tracepoint(tracepoint = "sys_exit")]
+pub fn sys_exit(ctx: RawTracePointContext) -> u32 {
+    match try_sys_exit(&ctx) {
+        Ok(()) | Err(_) => 0,
+    }
+}
+
+// Inlined: a BPF subprogram may only tail-call when it returns an int, and
+// this one's `Result` is not one.
+#[inline(always)]
+pub(crate) fn try_sys_exit(ctx: &RawTracePointContext) -> Result<(), i64> {
     // SAFETY: helper without arguments.
     let pid_tgid = unsafe { bh::bpf_get_current_pid_tgid() };
     if !tgid_maybe_traced((pid_tgid >> 32) as u32) {
         return Ok(());
     }
-    let nr: i64 = ctx.arg(1);
+    let Some(cfg) = config() else { return Ok(()) };
+    let o = &cfg.offsets;
+    // One kernel read for the number and the arguments of every syscall
+    // of a traced process.
+    let regs = ExitRegs::read(o, ctx.arg(0))?;
+    let nr = regs.nr(o)?;
     if !(0..i64::from(SPECS_LEN)).contains(&nr) {
         return Ok(());
     }
@@ -268,75 +346,29 @@ pub(crate) fn try_sys_enter(ctx: &RawTracePointContext) -> Result<(), i64> {
     if spec.op == 0 && spec.argkind != argkind::WAIT {
         return Ok(());
     }
-    let Some(cfg) = config() else { return Ok(()) };
-    let o = &cfg.offsets;
     let task = task_for_probes();
     if in_compat_syscall(o, task) {
         return Ok(());
     }
-    let regs: u64 = ctx.arg(0);
-    // One read of the 64-byte window of pt_regs holding the argument
-    // registers; each argument's word index comes from BTF.
-    let window = rk::<[u64; 8]>(regs + o.sys_regs_base)?;
-    let args: [u64; 6] = [
-        word(&window, sys_reg_idx(0)),
-        word(&window, sys_reg_idx(1)),
-        word(&window, sys_reg_idx(2)),
-        word(&window, sys_reg_idx(3)),
-        word(&window, sys_reg_idx(4)),
-        word(&window, sys_reg_idx(5)),
-    ];
-    let mut flags = 0u64;
+    let ret: i64 = ctx.arg(1);
+    if spec.op == op::EXEC && ret >= 0 {
+        // A successful exec returns into the new image: the name pointer
+        // is gone with the old memory. `sched_exec` recorded it already.
+        // (A failed one returns to the old image, its memory intact.)
+        return Ok(());
+    }
+    let args = regs.args(o)?;
     match spec.argkind {
-        argkind::WRITE => {
-            // mode_arg holds the byte-count argument (NO_ARG for vectored writes).
-            let len = if spec.mode_arg == NO_ARG {
-                0
-            } else {
-                arg(&args, spec.mode_arg)
-            };
-            // Writes only add to the `FILES` entries of files a traced
-            // process opened for writing: no `TRACED` lookup.
-            let unknown = account_write(cfg, task, arg(&args, spec.fd_arg), len, false, false);
-            if unknown != 0 && cfg.pre_opened != 0 {
-                let Some(cg) = traced_cgroup((pid_tgid >> 32) as u32) else {
-                    return Ok(());
-                };
-                return adopt_pre_opened(ctx, cfg, pid_tgid, unknown, len, cg);
-            }
-            return Ok(());
-        }
+        argkind::WRITE => return write_exit(ctx, cfg, task, pid_tgid, spec, &args, ret),
         argkind::FSYNC => {
-            account_write(cfg, task, arg(&args, spec.fd_arg), 0, true, false);
+            account_write(cfg, task, arg(&args, spec.fd_arg), Wrote::Fsync);
             return Ok(());
         }
         argkind::URING => {
             count(counter::IO_URING_SETUPS);
             return Ok(());
         }
-        argkind::WAIT => return note_wait(pid_tgid, nr, spec, &args),
-        argkind::WRITE_RET => {
-            // Only files opened for writing by the container are accounted:
-            // sockets and pipes (most `writev`/`sendfile`/`splice` traffic)
-            // leave here without an in-flight record.
-            let file = fd_file(o, task, arg(&args, spec.fd_arg) as i64);
-            if file == 0 {
-                return Ok(());
-            }
-            let (inode, ident) = file_inode_ident(o, file);
-            if FILES.get_ptr(ident).is_none() {
-                return Ok(());
-            }
-            let inf = Inflight {
-                nr: nr as u64,
-                args,
-                flags: ident,
-                obj: inode,
-                cgroup: 0,
-            };
-            stash(pid_tgid, &inf);
-            return Ok(());
-        }
+        argkind::WAIT => return wait_exit(pid_tgid, nr, spec, &args, ret),
         argkind::MMAP => {
             let fd = arg(&args, spec.fd_arg) as i64;
             if arg(&args, 2) & PROT_EXEC == 0 || fd as i32 <= 0 {
@@ -345,101 +377,24 @@ pub(crate) fn try_sys_enter(ctx: &RawTracePointContext) -> Result<(), i64> {
         }
         _ => {}
     }
-    if spec.flags & specflag::OPEN != 0 {
-        flags = if spec.flags & specflag::CREAT != 0 {
-            O_CREAT | O_TRUNC | 1
-        } else if spec.flags & specflag::OPEN_HOW != 0 {
-            // SAFETY: struct open_how starts with u64 flags.
-            unsafe {
-                aya_ebpf::helpers::bpf_probe_read_user(arg(&args, spec.flags_arg) as *const u64)
-            }
-            .unwrap_or(0)
-        } else {
-            arg(&args, spec.flags_arg)
-        };
-        // A read-only open (flags 0 here) is stashed too: `sys_exit` sends
-        // the identity of each regular file opened so (see `note_read`).
-    } else if spec.flags & specflag::ACCESS != 0 {
-        if arg(&args, spec.mode_arg) & W_OK == 0 {
-            return Ok(());
-        }
-    } else if spec.flags_arg != NO_ARG {
-        flags = arg(&args, spec.flags_arg);
+    if spec.flags & specflag::ACCESS != 0 && arg(&args, spec.mode_arg) & W_OK == 0 {
+        return Ok(());
     }
+    let flags = call_flags(spec, &args);
     // Everything that leaves a record is checked against `TRACED` (the
     // bitmap is a superset of it) and carries the container.
     let Some(cg) = traced_cgroup((pid_tgid >> 32) as u32) else {
         return Ok(());
     };
-    let inf = Inflight {
-        nr: nr as u64,
-        args,
-        flags,
-        obj: 0,
-        cgroup: cg,
-    };
-    stash(pid_tgid, &inf);
-    Ok(())
-}
-
-/// Raw tracepoint `sys_exit(struct pt_regs *regs, long ret)`.
-#[raw_tracepoint(tracepoint = "sys_exit")]
-pub fn sys_exit(ctx: RawTracePointContext) -> u32 {
-    match try_sys_exit(&ctx) {
-        Ok(()) | Err(_) => 0,
-    }
-}
-
-pub(crate) fn try_sys_exit(ctx: &RawTracePointContext) -> Result<(), i64> {
-    // SAFETY: helper without arguments.
-    let pid_tgid = unsafe { bh::bpf_get_current_pid_tgid() };
-    // Only traced processes have in-flight entries: the bitmap turns the
-    // others away before the hash lookup.
-    if !tgid_maybe_traced((pid_tgid >> 32) as u32) {
-        return Ok(());
-    }
-    let Some(inf) = take(pid_tgid) else {
-        return Ok(());
-    };
-    let ret: i64 = ctx.arg(1);
-    // The entry recorded the syscall number (only hooked ones are stashed).
-    let nr = inf.nr;
-    if nr >= u64::from(SPECS_LEN) {
-        return Ok(());
-    }
-    let Some(spec) = SPECS.get(nr as u32) else {
-        return Ok(());
-    };
-    let Some(cfg) = config() else { return Ok(()) };
-    let task = task_for_probes();
-    if spec.argkind == argkind::WRITE_RET {
-        if ret > 0
-            && let Some(st) = FILES.get_ptr_mut(inf.flags)
-        {
-            let size = rk::<i64>(inf.obj + cfg.offsets.inode_size).unwrap_or(0) as u64;
-            // SAFETY: map value pointer; racing writers only skew counters.
-            unsafe {
-                (*st).bytes += ret as u64;
-                (*st).writes += 1;
-                if size > (*st).max_size {
-                    (*st).max_size = size;
-                }
-            }
-        }
-        return Ok(());
-    }
-    if spec.op == op::EXEC && ret >= 0 {
-        // A successful exec returns into the new image: the name pointer
-        // is gone with the old memory. `sched_exec` recorded it already.
-        return Ok(());
-    }
-    if spec.op == op::OPEN_WRITE && inf.flags & (O_ACCMODE | O_CREAT | O_TRUNC | O_APPEND) == 0 {
+    if spec.op == op::OPEN_WRITE && flags & (O_ACCMODE | O_CREAT | O_TRUNC | O_APPEND) == 0 {
+        // A read-only open: the identity of each regular file opened so
+        // is sent (see `note_read`).
         if ret >= 0 {
-            note_read(cfg, task, pid_tgid, ret, inf.cgroup);
+            note_read(cfg, task, pid_tgid, ret, cg);
         }
         return Ok(());
     }
-    let a = &inf.args;
+    let a = &args;
     let mode = if spec.mode_arg == NO_ARG {
         0
     } else {
@@ -454,13 +409,13 @@ pub(crate) fn try_sys_exit(ctx: &RawTracePointContext) -> Result<(), i64> {
     q.0.next = 0;
     match spec.argkind {
         argkind::FD | argkind::MMAP => {
-            let file = fd_file(&cfg.offsets, task, arg(a, spec.fd_arg) as i64);
+            let file = fd_file(o, task, arg(a, spec.fd_arg) as i64);
             if file != 0 {
-                if object_is_new(cfg, spec.op, ret, pid_tgid, file, inf.flags, inf.cgroup) {
-                    q.object(spec.op, ret, pid_tgid, file, inf.flags, mode);
+                if object_is_new(cfg, spec.op, ret, pid_tgid, file, flags, cg) {
+                    q.object(spec.op, ret, pid_tgid, file, flags, mode);
                 }
                 if spec.argkind == argkind::MMAP && ret >= 0 {
-                    account_write(cfg, task, arg(a, spec.fd_arg), 0, false, true);
+                    account_write(cfg, task, arg(a, spec.fd_arg), Wrote::ExecMap);
                 }
             }
         }
@@ -472,6 +427,7 @@ pub(crate) fn try_sys_exit(ctx: &RawTracePointContext) -> Result<(), i64> {
             if fam != AF_UNIX {
                 return Ok(());
             }
+            // SAFETY: as above.
             let first = unsafe { aya_ebpf::helpers::bpf_probe_read_user((sa + 2) as *const u8) }
                 .unwrap_or(0);
             if first == 0 {
@@ -481,18 +437,18 @@ pub(crate) fn try_sys_exit(ctx: &RawTracePointContext) -> Result<(), i64> {
         }
         _ => {
             let mut opc = spec.op;
-            if spec.flags & specflag::UNLINKAT != 0 && inf.flags & AT_REMOVEDIR != 0 {
+            if spec.flags & specflag::UNLINKAT != 0 && flags & AT_REMOVEDIR != 0 {
                 opc = op::RMDIR;
             }
             if spec.op == op::OPEN_WRITE && ret >= 0 {
                 // Success: the new fd names the canonical object (symlinks,
                 // `..` and bind mounts already resolved by the kernel).
-                let file = fd_file(&cfg.offsets, task, ret);
+                let file = fd_file(o, task, ret);
                 if file != 0 {
-                    let ident = file_ident(&cfg.offsets, file);
+                    let ident = file_ident(o, file);
                     // A repeat (deduped) open found its `FILES` entry made
                     // the first time: only a new one looks there.
-                    if ident_is_new(cfg, opc, ret, pid_tgid, ident, inf.flags, inf.cgroup) {
+                    if ident_is_new(cfg, opc, ret, pid_tgid, ident, flags, cg) {
                         if FILES.get_ptr(ident).is_none()
                             && FILES
                                 .insert(ident, FileStats::default(), BPF_NOEXIST)
@@ -501,14 +457,12 @@ pub(crate) fn try_sys_exit(ctx: &RawTracePointContext) -> Result<(), i64> {
                         {
                             count(counter::FILES_FULL);
                         }
-                        q.object(opc, ret, pid_tgid, file, inf.flags, mode);
+                        q.object(opc, ret, pid_tgid, file, flags, mode);
                     }
                     return q.run(ctx);
                 }
             }
-            q.names(
-                cfg, task, spec, a, opc, ret, pid_tgid, inf.flags, mode, inf.cgroup,
-            );
+            q.names(cfg, task, spec, a, opc, ret, pid_tgid, flags, mode, cg);
         }
     }
     q.run(ctx)

@@ -445,7 +445,7 @@ pub fn roprof_bpf_programs() -> usize {
     text.lines()
         .filter(|l| {
             [
-                "sys_enter",
+                "timer_start",
                 "sys_exit",
                 "sched_exec",
                 "sched_fork",

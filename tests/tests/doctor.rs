@@ -100,7 +100,7 @@ fn doctor_passes_on_this_host() {
         );
     }
     assert!(
-        line(&out, "BPF smoke test").contains("attached it to the raw tracepoint sys_enter"),
+        line(&out, "BPF smoke test").contains("attached it to the raw tracepoint sys_exit"),
         "the smoke test really attaches:\n{out}"
     );
     assert!(

@@ -210,7 +210,7 @@ fn every_program_stays_well_inside_the_verifier_budget() {
         .unwrap_or_else(|| panic!("stats.verified_insns is reported: {}", r["stats"]));
     eprintln!("verified instructions per program (budget 1,000,000): {v:?}");
     for prog in [
-        "sys_enter",
+        "timer_start",
         "sys_exit",
         "emit",
         "walk_prog",

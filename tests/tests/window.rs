@@ -299,3 +299,34 @@ fn an_armed_timer_holds_the_window_while_the_process_waits_in_ticks() {
         notes(&r)
     );
 }
+
+#[test]
+fn a_timed_wait_that_is_no_sleep_holds_the_window_too() {
+    require_privileged();
+    let _g = ContainerGuard::new();
+    // A 4 s `select` with no descriptor: its deadline is seen from the
+    // sleep timer it arms, as a `sleep`'s is, whatever the syscall's
+    // argument layout; then the write it was waiting to do.
+    let r = profile_json(&[
+        DEBIAN_IMAGE,
+        "perl",
+        "-e",
+        "select(undef, undef, undef, 4); open(my $f, '>', '/var/lib/misc/waited') or die; \
+         close $f; sleep 1000",
+    ]);
+    assert!(
+        path_entry(&r, "/var/lib/misc/waited").is_some(),
+        "the write after the 4 s select is seen: {} {:?}",
+        r["run"],
+        notes(&r)
+    );
+    assert!(
+        notes(&r).iter().any(|n| {
+            ["select", "pselect6"]
+                .iter()
+                .any(|w| n.starts_with(&format!("held the window for perl in {w}, due at +")))
+        }),
+        "the hold names the wait (select or pselect6, read from /proc): {:?}",
+        notes(&r)
+    );
+}

@@ -256,7 +256,6 @@ fn merged_losses(reports: &[Named<'_>]) -> Losses {
         let o = &r.report.losses;
         l.ringbuf_drops += o.ringbuf_drops;
         l.truncated_paths += o.truncated_paths;
-        l.inflight_full += o.inflight_full;
         l.traced_full += o.traced_full;
         l.files_full += o.files_full;
         l.read_errors += o.read_errors;

@@ -1,6 +1,6 @@
 //! The doctor's real test: load the embedded object's tiny
 //! `doctor_smoke` program (see `profiler-ebpf/src/smoke.rs`), attach it to
-//! the `sys_enter` raw tracepoint, and detach it again. Nothing under
+//! the `sys_exit` raw tracepoint, and detach it again. Nothing under
 //! tracefs or debugfs is read; raw tracepoints need neither. The other
 //! programs of the object are not loaded (its maps are created, then freed
 //! with it).
@@ -15,7 +15,7 @@ use crate::trace::EBPF_OBJECT;
 
 /// The raw tracepoint the smoke program is attached to, as roprof's
 /// syscall hook is.
-const TRACEPOINT: &str = "sys_enter";
+const TRACEPOINT: &str = "sys_exit";
 
 /// Why the smoke test failed.
 #[derive(Debug, thiserror::Error)]

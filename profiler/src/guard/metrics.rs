@@ -140,12 +140,8 @@ impl Metrics {
 
     /// The tracer's loss counters now (they only grow).
     pub fn losses(&self, l: &Losses) {
-        let total = l.ringbuf_drops
-            + l.inflight_full
-            + l.traced_full
-            + l.files_full
-            + l.read_errors
-            + l.tail_call_fails;
+        let total =
+            l.ringbuf_drops + l.traced_full + l.files_full + l.read_errors + l.tail_call_fails;
         let had = self.lost.get();
         if total > had {
             self.lost.inc_by(total - had);

@@ -16,8 +16,6 @@ pub struct Losses {
     pub ringbuf_drops: u64,
     /// Paths the kernel could not read in full.
     pub truncated_paths: u64,
-    /// Syscalls whose exit could not be matched (in-flight map full).
-    pub inflight_full: u64,
     /// Processes that could not be followed (traced map full).
     pub traced_full: u64,
     /// Files whose byte counts are missing (files map full).
@@ -44,10 +42,6 @@ impl std::fmt::Display for Losses {
         let counts = [
             (self.ringbuf_drops, "ring buffer drop"),
             (self.truncated_paths, "truncated path"),
-            (
-                self.inflight_full,
-                "unmatched syscall exit (in-flight map full)",
-            ),
             (self.traced_full, "unfollowed process (traced map full)"),
             (self.files_full, "file without byte counts (files map full)"),
             (self.read_errors, "failed kernel read"),

@@ -169,7 +169,6 @@ pub fn markdown(report: &Report) -> String {
         for (name, n) in [
             ("ring buffer drops", l.ringbuf_drops),
             ("truncated paths", l.truncated_paths),
-            ("in-flight map full", l.inflight_full),
             ("traced map full", l.traced_full),
             ("files map full", l.files_full),
             ("read errors", l.read_errors),

@@ -10,7 +10,7 @@ use super::{
 use crate::{
     model::Phase,
     runtime::Engine,
-    trace::{Scope, Tracer},
+    trace::{Scope, Tracer, Wakeups},
 };
 
 /// Profiles an already running container from now on (`roprof attach`).
@@ -43,6 +43,7 @@ pub async fn attach(
         pids,
         ringbuf_bytes: cfg.ringbuf_bytes,
         pre_opened: true,
+        wakeups: Wakeups::WaitsToo,
         ..Default::default()
     })?;
     let load_secs = t.elapsed().as_secs_f64();

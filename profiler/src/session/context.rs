@@ -17,7 +17,7 @@ use super::{SessionError, interrupt, remove_or_wait};
 use crate::{
     model::ImageListing,
     runtime::Engine,
-    trace::{Scope, TraceError, Tracer},
+    trace::{Scope, TraceError, Tracer, Wakeups},
 };
 
 type Loaded = Result<(Tracer, Duration), TraceError>;
@@ -43,8 +43,10 @@ impl Context {
             let t = Instant::now();
             // No target yet: the programs record nothing until a run arms
             // them with `Tracer::reset_for`.
+            // Every run of a session may end in a settle window.
             Tracer::start(&Scope {
                 ringbuf_bytes,
+                wakeups: Wakeups::WaitsToo,
                 ..Scope::default()
             })
             .map(|tracer| (tracer, t.elapsed()))

@@ -6,7 +6,7 @@
 
 use std::collections::HashMap;
 
-use profiler_common::Offsets;
+use profiler_common::{ARG_OUTSIDE_WINDOW, Offsets, SYS_WINDOW_WORDS};
 
 /// Errors reading BTF.
 #[derive(Debug, thiserror::Error)]
@@ -65,6 +65,18 @@ struct Type {
     kind: u32,
     next: u32,
     members: Vec<Member>,
+}
+
+/// The word index of `pt_regs` member offset `off` in the window read at
+/// `sys_exit` from `base` ([`ARG_OUTSIDE_WINDOW`] when it is not in it).
+#[must_use]
+pub fn window_index(base: u64, off: u64) -> u64 {
+    let words = SYS_WINDOW_WORDS as u64;
+    if off >= base && (off - base).is_multiple_of(8) && (off - base) / 8 < words {
+        (off - base) / 8
+    } else {
+        ARG_OUTSIDE_WINDOW
+    }
 }
 
 /// Parsed kernel BTF (types and strings).
@@ -234,29 +246,34 @@ impl Btf {
         Err(missing())
     }
 
-    /// Where the six syscall arguments live in `struct pt_regs`: the base of
-    /// a 64-byte window and each argument's word index in it.
+    /// Where the six syscall arguments live in `struct pt_regs` at
+    /// `sys_exit`: the base of a 64-byte window and each argument's word
+    /// index in it ([`ARG_OUTSIDE_WINDOW`] for one read from its own member,
+    /// [`Offsets::sys_arg0_exit`]).
     fn syscall_regs(&self) -> Result<(u64, [u64; 6]), BtfError> {
-        let offs: [u64; 6] = if cfg!(target_arch = "x86_64") {
-            // The syscall ABI: rdi, rsi, rdx, r10, r8, r9.
-            let mut o = [0; 6];
+        let (base, offs): (u64, [Option<u64>; 6]) = if cfg!(target_arch = "x86_64") {
+            // The syscall ABI: rdi, rsi, rdx, r10, r8, r9, none of which
+            // the syscall changes.
+            let mut o = [None; 6];
             for (slot, reg) in o.iter_mut().zip(["di", "si", "dx", "r10", "r8", "r9"]) {
-                *slot = self.offset_of("pt_regs", &[reg])?;
+                *slot = Some(self.offset_of("pt_regs", &[reg])?);
             }
-            o
+            (o.iter().flatten().copied().min().unwrap_or(0), o)
         } else {
-            // arm64: x0..x5 = regs[0..5] (orig_x0 is only needed at exit).
+            // arm64: x0..x5 = regs[0..5], but x0 holds the return value at
+            // exit: argument 0 is read from orig_x0.
             let base = self.offset_of("pt_regs", &["regs"])?;
-            [base, base + 8, base + 16, base + 24, base + 32, base + 40]
+            let at = |i: u64| Some(base + 8 * i);
+            (base, [None, at(1), at(2), at(3), at(4), at(5)])
         };
-        let base = offs.iter().copied().min().unwrap_or(0);
-        let mut idx = [0; 6];
+        let mut idx = [ARG_OUTSIDE_WINDOW; 6];
         for (i, o) in idx.iter_mut().zip(offs) {
-            *i = (o - base) / 8;
-            if *i >= 8 {
+            let Some(o) = o else { continue };
+            *i = window_index(base, o);
+            if *i == ARG_OUTSIDE_WINDOW {
                 return Err(BtfError::Missing {
                     strukt: "pt_regs".into(),
-                    member: "syscall argument registers within 64 bytes".into(),
+                    member: format!("syscall argument registers within {SYS_WINDOW_WORDS} words"),
                 });
             }
         }
@@ -334,6 +351,11 @@ impl Btf {
             } else {
                 self.offset_of("pt_regs", &["orig_x0"])?
             },
+            hrtimer_softexpires: self.offset_of("hrtimer", &["_softexpires"])?,
+            hrtimer_function: self.offset_of("hrtimer", &["function"])?,
+            hrtimer_base: self.offset_of("hrtimer", &["base"])?,
+            clock_base_clockid: self.offset_of("hrtimer_clock_base", &["clockid"])?,
+            sleeper_task: self.offset_of("hrtimer_sleeper", &["task"])?,
         })
     }
 }
@@ -365,10 +387,25 @@ mod tests {
             // pt_regs: r10 at 56, r9 64, r8 72, dx 96, si 104, di 112.
             assert_eq!(o.sys_regs_base, 56, "the window starts at r10");
             assert_eq!(o.sys_regs_idx, [7, 6, 5, 0, 2, 1], "di si dx r10 r8 r9");
+            assert_eq!(
+                window_index(o.sys_regs_base, o.sys_nr_exit),
+                8,
+                "orig_ax follows di: one read serves the number and the arguments"
+            );
             assert_eq!(o.compat_mask, 2, "TS_COMPAT");
         }
         assert_eq!(o.path_dentry, 8, "struct path: dentry follows mnt");
         assert!(o.kernfs_id > 0 && o.cgroup_kn != o.cgroup_root);
         assert!(o.task_fs > 0 && o.task_files > 0 && o.task_fs != o.task_files);
+        // struct hrtimer { node (rb_node, expires), _softexpires, function,
+        // base, ... }: the sleeper's task follows the whole hrtimer.
+        assert_eq!(o.hrtimer_softexpires, 32, "after the timerqueue node");
+        assert_eq!(
+            (o.hrtimer_function, o.hrtimer_base),
+            (40, 48),
+            "function and base follow _softexpires"
+        );
+        assert!(o.sleeper_task >= 56, "task follows the embedded hrtimer");
+        assert!(o.clock_base_clockid > 0, "clockid is not the first member");
     }
 }

@@ -21,12 +21,11 @@ use aya::{
     programs::RawTracePoint,
 };
 use profiler_common::{
-    Config, Counters, DedupValue, FileStats, ID_MAX, INFLIGHT_SLOTS_DEFAULT, INFLIGHT_SLOTS_MAX,
-    INFLIGHT_SLOTS_MIN, JUMP_EMIT, JUMP_WALK, MAP_CONFIG, MAP_CONTAINER_IDS, MAP_COUNTERS,
-    MAP_DEDUP, MAP_EVENTS, MAP_FILES, MAP_INFLIGHT_SLOTS, MAP_JUMP, MAP_SPECS, MAP_TARGET_CGROUPS,
-    MAP_TRACED, MAP_TRACED_BITS, Offsets, PROG_CGROUP_MKDIR, PROG_EMIT, PROG_EXEC, PROG_EXIT,
-    PROG_FORK, PROG_SYS_ENTER, PROG_SYS_EXIT, PROG_WALK, SCOPE_ALL, SCOPE_IDS, SCOPE_NONE,
-    SyscallSpec, counter,
+    Config, Counters, DedupValue, FileStats, ID_MAX, JUMP_EMIT, JUMP_WALK, MAP_CONFIG,
+    MAP_CONTAINER_IDS, MAP_COUNTERS, MAP_DEDUP, MAP_EVENTS, MAP_FILES, MAP_JUMP, MAP_SPECS,
+    MAP_TARGET_CGROUPS, MAP_TRACED, MAP_TRACED_BITS, Offsets, PROG_CGROUP_MKDIR, PROG_EMIT,
+    PROG_EXEC, PROG_EXIT, PROG_FORK, PROG_SYS_EXIT, PROG_TIMER_START, PROG_WALK, SCOPE_ALL,
+    SCOPE_IDS, SCOPE_NONE, SyscallSpec, counter,
 };
 
 pub use self::{
@@ -128,6 +127,21 @@ pub struct Scope {
     /// Attach mode: files opened for writing before tracing began are
     /// recognised at their first write (see `Config::pre_opened`).
     pub pre_opened: bool,
+    /// Which pending wake-ups the kernel records ([`Tracer::wakeups`]).
+    pub wakeups: Wakeups,
+}
+
+/// Which pending wake-ups of the traced processes `WAKEUPS` holds.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Wakeups {
+    /// The timers they arm (recorded by `sys_exit`): runs without a
+    /// settle window, which read none.
+    #[default]
+    TimersOnly,
+    /// Their timed waits too: `timer_start` is attached to
+    /// `hrtimer_start`, which fires for every hrtimer armed on the host,
+    /// so only runs with a settle window pay for it.
+    WaitsToo,
 }
 
 impl Scope {
@@ -143,14 +157,18 @@ impl Scope {
     }
 }
 
-/// The programs `attach_hooks` attaches, in its order.
+/// The programs `attach_hooks` attaches, in its order, and the raw
+/// tracepoint of each: the cgroup and process lifecycle (scoping), the
+/// one syscall hook, and the sleep timers of traced threads (attached
+/// only with [`Wakeups::WaitsToo`]). All are loaded (and so verified) either
+/// way.
 const HOOKS: [(&str, &str); 6] = [
     (PROG_CGROUP_MKDIR, "cgroup_mkdir"),
     (PROG_EXIT, "sched_process_exit"),
     (PROG_FORK, "sched_process_fork"),
     (PROG_EXEC, "sched_process_exec"),
     (PROG_SYS_EXIT, "sys_exit"),
-    (PROG_SYS_ENTER, "sys_enter"),
+    (PROG_TIMER_START, "hrtimer_start"),
 ];
 
 /// Loads the object and every program through the verifier (nothing is
@@ -170,8 +188,7 @@ fn load_verified(
     Ok(ebpf)
 }
 
-/// Loads the eBPF object: per-tid slots sized for this host, the ring
-/// buffer's size, and the read-only globals that choose how the current
+/// Loads the eBPF object: the ring buffer's size, and the read-only globals that choose how the current
 /// task is read (see `task_btf_wanted`).
 fn load_object(offsets: &Offsets, scope: &Scope, task_btf: bool) -> Result<Ebpf, TraceError> {
     let globals: [(&str, u64); 6] = [
@@ -183,7 +200,6 @@ fn load_object(offsets: &Offsets, scope: &Scope, task_btf: bool) -> Result<Ebpf,
         ("ROPROF_COMPAT_OFF", offsets.compat_off),
     ];
     let mut loader = EbpfLoader::new();
-    loader.map_max_entries(MAP_INFLIGHT_SLOTS, inflight_slots());
     if let Some(n) = scope.ringbuf_bytes {
         loader.map_max_entries(MAP_EVENTS, n);
     }
@@ -191,6 +207,8 @@ fn load_object(offsets: &Offsets, scope: &Scope, task_btf: bool) -> Result<Ebpf,
         loader.override_global(name, value, true);
     }
     loader.override_global("ROPROF_SYS_REGS_IDX", &offsets.sys_regs_idx, true);
+    let nr_idx = btf::window_index(offsets.sys_regs_base, offsets.sys_nr_exit);
+    loader.override_global("ROPROF_SYS_NR_IDX", &nr_idx, true);
     loader
         .load(EBPF_OBJECT)
         .map_err(|e| TraceError::Load(Box::new(e)))
@@ -205,28 +223,6 @@ fn task_btf_wanted() -> bool {
         return false;
     }
     crate::host::kernel_version().is_some_and(|v| v >= (5, 11))
-}
-
-/// Size of the per-tid in-flight slots: one per possible tid
-/// (`kernel.pid_max`), within the bounds that keep the array small; tids
-/// above it (only where `pid_max` was raised) use the `INFLIGHT` hash map.
-/// `ROPROF_INFLIGHT_SLOTS` overrides it (down to 1, so that a test can send
-/// every thread through the hash map).
-fn inflight_slots() -> u32 {
-    if let Some(n) = std::env::var("ROPROF_INFLIGHT_SLOTS")
-        .ok()
-        .and_then(|s| s.parse::<u32>().ok())
-    {
-        return n.clamp(1, INFLIGHT_SLOTS_MAX);
-    }
-    slots_for(crate::host::pid_max())
-}
-
-/// [`inflight_slots`] for a `pid_max` read (or not).
-fn slots_for(pid_max: Option<u32>) -> u32 {
-    pid_max.map_or(INFLIGHT_SLOTS_DEFAULT, |n| {
-        n.clamp(INFLIGHT_SLOTS_MIN, INFLIGHT_SLOTS_MAX)
-    })
 }
 
 /// Inode number of the host's mount namespace: that of pid 1 as this
@@ -313,6 +309,7 @@ impl Tracer {
             dedupe: u32::from(!scope.no_dedupe),
             pre_opened: u32::from(scope.pre_opened),
             host_mnt_ns: host_mnt_ns(),
+            hrtimer_wakeup: crate::host::kernel_symbol("hrtimer_wakeup").unwrap_or(0),
         };
         {
             let mut a: Array<_, Config> = Array::try_from(
@@ -329,7 +326,7 @@ impl Tracer {
                 .ok_or(TraceError::MissingMap(MAP_EVENTS))?,
         )
         .map_err(map_err(MAP_EVENTS))?;
-        let attached = attach_hooks(&mut ebpf)?;
+        let attached = attach_hooks(&mut ebpf, scope)?;
         Ok(Tracer {
             ebpf,
             ring: Some(ring),
@@ -382,7 +379,6 @@ impl Tracer {
             Losses {
                 ringbuf_drops: c[counter::RINGBUF_DROPS],
                 truncated_paths: c[counter::TRUNCATED_PATHS],
-                inflight_full: c[counter::INFLIGHT_FULL],
                 traced_full: c[counter::TRACED_FULL],
                 files_full: c[counter::FILES_FULL],
                 read_errors: c[counter::READ_ERRORS],
@@ -620,12 +616,14 @@ fn load_stages(ebpf: &mut Ebpf, verified: &mut BTreeMap<String, u32>) -> Result<
 /// host mounts neither tracefs nor debugfs), only `BPF_RAW_TRACEPOINT_OPEN`
 /// by name. They are attached once `emit` is in place for those that
 /// tail-call it. The cgroup and process lifecycle hooks come first, so the
-/// container's first exec cannot slip between attach calls; exits before
-/// enters: an entry recorded without its exit program attached would leave
-/// a stale in-flight record.
-fn attach_hooks(ebpf: &mut Ebpf) -> Result<usize, TraceError> {
+/// container's first exec cannot slip between attach calls; the sleep
+/// timers after `sys_exit`, which removes what they record.
+fn attach_hooks(ebpf: &mut Ebpf, scope: &Scope) -> Result<usize, TraceError> {
     let mut attached = 0;
     for (name, tp) in HOOKS {
+        if name == PROG_TIMER_START && scope.wakeups != Wakeups::WaitsToo {
+            continue;
+        }
         program::<RawTracePoint>(ebpf, name)?
             .attach(tp)
             .map_err(prog_err(
@@ -672,22 +670,6 @@ pub async fn drain<S: Sink>(
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn inflight_slots_cover_pid_max_within_bounds() {
-        assert_eq!(
-            slots_for(Some(32_768)),
-            32_768,
-            "the usual pid_max: a slot per tid"
-        );
-        assert_eq!(
-            slots_for(Some(4_194_304)),
-            INFLIGHT_SLOTS_MAX,
-            "big hosts: capped"
-        );
-        assert_eq!(slots_for(Some(300)), INFLIGHT_SLOTS_MIN);
-        assert_eq!(slots_for(None), INFLIGHT_SLOTS_DEFAULT);
-    }
 
     fn text(key: &[u8; ID_MAX]) -> &str {
         let end = key.iter().position(|b| *b == 0).unwrap_or(ID_MAX);

@@ -8,9 +8,8 @@
 
 use aya::maps::{Array, HashMap, MapData, PerCpuArray, PerCpuValues, RingBuf};
 use profiler_common::{
-    Config, Counters, DedupValue, FileStats, ID_MAX, Inflight, MAP_CONFIG, MAP_CONTAINER_IDS,
-    MAP_COUNTERS, MAP_DEDUP, MAP_FILES, MAP_INFLIGHT, MAP_TARGET_CGROUPS, MAP_TRACED, MAP_WAKEUPS,
-    SCOPE_NONE, Wakeup, counter,
+    Config, Counters, DedupValue, FileStats, ID_MAX, MAP_CONFIG, MAP_CONTAINER_IDS, MAP_COUNTERS,
+    MAP_DEDUP, MAP_FILES, MAP_TARGET_CGROUPS, MAP_TRACED, MAP_WAKEUPS, SCOPE_NONE, Wakeup, counter,
 };
 use tokio::io::unix::AsyncFd;
 
@@ -46,7 +45,6 @@ impl Tracer {
         clear::<u64, u32>(&mut self.ebpf, MAP_TARGET_CGROUPS)?;
         clear::<u32, u64>(&mut self.ebpf, MAP_TRACED)?;
         clear::<[u8; ID_MAX], u32>(&mut self.ebpf, MAP_CONTAINER_IDS)?;
-        clear::<u64, Inflight>(&mut self.ebpf, MAP_INFLIGHT)?;
         clear::<u64, DedupValue>(&mut self.ebpf, MAP_DEDUP)?;
         clear::<u64, FileStats>(&mut self.ebpf, MAP_FILES)?;
         clear::<u64, Wakeup>(&mut self.ebpf, MAP_WAKEUPS)?;

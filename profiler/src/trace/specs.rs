@@ -58,12 +58,10 @@ impl S {
         self.0.mode_arg = i;
         self
     }
-    /// A timed wait or timer arming (`kind` from [`waitkind`]), its timeout
-    /// argument at `at` where the kind does not fix it.
-    const fn wait(kind: u32, at: u8) -> Self {
+    /// A timed wait or timer arming (`kind` from [`waitkind`]).
+    const fn wait(kind: u32) -> Self {
         let mut s = Self::new(0, argkind::WAIT);
         s.0.flags = kind;
-        s.0.mode_arg = at;
         s
     }
     const fn second(mut self, dirfd: u8, name: u8) -> Self {
@@ -152,14 +150,16 @@ hooks! {
     "access" => SYS_access: S::path(op::ACCESS_W, N, 0).flags(specflag::ACCESS).mode_arg(1);
     "faccessat" => SYS_faccessat: S::path(op::ACCESS_W, 0, 1).flags(specflag::ACCESS).mode_arg(2);
     "faccessat2" => SYS_faccessat2: S::path(op::ACCESS_W, 0, 1).flags(specflag::ACCESS).mode_arg(2);
-    "write" => SYS_write: S(SyscallSpec { fd_arg: 0, mode_arg: 2, ..S::new(op::WRITE, argkind::WRITE).0 });
-    "pwrite64" => SYS_pwrite64: S(SyscallSpec { fd_arg: 0, mode_arg: 2, ..S::new(op::WRITE, argkind::WRITE).0 });
-    "writev" => SYS_writev: S(SyscallSpec { fd_arg: 0, ..S::new(op::WRITE, argkind::WRITE_RET).0 });
-    "pwritev" => SYS_pwritev: S(SyscallSpec { fd_arg: 0, ..S::new(op::WRITE, argkind::WRITE_RET).0 });
-    "pwritev2" => SYS_pwritev2: S(SyscallSpec { fd_arg: 0, ..S::new(op::WRITE, argkind::WRITE_RET).0 });
-    "copy_file_range" => SYS_copy_file_range: S(SyscallSpec { fd_arg: 2, ..S::new(op::WRITE, argkind::WRITE_RET).0 });
-    "sendfile" => SYS_sendfile: S(SyscallSpec { fd_arg: 0, ..S::new(op::WRITE, argkind::WRITE_RET).0 });
-    "splice" => SYS_splice: S(SyscallSpec { fd_arg: 2, ..S::new(op::WRITE, argkind::WRITE_RET).0 });
+    // Writes are accounted at exit with the bytes they returned; only
+    // `fallocate`, which returns 0, names its length (`mode_arg`).
+    "write" => SYS_write: S(SyscallSpec { fd_arg: 0, ..S::new(op::WRITE, argkind::WRITE).0 });
+    "pwrite64" => SYS_pwrite64: S(SyscallSpec { fd_arg: 0, ..S::new(op::WRITE, argkind::WRITE).0 });
+    "writev" => SYS_writev: S(SyscallSpec { fd_arg: 0, ..S::new(op::WRITE, argkind::WRITE).0 });
+    "pwritev" => SYS_pwritev: S(SyscallSpec { fd_arg: 0, ..S::new(op::WRITE, argkind::WRITE).0 });
+    "pwritev2" => SYS_pwritev2: S(SyscallSpec { fd_arg: 0, ..S::new(op::WRITE, argkind::WRITE).0 });
+    "copy_file_range" => SYS_copy_file_range: S(SyscallSpec { fd_arg: 2, ..S::new(op::WRITE, argkind::WRITE).0 });
+    "sendfile" => SYS_sendfile: S(SyscallSpec { fd_arg: 0, ..S::new(op::WRITE, argkind::WRITE).0 });
+    "splice" => SYS_splice: S(SyscallSpec { fd_arg: 2, ..S::new(op::WRITE, argkind::WRITE).0 });
     "fallocate" => SYS_fallocate: S(SyscallSpec { fd_arg: 0, mode_arg: 3, ..S::new(op::WRITE, argkind::WRITE).0 });
     "fsync" => SYS_fsync: S(SyscallSpec { fd_arg: 0, ..S::new(op::FSYNC, argkind::FSYNC).0 });
     "fdatasync" => SYS_fdatasync: S(SyscallSpec { fd_arg: 0, ..S::new(op::FSYNC, argkind::FSYNC).0 });
@@ -173,30 +173,43 @@ hooks! {
     "io_uring_setup" => SYS_io_uring_setup: S::new(op::WRITE, argkind::URING);
     "mmap" => SYS_mmap: S(SyscallSpec { fd_arg: 4, ..S::new(op::MMAP_EXEC, argkind::MMAP).0 });
     // Timed waits and armed timers: when each is due goes to `WAKEUPS`, for
-    // the settle window (no op: nothing is recorded as an operation).
-    "nanosleep" => SYS_nanosleep: S::wait(waitkind::NANOSLEEP, N);
-    "clock_nanosleep" => SYS_clock_nanosleep: S::wait(waitkind::CLOCK_NANOSLEEP, N);
+    // the settle window (no op: nothing is recorded as an operation). A
+    // wait's deadline is read from its sleep timer (`hrtimer_start`), so
+    // the waits differ only in their names; their exit clears the entry.
+    // `restart_syscall` resumes a sleep a signal interrupted.
+    "nanosleep" => SYS_nanosleep: S::wait(waitkind::SLEEP);
+    "clock_nanosleep" => SYS_clock_nanosleep: S::wait(waitkind::SLEEP);
+    "restart_syscall" => SYS_restart_syscall: S::wait(waitkind::SLEEP);
     #[cfg(target_arch = "x86_64")]
-    "select" => SYS_select: S::wait(waitkind::SELECT, N);
-    "pselect6" => SYS_pselect6: S::wait(waitkind::TIMESPEC, 4);
+    "select" => SYS_select: S::wait(waitkind::SLEEP);
+    "pselect6" => SYS_pselect6: S::wait(waitkind::SLEEP);
     #[cfg(target_arch = "x86_64")]
-    "poll" => SYS_poll: S::wait(waitkind::MILLIS, 2);
-    "ppoll" => SYS_ppoll: S::wait(waitkind::TIMESPEC, 2);
+    "poll" => SYS_poll: S::wait(waitkind::SLEEP);
+    "ppoll" => SYS_ppoll: S::wait(waitkind::SLEEP);
     #[cfg(target_arch = "x86_64")]
-    "epoll_wait" => SYS_epoll_wait: S::wait(waitkind::MILLIS, 3);
-    "epoll_pwait" => SYS_epoll_pwait: S::wait(waitkind::MILLIS, 3);
-    "epoll_pwait2" => SYS_epoll_pwait2: S::wait(waitkind::TIMESPEC, 3);
-    "futex" => SYS_futex: S::wait(waitkind::FUTEX, N);
-    "timerfd_settime" => SYS_timerfd_settime: S::wait(waitkind::TIMERFD_SETTIME, N);
+    "epoll_wait" => SYS_epoll_wait: S::wait(waitkind::SLEEP);
+    "epoll_pwait" => SYS_epoll_pwait: S::wait(waitkind::SLEEP);
+    "epoll_pwait2" => SYS_epoll_pwait2: S::wait(waitkind::SLEEP);
+    "futex" => SYS_futex: S::wait(waitkind::SLEEP);
+    "timerfd_settime" => SYS_timerfd_settime: S::wait(waitkind::TIMERFD_SETTIME);
     #[cfg(target_arch = "x86_64")]
-    "alarm" => SYS_alarm: S::wait(waitkind::ALARM, N);
-    "setitimer" => SYS_setitimer: S::wait(waitkind::SETITIMER, N);
+    "alarm" => SYS_alarm: S::wait(waitkind::ALARM);
+    "setitimer" => SYS_setitimer: S::wait(waitkind::SETITIMER);
 }
 
 /// The name of hooked syscall `nr` on this architecture.
 #[must_use]
 pub fn name_of(nr: i64) -> Option<&'static str> {
     hooks().into_iter().find(|h| h.nr == nr).map(|h| h.name)
+}
+
+/// The name of syscall `nr` when it is a timed wait ([`waitkind::SLEEP`]).
+#[must_use]
+pub fn wait_name(nr: i64) -> Option<&'static str> {
+    hooks()
+        .into_iter()
+        .find(|h| h.nr == nr && h.spec.argkind == argkind::WAIT && h.spec.flags == waitkind::SLEEP)
+        .map(|h| h.name)
 }
 
 #[cfg(test)]
@@ -215,6 +228,18 @@ mod tests {
                 .all(|n| (0..i64::from(profiler_common::SPECS_LEN)).contains(n)),
             "SPECS holds SPECS_LEN entries"
         );
+    }
+
+    #[test]
+    fn only_the_waits_are_named_as_waits() {
+        assert_eq!(
+            wait_name(libc::SYS_clock_nanosleep),
+            Some("clock_nanosleep")
+        );
+        assert_eq!(wait_name(libc::SYS_futex), Some("futex"));
+        assert_eq!(wait_name(libc::SYS_setitimer), None, "an armed timer");
+        assert_eq!(wait_name(libc::SYS_openat), None);
+        assert_eq!(wait_name(libc::SYS_ioctl), None, "not hooked");
     }
 
     #[test]

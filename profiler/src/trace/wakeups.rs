@@ -1,8 +1,8 @@
 //! The pending wake-ups the kernel recorded in `WAKEUPS` (see
 //! [`profiler_common::MAP_WAKEUPS`]): each timed wait of a traced thread
-//! and each timer a traced process armed, converted to `CLOCK_MONOTONIC`
-//! and checked against `/proc` (the map keeps a thread's last wait after
-//! it returned).
+//! (from its sleep timer) and each timer a traced process armed, converted
+//! to `CLOCK_MONOTONIC` and checked against `/proc`, which also names the
+//! syscall a wait is in (the timer does not say).
 
 use aya::maps::HashMap;
 use profiler_common::{MAP_WAKEUPS, WAKEUP_ARMED, WAKEUP_CLOCK_TIMERFD, Wakeup, clock};
@@ -86,25 +86,30 @@ fn blocked_in(pid: u32, tid: u32) -> Option<i64> {
     text.split_whitespace().next()?.parse().ok()
 }
 
-/// One map entry as a pending wake-up, if it still is one: a wait whose
-/// thread is still blocked in that syscall, or a timer armed by a process
-/// that still exists, which has not fired for the last time.
+/// A deadline this far away is "forever" (`sleep infinity` arms a timer
+/// due at the largest `ktime_t`): no window waits 2^32 s.
+const FOREVER_NS: u64 = (1 << 32) * 1_000_000_000;
+
+/// One map entry as a pending wake-up, if it still is one. `syscall`
+/// names what holds it, or says it is stale (`None`): for a wait
+/// (`tid` is `Some`), the timed wait its thread is blocked in now; for a
+/// timer armed by a process that still exists, the syscall that armed it.
+/// A timer that has fired for the last time is stale too.
 #[must_use]
 pub fn pending_of(
     key: u64,
     w: &Wakeup,
     clocks: &Clocks,
-    alive: impl Fn(&Wakeup, Option<u32>) -> bool,
+    syscall: impl Fn(&Wakeup, Option<u32>) -> Option<&'static str>,
 ) -> Option<Pending> {
     let tid = (key & WAKEUP_ARMED == 0).then(|| u32::try_from(key).unwrap_or(0));
-    if !alive(w, tid) {
-        return None;
-    }
+    let name = syscall(w, tid)?;
     let mut due_ns = if w.due_ns == 0 {
         None
     } else {
         Some(clocks.to_monotonic(w.clock, w.due_ns)?)
-    };
+    }
+    .filter(|due| due.saturating_sub(clocks.now_ns) < FOREVER_NS);
     if tid.is_none() {
         // A disarmed timer, or a one-shot that fired, holds nothing; a
         // periodic one is next due at its next period.
@@ -122,7 +127,7 @@ pub fn pending_of(
         program: String::from_utf8_lossy(&w.comm[..end]).into_owned(),
         pid: w.tgid,
         tid,
-        syscall: specs::name_of(i64::from(w.nr)).unwrap_or("?"),
+        syscall: name,
         start_ns: w.start_ns,
         due_ns,
         interval_ns: w.interval_ns,
@@ -140,14 +145,16 @@ impl Tracer {
         )
         .map_err(map_err(MAP_WAKEUPS))?;
         let clocks = Clocks::now();
-        let alive = |w: &Wakeup, tid: Option<u32>| match tid {
-            Some(tid) => blocked_in(w.tgid, tid) == Some(i64::from(w.nr)),
-            None => std::path::Path::new(&format!("/proc/{}", w.tgid)).exists(),
+        let syscall = |w: &Wakeup, tid: Option<u32>| match tid {
+            Some(tid) => specs::wait_name(blocked_in(w.tgid, tid)?),
+            None => std::path::Path::new(&format!("/proc/{}", w.tgid))
+                .exists()
+                .then(|| specs::name_of(i64::from(w.nr)).unwrap_or("?")),
         };
         // An entry deleted or evicted while walking the map ends nothing.
         Ok(m.iter()
             .filter_map(Result::ok)
-            .filter_map(|(k, w)| pending_of(k, &w, &clocks, alive))
+            .filter_map(|(k, w)| pending_of(k, &w, &clocks, syscall))
             .collect())
     }
 }
@@ -176,7 +183,7 @@ mod tests {
             due_ns: due,
             interval_ns: 0,
             clock: clock_id,
-            kind: waitkind::CLOCK_NANOSLEEP,
+            kind: waitkind::SLEEP,
             comm: *b"sleep\0\0\0\0\0\0\0\0\0\0\0",
         }
     }
@@ -204,22 +211,28 @@ mod tests {
     }
 
     #[test]
-    fn a_wait_is_pending_while_its_thread_is_blocked_in_it() {
+    fn a_wait_is_pending_while_its_thread_is_blocked_in_one() {
         let c = clocks();
-        let w = wait(libc::SYS_clock_nanosleep, clock::MONOTONIC, 104 * S);
-        let p = pending_of(42, &w, &c, |_, tid| tid == Some(42)).expect("blocked");
+        // As `timer_start` records it: no syscall number, a realtime
+        // deadline (glibc's `nanosleep` is `clock_nanosleep(CLOCK_REALTIME)`).
+        let w = wait(0, clock::REALTIME, 1_700_000_104 * S);
+        let blocked = |_: &Wakeup, tid: Option<u32>| (tid == Some(42)).then_some("clock_nanosleep");
+        let p = pending_of(42, &w, &c, blocked).expect("blocked");
         assert_eq!(p.program, "sleep");
         assert_eq!((p.pid, p.tid), (7, Some(42)));
-        assert_eq!(p.syscall, "clock_nanosleep");
+        assert_eq!(p.syscall, "clock_nanosleep", "named from /proc");
         assert_eq!(p.due_ns, Some(104 * S));
         assert!(
-            pending_of(42, &w, &c, |_, _| false).is_none(),
-            "a thread no longer in that syscall: stale"
+            pending_of(42, &w, &c, |_, _| None).is_none(),
+            "a thread no longer in a timed wait: stale"
         );
-        let forever = wait(libc::SYS_futex, clock::MONOTONIC, 0);
+        let forever = wait(0, clock::MONOTONIC, i64::MAX as u64);
         assert_eq!(
-            pending_of(42, &forever, &c, |_, _| true).unwrap().due_ns,
-            None
+            pending_of(42, &forever, &c, |_, _| Some("clock_nanosleep"))
+                .unwrap()
+                .due_ns,
+            None,
+            "`sleep infinity`: a timer due at the largest ktime_t is no deadline"
         );
     }
 
@@ -228,20 +241,22 @@ mod tests {
         let c = clocks();
         let key = WAKEUP_ARMED | WAKEUP_ITIMER_FD << 32 | 7;
         let mut t = wait(libc::SYS_setitimer, clock::MONOTONIC, 104 * S);
-        let p = pending_of(key, &t, &c, |_, _| true).expect("armed");
+        let armed = |w: &Wakeup, _: Option<u32>| specs::name_of(i64::from(w.nr));
+        let p = pending_of(key, &t, &c, armed).expect("armed");
+        assert_eq!(p.syscall, "setitimer");
         assert_eq!((p.tid, p.due_ns), (None, Some(104 * S)));
         t.due_ns = 90 * S;
         assert!(
-            pending_of(key, &t, &c, |_, _| true).is_none(),
+            pending_of(key, &t, &c, armed).is_none(),
             "a one-shot that fired"
         );
         t.interval_ns = 3 * S;
         assert_eq!(
-            pending_of(key, &t, &c, |_, _| true).unwrap().due_ns,
+            pending_of(key, &t, &c, armed).unwrap().due_ns,
             Some(102 * S),
             "a periodic timer's next period"
         );
         t.due_ns = 0;
-        assert!(pending_of(key, &t, &c, |_, _| true).is_none(), "disarmed");
+        assert!(pending_of(key, &t, &c, armed).is_none(), "disarmed");
     }
 }
