@@ -3,13 +3,32 @@
 //! `roprof-bench` can depend on this crate for rebuild tracking.
 #![no_std]
 
-/// Empty programs on the raw tracepoints roprof hooks, as (program,
-/// tracepoint) pairs in the order they are attached.
-pub const FLOOR_PROGRAMS: [(&str, &str); 6] = [
+/// Empty programs on the raw tracepoints, as (program, tracepoint) pairs in
+/// the order they are attached: roprof's hooks ([`ROPROF_HOOKS`]) and
+/// `sys_enter`, which roprof used until it moved to one syscall hook (the
+/// two-hook floor is still measured beside the single-hook one).
+pub const FLOOR_PROGRAMS: [(&str, &str); 7] = [
     ("floor_cgroup_mkdir", "cgroup_mkdir"),
     ("floor_sched_exit", "sched_process_exit"),
     ("floor_sched_fork", "sched_process_fork"),
     ("floor_sched_exec", "sched_process_exec"),
+    ("floor_hrtimer_start", "hrtimer_start"),
     ("floor_sys_exit", "sys_exit"),
     ("floor_sys_enter", "sys_enter"),
 ];
+
+/// The tracepoints `roprof profile` attaches: one syscall hook
+/// (`sys_exit`), the process and cgroup tracepoints and `hrtimer_start`.
+/// Their empty programs are "the floor of the hooks roprof uses".
+pub const ROPROF_HOOKS: [&str; 6] = [
+    "cgroup_mkdir",
+    "sched_process_exit",
+    "sched_process_fork",
+    "sched_process_exec",
+    "hrtimer_start",
+    "sys_exit",
+];
+
+/// The two syscall hooks of roprof before issue 33 (entry and exit): the
+/// two-hook floor.
+pub const TWO_HOOKS: [&str; 2] = ["sys_enter", "sys_exit"];

@@ -42,6 +42,13 @@ pub fn floor_sched_exit(_ctx: RawTracePointContext) -> u32 {
     0
 }
 
+/// Empty program on `hrtimer_start` (roprof's timed-wait recorder, attached
+/// by `roprof profile` for its settle window).
+#[raw_tracepoint(tracepoint = "hrtimer_start")]
+pub fn floor_hrtimer_start(_ctx: RawTracePointContext) -> u32 {
+    0
+}
+
 /// Empty program on `cgroup_mkdir`.
 #[raw_tracepoint(tracepoint = "cgroup_mkdir")]
 pub fn floor_cgroup_mkdir(_ctx: RawTracePointContext) -> u32 {

@@ -6,7 +6,7 @@
 
 use anyhow::{Context as _, Result, bail};
 use aya::{Ebpf, EbpfLoader, programs::RawTracePoint};
-use roprof_bench_ebpf::FLOOR_PROGRAMS;
+use roprof_bench_ebpf::{FLOOR_PROGRAMS, ROPROF_HOOKS};
 
 /// The floor object, empty when built with `AYA_BUILD_SKIP`.
 static FLOOR_OBJECT: &[u8] = aya::include_bytes_aligned!(concat!(env!("OUT_DIR"), "/floor"));
@@ -17,9 +17,11 @@ pub struct Floor {
 }
 
 impl Floor {
-    /// Loads the floor object and attaches each of its programs.
+    /// Loads the floor object and attaches the empty programs of the hooks
+    /// roprof uses (`ROPROF_HOOKS`: `sys_exit`, the process and cgroup
+    /// tracepoints, `hrtimer_start`).
     pub fn attach() -> Result<Self> {
-        Self::attach_only(&FLOOR_PROGRAMS.map(|(_, tp)| tp))
+        Self::attach_only(&ROPROF_HOOKS)
     }
 
     /// Loads the floor object and attaches only the programs on the

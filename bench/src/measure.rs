@@ -67,7 +67,7 @@ pub fn measure(roprof: &Path, sizes: Sizes, quick: bool, work: &Path) -> Result<
     drop(stats_off);
     machine.load_after = util::loadavg();
     Ok(Bench {
-        schema: Schema::V2,
+        schema: Schema::V3,
         quick,
         sizes,
         machine,

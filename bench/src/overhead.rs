@@ -201,10 +201,14 @@ fn run_variant(
             })
         }
         Variant::Bpftrace => bpftrace_bench(&n),
-        Variant::Floor | Variant::FloorSysExit | Variant::FloorSysEnter => {
+        Variant::Floor
+        | Variant::FloorSysExit
+        | Variant::FloorSysEnter
+        | Variant::FloorTwoHooks => {
             let floor = match v {
                 Variant::FloorSysExit => Floor::attach_only(&["sys_exit"])?,
                 Variant::FloorSysEnter => Floor::attach_only(&["sys_enter"])?,
+                Variant::FloorTwoHooks => Floor::attach_only(&roprof_bench_ebpf::TWO_HOOKS)?,
                 _ => Floor::attach()?,
             };
             beside(

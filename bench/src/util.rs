@@ -141,13 +141,20 @@ pub fn machine(roprof: &Path, workspace: &Path) -> Result<Machine> {
     })
 }
 
-/// How many `sys_enter` programs other than `ours` are loaded: other roprof
-/// sessions on this machine, which also run on every traced syscall.
+/// How many syscall-hook programs of roprof (profile and watch: `sys_exit`;
+/// guard: `guard_exit`; a roprof from before its one-hook design:
+/// `sys_enter`) other than `ours` are loaded: other roprof sessions on this
+/// machine, which also run on every syscall.
 pub fn foreign_tracers(ours: &BTreeSet<u64>) -> usize {
     bpftool_progs()
         .unwrap_or_default()
         .iter()
-        .filter(|p| p.name.as_deref() == Some("sys_enter"))
+        .filter(|p| {
+            matches!(
+                p.name.as_deref(),
+                Some("sys_exit" | "guard_exit" | "sys_enter")
+            )
+        })
         .filter(|p| !ours.contains(&p.id))
         .count()
 }
@@ -242,7 +249,7 @@ pub struct RoprofRun {
     pub prog_stats: BTreeMap<String, (u64, u64)>,
     /// Largest `VmRSS` sampled, KiB (a cross-check of `time -v`).
     pub sampled_rss_kib: u64,
-    /// Other roprof sessions' `sys_enter` programs seen while this ran.
+    /// Other roprof sessions' syscall-hook programs seen while this ran.
     pub foreign_tracers: usize,
 }
 

@@ -38,8 +38,8 @@ const VARIANT_METHODS: [(WorkloadVariant, &str); 6] = [
     (
         WorkloadVariant::Floor,
         "**floor**: the untraced server while the bench's own empty programs are attached to \
-         every tracepoint roprof hooks (raw `sys_enter` and `sys_exit`, the process and cgroup \
-         tracepoints), as in §1: what any program there costs",
+         every tracepoint roprof hooks (raw `sys_exit`, its one syscall hook; the process and \
+         cgroup tracepoints; `hrtimer_start`), as in §1: what any program there costs",
     ),
     (
         WorkloadVariant::FloorSysExit,

@@ -24,12 +24,27 @@ pub enum Schema {
     /// The first shape: redis alone in §4, three variants.
     #[serde(rename = "roprof-bench/1")]
     V1,
-    /// The current shape: nginx and postgres beside redis in §4, with
-    /// the `watch` and floor variants; the idle and ticking servers'
-    /// default profiles in §3 (`answer.servers`). Only fields and variants
-    /// were added, so a V1 file reads as it was.
+    /// nginx and postgres beside redis in §4, with the `watch` and floor
+    /// variants; the idle and ticking servers' default profiles in §3
+    /// (`answer.servers`). Only fields and variants were added, so a V1
+    /// file reads as it was.
     #[serde(rename = "roprof-bench/2")]
     V2,
+    /// The current shape: roprof has one syscall hook (`sys_exit`; timed
+    /// waits from `hrtimer_start`), so `container_floor` is the empty
+    /// programs of those hooks, and `container_floor_two_hooks` (empty
+    /// `sys_enter` + `sys_exit`) is the two-hook floor roprof had. In V1
+    /// and V2 files `container_floor` had `sys_enter` and `sys_exit`.
+    #[serde(rename = "roprof-bench/3")]
+    V3,
+}
+
+impl Schema {
+    /// Does this file's roprof use one syscall hook (V3 on)?
+    #[must_use]
+    pub fn one_syscall_hook(self) -> bool {
+        self == Self::V3
+    }
 }
 
 /// The whole file.
@@ -108,7 +123,7 @@ pub struct Machine {
     pub load_before: Vec<f64>,
     #[serde(default)]
     pub load_after: Vec<f64>,
-    /// Other roprof sessions' `sys_enter` programs loaded at the start.
+    /// Other roprof sessions' syscall-hook programs loaded at the start.
     pub other_roprof_tracers_before: usize,
     /// `kernel.bpf_stats_enabled` as found (the bench holds it at 0).
     #[serde(default)]
@@ -140,6 +155,10 @@ pub enum Variant {
     /// Only the empty `sys_enter` program.
     #[serde(rename = "container_floor_sys_enter")]
     FloorSysEnter,
+    /// Empty `sys_enter` and `sys_exit` programs: the two-hook floor
+    /// (roprof's syscall hooks before issue 33; absent before V3).
+    #[serde(rename = "container_floor_two_hooks")]
+    FloorTwoHooks,
     #[serde(rename = "container_neighbour")]
     Neighbour,
     #[serde(rename = "container_bpftrace")]
@@ -165,12 +184,13 @@ pub enum Variant {
 
 impl Variant {
     /// Every variant, in the order a repetition starts from.
-    pub const ALL: [Self; 14] = [
+    pub const ALL: [Self; 15] = [
         Self::Untraced,
         Self::Roprof,
         Self::Floor,
         Self::FloorSysExit,
         Self::FloorSysEnter,
+        Self::FloorTwoHooks,
         Self::Neighbour,
         Self::Bpftrace,
         Self::BpftraceAll,
@@ -191,6 +211,7 @@ impl Variant {
             Self::Floor => "container_floor",
             Self::FloorSysExit => "container_floor_sys_exit",
             Self::FloorSysEnter => "container_floor_sys_enter",
+            Self::FloorTwoHooks => "container_floor_two_hooks",
             Self::Neighbour => "container_neighbour",
             Self::Bpftrace => "container_bpftrace",
             Self::BpftraceAll => "container_bpftrace_idle_all_syscalls",
