@@ -284,3 +284,61 @@ pub fn logs_until(container: &str, needle: &str, timeout: Duration) -> (String, 
         std::thread::sleep(Duration::from_millis(300));
     }
 }
+
+/// This host as a node running containerd for the kubelet: containerd's
+/// socket and root (Docker's containerd) at the node's paths, the agent's
+/// `reports_at` hostPath backed by `reports`, the manifest's `k8s.io`
+/// namespace replaced by the test's containerd namespace `ns`, and the pod's
+/// ports published as `ports` (container port → host port).
+///
+/// # Panics
+/// When `reports` is not UTF-8.
+#[must_use]
+pub fn containerd_node(
+    reports_at: &str,
+    reports: &Path,
+    ns: &str,
+    ports: BTreeMap<i32, u16>,
+) -> Node {
+    let pair = |(k, v): (&str, &str)| (k.to_owned(), v.to_owned());
+    Node {
+        host_paths: [
+            (
+                "/run/containerd/containerd.sock",
+                crate::containerd::CONTAINERD_SOCKET,
+            ),
+            ("/var/lib/containerd", DOCKER_CONTAINERD_ROOT),
+            (reports_at, reports.to_str().expect("UTF-8")),
+        ]
+        .into_iter()
+        .map(|(k, v)| (k.to_owned(), v.into()))
+        .collect(),
+        mount_paths: [("/var/lib/containerd", DOCKER_CONTAINERD_ROOT)]
+            .into_iter()
+            .map(pair)
+            .collect(),
+        image: crate::DEBIAN_IMAGE.to_owned(),
+        binary: crate::roprof_bin(),
+        args: [("k8s.io", ns)].into_iter().map(pair).collect(),
+        ports,
+    }
+}
+
+/// Starts `ds`'s pod on `node` as a test container named after `prefix`
+/// (labelled for cleanup), waits for `ready` in its stderr, and returns
+/// the container's name.
+///
+/// # Panics
+/// When the pod spec is not emulated, or does not get ready in a minute.
+#[must_use]
+pub fn start_pod(ds: &DaemonSet, node: &Node, prefix: &str, ready: &str) -> String {
+    let name = crate::unique_name(prefix);
+    let owner = crate::owner_label();
+    let mut args: Vec<String> = ["run", "--label", crate::TEST_LABEL, "--label", &owner]
+        .map(str::to_owned)
+        .to_vec();
+    args.extend(run_args(ds, node, &name).unwrap_or_else(|e| panic!("{e}")));
+    crate::docker_ok(&args);
+    logs_until(&name, ready, Duration::from_mins(1));
+    name
+}

@@ -10,14 +10,14 @@ use std::{
 };
 
 use roprof_tests::{
-    ContainerGuard, DEBIAN_IMAGE, TEST_LABEL, TempDir,
-    containerd::{CONTAINERD_SOCKET, Namespace},
+    ContainerGuard, TempDir,
+    containerd::Namespace,
     docker_ok, free_port,
     guard::{GUARD_IMAGE, assert_finding, image, start_guard, stop_guard, writes},
     health::{self, Check},
     kubelet,
-    node::{self, DOCKER_CONTAINERD_ROOT, Node, logs_until},
-    owner_label, roprof, roprof_bin, unique_name,
+    node::{self, logs_until},
+    roprof,
 };
 
 /// The app of the Kubernetes test: ready (serving on 8080) only once it
@@ -139,36 +139,13 @@ fn the_guard_daemonset_guards_a_read_only_container_from_its_pod() {
     let ds = node::daemonset(&docs);
     let reports = TempDir::new("guard-ds-reports");
     let port = free_port();
-    let at_node = |(k, v): (&str, &str)| (k.to_owned(), v.to_owned());
-    let node = Node {
-        host_paths: [
-            ("/run/containerd/containerd.sock", CONTAINERD_SOCKET),
-            ("/var/lib/containerd", DOCKER_CONTAINERD_ROOT),
-            ("/var/lib/roprof/guard", reports.0.to_str().expect("UTF-8")),
-        ]
-        .into_iter()
-        .map(|(k, v)| (k.to_owned(), v.into()))
-        .collect(),
-        mount_paths: [("/var/lib/containerd", DOCKER_CONTAINERD_ROOT)]
-            .into_iter()
-            .map(at_node)
-            .collect(),
-        image: DEBIAN_IMAGE.to_owned(),
-        binary: roprof_bin(),
-        args: [("k8s.io", ns.0.as_str())]
-            .into_iter()
-            .map(at_node)
-            .collect(),
-        ports: [(9464, port)].into_iter().collect(),
-    };
-    let name = unique_name("guard-ds");
-    let owner = owner_label();
-    let mut args: Vec<String> = ["run", "--label", TEST_LABEL, "--label", &owner]
-        .map(str::to_owned)
-        .to_vec();
-    args.extend(node::run_args(&ds, &node, &name).unwrap_or_else(|e| panic!("{e}")));
-    docker_ok(&args);
-    logs_until(&name, "roprof: guard: watching", Duration::from_mins(1));
+    let node = node::containerd_node(
+        "/var/lib/roprof/guard",
+        &reports.0,
+        &ns.0,
+        [(9464, port)].into_iter().collect(),
+    );
+    let name = node::start_pod(&ds, &node, "guard-ds", "roprof: guard: watching");
     let pid: i32 = docker_ok(["inspect", "--format", "{{.State.Pid}}", &name])
         .trim()
         .parse()

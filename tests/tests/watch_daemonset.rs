@@ -10,12 +10,11 @@
 use std::{path::Path, time::Duration};
 
 use roprof_tests::{
-    ContainerGuard, DEBIAN_IMAGE, TEST_LABEL, TempDir,
-    containerd::{CONTAINERD_SOCKET, Namespace},
+    ContainerGuard, TempDir,
+    containerd::Namespace,
     docker_ok,
     guard::{GUARD_IMAGE, image},
-    node::{self, DOCKER_CONTAINERD_ROOT, Node, logs_until},
-    owner_label, roprof_bin, unique_name,
+    node::{self, logs_until},
 };
 
 #[test]
@@ -29,39 +28,13 @@ fn the_watch_daemonset_lists_the_image_of_a_container_from_its_pod() {
     let docs = node::kustomize(&Path::new(env!("CARGO_MANIFEST_DIR")).join("../deploy/kubernetes"));
     let ds = node::daemonset(&docs);
     let reports = TempDir::new("watch-ds-reports");
-    let at_node = |(k, v): (&str, &str)| (k.to_owned(), v.to_owned());
-    let node = Node {
-        host_paths: [
-            ("/run/containerd/containerd.sock", CONTAINERD_SOCKET),
-            ("/var/lib/containerd", DOCKER_CONTAINERD_ROOT),
-            (
-                "/var/lib/roprof/reports",
-                reports.0.to_str().expect("UTF-8"),
-            ),
-        ]
-        .into_iter()
-        .map(|(k, v)| (k.to_owned(), v.into()))
-        .collect(),
-        mount_paths: [("/var/lib/containerd", DOCKER_CONTAINERD_ROOT)]
-            .into_iter()
-            .map(at_node)
-            .collect(),
-        image: DEBIAN_IMAGE.to_owned(),
-        binary: roprof_bin(),
-        args: [("k8s.io", ns.0.as_str())]
-            .into_iter()
-            .map(at_node)
-            .collect(),
-        ports: std::collections::BTreeMap::new(),
-    };
-    let name = unique_name("watch-ds");
-    let owner = owner_label();
-    let mut args: Vec<String> = ["run", "--label", TEST_LABEL, "--label", &owner]
-        .map(str::to_owned)
-        .to_vec();
-    args.extend(node::run_args(&ds, &node, &name).unwrap_or_else(|e| panic!("{e}")));
-    docker_ok(&args);
-    logs_until(&name, "for new containers", Duration::from_mins(1));
+    let node = node::containerd_node(
+        "/var/lib/roprof/reports",
+        &reports.0,
+        &ns.0,
+        std::collections::BTreeMap::new(),
+    );
+    let name = node::start_pod(&ds, &node, "watch-ds", "for new containers");
     // Selected by the manifest's --label (namespace `shop`); it writes one
     // file and exits, which writes its report.
     ns.run(&[

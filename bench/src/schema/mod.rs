@@ -618,7 +618,10 @@ mod tests {
     fn another_schema_version_is_refused_by_name() {
         let current = serde_json::to_string(&Schema::V3).expect("serialises");
         let current = current.trim_matches('"');
-        assert!(CHECKED_IN.contains(current), "the checked-in file is {current}");
+        assert!(
+            CHECKED_IN.contains(current),
+            "the checked-in file is {current}"
+        );
         let text = CHECKED_IN.replacen(current, "roprof-bench/9", 1);
         let err = serde_json::from_str::<Bench>(&text).expect_err("unknown version");
         assert!(err.to_string().contains("roprof-bench/9"), "{err}");
