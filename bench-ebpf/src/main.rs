@@ -10,7 +10,10 @@
 #![no_std]
 #![no_main]
 
-use aya_ebpf::{macros::raw_tracepoint, programs::RawTracePointContext};
+use aya_ebpf::{
+    macros::{btf_tracepoint, raw_tracepoint},
+    programs::{BtfTracePointContext, RawTracePointContext},
+};
 
 /// Empty program on `sys_enter`.
 #[raw_tracepoint(tracepoint = "sys_enter")]
@@ -21,6 +24,13 @@ pub fn floor_sys_enter(_ctx: RawTracePointContext) -> u32 {
 /// Empty program on `sys_exit`.
 #[raw_tracepoint(tracepoint = "sys_exit")]
 pub fn floor_sys_exit(_ctx: RawTracePointContext) -> u32 {
+    0
+}
+
+/// Empty program on `tp_btf/sys_exit`: the BTF-typed form of the same
+/// tracepoint, the one roprof attaches where the kernel takes it.
+#[btf_tracepoint(function = "sys_exit")]
+pub fn floor_sys_exit_btf(_ctx: BtfTracePointContext) -> u32 {
     0
 }
 

@@ -5,7 +5,10 @@
 //! subcommand for them.
 
 use anyhow::{Context as _, Result, bail};
-use aya::{Ebpf, EbpfLoader, programs::RawTracePoint};
+use aya::{
+    Btf, Ebpf, EbpfLoader,
+    programs::{BtfTracePoint, RawTracePoint},
+};
 use roprof_bench_ebpf::{FLOOR_PROGRAMS, ROPROF_HOOKS};
 
 /// The floor object, empty when built with `AYA_BUILD_SKIP`.
@@ -44,7 +47,23 @@ impl Floor {
         if chosen.len() != tps.len() {
             bail!("the floor object has no program for one of {tps:?}");
         }
+        let mut btf = None;
         for &(prog, tp) in &chosen {
+            if let Some(name) = tp.strip_prefix("tp_btf/") {
+                if btf.is_none() {
+                    btf = Some(Btf::from_sys_fs().context("reading the kernel's BTF")?);
+                }
+                let p: &mut BtfTracePoint = ebpf
+                    .program_mut(prog)
+                    .with_context(|| format!("the floor object has no program `{prog}`"))?
+                    .try_into()
+                    .with_context(|| format!("floor program `{prog}` is not a BTF tracepoint"))?;
+                p.load(name, btf.as_ref().expect("read above"))
+                    .with_context(|| format!("loading floor program `{prog}`"))?;
+                p.attach()
+                    .with_context(|| format!("attaching floor program `{prog}` to {tp}"))?;
+                continue;
+            }
             let p: &mut RawTracePoint = ebpf
                 .program_mut(prog)
                 .with_context(|| format!("the floor object has no program `{prog}`"))?

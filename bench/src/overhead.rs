@@ -206,7 +206,7 @@ fn run_variant(
         | Variant::FloorSysEnter
         | Variant::FloorTwoHooks => {
             let floor = match v {
-                Variant::FloorSysExit => Floor::attach_only(&["sys_exit"])?,
+                Variant::FloorSysExit => Floor::attach_only(&[roprof_bench_ebpf::SYS_EXIT_HOOK])?,
                 Variant::FloorSysEnter => Floor::attach_only(&["sys_enter"])?,
                 Variant::FloorTwoHooks => Floor::attach_only(&roprof_bench_ebpf::TWO_HOOKS)?,
                 _ => Floor::attach()?,

@@ -152,7 +152,7 @@ pub fn foreign_tracers(ours: &BTreeSet<u64>) -> usize {
         .filter(|p| {
             matches!(
                 p.name.as_deref(),
-                Some("sys_exit" | "guard_exit" | "sys_enter")
+                Some("sys_exit" | "sys_exit_btf" | "guard_exit" | "sys_enter")
             )
         })
         .filter(|p| !ours.contains(&p.id))

@@ -111,7 +111,7 @@ fn run_variant(
             let floor = if v == WorkloadVariant::Floor {
                 Floor::attach()?
             } else {
-                Floor::attach_only(&["sys_exit"])?
+                Floor::attach_only(&[roprof_bench_ebpf::SYS_EXIT_HOOK])?
             };
             let res = in_container(image, &[], measure);
             drop(floor);

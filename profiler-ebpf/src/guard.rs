@@ -29,7 +29,7 @@ use crate::{
         O_TRUNC, SPECS, SUN_PATH_MAX,
     },
     mem::{config, fd_file, task_for_probes},
-    syscalls::{ExitRegs, Queue, arg, in_compat_syscall},
+    syscalls::{ExitRegs, Queue, SysRegs, arg, in_compat_syscall},
 };
 
 /// cgroup v2 ids of the guarded containers (the inode number of each

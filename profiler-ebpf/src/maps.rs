@@ -56,6 +56,28 @@ pub(crate) static CONTAINER_IDS: HashMap<[u8; ID_MAX], u32> =
 /// verifier budget).
 #[map]
 pub(crate) static JUMP: ProgramArray = ProgramArray::with_max_entries(4, 0);
+/// [`JUMP`] for `sys_exit_btf`: `emit_btf` at slot 0, `walk_btf` at 1 (a
+/// program array holds one program type, and for BTF-typed programs one
+/// attach prototype).
+#[map]
+pub(crate) static JUMP_BTF: ProgramArray = ProgramArray::with_max_entries(4, 0);
+/// The name a traced thread exec'd a script (or a binfmt_misc file) with,
+/// copied by `sched_exec` while `bprm` lives, for `sys_exit_btf` to record
+/// at the exec's return (BTF hook only; see `sched::stash_exec`). Keyed by
+/// thread id; replaced at the thread's next exec, removed at its exit.
+#[map]
+pub(crate) static EXEC_NAMES: LruHashMap<u32, ExecName> = LruHashMap::with_max_entries(256, 0);
+/// Where `sched_exec` builds an [`EXEC_NAMES`] value (4 KiB: not on the
+/// stack).
+#[map]
+pub(crate) static EXEC_NAME_SCRATCH: PerCpuArray<ExecName> = PerCpuArray::with_max_entries(1, 0);
+
+/// A NUL-terminated kernel string of at most `PATH_MAX` bytes.
+#[repr(C)]
+#[derive(Clone, Copy)]
+pub(crate) struct ExecName {
+    pub(crate) name: [u8; profiler_common::PATH_MAX],
+}
 /// Pending wake-ups (see `profiler_common::MAP_WAKEUPS` for the keys).
 #[map]
 pub(crate) static WAKEUPS: LruHashMap<u64, Wakeup> = LruHashMap::with_max_entries(WAKEUPS_LEN, 0);

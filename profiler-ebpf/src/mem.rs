@@ -199,6 +199,36 @@ static ROPROF_SYS_REGS_IDX: [u64; 6] = [0; 6];
 #[unsafe(no_mangle)]
 static ROPROF_SYS_NR_IDX: u64 = profiler_common::ARG_OUTSIDE_WINDOW;
 
+/// Byte offsets in `struct pt_regs` of the syscall number and of its six
+/// arguments at exit (`sys_exit_btf`'s plain loads; unused by `sys_exit`).
+#[unsafe(no_mangle)]
+static ROPROF_SYS_NR_OFF: u64 = 0;
+#[unsafe(no_mangle)]
+static ROPROF_SYS_ARG_OFF: [u64; 6] = [0; 6];
+/// 1: the syscall hook is `sys_exit_btf`, so `sched_exec` leaves an exec's
+/// records to the exec's return (its stages are not in `JUMP_BTF`).
+#[unsafe(no_mangle)]
+static ROPROF_HOOK_BTF: u64 = 0;
+
+/// Offset of the syscall number in `pt_regs`.
+#[inline(always)]
+pub(crate) fn sys_nr_off() -> u64 {
+    ro(&ROPROF_SYS_NR_OFF)
+}
+
+/// Offset of syscall argument `i` (< 6) in `pt_regs`.
+#[inline(always)]
+pub(crate) fn sys_arg_off(i: usize) -> u64 {
+    // SAFETY: a static read in bounds; volatile as in `ro`.
+    unsafe { core::ptr::read_volatile(&ROPROF_SYS_ARG_OFF[i]) }
+}
+
+/// Is the syscall hook `sys_exit_btf`?
+#[inline(always)]
+pub(crate) fn hook_btf() -> bool {
+    ro(&ROPROF_HOOK_BTF) != 0
+}
+
 /// Word index of the syscall number in the `pt_regs` window.
 #[inline(always)]
 pub(crate) fn sys_nr_idx() -> u64 {

@@ -7,10 +7,10 @@ use profiler_common::{Offsets, counter, kind, op};
 use crate::{
     dedupe::{mix, object_is_new, seen_before},
     event::{fill_header, submit},
-    maps::{JOBS, SCRATCH, TARGET_CGROUPS, TRACED},
+    maps::{EXEC_NAME_SCRATCH, EXEC_NAMES, JOBS, JUMP, SCRATCH, TARGET_CGROUPS, TRACED},
     mem::{
-        config, count, current_task, rk, tgid_maybe_traced, tgid_traced, trace_tgid, traced_cgroup,
-        untrace_tgid,
+        config, count, current_task, hook_btf, rk, tgid_maybe_traced, tgid_traced, trace_tgid,
+        traced_cgroup, untrace_tgid,
     },
     syscalls::Queue,
     wakeups::forget_wait,
@@ -18,7 +18,9 @@ use crate::{
 
 /// Raw tracepoint `sched_process_exec(struct task_struct *p, pid_t
 /// old_pid, struct linux_binprm *bprm)`: raw, like `sys_exit`, because it
-/// tail-calls `emit` and a program array serves one program type.
+/// tail-calls `emit` and a program array serves one program type. Under
+/// the BTF syscall hook it tail-calls nothing: `sys_exit_btf` records the
+/// exec at its return (see [`stash_exec`]), so `emit` is loaded once.
 #[raw_tracepoint(tracepoint = "sched_process_exec")]
 pub fn sched_exec(ctx: RawTracePointContext) -> u32 {
     match try_sched_exec(&ctx) {
@@ -61,6 +63,14 @@ pub(crate) fn try_sched_exec(ctx: &RawTracePointContext) -> Result<(), i64> {
         evr.header.ppid = rk::<u32>(parent + o.task_tgid).unwrap_or(0);
         submit(ev);
     }
+    let bprm: u64 = ctx.arg(2);
+    let filename = rk::<u64>(bprm + o.bprm_filename).unwrap_or(0);
+    let interp = rk::<u64>(bprm + o.bprm_interp).unwrap_or(0);
+    let script = filename != 0 && interp != filename;
+    if hook_btf() {
+        stash_exec(pid_tgid as u32, script, filename);
+        return Ok(());
+    }
     let Some(jobs) = JOBS.get_ptr_mut(0) else {
         return Ok(());
     };
@@ -79,13 +89,48 @@ pub(crate) fn try_sched_exec(ctx: &RawTracePointContext) -> Result<(), i64> {
     // A script (or a binfmt_misc handler) replaced `interp`: record the
     // name exec was called with too, relative to the unchanged cwd, so the
     // directory holding the script is not planned `noexec`.
-    let bprm: u64 = ctx.arg(2);
-    let filename = rk::<u64>(bprm + o.bprm_filename).unwrap_or(0);
-    let interp = rk::<u64>(bprm + o.bprm_interp).unwrap_or(0);
-    if filename != 0 && interp != filename {
+    if script {
         q.named_kernel(op::EXEC, 0, pid_tgid, filename);
     }
-    q.run(ctx)
+    q.run(ctx, &JUMP)
+}
+
+/// BTF hook: what `sys_exit_btf` needs to record this exec at its return,
+/// when `bprm` is gone. The binary now running is still `mm->exe_file`
+/// then; a script's name is not, so it is copied into `EXEC_NAMES` (and a
+/// name left by the thread's previous exec removed). The exec cannot fail
+/// any more (this tracepoint fires past its point of no return), and the
+/// thread's id is already the one it returns with (a non-leader thread
+/// exec'ing took its leader's in `de_thread`).
+#[inline(always)]
+#[expect(
+    clippy::needless_borrows_for_generic_args,
+    reason = "the value is passed by reference to the map value it is built in: by value it would be a 4 KiB copy on a 512-byte stack"
+)]
+fn stash_exec(tid: u32, script: bool, filename: u64) {
+    if !script {
+        let _ = EXEC_NAMES.remove(tid);
+        return;
+    }
+    let Some(buf) = EXEC_NAME_SCRATCH.get_ptr_mut(0) else {
+        return;
+    };
+    // SAFETY: per-CPU slot owned by this invocation; the helper writes at
+    // most its size and NUL-terminates.
+    unsafe {
+        let dst = &mut (*buf).name;
+        if bh::bpf_probe_read_kernel_str(
+            dst.as_mut_ptr().cast(),
+            dst.len() as u32,
+            filename as *const _,
+        ) <= 0
+        {
+            return;
+        }
+        if EXEC_NAMES.insert(tid, &*buf, 0).is_err() {
+            count(counter::READ_ERRORS);
+        }
+    }
 }
 
 /// Raw tracepoint `sched_process_fork(struct task_struct *parent, struct task_struct *child)`:
@@ -136,6 +181,9 @@ pub fn sched_exit(_ctx: RawTracePointContext) -> u32 {
     // A thread killed in its wait leaves no wake-up behind for the settle
     // window (nor for its tid's next owner).
     forget_wait(pid_tgid);
+    if hook_btf() {
+        let _ = EXEC_NAMES.remove(pid_tgid as u32);
+    }
     if (pid_tgid >> 32) as u32 == pid_tgid as u32 {
         let _ = report_exit(pid_tgid);
         untrace_tgid((pid_tgid >> 32) as u32);

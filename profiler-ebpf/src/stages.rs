@@ -1,11 +1,16 @@
 //! The tail-called stages (never attached; reached through `JUMP`).
 
-use aya_ebpf::{macros::raw_tracepoint, programs::RawTracePointContext};
+use aya_ebpf::{
+    EbpfContext,
+    macros::{btf_tracepoint, raw_tracepoint},
+    maps::ProgramArray,
+    programs::{BtfTracePointContext, RawTracePointContext},
+};
 use profiler_common::{JUMP_EMIT, JUMP_WALK, counter};
 
 use crate::{
     event::{emit_named, emit_object},
-    maps::{JOB_NAMED_KERNEL, JOB_OBJECT, JOBS, JUMP},
+    maps::{JOB_NAMED_KERNEL, JOB_OBJECT, JOBS, JUMP, JUMP_BTF},
     mem::{config, count},
     walk::finish_walk,
 };
@@ -14,6 +19,23 @@ use crate::{
 /// itself for the next one. Never attached; reached through `JUMP`.
 #[raw_tracepoint(tracepoint = "sys_exit")]
 pub fn emit(ctx: RawTracePointContext) -> u32 {
+    emit_stage(&ctx, &JUMP)
+}
+
+/// [`emit`] for `sys_exit_btf` (its own program type, in `JUMP_BTF`).
+#[btf_tracepoint(function = "sys_exit")]
+pub fn emit_btf(ctx: BtfTracePointContext) -> u32 {
+    emit_stage(&ctx, &JUMP_BTF)
+}
+
+/// [`walk_prog`] for `sys_exit_btf`.
+#[btf_tracepoint(function = "sys_exit")]
+pub fn walk_btf(ctx: BtfTracePointContext) -> u32 {
+    walk_stage(&ctx, &JUMP_BTF)
+}
+
+#[inline(always)]
+fn emit_stage<C: EbpfContext>(ctx: &C, jump: &ProgramArray) -> u32 {
     let Some(jobs) = JOBS.get_ptr_mut(0) else {
         return 0;
     };
@@ -56,12 +78,12 @@ pub fn emit(ctx: RawTracePointContext) -> u32 {
         );
     }
     if jobs.walk_dentry != 0 {
-        // SAFETY: JUMP slot 1 holds `walk_prog`, same program type and context.
-        unsafe { JUMP.tail_call(&ctx, JUMP_WALK) };
+        // SAFETY: slot 1 of `jump` holds the walk stage of this program type.
+        unsafe { jump.tail_call(ctx, JUMP_WALK) };
         count(counter::TAIL_CALL_FAILS);
     } else if jobs.next < jobs.n {
         // SAFETY: as in Queue::run.
-        unsafe { JUMP.tail_call(&ctx, JUMP_EMIT) };
+        unsafe { jump.tail_call(ctx, JUMP_EMIT) };
         count(counter::TAIL_CALL_FAILS);
     }
     0
@@ -71,13 +93,18 @@ pub fn emit(ctx: RawTracePointContext) -> u32 {
 /// verifier explores it once. Chains back to `emit` for the next job.
 #[raw_tracepoint(tracepoint = "sys_exit")]
 pub fn walk_prog(ctx: RawTracePointContext) -> u32 {
+    walk_stage(&ctx, &JUMP)
+}
+
+#[inline(always)]
+fn walk_stage<C: EbpfContext>(ctx: &C, jump: &ProgramArray) -> u32 {
     let Some(cfg) = config() else { return 0 };
     finish_walk(cfg);
     if let Some(jobs) = JOBS.get_ptr(0) {
         // SAFETY: per-CPU slot.
         if unsafe { (*jobs).next < (*jobs).n } {
-            // SAFETY: JUMP slot 0 holds `emit`.
-            unsafe { JUMP.tail_call(&ctx, JUMP_EMIT) };
+            // SAFETY: slot 0 of `jump` holds `emit` of this program type.
+            unsafe { jump.tail_call(ctx, JUMP_EMIT) };
             count(counter::TAIL_CALL_FAILS);
         }
     }

@@ -1,11 +1,24 @@
-//! The `raw_syscalls:sys_exit` hook, the profiler's only per-syscall
-//! program: at exit the syscall number and the argument registers are
-//! still in `pt_regs` beside the return value, so one program does what an
-//! entry/exit pair did (accounting writes, reading open flags, queueing
-//! path jobs for `emit`) without a per-thread record between the two, and
-//! every syscall on the host pays one BPF entry instead of two.
+//! The `sys_exit` hook, the profiler's only per-syscall program: at exit
+//! the syscall number and the argument registers are still in `pt_regs`
+//! beside the return value, so one program does what an entry/exit pair
+//! did (accounting writes, reading open flags, queueing path jobs for
+//! `emit`) without a per-thread record between the two, and every syscall
+//! on the host pays one BPF entry instead of two.
+//!
+//! Two programs share the code ([`try_sys_exit`]): `sys_exit_btf`, the
+//! BTF-typed raw tracepoint (`tp_btf`) attached where the kernel takes it,
+//! reads `pt_regs` with plain loads through its typed pointer; `sys_exit`,
+//! the untyped raw tracepoint every kernel >= 5.8 takes, reads them with
+//! one `bpf_probe_read_kernel` call. That call cost 135 ns per traced
+//! syscall on the bench machine, more than the rest of a deduped write.
 
-use aya_ebpf::{helpers::generated as bh, macros::raw_tracepoint, programs::RawTracePointContext};
+use aya_ebpf::{
+    EbpfContext,
+    helpers::generated as bh,
+    macros::{btf_tracepoint, raw_tracepoint},
+    maps::ProgramArray,
+    programs::{BtfTracePointContext, RawTracePointContext},
+};
 use profiler_common::{
     ARG_OUTSIDE_WINDOW, Config, FileStats, JUMP_EMIT, NO_ARG, Offsets, PATH_MAX, SPECS_LEN,
     SYS_WINDOW_WORDS, SyscallSpec, argkind, counter, kind, op, specflag,
@@ -15,13 +28,15 @@ use crate::{
     dedupe::{ident_is_new, object_is_new},
     event::{fill_header, stamp_cgroup, stamp_cgroup_id, submit},
     maps::{
-        AF_UNIX, AT_EMPTY_PATH, AT_FDCWD, AT_REMOVEDIR, BPF_NOEXIST, FILES, FMODE_WRITE, JOB_NAMED,
-        JOB_NAMED_KERNEL, JOB_OBJECT, JOBS, JUMP, Job, Jobs, O_ACCMODE, O_APPEND, O_CREAT, O_TRUNC,
-        PROT_EXEC, S_IFMT, S_IFREG, SCRATCH, SPECS, SUN_PATH_MAX, W_OK,
+        AF_UNIX, AT_EMPTY_PATH, AT_FDCWD, AT_REMOVEDIR, BPF_NOEXIST, EXEC_NAMES, FILES,
+        FMODE_WRITE, JOB_NAMED, JOB_NAMED_KERNEL, JOB_OBJECT, JOBS, JUMP, JUMP_BTF, Job, Jobs,
+        O_ACCMODE, O_APPEND, O_CREAT, O_TRUNC, PROT_EXEC, S_IFMT, S_IFREG, SCRATCH, SPECS,
+        SUN_PATH_MAX, W_OK,
     },
     mem::{
-        compat_word, config, count, fd_file, file_ident, file_inode_ident, rk, sys_nr_idx,
-        sys_reg_idx, task_for_probes, tgid_maybe_traced, traced_cgroup,
+        compat_word, config, count, current_task, fd_file, file_ident, file_inode_ident, rk,
+        sys_arg_off, sys_nr_idx, sys_nr_off, sys_reg_idx, task_for_probes, tgid_maybe_traced,
+        traced_cgroup,
     },
     wakeups::wait_exit,
 };
@@ -39,8 +54,51 @@ pub(crate) fn arg(args: &[u64; 6], idx: u8) -> u64 {
     }
 }
 
+/// The syscall's number and arguments at its exit, from `pt_regs`.
+pub(crate) trait SysRegs: Sized {
+    /// The syscall number.
+    fn nr(&self, o: &Offsets) -> Result<i64, i64>;
+    /// The six arguments.
+    fn args(&self, o: &Offsets) -> Result<[u64; 6], i64>;
+}
+
+/// `pt_regs` through the typed pointer of `tp_btf/sys_exit`: each word is
+/// a plain load at a load-time constant offset (from BTF), which the
+/// verifier checks against `struct pt_regs`. No helper call.
+pub(crate) struct BtfRegs(*const u8);
+
+impl BtfRegs {
+    #[inline(always)]
+    fn word(&self, off: u64) -> u64 {
+        // SAFETY: a BTF pointer to the syscall's `struct pt_regs` (the
+        // tracepoint's first argument); `off` is a read-only constant the
+        // verifier checks against the struct's BTF.
+        unsafe { core::ptr::read_volatile(self.0.add(off as usize).cast::<u64>()) }
+    }
+}
+
+impl SysRegs for BtfRegs {
+    #[inline(always)]
+    fn nr(&self, _o: &Offsets) -> Result<i64, i64> {
+        Ok(self.word(sys_nr_off()) as i64)
+    }
+
+    #[inline(always)]
+    fn args(&self, _o: &Offsets) -> Result<[u64; 6], i64> {
+        Ok([
+            self.word(sys_arg_off(0)),
+            self.word(sys_arg_off(1)),
+            self.word(sys_arg_off(2)),
+            self.word(sys_arg_off(3)),
+            self.word(sys_arg_off(4)),
+            self.word(sys_arg_off(5)),
+        ])
+    }
+}
+
 /// The words of `pt_regs` that hold the syscall's number and arguments at
-/// `sys_exit`, read in one helper call (each word's index comes from BTF).
+/// `sys_exit`, read in one helper call (each word's index comes from BTF):
+/// the untyped raw tracepoint's pointer is a number to the verifier.
 pub(crate) struct ExitRegs {
     regs: u64,
     window: Window,
@@ -57,12 +115,14 @@ impl ExitRegs {
             window: rk::<Window>(regs + o.sys_regs_base)?,
         })
     }
+}
 
+impl SysRegs for ExitRegs {
     /// The syscall number (`orig_ax`: in the window on `x86_64`; read on
     /// its own elsewhere). `sys_nr_idx` is a load-time constant: the
     /// verifier keeps one arm.
     #[inline(always)]
-    pub(crate) fn nr(&self, o: &Offsets) -> Result<i64, i64> {
+    fn nr(&self, o: &Offsets) -> Result<i64, i64> {
         if sys_nr_idx() == ARG_OUTSIDE_WINDOW {
             rk::<i64>(self.regs + o.sys_nr_exit)
         } else {
@@ -74,7 +134,7 @@ impl ExitRegs {
     /// they are what the caller passed, except one the return value
     /// overwrote (arm64's `x0`, kept in `orig_x0`), read on its own.
     #[inline(always)]
-    pub(crate) fn args(&self, o: &Offsets) -> Result<[u64; 6], i64> {
+    fn args(&self, o: &Offsets) -> Result<[u64; 6], i64> {
         let w = &self.window;
         let a0 = if sys_reg_idx(0) == ARG_OUTSIDE_WINDOW {
             rk::<u64>(self.regs + o.sys_arg0_exit)?
@@ -144,8 +204,9 @@ pub(crate) fn account_write(cfg: &Config, task: u64, fd: u64, what: Wrote) -> u6
 /// `WRITE` on the object, so its path is reported. Sockets and pipes (most
 /// writes of a server) leave after the two mode reads.
 #[inline(always)]
-fn adopt_pre_opened(
-    ctx: &RawTracePointContext,
+fn adopt_pre_opened<C: EbpfContext>(
+    ctx: &C,
+    jump: &ProgramArray,
     cfg: &Config,
     pid_tgid: u64,
     file: u64,
@@ -184,7 +245,7 @@ fn adopt_pre_opened(
     q.0.n = 0;
     q.0.next = 0;
     q.object(op::WRITE, 0, pid_tgid, file, 1, 0);
-    q.run(ctx)
+    q.run(ctx, jump)
 }
 
 /// A write-family call has returned `ret`: its bytes go to the file's
@@ -192,8 +253,13 @@ fn adopt_pre_opened(
 /// so no `TRACED` lookup), or, in attach mode, adopt a file opened before
 /// tracing began. A failed or empty write adds nothing.
 #[inline(always)]
-fn write_exit(
-    ctx: &RawTracePointContext,
+#[expect(
+    clippy::too_many_arguments,
+    reason = "the exit's decoded state, passed in registers as `try_sys_exit` holds it"
+)]
+fn write_exit<C: EbpfContext>(
+    ctx: &C,
+    jump: &ProgramArray,
     cfg: &Config,
     task: u64,
     pid_tgid: u64,
@@ -217,7 +283,7 @@ fn write_exit(
         let Some(cg) = traced_cgroup((pid_tgid >> 32) as u32) else {
             return Ok(());
         };
-        return adopt_pre_opened(ctx, cfg, pid_tgid, unknown, bytes, cg);
+        return adopt_pre_opened(ctx, jump, cfg, pid_tgid, unknown, bytes, cg);
     }
     Ok(())
 }
@@ -308,23 +374,49 @@ fn call_flags(spec: &SyscallSpec, args: &[u64; 6]) -> u64 {
     }
 }
 
-/// Raw tracepoint `sys_exit(struct pt_regs *regs, long ret)`: every
-/// syscall of every task. Untraced tasks leave after a bit test, before
-/// anything else; unhooked syscalls of traced ones after the syscall
-/// number's read and an array load; only hooked syscalls of traced
-/// processes pay a hash lookup (`TRACED`, the authority the bitmap only
-/// prefilters) or a `FILES` lookup (writes).
-#[raw_tracepoint(tracepoint = "sys_exit")]
-pub fn sys_exit(ctx: RawTracePointContext) -> u32 {
-    match try_sys_exit(&ctx) {
+/// `tp_btf/sys_exit(struct pt_regs *regs, long ret)`: every syscall of
+/// every task, its registers read through the typed pointer (see
+/// [`try_sys_exit`]). Attached instead of [`sys_exit`] where it loads.
+#[btf_tracepoint(function = "sys_exit")]
+pub fn sys_exit_btf(ctx: BtfTracePointContext) -> u32 {
+    let regs: *const u8 = ctx.arg(0);
+    let ret: i64 = ctx.arg(1);
+    match try_sys_exit(&ctx, &JUMP_BTF, |_| Ok(BtfRegs(regs)), ret, true) {
         Ok(()) | Err(_) => 0,
     }
 }
 
+/// Raw tracepoint `sys_exit(struct pt_regs *regs, long ret)`: the same as
+/// [`sys_exit_btf`] where the kernel refuses BTF-typed programs, the
+/// registers read with one helper call.
+#[raw_tracepoint(tracepoint = "sys_exit")]
+pub fn sys_exit(ctx: RawTracePointContext) -> u32 {
+    let regs: u64 = ctx.arg(0);
+    let ret: i64 = ctx.arg(1);
+    match try_sys_exit(&ctx, &JUMP, |o| ExitRegs::read(o, regs), ret, false) {
+        Ok(()) | Err(_) => 0,
+    }
+}
+
+/// Everything either `sys_exit` program does. Untraced tasks leave after a
+/// bit test, before anything else (`regs` is not even called); unhooked
+/// syscalls of traced ones after the syscall number's read and an array
+/// load; only hooked syscalls of traced processes pay a hash lookup
+/// (`TRACED`, the authority the bitmap only prefilters) or a `FILES`
+/// lookup (writes). `jump` holds the caller's own copies of the stages.
+/// `exec_here`: `sched_exec` left this exec's records to the exec's own
+/// return (the BTF hook's program array cannot hold `sched_exec`'s stages;
+/// see `sched::stash_exec`).
 // Inlined: a BPF subprogram may only tail-call when it returns an int, and
 // this one's `Result` is not one.
 #[inline(always)]
-pub(crate) fn try_sys_exit(ctx: &RawTracePointContext) -> Result<(), i64> {
+pub(crate) fn try_sys_exit<C: EbpfContext, R: SysRegs>(
+    ctx: &C,
+    jump: &ProgramArray,
+    regs: impl FnOnce(&Offsets) -> Result<R, i64>,
+    ret: i64,
+    exec_here: bool,
+) -> Result<(), i64> {
     // SAFETY: helper without arguments.
     let pid_tgid = unsafe { bh::bpf_get_current_pid_tgid() };
     if !tgid_maybe_traced((pid_tgid >> 32) as u32) {
@@ -332,9 +424,7 @@ pub(crate) fn try_sys_exit(ctx: &RawTracePointContext) -> Result<(), i64> {
     }
     let Some(cfg) = config() else { return Ok(()) };
     let o = &cfg.offsets;
-    // One kernel read for the number and the arguments of every syscall
-    // of a traced process.
-    let regs = ExitRegs::read(o, ctx.arg(0))?;
+    let regs = regs(o)?;
     let nr = regs.nr(o)?;
     if !(0..i64::from(SPECS_LEN)).contains(&nr) {
         return Ok(());
@@ -350,16 +440,20 @@ pub(crate) fn try_sys_exit(ctx: &RawTracePointContext) -> Result<(), i64> {
     if in_compat_syscall(o, task) {
         return Ok(());
     }
-    let ret: i64 = ctx.arg(1);
     if spec.op == op::EXEC && ret >= 0 {
         // A successful exec returns into the new image: the name pointer
-        // is gone with the old memory. `sched_exec` recorded it already.
+        // is gone with the old memory. `sched_exec` recorded it already,
+        // or left it here.
         // (A failed one returns to the old image, its memory intact.)
-        return Ok(());
+        return if exec_here {
+            exec_exit(ctx, jump, cfg, pid_tgid)
+        } else {
+            Ok(())
+        };
     }
     let args = regs.args(o)?;
     match spec.argkind {
-        argkind::WRITE => return write_exit(ctx, cfg, task, pid_tgid, spec, &args, ret),
+        argkind::WRITE => return write_exit(ctx, jump, cfg, task, pid_tgid, spec, &args, ret),
         argkind::FSYNC => {
             account_write(cfg, task, arg(&args, spec.fd_arg), Wrote::Fsync);
             return Ok(());
@@ -459,13 +553,49 @@ pub(crate) fn try_sys_exit(ctx: &RawTracePointContext) -> Result<(), i64> {
                         }
                         q.object(opc, ret, pid_tgid, file, flags, mode);
                     }
-                    return q.run(ctx);
+                    return q.run(ctx, jump);
                 }
             }
             q.names(cfg, task, spec, a, opc, ret, pid_tgid, flags, mode, cg);
         }
     }
-    q.run(ctx)
+    q.run(ctx, jump)
+}
+
+/// The records of a successful exec, at its return (BTF hook): the binary
+/// now running (`mm->exe_file`: for an ELF file the file exec'd, for a
+/// script its interpreter) and, for a script, the name exec was called
+/// with, which `sched_exec` copied into `EXEC_NAMES` while `bprm` lived.
+/// What `sched_exec` itself queues under the raw hook.
+#[inline(always)]
+fn exec_exit<C: EbpfContext>(
+    ctx: &C,
+    jump: &ProgramArray,
+    cfg: &Config,
+    pid_tgid: u64,
+) -> Result<(), i64> {
+    let o = &cfg.offsets;
+    let Some(cg) = traced_cgroup((pid_tgid >> 32) as u32) else {
+        return Ok(());
+    };
+    let Some(jobs) = JOBS.get_ptr_mut(0) else {
+        return Ok(());
+    };
+    // SAFETY: per-CPU slot owned by this program and the `emit` it tail-calls.
+    let mut q = Queue(unsafe { &mut *jobs });
+    q.0.n = 0;
+    q.0.next = 0;
+    let mm = rk::<u64>(current_task() + o.task_mm)?;
+    let exe = rk::<u64>(mm + o.mm_exe_file)?;
+    if exe != 0 && object_is_new(cfg, op::EXEC, 0, pid_tgid, exe, 0, cg) {
+        q.object(op::EXEC, 0, pid_tgid, exe, 0, 0);
+    }
+    // The entry stays until this thread's next exec or its exit: `emit`
+    // reads the name from it after this program has tail-called.
+    if let Some(name) = EXEC_NAMES.get_ptr(pid_tgid as u32) {
+        q.named_kernel(op::EXEC, 0, pid_tgid, name as u64);
+    }
+    q.run(ctx, jump)
 }
 
 /// Queue of path jobs for the `emit` program.
@@ -646,11 +776,13 @@ impl Queue<'_> {
         }
     }
 
+    /// Tail-calls `emit` (slot `JUMP_EMIT` of `jump`, the caller's own
+    /// copy of the stages) when a job is queued.
     #[inline(always)]
-    pub(crate) fn run(self, ctx: &RawTracePointContext) -> Result<(), i64> {
+    pub(crate) fn run<C: EbpfContext>(self, ctx: &C, jump: &ProgramArray) -> Result<(), i64> {
         if self.0.n > 0 {
             stamp_cgroup(self.0.items[0].pid_tgid);
-            self.tail_call_emit(ctx);
+            tail_call_emit(ctx, jump);
         }
         Ok(())
     }
@@ -661,19 +793,17 @@ impl Queue<'_> {
     pub(crate) fn run_in(self, ctx: &RawTracePointContext, cg: u64) -> Result<(), i64> {
         if self.0.n > 0 {
             stamp_cgroup_id(cg);
-            self.tail_call_emit(ctx);
+            tail_call_emit(ctx, &JUMP);
         }
         Ok(())
     }
+}
 
-    #[inline(always)]
-    fn tail_call_emit(&self, ctx: &RawTracePointContext) {
-        {
-            // SAFETY: JUMP slot 0 holds `emit`, a raw tracepoint program
-            // taking the same context. A tail call only returns on failure
-            // (slot empty, or the 33-call chain limit): nothing is emitted.
-            unsafe { JUMP.tail_call(ctx, JUMP_EMIT) };
-            count(counter::TAIL_CALL_FAILS);
-        }
-    }
+#[inline(always)]
+fn tail_call_emit<C: EbpfContext>(ctx: &C, jump: &ProgramArray) {
+    // SAFETY: slot 0 of `jump` holds an `emit` of the caller's program
+    // type, taking the same context. A tail call only returns on failure
+    // (slot empty, or the 33-call chain limit): nothing is emitted.
+    unsafe { jump.tail_call(ctx, JUMP_EMIT) };
+    count(counter::TAIL_CALL_FAILS);
 }

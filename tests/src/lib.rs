@@ -452,6 +452,7 @@ pub fn roprof_bpf_programs() -> usize {
                 "sched_exit",
                 "cgroup_mkdir",
                 "walk_prog",
+                "walk_btf",
                 " emit ",
             ]
             .iter()

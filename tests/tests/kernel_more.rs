@@ -200,6 +200,51 @@ fn a_script_the_container_writes_and_runs_gets_an_exec_mount_that_runs_read_only
     let _ = std::fs::remove_dir_all(&dir);
 }
 
+/// Under the BTF-typed hook `sched_exec` leaves an exec's records to the
+/// exec's return (`sys_exit_btf`), a script's name copied while the kernel
+/// still had it; the untyped hook records them in `sched_exec`. Both must
+/// report the same executions: the binaries, the script by the name it was
+/// run with, and a failed exec.
+#[test]
+fn both_syscall_hooks_record_the_same_executions() {
+    require_privileged();
+    let _g = ContainerGuard::new();
+    let script = "printf '#!/bin/sh\\nexit 0\\n' > /tmp/s.sh; chmod +x /tmp/s.sh; \
+                  /tmp/s.sh; /bin/true; /srv/nope 2>/dev/null; exit 0";
+    let args = [
+        "--duration",
+        "5s",
+        "--entrypoint",
+        "/bin/sh",
+        WRITER_IMAGE,
+        "-c",
+        script,
+    ];
+    let execs = |r: &serde_json::Value| -> std::collections::BTreeSet<(String, String)> {
+        r["paths"]
+            .as_array()
+            .expect("paths")
+            .iter()
+            .filter_map(|p| {
+                let e = &p["ops"]["exec"];
+                (!e.is_null()).then(|| (p["path"].as_str().unwrap_or("").to_owned(), e.to_string()))
+            })
+            .collect()
+    };
+    let btf = roprof_tests::profile_json(&args);
+    assert_eq!(btf["stats"]["task_reads"].as_str(), Some("btf"));
+    let probe = roprof_tests::profile_json_env(&args, &[("ROPROF_TASK_BTF", "0")]);
+    assert_eq!(probe["stats"]["task_reads"].as_str(), Some("probe_read"));
+    let (b, p) = (execs(&btf), execs(&probe));
+    for path in ["/tmp/s.sh", "/srv/nope"] {
+        assert!(
+            b.iter().any(|(x, _)| x == path),
+            "the BTF hook records the exec of {path}: {b:?}"
+        );
+    }
+    assert_eq!(b, p, "the same executions under both syscall hooks");
+}
+
 #[test]
 fn every_program_stays_well_inside_the_verifier_budget() {
     require_privileged();
@@ -209,11 +254,12 @@ fn every_program_stays_well_inside_the_verifier_budget() {
         .as_object()
         .unwrap_or_else(|| panic!("stats.verified_insns is reported: {}", r["stats"]));
     eprintln!("verified instructions per program (budget 1,000,000): {v:?}");
+    // The BTF-typed syscall hook and its own stages on this kernel.
     for prog in [
         "timer_start",
-        "sys_exit",
-        "emit",
-        "walk_prog",
+        "sys_exit_btf",
+        "emit_btf",
+        "walk_btf",
         "sched_exec",
         "sched_fork",
         "sched_exit",
@@ -249,6 +295,16 @@ fn every_program_stays_well_inside_the_verifier_budget() {
     let pv = probe["stats"]["verified_insns"]
         .as_object()
         .expect("verified_insns of the probe-read variant");
+    for prog in ["sys_exit", "emit", "walk_prog"] {
+        assert!(
+            pv.contains_key(prog),
+            "the probe-read variant loads the untyped raw tracepoint `{prog}`: {pv:?}"
+        );
+    }
+    assert!(
+        !pv.contains_key("sys_exit_btf") && !v.contains_key("sys_exit"),
+        "one syscall hook per variant: {v:?} / {pv:?}"
+    );
     for (prog, n) in pv {
         let n = n.as_u64().unwrap_or(u64::MAX);
         assert!(

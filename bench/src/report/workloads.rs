@@ -38,12 +38,12 @@ const VARIANT_METHODS: [(WorkloadVariant, &str); 6] = [
     (
         WorkloadVariant::Floor,
         "**floor**: the untraced server while the bench's own empty programs are attached to \
-         every tracepoint roprof hooks (raw `sys_exit`, its one syscall hook; the process and \
+         every tracepoint roprof hooks (`sys_exit`, its one syscall hook, BTF-typed as roprof attaches it; the process and \
          cgroup tracepoints; `hrtimer_start`), as in §1: what any program there costs",
     ),
     (
         WorkloadVariant::FloorSysExit,
-        "**single-hook floor**: the same with the empty program on raw `sys_exit` alone",
+        "**single-hook floor**: the same with the empty program on `sys_exit` (BTF-typed) alone",
     ),
 ];
 

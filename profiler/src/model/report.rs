@@ -82,9 +82,11 @@ pub struct TraceStats {
     /// at load (its budget is 1M per program; kernels 5.16 and later report it).
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub verified_insns: BTreeMap<String, u32>,
-    /// How the kernel side read the current task on its hot path: `btf`
-    /// (plain loads through `bpf_get_current_task_btf`, Linux 5.11+) or
-    /// `probe_read` (a helper call per field: older kernels, or a verifier
+    /// How the kernel side read the current task and the syscall's
+    /// registers on its hot path: `btf` (plain loads through
+    /// `bpf_get_current_task_btf` and the typed `pt_regs` of the
+    /// `tp_btf/sys_exit` hook, Linux 5.11+) or `probe_read` (a helper call
+    /// per field, on the untyped raw tracepoint: older kernels, or a kernel
     /// that refused the first).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub task_reads: Option<TaskReads>,
@@ -400,7 +402,8 @@ impl RunMode {
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum TaskReads {
-    /// Plain loads through `bpf_get_current_task_btf` (Linux 5.11+).
+    /// Plain loads through `bpf_get_current_task_btf` and the BTF-typed
+    /// syscall hook `sys_exit_btf` (Linux 5.11+).
     Btf,
     /// A `bpf_probe_read_kernel` call per field (older kernels, or a
     /// verifier that refused the BTF variant).

@@ -27,7 +27,9 @@ fn load(
     task_btf: bool,
     verified: &mut BTreeMap<String, u32>,
 ) -> Result<aya::Ebpf, TraceError> {
-    let mut ebpf = load_object(offsets, scope, task_btf)?;
+    // Guard's hook stays the untyped raw tracepoint: it reads `pt_regs`
+    // only for the few syscalls that failed with EROFS or EACCES.
+    let mut ebpf = load_object(offsets, scope, task_btf, false)?;
     load_stages(&mut ebpf, verified)?;
     load_program(&mut ebpf, PROG_GUARD_EXIT, verified)?;
     load_program(&mut ebpf, PROG_CGROUP_MKDIR, verified)?;

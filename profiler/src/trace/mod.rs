@@ -18,14 +18,15 @@ use std::collections::{BTreeMap, HashMap as StdHashMap};
 use aya::{
     Ebpf, EbpfLoader,
     maps::{Array, HashMap, MapData, PerCpuArray, ProgramArray, RingBuf},
-    programs::RawTracePoint,
+    programs::{BtfTracePoint, RawTracePoint},
 };
 use profiler_common::{
-    Config, Counters, DedupValue, FileStats, ID_MAX, JUMP_EMIT, JUMP_WALK, MAP_CONFIG,
-    MAP_CONTAINER_IDS, MAP_COUNTERS, MAP_DEDUP, MAP_EVENTS, MAP_FILES, MAP_JUMP, MAP_SPECS,
-    MAP_TARGET_CGROUPS, MAP_TRACED, MAP_TRACED_BITS, Offsets, PROG_CGROUP_MKDIR, PROG_EMIT,
-    PROG_EXEC, PROG_EXIT, PROG_FORK, PROG_SYS_EXIT, PROG_TIMER_START, PROG_WALK, SCOPE_ALL,
-    SCOPE_IDS, SCOPE_NONE, SyscallSpec, counter,
+    ARG_OUTSIDE_WINDOW, Config, Counters, DedupValue, FileStats, ID_MAX, JUMP_EMIT, JUMP_WALK,
+    MAP_CONFIG, MAP_CONTAINER_IDS, MAP_COUNTERS, MAP_DEDUP, MAP_EVENTS, MAP_FILES, MAP_JUMP,
+    MAP_JUMP_BTF, MAP_SPECS, MAP_TARGET_CGROUPS, MAP_TRACED, MAP_TRACED_BITS, Offsets,
+    PROG_CGROUP_MKDIR, PROG_EMIT, PROG_EMIT_BTF, PROG_EXEC, PROG_EXIT, PROG_FORK, PROG_SYS_EXIT,
+    PROG_SYS_EXIT_BTF, PROG_TIMER_START, PROG_WALK, PROG_WALK_BTF, SCOPE_ALL, SCOPE_IDS,
+    SCOPE_NONE, SyscallSpec, counter,
 };
 
 pub use self::{
@@ -173,31 +174,65 @@ const HOOKS: [(&str, &str); 6] = [
 
 /// Loads the object and every program through the verifier (nothing is
 /// attached yet, so a refusal leaves nothing behind and the caller can try
-/// the other variant).
+/// the other variant). With `task_btf`, the syscall hook is
+/// `sys_exit_btf` (a BTF-typed raw tracepoint: `pt_regs` read with plain
+/// loads) with its own stages; else the untyped `sys_exit`.
 fn load_verified(
     offsets: &Offsets,
     scope: &Scope,
     task_btf: bool,
     verified: &mut BTreeMap<String, u32>,
 ) -> Result<Ebpf, TraceError> {
-    let mut ebpf = load_object(offsets, scope, task_btf)?;
-    load_stages(&mut ebpf, verified)?;
+    let mut ebpf = load_object(offsets, scope, task_btf, task_btf)?;
+    if task_btf {
+        let btf = aya::Btf::from_sys_fs().map_err(|e| TraceError::Program {
+            prog: PROG_SYS_EXIT_BTF.into(),
+            what: "read the kernel's BTF".into(),
+            source: Box::new(aya::programs::ProgramError::Btf(e)),
+        })?;
+        load_btf_stages(&mut ebpf, &btf, verified)?;
+        load_btf_program(&mut ebpf, PROG_SYS_EXIT_BTF, &btf, verified)?;
+    } else {
+        load_stages(&mut ebpf, verified)?;
+    }
     for (name, _) in HOOKS {
-        load_program(&mut ebpf, name, verified)?;
+        let name = sys_exit_program(name, task_btf);
+        if name != PROG_SYS_EXIT_BTF {
+            load_program(&mut ebpf, name, verified)?;
+        }
     }
     Ok(ebpf)
 }
 
-/// Loads the eBPF object: the ring buffer's size, and the read-only globals that choose how the current
-/// task is read (see `task_btf_wanted`).
-fn load_object(offsets: &Offsets, scope: &Scope, task_btf: bool) -> Result<Ebpf, TraceError> {
-    let globals: [(&str, u64); 6] = [
+/// The program loaded for the hook `name`: the syscall hook's BTF variant
+/// under `task_btf`, else `name` itself.
+fn sys_exit_program(name: &'static str, task_btf: bool) -> &'static str {
+    if task_btf && name == PROG_SYS_EXIT {
+        PROG_SYS_EXIT_BTF
+    } else {
+        name
+    }
+}
+
+/// Loads the eBPF object: the ring buffer's size, and the read-only
+/// globals that choose how the current task is read (see
+/// `task_btf_wanted`) and whether the syscall hook is `sys_exit_btf`
+/// (`hook_btf`: `sched_exec` then leaves an exec's records to it).
+fn load_object(
+    offsets: &Offsets,
+    scope: &Scope,
+    task_btf: bool,
+    hook_btf: bool,
+) -> Result<Ebpf, TraceError> {
+    let globals: [(&str, u64); 8] = [
         ("ROPROF_TASK_BTF", u64::from(task_btf)),
+        ("ROPROF_HOOK_BTF", u64::from(hook_btf)),
         ("ROPROF_TASK_FILES", offsets.task_files),
         ("ROPROF_FILES_FDT", offsets.files_fdt),
         ("ROPROF_FDT_MAX_FDS", offsets.fdt_max_fds),
         ("ROPROF_FDT_FD", offsets.fdt_fd),
         ("ROPROF_COMPAT_OFF", offsets.compat_off),
+        ("ROPROF_SYS_NR_OFF", offsets.sys_nr_exit),
     ];
     let mut loader = EbpfLoader::new();
     if let Some(n) = scope.ringbuf_bytes {
@@ -207,11 +242,26 @@ fn load_object(offsets: &Offsets, scope: &Scope, task_btf: bool) -> Result<Ebpf,
         loader.override_global(name, value, true);
     }
     loader.override_global("ROPROF_SYS_REGS_IDX", &offsets.sys_regs_idx, true);
+    let arg_offs = sys_arg_offsets(offsets);
+    loader.override_global("ROPROF_SYS_ARG_OFF", &arg_offs, true);
     let nr_idx = btf::window_index(offsets.sys_regs_base, offsets.sys_nr_exit);
     loader.override_global("ROPROF_SYS_NR_IDX", &nr_idx, true);
     loader
         .load(EBPF_OBJECT)
         .map_err(|e| TraceError::Load(Box::new(e)))
+}
+
+/// Byte offsets in `pt_regs` of the six syscall arguments at exit, for
+/// `sys_exit_btf`'s loads: the window's words, or the member read on its
+/// own for one outside it (arm64's `orig_x0`).
+fn sys_arg_offsets(o: &Offsets) -> [u64; 6] {
+    o.sys_regs_idx.map(|idx| {
+        if idx == ARG_OUTSIDE_WINDOW {
+            o.sys_arg0_exit
+        } else {
+            o.sys_regs_base + 8 * idx
+        }
+    })
 }
 
 /// Read the current task through `bpf_get_current_task_btf` (Linux 5.11)
@@ -326,7 +376,7 @@ impl Tracer {
                 .ok_or(TraceError::MissingMap(MAP_EVENTS))?,
         )
         .map_err(map_err(MAP_EVENTS))?;
-        let attached = attach_hooks(&mut ebpf, scope)?;
+        let attached = attach_hooks(&mut ebpf, scope, task_btf)?;
         Ok(Tracer {
             ebpf,
             ring: Some(ring),
@@ -592,6 +642,48 @@ fn load_program<'a>(
     Ok(prog)
 }
 
+/// Loads a BTF-typed program on `tp_btf/sys_exit`, noting its verified
+/// instruction count.
+fn load_btf_program<'a>(
+    ebpf: &'a mut Ebpf,
+    name: &str,
+    btf: &aya::Btf,
+    verified: &mut BTreeMap<String, u32>,
+) -> Result<&'a mut BtfTracePoint, TraceError> {
+    let prog: &mut BtfTracePoint = program(ebpf, name)?;
+    prog.load("sys_exit", btf).map_err(prog_err(name, "load"))?;
+    if let Some(n) = prog
+        .info()
+        .ok()
+        .and_then(|i| i.verified_instruction_count())
+    {
+        verified.insert(name.to_owned(), n);
+    }
+    Ok(prog)
+}
+
+/// Loads `sys_exit_btf`'s copies of the stages into their `JUMP_BTF` slots.
+fn load_btf_stages(
+    ebpf: &mut Ebpf,
+    btf: &aya::Btf,
+    verified: &mut BTreeMap<String, u32>,
+) -> Result<(), TraceError> {
+    for (slot, name) in [(JUMP_EMIT, PROG_EMIT_BTF), (JUMP_WALK, PROG_WALK_BTF)] {
+        let fd = load_btf_program(ebpf, name, btf, verified)?
+            .fd()
+            .map_err(prog_err(name, "expose its fd"))?
+            .try_clone()
+            .map_err(TraceError::Poll)?;
+        let mut jump = ProgramArray::try_from(
+            ebpf.map_mut(MAP_JUMP_BTF)
+                .ok_or(TraceError::MissingMap(MAP_JUMP_BTF))?,
+        )
+        .map_err(map_err(MAP_JUMP_BTF))?;
+        jump.set(slot, &fd, 0).map_err(map_err(MAP_JUMP_BTF))?;
+    }
+    Ok(())
+}
+
 /// Loads the tail-called stages into their `JUMP` slots.
 fn load_stages(ebpf: &mut Ebpf, verified: &mut BTreeMap<String, u32>) -> Result<(), TraceError> {
     for (slot, name) in [(JUMP_EMIT, PROG_EMIT), (JUMP_WALK, PROG_WALK)] {
@@ -618,18 +710,25 @@ fn load_stages(ebpf: &mut Ebpf, verified: &mut BTreeMap<String, u32>) -> Result<
 /// tail-call it. The cgroup and process lifecycle hooks come first, so the
 /// container's first exec cannot slip between attach calls; the sleep
 /// timers after `sys_exit`, which removes what they record.
-fn attach_hooks(ebpf: &mut Ebpf, scope: &Scope) -> Result<usize, TraceError> {
+fn attach_hooks(ebpf: &mut Ebpf, scope: &Scope, task_btf: bool) -> Result<usize, TraceError> {
     let mut attached = 0;
     for (name, tp) in HOOKS {
         if name == PROG_TIMER_START && scope.wakeups != Wakeups::WaitsToo {
             continue;
         }
-        program::<RawTracePoint>(ebpf, name)?
-            .attach(tp)
-            .map_err(prog_err(
-                name,
-                &format!("attach to the raw tracepoint {tp}"),
-            ))?;
+        let name = sys_exit_program(name, task_btf);
+        if name == PROG_SYS_EXIT_BTF {
+            program::<BtfTracePoint>(ebpf, name)?
+                .attach()
+                .map_err(prog_err(name, &format!("attach to tp_btf/{tp}")))?;
+        } else {
+            program::<RawTracePoint>(ebpf, name)?
+                .attach(tp)
+                .map_err(prog_err(
+                    name,
+                    &format!("attach to the raw tracepoint {tp}"),
+                ))?;
+        }
         attached += 1;
     }
     Ok(attached)
