@@ -11,13 +11,13 @@ use aya::{
     programs::RawTracePoint,
 };
 use profiler_common::{
-    Config, GUARDED_ON, MAP_CONFIG, MAP_EVENTS, MAP_GUARDED, PROG_CGROUP_MKDIR, PROG_GUARD_EXIT,
-    SCOPE_GUARD,
+    Config, GUARDED_ON, JUMP_EMIT, JUMP_WALK, MAP_CONFIG, MAP_EVENTS, MAP_GUARDED, MAP_JUMP,
+    PROG_CGROUP_MKDIR, PROG_EMIT, PROG_GUARD_EXIT, PROG_WALK, SCOPE_GUARD,
 };
 
 use super::{
-    EBPF_OBJECT, Scope, TraceError, Tracer, btf, load_object, load_program, load_stages, map_err,
-    prog_err, program, task_btf_wanted, write_specs,
+    EBPF_OBJECT, Scope, TraceError, Tracer, btf, load, load_object, map_err, prog_err, program,
+    task_btf_wanted, write_specs,
 };
 
 /// Loads `guard_exit`, its stages and `cgroup_mkdir`.
@@ -30,9 +30,22 @@ fn load(
     // Guard's hook stays the untyped raw tracepoint: it reads `pt_regs`
     // only for the few syscalls that failed with EROFS or EACCES.
     let mut ebpf = load_object(offsets, scope, task_btf, false)?;
-    load_stages(&mut ebpf, verified)?;
-    load_program(&mut ebpf, PROG_GUARD_EXIT, verified)?;
-    load_program(&mut ebpf, PROG_CGROUP_MKDIR, verified)?;
+    let raw = load::Kind::Raw;
+    load::load_all(
+        &mut ebpf,
+        &[
+            (PROG_EMIT, raw),
+            (PROG_WALK, raw),
+            (PROG_GUARD_EXIT, raw),
+            (PROG_CGROUP_MKDIR, raw),
+        ],
+        verified,
+    )?;
+    load::set_stages(
+        &mut ebpf,
+        MAP_JUMP,
+        [(JUMP_EMIT, PROG_EMIT), (JUMP_WALK, PROG_WALK)],
+    )?;
     Ok(ebpf)
 }
 

@@ -8,6 +8,7 @@
 pub mod btf;
 pub mod collect;
 mod guard;
+mod load;
 pub mod lookup;
 mod reuse;
 pub mod specs;
@@ -17,7 +18,7 @@ use std::collections::{BTreeMap, HashMap as StdHashMap};
 
 use aya::{
     Ebpf, EbpfLoader,
-    maps::{Array, HashMap, MapData, PerCpuArray, ProgramArray, RingBuf},
+    maps::{Array, HashMap, MapData, PerCpuArray, RingBuf},
     programs::{BtfTracePoint, RawTracePoint},
 };
 use profiler_common::{
@@ -184,23 +185,39 @@ fn load_verified(
     verified: &mut BTreeMap<String, u32>,
 ) -> Result<Ebpf, TraceError> {
     let mut ebpf = load_object(offsets, scope, task_btf, task_btf)?;
-    if task_btf {
-        let btf = aya::Btf::from_sys_fs().map_err(|e| TraceError::Program {
+    let btf = if task_btf {
+        Some(aya::Btf::from_sys_fs().map_err(|e| TraceError::Program {
             prog: PROG_SYS_EXIT_BTF.into(),
             what: "read the kernel's BTF".into(),
             source: Box::new(aya::programs::ProgramError::Btf(e)),
-        })?;
-        load_btf_stages(&mut ebpf, &btf, verified)?;
-        load_btf_program(&mut ebpf, PROG_SYS_EXIT_BTF, &btf, verified)?;
+        })?)
     } else {
-        load_stages(&mut ebpf, verified)?;
-    }
+        None
+    };
+    let kind = match &btf {
+        Some(b) => load::Kind::SysExitBtf(b),
+        None => load::Kind::Raw,
+    };
+    let (emit, walk, jump) = if task_btf {
+        (PROG_EMIT_BTF, PROG_WALK_BTF, MAP_JUMP_BTF)
+    } else {
+        (PROG_EMIT, PROG_WALK, MAP_JUMP)
+    };
+    // `emit` first: it is the one the verifier takes longest on.
+    let mut progs = vec![(emit, kind), (walk, kind)];
     for (name, _) in HOOKS {
         let name = sys_exit_program(name, task_btf);
-        if name != PROG_SYS_EXIT_BTF {
-            load_program(&mut ebpf, name, verified)?;
-        }
+        progs.push((
+            name,
+            if name == PROG_SYS_EXIT_BTF {
+                kind
+            } else {
+                load::Kind::Raw
+            },
+        ));
     }
+    load::load_all(&mut ebpf, &progs, verified)?;
+    load::set_stages(&mut ebpf, jump, [(JUMP_EMIT, emit), (JUMP_WALK, walk)])?;
     Ok(ebpf)
 }
 
@@ -620,84 +637,6 @@ fn write_specs(ebpf: &mut Ebpf) -> Result<(), TraceError> {
             reason = "syscall numbers are small and non-negative (unit-tested)"
         )]
         a.set(h.nr as u32, h.spec, 0).map_err(map_err(MAP_SPECS))?;
-    }
-    Ok(())
-}
-
-/// Loads a program, noting its verified instruction count.
-fn load_program<'a>(
-    ebpf: &'a mut Ebpf,
-    name: &str,
-    verified: &mut BTreeMap<String, u32>,
-) -> Result<&'a mut RawTracePoint, TraceError> {
-    let prog: &mut RawTracePoint = program(ebpf, name)?;
-    prog.load().map_err(prog_err(name, "load"))?;
-    if let Some(n) = prog
-        .info()
-        .ok()
-        .and_then(|i| i.verified_instruction_count())
-    {
-        verified.insert(name.to_owned(), n);
-    }
-    Ok(prog)
-}
-
-/// Loads a BTF-typed program on `tp_btf/sys_exit`, noting its verified
-/// instruction count.
-fn load_btf_program<'a>(
-    ebpf: &'a mut Ebpf,
-    name: &str,
-    btf: &aya::Btf,
-    verified: &mut BTreeMap<String, u32>,
-) -> Result<&'a mut BtfTracePoint, TraceError> {
-    let prog: &mut BtfTracePoint = program(ebpf, name)?;
-    prog.load("sys_exit", btf).map_err(prog_err(name, "load"))?;
-    if let Some(n) = prog
-        .info()
-        .ok()
-        .and_then(|i| i.verified_instruction_count())
-    {
-        verified.insert(name.to_owned(), n);
-    }
-    Ok(prog)
-}
-
-/// Loads `sys_exit_btf`'s copies of the stages into their `JUMP_BTF` slots.
-fn load_btf_stages(
-    ebpf: &mut Ebpf,
-    btf: &aya::Btf,
-    verified: &mut BTreeMap<String, u32>,
-) -> Result<(), TraceError> {
-    for (slot, name) in [(JUMP_EMIT, PROG_EMIT_BTF), (JUMP_WALK, PROG_WALK_BTF)] {
-        let fd = load_btf_program(ebpf, name, btf, verified)?
-            .fd()
-            .map_err(prog_err(name, "expose its fd"))?
-            .try_clone()
-            .map_err(TraceError::Poll)?;
-        let mut jump = ProgramArray::try_from(
-            ebpf.map_mut(MAP_JUMP_BTF)
-                .ok_or(TraceError::MissingMap(MAP_JUMP_BTF))?,
-        )
-        .map_err(map_err(MAP_JUMP_BTF))?;
-        jump.set(slot, &fd, 0).map_err(map_err(MAP_JUMP_BTF))?;
-    }
-    Ok(())
-}
-
-/// Loads the tail-called stages into their `JUMP` slots.
-fn load_stages(ebpf: &mut Ebpf, verified: &mut BTreeMap<String, u32>) -> Result<(), TraceError> {
-    for (slot, name) in [(JUMP_EMIT, PROG_EMIT), (JUMP_WALK, PROG_WALK)] {
-        let fd = load_program(ebpf, name, verified)?
-            .fd()
-            .map_err(prog_err(name, "expose its fd"))?
-            .try_clone()
-            .map_err(TraceError::Poll)?;
-        let mut jump = ProgramArray::try_from(
-            ebpf.map_mut(MAP_JUMP)
-                .ok_or(TraceError::MissingMap(MAP_JUMP))?,
-        )
-        .map_err(map_err(MAP_JUMP))?;
-        jump.set(slot, &fd, 0).map_err(map_err(MAP_JUMP))?;
     }
     Ok(())
 }
