@@ -14,7 +14,7 @@ use aya::{
     programs::{BtfTracePoint, Program, RawTracePoint},
 };
 
-use super::{TraceError, map_err, prog_err};
+use super::{TraceError, map_err, not_found, prog_err};
 
 /// How one program is loaded.
 #[derive(Clone, Copy)]
@@ -37,11 +37,7 @@ pub(super) fn load_all(
     let mut found: BTreeMap<&str, &mut Program> = ebpf.programs_mut().collect();
     let mut jobs = Vec::with_capacity(progs.len());
     for &(name, kind) in progs {
-        let prog = found.remove(name).ok_or_else(|| TraceError::Program {
-            prog: name.into(),
-            what: "be found".into(),
-            source: Box::new(aya::programs::ProgramError::UnexpectedProgramType),
-        })?;
+        let prog = found.remove(name).ok_or_else(|| not_found(name))?;
         jobs.push((name, kind, prog));
     }
     let Some((first, rest)) = jobs.split_first_mut() else {
@@ -91,11 +87,7 @@ pub(super) fn set_stages(
     stages: [(u32, &'static str); 2],
 ) -> Result<(), TraceError> {
     for (slot, name) in stages {
-        let prog = ebpf.program(name).ok_or_else(|| TraceError::Program {
-            prog: name.into(),
-            what: "be found".into(),
-            source: Box::new(aya::programs::ProgramError::UnexpectedProgramType),
-        })?;
+        let prog = ebpf.program(name).ok_or_else(|| not_found(name))?;
         let fd = prog
             .fd()
             .map_err(prog_err(name, "expose its fd"))?

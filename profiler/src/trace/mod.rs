@@ -682,15 +682,20 @@ fn prog_err(prog: &str, what: &str) -> impl FnOnce(aya::programs::ProgramError) 
     }
 }
 
+/// A program the object does not have.
+fn not_found(name: &str) -> TraceError {
+    TraceError::Program {
+        prog: name.into(),
+        what: "be found".into(),
+        source: Box::new(aya::programs::ProgramError::UnexpectedProgramType),
+    }
+}
+
 fn program<'a, T>(ebpf: &'a mut Ebpf, name: &str) -> Result<&'a mut T, TraceError>
 where
     &'a mut T: TryFrom<&'a mut aya::programs::Program, Error = aya::programs::ProgramError>,
 {
-    let p = ebpf.program_mut(name).ok_or_else(|| TraceError::Program {
-        prog: name.into(),
-        what: "be found".into(),
-        source: Box::new(aya::programs::ProgramError::UnexpectedProgramType),
-    })?;
+    let p = ebpf.program_mut(name).ok_or_else(|| not_found(name))?;
     p.try_into().map_err(prog_err(name, "convert"))
 }
 
