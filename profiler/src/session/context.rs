@@ -1,8 +1,10 @@
 //! What the runs of one roprof process share: the engine, the one loaded
 //! tracer, the image listings, and the clean-up left for after the answer.
 //!
-//! Loading and verifying the eBPF programs (1.2–1.8 s on the bench machine; `emit` on a thread of its own, see `trace::load`) starts in the background
-//! as soon as the context exists, so it overlaps the image inspection,
+//! Loading and verifying the eBPF programs (1.2–1.8 s on the bench
+//! machine, `emit` verified on a thread of its own: `trace::load`) starts
+//! in the background as soon as the context exists, so it overlaps the
+//! image inspection,
 //! container creation and filesystem listing; every run then re-arms the
 //! same programs instead of loading them again. Containers of finished
 //! closed-loop rounds are removed in the background while the next round
