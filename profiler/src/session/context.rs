@@ -5,9 +5,10 @@
 //! machine, `emit` verified on a thread of its own: `trace::load`) starts
 //! in the background as soon as the context exists, so it overlaps the
 //! image inspection, container creation and filesystem listing; every run
-//! then re-arms the same programs instead of loading them again. Containers of finished
-//! closed-loop rounds are removed in the background while the next round
-//! runs, and the last one after the answer is printed ([`Context::teardown`]).
+//! then re-arms the same programs instead of loading them again.
+//! Containers of finished closed-loop rounds are removed in the background
+//! while the next round runs, and the last one after the answer is printed
+//! ([`Context::teardown`]).
 
 use std::{
     collections::HashMap,
